@@ -1,0 +1,62 @@
+"""``python -m rcl_study.data export --dataset cifar10_lt --imbalance-ratio 100 --out F.npz``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..config import DataConfig
+from .datasets import DataError, ListImages, load_data
+
+
+def export(argv: list[str] | None = None) -> int:
+    """Write the exact long-tailed split (with source indices) and the test set as an ``.npz``."""
+    p = argparse.ArgumentParser(prog="python -m rcl_study.data export")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--imbalance-ratio", type=float, required=True)
+    p.add_argument("--root", default=None)
+    p.add_argument("--profile", default="exponential", choices=["exponential", "step"])
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--download", action="store_true")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    try:
+        cfg = DataConfig(dataset=a.dataset, root=a.root, imbalance_ratio=a.imbalance_ratio,
+                         profile=a.profile, split_seed=a.split_seed, download=a.download)
+        data = load_data(cfg)
+    except (DataError, ValueError) as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    if isinstance(data.train_x, ListImages):
+        print("error: list-file datasets are exported as their list files, not arrays",
+              file=sys.stderr)
+        return 2
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    extra = {"test_mask": data.test_mask} if data.test_mask is not None else {}
+    tmp = out.with_name(out.name + ".tmp.npz")
+    np.savez_compressed(tmp, train_x=data.train_x, train_y=data.train_y, test_x=data.test_x,
+                        test_y=data.test_y, train_index=data.train_index,
+                        imbalance_ratio=np.float64(a.imbalance_ratio),
+                        source=np.str_(a.dataset), **extra)
+    tmp.replace(out)
+    print(f"wrote {out}: {len(data.train_y)} training images "
+          f"{data.train_counts.tolist()}, {len(data.test_y)} test images")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``export`` is the only sub-command."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] != "export":
+        print("usage: python -m rcl_study.data export --dataset D --imbalance-ratio R --out F.npz",
+              file=sys.stderr)
+        return 2
+    return export(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""Batched augmentation on the device: whole uint8 batches in, float views out, no per-image loop.
+
+Every function takes ``x`` as ``[B, C, H, W]`` float in ``[0, 1]`` (see :func:`to_float`) and a
+``torch.Generator`` on the same device, so a seed reproduces a batch on CPU or GPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def to_float(x_uint8: Tensor) -> Tensor:
+    """``[B, H, W, C]`` uint8 -> ``[B, C, H, W]`` float32 in [0, 1]."""
+    return x_uint8.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def _rand(gen: torch.Generator, *shape: int, device) -> Tensor:
+    return torch.rand(shape, generator=gen, device=device)
+
+
+def crop_flip(x: Tensor, gen: torch.Generator, pad: int = 4, flip: bool = True) -> Tensor:
+    """Random crop after zero padding by ``pad`` pixels, then a horizontal flip with p = 0.5.
+
+    Shape: ``[B, C, H, W]`` -> ``[B, C, H, W]``.
+    """
+    b, _, h, w = x.shape
+    dev = x.device
+    if pad > 0:
+        padded = F.pad(x, (pad, pad, pad, pad))
+        off_y = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=dev)
+        off_x = torch.randint(0, 2 * pad + 1, (b,), generator=gen, device=dev)
+        rows = (off_y[:, None] + torch.arange(h, device=dev))[:, None, :, None]
+        cols = (off_x[:, None] + torch.arange(w, device=dev))[:, None, None, :]
+        bidx = torch.arange(b, device=dev)[:, None, None, None]
+        cidx = torch.arange(x.shape[1], device=dev)[None, :, None, None]
+        x = padded[bidx, cidx, rows, cols]
+    if flip:
+        do = _rand(gen, b, device=dev) < 0.5
+        x = torch.where(do[:, None, None, None], x.flip(-1), x)
+    return x
+
+
+def _affine(x: Tensor, theta: Tensor) -> Tensor:
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_resized_crop(x: Tensor, gen: torch.Generator, scale=(0.08, 1.0),
+                        ratio=(3 / 4, 4 / 3)) -> Tensor:
+    """Random resized crop (area fraction in ``scale``, aspect ratio in ``ratio``), bilinear."""
+    b = x.shape[0]
+    dev = x.device
+    area = scale[0] + (scale[1] - scale[0]) * _rand(gen, b, device=dev)
+    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * _rand(gen, b, device=dev)
+    r = torch.exp(log_r)
+    cw = torch.sqrt(area * r).clamp(max=1.0)  # crop width / image width
+    ch = torch.sqrt(area / r).clamp(max=1.0)
+    cx = (1 - cw) * (2 * _rand(gen, b, device=dev) - 1)  # centre in normalised coords
+    cy = (1 - ch) * (2 * _rand(gen, b, device=dev) - 1)
+    theta = torch.zeros(b, 2, 3, device=dev)
+    theta[:, 0, 0], theta[:, 0, 2] = cw, cx
+    theta[:, 1, 1], theta[:, 1, 2] = ch, cy
+    return _affine(x, theta)
+
+
+def _grey(x: Tensor) -> Tensor:
+    if x.shape[1] == 1:
+        return x
+    w = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype)[None, :, None, None]
+    return (x * w).sum(1, keepdim=True).expand_as(x)
+
+
+def _rgb_to_hsv(x: Tensor) -> Tensor:
+    r, g, b = x.unbind(1)
+    maxc, _ = x.max(1)
+    minc, _ = x.min(1)
+    v = maxc
+    delta = maxc - minc
+    s = torch.where(maxc > 0, delta / maxc.clamp_min(1e-8), torch.zeros_like(maxc))
+    dc = delta.clamp_min(1e-8)
+    h = torch.where(maxc == r, (g - b) / dc, torch.where(maxc == g, 2 + (b - r) / dc, 4 + (r - g) / dc))
+    h = torch.where(delta > 0, (h / 6) % 1.0, torch.zeros_like(h))
+    return torch.stack([h, s, v], 1)
+
+
+def _hsv_to_rgb(x: Tensor) -> Tensor:
+    h, s, v = x.unbind(1)
+    k = torch.stack([(5 + h * 6) % 6, (3 + h * 6) % 6, (1 + h * 6) % 6], 1)
+    return v[:, None] - v[:, None] * s[:, None] * (torch.minimum(k, 4 - k).clamp(0, 1))
+
+
+def colour_jitter(x: Tensor, gen: torch.Generator, brightness=0.4, contrast=0.4, saturation=0.4,
+                  hue=0.1, p: float = 0.8) -> Tensor:
+    """SimCLR colour jitter applied to each image with probability ``p`` (fixed op order)."""
+    b = x.shape[0]
+    dev = x.device
+
+    def factor(amount):
+        return (1 - amount + 2 * amount * _rand(gen, b, device=dev))[:, None, None, None]
+
+    out = (x * factor(brightness)).clamp(0, 1)
+    mean = _grey(out).mean(dim=(1, 2, 3), keepdim=True)
+    out = ((out - mean) * factor(contrast) + mean).clamp(0, 1)
+    if x.shape[1] == 3:
+        grey = _grey(out)
+        out = ((out - grey) * factor(saturation) + grey).clamp(0, 1)
+        hsv = _rgb_to_hsv(out)
+        shift = (hue * (2 * _rand(gen, b, device=dev) - 1))[:, None, None]
+        hsv = torch.stack([(hsv[:, 0] + shift) % 1.0, hsv[:, 1], hsv[:, 2]], 1)
+        out = _hsv_to_rgb(hsv).clamp(0, 1)
+    apply = (_rand(gen, b, device=dev) < p)[:, None, None, None]
+    return torch.where(apply, out, x)
+
+
+def random_greyscale(x: Tensor, gen: torch.Generator, p: float = 0.2) -> Tensor:
+    """Greyscale with probability ``p``."""
+    apply = (_rand(gen, x.shape[0], device=x.device) < p)[:, None, None, None]
+    return torch.where(apply, _grey(x), x)
+
+
+def simclr_view(x: Tensor, gen: torch.Generator) -> Tensor:
+    """SimCLR-style view (BCL's contrastive views): resized crop, flip, jitter p=0.8, grey p=0.2."""
+    x = random_resized_crop(x, gen)
+    x = crop_flip(x, gen, pad=0, flip=True)
+    x = colour_jitter(x, gen)
+    return random_greyscale(x, gen)
+
+
+# ------------------------------------------------------------------ RandAugment (batched)
+
+
+def _shear_translate_rotate(x: Tensor, kind: str, mag: Tensor) -> Tensor:
+    b = x.shape[0]
+    theta = torch.zeros(b, 2, 3, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    if kind == "rotate":
+        ang = mag * math.radians(30)
+        theta[:, 0, 0], theta[:, 0, 1] = torch.cos(ang), -torch.sin(ang)
+        theta[:, 1, 0], theta[:, 1, 1] = torch.sin(ang), torch.cos(ang)
+    elif kind == "shear_x":
+        theta[:, 0, 1] = mag * 0.3
+    elif kind == "shear_y":
+        theta[:, 1, 0] = mag * 0.3
+    elif kind == "translate_x":
+        theta[:, 0, 2] = mag * 0.45 * 2
+    elif kind == "translate_y":
+        theta[:, 1, 2] = mag * 0.45 * 2
+    return _affine(x, theta)
+
+
+def _autocontrast(x: Tensor) -> Tensor:
+    lo = x.amin(dim=(2, 3), keepdim=True)
+    hi = x.amax(dim=(2, 3), keepdim=True)
+    return torch.where(hi > lo, (x - lo) / (hi - lo).clamp_min(1e-8), x)
+
+
+def _sharpness(x: Tensor, mag: Tensor) -> Tensor:
+    k = torch.tensor([[1, 1, 1], [1, 5, 1], [1, 1, 1]], device=x.device, dtype=x.dtype) / 13
+    blur = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"),
+                    k.expand(x.shape[1], 1, 3, 3), groups=x.shape[1])
+    f = (1 + 0.9 * mag)[:, None, None, None]
+    return (blur + f * (x - blur)).clamp(0, 1)
+
+
+def _op(x: Tensor, name: str, mag: Tensor) -> Tensor:
+    """One RandAugment op on the whole batch; ``mag`` ``[B]`` in [-1, 1] (signed magnitude)."""
+    m4 = mag[:, None, None, None]
+    if name == "identity":
+        return x
+    if name in ("rotate", "shear_x", "shear_y", "translate_x", "translate_y"):
+        return _shear_translate_rotate(x, name, mag)
+    if name == "brightness":
+        return (x * (1 + 0.9 * m4)).clamp(0, 1)
+    if name == "contrast":
+        mean = _grey(x).mean(dim=(1, 2, 3), keepdim=True)
+        return ((x - mean) * (1 + 0.9 * m4) + mean).clamp(0, 1)
+    if name == "color":
+        g = _grey(x)
+        return ((x - g) * (1 + 0.9 * m4) + g).clamp(0, 1)
+    if name == "sharpness":
+        return _sharpness(x, mag)
+    if name == "posterize":
+        bits = (8 - (m4.abs() * 4).round()).clamp(4, 8)
+        q = 2 ** (8 - bits)
+        return torch.floor(x * 255 / q) * q / 255
+    if name == "solarize":
+        thr = 1 - m4.abs()
+        return torch.where(x >= thr, 1 - x, x)
+    if name == "autocontrast":
+        return _autocontrast(x)
+    if name == "equalize":  # approximated by autocontrast per channel after a gamma stretch
+        return _autocontrast(x.clamp(0, 1) ** (1 - 0.3 * m4.abs()))
+    raise ValueError(f"unknown RandAugment op '{name}'")
+
+
+RANDAUGMENT_OPS = ("identity", "autocontrast", "equalize", "rotate", "solarize", "color",
+                   "posterize", "contrast", "brightness", "sharpness", "shear_x", "shear_y",
+                   "translate_x", "translate_y")
+
+
+def randaugment(x: Tensor, gen: torch.Generator, num_ops: int = 2, magnitude: float = 10) -> Tensor:
+    """RandAugment (Cubuk et al. 2020) over a whole batch: ``num_ops`` ops drawn per image.
+
+    Each op runs once on the whole batch and images take its result only where drawn, so there is
+    no per-image loop. ``magnitude`` in [0, 30] as torchvision (sign drawn per image).
+    """
+    b = x.shape[0]
+    dev = x.device
+    for _ in range(num_ops):
+        choice = torch.randint(0, len(RANDAUGMENT_OPS), (b,), generator=gen, device=dev)
+        sign = torch.where(_rand(gen, b, device=dev) < 0.5, -1.0, 1.0)
+        mag = sign * (magnitude / 30.0)
+        out = x
+        for i, name in enumerate(RANDAUGMENT_OPS):
+            sel = choice == i
+            if name == "identity" or not bool(sel.any()):
+                continue
+            out = torch.where(sel[:, None, None, None], _op(x, name, mag), out)
+        x = out
+    return x
+
+
+def make_views(x_uint8: Tensor, gen: torch.Generator, recipe: str) -> tuple[Tensor, Tensor, Tensor]:
+    """The three views of BCL's recipe from one uint8 batch: (classifier, contrastive 1, 2).
+
+    Recipes: ``bcl`` (classifier: crop+flip+RandAugment; contrastive: SimCLR views),
+    ``crop_flip`` (all three crop+flip), ``crop`` (crop only, for digits), ``none``.
+
+    Shape: ``[B, H, W, C]`` uint8 -> three ``[B, C, H, W]`` float32 in [0, 1].
+    """
+    x = to_float(x_uint8)
+    pad = max(1, x.shape[-1] // 8)
+    if recipe == "bcl":
+        cls = randaugment(crop_flip(x, gen, pad=pad), gen)
+        return cls, simclr_view(x, gen), simclr_view(x, gen)
+    if recipe == "crop_flip":
+        return tuple(crop_flip(x, gen, pad=pad) for _ in range(3))  # type: ignore[return-value]
+    if recipe == "crop":
+        return tuple(crop_flip(x, gen, pad=pad, flip=False) for _ in range(3))  # type: ignore
+    if recipe == "none":
+        return x, x, x
+    raise ValueError(f"unknown augmentation recipe '{recipe}'")

@@ -1,0 +1,42 @@
+"""Classification losses: cross-entropy and logit-adjusted cross-entropy."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Plain cross-entropy.
+
+    Shape:
+        - logits: ``[B, C]``; labels: ``[B]`` int64; output: scalar.
+    """
+    if logits.dim() != 2 or labels.shape != (logits.shape[0],):
+        raise ValueError(
+            f"logits must be [B, C] and labels [B], got {tuple(logits.shape)} and "
+            f"{tuple(labels.shape)}"
+        )
+    return F.cross_entropy(logits.float(), labels)
+
+
+def logit_adjusted_cross_entropy(
+    logits: Tensor, labels: Tensor, class_counts: Tensor, tau_la: float = 1.0
+) -> Tensor:
+    """Logit-adjusted cross-entropy (Menon et al. 2021): CE on ``logits + tau_la * log(pi)``.
+
+    With ``tau_la = 1`` this is Balanced Softmax (Ren et al. 2020). Evaluation uses raw logits.
+
+    Shape:
+        - logits: ``[B, C]``; labels: ``[B]`` int64; class_counts: ``[C]``; output: scalar.
+    """
+    if class_counts.shape != (logits.shape[-1],):
+        raise ValueError(
+            f"class_counts must be [C] = [{logits.shape[-1]}], got {tuple(class_counts.shape)}"
+        )
+    if bool((class_counts <= 0).any()):
+        raise ValueError("class_counts must all be positive")
+    counts = class_counts.to(device=logits.device, dtype=torch.float32)
+    log_prior = torch.log(counts / counts.sum())
+    return cross_entropy(logits.float() + tau_la * log_prior, labels)

@@ -1,0 +1,78 @@
+"""Evaluation metrics of a long-tail paper, from predictions and features (pure functions)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .data.longtail import shot_groups
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """``[C, C]`` counts, rows = true class, columns = predicted class."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return cm
+
+
+def per_class_accuracy(cm: np.ndarray) -> np.ndarray:
+    """Recall of each class, ``[C]``; NaN for a class absent from the test set."""
+    support = cm.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, train_counts: np.ndarray,
+                           mask: np.ndarray | None = None) -> dict:
+    """Top-1, balanced accuracy (mean per-class recall), per-class and many/medium/few accuracy.
+
+    Shot-group accuracy is the mean per-class accuracy over the group's classes (None when the
+    group is empty). ``mask`` (bool ``[N]``) adds ``top1_lossless`` / ``balanced_acc_lossless``.
+    """
+    num_classes = len(train_counts)
+    cm = confusion_matrix(y_true, y_pred, num_classes)
+    pc = per_class_accuracy(cm)
+    out: dict = {
+        "top1": float(np.mean(np.asarray(y_true) == np.asarray(y_pred))),
+        "balanced_acc": float(np.nanmean(pc)),
+        "per_class_acc": [None if np.isnan(v) else float(v) for v in pc],
+    }
+    for name, classes in shot_groups(train_counts).items():
+        vals = pc[classes] if len(classes) else np.array([])
+        vals = vals[~np.isnan(vals)]
+        out[f"{name}_acc"] = float(vals.mean()) if len(vals) else None
+    if mask is not None and np.any(mask):
+        sub = classification_metrics(np.asarray(y_true)[mask], np.asarray(y_pred)[mask],
+                                     train_counts)
+        out["top1_lossless"] = sub["top1"]
+        out["balanced_acc_lossless"] = sub["balanced_acc"]
+    return out
+
+
+def feature_measures(features: Tensor, labels: Tensor, num_classes: int) -> dict:
+    """Feature-space measures the RCL paper argues about.
+
+    - ``compactness``: mean cosine of each (test) feature to its class mean (1 = collapsed).
+    - ``balancedness``: standard deviation, in degrees, of the pairwise angles between the
+      normalised class means (0 for a regular simplex, where all angles are equal).
+
+    Shape: features ``[N, D]``, labels ``[N]``.
+    """
+    f = F.normalize(features.double(), dim=1)
+    present = torch.unique(labels)
+    means = torch.stack([f[labels == c].mean(0) for c in present])  # [C', D]
+    means_n = F.normalize(means, dim=1)
+    lookup = torch.full((num_classes,), -1, dtype=torch.long, device=labels.device)
+    lookup[present] = torch.arange(len(present), device=labels.device)
+    cos_to_mean = (f * means_n[lookup[labels]]).sum(1)
+    out = {"compactness": float(cos_to_mean.mean())}
+    if len(present) >= 3:
+        cos = (means_n @ means_n.T).clamp(-1, 1)
+        iu = torch.triu_indices(len(present), len(present), offset=1)
+        angles = torch.rad2deg(torch.arccos(cos[iu[0], iu[1]]))
+        out["balancedness"] = float(angles.std(unbiased=False))
+    else:
+        out["balancedness"] = None
+    return out

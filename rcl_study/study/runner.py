@@ -1,0 +1,203 @@
+"""Orchestrate a study: plan, skip what is recorded, run the rest through the Tune adapter."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, StudyFile, set_path, to_dict
+from .records import load_records, write_plan
+from .space import describe, expand, search_distributions
+
+
+class StudyExists(RuntimeError):
+    """The study folder already holds records and neither --resume nor --overwrite was given."""
+
+
+def apply_smoke(cfg: StudyFile) -> StudyFile:
+    """Shrink any study so that it runs end to end on a laptop CPU in a few minutes.
+
+    Few steps of small batches, a small stratified subset of the data, at most 4 search trials,
+    CPU only; the output and report folders get a ``-smoke`` suffix so real results are untouched.
+    """
+    import torch
+
+    cuda = torch.cuda.is_available()
+    updates: dict[str, Any] = {
+        "name": f"{cfg.name}-smoke",
+        "train.epochs": min(cfg.train.epochs, 2),
+        "train.max_steps_per_epoch": 2,
+        "train.batch_size": min(cfg.train.batch_size, 32),
+        "train.warmup_epochs": min(cfg.train.warmup_epochs, 1),
+        "train.checkpoint_every": 1,
+        "data.max_per_class": min(cfg.data.max_per_class or 40, 40),
+        "data.test_limit": min(cfg.data.test_limit or 200, 200),
+        "study.n_trials": min(cfg.study.n_trials, 4),
+        "resources.cpus_per_trial": 1,
+        "study.output_dir": f"runs/{cfg.name}-smoke",
+        "report.dir": f"reports/{cfg.name}-smoke",
+    }
+    if not cuda:
+        updates.update({"resources.gpus_per_trial": 0, "train.device": "cpu"})
+    if cfg.data.image_size > 64:
+        updates["data.image_size"] = 64
+    raw = to_dict(cfg)
+    for key, value in updates.items():
+        node = raw
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[leaf] = value
+    from ..config import parse_study
+
+    return parse_study(raw, cfg.name)
+
+
+def dry_run_text(cfg: StudyFile) -> str:
+    """The trial list and resources a study would use."""
+    res = cfg.resources
+    lines = [f"study {cfg.name}: {json.dumps(describe(cfg))}"]
+    if cfg.study.kind == "search":
+        search_distributions(cfg)
+        n = cfg.study.n_trials + len(cfg.study.seeds)
+        lines.append(f"{cfg.study.n_trials} search trials (sampler {cfg.study.sampler}, ASHA "
+                     f"{'on' if cfg.study.asha else 'off'}) at seed {cfg.study.seeds[0]}, then the "
+                     f"best configuration x {len(cfg.study.seeds)} seeds = {n} trials")
+    else:
+        plans = expand(cfg)
+        n = len(plans)
+        for p in plans:
+            ov = " ".join(f"{k}={v}" for k, v in p.overrides.items())
+            lines.append(f"  {p.trial_id:40s} seed={p.seed} {ov}")
+        lines.append(f"{n} trials ({n // len(cfg.study.seeds)} variants x "
+                     f"{len(cfg.study.seeds)} seeds)")
+    conc = res.max_concurrent or "as many as fit"
+    lines.append(f"resources: {res.cpus_per_trial:g} CPU + {res.gpus_per_trial:g} GPU per trial, "
+                 f"{conc} at once, Ray at {res.address or 'a new local instance'}; "
+                 f"records in {cfg.output_dir}, report in {cfg.report_dir}")
+    return "\n".join(lines)
+
+
+def prepare_folder(cfg: StudyFile, resume: bool, overwrite: bool) -> Path:
+    """Create the output folder; refuse to reuse one with records unless told to."""
+    out = cfg.output_dir
+    if out.exists() and any(out.iterdir()):
+        if overwrite:
+            shutil.rmtree(out)
+            if cfg.report_dir.exists():
+                shutil.rmtree(cfg.report_dir)
+        elif not resume:
+            raise StudyExists(
+                f"{out} already holds this study ({len(load_records(out))} trials recorded); "
+                "run again with --resume to finish it, or --overwrite to delete it and start over")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+class _Progress:
+    def __init__(self, total: int, done: int, enabled: bool):
+        self.total, self.done = total, done
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, desc="trials", unit="trial")
+        self.t0 = time.time()
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        self.done += 1
+        bal = record.get("metrics", {}).get("balanced_acc")
+        msg = (f"{record['trial_id']}: {record['status']}"
+               + (f" balanced_acc={bal:.4f}" if isinstance(bal, float) else "")
+               + (f" ({record['reason']})" if record.get("reason") else ""))
+        if self.bar is not None:
+            self.bar.set_postfix_str(msg[:60])
+            self.bar.update(1)
+        else:
+            print(f"[{self.done}/{self.total} trials, {time.time() - self.t0:.0f}s] {msg}",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_study(cfg: StudyFile, *, resume: bool = False, overwrite: bool = False,
+              progress: bool = True) -> list[dict[str, Any]]:
+    """Run (or finish) every planned trial of a study; returns all records."""
+    from . import tune as adapter
+
+    out = prepare_folder(cfg, resume, overwrite)
+    meta = {"study": cfg.name, "config": to_dict(cfg), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    try:
+        if cfg.study.kind == "search":
+            _run_search(cfg, out, meta, progress, adapter)
+        else:
+            plans = expand(cfg)
+            write_plan(out, [asdict(p) for p in plans], meta)
+            done = {r["trial_id"] for r in load_records(out)}
+            todo = [asdict(p) for p in plans if p.trial_id not in done]
+            bar = _Progress(len(plans), len(plans) - len(todo), progress)
+            if todo:
+                adapter.run_trials(cfg, todo, out, bar)
+            bar.close()
+    finally:
+        adapter.shutdown()
+    return load_records(out)
+
+
+def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) -> None:
+    dists = search_distributions(cfg)
+    records = load_records(out)
+    done_ids = {r["trial_id"] for r in records}
+    n_search = sum(1 for r in records if r["variant"] == "search")
+    # trials that were running when the study stopped: re-run first, from their checkpoints
+    enqueue = []
+    for cfg_file in sorted((out / "trials").glob("search-*/config.json")):
+        if cfg_file.parent.name not in done_ids:
+            enqueue.append(json.loads(cfg_file.read_text())["plan"]["overrides"])
+    planned = [{"trial_id": f"search #{i}", "variant": "search"} for i in range(cfg.study.n_trials)]
+    best_plans = [{"trial_id": f"best__s{s}", "variant": "best"} for s in cfg.study.seeds]
+    write_plan(out, planned + best_plans, meta)
+    bar = _Progress(len(planned) + len(best_plans), len(records), progress)
+    remaining = cfg.study.n_trials - n_search
+    if remaining > 0:
+        adapter.run_trials(cfg, None, out, bar, search={
+            "distributions": dists, "n_trials": remaining, "enqueue": enqueue[:remaining]})
+    records = load_records(out)
+    scored = [r for r in records if r["variant"] == "search" and r["status"] == "ok"
+              and r["metrics"].get(cfg.study.metric) is not None]
+    if not scored:
+        bar.close()
+        return
+    pick = max if cfg.study.mode == "max" else min
+    best = pick(scored, key=lambda r: r["metrics"][cfg.study.metric])
+    plans = [{"trial_id": f"best__s{s}", "variant": "best", "seed": s,
+              "overrides": best["overrides"]} for s in cfg.study.seeds]
+    todo = [p for p in plans if p["trial_id"] not in {r["trial_id"] for r in records}]
+    if todo:
+        adapter.run_trials(cfg, todo, out, bar)
+    bar.close()
+
+
+def check_study(cfg: StudyFile) -> None:
+    """Validate what the schema alone cannot (design, grid keys, ranges, data, GPUs); no writes."""
+    import torch
+
+    if cfg.study.kind == "search":
+        search_distributions(cfg)
+    else:
+        expand(cfg)
+    if not cfg.resources.address and cfg.resources.gpus_per_trial > torch.cuda.device_count():
+        raise ConfigError(
+            f"{cfg.name}: resources.gpus_per_trial: {cfg.resources.gpus_per_trial:g} GPUs per "
+            f"trial, but this machine has {torch.cuda.device_count()}")
+    if cfg.study.metric not in ("top1", "balanced_acc", "many_acc", "medium_acc", "few_acc",
+                                "top1_lossless", "balanced_acc_lossless", "compactness"):
+        raise ConfigError(f"{cfg.name}: study.metric: unknown metric '{cfg.study.metric}'")
+    set_path(cfg, {})

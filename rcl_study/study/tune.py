@@ -1,0 +1,230 @@
+"""The Ray Tune adapter: the only module that imports Ray.
+
+Trials run as Tune function trainables; the driver records every finished trial through a Tune
+callback (one writer, atomic writes). Resume does not rely on Tune's experiment state: the driver
+plans only trials without a record, and a trial that was running restarts from the checkpoint in
+its own folder ``<output_dir>/trials/<trial_id>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, StudyFile, parse_study, set_path, to_dict
+from .records import append_record, atomic_write_text, environment
+from .space import params_id
+
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000")
+
+import ray  # noqa: E402
+from ray import tune  # noqa: E402
+
+
+class ClusterError(RuntimeError):
+    """The Ray cluster cannot be reached or lacks the resources a trial needs."""
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _check_address(address: str, timeout: float = 10.0) -> None:
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port or 6379)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as err:
+        raise ClusterError(f"resources.address: Ray cluster at '{address}' does not answer "
+                           f"({err}); start it with 'ray start --head' or remove the key") from None
+
+
+def init_ray(cfg: StudyFile) -> None:
+    """Join ``resources.address`` or start a local Ray instance; check GPUs per trial."""
+    res = cfg.resources
+    if ray.is_initialized():
+        return
+    if res.address:
+        _check_address(res.address)
+        ray.init(address=res.address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    gpus = ray.cluster_resources().get("GPU", 0)
+    if res.gpus_per_trial > gpus:
+        ray.shutdown()
+        raise ConfigError(f"{cfg.name}: resources.gpus_per_trial: {res.gpus_per_trial} GPUs per "
+                          f"trial, but the Ray cluster has {gpus:g}")
+
+
+def _run_one(config: dict[str, Any], base: dict[str, Any], out_dir: str) -> None:
+    """Tune function trainable: one trial from a plan dict, or from sampled search parameters."""
+    from ..train import train_trial
+
+    plan = config.get("plan")
+    if plan is None:  # an Optuna-sampled search trial: flat dotted keys
+        params = {k: v for k, v in config.items() if "." in k}
+        plan = {"trial_id": f"search-{params_id(params)}", "variant": "search",
+                "seed": base["study"]["seeds"][0], "overrides": params}
+    cfg = set_path(parse_study(base, base["name"]),
+                   {**plan["overrides"], "train.seed": plan["seed"], "train.progress": False})
+    if cfg.train.threads is None:
+        import torch
+
+        torch.set_num_threads(max(1, int(base["resources"]["cpus_per_trial"])))
+    workdir = Path(out_dir) / "trials" / plan["trial_id"]
+    workdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(workdir / "config.json", json.dumps({"plan": plan, "config": to_dict(cfg)}))
+    t0 = time.time()
+    result = train_trial(cfg, lambda m: tune.report(_scalars(m)), workdir=workdir,
+                         log=lambda s: print(s, flush=True))
+    result.update(plan=plan, wall_time=time.time() - t0)
+    atomic_write_text(workdir / "result.json", json.dumps(result, default=float))
+    tune.report({**_scalars(result), "trial_finished": 1.0})
+
+
+class _Recorder(tune.Callback):
+    """Driver-side: turn each finished, pruned or failed Tune trial into one record."""
+
+    def __init__(self, out_dir: Path, base: dict[str, Any], on_record: Callable[[dict], None]):
+        self.out_dir, self.base, self.on_record = out_dir, base, on_record
+        self.started: dict[str, float] = {}
+
+    def _plan(self, trial) -> dict[str, Any]:
+        plan = trial.config.get("plan")
+        if plan is None:
+            params = {k: v for k, v in trial.config.items() if "." in k}
+            plan = {"trial_id": f"search-{params_id(params)}", "variant": "search",
+                    "seed": self.base["study"]["seeds"][0], "overrides": params}
+        return plan
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.started[trial.trial_id] = time.time()
+
+    def _record(self, trial, status: str, reason: str) -> None:
+        plan = self._plan(trial)
+        result_file = self.out_dir / "trials" / plan["trial_id"] / "result.json"
+        result: dict[str, Any] = {}
+        if status == "ok" and result_file.exists():
+            result = json.loads(result_file.read_text())
+            status, reason = result.pop("status"), result.pop("reason")
+        elif status == "ok":  # stopped by the scheduler (ASHA) before it finished
+            status, reason = "pruned", "stopped early by the ASHA scheduler"
+            result = {k: v for k, v in (trial.last_result or {}).items()
+                      if k in ("top1", "balanced_acc", "epoch", "loss")}
+        history = result.pop("history", [])
+        config = set_path(parse_study(self.base, self.base["name"]),
+                          {**plan["overrides"], "train.seed": plan["seed"]})
+        record = {
+            "trial_id": plan["trial_id"], "variant": plan["variant"], "seed": plan["seed"],
+            "overrides": plan["overrides"], "status": status, "reason": reason,
+            "metrics": {k: v for k, v in result.items() if k not in ("plan", "loss_spec")},
+            "history": history, "loss_spec": result.get("loss_spec"),
+            "wall_time": result.get("wall_time",
+                                     time.time() - self.started.get(trial.trial_id, time.time())),
+            "device": result.get("device", "unknown"), "config": to_dict(config),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **environment(),
+        }
+        append_record(self.out_dir, record)
+        self.on_record(record)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._record(trial, "ok", "")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        reason = "trial raised an exception"
+        try:
+            err = trial.get_error()
+            if err is not None:
+                lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
+                reason = lines[-1][:500] if lines else reason
+        except Exception:  # noqa: BLE001 - best effort: the error text is informative only
+            pass
+        self._record(trial, "failed", reason)
+
+
+def run_trials(cfg: StudyFile, plans: list[dict[str, Any]] | None, out_dir: Path,
+               on_record: Callable[[dict], None], search: dict[str, Any] | None = None) -> None:
+    """Run trials through Ray Tune, recording each as it finishes.
+
+    Args:
+        cfg: the study (its ``resources`` decide concurrency and per-trial CPUs/GPUs).
+        plans: trial plan dicts (ablation, grid, best-config re-runs); None for a search.
+        out_dir: the study's output folder.
+        on_record: called in the driver with each new record (progress display).
+        search: for a search, ``{"distributions", "n_trials", "enqueue"}`` (Optuna distributions,
+            how many new trials to sample, parameter dicts to run first).
+    """
+    from ray.tune.search import ConcurrencyLimiter
+
+    init_ray(cfg)
+    res = cfg.resources
+    out_dir = Path(out_dir).resolve()
+    base = to_dict(cfg)
+    fn = tune.with_parameters(_run_one, base=base, out_dir=str(out_dir))
+    fn = tune.with_resources(fn, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
+    tune_kwargs: dict[str, Any] = {"max_concurrent_trials": res.max_concurrent}
+    if search is None:
+        param_space: dict[str, Any] = {"plan": tune.grid_search(plans)}
+    else:
+        param_space = {}
+        tune_kwargs.update(num_samples=search["n_trials"], metric=cfg.study.metric,
+                           mode=cfg.study.mode)
+        tune_kwargs["search_alg"] = _optuna_searcher(cfg, out_dir, search)
+        if res.max_concurrent:
+            tune_kwargs["search_alg"] = ConcurrencyLimiter(tune_kwargs["search_alg"],
+                                                           res.max_concurrent)
+            tune_kwargs.pop("max_concurrent_trials")
+        if cfg.study.asha:
+            from ray.tune.schedulers import ASHAScheduler
+
+            tune_kwargs["scheduler"] = ASHAScheduler(time_attr="epoch", max_t=cfg.train.epochs,
+                                                     grace_period=1, reduction_factor=3)
+    tuner = tune.Tuner(
+        fn,
+        param_space=param_space,
+        tune_config=tune.TuneConfig(**tune_kwargs),
+        run_config=tune.RunConfig(
+            name=f"tune-{int(time.time())}", storage_path=str(out_dir / "ray"), verbose=0,
+            callbacks=[_Recorder(out_dir, base, on_record)],
+            failure_config=tune.FailureConfig(max_failures=cfg.study.retries),
+        ),
+    )
+    tuner.fit()
+
+
+def _optuna_searcher(cfg: StudyFile, out_dir: Path, search: dict[str, Any]):
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    samplers = {
+        "tpe": lambda: optuna.samplers.TPESampler(seed=cfg.study.seeds[0]),
+        "random": lambda: optuna.samplers.RandomSampler(seed=cfg.study.seeds[0]),
+    }
+    if cfg.study.sampler == "grid":
+        grid = {k: (v.choices if v.type == "categorical" else [v.low, v.high])
+                for k, v in cfg.study.space.items()}
+        sampler = optuna.samplers.GridSampler(grid, seed=cfg.study.seeds[0])
+    else:
+        sampler = samplers[cfg.study.sampler]()
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out_dir / "optuna.journal")))
+    return OptunaSearch(space=search["distributions"], metric=cfg.study.metric,
+                        mode=cfg.study.mode, sampler=sampler, storage=storage,
+                        study_name=cfg.name, points_to_evaluate=search.get("enqueue") or None)
+
+
+def shutdown() -> None:
+    """Stop the Ray instance this process started or joined."""
+    if ray.is_initialized():
+        ray.shutdown()
