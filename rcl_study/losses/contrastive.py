@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.distributed as dist
 from torch import Tensor
@@ -67,7 +69,9 @@ def _gather_views(features: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Ten
         raise ValueError(
             f"every process must hold the same number of views, got {[int(s) for s in sizes]}"
         )
-    all_feats = torch.cat(dist_fn.all_gather(features), dim=0)
+    with warnings.catch_warnings():  # deprecated in favour of a private API; still correct
+        warnings.simplefilter("ignore", FutureWarning)
+        all_feats = torch.cat(dist_fn.all_gather(features), dim=0)
     all_labels = [torch.empty_like(labels) for _ in range(world)]
     dist.all_gather(all_labels, labels.contiguous())
     n = features.shape[0]
@@ -217,9 +221,12 @@ def naive_class_loop_loss(
     exp = torch.exp(logits - logits.max(dim=1, keepdim=True).values.detach()) * self_mask
     denom = torch.zeros(n, dtype=dtype, device=features.device)
     for j in range(num_classes):
-        in_class = (cand_labels == j)[None, :] & self_mask
-        count = in_class.sum(dim=1).clamp_min(1)
-        denom = denom + (exp * in_class).sum(dim=1) / count
+        cols = torch.nonzero(cand_labels == j).flatten()
+        if cols.numel() == 0:
+            continue
+        keep = self_mask[:, cols]
+        count = keep.sum(dim=1).clamp_min(1)
+        denom = denom + (exp[:, cols] * keep).sum(dim=1) / count
     shifted = logits - logits.max(dim=1, keepdim=True).values.detach()
     pos = same & self_mask
     log_prob = shifted - torch.log(denom)[:, None]
