@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataError
     from .study.runner import StudyExists, apply_smoke, check_study, dry_run_text
 
+    cfg = None
     try:
         cfg = load_study(a.study, a.overrides)
         if a.smoke:
@@ -63,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {a.study}: {err}", file=sys.stderr)
             return 2
     except (ConfigError, DataError, StudyExists) as err:
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        msg = str(err).splitlines()[0]
+        for name in {cfg.name, cfg.name.removesuffix("-smoke")} if cfg else ():
+            if msg.startswith(f"{name}: "):  # errors found after loading name the file too
+                msg = f"{a.study}: {msg[len(name) + 2:]}"
+        print(f"error: {msg}", file=sys.stderr)
         return 2
     status = _report(cfg, a.study)
     ok = sum(r["status"] == "ok" for r in records)

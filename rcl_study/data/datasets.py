@@ -92,6 +92,15 @@ class LTData:
         return int(self.train_x.shape[1])
 
 
+def _download(fetch: Callable[[], object], root: Path, dataset: str) -> None:
+    try:
+        fetch()
+    except Exception as err:  # network errors come as URLError, OSError, RuntimeError...
+        raise DataError(f"{root}: could not download {dataset} there ({type(err).__name__}: "
+                        f"{str(err).splitlines()[0] if str(err) else 'no detail'}); put the "
+                        "files there yourself and set data.download: false") from None
+
+
 def _need(path: Path, what: str, dataset: str) -> Path:
     if not path.exists():
         raise DataError(
@@ -129,7 +138,7 @@ def read_cifar(root: Path, num_classes: int, download: bool = False) -> dict:
         import torchvision
 
         cls = torchvision.datasets.CIFAR10 if num_classes == 10 else torchvision.datasets.CIFAR100
-        cls(str(root), train=True, download=True)
+        _download(lambda: cls(str(root), train=True, download=True), root, f"CIFAR-{num_classes}")
     what = f"the CIFAR-{num_classes} python-version folder '{folder}'"
     _need(base, what, f"CIFAR-{num_classes}")
 
@@ -182,7 +191,8 @@ def read_fashion_mnist(root: Path | None, download: bool = False) -> dict:
                             for c in (root, root / "raw", root / "FashionMNIST" / "raw")):
         import torchvision
 
-        torchvision.datasets.FashionMNIST(str(root), train=True, download=True)
+        _download(lambda: torchvision.datasets.FashionMNIST(str(root), train=True, download=True),
+                  root, "Fashion-MNIST")
     for cand in (root, root / "raw", root / "FashionMNIST" / "raw"):
         if (cand / FASHION_FILES[0]).exists():
             break

@@ -58,6 +58,13 @@ def apply_smoke(cfg: StudyFile) -> StudyFile:
     return parse_study(raw, cfg.name)
 
 
+def absolute_paths(cfg: StudyFile) -> StudyFile:
+    """Data paths made absolute, so that trials find them whatever their working directory."""
+    updates = {f"data.{k}": str(Path(v).expanduser().resolve())
+               for k in ("root", "path") if (v := getattr(cfg.data, k)) is not None}
+    return set_path(cfg, updates) if updates else cfg
+
+
 def dry_run_text(cfg: StudyFile) -> str:
     """The trial list and resources a study would use."""
     res = cfg.resources
@@ -132,6 +139,7 @@ def run_study(cfg: StudyFile, *, resume: bool = False, overwrite: bool = False,
     """Run (or finish) every planned trial of a study; returns all records."""
     from . import tune as adapter
 
+    cfg = absolute_paths(cfg)
     out = prepare_folder(cfg, resume, overwrite)
     meta = {"study": cfg.name, "config": to_dict(cfg), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     try:
