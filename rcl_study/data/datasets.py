@@ -317,9 +317,12 @@ def load_data(cfg) -> LTData:
         train_x, train_y_kept = raw["train_x"], train_y
     else:
         per_class = np.bincount(train_y, minlength=num_classes)
-        counts = class_counts(int(per_class.min()) if cfg.dataset == "digits_lt" else
-                              int(per_class.max()), num_classes, cfg.imbalance_ratio, cfg.profile)
-        idx = long_tail_indices(train_y, counts, seed=cfg.split_seed or 0)
+        n_max = int(per_class.min() if cfg.dataset == "digits_lt" else per_class.max())
+        try:
+            counts = class_counts(n_max, num_classes, cfg.imbalance_ratio, cfg.profile)
+            idx = long_tail_indices(train_y, counts, seed=cfg.split_seed or 0)
+        except ValueError as err:
+            raise DataError(f"data.imbalance_ratio: {cfg.dataset}: {err}") from None
         keep = idx
         train_x, train_y_kept = raw["train_x"][idx], train_y[idx]
     counts_now = np.bincount(train_y_kept, minlength=num_classes)

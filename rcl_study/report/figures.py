@@ -62,7 +62,9 @@ def sensitivity(df: pd.DataFrame, key: str, metric: str, out_dir: Path) -> str:
     """Metric against one swept key, mean with a 95% confidence band over seeds."""
     fig, ax = plt.subplots(figsize=(6, 4))
     data = df.copy()
-    data[key] = pd.to_numeric(data[key], errors="ignore")
+    numeric = pd.to_numeric(data[key], errors="coerce")
+    if numeric.notna().all():
+        data[key] = numeric
     sns.lineplot(data=data, x=key, y=metric, errorbar=("ci", 95), marker="o", ax=ax)
     if key == "data.imbalance_ratio":
         ax.set_xscale("log")

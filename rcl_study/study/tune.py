@@ -143,15 +143,27 @@ class _Recorder(tune.Callback):
         self._record(trial, "ok", "")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        reason = "trial raised an exception"
-        try:
-            err = trial.get_error()
-            if err is not None:
-                lines = [ln for ln in str(err).strip().splitlines() if ln.strip()]
-                reason = lines[-1][:500] if lines else reason
-        except Exception:  # noqa: BLE001 - best effort: the error text is informative only
-            pass
-        self._record(trial, "failed", reason)
+        self._record(trial, "failed", _error_text(trial))
+
+
+def _error_text(trial) -> str:
+    """The last line of a failed trial's traceback (its exception type and message)."""
+    texts = []
+    try:
+        path = trial.error_file
+        if path and Path(path).exists():
+            texts.append(Path(path).read_text())
+    except Exception:  # noqa: BLE001 - best effort: the text is informative only
+        pass
+    try:
+        texts.append(str(trial.get_error() or ""))
+    except Exception:  # noqa: BLE001
+        pass
+    for text in texts:
+        lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+        if lines:
+            return lines[-1][:500]
+    return "trial raised an exception (no traceback was kept)"
 
 
 def run_trials(cfg: StudyFile, plans: list[dict[str, Any]] | None, out_dir: Path,

@@ -1,0 +1,206 @@
+"""Studies end to end through Ray Tune: records, resume after SIGKILL, faults, search."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rcl_study.config import parse_study
+from rcl_study.study.records import load_records
+from rcl_study.study.space import expand
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "name": "tiny",
+    "data": {"dataset": "digits_lt", "imbalance_ratio": 10, "test_limit": 100},
+    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
+    "train": {"epochs": 1, "batch_size": 32, "max_steps_per_epoch": 2, "warmup_epochs": 0,
+              "threads": 1},
+    "loss": {"preset": "bcl+rcl", "balance": 1.0, "scale": 1.5, "margin": 0.5},
+    "study": {"kind": "ablation", "seeds": [0, 1]},
+    "resources": {"cpus_per_trial": 1},
+}
+
+
+def _study(tmp_path, **sections):
+    raw = json.loads(json.dumps(TINY))
+    for key, value in sections.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    path = tmp_path / f"{raw['name']}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _run(tmp_path, *args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "rcl_study.run", *map(str, args),
+                           "--no-progress"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# ---------------------------------------------------------------------------- dry runs (fast)
+
+
+@pytest.mark.parametrize("components,design,seeds,expected", [
+    (["balance", "scale", "margin"], "factorial", [0, 1], 16),
+    (["balance", "scale"], "factorial", [0, 1, 2], 12),
+    (["balance", "scale", "margin", "class_averaging"], "factorial", [0], 16),
+    (["balance", "scale", "margin"], "leave_one_out", [0, 1], 8),
+    (["balance", "scale", "margin"], "add_one_in", [0, 1, 2], 12),
+])
+def test_ablation_counts(components, design, seeds, expected):
+    cfg = parse_study({**TINY, "study": {"kind": "ablation", "components": components,
+                                         "design": design, "seeds": seeds}})
+    plans = expand(cfg)
+    assert len(plans) == expected
+    assert len({p.trial_id for p in plans}) == expected
+    if design == "factorial":  # every on/off cell exactly once per seed
+        cells = {tuple(p.overrides[f"loss.{c}"] for c in components) for p in plans}
+        assert len(cells) == 2 ** len(components)
+
+
+def test_grid_counts_and_values():
+    cfg = parse_study({**TINY, "study": {"kind": "grid", "seeds": [0, 1, 2], "grid": {
+        "loss.scale": [1, 1.5, 2], "data.imbalance_ratio": [10, 50]}}})
+    plans = expand(cfg)
+    assert len(plans) == 3 * 2 * 3
+    assert plans[0].config(cfg).loss.scale == 1 and plans[0].config(cfg).data.imbalance_ratio == 10
+
+
+def test_dry_run_prints_trials_and_runs_nothing(tmp_path):
+    path = _study(tmp_path)
+    proc = _run(tmp_path, path, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "16 trials (8 variants x 2 seeds)" in proc.stdout
+    assert "1 CPU + 0 GPU per trial" in proc.stdout
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "reports").exists()
+
+
+def test_unreachable_ray_address_fails_fast(tmp_path):
+    path = _study(tmp_path)
+    t0 = time.time()
+    proc = _run(tmp_path, path, "--set", "resources.address=127.0.0.1:9", timeout=120)
+    assert proc.returncode == 2
+    assert "does not answer" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert time.time() - t0 < 30
+
+
+# ----------------------------------------------------------------------- Ray end to end (slow)
+
+
+@pytest.mark.slow
+def test_quickstart_reduced_end_to_end_and_no_silent_overwrite(tmp_path):
+    path = _study(tmp_path)
+    proc = _run(tmp_path, path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = load_records(tmp_path / "runs" / "tiny")
+    assert len(records) == 16 and len({r["trial_id"] for r in records}) == 16
+    assert all(r["status"] == "ok" for r in records)
+    r = records[0]
+    for key in ("config", "seed", "history", "metrics", "wall_time", "device", "versions",
+                "git_rev", "reason"):
+        assert key in r
+    assert r["config"]["train"]["seed"] == r["seed"]
+    trial_cfg = json.loads((tmp_path / "runs/tiny/trials" / r["trial_id"] / "config.json")
+                           .read_text())
+    assert trial_cfg["config"]["loss"] == r["config"]["loss"]
+    index = (tmp_path / "reports/tiny/index.md").read_text()
+    for variant in ("none", "balance", "scale", "margin", "balance+scale+margin"):
+        assert f"| {variant} | 2/2 |" in index
+    assert (tmp_path / "reports/tiny/figures/variants.png").stat().st_size > 0
+    csv = (tmp_path / "reports/tiny/results.csv").read_text().strip().splitlines()
+    assert len(csv) == 17
+    # a second run without --resume refuses, and changes nothing
+    before = (tmp_path / "runs/tiny/records.jsonl").read_bytes()
+    again = _run(tmp_path, path)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    assert (tmp_path / "runs/tiny/records.jsonl").read_bytes() == before
+    # --report-only reproduces the same tables from the stored records
+    stats_before = json.loads((tmp_path / "reports/tiny/stats.json").read_text())
+    (tmp_path / "reports/tiny/index.md").unlink()
+    assert _run(tmp_path, path, "--report-only").returncode == 0
+    assert (tmp_path / "reports/tiny/index.md").read_text() == index
+    assert json.loads((tmp_path / "reports/tiny/stats.json").read_text()) == stats_before
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_runs_each_trial_once(tmp_path):
+    path = _study(tmp_path, train={"epochs": 3, "max_steps_per_epoch": 4},
+                  resources={"cpus_per_trial": 1, "max_concurrent": 1})
+    proc = subprocess.Popen([sys.executable, "-m", "rcl_study.run", str(path), "--no-progress"],
+                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    records_file = tmp_path / "runs/tiny/records.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if records_file.exists() and len(load_records(tmp_path / "runs/tiny")) >= 3:
+            break
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
+    proc.wait()
+    before = {r["trial_id"]: r["finished"] for r in load_records(tmp_path / "runs/tiny")}
+    assert 3 <= len(before) < 16
+    resumed = _run(tmp_path, path, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = load_records(tmp_path / "runs/tiny")
+    ids = [r["trial_id"] for r in after]
+    assert len(ids) == 16 and len(set(ids)) == 16
+    for r in after:  # recorded trials were not run again
+        if r["trial_id"] in before:
+            assert r["finished"] == before[r["trial_id"]]
+
+
+@pytest.mark.slow
+def test_failing_and_diverging_trials_are_recorded_and_study_goes_on(tmp_path):
+    # IR 1000 leaves a digit class with no image (the trial raises); lr 1e30 diverges
+    path = _study(tmp_path, study={"kind": "grid", "seeds": [0], "grid": {
+        "data.imbalance_ratio": [10, 1000], "train.lr": [0.05, 1.0e30]}})
+    proc = _run(tmp_path, path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recs = {(r["overrides"]["data.imbalance_ratio"], r["overrides"]["train.lr"]): r
+            for r in load_records(tmp_path / "runs/tiny")}
+    assert len(recs) == 4
+    assert recs[(10, 0.05)]["status"] == "ok"
+    assert recs[(1000, 0.05)]["status"] == "failed"
+    assert "0 images" in recs[(1000, 0.05)]["reason"]
+    assert recs[(10, 1.0e30)]["status"] == "diverged"
+    assert "non-finite loss at epoch 1" in recs[(10, 1.0e30)]["reason"]
+    index = (tmp_path / "reports/tiny/index.md").read_text()
+    assert "Trials that did not finish" in index
+
+
+@pytest.mark.slow
+def test_all_trials_failing_still_writes_a_report(tmp_path):
+    path = _study(tmp_path, data={"imbalance_ratio": 1000}, study={"kind": "ablation",
+                                                                  "components": ["margin"],
+                                                                  "seeds": [0]})
+    proc = _run(tmp_path, path)
+    assert proc.returncode == 2 and "0 images" in proc.stderr  # caught before Ray starts
+    path = _study(tmp_path, study={"kind": "grid", "seeds": [0], "grid": {
+        "data.imbalance_ratio": [1000, 2000]}})
+    proc = _run(tmp_path, path)
+    assert proc.returncode == 1
+    index = (tmp_path / "reports/tiny/index.md").read_text()
+    assert "Every recorded trial failed" in index
+
+
+@pytest.mark.slow
+def test_search_then_best_config_rerun_over_seeds(tmp_path):
+    path = _study(tmp_path, study={"kind": "search", "n_trials": 3, "seeds": [0, 1], "space": {
+        "loss.scale": {"low": 1.0, "high": 2.0}, "loss.margin": {"low": 0.0, "high": 1.0}}})
+    proc = _run(tmp_path, path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recs = load_records(tmp_path / "runs/tiny")
+    search = [r for r in recs if r["variant"] == "search"]
+    best = [r for r in recs if r["variant"] == "best"]
+    assert len(search) == 3 and sorted(r["seed"] for r in best) == [0, 1]
+    top = max(search, key=lambda r: r["metrics"]["balanced_acc"])
+    assert all(r["overrides"] == top["overrides"] for r in best)
+    assert (tmp_path / "runs/tiny/optuna.journal").exists()
+    assert "Optimisation history" in (tmp_path / "reports/tiny/index.md").read_text()
