@@ -65,6 +65,7 @@ class ModelConfig(_Strict):
     proj_hidden: int = Field(512, ge=1)
     proj_dim: int = Field(128, ge=1)
     width: int = Field(32, ge=1)
+    norm: Literal["batch", "sync_batch", "none"] = "batch"
 
 
 class TrainConfig(_Strict):

@@ -137,7 +137,10 @@ def train_trial(cfg: StudyFile, report: Report | None = None, *, workdir: str | 
     recipe = _augment_recipe(cfg, data.channels, data.image_size)
 
     model = build_model(cfg.model.arch, data.channels, data.num_classes, data.image_size,
-                        cfg.model.proj_hidden, cfg.model.proj_dim, cfg.model.width).to(device)
+                        cfg.model.proj_hidden, cfg.model.proj_dim, cfg.model.width,
+                        cfg.model.norm).to(device)
+    if cfg.model.norm == "sync_batch" and acc.num_processes > 1 and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum,
@@ -221,17 +224,19 @@ def train_trial(cfg: StudyFile, report: Report | None = None, *, workdir: str | 
             elapsed += time.perf_counter() - t0
             done = epoch + 1
             if done % tc.eval_every == 0 or done == tc.epochs:
-                if acc.is_main_process:
+                mean_losses = acc.reduce(torch.tensor([sums[k] / steps for k in sums],
+                                                      device=device), reduction="mean")
+                if acc.is_main_process:  # evaluation on one process, the full test set
                     metrics = evaluate(core, test_x, data.test_y, counts_np, mean, std, device,
                                        data.test_mask)
-                metrics.update({k: v / steps for k, v in sums.items()})
-                metrics.update(epoch=done, seconds_per_epoch=elapsed / (done - 0))
-                history.append({k: v for k, v in metrics.items() if k != "per_class_acc"})
-                if report:
-                    report(dict(metrics))
-                if not show_bar:
-                    emit(f"[{cfg.name}] epoch {done}/{tc.epochs} loss {metrics['loss']:.4f} "
-                         f"top1 {metrics['top1']:.4f} bal {metrics['balanced_acc']:.4f}")
+                    metrics.update(zip(sums, mean_losses.tolist()))
+                    metrics.update(epoch=done, seconds_per_epoch=elapsed / done)
+                    history.append({k: v for k, v in metrics.items() if k != "per_class_acc"})
+                    if report:
+                        report(dict(metrics))
+                    if not show_bar:
+                        emit(f"[{cfg.name}] epoch {done}/{tc.epochs} loss {metrics['loss']:.4f} "
+                             f"top1 {metrics['top1']:.4f} bal {metrics['balanced_acc']:.4f}")
             if ckpt_path and (done % tc.checkpoint_every == 0 or done == tc.epochs) \
                     and acc.is_main_process:
                 ckpt_path.parent.mkdir(parents=True, exist_ok=True)

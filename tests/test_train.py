@@ -1,0 +1,187 @@
+"""The trainer on CPU with tiny models: presets, metrics, resume, divergence, two processes."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import rcl_study.train as train
+from rcl_study.config import parse_study
+from rcl_study.losses import PRESETS
+from rcl_study.metrics import classification_metrics, confusion_matrix, feature_measures
+from rcl_study.models import ResNet32, build_model, count_parameters
+
+HERE = Path(__file__).parent
+
+TINY = {
+    "name": "t", "data": {"dataset": "digits_lt", "test_limit": 100},
+    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
+    "train": {"epochs": 1, "batch_size": 32, "max_steps_per_epoch": 3, "warmup_epochs": 0,
+              "progress": False, "threads": 1},
+}
+
+
+def _cfg(**sections):
+    raw = json.loads(json.dumps(TINY))
+    for k, v in sections.items():
+        raw[k] = {**raw.get(k, {}), **v}
+    return parse_study(raw)
+
+
+def _quiet(msg):
+    pass
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_one_epoch_of_every_preset(preset):
+    res = train.train_trial(_cfg(loss={"preset": preset}), log=_quiet)
+    assert res["status"] == "ok" and res["epoch"] == 1
+    for key in ("top1", "balanced_acc", "loss", "loss_cls", "loss_con", "compactness",
+                "balancedness"):
+        assert math.isfinite(res[key]), key
+    assert len(res["per_class_acc"]) == 10
+    if preset in ("ce", "la"):
+        assert res["loss_con"] == 0
+
+
+def test_metrics_against_hand_computed_confusion():
+    # 3 classes; train counts 150 (many), 50 (medium), 5 (few)
+    y_true = np.array([0, 0, 0, 0, 1, 1, 2, 2])
+    y_pred = np.array([0, 0, 0, 1, 1, 0, 2, 0])
+    cm = confusion_matrix(y_true, y_pred, 3)
+    assert cm.tolist() == [[3, 1, 0], [1, 1, 0], [1, 0, 1]]
+    m = classification_metrics(y_true, y_pred, np.array([150, 50, 5]))
+    assert m["top1"] == pytest.approx(5 / 8)
+    assert m["per_class_acc"] == pytest.approx([0.75, 0.5, 0.5])
+    assert m["balanced_acc"] == pytest.approx((0.75 + 0.5 + 0.5) / 3)
+    assert (m["many_acc"], m["medium_acc"], m["few_acc"]) == pytest.approx((0.75, 0.5, 0.5))
+    mask = np.array([True, True, False, False, True, False, True, False])
+    m = classification_metrics(y_true, y_pred, np.array([150, 50, 5]), mask)
+    assert m["top1_lossless"] == pytest.approx(4 / 4)
+    empty = classification_metrics(y_true, y_pred, np.array([150, 120, 101]))
+    assert empty["few_acc"] is None and empty["medium_acc"] is None
+
+
+def test_feature_measures_on_known_geometry():
+    # class means on a regular simplex (3 classes at 120 degrees): balancedness 0
+    ang = torch.tensor([0.0, 120.0, 240.0]).deg2rad()
+    means = torch.stack([ang.cos(), ang.sin()], 1)
+    feats = means.repeat_interleave(4, 0)
+    labels = torch.arange(3).repeat_interleave(4)
+    m = feature_measures(feats, labels, 3)
+    assert m["compactness"] == pytest.approx(1.0) and m["balancedness"] == pytest.approx(0, abs=1e-4)
+    # angles 0, 90, 180 degrees between 3 class means: pairwise 90, 180, 90 -> std 42.43
+    ang = torch.tensor([0.0, 90.0, 180.0]).deg2rad()
+    m = feature_measures(torch.stack([ang.cos(), ang.sin()], 1), torch.arange(3), 3)
+    assert m["balancedness"] == pytest.approx(np.std([90, 180, 90]), abs=1e-3)
+    # two features at +-60 degrees around their class mean: cos 60 = 0.5
+    f = torch.tensor([[math.cos(math.pi / 3), math.sin(math.pi / 3)],
+                      [math.cos(math.pi / 3), -math.sin(math.pi / 3)]])
+    assert feature_measures(f, torch.tensor([0, 0]), 1)["compactness"] == pytest.approx(0.5)
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    cfg = _cfg(train={"epochs": 4, "checkpoint_every": 1})
+    full = train.train_trial(cfg, workdir=tmp_path / "a", log=_quiet)
+
+    class Stop(Exception):
+        pass
+
+    def crash_at_epoch_3(metrics):
+        if metrics["epoch"] == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train.train_trial(cfg, crash_at_epoch_3, workdir=tmp_path / "b", log=_quiet)
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 2  # the last checkpoint before the crash
+    resumed = train.train_trial(cfg, workdir=tmp_path / "b", log=_quiet)
+    for key in ("top1", "balanced_acc", "loss", "compactness"):
+        assert resumed[key] == full[key], key
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in full["history"]]
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_metrics_different_seed_differs():
+    a = train.train_trial(_cfg(), log=_quiet)
+    b = train.train_trial(_cfg(), log=_quiet)
+    c = train.train_trial(_cfg(train={"seed": 1}), log=_quiet)
+    assert a["loss"] == b["loss"] and a["per_class_acc"] == b["per_class_acc"]
+    assert a["loss"] != c["loss"]
+
+
+def test_nan_loss_gives_diverged(monkeypatch):
+    real = train.total_loss
+    calls = {"n": 0}
+
+    def nan_on_second_step(*args, **kwargs):
+        out = real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(train, "total_loss", nan_on_second_step)
+    res = train.train_trial(_cfg(train={"epochs": 2}), log=_quiet)
+    assert res["status"] == "diverged"
+    assert res["reason"] == "non-finite loss at epoch 1, step 2"
+
+
+def test_lr_schedule_warmup_then_cosine():
+    lrs = [train.lr_at(s, 100, 10, 0.1) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1)
+    assert lrs[10] == pytest.approx(0.1) and lrs[55] == pytest.approx(0.05, rel=0.02)
+    assert lrs[-1] < 1e-3 and all(x >= y for x, y in zip(lrs[10:], lrs[11:]))
+
+
+def test_models_shapes_and_resnet32_size():
+    net = build_model("resnet32", 3, 10, 32)
+    feats, logits, proj = net(torch.randn(2, 3, 32, 32))
+    assert feats.shape == (2, 64) and logits.shape == (2, 10) and proj.shape == (2, 128)
+    assert torch.allclose(proj.norm(dim=1), torch.ones(2))
+    protos = net.prototypes()
+    assert protos.shape == (10, 128) and torch.allclose(protos.norm(dim=1), torch.ones(10))
+    # ResNet-32 for CIFAR has about 0.46 M parameters (He et al. 2016, Table 6)
+    assert 0.45e6 < count_parameters(ResNet32()) < 0.48e6
+
+
+@pytest.mark.slow
+def test_torchvision_backbones_build():
+    for arch in ("resnet50", "resnext50"):
+        net = build_model(arch, 3, 5, 64, proj_hidden=32, proj_dim=16)
+        net.eval()
+        feats, logits, proj = net(torch.randn(1, 3, 64, 64))
+        assert feats.shape == (1, 2048) and logits.shape == (1, 5) and proj.shape == (1, 16)
+
+
+def test_single_trial_command(tmp_path):
+    study = tmp_path / "s.yaml"
+    study.write_text(json.dumps({**TINY, "name": "cmd"}))
+    out = tmp_path / "m.json"
+    proc = subprocess.run([sys.executable, "-m", "rcl_study.train", str(study), "--set",
+                           "loss.preset=supcon", "--out", str(out)], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert res["config"]["loss"]["preset"] == "supcon" and res["status"] == "ok"
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["status"] == "ok"
+
+
+def test_two_processes_first_step_loss_matches_one(tmp_path):
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    subprocess.run([sys.executable, str(HERE / "train_worker.py"), str(one)], check=True,
+                   capture_output=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           "--master_port=29547", str(HERE / "train_worker.py"), str(two)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    a, b = json.loads(one.read_text()), json.loads(two.read_text())
+    assert b["world"] == 2 and a["world"] == 1
+    assert abs(a["loss"] - b["loss"]) < 1e-5
