@@ -24,9 +24,9 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     x = _clean(values)
     if len(x) < 2:
         return None
+    if np.all(x == x[0]):  # identical values: a zero-width interval, not a rounding artefact
+        return (float(x[0]), float(x[0]))
     sd = x.std(ddof=1)
-    if sd == 0:
-        return (float(x.mean()), float(x.mean()))
     half = stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * sd / math.sqrt(len(x))
     return (float(x.mean() - half), float(x.mean() + half))
 
@@ -46,14 +46,17 @@ def bootstrap_interval(values: Sequence[float], confidence: float = 0.95, n_boot
 def summarize(values: Sequence[float], confidence: float = 0.95, n_boot: int = 2000) -> dict:
     """n, mean, standard deviation (ddof=1) and t / bootstrap intervals of one variant."""
     x = _clean(values)
+    identical = len(x) >= 2 and bool(np.all(x == x[0]))
     out: dict = {"n": int(len(x)), "mean": float(x.mean()) if len(x) else None,
-                 "std": float(x.std(ddof=1)) if len(x) >= 2 else None,
+                 "std": (0.0 if identical else float(x.std(ddof=1))) if len(x) >= 2 else None,
                  "ci_t": t_interval(x, confidence), "ci_boot": bootstrap_interval(x, confidence,
                                                                                     n_boot)}
     if len(x) == 0:
         out["note"] = "no successful trial"
     elif len(x) == 1:
         out["note"] = "one seed: no spread or interval"
+    elif identical:
+        out["note"] = "identical values on every seed: zero spread"
     return out
 
 
