@@ -1,9 +1,9 @@
 """nox sessions. They reuse the current environment (no reinstall of the torch stack per call).
 
-    nox -s tests          # the test suite (pass pytest arguments after --)
-    nox -s lint           # ruff
-    nox -s quickstart     # the quickstart study, end to end
-    nox -s ablations      # studies/ablation.yaml; e.g. nox -s ablations -- --smoke
+nox -s tests          # the test suite (pass pytest arguments after --)
+nox -s lint           # ruff
+nox -s quickstart     # the quickstart study, end to end
+nox -s ablations      # studies/ablation.yaml; e.g. nox -s ablations -- --smoke
 """
 
 import sys

@@ -80,16 +80,20 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     a = p.parse_args()
     print(f"device {a.device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
-    print(f"{'N':>5} {'C':>6} {'D':>4} | {'vectorised ms':>13} {'+peak MiB':>9} | "
-          f"{'class loop ms':>13} {'+peak MiB':>9} | {'speed-up':>8}")
+    print(
+        f"{'N':>5} {'C':>6} {'D':>4} | {'vectorised ms':>13} {'+peak MiB':>9} | "
+        f"{'class loop ms':>13} {'+peak MiB':>9} | {'speed-up':>8}"
+    )
     for n, c, d in SIZES:
         args = inputs(n, c, d, a.device)
         diff = abs(vectorised(*args).item() - loop(*args).item())
         assert diff < 1e-3, f"implementations disagree by {diff}"
         tv, mv = measure(vectorised, args, a.device, a.repeats)
         tl, ml = measure(loop, args, a.device, max(1, a.repeats // 2) if c > 1000 else a.repeats)
-        print(f"{n:>5} {c:>6} {d:>4} | {tv * 1e3:>13.2f} {mv:>9.1f} | {tl * 1e3:>13.2f} "
-              f"{ml:>9.1f} | {tl / tv:>7.1f}x")
+        print(
+            f"{n:>5} {c:>6} {d:>4} | {tv * 1e3:>13.2f} {mv:>9.1f} | {tl * 1e3:>13.2f} "
+            f"{ml:>9.1f} | {tl / tv:>7.1f}x"
+        )
 
 
 if __name__ == "__main__":

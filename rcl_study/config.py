@@ -1,6 +1,7 @@
 """Typed, strict study files.
 
-A study file is YAML with the sections ``name``, ``data``, ``model``, ``train``, ``loss``, ``study``,
+A study file is YAML with the sections ``name``, ``data``, ``model``, ``train``, ``loss``,
+``study``,
 ``resources`` and ``report``. Every section is a pydantic model with ``extra="forbid"``, so an
 unknown key at any depth is an error that names the key and suggests the closest valid one.
 Every error in this module is a :class:`ConfigError` whose message is a single line.
@@ -224,7 +225,9 @@ def _format_error(source: str, err: ValidationError) -> str:
     msg = e["msg"].removeprefix("Value error, ")
     if e["type"] == "literal_error" and "input" in e:
         options = e.get("ctx", {}).get("expected", "")
-        hint = _suggest(e["input"], [o.strip(" '") for o in str(options).replace(" or ", ",").split(",")])
+        hint = _suggest(
+            e["input"], [o.strip(" '") for o in str(options).replace(" or ", ",").split(",")]
+        )
         return f"{source}: {key}: {msg}, got {e['input']!r}{hint}"
     got = f", got {e['input']!r}" if "input" in e and not isinstance(e["input"], dict) else ""
     return f"{source}: {key}: {msg}{got}"
@@ -256,7 +259,9 @@ def _owner_model(path: tuple[Any, ...]) -> type[BaseModel] | None:
 def parse_study(raw: Any, source: str = "<study>") -> StudyFile:
     """Validate a mapping as a study file; raise :class:`ConfigError` with a one-line message."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: a study file must be a YAML mapping, got {type(raw).__name__}")
+        raise ConfigError(
+            f"{source}: a study file must be a YAML mapping, got {type(raw).__name__}"
+        )
     try:
         return StudyFile.model_validate(raw)
     except ValidationError as err:
@@ -334,6 +339,7 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> StudyFil
 
     Raises:
         ConfigError: with one line naming the file and the offending key.
+
     """
     raw = read_yaml(path)
     if not isinstance(raw, dict):

@@ -24,8 +24,9 @@ def per_class_accuracy(cm: np.ndarray) -> np.ndarray:
         return np.where(support > 0, np.diag(cm) / np.maximum(support, 1), np.nan)
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, train_counts: np.ndarray,
-                           mask: np.ndarray | None = None) -> dict:
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, train_counts: np.ndarray, mask: np.ndarray | None = None
+) -> dict:
     """Top-1, balanced accuracy (mean per-class recall), per-class and many/medium/few accuracy.
 
     Shot-group accuracy is the mean per-class accuracy over the group's classes (None when the
@@ -44,8 +45,9 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, train_counts:
         vals = vals[~np.isnan(vals)]
         out[f"{name}_acc"] = float(vals.mean()) if len(vals) else None
     if mask is not None and np.any(mask):
-        sub = classification_metrics(np.asarray(y_true)[mask], np.asarray(y_pred)[mask],
-                                     train_counts)
+        sub = classification_metrics(
+            np.asarray(y_true)[mask], np.asarray(y_pred)[mask], train_counts
+        )
         out["top1_lossless"] = sub["top1"]
         out["balanced_acc_lossless"] = sub["balanced_acc"]
     return out

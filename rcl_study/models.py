@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
@@ -23,11 +22,18 @@ class SmallCNN(nn.Module):
     def __init__(self, in_channels: int = 1, width: int = 32, norm: str = "batch"):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), _norm2d(norm, width), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, padding=1), _norm2d(norm, 2 * width), nn.ReLU(),
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            _norm2d(norm, width),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            _norm2d(norm, 2 * width),
+            nn.ReLU(),
             nn.MaxPool2d(2),
-            nn.Conv2d(2 * width, 2 * width, 3, padding=1), _norm2d(norm, 2 * width), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Conv2d(2 * width, 2 * width, 3, padding=1),
+            _norm2d(norm, 2 * width),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.out_dim = 2 * width
 
@@ -45,8 +51,9 @@ class _BasicBlock(nn.Module):
         self.bn2 = _norm2d(norm, cout)
         self.shortcut = nn.Sequential()
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                          _norm2d(norm, cout))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), _norm2d(norm, cout)
+            )
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -60,11 +67,15 @@ class ResNet32(nn.Module):
     64-d). Projection shortcuts where the shape changes.
     """
 
-    def __init__(self, in_channels: int = 3, blocks: int = 5, widths=(16, 32, 64),
-                 norm: str = "batch"):
+    def __init__(
+        self, in_channels: int = 3, blocks: int = 5, widths=(16, 32, 64), norm: str = "batch"
+    ):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
-                                  _norm2d(norm, widths[0]), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
+            _norm2d(norm, widths[0]),
+            nn.ReLU(),
+        )
         layers, cin = [], widths[0]
         for i, w in enumerate(widths):
             for j in range(blocks):
@@ -84,16 +95,20 @@ class ResNet32(nn.Module):
 def _torchvision(arch: str) -> nn.Module:
     import torchvision
 
-    net = (torchvision.models.resnet50() if arch == "resnet50"
-           else torchvision.models.resnext50_32x4d())
+    net = (
+        torchvision.models.resnet50()
+        if arch == "resnet50"
+        else torchvision.models.resnext50_32x4d()
+    )
     net.out_dim = net.fc.in_features
     net.fc = nn.Identity()
     return net
 
 
 def _mlp(din: int, hidden: int, dout: int, norm: str = "batch") -> nn.Sequential:
-    return nn.Sequential(nn.Linear(din, hidden), _norm1d(norm, hidden), nn.ReLU(),
-                         nn.Linear(hidden, dout))
+    return nn.Sequential(
+        nn.Linear(din, hidden), _norm1d(norm, hidden), nn.ReLU(), nn.Linear(hidden, dout)
+    )
 
 
 class BCLNet(nn.Module):
@@ -105,8 +120,14 @@ class BCLNet(nn.Module):
       ``[C, proj_dim]`` (BCL's class-complement).
     """
 
-    def __init__(self, backbone: nn.Module, num_classes: int, proj_hidden: int = 512,
-                 proj_dim: int = 128, norm: str = "batch"):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        proj_hidden: int = 512,
+        proj_dim: int = 128,
+        norm: str = "batch",
+    ):
         super().__init__()
         self.backbone = backbone
         d = backbone.out_dim
@@ -133,9 +154,16 @@ def pick_arch(arch: str, image_size: int) -> str:
     return "resnet32" if image_size <= 32 else "resnet50"
 
 
-def build_model(arch: str, in_channels: int, num_classes: int, image_size: int,
-                proj_hidden: int = 512, proj_dim: int = 128, width: int = 32,
-                norm: str = "batch") -> BCLNet:
+def build_model(
+    arch: str,
+    in_channels: int,
+    num_classes: int,
+    image_size: int,
+    proj_hidden: int = 512,
+    proj_dim: int = 128,
+    width: int = 32,
+    norm: str = "batch",
+) -> BCLNet:
     """The model of a trial: backbone by name plus BCL heads.
 
     ``norm``: ``batch`` (BatchNorm, as BCL), ``sync_batch`` (the trainer converts it to

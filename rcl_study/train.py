@@ -80,9 +80,11 @@ def _make_accelerator(cfg: StudyFile, find_unused: bool):
     if cfg.train.device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("train.device is 'cuda' but no GPU is visible")
     bf16 = cuda and cfg.train.precision in ("auto", "bf16")
-    return Accelerator(cpu=not cuda, mixed_precision="bf16" if bf16 else "no",
-                       kwargs_handlers=[DistributedDataParallelKwargs(
-                           find_unused_parameters=find_unused)])
+    return Accelerator(
+        cpu=not cuda,
+        mixed_precision="bf16" if bf16 else "no",
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused)],
+    )
 
 
 def _batch(images, idx: np.ndarray, device) -> torch.Tensor:
@@ -92,8 +94,17 @@ def _batch(images, idx: np.ndarray, device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model, images, labels: np.ndarray, train_counts: np.ndarray, mean, std, device,
-             mask: np.ndarray | None = None, batch_size: int = 512) -> dict[str, Any]:
+def evaluate(
+    model,
+    images,
+    labels: np.ndarray,
+    train_counts: np.ndarray,
+    mean,
+    std,
+    device,
+    mask: np.ndarray | None = None,
+    batch_size: int = 512,
+) -> dict[str, Any]:
     """Accuracy metrics (raw logits) and feature-space measures on a test set."""
     model.eval()
     preds, feats = [], []
@@ -110,8 +121,13 @@ def evaluate(model, images, labels: np.ndarray, train_counts: np.ndarray, mean, 
     return out
 
 
-def train_trial(cfg: StudyFile, report: Report | None = None, *, workdir: str | Path | None = None,
-                log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def train_trial(
+    cfg: StudyFile,
+    report: Report | None = None,
+    *,
+    workdir: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Train and evaluate one trial; never raises for a diverged run.
 
     Args:
@@ -123,6 +139,7 @@ def train_trial(cfg: StudyFile, report: Report | None = None, *, workdir: str | 
     Returns:
         The last evaluation's metrics plus ``status`` (``ok`` or ``diverged``), ``reason``,
         ``epoch``, ``history`` (one entry per evaluation), ``seconds_per_epoch`` and ``device``.
+
     """
     tc = cfg.train
     if tc.threads:
@@ -136,15 +153,23 @@ def train_trial(cfg: StudyFile, report: Report | None = None, *, workdir: str | 
     counts = torch.as_tensor(counts_np, device=device)
     recipe = _augment_recipe(cfg, data.channels, data.image_size)
 
-    model = build_model(cfg.model.arch, data.channels, data.num_classes, data.image_size,
-                        cfg.model.proj_hidden, cfg.model.proj_dim, cfg.model.width,
-                        cfg.model.norm).to(device)
+    model = build_model(
+        cfg.model.arch,
+        data.channels,
+        data.num_classes,
+        data.image_size,
+        cfg.model.proj_hidden,
+        cfg.model.proj_dim,
+        cfg.model.width,
+        cfg.model.norm,
+    ).to(device)
     if cfg.model.norm == "sync_batch" and acc.num_processes > 1 and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=tc.lr, momentum=tc.momentum,
-                          weight_decay=tc.weight_decay)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay
+    )
     model, opt = acc.prepare(model, opt)
     core = acc.unwrap_model(model)
 
@@ -198,8 +223,8 @@ def train_trial(cfg: StudyFile, report: Report | None = None, *, workdir: str | 
             sums = {"loss": 0.0, "loss_cls": 0.0, "loss_con": 0.0}
             perm = torch.randperm(n, generator=perm_gen).numpy()
             for step in range(steps):
-                rows = perm[step * global_batch:(step + 1) * global_batch]
-                rows = rows[acc.process_index * local_batch:(acc.process_index + 1) * local_batch]
+                rows = perm[step * global_batch : (step + 1) * global_batch]
+                rows = rows[acc.process_index * local_batch : (acc.process_index + 1) * local_batch]
                 for group in opt.param_groups:
                     group["lr"] = lr_at(epoch * steps + step, total_steps, warmup_steps, tc.lr)
                 xb = _batch(train_x, rows, device)
@@ -212,8 +237,9 @@ def train_trial(cfg: StudyFile, report: Report | None = None, *, workdir: str | 
                     _, logits, proj = model(inp)
                     protos = core.prototypes() if spec.prototypes else None
                 b = len(rows)
-                losses = total_loss(spec, logits[:b], yb, proj[b:], torch.cat([yb, yb]),
-                                    counts, protos)
+                losses = total_loss(
+                    spec, logits[:b], yb, proj[b:], torch.cat([yb, yb]), counts, protos
+                )
                 if not torch.isfinite(losses["loss"]):
                     raise Diverged(f"non-finite loss at epoch {epoch + 1}, step {step + 1}")
                 opt.zero_grad(set_to_none=True)
@@ -224,31 +250,51 @@ def train_trial(cfg: StudyFile, report: Report | None = None, *, workdir: str | 
             elapsed += time.perf_counter() - t0
             done = epoch + 1
             if done % tc.eval_every == 0 or done == tc.epochs:
-                mean_losses = acc.reduce(torch.tensor([sums[k] / steps for k in sums],
-                                                      device=device), reduction="mean")
+                mean_losses = acc.reduce(
+                    torch.tensor([sums[k] / steps for k in sums], device=device), reduction="mean"
+                )
                 if acc.is_main_process:  # evaluation on one process, the full test set
-                    metrics = evaluate(core, test_x, data.test_y, counts_np, mean, std, device,
-                                       data.test_mask)
+                    metrics = evaluate(
+                        core, test_x, data.test_y, counts_np, mean, std, device, data.test_mask
+                    )
                     metrics.update(zip(sums, mean_losses.tolist()))
                     metrics.update(epoch=done, seconds_per_epoch=elapsed / done)
                     history.append({k: v for k, v in metrics.items() if k != "per_class_acc"})
                     if report:
                         report(dict(metrics))
                     if not show_bar:
-                        emit(f"[{cfg.name}] epoch {done}/{tc.epochs} loss {metrics['loss']:.4f} "
-                             f"top1 {metrics['top1']:.4f} bal {metrics['balanced_acc']:.4f}")
-            if ckpt_path and (done % tc.checkpoint_every == 0 or done == tc.epochs) \
-                    and acc.is_main_process:
+                        emit(
+                            f"[{cfg.name}] epoch {done}/{tc.epochs} loss {metrics['loss']:.4f} "
+                            f"top1 {metrics['top1']:.4f} bal {metrics['balanced_acc']:.4f}"
+                        )
+            if (
+                ckpt_path
+                and (done % tc.checkpoint_every == 0 or done == tc.epochs)
+                and acc.is_main_process
+            ):
                 ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-                _atomic_save({"model": core.state_dict(), "optimizer": opt.state_dict(),
-                              "perm_gen": perm_gen.get_state(), "aug_gen": aug_gen.get_state(),
-                              "torch_rng": torch.get_rng_state(), "history": history,
-                              "epoch": done, "elapsed": elapsed}, ckpt_path)
+                _atomic_save(
+                    {
+                        "model": core.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "perm_gen": perm_gen.get_state(),
+                        "aug_gen": aug_gen.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                        "history": history,
+                        "epoch": done,
+                        "elapsed": elapsed,
+                    },
+                    ckpt_path,
+                )
     except Diverged as err:
         result.update(status="diverged", reason=str(err))
     result.update(metrics)
-    result.update(history=history, epoch=history[-1]["epoch"] if history else 0,
-                  train_counts=counts_np.tolist(), loss_spec=spec.as_dict())
+    result.update(
+        history=history,
+        epoch=history[-1]["epoch"] if history else 0,
+        train_counts=counts_np.tolist(),
+        loss_spec=spec.as_dict(),
+    )
     return result
 
 
@@ -256,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m rcl_study.train STUDY.yaml [--set k=v ...] [--workdir DIR] [--out F.json]``."""
     import json
 
-    p = argparse.ArgumentParser(prog="python -m rcl_study.train", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m rcl_study.train", description=__doc__.split("\n")[0]
+    )
     p.add_argument("study")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--workdir", default=None, help="checkpoint folder (resumes if one exists)")
@@ -272,8 +320,20 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(result, indent=2, default=float)
     if a.out:
         Path(a.out).write_text(text)
-    summary = {k: result.get(k) for k in ("status", "reason", "epoch", "top1", "balanced_acc",
-                                          "many_acc", "medium_acc", "few_acc", "seconds_per_epoch")}
+    summary = {
+        k: result.get(k)
+        for k in (
+            "status",
+            "reason",
+            "epoch",
+            "top1",
+            "balanced_acc",
+            "many_acc",
+            "medium_acc",
+            "few_acc",
+            "seconds_per_epoch",
+        )
+    }
     print(json.dumps(summary, default=float))
     return 0 if result["status"] == "ok" else 1
 

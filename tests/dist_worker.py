@@ -27,8 +27,18 @@ class Net(torch.nn.Module):
 
 def loss_of(model, x, y, counts, gather):
     feats, protos = model(x)
-    return contrastive_loss(feats, y, counts, protos, temperature=0.2, scale=1.3, balance=1.0,
-                            margin=0.4, class_averaging=True, gather=gather)
+    return contrastive_loss(
+        feats,
+        y,
+        counts,
+        protos,
+        temperature=0.2,
+        scale=1.3,
+        balance=1.0,
+        margin=0.4,
+        class_averaging=True,
+        gather=gather,
+    )
 
 
 def main(out_path):
@@ -53,8 +63,10 @@ def main(out_path):
     mean_loss = loss.detach().clone()
     dist.all_reduce(mean_loss)
     mean_loss /= world
-    grad_err = max(float((p.grad - q.grad).abs().max())
-                   for p, q in zip(model.parameters(), ref_model.parameters()))
+    grad_err = max(
+        float((p.grad - q.grad).abs().max())
+        for p, q in zip(model.parameters(), ref_model.parameters())
+    )
     if rank == 0:
         with open(out_path, "w") as f:
             json.dump({"ref": ref.item(), "dist": mean_loss.item(), "grad_err": grad_err}, f)

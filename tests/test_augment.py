@@ -50,8 +50,9 @@ def test_crop_keeps_content_and_zero_pads():
     assert (out == 0).any() and (out == 1).any()
 
 
-@pytest.mark.parametrize("fn", [random_resized_crop, colour_jitter, random_greyscale, simclr_view,
-                                randaugment])
+@pytest.mark.parametrize(
+    "fn", [random_resized_crop, colour_jitter, random_greyscale, simclr_view, randaugment]
+)
 def test_shapes_ranges_and_reproducibility(fn):
     x = torch.rand(64, 3, 32, 32, generator=_gen(9))
     a = fn(x, _gen(3))

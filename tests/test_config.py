@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from rcl_study import run
 from rcl_study.config import ConfigError, load_study, parse_study
@@ -34,9 +35,16 @@ BAD = [
     ("not yaml", "name: [unclosed", "not valid YAML"),
     ("not a mapping", "- a\n- b\n", "must be a YAML mapping"),
     ("unknown top key", _with("lsos", {}), "unknown key 'lsos'"),
-    ("unknown nested key", _with("loss.scael", 2.0), "unknown key 'loss.scael' (did you mean 'scale'?)"),
-    ("unknown deep key", _with("study.space", {"loss.scale": {"lo": 1, "high": 2}}),
-     "unknown key 'study.space.loss.scale.lo' (did you mean 'low'?)"),
+    (
+        "unknown nested key",
+        _with("loss.scael", 2.0),
+        "unknown key 'loss.scael' (did you mean 'scale'?)",
+    ),
+    (
+        "unknown deep key",
+        _with("study.space", {"loss.scale": {"lo": 1, "high": 2}}),
+        "unknown key 'study.space.loss.scale.lo' (did you mean 'low'?)",
+    ),
     ("wrong type", _with("train.epochs", "many"), "train.epochs"),
     ("temperature <= 0", _with("loss.temperature", 0), "loss.temperature"),
     ("scale <= 0", _with("loss.scale", 0), "loss.scale"),
@@ -46,15 +54,32 @@ BAD = [
     ("empty seeds", _with("study.seeds", []), "study.seeds"),
     ("unknown dataset", _with("data.dataset", "cifar10lt"), "did you mean 'cifar10_lt'?"),
     ("unknown preset", _with("loss.preset", "bcl+rlc"), "did you mean 'bcl+rcl'?"),
-    ("unknown component", _with("study.components", ["balance", "margn"]),
-     "did you mean 'margin'?"),
+    (
+        "unknown component",
+        _with("study.components", ["balance", "margn"]),
+        "did you mean 'margin'?",
+    ),
     ("empty grid", _with("study.kind", "grid"), "study.grid"),
-    ("grid key not in schema", {**_with("study.kind", "grid"),
-                                "study": {"kind": "grid", "seeds": [0],
-                                          "grid": {"loss.scael": [1, 2]}}},
-     "study.grid: unknown key 'loss.scael' (did you mean 'scale'?)"),
-    ("search low > high", {**GOOD, "study": {"kind": "search", "seeds": [0], "space": {
-        "loss.scale": {"low": 3, "high": 1}}}}, "study.space.loss.scale: low (3.0) is greater"),
+    (
+        "grid key not in schema",
+        {
+            **_with("study.kind", "grid"),
+            "study": {"kind": "grid", "seeds": [0], "grid": {"loss.scael": [1, 2]}},
+        },
+        "study.grid: unknown key 'loss.scael' (did you mean 'scale'?)",
+    ),
+    (
+        "search low > high",
+        {
+            **GOOD,
+            "study": {
+                "kind": "search",
+                "seeds": [0],
+                "space": {"loss.scale": {"low": 3, "high": 1}},
+            },
+        },
+        "study.space.loss.scale: low (3.0) is greater",
+    ),
     ("too many GPUs", _with("resources.gpus_per_trial", 64), "resources.gpus_per_trial"),
 ]
 
@@ -90,8 +115,13 @@ def test_bad_set_key(tmp_path, monkeypatch, capsys):
 
 def test_no_traceback_from_the_real_command(tmp_path):
     path = _write(tmp_path, _with("loss.temperature", -1))
-    proc = subprocess.run([sys.executable, "-m", "rcl_study.run", str(path)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rcl_study.run", str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     assert "loss.temperature" in proc.stderr
@@ -106,7 +136,7 @@ def test_overrides_apply_and_parse_yaml_values(tmp_path):
 def test_config_is_frozen_and_defaults_resolve():
     cfg = parse_study({"name": "x"})
     assert cfg.output_dir == Path("runs/x") and cfg.report_dir == Path("reports/x")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         cfg.loss.scale = 3  # frozen
 
 

@@ -20,9 +20,17 @@ REAL_CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
 # ------------------------------------------------------------------------ long-tail profiles
 
 
-@pytest.mark.parametrize("n_max,c,ir,total", [(5000, 10, 100, 12406), (5000, 10, 50, 13996),
-                                              (5000, 10, 10, 20431), (500, 100, 100, 10847),
-                                              (500, 100, 50, 12608), (500, 100, 10, 19573)])
+@pytest.mark.parametrize(
+    "n_max,c,ir,total",
+    [
+        (5000, 10, 100, 12406),
+        (5000, 10, 50, 13996),
+        (5000, 10, 10, 20431),
+        (500, 100, 100, 10847),
+        (500, 100, 50, 12608),
+        (500, 100, 10, 19573),
+    ],
+)
 def test_published_totals(n_max, c, ir, total):
     assert sum(class_counts(n_max, c, ir)) == total
 
@@ -84,18 +92,33 @@ def _cifar_dir(root: Path, n_classes: int, per_class: int, n_test: int = 5):
             with open(base / f"data_batch_{i}", "wb") as f:
                 pickle.dump({"data": data, "labels": labels[ch].tolist()}, f)
         with open(base / "test_batch", "wb") as f:
-            pickle.dump({"data": rng.integers(0, 256, (10 * n_test, 3072), dtype=np.uint8),
-                         "labels": np.repeat(np.arange(10), n_test).tolist()}, f)
+            pickle.dump(
+                {
+                    "data": rng.integers(0, 256, (10 * n_test, 3072), dtype=np.uint8),
+                    "labels": np.repeat(np.arange(10), n_test).tolist(),
+                },
+                f,
+            )
     else:
         base = root / "cifar-100-python"
         base.mkdir(parents=True)
         labels = np.repeat(np.arange(100), per_class)
         with open(base / "train", "wb") as f:
-            pickle.dump({"data": rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8),
-                         "fine_labels": labels.tolist()}, f)
+            pickle.dump(
+                {
+                    "data": rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8),
+                    "fine_labels": labels.tolist(),
+                },
+                f,
+            )
         with open(base / "test", "wb") as f:
-            pickle.dump({"data": rng.integers(0, 256, (100 * n_test, 3072), dtype=np.uint8),
-                         "fine_labels": np.repeat(np.arange(100), n_test).tolist()}, f)
+            pickle.dump(
+                {
+                    "data": rng.integers(0, 256, (100 * n_test, 3072), dtype=np.uint8),
+                    "fine_labels": np.repeat(np.arange(100), n_test).tolist(),
+                },
+                f,
+            )
     return base
 
 
@@ -108,8 +131,11 @@ def test_cifar10_layout(tmp_path):
     raw = pickle.load(open(base / "data_batch_1", "rb"), encoding="latin1")
     first = int(d.train_index[0])
     assert first < len(raw["labels"])
-    assert d.train_x[0, 0, 1].tolist() == [raw["data"][first][1], raw["data"][first][1025],
-                                           raw["data"][first][2049]]
+    assert d.train_x[0, 0, 1].tolist() == [
+        raw["data"][first][1],
+        raw["data"][first][1025],
+        raw["data"][first][2049],
+    ]
 
 
 def test_cifar100_layout(tmp_path):
@@ -163,36 +189,69 @@ def _list_tree(root: Path, lines_train, lines_test):
 
 
 def test_list_file_layout(tmp_path):
-    _list_tree(tmp_path, ["imgs/0.jpg 0", "imgs/1.jpg 0", "imgs/2.jpg 1"],
-               ["imgs/3.jpg 1", "imgs/0.jpg 0"])
-    d = load_data(DataConfig(dataset="imagenet_lt", root=str(tmp_path), train_list="train.txt",
-                             test_list="test.txt", image_size=16))
+    _list_tree(
+        tmp_path, ["imgs/0.jpg 0", "imgs/1.jpg 0", "imgs/2.jpg 1"], ["imgs/3.jpg 1", "imgs/0.jpg 0"]
+    )
+    d = load_data(
+        DataConfig(
+            dataset="imagenet_lt",
+            root=str(tmp_path),
+            train_list="train.txt",
+            test_list="test.txt",
+            image_size=16,
+        )
+    )
     assert d.train_counts.tolist() == [2, 1]
     batch = d.train_x[np.array([2, 0])]
     assert batch.shape == (2, 16, 16, 3) and batch.dtype == np.uint8
     assert abs(int(batch[0].mean()) - 120) <= 2  # image 2 is a flat 120
 
 
-@pytest.mark.parametrize("line,needle", [("imgs/0.jpg", "expected 'relative/path.jpg label'"),
-                                         ("imgs/0.jpg 7", "out of range")])
+@pytest.mark.parametrize(
+    "line,needle",
+    [("imgs/0.jpg", "expected 'relative/path.jpg label'"), ("imgs/0.jpg 7", "out of range")],
+)
 def test_bad_list_lines(tmp_path, line, needle):
     _list_tree(tmp_path, ["imgs/1.jpg 0", line], ["imgs/3.jpg 1"])
     with pytest.raises(DataError, match=needle) as err:
-        load_data(DataConfig(dataset="places_lt", root=str(tmp_path), train_list="train.txt",
-                             test_list="test.txt", num_classes=2))
+        load_data(
+            DataConfig(
+                dataset="places_lt",
+                root=str(tmp_path),
+                train_list="train.txt",
+                test_list="test.txt",
+                num_classes=2,
+            )
+        )
     assert "train.txt:2" in str(err.value)
 
 
 def test_arrays_and_export_roundtrip(tmp_path):
     _cifar_dir(tmp_path / "src", 10, 40)
     out = tmp_path / "split.npz"
-    proc = subprocess.run([sys.executable, "-m", "rcl_study.data", "export", "--dataset",
-                           "cifar10_lt", "--imbalance-ratio", "10", "--root",
-                           str(tmp_path / "src"), "--out", str(out)], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rcl_study.data",
+            "export",
+            "--dataset",
+            "cifar10_lt",
+            "--imbalance-ratio",
+            "10",
+            "--root",
+            str(tmp_path / "src"),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
-    direct = load_data(DataConfig(dataset="cifar10_lt", root=str(tmp_path / "src"),
-                                  imbalance_ratio=10))
+    direct = load_data(
+        DataConfig(dataset="cifar10_lt", root=str(tmp_path / "src"), imbalance_ratio=10)
+    )
     back = load_data(DataConfig(dataset="arrays", path=str(out), imbalance_ratio=10))
     assert np.array_equal(back.train_x, direct.train_x)
     assert np.array_equal(back.train_index, direct.train_index)
@@ -231,15 +290,18 @@ def test_digits_default():
 # ------------------------------------------------------------------------- real CIFAR-10
 
 
-@pytest.mark.skipif(not (REAL_CIFAR / "cifar-10-batches-py").exists(),
-                    reason="the real CIFAR-10 copy (../shared/data/cifar10) is not on this machine")
+@pytest.mark.skipif(
+    not (REAL_CIFAR / "cifar-10-batches-py").exists(),
+    reason="the real CIFAR-10 copy (../shared/data/cifar10) is not on this machine",
+)
 def test_real_cifar10():
     d = load_data(DataConfig(dataset="cifar10_lt", root=str(REAL_CIFAR), imbalance_ratio=100))
     assert d.train_counts.tolist() == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
     assert len(d.test_y) == 10000 and np.bincount(d.test_y).tolist() == [1000] * 10
     assert d.test_mask is not None and int(d.test_mask.sum()) == 1000
-    raw = pickle.load(open(REAL_CIFAR / "cifar-10-batches-py" / "data_batch_1", "rb"),
-                      encoding="latin1")
+    raw = pickle.load(
+        open(REAL_CIFAR / "cifar-10-batches-py" / "data_batch_1", "rb"), encoding="latin1"
+    )
     # the first training image of the original set (a frog): its first pixels, R plane
     assert raw["labels"][0] == 6
     assert raw["data"][0][:3].tolist() == [59, 43, 50]

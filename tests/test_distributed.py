@@ -10,8 +10,15 @@ HERE = Path(__file__).parent
 
 def test_two_processes_match_one(tmp_path):
     out = tmp_path / "dist.json"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-           "--master_port=29531", str(HERE / "dist_worker.py"), str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29531",
+        str(HERE / "dist_worker.py"),
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())

@@ -32,12 +32,12 @@ def reference_loss(u, y, n, protos, tau, s, gamma, m, class_averaging):
     for a in range(len(u)):
         others = [k for k in range(len(cand)) if k != a]
 
-        def logit(k):
+        def logit(k, a=a):
             dot = sum(p * q for p, q in zip(u[a], cand[k][0]))
             yk = cand[k][1]
             return s * s * dot / tau + gamma * math.log(pi[yk]) - m * delta[y[a]] * (yk == y[a])
 
-        def weight(k):
+        def weight(k, others=others):
             if not class_averaging:
                 return 1.0
             return float(sum(1 for j in others if cand[j][1] == cand[k][1]))
@@ -70,16 +70,18 @@ def _batch(seed, n=12, d=5, c=4, dtype=torch.float64):
     return u, y, counts, protos
 
 
-GRID = list(itertools.product([0.1, 0.5], [1.0, 1.7], [0.0, 1.0], [0.0, 0.8], [False, True],
-                              [False, True]))
+GRID = list(
+    itertools.product([0.1, 0.5], [1.0, 1.7], [0.0, 1.0], [0.0, 0.8], [False, True], [False, True])
+)
 
 
 @pytest.mark.parametrize("tau,s,gamma,m,ca,use_protos", GRID)
 def test_equals_loop_reference(tau, s, gamma, m, ca, use_protos):
     u, y, counts, protos = _batch(seed=hash((tau, s, gamma, m, ca, use_protos)) % 1000)
     p = protos if use_protos else None
-    got = contrastive_loss(u, y, counts, p, temperature=tau, scale=s, balance=gamma, margin=m,
-                           class_averaging=ca)
+    got = contrastive_loss(
+        u, y, counts, p, temperature=tau, scale=s, balance=gamma, margin=m, class_averaging=ca
+    )
     want = reference_loss(u, y, counts, p, tau, s, gamma, m, ca)
     assert got.dtype == torch.float64
     assert abs(got.item() - want) < 1e-10
@@ -132,8 +134,17 @@ def test_gradcheck_float64():
     protos.requires_grad_(True)
 
     def f(a, p):
-        return contrastive_loss(a, y, counts, p, temperature=0.5, scale=1.2, balance=1.0,
-                                margin=0.3, class_averaging=True)
+        return contrastive_loss(
+            a,
+            y,
+            counts,
+            p,
+            temperature=0.5,
+            scale=1.2,
+            balance=1.0,
+            margin=0.3,
+            class_averaging=True,
+        )
 
     assert torch.autograd.gradcheck(f, (u, protos))
 
@@ -161,8 +172,15 @@ def test_loss_falls_for_every_preset(preset):
     opt = torch.optim.SGD([feats, logits, protos], lr=0.5)
 
     def step():
-        out = total_loss(spec, logits, y, F.normalize(feats, dim=1), torch.cat([y, y]), counts,
-                         F.normalize(protos, dim=1))
+        out = total_loss(
+            spec,
+            logits,
+            y,
+            F.normalize(feats, dim=1),
+            torch.cat([y, y]),
+            counts,
+            F.normalize(protos, dim=1),
+        )
         return out["loss"]
 
     first = step().item()
@@ -195,8 +213,16 @@ def test_edge_cases_finite(ca):
     # C much larger than the batch, with prototypes, all knobs on
     big = torch.randint(1, 500, (1000,))
     protos = F.normalize(torch.randn(1000, u.shape[1], dtype=u.dtype), dim=1)
-    _finite_with_grad(u, torch.tensor([5, 5, 999, 3, 3, 700]), big, protos, class_averaging=ca,
-                      scale=2.0, balance=1.0, margin=1.0)
+    _finite_with_grad(
+        u,
+        torch.tensor([5, 5, 999, 3, 3, 700]),
+        big,
+        protos,
+        class_averaging=ca,
+        scale=2.0,
+        balance=1.0,
+        margin=1.0,
+    )
     # extreme temperature and scale
     _finite_with_grad(u, torch.tensor([0, 0, 1, 1, 2, 2]), counts, class_averaging=ca, scale=5.0)
 
@@ -214,23 +240,36 @@ def test_precisions_agree():
     assert half.dtype == torch.float32 and abs(half.item() - ref.item()) < 0.02
 
 
-@pytest.mark.parametrize("kwargs,needle", [
-    (dict(labels=torch.tensor([0, 1])), "labels"),
-    (dict(labels=torch.tensor([0, 1, 2, 7])), "labels must lie in"),
-    (dict(class_counts=torch.tensor([3, 0, 2, 1])), "class_counts"),
-    (dict(temperature=0.0), "temperature"),
-    (dict(scale=-1.0), "scale"),
-    (dict(margin=-0.1), "margin"),
-    (dict(prototypes=torch.zeros(3, 2)), "prototypes"),
-    (dict(features=torch.zeros(4)), "features"),
-])
+@pytest.mark.parametrize(
+    "kwargs,needle",
+    [
+        (dict(labels=torch.tensor([0, 1])), "labels"),
+        (dict(labels=torch.tensor([0, 1, 2, 7])), "labels must lie in"),
+        (dict(class_counts=torch.tensor([3, 0, 2, 1])), "class_counts"),
+        (dict(temperature=0.0), "temperature"),
+        (dict(scale=-1.0), "scale"),
+        (dict(margin=-0.1), "margin"),
+        (dict(prototypes=torch.zeros(3, 2)), "prototypes"),
+        (dict(features=torch.zeros(4)), "features"),
+    ],
+)
 def test_bad_input(kwargs, needle):
-    args = dict(features=torch.zeros(4, 2), labels=torch.tensor([0, 1, 2, 3]),
-                class_counts=torch.tensor([3, 4, 2, 1]), prototypes=None, temperature=0.1)
+    args = dict(
+        features=torch.zeros(4, 2),
+        labels=torch.tensor([0, 1, 2, 3]),
+        class_counts=torch.tensor([3, 4, 2, 1]),
+        prototypes=None,
+        temperature=0.1,
+    )
     args.update(kwargs)
     with pytest.raises(ValueError, match=needle) as err:
-        contrastive_loss(args.pop("features"), args.pop("labels"), args.pop("class_counts"),
-                         args.pop("prototypes"), **args)
+        contrastive_loss(
+            args.pop("features"),
+            args.pop("labels"),
+            args.pop("class_counts"),
+            args.pop("prototypes"),
+            **args,
+        )
     assert "got" in str(err.value)
 
 

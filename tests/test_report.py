@@ -65,8 +65,11 @@ def test_factorial_effects_recover_known_effects():
     rows, ys = [], []
     for bits in itertools.product([0, 1], repeat=3):
         x = 2 * np.array(bits) - 1
-        mean = 0.6 + (true["A"] * x[0] + true["B"] * x[1] + true["C"] * x[2]
-                      + true["A:B"] * x[0] * x[1]) / 2
+        mean = (
+            0.6
+            + (true["A"] * x[0] + true["B"] * x[1] + true["C"] * x[2] + true["A:B"] * x[0] * x[1])
+            / 2
+        )
         for _ in range(5):
             rows.append(bits)
             ys.append(mean + rng.normal(0, 0.005))
@@ -90,8 +93,9 @@ def test_degenerate_cases_say_why():
     assert r["p_ttest"] is None and "identical" in r["notes"][0]
     r = stats.paired_comparison([0.5], [0.6])
     assert r["p_ttest"] is None and "one seed" in r["notes"][0]
-    res = stats.factorial_effects(np.array(list(itertools.product([0, 1], repeat=2))),
-                                  [1, 2, 3, 4.5], ["A", "B"])
+    res = stats.factorial_effects(
+        np.array(list(itertools.product([0, 1], repeat=2))), [1, 2, 3, 4.5], ["A", "B"]
+    )
     assert res["effects"][0]["se"] is None and "no replicate" in res["note"]
     assert json.dumps([one, same, none, r, res])  # no NaN anywhere
     assert "NaN" not in json.dumps([one, same, none, r, res])
@@ -99,8 +103,13 @@ def test_degenerate_cases_say_why():
 
 def test_best_of_sweep():
     # "2": mean 0.605, sd 0.00577, t(3) = 3.182 -> CI [0.5958, 0.6142] holds "3" (0.6025) only
-    best = stats.best_of_sweep({"1": [0.50, 0.51, 0.50, 0.51], "2": [0.60, 0.61, 0.60, 0.61],
-                                "3": [0.60, 0.605, 0.60, 0.605]})
+    best = stats.best_of_sweep(
+        {
+            "1": [0.50, 0.51, 0.50, 0.51],
+            "2": [0.60, 0.61, 0.60, 0.61],
+            "3": [0.60, 0.605, 0.60, 0.605],
+        }
+    )
     assert best["value"] == "2" and best["within_ci"] == ["3"]
 
 
@@ -110,22 +119,42 @@ def test_best_of_sweep():
 def _record(trial_id, variant, seed, overrides, acc, status="ok"):
     rng = np.random.default_rng(abs(hash(trial_id)) % 2**32)
     per_class = list(np.clip(acc + rng.normal(0, 0.05, 10), 0, 1))
-    metrics = {"top1": acc + 0.01, "balanced_acc": acc, "many_acc": acc + 0.1,
-               "medium_acc": acc, "few_acc": acc - 0.2, "compactness": 0.8, "balancedness": 3.0,
-               "per_class_acc": per_class, "train_counts": [500, 300, 180, 100, 60, 40, 25, 15,
-                                                            9, 5]} if status == "ok" else {}
+    metrics = (
+        {
+            "top1": acc + 0.01,
+            "balanced_acc": acc,
+            "many_acc": acc + 0.1,
+            "medium_acc": acc,
+            "few_acc": acc - 0.2,
+            "compactness": 0.8,
+            "balancedness": 3.0,
+            "per_class_acc": per_class,
+            "train_counts": [500, 300, 180, 100, 60, 40, 25, 15, 9, 5],
+        }
+        if status == "ok"
+        else {}
+    )
     history = [{"epoch": e, "balanced_acc": acc * e / 3, "loss": 1 / e} for e in (1, 2, 3)]
-    return {"trial_id": trial_id, "variant": variant, "seed": seed, "overrides": overrides,
-            "status": status, "reason": "" if status == "ok" else "boom", "metrics": metrics,
-            "history": history if status == "ok" else [], "finished": f"2026-01-01T00:00:{seed}"}
+    return {
+        "trial_id": trial_id,
+        "variant": variant,
+        "seed": seed,
+        "overrides": overrides,
+        "status": status,
+        "reason": "" if status == "ok" else "boom",
+        "metrics": metrics,
+        "history": history if status == "ok" else [],
+        "finished": f"2026-01-01T00:00:{seed}",
+    }
 
 
 BASE = {"name": "syn", "data": {"dataset": "digits_lt"}, "study": {"seeds": [0, 1, 2]}}
 
 
 def _write(tmp_path, study, records, planned=None):
-    cfg = parse_study({**BASE, "study": {**BASE["study"], **study},
-                       "report": {"dir": str(tmp_path / "report")}})
+    cfg = parse_study(
+        {**BASE, "study": {**BASE["study"], **study}, "report": {"dir": str(tmp_path / "report")}}
+    )
     out = tmp_path / "runs"
     for r in records:
         append_record(out, r)
@@ -139,8 +168,11 @@ def _ablation_records(fail_variant=None):
     for bits in itertools.product([0, 1], repeat=3):
         on = [c for c, b in zip(("balance", "scale", "margin"), bits) if b]
         name = "+".join(on) or "none"
-        ov = {"loss.balance": float(bits[0]), "loss.scale": 1.0 + 0.5 * bits[1],
-              "loss.margin": 0.5 * bits[2]}
+        ov = {
+            "loss.balance": float(bits[0]),
+            "loss.scale": 1.0 + 0.5 * bits[1],
+            "loss.margin": 0.5 * bits[2],
+        }
         for seed in (0, 1, 2):
             acc = 0.6 + 0.05 * bits[0] - 0.03 * bits[1] + 0.01 * seed
             status = "failed" if name == fail_variant else "ok"
@@ -156,8 +188,14 @@ def test_ablation_report_with_failed_variant(tmp_path):
     _, path = _write(tmp_path, {"kind": "ablation"}, _ablation_records(fail_variant="scale+margin"))
     md = path.read_text()
     figs = _figs(tmp_path)
-    for name in ("variants", "vs_baseline", "per_class", "shot_groups", "learning_curves",
-                 "feature_measures"):
+    for name in (
+        "variants",
+        "vs_baseline",
+        "per_class",
+        "shot_groups",
+        "learning_curves",
+        "feature_measures",
+    ):
         assert f"{name}.png" in figs and f"{name}.svg" in figs
     assert "effects.png" not in figs  # a missing cell: no factorial model to draw
     assert "| balance | 3/3 |" in md and "| scale+margin | 0/3 |" in md
@@ -185,25 +223,54 @@ def test_grid_reports_one_and_two_keys(tmp_path):
     recs = []
     for s, ir in itertools.product([1.0, 1.5, 2.0], [10, 100]):
         for seed in (0, 1, 2):
-            recs.append(_record(f"s{s}-ir{ir}__s{seed}", f"loss.scale={s},data.imbalance_ratio={ir}",
-                                seed, {"loss.scale": s, "data.imbalance_ratio": ir},
-                                0.7 - 0.1 * abs(s - 1.5) - 0.001 * ir + 0.01 * seed))
-    _, path = _write(tmp_path, {"kind": "grid", "grid": {"loss.scale": [1.0, 1.5, 2.0],
-                                                         "data.imbalance_ratio": [10, 100]}}, recs)
+            recs.append(
+                _record(
+                    f"s{s}-ir{ir}__s{seed}",
+                    f"loss.scale={s},data.imbalance_ratio={ir}",
+                    seed,
+                    {"loss.scale": s, "data.imbalance_ratio": ir},
+                    0.7 - 0.1 * abs(s - 1.5) - 0.001 * ir + 0.01 * seed,
+                )
+            )
+    _, path = _write(
+        tmp_path,
+        {
+            "kind": "grid",
+            "grid": {"loss.scale": [1.0, 1.5, 2.0], "data.imbalance_ratio": [10, 100]},
+        },
+        recs,
+    )
     figs = _figs(tmp_path)
-    assert {"sensitivity_loss_scale.png", "sensitivity_data_imbalance_ratio.png",
-            "heatmap.png"} <= figs
+    assert {
+        "sensitivity_loss_scale.png",
+        "sensitivity_data_imbalance_ratio.png",
+        "heatmap.png",
+    } <= figs
     assert "**Best loss.scale:** 1.5" in path.read_text()
 
 
 def test_search_report_and_partial_progress(tmp_path):
-    recs = [_record(f"search-{i}", "search", 0, {"loss.scale": 1 + i / 10,
-                                                 "loss.margin": (i % 3) / 2}, 0.5 + i / 100)
-            for i in range(6)]
+    recs = [
+        _record(
+            f"search-{i}",
+            "search",
+            0,
+            {"loss.scale": 1 + i / 10, "loss.margin": (i % 3) / 2},
+            0.5 + i / 100,
+        )
+        for i in range(6)
+    ]
     recs += [_record(f"best__s{s}", "best", s, recs[-1]["overrides"], 0.56) for s in (0, 1)]
-    _, path = _write(tmp_path, {"kind": "search", "n_trials": 6, "space": {
-        "loss.scale": {"low": 1, "high": 2}, "loss.margin": {"low": 0, "high": 1}}}, recs,
-        planned=9)
+    _, path = _write(
+        tmp_path,
+        {
+            "kind": "search",
+            "n_trials": 6,
+            "space": {"loss.scale": {"low": 1, "high": 2}, "loss.margin": {"low": 0, "high": 1}},
+        },
+        recs,
+        planned=9,
+    )
     md = path.read_text()
     assert "8 of 9 planned trials recorded (partial" in md
     assert {"search_history.png", "importances.png"} <= _figs(tmp_path)

@@ -21,8 +21,13 @@ TINY = {
     "name": "tiny",
     "data": {"dataset": "digits_lt", "imbalance_ratio": 10, "test_limit": 100},
     "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
-    "train": {"epochs": 1, "batch_size": 32, "max_steps_per_epoch": 2, "warmup_epochs": 0,
-              "threads": 1},
+    "train": {
+        "epochs": 1,
+        "batch_size": 32,
+        "max_steps_per_epoch": 2,
+        "warmup_epochs": 0,
+        "threads": 1,
+    },
     "loss": {"preset": "bcl+rcl", "balance": 1.0, "scale": 1.5, "margin": 0.5},
     "study": {"kind": "ablation", "seeds": [0, 1]},
     "resources": {"cpus_per_trial": 1},
@@ -39,24 +44,40 @@ def _study(tmp_path, **sections):
 
 
 def _run(tmp_path, *args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "rcl_study.run", *map(str, args),
-                           "--no-progress"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "rcl_study.run", *map(str, args), "--no-progress"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # ---------------------------------------------------------------------------- dry runs (fast)
 
 
-@pytest.mark.parametrize("components,design,seeds,expected", [
-    (["balance", "scale", "margin"], "factorial", [0, 1], 16),
-    (["balance", "scale"], "factorial", [0, 1, 2], 12),
-    (["balance", "scale", "margin", "class_averaging"], "factorial", [0], 16),
-    (["balance", "scale", "margin"], "leave_one_out", [0, 1], 8),
-    (["balance", "scale", "margin"], "add_one_in", [0, 1, 2], 12),
-])
+@pytest.mark.parametrize(
+    "components,design,seeds,expected",
+    [
+        (["balance", "scale", "margin"], "factorial", [0, 1], 16),
+        (["balance", "scale"], "factorial", [0, 1, 2], 12),
+        (["balance", "scale", "margin", "class_averaging"], "factorial", [0], 16),
+        (["balance", "scale", "margin"], "leave_one_out", [0, 1], 8),
+        (["balance", "scale", "margin"], "add_one_in", [0, 1, 2], 12),
+    ],
+)
 def test_ablation_counts(components, design, seeds, expected):
-    cfg = parse_study({**TINY, "study": {"kind": "ablation", "components": components,
-                                         "design": design, "seeds": seeds}})
+    cfg = parse_study(
+        {
+            **TINY,
+            "study": {
+                "kind": "ablation",
+                "components": components,
+                "design": design,
+                "seeds": seeds,
+            },
+        }
+    )
     plans = expand(cfg)
     assert len(plans) == expected
     assert len({p.trial_id for p in plans}) == expected
@@ -66,8 +87,16 @@ def test_ablation_counts(components, design, seeds, expected):
 
 
 def test_grid_counts_and_values():
-    cfg = parse_study({**TINY, "study": {"kind": "grid", "seeds": [0, 1, 2], "grid": {
-        "loss.scale": [1, 1.5, 2], "data.imbalance_ratio": [10, 50]}}})
+    cfg = parse_study(
+        {
+            **TINY,
+            "study": {
+                "kind": "grid",
+                "seeds": [0, 1, 2],
+                "grid": {"loss.scale": [1, 1.5, 2], "data.imbalance_ratio": [10, 50]},
+            },
+        }
+    )
     plans = expand(cfg)
     assert len(plans) == 3 * 2 * 3
     assert plans[0].config(cfg).loss.scale == 1 and plans[0].config(cfg).data.imbalance_ratio == 10
@@ -103,12 +132,22 @@ def test_quickstart_reduced_end_to_end_and_no_silent_overwrite(tmp_path):
     assert len(records) == 16 and len({r["trial_id"] for r in records}) == 16
     assert all(r["status"] == "ok" for r in records)
     r = records[0]
-    for key in ("config", "seed", "history", "metrics", "wall_time", "device", "versions",
-                "git_rev", "reason"):
+    for key in (
+        "config",
+        "seed",
+        "history",
+        "metrics",
+        "wall_time",
+        "device",
+        "versions",
+        "git_rev",
+        "reason",
+    ):
         assert key in r
     assert r["config"]["train"]["seed"] == r["seed"]
-    trial_cfg = json.loads((tmp_path / "runs/tiny/trials" / r["trial_id"] / "config.json")
-                           .read_text())
+    trial_cfg = json.loads(
+        (tmp_path / "runs/tiny/trials" / r["trial_id"] / "config.json").read_text()
+    )
     assert trial_cfg["config"]["loss"] == r["config"]["loss"]
     index = (tmp_path / "reports/tiny/index.md").read_text()
     for variant in ("none", "balance", "scale", "margin", "balance+scale+margin"):
@@ -131,11 +170,18 @@ def test_quickstart_reduced_end_to_end_and_no_silent_overwrite(tmp_path):
 
 @pytest.mark.slow
 def test_resume_after_sigkill_runs_each_trial_once(tmp_path):
-    path = _study(tmp_path, train={"epochs": 3, "max_steps_per_epoch": 4},
-                  resources={"cpus_per_trial": 1, "max_concurrent": 1})
-    proc = subprocess.Popen([sys.executable, "-m", "rcl_study.run", str(path), "--no-progress"],
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    path = _study(
+        tmp_path,
+        train={"epochs": 3, "max_steps_per_epoch": 4},
+        resources={"cpus_per_trial": 1, "max_concurrent": 1},
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rcl_study.run", str(path), "--no-progress"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     records_file = tmp_path / "runs/tiny/records.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline:
@@ -159,12 +205,20 @@ def test_resume_after_sigkill_runs_each_trial_once(tmp_path):
 @pytest.mark.slow
 def test_failing_and_diverging_trials_are_recorded_and_study_goes_on(tmp_path):
     # IR 1000 leaves a digit class with no image (the trial raises); lr 1e30 diverges
-    path = _study(tmp_path, study={"kind": "grid", "seeds": [0], "grid": {
-        "data.imbalance_ratio": [10, 1000], "train.lr": [0.05, 1.0e30]}})
+    path = _study(
+        tmp_path,
+        study={
+            "kind": "grid",
+            "seeds": [0],
+            "grid": {"data.imbalance_ratio": [10, 1000], "train.lr": [0.05, 1.0e30]},
+        },
+    )
     proc = _run(tmp_path, path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    recs = {(r["overrides"]["data.imbalance_ratio"], r["overrides"]["train.lr"]): r
-            for r in load_records(tmp_path / "runs/tiny")}
+    recs = {
+        (r["overrides"]["data.imbalance_ratio"], r["overrides"]["train.lr"]): r
+        for r in load_records(tmp_path / "runs/tiny")
+    }
     assert len(recs) == 4
     assert recs[(10, 0.05)]["status"] == "ok"
     assert recs[(1000, 0.05)]["status"] == "failed"
@@ -177,13 +231,17 @@ def test_failing_and_diverging_trials_are_recorded_and_study_goes_on(tmp_path):
 
 @pytest.mark.slow
 def test_all_trials_failing_still_writes_a_report(tmp_path):
-    path = _study(tmp_path, data={"imbalance_ratio": 1000}, study={"kind": "ablation",
-                                                                  "components": ["margin"],
-                                                                  "seeds": [0]})
+    path = _study(
+        tmp_path,
+        data={"imbalance_ratio": 1000},
+        study={"kind": "ablation", "components": ["margin"], "seeds": [0]},
+    )
     proc = _run(tmp_path, path)
     assert proc.returncode == 2 and "0 images" in proc.stderr  # caught before Ray starts
-    path = _study(tmp_path, study={"kind": "grid", "seeds": [0], "grid": {
-        "data.imbalance_ratio": [1000, 2000]}})
+    path = _study(
+        tmp_path,
+        study={"kind": "grid", "seeds": [0], "grid": {"data.imbalance_ratio": [1000, 2000]}},
+    )
     proc = _run(tmp_path, path)
     assert proc.returncode == 1
     index = (tmp_path / "reports/tiny/index.md").read_text()
@@ -192,8 +250,18 @@ def test_all_trials_failing_still_writes_a_report(tmp_path):
 
 @pytest.mark.slow
 def test_search_then_best_config_rerun_over_seeds(tmp_path):
-    path = _study(tmp_path, study={"kind": "search", "n_trials": 3, "seeds": [0, 1], "space": {
-        "loss.scale": {"low": 1.0, "high": 2.0}, "loss.margin": {"low": 0.0, "high": 1.0}}})
+    path = _study(
+        tmp_path,
+        study={
+            "kind": "search",
+            "n_trials": 3,
+            "seeds": [0, 1],
+            "space": {
+                "loss.scale": {"low": 1.0, "high": 2.0},
+                "loss.margin": {"low": 0.0, "high": 1.0},
+            },
+        },
+    )
     proc = _run(tmp_path, path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     recs = load_records(tmp_path / "runs/tiny")

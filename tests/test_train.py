@@ -19,10 +19,17 @@ from rcl_study.models import ResNet32, build_model, count_parameters
 HERE = Path(__file__).parent
 
 TINY = {
-    "name": "t", "data": {"dataset": "digits_lt", "test_limit": 100},
+    "name": "t",
+    "data": {"dataset": "digits_lt", "test_limit": 100},
     "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
-    "train": {"epochs": 1, "batch_size": 32, "max_steps_per_epoch": 3, "warmup_epochs": 0,
-              "progress": False, "threads": 1},
+    "train": {
+        "epochs": 1,
+        "batch_size": 32,
+        "max_steps_per_epoch": 3,
+        "warmup_epochs": 0,
+        "progress": False,
+        "threads": 1,
+    },
 }
 
 
@@ -41,8 +48,15 @@ def _quiet(msg):
 def test_one_epoch_of_every_preset(preset):
     res = train.train_trial(_cfg(loss={"preset": preset}), log=_quiet)
     assert res["status"] == "ok" and res["epoch"] == 1
-    for key in ("top1", "balanced_acc", "loss", "loss_cls", "loss_con", "compactness",
-                "balancedness"):
+    for key in (
+        "top1",
+        "balanced_acc",
+        "loss",
+        "loss_cls",
+        "loss_con",
+        "compactness",
+        "balancedness",
+    ):
         assert math.isfinite(res[key]), key
     assert len(res["per_class_acc"]) == 10
     if preset in ("ce", "la"):
@@ -74,14 +88,20 @@ def test_feature_measures_on_known_geometry():
     feats = means.repeat_interleave(4, 0)
     labels = torch.arange(3).repeat_interleave(4)
     m = feature_measures(feats, labels, 3)
-    assert m["compactness"] == pytest.approx(1.0) and m["balancedness"] == pytest.approx(0, abs=1e-4)
+    assert m["compactness"] == pytest.approx(1.0) and m["balancedness"] == pytest.approx(
+        0, abs=1e-4
+    )
     # angles 0, 90, 180 degrees between 3 class means: pairwise 90, 180, 90 -> std 42.43
     ang = torch.tensor([0.0, 90.0, 180.0]).deg2rad()
     m = feature_measures(torch.stack([ang.cos(), ang.sin()], 1), torch.arange(3), 3)
     assert m["balancedness"] == pytest.approx(np.std([90, 180, 90]), abs=1e-3)
     # two features at +-60 degrees around their class mean: cos 60 = 0.5
-    f = torch.tensor([[math.cos(math.pi / 3), math.sin(math.pi / 3)],
-                      [math.cos(math.pi / 3), -math.sin(math.pi / 3)]])
+    f = torch.tensor(
+        [
+            [math.cos(math.pi / 3), math.sin(math.pi / 3)],
+            [math.cos(math.pi / 3), -math.sin(math.pi / 3)],
+        ]
+    )
     assert feature_measures(f, torch.tensor([0, 0]), 1)["compactness"] == pytest.approx(0.5)
 
 
@@ -165,9 +185,22 @@ def test_single_trial_command(tmp_path):
     study = tmp_path / "s.yaml"
     study.write_text(json.dumps({**TINY, "name": "cmd"}))
     out = tmp_path / "m.json"
-    proc = subprocess.run([sys.executable, "-m", "rcl_study.train", str(study), "--set",
-                           "loss.preset=supcon", "--out", str(out)], capture_output=True,
-                          text=True, timeout=300, cwd=tmp_path)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rcl_study.train",
+            str(study),
+            "--set",
+            "loss.preset=supcon",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.read_text())
     assert res["config"]["loss"]["preset"] == "supcon" and res["status"] == "ok"
@@ -176,11 +209,26 @@ def test_single_trial_command(tmp_path):
 
 def test_two_processes_first_step_loss_matches_one(tmp_path):
     one, two = tmp_path / "one.json", tmp_path / "two.json"
-    subprocess.run([sys.executable, str(HERE / "train_worker.py"), str(one)], check=True,
-                   capture_output=True, timeout=300)
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                           "--master_port=29547", str(HERE / "train_worker.py"), str(two)],
-                          capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [sys.executable, str(HERE / "train_worker.py"), str(one)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=29547",
+            str(HERE / "train_worker.py"),
+            str(two),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert b["world"] == 2 and a["world"] == 1

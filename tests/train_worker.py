@@ -12,10 +12,16 @@ import rcl_study.train as train
 from rcl_study.config import parse_study
 
 CFG = {
-    "name": "dist", "data": {"dataset": "digits_lt", "augment": "none", "test_limit": 50},
+    "name": "dist",
+    "data": {"dataset": "digits_lt", "augment": "none", "test_limit": 50},
     "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8, "norm": "none"},
-    "train": {"epochs": 1, "batch_size": 32, "max_steps_per_epoch": 1, "warmup_epochs": 0,
-              "progress": False},
+    "train": {
+        "epochs": 1,
+        "batch_size": 32,
+        "max_steps_per_epoch": 1,
+        "warmup_epochs": 0,
+        "progress": False,
+    },
     "loss": {"preset": "bcl+rcl", "scale": 1.3, "margin": 0.4},
 }
 

@@ -24,27 +24,44 @@ def export(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     try:
-        cfg = DataConfig(dataset=a.dataset, root=a.root, imbalance_ratio=a.imbalance_ratio,
-                         profile=a.profile, split_seed=a.split_seed, download=a.download)
+        cfg = DataConfig(
+            dataset=a.dataset,
+            root=a.root,
+            imbalance_ratio=a.imbalance_ratio,
+            profile=a.profile,
+            split_seed=a.split_seed,
+            download=a.download,
+        )
         data = load_data(cfg)
     except (DataError, ValueError) as err:
         print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
     if isinstance(data.train_x, ListImages):
-        print("error: list-file datasets are exported as their list files, not arrays",
-              file=sys.stderr)
+        print(
+            "error: list-file datasets are exported as their list files, not arrays",
+            file=sys.stderr,
+        )
         return 2
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     extra = {"test_mask": data.test_mask} if data.test_mask is not None else {}
     tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez_compressed(tmp, train_x=data.train_x, train_y=data.train_y, test_x=data.test_x,
-                        test_y=data.test_y, train_index=data.train_index,
-                        imbalance_ratio=np.float64(a.imbalance_ratio),
-                        source=np.str_(a.dataset), **extra)
+    np.savez_compressed(
+        tmp,
+        train_x=data.train_x,
+        train_y=data.train_y,
+        test_x=data.test_x,
+        test_y=data.test_y,
+        train_index=data.train_index,
+        imbalance_ratio=np.float64(a.imbalance_ratio),
+        source=np.str_(a.dataset),
+        **extra,
+    )
     tmp.replace(out)
-    print(f"wrote {out}: {len(data.train_y)} training images "
-          f"{data.train_counts.tolist()}, {len(data.test_y)} test images")
+    print(
+        f"wrote {out}: {len(data.train_y)} training images "
+        f"{data.train_counts.tolist()}, {len(data.test_y)} test images"
+    )
     return 0
 
 
@@ -52,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: ``export`` is the only sub-command."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] != "export":
-        print("usage: python -m rcl_study.data export --dataset D --imbalance-ratio R --out F.npz",
-              file=sys.stderr)
+        print(
+            "usage: python -m rcl_study.data export --dataset D --imbalance-ratio R --out F.npz",
+            file=sys.stderr,
+        )
         return 2
     return export(argv[1:])
 

@@ -49,13 +49,16 @@ def _affine(x: Tensor, theta: Tensor) -> Tensor:
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
-def random_resized_crop(x: Tensor, gen: torch.Generator, scale=(0.08, 1.0),
-                        ratio=(3 / 4, 4 / 3)) -> Tensor:
+def random_resized_crop(
+    x: Tensor, gen: torch.Generator, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)
+) -> Tensor:
     """Random resized crop (area fraction in ``scale``, aspect ratio in ``ratio``), bilinear."""
     b = x.shape[0]
     dev = x.device
     area = scale[0] + (scale[1] - scale[0]) * _rand(gen, b, device=dev)
-    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * _rand(gen, b, device=dev)
+    log_r = math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * _rand(
+        gen, b, device=dev
+    )
     r = torch.exp(log_r)
     cw = torch.sqrt(area * r).clamp(max=1.0)  # crop width / image width
     ch = torch.sqrt(area / r).clamp(max=1.0)
@@ -82,7 +85,9 @@ def _rgb_to_hsv(x: Tensor) -> Tensor:
     delta = maxc - minc
     s = torch.where(maxc > 0, delta / maxc.clamp_min(1e-8), torch.zeros_like(maxc))
     dc = delta.clamp_min(1e-8)
-    h = torch.where(maxc == r, (g - b) / dc, torch.where(maxc == g, 2 + (b - r) / dc, 4 + (r - g) / dc))
+    h = torch.where(
+        maxc == r, (g - b) / dc, torch.where(maxc == g, 2 + (b - r) / dc, 4 + (r - g) / dc)
+    )
     h = torch.where(delta > 0, (h / 6) % 1.0, torch.zeros_like(h))
     return torch.stack([h, s, v], 1)
 
@@ -93,8 +98,15 @@ def _hsv_to_rgb(x: Tensor) -> Tensor:
     return v[:, None] - v[:, None] * s[:, None] * (torch.minimum(k, 4 - k).clamp(0, 1))
 
 
-def colour_jitter(x: Tensor, gen: torch.Generator, brightness=0.4, contrast=0.4, saturation=0.4,
-                  hue=0.1, p: float = 0.8) -> Tensor:
+def colour_jitter(
+    x: Tensor,
+    gen: torch.Generator,
+    brightness=0.4,
+    contrast=0.4,
+    saturation=0.4,
+    hue=0.1,
+    p: float = 0.8,
+) -> Tensor:
     """SimCLR colour jitter applied to each image with probability ``p`` (fixed op order)."""
     b = x.shape[0]
     dev = x.device
@@ -160,8 +172,9 @@ def _autocontrast(x: Tensor) -> Tensor:
 
 def _sharpness(x: Tensor, mag: Tensor) -> Tensor:
     k = torch.tensor([[1, 1, 1], [1, 5, 1], [1, 1, 1]], device=x.device, dtype=x.dtype) / 13
-    blur = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"),
-                    k.expand(x.shape[1], 1, 3, 3), groups=x.shape[1])
+    blur = F.conv2d(
+        F.pad(x, (1, 1, 1, 1), mode="replicate"), k.expand(x.shape[1], 1, 3, 3), groups=x.shape[1]
+    )
     f = (1 + 0.9 * mag)[:, None, None, None]
     return (blur + f * (x - blur)).clamp(0, 1)
 
@@ -197,9 +210,22 @@ def _op(x: Tensor, name: str, mag: Tensor) -> Tensor:
     raise ValueError(f"unknown RandAugment op '{name}'")
 
 
-RANDAUGMENT_OPS = ("identity", "autocontrast", "equalize", "rotate", "solarize", "color",
-                   "posterize", "contrast", "brightness", "sharpness", "shear_x", "shear_y",
-                   "translate_x", "translate_y")
+RANDAUGMENT_OPS = (
+    "identity",
+    "autocontrast",
+    "equalize",
+    "rotate",
+    "solarize",
+    "color",
+    "posterize",
+    "contrast",
+    "brightness",
+    "sharpness",
+    "shear_x",
+    "shear_y",
+    "translate_x",
+    "translate_y",
+)
 
 
 def randaugment(x: Tensor, gen: torch.Generator, num_ops: int = 2, magnitude: float = 10) -> Tensor:

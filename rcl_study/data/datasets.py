@@ -32,6 +32,7 @@ class ListImages:
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
+        """``(N, size, size, 3)``, as an image array would have."""
         return (len(self.paths), self.size, self.size, 3)
 
     def _load(self, rel: str) -> np.ndarray:
@@ -51,11 +52,13 @@ class ListImages:
             raise DataError(f"{path}: cannot decode image ({err})") from None
 
     def __getitem__(self, idx) -> np.ndarray:
+        """Decode the images at ``idx`` (threads) into ``[B, size, size, 3]`` uint8."""
         idx = np.atleast_1d(np.asarray(idx))
         with ThreadPoolExecutor(max_workers=8) as pool:
             return np.stack(list(pool.map(self._load, [self.paths[i] for i in idx])))
 
     def subset(self, idx: np.ndarray) -> ListImages:
+        """The images at ``idx``, still decoded on demand."""
         return ListImages(self.root, [self.paths[i] for i in idx], self.size)
 
 
@@ -85,10 +88,12 @@ class LTData:
 
     @property
     def channels(self) -> int:
+        """Image channels (1 or 3)."""
         return int(self.train_x.shape[-1])
 
     @property
     def image_size(self) -> int:
+        """Image height (= width) in pixels."""
         return int(self.train_x.shape[1])
 
 
@@ -96,9 +101,11 @@ def _download(fetch: Callable[[], object], root: Path, dataset: str) -> None:
     try:
         fetch()
     except Exception as err:  # network errors come as URLError, OSError, RuntimeError...
-        raise DataError(f"{root}: could not download {dataset} there ({type(err).__name__}: "
-                        f"{str(err).splitlines()[0] if str(err) else 'no detail'}); put the "
-                        "files there yourself and set data.download: false") from None
+        raise DataError(
+            f"{root}: could not download {dataset} there ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no detail'}); put the "
+            "files there yourself and set data.download: false"
+        ) from None
 
 
 def _need(path: Path, what: str, dataset: str) -> Path:
@@ -129,10 +136,18 @@ def read_cifar(root: Path, num_classes: int, download: bool = False) -> dict:
     """CIFAR-10/100 "python version" read directly (no md5 check), with the lossless mask if any."""
     if num_classes == 10:
         folder, train_files, test_files, key = (
-            "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"],
-            "labels")
+            "cifar-10-batches-py",
+            [f"data_batch_{i}" for i in range(1, 6)],
+            ["test_batch"],
+            "labels",
+        )
     else:
-        folder, train_files, test_files, key = "cifar-100-python", ["train"], ["test"], "fine_labels"
+        folder, train_files, test_files, key = (
+            "cifar-100-python",
+            ["train"],
+            ["test"],
+            "fine_labels",
+        )
     base = root / folder
     if download and not base.exists():
         import torchvision
@@ -145,7 +160,9 @@ def read_cifar(root: Path, num_classes: int, download: bool = False) -> dict:
     def load(files):
         xs, ys = [], []
         for name in files:
-            d = _unpickle(_need(base / name, f"the CIFAR batch file '{name}'", f"CIFAR-{num_classes}"))
+            d = _unpickle(
+                _need(base / name, f"the CIFAR batch file '{name}'", f"CIFAR-{num_classes}")
+            )
             xs.append(_cifar_images(d, base / name))
             if key not in d:
                 raise DataError(f"{base / name}: no '{key}' entry")
@@ -157,7 +174,9 @@ def read_cifar(root: Path, num_classes: int, download: bool = False) -> dict:
     mask_path = root / "test_lossless.npy"
     mask = np.load(mask_path) if mask_path.exists() else None
     if mask is not None and mask.shape != (len(test_y),):
-        raise DataError(f"{mask_path}: expected a bool mask of shape ({len(test_y)},), got {mask.shape}")
+        raise DataError(
+            f"{mask_path}: expected a bool mask of shape ({len(test_y)},), got {mask.shape}"
+        )
     return dict(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, test_mask=mask)
 
 
@@ -179,20 +198,28 @@ def _read_idx(path: Path) -> np.ndarray:
     return body.reshape(dims)
 
 
-FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+FASHION_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 def read_fashion_mnist(root: Path | None, download: bool = False) -> dict:
     """Fashion-MNIST from the four gzip IDX files (torchvision's ``raw/`` or Debian's folder)."""
     root = root or DEBIAN_FASHION
-    if download and not any((c / FASHION_FILES[0]).exists()
-                            for c in (root, root / "raw", root / "FashionMNIST" / "raw")):
+    if download and not any(
+        (c / FASHION_FILES[0]).exists() for c in (root, root / "raw", root / "FashionMNIST" / "raw")
+    ):
         import torchvision
 
-        _download(lambda: torchvision.datasets.FashionMNIST(str(root), train=True, download=True),
-                  root, "Fashion-MNIST")
+        _download(
+            lambda: torchvision.datasets.FashionMNIST(str(root), train=True, download=True),
+            root,
+            "Fashion-MNIST",
+        )
     for cand in (root, root / "raw", root / "FashionMNIST" / "raw"):
         if (cand / FASHION_FILES[0]).exists():
             break
@@ -201,10 +228,17 @@ def read_fashion_mnist(root: Path | None, download: bool = False) -> dict:
             f"{root}: no '{FASHION_FILES[0]}' there (nor in raw/ or FashionMNIST/raw/); set "
             "data.root, install Debian's dataset-fashion-mnist, or set data.download: true"
         )
-    arrs = [_read_idx(_need(cand / f, "a Fashion-MNIST IDX file", "Fashion-MNIST"))
-            for f in FASHION_FILES]
-    return dict(train_x=arrs[0][..., None], train_y=arrs[1].astype(np.int64),
-                test_x=arrs[2][..., None], test_y=arrs[3].astype(np.int64), test_mask=None)
+    arrs = [
+        _read_idx(_need(cand / f, "a Fashion-MNIST IDX file", "Fashion-MNIST"))
+        for f in FASHION_FILES
+    ]
+    return dict(
+        train_x=arrs[0][..., None],
+        train_y=arrs[1].astype(np.int64),
+        test_x=arrs[2][..., None],
+        test_y=arrs[3].astype(np.int64),
+        test_mask=None,
+    )
 
 
 def read_digits(test_fraction: float = 0.3) -> dict:
@@ -218,15 +252,23 @@ def read_digits(test_fraction: float = 0.3) -> dict:
     d = load_digits()
     images = np.clip(np.round(d.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)[..., None]
     idx_train, idx_test = train_test_split(
-        np.arange(len(d.target)), test_size=test_fraction, stratify=d.target, random_state=0)
+        np.arange(len(d.target)), test_size=test_fraction, stratify=d.target, random_state=0
+    )
     idx_train, idx_test = np.sort(idx_train), np.sort(idx_test)
-    return dict(train_x=images[idx_train], train_y=d.target[idx_train].astype(np.int64),
-                test_x=images[idx_test], test_y=d.target[idx_test].astype(np.int64), test_mask=None)
+    return dict(
+        train_x=images[idx_train],
+        train_y=d.target[idx_train].astype(np.int64),
+        test_x=images[idx_test],
+        test_y=d.target[idx_test].astype(np.int64),
+        test_mask=None,
+    )
 
 
 def read_list_file(path: Path, num_classes: int | None) -> tuple[list[str], np.ndarray]:
     """``relative/path.jpg label`` per line (ImageNet-LT, iNaturalist, Places-LT list files)."""
-    _need(path, "an ImageNet-LT-style list file ('relative/path.jpg label' per line)", "the dataset")
+    _need(
+        path, "an ImageNet-LT-style list file ('relative/path.jpg label' per line)", "the dataset"
+    )
     paths, labels = [], []
     for i, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
@@ -245,7 +287,7 @@ def read_list_file(path: Path, num_classes: int | None) -> tuple[list[str], np.n
 
 
 def read_arrays(path: Path) -> dict:
-    """An ``.npz`` with uint8 ``train_x``, ``train_y``, ``test_x``, ``test_y`` (as ``export`` writes)."""
+    """Read an ``.npz`` with uint8 ``train_x``, ``train_y``, ``test_x``, ``test_y`` (as exported)."""
     _need(path, "an .npz file with train_x, train_y, test_x, test_y", "the arrays")
     try:
         z = np.load(path, allow_pickle=False)
@@ -267,7 +309,9 @@ def read_arrays(path: Path) -> dict:
 
 def _root(cfg) -> Path:
     if cfg.root is None:
-        raise DataError(f"data.root is not set; {cfg.dataset} needs the folder that holds its files")
+        raise DataError(
+            f"data.root is not set; {cfg.dataset} needs the folder that holds its files"
+        )
     return Path(cfg.root).expanduser()
 
 
@@ -278,9 +322,14 @@ def _list_dataset(cfg) -> dict:
     rel = lambda p: Path(p) if Path(p).is_absolute() else root / p  # noqa: E731
     tr_paths, tr_y = read_list_file(rel(cfg.train_list), cfg.num_classes)
     te_paths, te_y = read_list_file(rel(cfg.test_list), cfg.num_classes)
-    return dict(train_x=ListImages(root, tr_paths, cfg.image_size), train_y=tr_y,
-                test_x=ListImages(root, te_paths, cfg.image_size), test_y=te_y, test_mask=None,
-                already_long_tailed=True)
+    return dict(
+        train_x=ListImages(root, tr_paths, cfg.image_size),
+        train_y=tr_y,
+        test_x=ListImages(root, te_paths, cfg.image_size),
+        test_y=te_y,
+        test_mask=None,
+        already_long_tailed=True,
+    )
 
 
 READERS: dict[str, Callable] = {
@@ -288,7 +337,8 @@ READERS: dict[str, Callable] = {
     "cifar10_lt": lambda cfg: read_cifar(_root(cfg), 10, cfg.download),
     "cifar100_lt": lambda cfg: read_cifar(_root(cfg), 100, cfg.download),
     "fashion_mnist_lt": lambda cfg: read_fashion_mnist(
-        Path(cfg.root).expanduser() if cfg.root else None, cfg.download),
+        Path(cfg.root).expanduser() if cfg.root else None, cfg.download
+    ),
     "imagenet_lt": _list_dataset,
     "inaturalist": _list_dataset,
     "places_lt": _list_dataset,
@@ -311,7 +361,8 @@ def load_data(cfg) -> LTData:
     if stored_ir is not None and float(stored_ir) != float(cfg.imbalance_ratio):
         raise DataError(
             f"{cfg.path}: this file was exported at imbalance ratio {float(stored_ir):g}, "
-            f"but data.imbalance_ratio is {cfg.imbalance_ratio:g}; re-export or change the ratio")
+            f"but data.imbalance_ratio is {cfg.imbalance_ratio:g}; re-export or change the ratio"
+        )
     if raw.get("already_long_tailed") or stored_ir is not None:
         keep = raw.get("train_index", np.arange(len(train_y)))
         train_x, train_y_kept = raw["train_x"], train_y
@@ -327,8 +378,10 @@ def load_data(cfg) -> LTData:
         train_x, train_y_kept = raw["train_x"][idx], train_y[idx]
     counts_now = np.bincount(train_y_kept, minlength=num_classes)
     if (counts_now == 0).any():
-        raise DataError(f"{cfg.dataset}: classes {np.where(counts_now == 0)[0].tolist()} have no "
-                        "training images")
+        raise DataError(
+            f"{cfg.dataset}: classes {np.where(counts_now == 0)[0].tolist()} have no "
+            "training images"
+        )
     test_x, test_y, mask = raw["test_x"], raw["test_y"], raw.get("test_mask")
     if cfg.max_per_class is not None:
         sub = stratified_subset(train_y_kept, cfg.max_per_class)
@@ -338,8 +391,9 @@ def load_data(cfg) -> LTData:
         sub = stratified_subset(test_y, per)
         test_x, test_y = _take(test_x, sub), test_y[sub]
         mask = mask[sub] if mask is not None else None
-    return LTData(cfg.dataset, train_x, train_y_kept, test_x, test_y, num_classes,
-                  np.asarray(keep), mask)
+    return LTData(
+        cfg.dataset, train_x, train_y_kept, test_x, test_y, num_classes, np.asarray(keep), mask
+    )
 
 
 def _take(x, idx):

@@ -9,8 +9,9 @@ MANY_ABOVE = 100
 FEW_BELOW = 20
 
 
-def class_counts(n_max: int, num_classes: int, imbalance_ratio: float,
-                 profile: str = "exponential") -> list[int]:
+def class_counts(
+    n_max: int, num_classes: int, imbalance_ratio: float, profile: str = "exponential"
+) -> list[int]:
     """Images kept per class, class 0 the head.
 
     ``exponential`` (LDAM-DRW, Cao et al. 2019): ``n_c = int(n_max * (1/IR) ** (c / (C - 1)))``.

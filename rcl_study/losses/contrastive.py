@@ -128,6 +128,7 @@ def contrastive_loss(
         >>> u = torch.nn.functional.normalize(torch.randn(8, 4), dim=1)
         >>> y = torch.tensor([0, 0, 1, 1, 2, 2, 0, 1])
         >>> loss = contrastive_loss(u, y, torch.tensor([50, 20, 5]), temperature=0.1)
+
     """
     _check_inputs(features, labels, class_counts, prototypes, temperature, scale, balance, margin)
     device_type = features.device.type
@@ -138,8 +139,11 @@ def contrastive_loss(
         counts = class_counts.to(device=features.device, dtype=dtype)
         num_classes = counts.shape[0]
 
-        views, cand_labels, anchor_rows, world = _gather_views(views, labels) if gather else (
-            views, labels, torch.arange(views.shape[0], device=views.device), 1)
+        views, cand_labels, anchor_rows, world = (
+            _gather_views(views, labels)
+            if gather
+            else (views, labels, torch.arange(views.shape[0], device=views.device), 1)
+        )
         candidates = views
         if prototypes is not None:
             protos = prototypes.to(dtype)
@@ -206,8 +210,11 @@ def naive_class_loop_loss(
     dtype = features.dtype
     num_classes = class_counts.shape[0]
     cand = features if prototypes is None else torch.cat([features, prototypes])
-    cand_labels = labels if prototypes is None else torch.cat(
-        [labels, torch.arange(num_classes, device=labels.device)])
+    cand_labels = (
+        labels
+        if prototypes is None
+        else torch.cat([labels, torch.arange(num_classes, device=labels.device)])
+    )
     n = features.shape[0]
     logits = (scale**2 / temperature) * features @ cand.T
     counts = class_counts.to(dtype)

@@ -9,13 +9,15 @@ from torch import Tensor
 from .classification import cross_entropy, logit_adjusted_cross_entropy
 from .contrastive import contrastive_loss
 
-# The RCL paper does not publish its scale and margin; these starting values are ours, chosen so that
+# The RCL paper does not publish its scale and margin; these starting values are ours, chosen so
+# that
 # each knob is clearly "on" without dominating the logits (s = 1.2 sharpens tau = 0.1 to about
 # 0.07; m = 0.5 logit units on the rarest class). Studies sweep both.
 DEFAULT_RCL_SCALE = 1.2
 DEFAULT_RCL_MARGIN = 0.5
 
-#: preset -> (logit-adjusted CE, contrastive on, class averaging, prototypes, balance, scale, margin)
+#: preset -> (logit-adjusted CE, contrastive on, class averaging, prototypes, balance, scale,
+#: margin)
 PRESETS: dict[str, tuple[bool, bool, bool, bool, float, float, float]] = {
     "ce": (False, False, False, False, 0.0, 1.0, 0.0),
     "la": (True, False, False, False, 0.0, 1.0, 0.0),
@@ -97,6 +99,7 @@ def total_loss(
 
     Returns:
         ``{"loss", "loss_cls", "loss_con"}`` scalars.
+
     """
     if spec.logit_adjust:
         l_cls = logit_adjusted_cross_entropy(logits, cls_labels, class_counts, spec.tau_la)

@@ -10,17 +10,33 @@ import pandas as pd
 from ..losses import OFF_VALUES
 from . import stats
 
-METRIC_COLUMNS = ("top1", "balanced_acc", "many_acc", "medium_acc", "few_acc", "top1_lossless",
-                  "balanced_acc_lossless", "compactness", "balancedness", "seconds_per_epoch")
+METRIC_COLUMNS = (
+    "top1",
+    "balanced_acc",
+    "many_acc",
+    "medium_acc",
+    "few_acc",
+    "top1_lossless",
+    "balanced_acc_lossless",
+    "compactness",
+    "balancedness",
+    "seconds_per_epoch",
+)
 
 
 def results_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per recorded trial: ids, status, swept keys and the scalar metrics."""
     rows = []
     for r in records:
-        row = {"trial_id": r["trial_id"], "variant": r["variant"], "seed": r["seed"],
-               "status": r["status"], "reason": r.get("reason", ""),
-               "wall_time": r.get("wall_time"), "device": r.get("device")}
+        row = {
+            "trial_id": r["trial_id"],
+            "variant": r["variant"],
+            "seed": r["seed"],
+            "status": r["status"],
+            "reason": r.get("reason", ""),
+            "wall_time": r.get("wall_time"),
+            "device": r.get("device"),
+        }
         row.update({k: v for k, v in r.get("overrides", {}).items()})
         m = r.get("metrics", {})
         row.update({k: m.get(k) for k in METRIC_COLUMNS})
@@ -40,10 +56,21 @@ def variant_summary(df: pd.DataFrame, metric: str, n_boot: int) -> list[dict[str
     for variant, g in df.groupby("variant", sort=False):
         ok = _ok(g, metric)
         s = stats.summarize(ok[metric].tolist(), n_boot=n_boot)
-        s.update(variant=variant, trials=len(g), failed=int((g["status"] != "ok").sum()),
-                 seeds=sorted(int(x) for x in ok["seed"]))
-        for extra in ("many_acc", "medium_acc", "few_acc", "compactness", "balancedness",
-                      "top1", "top1_lossless"):
+        s.update(
+            variant=variant,
+            trials=len(g),
+            failed=int((g["status"] != "ok").sum()),
+            seeds=sorted(int(x) for x in ok["seed"]),
+        )
+        for extra in (
+            "many_acc",
+            "medium_acc",
+            "few_acc",
+            "compactness",
+            "balancedness",
+            "top1",
+            "top1_lossless",
+        ):
             vals = ok[extra].dropna() if extra in ok else []
             s[f"{extra}_mean"] = float(np.mean(vals)) if len(vals) else None
         out.append(s)
@@ -78,11 +105,15 @@ def factorial(df: pd.DataFrame, metric: str, components: list[str]) -> dict[str,
     keys = [f"loss.{c}" for c in components]
     if len(ok) == 0 or any(k not in ok for k in keys):
         return None
-    design = np.column_stack([(ok[k] != OFF_VALUES[c]).astype(float).to_numpy()
-                              for k, c in zip(keys, components)])
+    design = np.column_stack(
+        [(ok[k] != OFF_VALUES[c]).astype(float).to_numpy() for k, c in zip(keys, components)]
+    )
     if len({tuple(r) for r in design}) < 2 ** len(components):
-        return {"effects": [], "note": "some cells of the 2^k design have no successful trial",
-                "df_resid": 0}
+        return {
+            "effects": [],
+            "note": "some cells of the 2^k design have no successful trial",
+            "df_resid": 0,
+        }
     return stats.factorial_effects(design, ok[metric].to_numpy(), components)
 
 
@@ -101,15 +132,21 @@ def sweeps(df: pd.DataFrame, metric: str, keys: list[str], mode: str) -> dict[st
     return out
 
 
-def search_analysis(records: list[dict[str, Any]], distributions: dict[str, Any],
-                    metric: str, mode: str) -> dict[str, Any]:
+def search_analysis(
+    records: list[dict[str, Any]], distributions: dict[str, Any], metric: str, mode: str
+) -> dict[str, Any]:
     """Optuna's parameter importances and the optimisation history of a search."""
     import optuna
 
-    trials = [r for r in records if r["variant"] == "search" and r["status"] == "ok"
-              and r["metrics"].get(metric) is not None]
-    history = [{"trial": i, "value": r["metrics"][metric], "params": r["overrides"]}
-               for i, r in enumerate(sorted(trials, key=lambda r: r.get("finished", "")))]
+    trials = [
+        r
+        for r in records
+        if r["variant"] == "search" and r["status"] == "ok" and r["metrics"].get(metric) is not None
+    ]
+    history = [
+        {"trial": i, "value": r["metrics"][metric], "params": r["overrides"]}
+        for i, r in enumerate(sorted(trials, key=lambda r: r.get("finished", "")))
+    ]
     best_so_far, best = [], None
     for h in history:
         v = h["value"]
@@ -127,11 +164,15 @@ def search_analysis(records: list[dict[str, Any]], distributions: dict[str, Any]
         params = {k: v for k, v in r["overrides"].items() if k in distributions}
         if len(params) != len(distributions):
             continue
-        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions,
-                                                  value=r["metrics"][metric]))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=params, distributions=distributions, value=r["metrics"][metric]
+            )
+        )
     try:
-        out["importances"] = {k: float(v) for k, v in
-                              optuna.importance.get_param_importances(study).items()}
+        out["importances"] = {
+            k: float(v) for k, v in optuna.importance.get_param_importances(study).items()
+        }
     except (RuntimeError, ValueError) as err:
         out["note"] = f"importances not computable: {err}"
     return out

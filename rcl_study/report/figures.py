@@ -32,10 +32,20 @@ def _label(metric: str) -> str:
 def variant_means(df: pd.DataFrame, metric: str, out_dir: Path, order: list[str]) -> str:
     """Each variant's seeds (dots) and mean with 95% t-interval (bar)."""
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(order) + 1.5))
-    sns.pointplot(data=df, y="variant", x=metric, order=order, errorbar=("ci", 95),
-                  linestyle="none", color="C0", ax=ax, capsize=0.3)
-    sns.stripplot(data=df, y="variant", x=metric, order=order, color="0.3", size=4, alpha=0.6,
-                  ax=ax)
+    sns.pointplot(
+        data=df,
+        y="variant",
+        x=metric,
+        order=order,
+        errorbar=("ci", 95),
+        linestyle="none",
+        color="C0",
+        ax=ax,
+        capsize=0.3,
+    )
+    sns.stripplot(
+        data=df, y="variant", x=metric, order=order, color="0.3", size=4, alpha=0.6, ax=ax
+    )
     ax.set(xlabel=_label(metric), ylabel="", title=f"{_label(metric)} per variant (mean, 95% CI)")
     return _save(fig, out_dir, "variants")
 
@@ -90,8 +100,11 @@ def per_class(train_counts: list[int], curves: dict[str, list[float | None]], ou
         order = np.argsort(counts)
         ax.plot(counts[order], a[order], marker="o", label=name, alpha=0.85)
     ax.set_xscale("log")
-    ax.set(xlabel="training images of the class (log)", ylabel="test accuracy of the class",
-           title="per-class accuracy vs class frequency")
+    ax.set(
+        xlabel="training images of the class (log)",
+        ylabel="test accuracy of the class",
+        title="per-class accuracy vs class frequency",
+    )
     ax.legend(fontsize=8)
     return _save(fig, out_dir, "per_class")
 
@@ -101,12 +114,14 @@ def shot_groups(df: pd.DataFrame, order: list[str], out_dir: Path) -> str | None
     cols = [c for c in ("many_acc", "medium_acc", "few_acc") if c in df and df[c].notna().any()]
     if not cols:
         return None
-    long = df.melt(id_vars=["variant", "seed"], value_vars=cols, var_name="group",
-                   value_name="accuracy").dropna()
+    long = df.melt(
+        id_vars=["variant", "seed"], value_vars=cols, var_name="group", value_name="accuracy"
+    ).dropna()
     long["group"] = long["group"].str.replace("_acc", "")
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(order) + 2), 4))
-    sns.barplot(data=long, x="variant", y="accuracy", hue="group", order=order,
-                errorbar=("ci", 95), ax=ax)
+    sns.barplot(
+        data=long, x="variant", y="accuracy", hue="group", order=order, errorbar=("ci", 95), ax=ax
+    )
     ax.tick_params(axis="x", rotation=45)
     ax.set(title="many / medium / few-shot accuracy", xlabel="")
     return _save(fig, out_dir, "shot_groups")
@@ -130,11 +145,21 @@ def feature_measures(df: pd.DataFrame, order: list[str], out_dir: Path) -> str |
         return None
     fig, axes = plt.subplots(1, len(cols), figsize=(5 * len(cols), 0.45 * len(order) + 1.5))
     axes = np.atleast_1d(axes)
-    titles = {"compactness": "compactness (mean cos to class mean; higher = tighter)",
-              "balancedness": "spread of class-mean angles (deg; 0 = simplex)"}
+    titles = {
+        "compactness": "compactness (mean cos to class mean; higher = tighter)",
+        "balancedness": "spread of class-mean angles (deg; 0 = simplex)",
+    }
     for ax, col in zip(axes, cols):
-        sns.pointplot(data=df, y="variant", x=col, order=order, errorbar=("ci", 95),
-                      linestyle="none", ax=ax, capsize=0.3)
+        sns.pointplot(
+            data=df,
+            y="variant",
+            x=col,
+            order=order,
+            errorbar=("ci", 95),
+            linestyle="none",
+            ax=ax,
+            capsize=0.3,
+        )
         ax.set(title=titles[col], ylabel="", xlabel=col)
         ax.title.set_fontsize(9)
     return _save(fig, out_dir, "feature_measures")
@@ -146,8 +171,9 @@ def search_history(history: list[dict[str, Any]], metric: str, out_dir: Path) ->
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([h["trial"] for h in history], [h["value"] for h in history], "o", label="trial")
-    ax.plot([h["trial"] for h in history], [h["best_so_far"] for h in history], "-",
-            label="best so far")
+    ax.plot(
+        [h["trial"] for h in history], [h["best_so_far"] for h in history], "-", label="best so far"
+    )
     ax.set(xlabel="trial (order finished)", ylabel=_label(metric), title="optimisation history")
     ax.legend()
     return _save(fig, out_dir, "search_history")

@@ -40,8 +40,9 @@ def _p(x: Any) -> str:
 def reproduce_command(study_path: str, overrides: dict[str, Any], seed: int) -> str:
     """The single-trial command that reproduces one row."""
     sets = [f"--set {shlex.quote(f'{k}={v}')}" for k, v in overrides.items()]
-    return " ".join(["python -m rcl_study.train", shlex.quote(study_path), *sets,
-                     f"--set train.seed={seed}"])
+    return " ".join(
+        ["python -m rcl_study.train", shlex.quote(study_path), *sets, f"--set train.seed={seed}"]
+    )
 
 
 def _summary_sentences(comps: list[dict], effects: dict | None, metric: str) -> list[str]:
@@ -50,21 +51,30 @@ def _summary_sentences(comps: list[dict], effects: dict | None, metric: str) -> 
     nonsig = [c for c in comps if c not in sig]
     for c in sig:
         direction = "better" if c["mean_diff"] > 0 else "worse"
-        out.append(f"**{c['variant']}** is significantly {direction} than **{c['baseline']}** on "
-                   f"{metric} ({c['mean_diff']:+.4f}, Holm-adjusted paired t-test "
-                   f"p = {_p(c['p_ttest_holm'])}, {c['n']} seeds).")
+        out.append(
+            f"**{c['variant']}** is significantly {direction} than **{c['baseline']}** on "
+            f"{metric} ({c['mean_diff']:+.4f}, Holm-adjusted paired t-test "
+            f"p = {_p(c['p_ttest_holm'])}, {c['n']} seeds)."
+        )
     if nonsig:
         names = ", ".join(c["variant"] for c in nonsig)
-        out.append(f"No significant difference from the baseline after Holm correction for: "
-                   f"{names}.")
+        out.append(
+            f"No significant difference from the baseline after Holm correction for: {names}."
+        )
     if effects and effects.get("effects"):
-        clear = [e for e in effects["effects"] if e.get("ci") and (e["ci"][0] > 0 or e["ci"][1] < 0)]
+        clear = [
+            e for e in effects["effects"] if e.get("ci") and (e["ci"][0] > 0 or e["ci"][1] < 0)
+        ]
         if clear:
-            out.append("Factorial effects whose 95% interval excludes zero: " + ", ".join(
-                f"{e['term']} ({e['effect']:+.4f})" for e in clear) + ".")
+            out.append(
+                "Factorial effects whose 95% interval excludes zero: "
+                + ", ".join(f"{e['term']} ({e['effect']:+.4f})" for e in clear)
+                + "."
+            )
         else:
-            out.append("No factorial main effect or interaction has a 95% interval that excludes "
-                       "zero.")
+            out.append(
+                "No factorial main effect or interaction has a 95% interval that excludes zero."
+            )
     return out
 
 
@@ -83,18 +93,31 @@ def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> d
     effects = None
     if cfg.study.kind == "ablation" and cfg.study.design == "factorial" and len(df):
         effects = analysis.factorial(df, metric, list(cfg.study.components))
-    sweep = analysis.sweeps(df, metric, list(cfg.study.grid), cfg.study.mode) \
-        if cfg.study.kind == "grid" and len(df) else {}
+    sweep = (
+        analysis.sweeps(df, metric, list(cfg.study.grid), cfg.study.mode)
+        if cfg.study.kind == "grid" and len(df)
+        else {}
+    )
     search = None
     if cfg.study.kind == "search":
         from ..study.space import search_distributions
 
-        search = analysis.search_analysis(records, search_distributions(cfg), metric,
-                                          cfg.study.mode)
-    stats_out = {"study": cfg.name, "metric": metric, "planned": planned,
-                 "recorded": len(records), "status_counts": status_counts,
-                 "baseline": baseline, "variants": summary, "comparisons": comps,
-                 "factorial": effects, "sweeps": sweep, "search": search}
+        search = analysis.search_analysis(
+            records, search_distributions(cfg), metric, cfg.study.mode
+        )
+    stats_out = {
+        "study": cfg.name,
+        "metric": metric,
+        "planned": planned,
+        "recorded": len(records),
+        "status_counts": status_counts,
+        "baseline": baseline,
+        "variants": summary,
+        "comparisons": comps,
+        "factorial": effects,
+        "sweeps": sweep,
+        "search": search,
+    }
 
     fig_dir = report_dir / "figures"
     ok = df[df["status"] == "ok"] if len(df) else df
@@ -103,31 +126,60 @@ def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> d
         order = [v for v in variants if v in set(ok["variant"])]
         figs.append(("Variants", figures.variant_means(ok, metric, fig_dir, order)))
         if effects and effects.get("effects"):
-            rows = [{"label": e["term"], "value": e["effect"], "ci": e["ci"],
-                     "significant": e["p"] is not None and e["p"] < 0.05}
-                    for e in effects["effects"]]
-            figs.append(("Factorial effects", figures.effects(
-                rows, fig_dir, "effects", f"main effects and interactions on {metric}")))
+            rows = [
+                {
+                    "label": e["term"],
+                    "value": e["effect"],
+                    "ci": e["ci"],
+                    "significant": e["p"] is not None and e["p"] < 0.05,
+                }
+                for e in effects["effects"]
+            ]
+            figs.append(
+                (
+                    "Factorial effects",
+                    figures.effects(
+                        rows, fig_dir, "effects", f"main effects and interactions on {metric}"
+                    ),
+                )
+            )
         if comps:
-            rows = [{"label": c["variant"], "value": c["mean_diff"], "ci": c["ci_diff"],
-                     "significant": (c.get("p_ttest_holm") or 1) < 0.05} for c in comps]
-            figs.append(("Differences to the baseline", figures.effects(
-                rows, fig_dir, "vs_baseline", f"{metric}: variant - {baseline} (paired)")))
+            rows = [
+                {
+                    "label": c["variant"],
+                    "value": c["mean_diff"],
+                    "ci": c["ci_diff"],
+                    "significant": (c.get("p_ttest_holm") or 1) < 0.05,
+                }
+                for c in comps
+            ]
+            figs.append(
+                (
+                    "Differences to the baseline",
+                    figures.effects(
+                        rows, fig_dir, "vs_baseline", f"{metric}: variant - {baseline} (paired)"
+                    ),
+                )
+            )
         for key in cfg.study.grid if cfg.study.kind == "grid" else []:
             figs.append((f"Sensitivity to {key}", figures.sensitivity(ok, key, metric, fig_dir)))
         if cfg.study.kind == "grid" and len(cfg.study.grid) == 2:
             figs.append(("Heatmap", figures.heatmap(ok, list(cfg.study.grid), metric, fig_dir)))
-        figs.append(("Per-class accuracy", _per_class_fig(records, summary, baseline, metric,
-                                                          fig_dir)))
+        figs.append(
+            ("Per-class accuracy", _per_class_fig(records, summary, baseline, metric, fig_dir))
+        )
         figs.append(("Shot groups", figures.shot_groups(ok, order, fig_dir)))
-        figs.append(("Learning curves", figures.learning_curves(
-            _history(records), metric, fig_dir)))
+        figs.append(
+            ("Learning curves", figures.learning_curves(_history(records), metric, fig_dir))
+        )
         figs.append(("Feature-space measures", figures.feature_measures(ok, order, fig_dir)))
         if search:
-            figs.append(("Optimisation history", figures.search_history(
-                search["history"], metric, fig_dir)))
-            figs.append(("Parameter importances", figures.importances(
-                search["importances"], fig_dir)))
+            figs.append(
+                ("Optimisation history", figures.search_history(search["history"], metric, fig_dir))
+            )
+            figs.append(
+                ("Parameter importances", figures.importances(search["importances"], fig_dir))
+            )
     figs = [(t, f) for t, f in figs if f]
     blocks = _blocks(cfg, study_path, df, records, stats_out, figs)
     return {"blocks": blocks, "stats": stats_out, "table": df}
@@ -168,61 +220,151 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
     done = st["recorded"]
     counts = ", ".join(f"{k} {v}" for k, v in st["status_counts"].items()) or "none"
     state = "complete" if done >= st["planned"] and st["planned"] else "partial"
-    b.append(("p", f"**Progress.** {done} of {st['planned']} planned trials recorded ({state}; "
-                   f"{counts})."))
+    b.append(
+        (
+            "p",
+            f"**Progress.** {done} of {st['planned']} planned trials recorded ({state}; {counts}).",
+        )
+    )
     if done and not st["status_counts"].get("ok"):
-        b.append(("p", "**Every recorded trial failed**, so there is nothing to compare. The "
-                       "reasons are listed below."))
-    design = (f"{cfg.study.kind} ({cfg.study.design})" if cfg.study.kind == "ablation"
-              else cfg.study.kind)
+        b.append(
+            (
+                "p",
+                "**Every recorded trial failed**, so there is nothing to compare. The "
+                "reasons are listed below.",
+            )
+        )
+    design = (
+        f"{cfg.study.kind} ({cfg.study.design})" if cfg.study.kind == "ablation" else cfg.study.kind
+    )
     b.append(("h", 2, "Design"))
-    b.append(("ul", [f"kind: {design}", f"seeds: {list(cfg.study.seeds)}",
-                     f"data: {cfg.data.dataset}, imbalance ratio {cfg.data.imbalance_ratio:g}",
-                     f"loss preset: {cfg.loss.preset}; temperature {cfg.loss.temperature}",
-                     f"training: {cfg.train.epochs} epochs, batch {cfg.train.batch_size}",
-                     f"metric: {metric}; baseline: {st['baseline']}"]
-          + ([f"components: {', '.join(cfg.study.components)}"]
-             if cfg.study.kind == "ablation" else [])
-          + ([f"grid: {json.dumps(cfg.study.grid)}"] if cfg.study.kind == "grid" else [])))
+    b.append(
+        (
+            "ul",
+            [
+                f"kind: {design}",
+                f"seeds: {list(cfg.study.seeds)}",
+                f"data: {cfg.data.dataset}, imbalance ratio {cfg.data.imbalance_ratio:g}",
+                f"loss preset: {cfg.loss.preset}; temperature {cfg.loss.temperature}",
+                f"training: {cfg.train.epochs} epochs, batch {cfg.train.batch_size}",
+                f"metric: {metric}; baseline: {st['baseline']}",
+            ]
+            + (
+                [f"components: {', '.join(cfg.study.components)}"]
+                if cfg.study.kind == "ablation"
+                else []
+            )
+            + ([f"grid: {json.dumps(cfg.study.grid)}"] if cfg.study.kind == "grid" else []),
+        )
+    )
     if st["variants"]:
         b.append(("h", 2, f"Results ({metric}, over seeds)"))
-        rows = [[s["variant"], f"{s['n']}/{s['trials']}", _fmt(s["mean"]), _fmt(s["std"]),
-                 _fmt(s["ci_t"]), _fmt(s["ci_boot"]), _fmt(s["many_acc_mean"], 3),
-                 _fmt(s["medium_acc_mean"], 3), _fmt(s["few_acc_mean"], 3),
-                 _fmt(s["compactness_mean"], 3), _fmt(s["balancedness_mean"], 2)]
-                for s in st["variants"]]
-        b.append(("table", ["variant", "ok/trials", "mean", "sd", "95% CI (t)",
-                            "95% CI (bootstrap)", "many", "medium", "few", "compactness",
-                            "balancedness"], rows))
+        rows = [
+            [
+                s["variant"],
+                f"{s['n']}/{s['trials']}",
+                _fmt(s["mean"]),
+                _fmt(s["std"]),
+                _fmt(s["ci_t"]),
+                _fmt(s["ci_boot"]),
+                _fmt(s["many_acc_mean"], 3),
+                _fmt(s["medium_acc_mean"], 3),
+                _fmt(s["few_acc_mean"], 3),
+                _fmt(s["compactness_mean"], 3),
+                _fmt(s["balancedness_mean"], 2),
+            ]
+            for s in st["variants"]
+        ]
+        b.append(
+            (
+                "table",
+                [
+                    "variant",
+                    "ok/trials",
+                    "mean",
+                    "sd",
+                    "95% CI (t)",
+                    "95% CI (bootstrap)",
+                    "many",
+                    "medium",
+                    "few",
+                    "compactness",
+                    "balancedness",
+                ],
+                rows,
+            )
+        )
     if st["comparisons"]:
         b.append(("h", 2, f"Paired comparisons with the baseline ({st['baseline']})"))
-        rows = [[c["variant"], str(c["n"]), _fmt(c["mean_diff"]), _fmt(c["ci_diff"]),
-                 _p(c["p_ttest"]), _p(c.get("p_ttest_holm")), _p(c["p_wilcoxon"]),
-                 _p(c.get("p_wilcoxon_holm")), _fmt(c["d_z"], 2), _fmt(c["hedges_g"], 2),
-                 _fmt(c["prob_improvement"], 2), "; ".join(c["notes"])] for c in st["comparisons"]]
-        b.append(("table", ["variant", "seeds", "diff", "95% CI", "p (t)", "p (t, Holm)",
-                            "p (Wilcoxon)", "p (W, Holm)", "d_z", "Hedges g", "P(improve)",
-                            "notes"], rows))
+        rows = [
+            [
+                c["variant"],
+                str(c["n"]),
+                _fmt(c["mean_diff"]),
+                _fmt(c["ci_diff"]),
+                _p(c["p_ttest"]),
+                _p(c.get("p_ttest_holm")),
+                _p(c["p_wilcoxon"]),
+                _p(c.get("p_wilcoxon_holm")),
+                _fmt(c["d_z"], 2),
+                _fmt(c["hedges_g"], 2),
+                _fmt(c["prob_improvement"], 2),
+                "; ".join(c["notes"]),
+            ]
+            for c in st["comparisons"]
+        ]
+        b.append(
+            (
+                "table",
+                [
+                    "variant",
+                    "seeds",
+                    "diff",
+                    "95% CI",
+                    "p (t)",
+                    "p (t, Holm)",
+                    "p (Wilcoxon)",
+                    "p (W, Holm)",
+                    "d_z",
+                    "Hedges g",
+                    "P(improve)",
+                    "notes",
+                ],
+                rows,
+            )
+        )
     fx = st["factorial"]
     if fx:
         b.append(("h", 2, "Factorial effects (linear model over the 2^k design)"))
         if fx.get("note"):
             b.append(("p", f"Note: {fx['note']}."))
-        rows = [[e["term"], _fmt(e["effect"]), _fmt(e["se"]), _fmt(e["ci"]), _p(e["p"])]
-                for e in fx["effects"]]
+        rows = [
+            [e["term"], _fmt(e["effect"]), _fmt(e["se"]), _fmt(e["ci"]), _p(e["p"])]
+            for e in fx["effects"]
+        ]
         if rows:
             b.append(("table", ["term", "effect", "se", "95% CI", "p"], rows))
     for key, best in (st["sweeps"] or {}).items():
         if best:
-            b.append(("p", f"**Best {key}:** {best['value']} (mean {best['mean']:.4f}, 95% CI "
-                           f"{_fmt(best['ci_t'])}; values whose mean lies inside that interval: "
-                           f"{', '.join(best['within_ci']) or 'none'})."))
+            b.append(
+                (
+                    "p",
+                    f"**Best {key}:** {best['value']} (mean {best['mean']:.4f}, 95% CI "
+                    f"{_fmt(best['ci_t'])}; values whose mean lies inside that interval: "
+                    f"{', '.join(best['within_ci']) or 'none'}).",
+                )
+            )
     if st["search"]:
         s = st["search"]
         b.append(("h", 2, "Search"))
         if s["importances"]:
-            b.append(("table", ["parameter", "importance"],
-                      [[k, f"{v:.3f}"] for k, v in s["importances"].items()]))
+            b.append(
+                (
+                    "table",
+                    ["parameter", "importance"],
+                    [[k, f"{v:.3f}"] for k, v in s["importances"].items()],
+                )
+            )
         if s.get("note"):
             b.append(("p", f"Note: {s['note']}."))
     b.append(("h", 2, "Summary"))
@@ -234,17 +376,39 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
     bad = df[df["status"] != "ok"] if len(df) else df
     if len(bad):
         b.append(("h", 2, "Trials that did not finish"))
-        b.append(("table", ["trial", "status", "reason"],
-                  [[r.trial_id, r.status, str(r.reason)] for r in bad.itertuples()]))
+        b.append(
+            (
+                "table",
+                ["trial", "status", "reason"],
+                [[r.trial_id, r.status, str(r.reason)] for r in bad.itertuples()],
+            )
+        )
     b.append(("h", 2, "Reproduce"))
-    b.append(("p", "Each row below is one trial; its full resolved configuration is stored in "
-                   f"`{cfg.output_dir}/records.jsonl` (key `config`) and "
-                   f"`{cfg.output_dir}/trials/<trial>/config.json`."))
-    b.append(("code", "\n".join(
-        f"# {r['trial_id']}\n" + reproduce_command(study_path, r.get("overrides", {}), r["seed"])
-        for r in records)))
-    b.append(("p", f"Regenerate this report without training: "
-                   f"`python -m rcl_study.run {study_path} --report-only`."))
+    b.append(
+        (
+            "p",
+            "Each row below is one trial; its full resolved configuration is stored in "
+            f"`{cfg.output_dir}/records.jsonl` (key `config`) and "
+            f"`{cfg.output_dir}/trials/<trial>/config.json`.",
+        )
+    )
+    b.append(
+        (
+            "code",
+            "\n".join(
+                f"# {r['trial_id']}\n"
+                + reproduce_command(study_path, r.get("overrides", {}), r["seed"])
+                for r in records
+            ),
+        )
+    )
+    b.append(
+        (
+            "p",
+            f"Regenerate this report without training: "
+            f"`python -m rcl_study.run {study_path} --report-only`.",
+        )
+    )
     return b
 
 
@@ -289,34 +453,40 @@ def _html(blocks: list[Block], report_dir: Path, title: str) -> str:
             body.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in blk[1]) + "</ul>")
         elif kind == "table":
             head = "".join(f"<th>{html.escape(h)}</th>" for h in blk[1])
-            rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                           for r in blk[2])
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in blk[2]
+            )
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif kind == "img":
             data = base64.b64encode((report_dir / blk[1]).read_bytes()).decode()
             body.append(f'<img alt="{html.escape(blk[2])}" src="data:image/png;base64,{data}">')
         elif kind == "code":
             body.append(f"<pre><code>{html.escape(blk[1])}</code></pre>")
-    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
-             "th{background:#f0f0f0}img{max-width:100%}pre{background:#f6f6f6;padding:1em;"
-             "overflow-x:auto;font-size:0.8em}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+        "th{background:#f0f0f0}img{max-width:100%}pre{background:#f6f6f6;padding:1em;"
+        "overflow-x:auto;font-size:0.8em}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    )
 
 
-def write_report(cfg: StudyFile, study_path: str, out_dir: Path | None = None,
-                 report_dir: Path | None = None) -> Path:
+def write_report(
+    cfg: StudyFile, study_path: str, out_dir: Path | None = None, report_dir: Path | None = None
+) -> Path:
     """Build and write the report of a study from its stored records; returns ``index.md``."""
     out_dir = Path(out_dir or cfg.output_dir)
     report_dir = Path(report_dir or cfg.report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     built = build(cfg, study_path, out_dir, report_dir)
     atomic_write_text(report_dir / "results.csv", built["table"].to_csv(index=False))
-    atomic_write_text(report_dir / "stats.json", json.dumps(built["stats"], indent=1,
-                                                            default=str))
+    atomic_write_text(report_dir / "stats.json", json.dumps(built["stats"], indent=1, default=str))
     atomic_write_text(report_dir / "index.md", _md(built["blocks"]))
-    atomic_write_text(report_dir / "index.html",
-                      _html(built["blocks"], report_dir, f"Study report: {cfg.name}"))
+    atomic_write_text(
+        report_dir / "index.html", _html(built["blocks"], report_dir, f"Study report: {cfg.name}")
+    )
     return report_dir / "index.md"

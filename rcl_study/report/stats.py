@@ -31,8 +31,9 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     return (float(x.mean() - half), float(x.mean() + half))
 
 
-def bootstrap_interval(values: Sequence[float], confidence: float = 0.95, n_boot: int = 2000,
-                       seed: int = 0) -> tuple[float, float] | None:
+def bootstrap_interval(
+    values: Sequence[float], confidence: float = 0.95, n_boot: int = 2000, seed: int = 0
+) -> tuple[float, float] | None:
     """Percentile bootstrap interval of the mean (resampling seeds); None with < 2 values."""
     x = _clean(values)
     if len(x) < 2:
@@ -47,10 +48,13 @@ def summarize(values: Sequence[float], confidence: float = 0.95, n_boot: int = 2
     """n, mean, standard deviation (ddof=1) and t / bootstrap intervals of one variant."""
     x = _clean(values)
     identical = len(x) >= 2 and bool(np.all(x == x[0]))
-    out: dict = {"n": int(len(x)), "mean": float(x.mean()) if len(x) else None,
-                 "std": (0.0 if identical else float(x.std(ddof=1))) if len(x) >= 2 else None,
-                 "ci_t": t_interval(x, confidence), "ci_boot": bootstrap_interval(x, confidence,
-                                                                                    n_boot)}
+    out: dict = {
+        "n": int(len(x)),
+        "mean": float(x.mean()) if len(x) else None,
+        "std": (0.0 if identical else float(x.std(ddof=1))) if len(x) >= 2 else None,
+        "ci_t": t_interval(x, confidence),
+        "ci_boot": bootstrap_interval(x, confidence, n_boot),
+    }
     if len(x) == 0:
         out["note"] = "no successful trial"
     elif len(x) == 1:
@@ -92,11 +96,17 @@ def paired_comparison(baseline: Sequence[float], variant: Sequence[float]) -> di
     if a.shape != b.shape:
         raise ValueError(f"paired comparison needs matched seeds, got {a.shape} and {b.shape}")
     d = b - a
-    out: dict = {"n": int(len(d)), "mean_diff": float(d.mean()) if len(d) else None,
-                 "ci_diff": t_interval(d), "p_ttest": None, "p_wilcoxon": None,
-                 "d_z": cohens_dz(d), "hedges_g": hedges_g(a, b),
-                 "prob_improvement": float(np.mean((d > 0) + 0.5 * (d == 0))) if len(d) else None,
-                 "notes": []}
+    out: dict = {
+        "n": int(len(d)),
+        "mean_diff": float(d.mean()) if len(d) else None,
+        "ci_diff": t_interval(d),
+        "p_ttest": None,
+        "p_wilcoxon": None,
+        "d_z": cohens_dz(d),
+        "hedges_g": hedges_g(a, b),
+        "prob_improvement": float(np.mean((d > 0) + 0.5 * (d == 0))) if len(d) else None,
+        "notes": [],
+    }
     if len(d) < 2:
         out["notes"].append("one seed: no test")
         return out
@@ -126,8 +136,9 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     return adjusted
 
 
-def factorial_effects(design: np.ndarray, y: Sequence[float], names: Sequence[str],
-                      confidence: float = 0.95) -> dict:
+def factorial_effects(
+    design: np.ndarray, y: Sequence[float], names: Sequence[str], confidence: float = 0.95
+) -> dict:
     """Main effects and interactions of a 2^k design by least squares (seeds are replicates).
 
     ``design`` is ``[n, k]`` of 0/1 (component off/on) per observation. Factors are coded -1/+1,
@@ -180,6 +191,5 @@ def best_of_sweep(groups: dict[str, Sequence[float]], mode: str = "max") -> dict
         return None
     best = max(means, key=means.get) if mode == "max" else min(means, key=means.get)
     ci = t_interval(groups[best])
-    overlapping = [k for k in means if k != best and ci is not None
-                   and ci[0] <= means[k] <= ci[1]]
+    overlapping = [k for k in means if k != best and ci is not None and ci[0] <= means[k] <= ci[1]]
     return {"value": best, "mean": means[best], "ci_t": ci, "within_ci": overlapping}

@@ -63,8 +63,10 @@ def done_ids(out_dir: Path) -> set[str]:
 
 def write_plan(out_dir: Path, plan: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     """Store the planned trials and the study's metadata."""
-    atomic_write_text(Path(out_dir) / PLAN, json.dumps({"meta": meta, "trials": plan}, indent=1,
-                                                       default=_json_default))
+    atomic_write_text(
+        Path(out_dir) / PLAN,
+        json.dumps({"meta": meta, "trials": plan}, indent=1, default=_json_default),
+    )
 
 
 def load_plan(out_dir: Path) -> dict[str, Any]:
@@ -86,18 +88,28 @@ def environment() -> dict[str, Any]:
                 _VERSIONS[pkg] = metadata.version(pkg)
             except metadata.PackageNotFoundError:
                 _VERSIONS[pkg] = "missing"
-    return {"versions": dict(_VERSIONS), "python": platform.python_version(),
-            "host": platform.node(), "git_rev": git_revision()}
+    return {
+        "versions": dict(_VERSIONS),
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "git_rev": git_revision(),
+    }
 
 
 def git_revision() -> str:
     """``git rev-parse HEAD`` of the project (``unknown`` outside a checkout), ``+dirty`` if so."""
     here = Path(__file__).resolve().parent
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (rev + ("+dirty" if dirty else "")) if rev else "unknown"

@@ -60,8 +60,11 @@ def apply_smoke(cfg: StudyFile) -> StudyFile:
 
 def absolute_paths(cfg: StudyFile) -> StudyFile:
     """Data paths made absolute, so that trials find them whatever their working directory."""
-    updates = {f"data.{k}": str(Path(v).expanduser().resolve())
-               for k in ("root", "path") if (v := getattr(cfg.data, k)) is not None}
+    updates = {
+        f"data.{k}": str(Path(v).expanduser().resolve())
+        for k in ("root", "path")
+        if (v := getattr(cfg.data, k)) is not None
+    }
     return set_path(cfg, updates) if updates else cfg
 
 
@@ -72,21 +75,26 @@ def dry_run_text(cfg: StudyFile) -> str:
     if cfg.study.kind == "search":
         search_distributions(cfg)
         n = cfg.study.n_trials + len(cfg.study.seeds)
-        lines.append(f"{cfg.study.n_trials} search trials (sampler {cfg.study.sampler}, ASHA "
-                     f"{'on' if cfg.study.asha else 'off'}) at seed {cfg.study.seeds[0]}, then the "
-                     f"best configuration x {len(cfg.study.seeds)} seeds = {n} trials")
+        lines.append(
+            f"{cfg.study.n_trials} search trials (sampler {cfg.study.sampler}, ASHA "
+            f"{'on' if cfg.study.asha else 'off'}) at seed {cfg.study.seeds[0]}, then the "
+            f"best configuration x {len(cfg.study.seeds)} seeds = {n} trials"
+        )
     else:
         plans = expand(cfg)
         n = len(plans)
         for p in plans:
             ov = " ".join(f"{k}={v}" for k, v in p.overrides.items())
             lines.append(f"  {p.trial_id:40s} seed={p.seed} {ov}")
-        lines.append(f"{n} trials ({n // len(cfg.study.seeds)} variants x "
-                     f"{len(cfg.study.seeds)} seeds)")
+        lines.append(
+            f"{n} trials ({n // len(cfg.study.seeds)} variants x {len(cfg.study.seeds)} seeds)"
+        )
     conc = res.max_concurrent or "as many as fit"
-    lines.append(f"resources: {res.cpus_per_trial:g} CPU + {res.gpus_per_trial:g} GPU per trial, "
-                 f"{conc} at once, Ray at {res.address or 'a new local instance'}; "
-                 f"records in {cfg.output_dir}, report in {cfg.report_dir}")
+    lines.append(
+        f"resources: {res.cpus_per_trial:g} CPU + {res.gpus_per_trial:g} GPU per trial, "
+        f"{conc} at once, Ray at {res.address or 'a new local instance'}; "
+        f"records in {cfg.output_dir}, report in {cfg.report_dir}"
+    )
     return "\n".join(lines)
 
 
@@ -101,7 +109,8 @@ def prepare_folder(cfg: StudyFile, resume: bool, overwrite: bool) -> Path:
         elif not resume:
             raise StudyExists(
                 f"{out} already holds this study ({len(load_records(out))} trials recorded); "
-                "run again with --resume to finish it, or --overwrite to delete it and start over")
+                "run again with --resume to finish it, or --overwrite to delete it and start over"
+            )
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -119,29 +128,39 @@ class _Progress:
     def __call__(self, record: dict[str, Any]) -> None:
         self.done += 1
         bal = record.get("metrics", {}).get("balanced_acc")
-        msg = (f"{record['trial_id']}: {record['status']}"
-               + (f" balanced_acc={bal:.4f}" if isinstance(bal, float) else "")
-               + (f" ({record['reason']})" if record.get("reason") else ""))
+        msg = (
+            f"{record['trial_id']}: {record['status']}"
+            + (f" balanced_acc={bal:.4f}" if isinstance(bal, float) else "")
+            + (f" ({record['reason']})" if record.get("reason") else "")
+        )
         if self.bar is not None:
             self.bar.set_postfix_str(msg[:60])
             self.bar.update(1)
         else:
-            print(f"[{self.done}/{self.total} trials, {time.time() - self.t0:.0f}s] {msg}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"[{self.done}/{self.total} trials, {time.time() - self.t0:.0f}s] {msg}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
 
 
-def run_study(cfg: StudyFile, *, resume: bool = False, overwrite: bool = False,
-              progress: bool = True) -> list[dict[str, Any]]:
+def run_study(
+    cfg: StudyFile, *, resume: bool = False, overwrite: bool = False, progress: bool = True
+) -> list[dict[str, Any]]:
     """Run (or finish) every planned trial of a study; returns all records."""
     from . import tune as adapter
 
     cfg = absolute_paths(cfg)
     out = prepare_folder(cfg, resume, overwrite)
-    meta = {"study": cfg.name, "config": to_dict(cfg), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    meta = {
+        "study": cfg.name,
+        "config": to_dict(cfg),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     try:
         if cfg.study.kind == "search":
             _run_search(cfg, out, meta, progress, adapter)
@@ -175,18 +194,30 @@ def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) 
     bar = _Progress(len(planned) + len(best_plans), len(records), progress)
     remaining = cfg.study.n_trials - n_search
     if remaining > 0:
-        adapter.run_trials(cfg, None, out, bar, search={
-            "distributions": dists, "n_trials": remaining, "enqueue": enqueue[:remaining]})
+        adapter.run_trials(
+            cfg,
+            None,
+            out,
+            bar,
+            search={"distributions": dists, "n_trials": remaining, "enqueue": enqueue[:remaining]},
+        )
     records = load_records(out)
-    scored = [r for r in records if r["variant"] == "search" and r["status"] == "ok"
-              and r["metrics"].get(cfg.study.metric) is not None]
+    scored = [
+        r
+        for r in records
+        if r["variant"] == "search"
+        and r["status"] == "ok"
+        and r["metrics"].get(cfg.study.metric) is not None
+    ]
     if not scored:
         bar.close()
         return
     pick = max if cfg.study.mode == "max" else min
     best = pick(scored, key=lambda r: r["metrics"][cfg.study.metric])
-    plans = [{"trial_id": f"best__s{s}", "variant": "best", "seed": s,
-              "overrides": best["overrides"]} for s in cfg.study.seeds]
+    plans = [
+        {"trial_id": f"best__s{s}", "variant": "best", "seed": s, "overrides": best["overrides"]}
+        for s in cfg.study.seeds
+    ]
     todo = [p for p in plans if p["trial_id"] not in {r["trial_id"] for r in records}]
     if todo:
         adapter.run_trials(cfg, todo, out, bar)
@@ -204,8 +235,17 @@ def check_study(cfg: StudyFile) -> None:
     if not cfg.resources.address and cfg.resources.gpus_per_trial > torch.cuda.device_count():
         raise ConfigError(
             f"{cfg.name}: resources.gpus_per_trial: {cfg.resources.gpus_per_trial:g} GPUs per "
-            f"trial, but this machine has {torch.cuda.device_count()}")
-    if cfg.study.metric not in ("top1", "balanced_acc", "many_acc", "medium_acc", "few_acc",
-                                "top1_lossless", "balanced_acc_lossless", "compactness"):
+            f"trial, but this machine has {torch.cuda.device_count()}"
+        )
+    if cfg.study.metric not in (
+        "top1",
+        "balanced_acc",
+        "many_acc",
+        "medium_acc",
+        "few_acc",
+        "top1_lossless",
+        "balanced_acc_lossless",
+        "compactness",
+    ):
         raise ConfigError(f"{cfg.name}: study.metric: unknown metric '{cfg.study.metric}'")
     set_path(cfg, {})

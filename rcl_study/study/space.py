@@ -75,7 +75,8 @@ def ablation_variants(cfg: StudyFile) -> list[tuple[str, dict[str, Any]]]:
         return sorted(out, key=lambda v: (v[0] != "none", v[0].count("+"), v[0]))
     if design == "leave_one_out":
         return [("all", overrides(set(comps)))] + [
-            (f"all-{c}", overrides(set(comps) - {c})) for c in comps]
+            (f"all-{c}", overrides(set(comps) - {c})) for c in comps
+        ]
     return [("none", overrides(set()))] + [(c, overrides({c})) for c in comps]
 
 
@@ -92,8 +93,9 @@ def grid_variants(cfg: StudyFile) -> list[tuple[str, dict[str, Any]]]:
             for v in values:
                 set_path(cfg, {key: v})
         except ConfigError as err:
-            raise ConfigError(f"{cfg.name}: study.grid.{key}: {str(err).split(': ', 1)[-1]}") \
-                from None
+            raise ConfigError(
+                f"{cfg.name}: study.grid.{key}: {str(err).split(': ', 1)[-1]}"
+            ) from None
     keys = list(grid)
     out = []
     for combo in itertools.product(*(grid[k] for k in keys)):
@@ -121,8 +123,10 @@ def baseline_variant(cfg: StudyFile, variants: list[str]) -> str | None:
     """The variant every other one is compared with."""
     if cfg.report.baseline:
         if cfg.report.baseline not in variants:
-            raise ConfigError(f"{cfg.name}: report.baseline: '{cfg.report.baseline}' is not a "
-                              f"variant of this study ({', '.join(variants)})")
+            raise ConfigError(
+                f"{cfg.name}: report.baseline: '{cfg.report.baseline}' is not a "
+                f"variant of this study ({', '.join(variants)})"
+            )
         return cfg.report.baseline
     if cfg.study.kind == "ablation":
         return "all" if cfg.study.design == "leave_one_out" else "none"
@@ -150,8 +154,9 @@ def search_distributions(cfg: StudyFile) -> dict[str, Any]:
         try:
             set_path(cfg, {key: probe})
         except ConfigError as err:
-            raise ConfigError(f"{cfg.name}: study.space.{key}: {str(err).split(': ', 1)[-1]}") \
-                from None
+            raise ConfigError(
+                f"{cfg.name}: study.space.{key}: {str(err).split(': ', 1)[-1]}"
+            ) from None
     return out
 
 
@@ -159,11 +164,18 @@ def describe(cfg: StudyFile) -> dict[str, Any]:
     """A short, JSON-safe description of the design (for dry runs and reports)."""
     d: dict[str, Any] = {"kind": cfg.study.kind, "seeds": list(cfg.study.seeds)}
     if cfg.study.kind == "ablation":
-        d.update(design=cfg.study.design, components=list(cfg.study.components),
-                 on_values=_on_values(cfg))
+        d.update(
+            design=cfg.study.design,
+            components=list(cfg.study.components),
+            on_values=_on_values(cfg),
+        )
     elif cfg.study.kind == "grid":
         d["grid"] = {k: list(v) for k, v in cfg.study.grid.items()}
     else:
-        d.update(space={k: to_dict(v) for k, v in cfg.study.space.items()},
-                 n_trials=cfg.study.n_trials, sampler=cfg.study.sampler, asha=cfg.study.asha)
+        d.update(
+            space={k: to_dict(v) for k, v in cfg.study.space.items()},
+            n_trials=cfg.study.n_trials,
+            sampler=cfg.study.sampler,
+            asha=cfg.study.asha,
+        )
     return d

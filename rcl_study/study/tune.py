@@ -33,8 +33,11 @@ class ClusterError(RuntimeError):
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 def _check_address(address: str, timeout: float = 10.0) -> None:
@@ -46,8 +49,10 @@ def _check_address(address: str, timeout: float = 10.0) -> None:
         with socket.create_connection((host or "127.0.0.1", int(port or 6379)), timeout=timeout):
             pass
     except (OSError, ValueError) as err:
-        raise ClusterError(f"resources.address: Ray cluster at '{address}' does not answer "
-                           f"({err}); start it with 'ray start --head' or remove the key") from None
+        raise ClusterError(
+            f"resources.address: Ray cluster at '{address}' does not answer "
+            f"({err}); start it with 'ray start --head' or remove the key"
+        ) from None
 
 
 def init_ray(cfg: StudyFile) -> None:
@@ -59,13 +64,19 @@ def init_ray(cfg: StudyFile) -> None:
         _check_address(res.address)
         ray.init(address=res.address, log_to_driver=False)
     else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        ray.init(
+            num_cpus=os.cpu_count(),
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
     gpus = ray.cluster_resources().get("GPU", 0)
     if res.gpus_per_trial > gpus:
         ray.shutdown()
-        raise ConfigError(f"{cfg.name}: resources.gpus_per_trial: {res.gpus_per_trial} GPUs per "
-                          f"trial, but the Ray cluster has {gpus:g}")
+        raise ConfigError(
+            f"{cfg.name}: resources.gpus_per_trial: {res.gpus_per_trial} GPUs per "
+            f"trial, but the Ray cluster has {gpus:g}"
+        )
 
 
 def _run_one(config: dict[str, Any], base: dict[str, Any], out_dir: str) -> None:
@@ -75,10 +86,16 @@ def _run_one(config: dict[str, Any], base: dict[str, Any], out_dir: str) -> None
     plan = config.get("plan")
     if plan is None:  # an Optuna-sampled search trial: flat dotted keys
         params = {k: v for k, v in config.items() if "." in k}
-        plan = {"trial_id": f"search-{params_id(params)}", "variant": "search",
-                "seed": base["study"]["seeds"][0], "overrides": params}
-    cfg = set_path(parse_study(base, base["name"]),
-                   {**plan["overrides"], "train.seed": plan["seed"], "train.progress": False})
+        plan = {
+            "trial_id": f"search-{params_id(params)}",
+            "variant": "search",
+            "seed": base["study"]["seeds"][0],
+            "overrides": params,
+        }
+    cfg = set_path(
+        parse_study(base, base["name"]),
+        {**plan["overrides"], "train.seed": plan["seed"], "train.progress": False},
+    )
     if cfg.train.threads is None:
         import torch
 
@@ -87,8 +104,9 @@ def _run_one(config: dict[str, Any], base: dict[str, Any], out_dir: str) -> None
     workdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(workdir / "config.json", json.dumps({"plan": plan, "config": to_dict(cfg)}))
     t0 = time.time()
-    result = train_trial(cfg, lambda m: tune.report(_scalars(m)), workdir=workdir,
-                         log=lambda s: print(s, flush=True))
+    result = train_trial(
+        cfg, lambda m: tune.report(_scalars(m)), workdir=workdir, log=lambda s: print(s, flush=True)
+    )
     result.update(plan=plan, wall_time=time.time() - t0)
     atomic_write_text(workdir / "result.json", json.dumps(result, default=float))
     tune.report({**_scalars(result), "trial_finished": 1.0})
@@ -105,8 +123,12 @@ class _Recorder(tune.Callback):
         plan = trial.config.get("plan")
         if plan is None:
             params = {k: v for k, v in trial.config.items() if "." in k}
-            plan = {"trial_id": f"search-{params_id(params)}", "variant": "search",
-                    "seed": self.base["study"]["seeds"][0], "overrides": params}
+            plan = {
+                "trial_id": f"search-{params_id(params)}",
+                "variant": "search",
+                "seed": self.base["study"]["seeds"][0],
+                "overrides": params,
+            }
         return plan
 
     def on_trial_start(self, iteration, trials, trial, **info):
@@ -121,20 +143,33 @@ class _Recorder(tune.Callback):
             status, reason = result.pop("status"), result.pop("reason")
         elif status == "ok":  # stopped by the scheduler (ASHA) before it finished
             status, reason = "pruned", "stopped early by the ASHA scheduler"
-            result = {k: v for k, v in (trial.last_result or {}).items()
-                      if k in ("top1", "balanced_acc", "epoch", "loss")}
+            result = {
+                k: v
+                for k, v in (trial.last_result or {}).items()
+                if k in ("top1", "balanced_acc", "epoch", "loss")
+            }
         history = result.pop("history", [])
-        config = set_path(parse_study(self.base, self.base["name"]),
-                          {**plan["overrides"], "train.seed": plan["seed"]})
+        config = set_path(
+            parse_study(self.base, self.base["name"]),
+            {**plan["overrides"], "train.seed": plan["seed"]},
+        )
         record = {
-            "trial_id": plan["trial_id"], "variant": plan["variant"], "seed": plan["seed"],
-            "overrides": plan["overrides"], "status": status, "reason": reason,
+            "trial_id": plan["trial_id"],
+            "variant": plan["variant"],
+            "seed": plan["seed"],
+            "overrides": plan["overrides"],
+            "status": status,
+            "reason": reason,
             "metrics": {k: v for k, v in result.items() if k not in ("plan", "loss_spec")},
-            "history": history, "loss_spec": result.get("loss_spec"),
-            "wall_time": result.get("wall_time",
-                                     time.time() - self.started.get(trial.trial_id, time.time())),
-            "device": result.get("device", "unknown"), "config": to_dict(config),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **environment(),
+            "history": history,
+            "loss_spec": result.get("loss_spec"),
+            "wall_time": result.get(
+                "wall_time", time.time() - self.started.get(trial.trial_id, time.time())
+            ),
+            "device": result.get("device", "unknown"),
+            "config": to_dict(config),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            **environment(),
         }
         append_record(self.out_dir, record)
         self.on_record(record)
@@ -166,8 +201,13 @@ def _error_text(trial) -> str:
     return "trial raised an exception (no traceback was kept)"
 
 
-def run_trials(cfg: StudyFile, plans: list[dict[str, Any]] | None, out_dir: Path,
-               on_record: Callable[[dict], None], search: dict[str, Any] | None = None) -> None:
+def run_trials(
+    cfg: StudyFile,
+    plans: list[dict[str, Any]] | None,
+    out_dir: Path,
+    on_record: Callable[[dict], None],
+    search: dict[str, Any] | None = None,
+) -> None:
     """Run trials through Ray Tune, recording each as it finishes.
 
     Args:
@@ -177,6 +217,7 @@ def run_trials(cfg: StudyFile, plans: list[dict[str, Any]] | None, out_dir: Path
         on_record: called in the driver with each new record (progress display).
         search: for a search, ``{"distributions", "n_trials", "enqueue"}`` (Optuna distributions,
             how many new trials to sample, parameter dicts to run first).
+
     """
     from ray.tune.search import ConcurrencyLimiter
 
@@ -191,24 +232,29 @@ def run_trials(cfg: StudyFile, plans: list[dict[str, Any]] | None, out_dir: Path
         param_space: dict[str, Any] = {"plan": tune.grid_search(plans)}
     else:
         param_space = {}
-        tune_kwargs.update(num_samples=search["n_trials"], metric=cfg.study.metric,
-                           mode=cfg.study.mode)
+        tune_kwargs.update(
+            num_samples=search["n_trials"], metric=cfg.study.metric, mode=cfg.study.mode
+        )
         tune_kwargs["search_alg"] = _optuna_searcher(cfg, out_dir, search)
         if res.max_concurrent:
-            tune_kwargs["search_alg"] = ConcurrencyLimiter(tune_kwargs["search_alg"],
-                                                           res.max_concurrent)
+            tune_kwargs["search_alg"] = ConcurrencyLimiter(
+                tune_kwargs["search_alg"], res.max_concurrent
+            )
             tune_kwargs.pop("max_concurrent_trials")
         if cfg.study.asha:
             from ray.tune.schedulers import ASHAScheduler
 
-            tune_kwargs["scheduler"] = ASHAScheduler(time_attr="epoch", max_t=cfg.train.epochs,
-                                                     grace_period=1, reduction_factor=3)
+            tune_kwargs["scheduler"] = ASHAScheduler(
+                time_attr="epoch", max_t=cfg.train.epochs, grace_period=1, reduction_factor=3
+            )
     tuner = tune.Tuner(
         fn,
         param_space=param_space,
         tune_config=tune.TuneConfig(**tune_kwargs),
         run_config=tune.RunConfig(
-            name=f"tune-{int(time.time())}", storage_path=str(out_dir / "ray"), verbose=0,
+            name=f"tune-{int(time.time())}",
+            storage_path=str(out_dir / "ray"),
+            verbose=0,
             callbacks=[_Recorder(out_dir, base, on_record)],
             failure_config=tune.FailureConfig(max_failures=cfg.study.retries),
         ),
@@ -225,16 +271,25 @@ def _optuna_searcher(cfg: StudyFile, out_dir: Path, search: dict[str, Any]):
         "random": lambda: optuna.samplers.RandomSampler(seed=cfg.study.seeds[0]),
     }
     if cfg.study.sampler == "grid":
-        grid = {k: (v.choices if v.type == "categorical" else [v.low, v.high])
-                for k, v in cfg.study.space.items()}
+        grid = {
+            k: (v.choices if v.type == "categorical" else [v.low, v.high])
+            for k, v in cfg.study.space.items()
+        }
         sampler = optuna.samplers.GridSampler(grid, seed=cfg.study.seeds[0])
     else:
         sampler = samplers[cfg.study.sampler]()
     storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(out_dir / "optuna.journal")))
-    return OptunaSearch(space=search["distributions"], metric=cfg.study.metric,
-                        mode=cfg.study.mode, sampler=sampler, storage=storage,
-                        study_name=cfg.name, points_to_evaluate=search.get("enqueue") or None)
+        optuna.storages.journal.JournalFileBackend(str(out_dir / "optuna.journal"))
+    )
+    return OptunaSearch(
+        space=search["distributions"],
+        metric=cfg.study.metric,
+        mode=cfg.study.mode,
+        sampler=sampler,
+        storage=storage,
+        study_name=cfg.name,
+        points_to_evaluate=search.get("enqueue") or None,
+    )
 
 
 def shutdown() -> None:
