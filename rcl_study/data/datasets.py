@@ -287,7 +287,7 @@ def read_list_file(path: Path, num_classes: int | None) -> tuple[list[str], np.n
 
 
 def read_arrays(path: Path) -> dict:
-    """Read an ``.npz`` with uint8 ``train_x``, ``train_y``, ``test_x``, ``test_y`` (as exported)."""
+    """Read an ``.npz`` with uint8 ``train_x``, ``train_y``, ``test_x``, ``test_y``."""
     _need(path, "an .npz file with train_x, train_y, test_x, test_y", "the arrays")
     try:
         z = np.load(path, allow_pickle=False)
