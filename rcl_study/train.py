@@ -205,7 +205,7 @@ def train_trial(
         perm_gen.set_state(state["perm_gen"])
         aug_gen.set_state(state["aug_gen"].to(aug_gen.get_state().device))
         torch.set_rng_state(state["torch_rng"])
-        history, start_epoch, elapsed = state["history"], state["epoch"], state["elapsed"]
+        history, start_epoch = state["history"], state["epoch"]
 
     emit = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     show_bar = tc.progress and sys.stderr.isatty() and acc.is_main_process and log is None
@@ -247,7 +247,8 @@ def train_trial(
                 opt.step()
                 for k in sums:
                     sums[k] += float(losses[k].detach())
-            elapsed += time.perf_counter() - t0
+            epoch_seconds = time.perf_counter() - t0
+            elapsed += epoch_seconds
             done = epoch + 1
             if done % tc.eval_every == 0 or done == tc.epochs:
                 mean_losses = acc.reduce(
@@ -258,7 +259,13 @@ def train_trial(
                         core, test_x, data.test_y, counts_np, mean, std, device, data.test_mask
                     )
                     metrics.update(zip(sums, mean_losses.tolist()))
-                    metrics.update(epoch=done, seconds_per_epoch=elapsed / done)
+                    metrics.update(
+                        epoch=done,
+                        seconds_per_epoch=elapsed / (done - start_epoch)
+                        if done > start_epoch
+                        else 0.0,
+                        epoch_seconds=epoch_seconds,
+                    )
                     history.append({k: v for k, v in metrics.items() if k != "per_class_acc"})
                     if report:
                         report(dict(metrics))
@@ -282,7 +289,6 @@ def train_trial(
                         "torch_rng": torch.get_rng_state(),
                         "history": history,
                         "epoch": done,
-                        "elapsed": elapsed,
                     },
                     ckpt_path,
                 )

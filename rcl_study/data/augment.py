@@ -231,8 +231,8 @@ RANDAUGMENT_OPS = (
 def randaugment(x: Tensor, gen: torch.Generator, num_ops: int = 2, magnitude: float = 10) -> Tensor:
     """RandAugment (Cubuk et al. 2020) over a whole batch: ``num_ops`` ops drawn per image.
 
-    Each op runs once on the whole batch and images take its result only where drawn, so there is
-    no per-image loop. ``magnitude`` in [0, 30] as torchvision (sign drawn per image).
+    Each op runs once, batched, on the sub-batch of images that drew it (a loop over the 14 ops,
+    never over images). ``magnitude`` in [0, 30] as torchvision (sign drawn per image).
     """
     b = x.shape[0]
     dev = x.device
@@ -240,12 +240,13 @@ def randaugment(x: Tensor, gen: torch.Generator, num_ops: int = 2, magnitude: fl
         choice = torch.randint(0, len(RANDAUGMENT_OPS), (b,), generator=gen, device=dev)
         sign = torch.where(_rand(gen, b, device=dev) < 0.5, -1.0, 1.0)
         mag = sign * (magnitude / 30.0)
-        out = x
+        out = x.clone()
         for i, name in enumerate(RANDAUGMENT_OPS):
-            sel = choice == i
-            if name == "identity" or not bool(sel.any()):
+            if name == "identity":
                 continue
-            out = torch.where(sel[:, None, None, None], _op(x, name, mag), out)
+            idx = torch.nonzero(choice == i).flatten()
+            if idx.numel():
+                out[idx] = _op(x[idx], name, mag[idx])
         x = out
     return x
 

@@ -350,7 +350,8 @@ def load_data(cfg) -> LTData:
     """Read ``cfg.dataset`` and make its training split long-tailed as ``cfg`` says.
 
     ``cfg`` is a ``DataConfig``. List-file datasets and exported ``arrays`` files are already long
-    tailed and are used as they are.
+    tailed and are used as they are, as is any ``arrays`` file at ``imbalance_ratio: 1``; other
+    ``arrays`` files are made long-tailed like CIFAR.
     """
     raw = READERS[cfg.dataset](cfg)
     train_y = raw["train_y"]
@@ -363,7 +364,8 @@ def load_data(cfg) -> LTData:
             f"{cfg.path}: this file was exported at imbalance ratio {float(stored_ir):g}, "
             f"but data.imbalance_ratio is {cfg.imbalance_ratio:g}; re-export or change the ratio"
         )
-    if raw.get("already_long_tailed") or stored_ir is not None:
+    as_is = cfg.dataset == "arrays" and cfg.imbalance_ratio == 1  # a file used as it is
+    if raw.get("already_long_tailed") or stored_ir is not None or as_is:
         keep = raw.get("train_index", np.arange(len(train_y)))
         train_x, train_y_kept = raw["train_x"], train_y
     else:
