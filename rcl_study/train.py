@@ -322,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     result = train_trial(cfg, workdir=a.workdir)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()  # leave together: a rank exiting mid-teardown aborts gloo
+        torch.distributed.destroy_process_group()
+        if int(os.environ.get("RANK", "0")) != 0:
+            return 0 if result["status"] == "ok" else 1
     result["config"] = to_dict(cfg)
     text = json.dumps(result, indent=2, default=float)
     if a.out:

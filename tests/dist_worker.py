@@ -70,6 +70,7 @@ def main(out_path):
     if rank == 0:
         with open(out_path, "w") as f:
             json.dump({"ref": ref.item(), "dist": mean_loss.item(), "grad_err": grad_err}, f)
+    dist.barrier()  # leave together: a rank exiting mid-teardown aborts gloo
     dist.destroy_process_group()
 
 

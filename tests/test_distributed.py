@@ -1,11 +1,18 @@
 """Data-parallel loss with 2 CPU processes (gloo) equals one process with the whole batch."""
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def test_two_processes_match_one(tmp_path):
@@ -15,7 +22,7 @@ def test_two_processes_match_one(tmp_path):
         "-m",
         "torch.distributed.run",
         "--nproc_per_node=2",
-        "--master_port=29531",
+        f"--master_port={_free_port()}",
         str(HERE / "dist_worker.py"),
         str(out),
     ]

@@ -2,6 +2,7 @@
 
 import json
 import math
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,12 @@ from rcl_study.metrics import classification_metrics, confusion_matrix, feature_
 from rcl_study.models import ResNet32, build_model, count_parameters
 
 HERE = Path(__file__).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 TINY = {
     "name": "t",
@@ -221,7 +228,7 @@ def test_two_processes_first_step_loss_matches_one(tmp_path):
             "-m",
             "torch.distributed.run",
             "--nproc_per_node=2",
-            "--master_port=29547",
+            f"--master_port={_free_port()}",
             str(HERE / "train_worker.py"),
             str(two),
         ],

@@ -46,6 +46,9 @@ def main(out_path):
     if not dist.is_initialized() or dist.get_rank() == 0:
         with open(out_path, "w") as f:
             json.dump({"loss": loss.item(), "world": world}, f)
+    if dist.is_initialized():  # leave together: a rank exiting mid-teardown aborts gloo
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
