@@ -166,8 +166,28 @@ class ResourcesConfig(_Strict):
 
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0)
+    workers_per_trial: int | None = Field(None, ge=1)
     max_concurrent: int | None = Field(None, ge=1)
     address: str | None = None
+
+    @model_validator(mode="after")
+    def _check_gpus(self) -> ResourcesConfig:
+        g = self.gpus_per_trial
+        if g > 1 and g != int(g):
+            raise ValueError(f"gpus_per_trial above 1 must be a whole number, got {g}")
+        if g > 1 and self.workers_per_trial not in (None, int(g)):
+            raise ValueError(
+                f"workers_per_trial ({self.workers_per_trial}) must equal gpus_per_trial ({g:g}):"
+                " one data-parallel worker per GPU"
+            )
+        return self
+
+    @property
+    def workers(self) -> int:
+        """Data-parallel workers of one trial: one per GPU above one GPU, else as set (1)."""
+        if self.gpus_per_trial > 1:
+            return int(self.gpus_per_trial)
+        return self.workers_per_trial or 1
 
 
 class ReportConfig(_Strict):

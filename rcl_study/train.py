@@ -132,7 +132,8 @@ def train_trial(
 
     Args:
         cfg: the resolved trial configuration (``cfg.train.seed`` is the trial's seed).
-        report: called with the metrics dict after every evaluation.
+        report: called with the metrics dict after every evaluation (on other processes of a
+            data-parallel run, with ``{"epoch": n}`` only).
         workdir: folder for ``checkpoint.pt``; an existing checkpoint is resumed from.
         log: where plain progress lines go (default: stderr when it is not a terminal).
 
@@ -214,7 +215,12 @@ def train_trial(
         from tqdm import tqdm
 
         epochs = tqdm(epochs, total=tc.epochs, initial=start_epoch, desc=cfg.name, leave=False)
-    result: dict[str, Any] = {"status": "ok", "reason": "", "device": str(device)}
+    result: dict[str, Any] = {
+        "status": "ok",
+        "reason": "",
+        "device": str(device),
+        "processes": acc.num_processes,
+    }
     metrics: dict[str, Any] = history[-1] if history else {}
     model.train()
     try:
@@ -269,11 +275,13 @@ def train_trial(
                     history.append({k: v for k, v in metrics.items() if k != "per_class_acc"})
                     if report:
                         report(dict(metrics))
-                    if not show_bar:
-                        emit(
-                            f"[{cfg.name}] epoch {done}/{tc.epochs} loss {metrics['loss']:.4f} "
-                            f"top1 {metrics['top1']:.4f} bal {metrics['balanced_acc']:.4f}"
-                        )
+                elif report:  # every process reports (Ray Train's report is collective)
+                    report({"epoch": done})
+                if acc.is_main_process and not show_bar:
+                    emit(
+                        f"[{cfg.name}] epoch {done}/{tc.epochs} loss {metrics['loss']:.4f} "
+                        f"top1 {metrics['top1']:.4f} bal {metrics['balanced_acc']:.4f}"
+                    )
             if (
                 ckpt_path
                 and (done % tc.checkpoint_every == 0 or done == tc.epochs)

@@ -272,3 +272,26 @@ def test_search_then_best_config_rerun_over_seeds(tmp_path):
     assert all(r["overrides"] == top["overrides"] for r in best)
     assert (tmp_path / "runs/tiny/optuna.journal").exists()
     assert "Optimisation history" in (tmp_path / "reports/tiny/index.md").read_text()
+
+
+@pytest.mark.slow
+def test_data_parallel_trial_through_ray_train(tmp_path):
+    # two DDP workers per trial through Ray Train's TorchTrainer, Accelerate inside (gloo on CPU)
+    path = _study(
+        tmp_path,
+        study={"kind": "ablation", "components": ["margin"], "seeds": [0]},
+        resources={"cpus_per_trial": os.cpu_count(), "workers_per_trial": 2},
+    )
+    proc = _run(tmp_path, path)
+    assert proc.returncode == 2 and f"needs {os.cpu_count() + 0.01:g} CPUs" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+    path = _study(
+        tmp_path,
+        study={"kind": "ablation", "components": ["margin"], "seeds": [0]},
+        resources={"cpus_per_trial": 1.8, "workers_per_trial": 2, "max_concurrent": 1},
+    )
+    proc = _run(tmp_path, path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    recs = load_records(tmp_path / "runs/tiny")
+    assert len(recs) == 2 and all(r["status"] == "ok" for r in recs)
+    assert all(r["metrics"]["processes"] == 2 for r in recs)

@@ -25,6 +25,7 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
+
 TINY = {
     "name": "t",
     "data": {"dataset": "digits_lt", "test_limit": 100},

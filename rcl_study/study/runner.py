@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -101,7 +102,8 @@ def dry_run_text(cfg: StudyFile) -> str:
 def prepare_folder(cfg: StudyFile, resume: bool, overwrite: bool) -> Path:
     """Create the output folder; refuse to reuse one with records unless told to."""
     out = cfg.output_dir
-    if out.exists() and any(out.iterdir()):
+    trials = out / "trials"
+    if load_records(out) or (trials.exists() and any(trials.iterdir())):
         if overwrite:
             shutil.rmtree(out)
             if cfg.report_dir.exists():
@@ -155,7 +157,14 @@ def run_study(
     from . import tune as adapter
 
     cfg = absolute_paths(cfg)
-    out = prepare_folder(cfg, resume, overwrite)
+    if load_records(cfg.output_dir) and not (resume or overwrite):
+        prepare_folder(cfg, resume, overwrite)  # refuses before Ray starts
+    adapter.init_ray(cfg)  # a cluster that is missing or too small fails before any write
+    try:
+        out = prepare_folder(cfg, resume, overwrite)
+    except StudyExists:
+        adapter.shutdown()
+        raise
     meta = {
         "study": cfg.name,
         "config": to_dict(cfg),
@@ -232,6 +241,14 @@ def check_study(cfg: StudyFile) -> None:
         search_distributions(cfg)
     else:
         expand(cfg)
+    res = cfg.resources
+    need = res.cpus_per_trial + (0.01 if res.workers > 1 else 0)
+    if not res.address and need > (os.cpu_count() or 1):
+        raise ConfigError(
+            f"{cfg.name}: resources.cpus_per_trial: a trial needs {need:g} CPUs, but this machine "
+            f"has {os.cpu_count()}"
+            + (" (data-parallel trials hold 0.01 more)" if res.workers > 1 else "")
+        )
     if not cfg.resources.address and cfg.resources.gpus_per_trial > torch.cuda.device_count():
         raise ConfigError(
             f"{cfg.name}: resources.gpus_per_trial: {cfg.resources.gpus_per_trial:g} GPUs per "

@@ -27,6 +27,9 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
+#: CPU held by a data-parallel trial's own Tune function while its Ray Train workers run
+DRIVER_CPU = 0.01
+
 
 class ClusterError(RuntimeError):
     """The Ray cluster cannot be reached or lacks the resources a trial needs."""
@@ -70,7 +73,16 @@ def init_ray(cfg: StudyFile) -> None:
             log_to_driver=False,
             configure_logging=False,
         )
-    gpus = ray.cluster_resources().get("GPU", 0)
+    cluster = ray.cluster_resources()
+    gpus, cpus = cluster.get("GPU", 0), cluster.get("CPU", 0)
+    need = res.cpus_per_trial + (DRIVER_CPU if res.workers > 1 else 0)
+    if need > cpus:
+        ray.shutdown()
+        raise ConfigError(
+            f"{cfg.name}: resources.cpus_per_trial: a trial needs {need:g} CPUs, but the Ray "
+            f"cluster has {cpus:g}"
+            + (" (data-parallel trials hold 0.01 more)" if res.workers > 1 else "")
+        )
     if res.gpus_per_trial > gpus:
         ray.shutdown()
         raise ConfigError(
@@ -79,10 +91,8 @@ def init_ray(cfg: StudyFile) -> None:
         )
 
 
-def _run_one(config: dict[str, Any], base: dict[str, Any], out_dir: str) -> None:
-    """Tune function trainable: one trial from a plan dict, or from sampled search parameters."""
-    from ..train import train_trial
-
+def _plan_of(config: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """The trial plan of a Tune config: given (ablation, grid, best) or sampled (search)."""
     plan = config.get("plan")
     if plan is None:  # an Optuna-sampled search trial: flat dotted keys
         params = {k: v for k, v in config.items() if "." in k}
@@ -92,6 +102,13 @@ def _run_one(config: dict[str, Any], base: dict[str, Any], out_dir: str) -> None
             "seed": base["study"]["seeds"][0],
             "overrides": params,
         }
+    return plan
+
+
+def _train_and_save(plan, base, out_dir, report, threads: int, rank0: bool = True) -> dict:
+    """Train one trial in its own folder; rank 0 stores its config and result there."""
+    from ..train import train_trial
+
     cfg = set_path(
         parse_study(base, base["name"]),
         {**plan["overrides"], "train.seed": plan["seed"], "train.progress": False},
@@ -99,17 +116,79 @@ def _run_one(config: dict[str, Any], base: dict[str, Any], out_dir: str) -> None
     if cfg.train.threads is None:
         import torch
 
-        torch.set_num_threads(max(1, int(base["resources"]["cpus_per_trial"])))
+        torch.set_num_threads(max(1, threads))
     workdir = Path(out_dir) / "trials" / plan["trial_id"]
     workdir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(workdir / "config.json", json.dumps({"plan": plan, "config": to_dict(cfg)}))
+    if rank0:
+        atomic_write_text(
+            workdir / "config.json", json.dumps({"plan": plan, "config": to_dict(cfg)})
+        )
     t0 = time.time()
-    result = train_trial(
-        cfg, lambda m: tune.report(_scalars(m)), workdir=workdir, log=lambda s: print(s, flush=True)
-    )
+    result = train_trial(cfg, report, workdir=workdir, log=lambda s: print(s, flush=True))
     result.update(plan=plan, wall_time=time.time() - t0)
-    atomic_write_text(workdir / "result.json", json.dumps(result, default=float))
+    if rank0:
+        atomic_write_text(workdir / "result.json", json.dumps(result, default=float))
+    return result
+
+
+def _run_one(config: dict[str, Any], base: dict[str, Any], out_dir: str) -> None:
+    """Tune function trainable: one trial, in this process or on data-parallel workers."""
+    plan = _plan_of(config, base)
+    res = parse_study(base, base["name"]).resources
+    if res.workers > 1:
+        _run_data_parallel(plan, base, out_dir, res)
+        return
+    result = _train_and_save(
+        plan, base, out_dir, lambda m: tune.report(_scalars(m)), int(res.cpus_per_trial)
+    )
     tune.report({**_scalars(result), "trial_finished": 1.0})
+
+
+def _data_parallel_worker(config: dict[str, Any]) -> None:
+    """Ray Train worker: Accelerate inside picks up the process group Ray Train set up."""
+    import ray.train
+
+    rank = ray.train.get_context().get_world_rank()
+    result = _train_and_save(
+        config["plan"],
+        config["base"],
+        config["out_dir"],
+        lambda m: ray.train.report(_scalars(m)),
+        config["threads"],
+        rank0=rank == 0,
+    )
+    ray.train.report({**_scalars(result), "trial_finished": 1.0})
+
+
+def _run_data_parallel(plan, base, out_dir, res) -> None:
+    """Run one trial as a Ray Train ``TorchTrainer`` (DDP over ``res.workers`` workers)."""
+    from ray.train import RunConfig as TrainRunConfig
+    from ray.train import ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    n = res.workers
+    per_worker = {"CPU": res.cpus_per_trial / n}
+    if res.gpus_per_trial:
+        per_worker["GPU"] = res.gpus_per_trial / n
+    trainer = TorchTrainer(
+        _data_parallel_worker,
+        train_loop_config={
+            "plan": plan,
+            "base": base,
+            "out_dir": out_dir,
+            "threads": max(1, int(res.cpus_per_trial / n)),
+        },
+        scaling_config=ScalingConfig(
+            num_workers=n, use_gpu=res.gpus_per_trial > 0, resources_per_worker=per_worker
+        ),
+        run_config=TrainRunConfig(
+            name=f"train-{plan['trial_id']}-{int(time.time())}",
+            storage_path=str(Path(out_dir) / "ray-train"),
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    trainer.fit()
 
 
 class _Recorder(tune.Callback):
@@ -120,16 +199,7 @@ class _Recorder(tune.Callback):
         self.started: dict[str, float] = {}
 
     def _plan(self, trial) -> dict[str, Any]:
-        plan = trial.config.get("plan")
-        if plan is None:
-            params = {k: v for k, v in trial.config.items() if "." in k}
-            plan = {
-                "trial_id": f"search-{params_id(params)}",
-                "variant": "search",
-                "seed": self.base["study"]["seeds"][0],
-                "overrides": params,
-            }
-        return plan
+        return _plan_of(trial.config, self.base)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.started[trial.trial_id] = time.time()
@@ -226,7 +296,10 @@ def run_trials(
     out_dir = Path(out_dir).resolve()
     base = to_dict(cfg)
     fn = tune.with_parameters(_run_one, base=base, out_dir=str(out_dir))
-    fn = tune.with_resources(fn, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
+    if res.workers > 1:  # the trial only drives a TorchTrainer, whose workers hold the resources
+        fn = tune.with_resources(fn, {"cpu": DRIVER_CPU})
+    else:
+        fn = tune.with_resources(fn, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
     tune_kwargs: dict[str, Any] = {"max_concurrent_trials": res.max_concurrent}
     if search is None:
         param_space: dict[str, Any] = {"plan": tune.grid_search(plans)}
