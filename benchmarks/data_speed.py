@@ -8,11 +8,12 @@ peer-style DataLoader of ``epoch_speed.py`` (per-image PIL transforms in ``--wor
 
 import argparse
 import time
+from pathlib import Path
 
-import numpy as np
 import torch
 
 from rcl_study.data.augment import make_views
+from rcl_study.data.datasets import read_arrays
 
 
 def main():
@@ -22,7 +23,7 @@ def main():
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args()
-    z = np.load(a.data)
+    z = read_arrays(Path(a.data))
     x = torch.from_numpy(z["train_x"]).to(a.device)
     n = len(x)
     gen = torch.Generator(device=a.device).manual_seed(0)

@@ -1,8 +1,12 @@
-"""``python -m rcl_study.data export --dataset cifar10_lt --imbalance-ratio 100 --out F.npz``."""
+"""``python -m rcl_study.data export --dataset cifar10_lt --imbalance-ratio 100 --out F.npz``.
+
+``--out F.npz.xz`` writes the same arrays xz-compressed (about 20% smaller, slower to write).
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
@@ -45,9 +49,11 @@ def export(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     extra = {"test_mask": data.test_mask} if data.test_mask is not None else {}
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez_compressed(
-        tmp,
+    tmp = out.with_name(out.name + ".tmp")
+    save = np.savez if out.suffix == ".xz" else np.savez_compressed
+    buffer = io.BytesIO()
+    save(
+        buffer,
         train_x=data.train_x,
         train_y=data.train_y,
         test_x=data.test_x,
@@ -57,6 +63,13 @@ def export(argv: list[str] | None = None) -> int:
         source=np.str_(a.dataset),
         **extra,
     )
+    if out.suffix == ".xz":
+        import lzma
+
+        with lzma.open(tmp, "wb", preset=9) as f:
+            f.write(buffer.getvalue())
+    else:
+        tmp.write_bytes(buffer.getvalue())
     tmp.replace(out)
     print(
         f"wrote {out}: {len(data.train_y)} training images "

@@ -290,7 +290,14 @@ def read_arrays(path: Path) -> dict:
     """Read an ``.npz`` with uint8 ``train_x``, ``train_y``, ``test_x``, ``test_y``."""
     _need(path, "an .npz file with train_x, train_y, test_x, test_y", "the arrays")
     try:
-        z = np.load(path, allow_pickle=False)
+        if path.suffix == ".xz":  # an xz-compressed .npz (export --out F.npz.xz): ~20% smaller
+            import io
+            import lzma
+
+            with lzma.open(path) as f:
+                z = np.load(io.BytesIO(f.read()), allow_pickle=False)
+        else:
+            z = np.load(path, allow_pickle=False)
         out = {k: z[k] for k in z.files}
     except Exception as err:  # zip/npy errors come in many types
         raise DataError(f"{path}: corrupt or truncated .npz ({err})") from None

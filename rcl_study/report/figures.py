@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -100,6 +101,9 @@ def per_class(train_counts: list[int], curves: dict[str, list[float | None]], ou
         order = np.argsort(counts)
         ax.plot(counts[order], a[order], marker="o", label=name, alpha=0.85)
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set(
         xlabel="training images of the class (log)",
         ylabel="test accuracy of the class",
@@ -123,7 +127,10 @@ def shot_groups(df: pd.DataFrame, order: list[str], out_dir: Path) -> str | None
         data=long, x="variant", y="accuracy", hue="group", order=order, errorbar=("ci", 95), ax=ax
     )
     ax.tick_params(axis="x", rotation=45)
-    ax.set(title="many / medium / few-shot accuracy", xlabel="")
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    ax.legend(title="group", bbox_to_anchor=(1.01, 1), loc="upper left")
+    ax.set(title="many / medium / few-shot accuracy (mean, 95% CI)", xlabel="", ylim=(0, 1.02))
     return _save(fig, out_dir, "shot_groups")
 
 
