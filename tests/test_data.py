@@ -308,3 +308,19 @@ def test_real_cifar10():
     pos = int(np.where(d.train_index == 0)[0][0]) if 0 in d.train_index else None
     if pos is not None:
         assert d.train_x[pos, 0, :3, 0].tolist() == [59, 43, 50]
+
+
+DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").exists(),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_real_fashion_mnist_from_debian():
+    d = load_data(DataConfig(dataset="fashion_mnist_lt", imbalance_ratio=100))
+    assert d.train_counts.tolist() == class_counts(6000, 10, 100)
+    assert d.train_x.shape[1:] == (28, 28, 1) and len(d.test_y) == 10000
+    assert np.bincount(d.test_y).tolist() == [1000] * 10
+    from rcl_study.data.datasets import read_fashion_mnist
+
+    raw = read_fashion_mnist(None)
+    assert raw["train_y"][:3].tolist() == [9, 0, 0]  # ankle boot, T-shirt, T-shirt

@@ -318,8 +318,10 @@ def run_trials(
         if cfg.study.asha:
             from ray.tune.schedulers import ASHAScheduler
 
+            # max_t one past the last epoch: ASHA stops any trial that reaches max_t, which
+            # would cut a finished trial off before its result is stored
             tune_kwargs["scheduler"] = ASHAScheduler(
-                time_attr="epoch", max_t=cfg.train.epochs, grace_period=1, reduction_factor=3
+                time_attr="epoch", max_t=cfg.train.epochs + 1, grace_period=1, reduction_factor=3
             )
     tuner = tune.Tuner(
         fn,
