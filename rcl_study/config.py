@@ -28,6 +28,18 @@ DATASETS = (
     "arrays",
 )
 PRESETS = ("ce", "la", "supcon", "bcl", "rcl", "bcl+rcl")
+#: scalar test metrics a study can optimise or compare (see ``rcl_study.metrics``)
+METRICS = (
+    "top1",
+    "balanced_acc",
+    "many_acc",
+    "medium_acc",
+    "few_acc",
+    "top1_lossless",
+    "balanced_acc_lossless",
+    "compactness",
+    "balancedness",
+)
 COMPONENTS = ("balance", "scale", "margin", "class_averaging", "prototypes", "logit_adjust")
 
 
@@ -140,7 +152,7 @@ class StudyConfig(_Strict):
     n_trials: int = Field(20, ge=1)
     sampler: Literal["tpe", "random", "grid"] = "tpe"
     asha: bool = False
-    metric: str = "balanced_acc"
+    metric: Literal[METRICS] = "balanced_acc"  # type: ignore[valid-type]
     mode: Literal["max", "min"] = "max"
     retries: int = Field(0, ge=0)
     output_dir: str | None = None

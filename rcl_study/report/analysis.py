@@ -7,21 +7,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import METRICS
 from ..losses import OFF_VALUES
 from . import stats
 
-METRIC_COLUMNS = (
-    "top1",
-    "balanced_acc",
-    "many_acc",
-    "medium_acc",
-    "few_acc",
-    "top1_lossless",
-    "balanced_acc_lossless",
-    "compactness",
-    "balancedness",
-    "seconds_per_epoch",
-)
+METRIC_COLUMNS = (*METRICS, "seconds_per_epoch")
 
 
 def results_table(records: list[dict[str, Any]]) -> pd.DataFrame:

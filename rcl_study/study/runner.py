@@ -99,20 +99,28 @@ def dry_run_text(cfg: StudyFile) -> str:
     return "\n".join(lines)
 
 
-def prepare_folder(cfg: StudyFile, resume: bool, overwrite: bool) -> Path:
-    """Create the output folder; refuse to reuse one with records unless told to."""
-    out = cfg.output_dir
+def _holds_study(out: Path) -> bool:
     trials = out / "trials"
-    if load_records(out) or (trials.exists() and any(trials.iterdir())):
-        if overwrite:
-            shutil.rmtree(out)
-            if cfg.report_dir.exists():
-                shutil.rmtree(cfg.report_dir)
-        elif not resume:
-            raise StudyExists(
-                f"{out} already holds this study ({len(load_records(out))} trials recorded); "
-                "run again with --resume to finish it, or --overwrite to delete it and start over"
-            )
+    return bool(load_records(out)) or (trials.exists() and any(trials.iterdir()))
+
+
+def check_folder(cfg: StudyFile, resume: bool, overwrite: bool) -> None:
+    """Refuse to reuse a folder that holds records or checkpoints, unless told how."""
+    out = cfg.output_dir
+    if _holds_study(out) and not (resume or overwrite):
+        raise StudyExists(
+            f"{out} already holds this study ({len(load_records(out))} trials recorded); "
+            "run again with --resume to finish it, or --overwrite to delete it and start over"
+        )
+
+
+def prepare_folder(cfg: StudyFile, overwrite: bool) -> Path:
+    """Create the output folder (emptied first, with the old report, under ``--overwrite``)."""
+    out = cfg.output_dir
+    if overwrite and _holds_study(out):
+        shutil.rmtree(out)
+        if cfg.report_dir.exists():
+            shutil.rmtree(cfg.report_dir)
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -157,14 +165,9 @@ def run_study(
     from . import tune as adapter
 
     cfg = absolute_paths(cfg)
-    if load_records(cfg.output_dir) and not (resume or overwrite):
-        prepare_folder(cfg, resume, overwrite)  # refuses before Ray starts
+    check_folder(cfg, resume, overwrite)  # before Ray starts
     adapter.init_ray(cfg)  # a cluster that is missing or too small fails before any write
-    try:
-        out = prepare_folder(cfg, resume, overwrite)
-    except StudyExists:
-        adapter.shutdown()
-        raise
+    out = prepare_folder(cfg, overwrite)
     meta = {
         "study": cfg.name,
         "config": to_dict(cfg),
@@ -254,15 +257,3 @@ def check_study(cfg: StudyFile) -> None:
             f"{cfg.name}: resources.gpus_per_trial: {cfg.resources.gpus_per_trial:g} GPUs per "
             f"trial, but this machine has {torch.cuda.device_count()}"
         )
-    if cfg.study.metric not in (
-        "top1",
-        "balanced_acc",
-        "many_acc",
-        "medium_acc",
-        "few_acc",
-        "top1_lossless",
-        "balanced_acc_lossless",
-        "compactness",
-    ):
-        raise ConfigError(f"{cfg.name}: study.metric: unknown metric '{cfg.study.metric}'")
-    set_path(cfg, {})
