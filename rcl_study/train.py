@@ -38,8 +38,19 @@ from .models import build_model
 Report = Callable[[dict[str, Any]], None]
 
 
+LOSS_KEYS = ("loss", "loss_cls", "loss_con")
+
+
 class Diverged(RuntimeError):
     """A non-finite loss; carries the epoch and step."""
+
+
+def _max_over_ranks(t: torch.Tensor) -> torch.Tensor:
+    """``t`` maximised over data-parallel processes (itself with one process)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        t = t.clone()
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+    return t
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -226,15 +237,22 @@ def train_trial(
     try:
         for epoch in epochs:
             t0 = time.perf_counter()
-            sums = {"loss": 0.0, "loss_cls": 0.0, "loss_con": 0.0}
-            perm = torch.randperm(n, generator=perm_gen).numpy()
+            # no host-device sync inside the epoch: losses and the first non-finite step are
+            # accumulated on the device and read once at its end
+            sums = torch.zeros(len(LOSS_KEYS), device=device)
+            first_bad = torch.full((), -1, dtype=torch.long, device=device)
+            perm = torch.randperm(n, generator=perm_gen)
+            perm_dev = perm.to(device)
             for step in range(steps):
-                rows = perm[step * global_batch : (step + 1) * global_batch]
-                rows = rows[acc.process_index * local_batch : (acc.process_index + 1) * local_batch]
+                lo = step * global_batch + acc.process_index * local_batch
+                rows = perm_dev[lo : lo + local_batch]
                 for group in opt.param_groups:
                     group["lr"] = lr_at(epoch * steps + step, total_steps, warmup_steps, tc.lr)
-                xb = _batch(train_x, rows, device)
-                yb = train_y[torch.as_tensor(rows, device=device)]
+                if isinstance(train_x, torch.Tensor):  # uint8 images already on the device
+                    xb = train_x[rows]
+                else:
+                    xb = _batch(train_x, perm[lo : lo + local_batch].numpy(), device)
+                yb = train_y[rows]
                 views = [(v - mean) / std for v in make_views(xb, aug_gen, recipe)]
                 inp = torch.cat(views)
                 if device.type == "cuda":
@@ -246,25 +264,25 @@ def train_trial(
                 losses = total_loss(
                     spec, logits[:b], yb, proj[b:], torch.cat([yb, yb]), counts, protos
                 )
-                if not torch.isfinite(losses["loss"]):
-                    raise Diverged(f"non-finite loss at epoch {epoch + 1}, step {step + 1}")
+                bad_now = (first_bad < 0) & ~torch.isfinite(losses["loss"].detach())
+                first_bad = torch.where(bad_now, step, first_bad)
                 opt.zero_grad(set_to_none=True)
                 acc.backward(losses["loss"])
                 opt.step()
-                for k in sums:
-                    sums[k] += float(losses[k].detach())
+                sums += torch.stack([losses[k].detach().float() for k in LOSS_KEYS])
+            bad_step = int(_max_over_ranks(first_bad))
+            if bad_step >= 0:
+                raise Diverged(f"non-finite loss at epoch {epoch + 1}, step {bad_step + 1}")
             epoch_seconds = time.perf_counter() - t0
             elapsed += epoch_seconds
             done = epoch + 1
             if done % tc.eval_every == 0 or done == tc.epochs:
-                mean_losses = acc.reduce(
-                    torch.tensor([sums[k] / steps for k in sums], device=device), reduction="mean"
-                )
+                mean_losses = acc.reduce(sums / steps, reduction="mean")
                 if acc.is_main_process:  # evaluation on one process, the full test set
                     metrics = evaluate(
                         core, test_x, data.test_y, counts_np, mean, std, device, data.test_mask
                     )
-                    metrics.update(zip(sums, mean_losses.tolist()))
+                    metrics.update(zip(LOSS_KEYS, mean_losses.tolist()))
                     metrics.update(
                         epoch=done,
                         seconds_per_epoch=elapsed / (done - start_epoch)

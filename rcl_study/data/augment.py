@@ -173,7 +173,9 @@ def _autocontrast(x: Tensor) -> Tensor:
 def _sharpness(x: Tensor, mag: Tensor) -> Tensor:
     k = torch.tensor([[1, 1, 1], [1, 5, 1], [1, 1, 1]], device=x.device, dtype=x.dtype) / 13
     blur = F.conv2d(
-        F.pad(x, (1, 1, 1, 1), mode="replicate"), k.expand(x.shape[1], 1, 3, 3), groups=x.shape[1]
+        F.pad(x, (1, 1, 1, 1), mode="replicate"),
+        k.expand(x.shape[1], 1, 3, 3).contiguous(),
+        groups=x.shape[1],
     )
     f = (1 + 0.9 * mag)[:, None, None, None]
     return (blur + f * (x - blur)).clamp(0, 1)
