@@ -313,8 +313,10 @@ def test_real_cifar10():
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
-@pytest.mark.skipif(not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").exists(),
-                    reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(
+    not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").exists(),
+    reason="Debian's dataset-fashion-mnist is not installed",
+)
 def test_real_fashion_mnist_from_debian():
     d = load_data(DataConfig(dataset="fashion_mnist_lt", imbalance_ratio=100))
     assert d.train_counts.tolist() == class_counts(6000, 10, 100)

@@ -300,3 +300,40 @@ def test_data_parallel_trial_through_ray_train(tmp_path):
     recs = load_records(tmp_path / "runs/tiny")
     assert len(recs) == 2 and all(r["status"] == "ok" for r in recs)
     assert all(r["metrics"]["processes"] == 2 for r in recs)
+
+
+@pytest.mark.slow
+def test_search_resume_samples_new_points(tmp_path):
+    study = {
+        "kind": "search",
+        "n_trials": 4,
+        "seeds": [0],
+        "space": {
+            "loss.scale": {"low": 1.0, "high": 2.0},
+            "loss.margin": {"low": 0.0, "high": 1.0},
+        },
+    }
+    path = _study(tmp_path, study=study, resources={"cpus_per_trial": 1, "max_concurrent": 1})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rcl_study.run", str(path), "--no-progress"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and len(load_records(tmp_path / "runs/tiny")) < 2:
+        time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = {r["trial_id"]: r["finished"] for r in load_records(tmp_path / "runs/tiny")}
+    assert 2 <= len(before) < 5
+    resumed = _run(tmp_path, path, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    recs = load_records(tmp_path / "runs/tiny")
+    search = [r for r in recs if r["variant"] == "search"]
+    assert len(search) == 4 and len({r["trial_id"] for r in search}) == 4
+    for r in recs:  # recorded trials were not run again
+        if r["trial_id"] in before:
+            assert r["finished"] == before[r["trial_id"]]
+    assert [r["variant"] for r in recs].count("best") == 1

@@ -211,7 +211,12 @@ def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) 
             None,
             out,
             bar,
-            search={"distributions": dists, "n_trials": remaining, "enqueue": enqueue[:remaining]},
+            search={
+                "distributions": dists,
+                "n_trials": remaining,
+                "enqueue": enqueue[:remaining],
+                "resumed": n_search + len(enqueue),
+            },
         )
     records = load_records(out)
     scored = [

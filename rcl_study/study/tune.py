@@ -135,6 +135,10 @@ def _train_and_save(plan, base, out_dir, report, threads: int, rank0: bool = Tru
 def _run_one(config: dict[str, Any], base: dict[str, Any], out_dir: str) -> None:
     """Tune function trainable: one trial, in this process or on data-parallel workers."""
     plan = _plan_of(config, base)
+    done = Path(out_dir) / "trials" / plan["trial_id"] / "result.json"
+    if done.exists():  # the same point again (e.g. a resampled search point): never retrain
+        tune.report({**_scalars(json.loads(done.read_text())), "trial_finished": 1.0})
+        return
     res = parse_study(base, base["name"]).resources
     if res.workers > 1:
         _run_data_parallel(plan, base, out_dir, res)
@@ -342,16 +346,19 @@ def _optuna_searcher(cfg: StudyFile, out_dir: Path, search: dict[str, Any]):
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
+    # a resumed search continues the stored Optuna study; its sampler gets a fresh seed, or it
+    # would draw the points of the first run again
+    seed = cfg.study.seeds[0] + search.get("resumed", 0)
     samplers = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=cfg.study.seeds[0]),
-        "random": lambda: optuna.samplers.RandomSampler(seed=cfg.study.seeds[0]),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
     }
     if cfg.study.sampler == "grid":
         grid = {
             k: (v.choices if v.type == "categorical" else [v.low, v.high])
             for k, v in cfg.study.space.items()
         }
-        sampler = optuna.samplers.GridSampler(grid, seed=cfg.study.seeds[0])
+        sampler = optuna.samplers.GridSampler(grid, seed=seed)
     else:
         sampler = samplers[cfg.study.sampler]()
     storage = optuna.storages.JournalStorage(
