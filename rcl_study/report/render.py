@@ -6,8 +6,6 @@ training. Content is assembled as a list of blocks, each rendered both to Markdo
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import shlex
 from pathlib import Path
@@ -19,8 +17,7 @@ from ..config import StudyFile
 from ..study.records import atomic_write_text, load_plan, load_records
 from ..study.space import baseline_variant
 from . import analysis, figures
-
-Block = tuple
+from .markup import Block, to_html, to_markdown
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -412,69 +409,6 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
     return b
 
 
-def _md(blocks: list[Block]) -> str:
-    out = []
-    for blk in blocks:
-        kind = blk[0]
-        if kind == "h":
-            out.append("#" * blk[1] + " " + blk[2])
-        elif kind == "p":
-            out.append(blk[1])
-        elif kind == "ul":
-            out.append("\n".join(f"- {x}" for x in blk[1]))
-        elif kind == "table":
-            header, rows = blk[1], blk[2]
-            lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-            out.append("\n".join(lines))
-        elif kind == "img":
-            out.append(f"![{blk[2]}]({blk[1]})")
-        elif kind == "code":
-            out.append("```\n" + blk[1] + "\n```")
-    return "\n\n".join(out) + "\n"
-
-
-def _inline(text: str) -> str:
-    parts = html.escape(text).split("**")
-    text = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
-    parts = text.split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-
-
-def _html(blocks: list[Block], report_dir: Path, title: str) -> str:
-    body = []
-    for blk in blocks:
-        kind = blk[0]
-        if kind == "h":
-            body.append(f"<h{blk[1]}>{html.escape(blk[2])}</h{blk[1]}>")
-        elif kind == "p":
-            body.append(f"<p>{_inline(blk[1])}</p>")
-        elif kind == "ul":
-            body.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in blk[1]) + "</ul>")
-        elif kind == "table":
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in blk[1])
-            rows = "".join(
-                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in blk[2]
-            )
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-        elif kind == "img":
-            data = base64.b64encode((report_dir / blk[1]).read_bytes()).decode()
-            body.append(f'<img alt="{html.escape(blk[2])}" src="data:image/png;base64,{data}">')
-        elif kind == "code":
-            body.append(f"<pre><code>{html.escape(blk[1])}</code></pre>")
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
-        "th{background:#f0f0f0}img{max-width:100%}pre{background:#f6f6f6;padding:1em;"
-        "overflow-x:auto;font-size:0.8em}"
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
-    )
-
-
 def write_report(
     cfg: StudyFile, study_path: str, out_dir: Path | None = None, report_dir: Path | None = None
 ) -> Path:
@@ -485,8 +419,8 @@ def write_report(
     built = build(cfg, study_path, out_dir, report_dir)
     atomic_write_text(report_dir / "results.csv", built["table"].to_csv(index=False))
     atomic_write_text(report_dir / "stats.json", json.dumps(built["stats"], indent=1, default=str))
-    atomic_write_text(report_dir / "index.md", _md(built["blocks"]))
+    atomic_write_text(report_dir / "index.md", to_markdown(built["blocks"]))
     atomic_write_text(
-        report_dir / "index.html", _html(built["blocks"], report_dir, f"Study report: {cfg.name}")
+        report_dir / "index.html", to_html(built["blocks"], report_dir, f"Study report: {cfg.name}")
     )
     return report_dir / "index.md"

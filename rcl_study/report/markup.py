@@ -1,0 +1,79 @@
+"""Render a report's blocks as Markdown or as one self-contained HTML page.
+
+A block is a tuple: ``("h", level, text)``, ``("p", text)``, ``("ul", items)``,
+``("table", header, rows)``, ``("img", relative_path, alt)`` or ``("code", text)``. Text may use
+``**bold**`` and ```code```.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+Block = tuple
+
+
+def to_markdown(blocks: list[Block]) -> str:
+    """The blocks as Markdown (readable on a code host)."""
+    out = []
+    for blk in blocks:
+        kind = blk[0]
+        if kind == "h":
+            out.append("#" * blk[1] + " " + blk[2])
+        elif kind == "p":
+            out.append(blk[1])
+        elif kind == "ul":
+            out.append("\n".join(f"- {x}" for x in blk[1]))
+        elif kind == "table":
+            header, rows = blk[1], blk[2]
+            lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+            out.append("\n".join(lines))
+        elif kind == "img":
+            out.append(f"![{blk[2]}]({blk[1]})")
+        elif kind == "code":
+            out.append("```\n" + blk[1] + "\n```")
+    return "\n\n".join(out) + "\n"
+
+
+def _inline(text: str) -> str:
+    parts = html.escape(text).split("**")
+    text = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+    parts = text.split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def to_html(blocks: list[Block], report_dir: Path, title: str) -> str:
+    """The blocks as one HTML page, figures embedded (PNG as data URIs)."""
+    body = []
+    for blk in blocks:
+        kind = blk[0]
+        if kind == "h":
+            body.append(f"<h{blk[1]}>{html.escape(blk[2])}</h{blk[1]}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline(blk[1])}</p>")
+        elif kind == "ul":
+            body.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in blk[1]) + "</ul>")
+        elif kind == "table":
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in blk[1])
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in blk[2]
+            )
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif kind == "img":
+            data = base64.b64encode((report_dir / blk[1]).read_bytes()).decode()
+            body.append(f'<img alt="{html.escape(blk[2])}" src="data:image/png;base64,{data}">')
+        elif kind == "code":
+            body.append(f"<pre><code>{html.escape(blk[1])}</code></pre>")
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+        "th{background:#f0f0f0}img{max-width:100%}pre{background:#f6f6f6;padding:1em;"
+        "overflow-x:auto;font-size:0.8em}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    )
