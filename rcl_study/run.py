@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     a = _parser().parse_args(argv)
     from .data import DataError
-    from .study.runner import StudyExists, apply_smoke, check_study, dry_run_text
+    from .study.runner import StudyExists, apply_smoke, check_machine, check_study, dry_run_text
 
     cfg = None
     try:
@@ -64,11 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         if a.smoke:
             cfg = apply_smoke(cfg)
         check_study(cfg)
-        if a.dry_run:
+        if a.dry_run:  # a plan may be made on a laptop for a GPU box: machine checks are notes
             print(dry_run_text(cfg))
+            try:
+                check_machine(cfg)
+            except ConfigError as err:
+                print(f"note: this machine could not run it: {str(err).split(': ', 2)[-1]}")
             return 0
         if a.report_only:
             return _report(cfg, a.study)
+        check_machine(cfg)
         from .data import load_data
 
         load_data(cfg.data)  # fail early, before Ray starts, when the data is missing

@@ -242,13 +242,17 @@ def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) 
 
 
 def check_study(cfg: StudyFile) -> None:
-    """Validate what the schema alone cannot (design, grid keys, ranges, data, GPUs); no writes."""
-    import torch
-
+    """Validate what the schema alone cannot (design, grid keys, ranges); no writes."""
     if cfg.study.kind == "search":
         search_distributions(cfg)
     else:
         expand(cfg)
+
+
+def check_machine(cfg: StudyFile) -> None:
+    """Refuse trials that need more CPUs or GPUs than this machine has (local Ray only)."""
+    import torch
+
     res = cfg.resources
     need = res.cpus_per_trial + (0.01 if res.workers > 1 else 0)
     if not res.address and need > (os.cpu_count() or 1):
