@@ -21,6 +21,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,29 @@ def _make_accelerator(cfg: StudyFile, find_unused: bool):
         mixed_precision="bf16" if bf16 else "no",
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused)],
     )
+
+
+class _Prefetch:
+    """Decode the batches of an epoch from image files one batch ahead, in a thread."""
+
+    def __init__(self, images, perm, global_batch: int, offset: int, size: int, steps: int):
+        self.images, self.perm, self.steps = images, perm, steps
+        self.global_batch, self.offset, self.size = global_batch, offset, size
+        self.pool = None if isinstance(images, torch.Tensor) else ThreadPoolExecutor(1)
+        self.next = self.pool.submit(self._load, 0) if self.pool else None
+
+    def _load(self, step: int) -> np.ndarray:
+        lo = step * self.global_batch + self.offset
+        return self.images[self.perm[lo : lo + self.size].numpy()]
+
+    def take(self, step: int) -> np.ndarray:
+        """The batch of ``step`` (steps are taken in order); starts decoding the next one."""
+        batch = self.next.result()
+        if step + 1 < self.steps:
+            self.next = self.pool.submit(self._load, step + 1)
+        else:
+            self.pool.shutdown(wait=False)
+        return batch
 
 
 def _batch(images, idx: np.ndarray, device) -> torch.Tensor:
@@ -243,15 +267,17 @@ def train_trial(
             first_bad = torch.full((), -1, dtype=torch.long, device=device)
             perm = torch.randperm(n, generator=perm_gen)
             perm_dev = perm.to(device)
+            offset = acc.process_index * local_batch
+            decoded = _Prefetch(train_x, perm, global_batch, offset, local_batch, steps)
             for step in range(steps):
-                lo = step * global_batch + acc.process_index * local_batch
+                lo = step * global_batch + offset
                 rows = perm_dev[lo : lo + local_batch]
                 for group in opt.param_groups:
                     group["lr"] = lr_at(epoch * steps + step, total_steps, warmup_steps, tc.lr)
                 if isinstance(train_x, torch.Tensor):  # uint8 images already on the device
                     xb = train_x[rows]
-                else:
-                    xb = _batch(train_x, perm[lo : lo + local_batch].numpy(), device)
+                else:  # decoded from files, one batch ahead in a thread
+                    xb = torch.from_numpy(decoded.take(step)).to(device, non_blocking=True)
                 yb = train_y[rows]
                 views = [(v - mean) / std for v in make_views(xb, aug_gen, recipe)]
                 inp = torch.cat(views)

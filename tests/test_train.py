@@ -241,3 +241,32 @@ def test_two_processes_first_step_loss_matches_one(tmp_path):
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
     assert b["world"] == 2 and a["world"] == 1
     assert abs(a["loss"] - b["loss"]) < 1e-5
+
+
+def test_list_file_dataset_trains(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(24):
+        (tmp_path / "img").mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
+            tmp_path / "img" / f"{i}.png"
+        )
+        lines.append(f"img/{i}.png {i % 3}")
+    (tmp_path / "train.txt").write_text("\n".join(lines[:18]) + "\n")
+    (tmp_path / "test.txt").write_text("\n".join(lines[18:]) + "\n")
+    cfg = _cfg(
+        data={
+            "dataset": "imagenet_lt",
+            "root": str(tmp_path),
+            "train_list": "train.txt",
+            "test_list": "test.txt",
+            "image_size": 16,
+            "test_limit": None,
+        },
+        train={"epochs": 2, "batch_size": 4, "max_steps_per_epoch": None},
+    )
+    res = train.train_trial(cfg, log=_quiet)
+    assert res["status"] == "ok" and res["epoch"] == 2 and len(res["per_class_acc"]) == 3
+    assert math.isfinite(res["loss"])
