@@ -396,11 +396,3 @@ def set_path(cfg: StudyFile, updates: dict[str, Any]) -> StudyFile:
             node = node.setdefault(part, {})
         node[parts[-1]] = value
     return parse_study(raw, cfg.name)
-
-
-def get_path(cfg: StudyFile, key: str) -> Any:
-    """The value at a dotted key of a config."""
-    node: Any = cfg
-    for part in key.split("."):
-        node = node[part] if isinstance(node, dict) else getattr(node, part)
-    return node

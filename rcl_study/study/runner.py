@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, StudyFile, set_path, to_dict
-from .records import load_records, write_plan
+from .records import done_ids, load_records, write_plan
 from .space import describe, expand, search_distributions
 
 
@@ -179,7 +179,7 @@ def run_study(
         else:
             plans = expand(cfg)
             write_plan(out, [asdict(p) for p in plans], meta)
-            done = {r["trial_id"] for r in load_records(out)}
+            done = done_ids(out)
             todo = [asdict(p) for p in plans if p.trial_id not in done]
             bar = _Progress(len(plans), len(plans) - len(todo), progress)
             if todo:
@@ -193,12 +193,12 @@ def run_study(
 def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) -> None:
     dists = search_distributions(cfg)
     records = load_records(out)
-    done_ids = {r["trial_id"] for r in records}
+    done = done_ids(out)
     n_search = sum(1 for r in records if r["variant"] == "search")
     # trials that were running when the study stopped: re-run first, from their checkpoints
     enqueue = []
     for cfg_file in sorted((out / "trials").glob("search-*/config.json")):
-        if cfg_file.parent.name not in done_ids:
+        if cfg_file.parent.name not in done:
             enqueue.append(json.loads(cfg_file.read_text())["plan"]["overrides"])
     planned = [{"trial_id": f"search #{i}", "variant": "search"} for i in range(cfg.study.n_trials)]
     best_plans = [{"trial_id": f"best__s{s}", "variant": "best"} for s in cfg.study.seeds]
@@ -235,7 +235,8 @@ def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) 
         {"trial_id": f"best__s{s}", "variant": "best", "seed": s, "overrides": best["overrides"]}
         for s in cfg.study.seeds
     ]
-    todo = [p for p in plans if p["trial_id"] not in {r["trial_id"] for r in records}]
+    done = done_ids(out)
+    todo = [p for p in plans if p["trial_id"] not in done]
     if todo:
         adapter.run_trials(cfg, todo, out, bar)
     bar.close()
