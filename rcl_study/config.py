@@ -40,6 +40,8 @@ METRICS = (
     "compactness",
     "balancedness",
 )
+#: CPU held by a data-parallel trial's own Tune function while its Ray Train workers run
+DRIVER_CPU = 0.01
 COMPONENTS = ("balance", "scale", "margin", "class_averaging", "prototypes", "logit_adjust")
 
 
@@ -200,6 +202,26 @@ class ResourcesConfig(_Strict):
         if self.gpus_per_trial > 1:
             return int(self.gpus_per_trial)
         return self.workers_per_trial or 1
+
+    @property
+    def cpus_needed(self) -> float:
+        """CPUs one trial holds: its own, plus a data-parallel trial's driver share."""
+        return self.cpus_per_trial + (DRIVER_CPU if self.workers > 1 else 0.0)
+
+    def shortfall(self, cpus: float, gpus: float, where: str) -> str | None:
+        """Why one trial cannot fit on ``cpus`` and ``gpus`` of ``where`` (None when it fits)."""
+        if self.cpus_needed > cpus:
+            extra = f" (data-parallel trials hold {DRIVER_CPU:g} more)" if self.workers > 1 else ""
+            return (
+                f"resources.cpus_per_trial: a trial needs {self.cpus_needed:g} CPUs, but {where} "
+                f"has {cpus:g}{extra}"
+            )
+        if self.gpus_per_trial > gpus:
+            return (
+                f"resources.gpus_per_trial: {self.gpus_per_trial:g} GPUs per trial, but {where} "
+                f"has {gpus:g}"
+            )
+        return None
 
 
 class ReportConfig(_Strict):

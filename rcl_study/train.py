@@ -105,8 +105,8 @@ class _Prefetch:
     def __init__(self, images, perm, global_batch: int, offset: int, size: int, steps: int):
         self.images, self.perm, self.steps = images, perm, steps
         self.global_batch, self.offset, self.size = global_batch, offset, size
-        self.pool = None if isinstance(images, torch.Tensor) else ThreadPoolExecutor(1)
-        self.next = self.pool.submit(self._load, 0) if self.pool else None
+        self.pool = ThreadPoolExecutor(1)
+        self.next = self.pool.submit(self._load, 0)
 
     def _load(self, step: int) -> np.ndarray:
         lo = step * self.global_batch + self.offset
@@ -268,13 +268,18 @@ def train_trial(
             perm = torch.randperm(n, generator=perm_gen)
             perm_dev = perm.to(device)
             offset = acc.process_index * local_batch
-            decoded = _Prefetch(train_x, perm, global_batch, offset, local_batch, steps)
+            on_device = isinstance(train_x, torch.Tensor)  # uint8 images already on the device
+            decoded = (
+                None
+                if on_device
+                else _Prefetch(train_x, perm, global_batch, offset, local_batch, steps)
+            )
             for step in range(steps):
                 lo = step * global_batch + offset
                 rows = perm_dev[lo : lo + local_batch]
                 for group in opt.param_groups:
                     group["lr"] = lr_at(epoch * steps + step, total_steps, warmup_steps, tc.lr)
-                if isinstance(train_x, torch.Tensor):  # uint8 images already on the device
+                if on_device:
                     xb = train_x[rows]
                 else:  # decoded from files, one batch ahead in a thread
                     xb = torch.from_numpy(decoded.take(step)).to(device, non_blocking=True)

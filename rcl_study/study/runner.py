@@ -254,16 +254,8 @@ def check_machine(cfg: StudyFile) -> None:
     """Refuse trials that need more CPUs or GPUs than this machine has (local Ray only)."""
     import torch
 
-    res = cfg.resources
-    need = res.cpus_per_trial + (0.01 if res.workers > 1 else 0)
-    if not res.address and need > (os.cpu_count() or 1):
-        raise ConfigError(
-            f"{cfg.name}: resources.cpus_per_trial: a trial needs {need:g} CPUs, but this machine "
-            f"has {os.cpu_count()}"
-            + (" (data-parallel trials hold 0.01 more)" if res.workers > 1 else "")
-        )
-    if not cfg.resources.address and cfg.resources.gpus_per_trial > torch.cuda.device_count():
-        raise ConfigError(
-            f"{cfg.name}: resources.gpus_per_trial: {cfg.resources.gpus_per_trial:g} GPUs per "
-            f"trial, but this machine has {torch.cuda.device_count()}"
-        )
+    if cfg.resources.address:
+        return  # the cluster is checked when Ray joins it
+    why = cfg.resources.shortfall(os.cpu_count() or 1, torch.cuda.device_count(), "this machine")
+    if why:
+        raise ConfigError(f"{cfg.name}: {why}")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, StudyFile, parse_study, set_path, to_dict
+from ..config import DRIVER_CPU, ConfigError, StudyFile, parse_study, set_path, to_dict
 from .records import append_record, atomic_write_text, environment
 from .space import params_id
 
@@ -27,9 +27,6 @@ os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_
 
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
-
-#: CPU held by a data-parallel trial's own Tune function while its Ray Train workers run
-DRIVER_CPU = 0.01
 
 
 class ClusterError(RuntimeError):
@@ -75,21 +72,10 @@ def init_ray(cfg: StudyFile) -> None:
             configure_logging=False,
         )
     cluster = ray.cluster_resources()
-    gpus, cpus = cluster.get("GPU", 0), cluster.get("CPU", 0)
-    need = res.cpus_per_trial + (DRIVER_CPU if res.workers > 1 else 0)
-    if need > cpus:
+    why = res.shortfall(cluster.get("CPU", 0), cluster.get("GPU", 0), "the Ray cluster")
+    if why:
         ray.shutdown()
-        raise ConfigError(
-            f"{cfg.name}: resources.cpus_per_trial: a trial needs {need:g} CPUs, but the Ray "
-            f"cluster has {cpus:g}"
-            + (" (data-parallel trials hold 0.01 more)" if res.workers > 1 else "")
-        )
-    if res.gpus_per_trial > gpus:
-        ray.shutdown()
-        raise ConfigError(
-            f"{cfg.name}: resources.gpus_per_trial: {res.gpus_per_trial} GPUs per "
-            f"trial, but the Ray cluster has {gpus:g}"
-        )
+        raise ConfigError(f"{cfg.name}: {why}")
 
 
 def _plan_of(config: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
@@ -106,14 +92,19 @@ def _plan_of(config: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     return plan
 
 
+def _trial_config(plan: dict[str, Any], base: dict[str, Any]) -> StudyFile:
+    """The resolved configuration a trial runs with (and its record stores)."""
+    return set_path(
+        parse_study(base, base["name"]),
+        {**plan["overrides"], "train.seed": plan["seed"], "train.progress": False},
+    )
+
+
 def _train_and_save(plan, base, out_dir, report, threads: int, rank0: bool = True) -> dict:
     """Train one trial in its own folder; rank 0 stores its config and result there."""
     from ..train import train_trial
 
-    cfg = set_path(
-        parse_study(base, base["name"]),
-        {**plan["overrides"], "train.seed": plan["seed"], "train.progress": False},
-    )
+    cfg = _trial_config(plan, base)
     if cfg.train.threads is None:
         import torch
 
@@ -224,10 +215,7 @@ class _Recorder(tune.Callback):
                 if k in ("top1", "balanced_acc", "epoch", "loss")
             }
         history = result.pop("history", [])
-        config = set_path(
-            parse_study(self.base, self.base["name"]),
-            {**plan["overrides"], "train.seed": plan["seed"]},
-        )
+        config = _trial_config(plan, self.base)
         record = {
             "trial_id": plan["trial_id"],
             "variant": plan["variant"],
