@@ -81,6 +81,7 @@ class ModelConfig(_Strict):
     proj_dim: int = Field(128, ge=1)
     width: int = Field(32, ge=1)
     norm: Literal["batch", "sync_batch", "none"] = "batch"
+    classifier: Literal["linear", "cosine"] = "linear"
 
 
 class TrainConfig(_Strict):
@@ -105,7 +106,7 @@ class TrainConfig(_Strict):
 
 
 class LossConfig(_Strict):
-    """The loss of ``docs/rcl_loss.md``; ``None`` knobs take the preset's value."""
+    """The loss of ``docs/loss.md``; ``None`` knobs take the preset's value."""
 
     preset: Literal[PRESETS] = "bcl+rcl"  # type: ignore[valid-type]
     temperature: float = Field(0.1, gt=0)
@@ -116,6 +117,7 @@ class LossConfig(_Strict):
     prototypes: bool | None = None
     logit_adjust: bool | None = None
     tau_la: float = Field(1.0, ge=0)
+    scale_on: Literal["all", "views"] = "all"
 
 
 class RangeSpec(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
@@ -42,6 +43,32 @@ class SmallCNN(nn.Module):
         return self.net(x)
 
 
+# The CIFAR ResNet-32 follows LDAM-DRW (Cao et al. 2019), github.com/kaidic/LDAM-DRW,
+# models/resnet_cifar.py (commit 2536330): option-A shortcut at lines 70-75, Kaiming-normal init of
+# every Conv2d and Linear weight at lines 32-35 (applied at line 105), resnet32 = [5, 5, 5] blocks
+# at lines 131-132, "ResNet32 | 32 | 0.46M" at line 11. BCL's CIFAR results use this network.
+
+
+class _ShortcutA(nn.Module):
+    """Option-A shortcut (He et al. 2016, Sec. 4.2): subsample by ``stride``, zero-pad channels.
+
+    No parameters. Pads ``(cout - cin) // 2`` zero channels on each side, as LDAM-DRW's
+    ``F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 4, planes // 4))`` (resnet_cifar.py line 75)
+    does for ``cout = 2 * cin``.
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        if (cout - cin) % 2 or cout < cin:
+            raise ValueError(f"option-A shortcut needs cout - cin even and >= 0, got {cin}->{cout}")
+        self.stride, self.pad = stride, (cout - cin) // 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, cin, H, W]`` -> ``[B, cout, ceil(H / stride), ceil(W / stride)]``."""
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, self.pad, self.pad))
+
+
 class _BasicBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int, norm: str = "batch"):
         super().__init__()
@@ -49,11 +76,9 @@ class _BasicBlock(nn.Module):
         self.bn1 = _norm2d(norm, cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = _norm2d(norm, cout)
-        self.shortcut = nn.Sequential()
+        self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, bias=False), _norm2d(norm, cout)
-            )
+            self.shortcut = _ShortcutA(cin, cout, stride)
 
     def forward(self, x: Tensor) -> Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -61,10 +86,14 @@ class _BasicBlock(nn.Module):
 
 
 class ResNet32(nn.Module):
-    """ResNet-32 for 32x32 inputs (He et al. 2016), the LDAM-DRW / BCL CIFAR backbone.
+    """ResNet-32 for 32x32 inputs (He et al. 2016) as LDAM-DRW defines it, BCL's CIFAR backbone.
 
-    Three stages of five basic blocks at widths 16/32/64 (BCL's code uses these widths; output
-    64-d). Projection shortcuts where the shape changes.
+    A 3x3 stem conv to 16 channels, then three stages of five basic blocks at widths 16/32/64
+    (stride 2 at the first block of stages 2 and 3), global average pooling: output 64-d.
+    Option-A shortcuts (parameter-free subsampling plus zero channels) where the shape changes;
+    every conv weight Kaiming-normal, ``std = sqrt(2 / fan_in)`` (LDAM-DRW resnet_cifar.py lines
+    32-35, ``init.kaiming_normal_`` defaults). 463,504 parameters (with BatchNorm); with LDAM's
+    10-class linear layer 464,154, the "0.46M" of resnet_cifar.py line 11.
     """
 
     def __init__(
@@ -85,11 +114,39 @@ class ResNet32(nn.Module):
         self.out_dim = widths[-1]
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
 
     def forward(self, x: Tensor) -> Tensor:
         """``[B, C, 32, 32]`` -> ``[B, 64]``."""
         return F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1).flatten(1)
+
+
+class NormedLinear(nn.Module):
+    """Cosine classifier: ``scale * <x / |x|, w_c / |w_c|>`` for every class c, no bias.
+
+    BCL's ``NormedLinear`` (github.com/FlamieZhu/Balanced-Contrastive-Learning, models/resnext.py
+    lines 8-18, commit f72d070; used when ``--use_norm``, default True, main.py line 66), scale 30.
+    BCL stores the weight as ``[in, out]`` and feeds ``fc.weight.T`` to its prototype head (line
+    308); here it is ``[out, in]`` like ``nn.Linear``, so :meth:`BCLNet.prototypes` reads
+    ``fc.weight`` for either classifier. Init as BCL's: uniform in [-1, 1], then every class vector
+    rescaled to unit L2 norm (``uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)``).
+
+    Shape:
+        - input: ``[B, in_features]``; weight: ``[out_features, in_features]``;
+          output: ``[B, out_features]``, each entry in ``[-scale, scale]``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, scale: float = 30.0):
+        super().__init__()
+        self.scale = scale
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        with torch.no_grad():
+            self.weight.uniform_(-1.0, 1.0)
+            self.weight.div_(self.weight.norm(dim=1, keepdim=True))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[B, in]`` -> ``[B, out]`` scaled cosine similarities."""
+        return self.scale * F.normalize(x, dim=1) @ F.normalize(self.weight, dim=1).T
 
 
 def _torchvision(arch: str) -> nn.Module:
@@ -115,7 +172,8 @@ class BCLNet(nn.Module):
     """Backbone plus BCL's three heads (Zhu et al. 2022).
 
     - ``head``: projection MLP for the contrastive views, output L2-normalised ``[B, proj_dim]``;
-    - ``fc``: linear classifier on the backbone features (raw logits ``[B, C]``);
+    - ``fc``: classifier on the backbone features (raw logits ``[B, C]``): ``nn.Linear``
+      (``classifier="linear"``) or BCL's cosine :class:`NormedLinear` (``"cosine"``, scale 30);
     - ``head_fc``: MLP that turns the classifier weights into class prototypes, L2-normalised
       ``[C, proj_dim]`` (BCL's class-complement).
     """
@@ -127,12 +185,17 @@ class BCLNet(nn.Module):
         proj_hidden: int = 512,
         proj_dim: int = 128,
         norm: str = "batch",
+        classifier: str = "linear",
     ):
         super().__init__()
         self.backbone = backbone
         d = backbone.out_dim
         self.head = _mlp(d, proj_hidden, proj_dim, norm)
-        self.fc = nn.Linear(d, num_classes)
+        if classifier not in CLASSIFIERS:
+            raise ValueError(f"unknown classifier '{classifier}', expected one of {CLASSIFIERS}")
+        self.fc = (
+            NormedLinear(d, num_classes) if classifier == "cosine" else nn.Linear(d, num_classes)
+        )
         self.head_fc = _mlp(d, proj_hidden, proj_dim, norm)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -143,6 +206,9 @@ class BCLNet(nn.Module):
     def prototypes(self) -> Tensor:
         """L2-normalised class prototypes ``[C, proj_dim]`` from the classifier weights."""
         return F.normalize(self.head_fc(self.fc.weight), dim=1)
+
+
+CLASSIFIERS = ("linear", "cosine")
 
 
 def pick_arch(arch: str, image_size: int) -> str:
@@ -163,11 +229,15 @@ def build_model(
     proj_dim: int = 128,
     width: int = 32,
     norm: str = "batch",
+    classifier: str = "linear",
 ) -> BCLNet:
     """The model of a trial: backbone by name plus BCL heads.
 
     ``norm``: ``batch`` (BatchNorm, as BCL), ``sync_batch`` (the trainer converts it to
-    SyncBatchNorm under multi-GPU DDP), or ``none``.
+    SyncBatchNorm under multi-GPU DDP), or ``none``. ``classifier``: ``linear`` or ``cosine``
+    (:class:`NormedLinear`). With ``resnet32`` a linear classifier's weight is Kaiming-normal
+    like the backbone's convs (LDAM-DRW resnet_cifar.py lines 32-35); the projection and
+    prototype MLPs keep PyTorch's default init (they are not part of LDAM-DRW's network).
     """
     arch = pick_arch(arch, image_size)
     if arch == "small_cnn":
@@ -182,7 +252,10 @@ def build_model(
         backbone = _torchvision(arch)
     else:
         raise ValueError(f"unknown arch '{arch}'")
-    return BCLNet(backbone, num_classes, proj_hidden, proj_dim, norm)
+    net = BCLNet(backbone, num_classes, proj_hidden, proj_dim, norm, classifier)
+    if arch == "resnet32" and isinstance(net.fc, nn.Linear):
+        nn.init.kaiming_normal_(net.fc.weight, mode="fan_in", nonlinearity="relu")
+    return net
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -198,6 +198,7 @@ def train_trial(
         cfg.model.proj_dim,
         cfg.model.width,
         cfg.model.norm,
+        cfg.model.classifier,
     ).to(device)
     if cfg.model.norm == "sync_batch" and acc.num_processes > 1 and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)

@@ -55,6 +55,12 @@ BAD = [
     ("unknown dataset", _with("data.dataset", "cifar10lt"), "did you mean 'cifar10_lt'?"),
     ("unknown preset", _with("loss.preset", "bcl+rlc"), "did you mean 'bcl+rcl'?"),
     (
+        "unknown classifier",
+        _with("model.classifier", "cosin"),
+        "model.classifier: Input should be 'linear' or 'cosine', got 'cosin' (did you mean",
+    ),
+    ("unknown scale_on", _with("loss.scale_on", "view"), "loss.scale_on: Input should be 'all' or"),
+    (
         "unknown component",
         _with("study.components", ["balance", "margn"]),
         "did you mean 'margin'?",
@@ -135,6 +141,7 @@ def test_overrides_apply_and_parse_yaml_values(tmp_path):
 
 def test_config_is_frozen_and_defaults_resolve():
     cfg = parse_study({"name": "x"})
+    assert cfg.model.classifier == "linear" and cfg.loss.scale_on == "all"
     assert cfg.output_dir == Path("runs/x") and cfg.report_dir == Path("reports/x")
     with pytest.raises(ValidationError):
         cfg.loss.scale = 3  # frozen

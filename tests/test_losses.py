@@ -1,4 +1,4 @@
-"""The contrastive loss against the equations of docs/rcl_loss.md, term by term."""
+"""The contrastive loss against the equations of docs/loss.md, term by term."""
 
 import itertools
 import math
@@ -6,9 +6,12 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy.optimize import brentq
+from syncs import SyncCounter
 
 from rcl_study.losses import (
     PRESETS,
+    check_loss_inputs,
     contrastive_loss,
     cross_entropy,
     logit_adjusted_cross_entropy,
@@ -18,8 +21,13 @@ from rcl_study.losses import (
 from rcl_study.losses.contrastive import naive_class_loop_loss
 
 
-def reference_loss(u, y, n, protos, tau, s, gamma, m, class_averaging):
-    """Loop-by-loop transcription of the page's equations, in Python floats (float64)."""
+def reference_loss(u, y, n, protos, tau, s, gamma, m, class_averaging, s_proto=None):
+    """Loop-by-loop transcription of the page's equations, in Python floats (float64).
+
+    ``s_proto``: the factor of view-prototype similarities (``s * s`` when None, i.e. ``scale_on:
+    all``; ``s`` for ``scale_on: views``).
+    """
+    s_proto = s * s if s_proto is None else s_proto
     u = u.tolist()
     y = y.tolist()
     n = [float(v) for v in n.tolist()]
@@ -35,7 +43,8 @@ def reference_loss(u, y, n, protos, tau, s, gamma, m, class_averaging):
         def logit(k, a=a):
             dot = sum(p * q for p, q in zip(u[a], cand[k][0]))
             yk = cand[k][1]
-            return s * s * dot / tau + gamma * math.log(pi[yk]) - m * delta[y[a]] * (yk == y[a])
+            factor = s * s if k < len(u) else s_proto
+            return factor * dot / tau + gamma * math.log(pi[yk]) - m * delta[y[a]] * (yk == y[a])
 
         def weight(k, others=others):
             if not class_averaging:
@@ -107,6 +116,89 @@ def test_scale_equals_temperature_over_s_squared(s):
     a = contrastive_loss(u, y, counts, protos, temperature=0.3, scale=s, class_averaging=True)
     b = contrastive_loss(u, y, counts, protos, temperature=0.3 / s**2, class_averaging=True)
     assert torch.allclose(a, b, atol=1e-12)
+
+
+VIEWS_GRID = list(itertools.product([0.7, 1.7], [0.0, 1.0], [0.0, 0.8], [False, True]))
+
+
+@pytest.mark.parametrize("s,gamma,m,ca", VIEWS_GRID)
+def test_scale_on_views_equals_loop_reference(s, gamma, m, ca):
+    # docs/loss.md, "Where the scale applies": views-views by s^2, view-prototype by s
+    u, y, counts, protos = _batch(seed=hash((s, gamma, m, ca)) % 1000)
+    kw = dict(temperature=0.2, scale=s, balance=gamma, margin=m, class_averaging=ca)
+    got = contrastive_loss(u, y, counts, protos, scale_on="views", **kw)
+    want = reference_loss(u, y, counts, protos, 0.2, s, gamma, m, ca, s_proto=s)
+    assert abs(got.item() - want) < 1e-10
+    # and it is a different loss from scale_on: all whenever s != 1 and prototypes are there
+    other = contrastive_loss(u, y, counts, protos, scale_on="all", **kw)
+    assert abs(got.item() - other.item()) > 1e-4
+
+
+@pytest.mark.parametrize("ca", [False, True])
+def test_scale_on_readings_coincide_without_prototypes(ca):
+    # docs/loss.md: "Without prototypes the two readings coincide."
+    u, y, counts, _ = _batch(8)
+    kw = dict(temperature=0.1, scale=1.6, balance=1.0, margin=0.5, class_averaging=ca)
+    a = contrastive_loss(u, y, counts, None, scale_on="all", **kw)
+    v = contrastive_loss(u, y, counts, None, scale_on="views", **kw)
+    assert a.item() == v.item()
+
+
+def test_scale_on_views_is_no_temperature():
+    # With prototypes, scale_on: views is not the loss at any temperature t (scale 1). Every t
+    # that matches its value on batch A is found (sign changes of L_t(A) - L_views(A) over
+    # t in [1e-3, 1e3], refined by brentq); each fails on batch B.
+    kw = dict(class_averaging=True)
+    a, b = _batch(9, n=10, d=3, c=3), _batch(10, n=10, d=3, c=3)
+
+    def views(batch):
+        u, y, counts, protos = batch
+        return contrastive_loss(
+            u, y, counts, protos, temperature=0.1, scale=2.0, scale_on="views", **kw
+        ).item()
+
+    def at_t(batch, t):
+        u, y, counts, protos = batch
+        return contrastive_loss(u, y, counts, protos, temperature=t, **kw).item()
+
+    target_a, target_b = views(a), views(b)
+    ts = torch.logspace(-3, 3, 1201, dtype=torch.float64).tolist()
+    gap = [at_t(a, t) - target_a for t in ts]
+    roots = [
+        brentq(lambda t: at_t(a, t) - target_a, t0, t1, xtol=1e-14)
+        for t0, t1, g0, g1 in zip(ts, ts[1:], gap, gap[1:])
+        if g0 * g1 <= 0
+    ]
+    assert roots, "L_t(A) crosses the views loss somewhere; the check below needs a crossing"
+    for t in roots:
+        assert abs(at_t(a, t) - target_a) < 1e-8
+        assert abs(at_t(b, t) - target_b) > 1e-3, t
+    # the all reading, by contrast, is exactly the temperature tau / s^2 on both batches
+    for u, y, counts, protos in (a, b):
+        full = contrastive_loss(u, y, counts, protos, temperature=0.1, scale=2.0, **kw)
+        assert abs(full.item() - at_t((u, y, counts, protos), 0.1 / 4)) < 1e-12
+
+
+def test_gradcheck_float64_scale_on_views():
+    u, y, counts, protos = _batch(11, n=6, d=3, c=3)
+    u.requires_grad_(True)
+    protos.requires_grad_(True)
+
+    def f(a, p):
+        return contrastive_loss(
+            a,
+            y,
+            counts,
+            p,
+            temperature=0.5,
+            scale=1.4,
+            balance=1.0,
+            margin=0.3,
+            class_averaging=True,
+            scale_on="views",
+        )
+
+    assert torch.autograd.gradcheck(f, (u, protos))
 
 
 def test_hand_computed_2d_case():
@@ -268,9 +360,75 @@ def test_bad_input(kwargs, needle):
             args.pop("labels"),
             args.pop("class_counts"),
             args.pop("prototypes"),
+            validate=True,
             **args,
         )
     assert "got" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "counts,labels,needle",
+    [
+        (torch.tensor([3, 0, 2, 1]), torch.tensor([0, 1, 2, 3]), "non-positive at classes \\[1\\]"),
+        (torch.tensor([3, 4, 2, 1]), torch.tensor([0, 1, 2, 7]), "labels must lie in"),
+        (torch.tensor([3, 4, 2, 1]), torch.tensor([-1, 1, 2, 3]), "got range \\[-1, 3\\]"),
+        (torch.tensor([[3, 4]]), torch.tensor([0, 1]), "class_counts must be \\[C\\]"),
+        (torch.tensor([3, 4]), torch.tensor([0.0, 1.0]), "integer"),
+    ],
+)
+def test_once_per_trial_check(counts, labels, needle):
+    # the value checks the step no longer makes, run once per trial (docs/loss.md, "Checks")
+    with pytest.raises(ValueError, match=needle) as err:
+        check_loss_inputs(counts, labels)
+    assert "got" in str(err.value)
+    check_loss_inputs(torch.tensor([3, 4, 2, 1]), torch.tensor([0, 1, 2, 3, 3]))  # passes
+
+
+def test_step_path_reads_no_device_value():
+    # without validate, bad values are not looked at (that is the point): no error, no host read
+    u = F.normalize(torch.randn(4, 2), dim=1)
+    with SyncCounter() as syncs:
+        contrastive_loss(u, torch.tensor([0, 1, 1, 0]), torch.tensor([3, 0, 2, 1]), temperature=0.1)
+    assert not syncs.calls, syncs.calls
+
+
+def _preset_batch(seed=0, b=12, d=8, c=4):
+    g = torch.Generator().manual_seed(seed)
+    feats = torch.randn(2 * b, d, generator=g, requires_grad=True)
+    logits = torch.randn(b, c, generator=g, requires_grad=True)
+    protos = torch.randn(c, d, generator=g, requires_grad=True)
+    y = torch.randint(0, c, (b,), generator=g)
+    return feats, logits, protos, y, torch.tensor([100, 40, 10, 3][:c])
+
+
+@pytest.mark.parametrize("scale_on", ["all", "views"])
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_no_host_device_sync_per_step(preset, scale_on):
+    # issue 11 item 6: the step's losses, forward and backward, make no synchronising call
+    from rcl_study.config import LossConfig
+
+    spec = resolve_loss(LossConfig(preset=preset, scale_on=scale_on), alpha=2.0, beta=0.6)
+    feats, logits, protos, y, counts = _preset_batch()
+    with SyncCounter() as syncs:
+        u, p = F.normalize(feats, dim=1), F.normalize(protos, dim=1)
+        out = total_loss(spec, logits, y, u, torch.cat([y, y]), counts, p)
+        out["loss"].backward(retain_graph=True)
+        la = logit_adjusted_cross_entropy(logits, y, counts)
+        con = contrastive_loss(
+            u,
+            torch.cat([y, y]),
+            counts,
+            p,
+            temperature=0.1,
+            scale=1.3,
+            balance=1.0,
+            margin=0.5,
+            class_averaging=True,
+            scale_on=scale_on,
+        )
+        (la + con).backward()
+    assert not syncs.calls, syncs.calls
+    assert feats.grad is not None and torch.isfinite(feats.grad).all()
 
 
 def test_classification_losses():
@@ -285,3 +443,9 @@ def test_classification_losses():
     assert abs(logit_adjusted_cross_entropy(logits, y, torch.tensor([3, 1])).item() - want) < 1e-6
     with pytest.raises(ValueError, match="class_counts"):
         logit_adjusted_cross_entropy(logits, y, torch.tensor([3, 1, 2]))
+    with pytest.raises(ValueError, match="class_counts must all be positive"):
+        logit_adjusted_cross_entropy(logits, y, torch.tensor([3, 0]), validate=True)
+    with pytest.raises(ValueError, match="labels must lie in"):
+        logit_adjusted_cross_entropy(
+            logits, torch.tensor([0, 2]), torch.tensor([3, 1]), validate=True
+        )

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .checks import check_class_counts, check_labels
+
 
 def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
     """Plain cross-entropy.
@@ -22,11 +24,18 @@ def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 def logit_adjusted_cross_entropy(
-    logits: Tensor, labels: Tensor, class_counts: Tensor, tau_la: float = 1.0
+    logits: Tensor,
+    labels: Tensor,
+    class_counts: Tensor,
+    tau_la: float = 1.0,
+    *,
+    validate: bool = False,
 ) -> Tensor:
     """Logit-adjusted cross-entropy (Menon et al. 2021): CE on ``logits + tau_la * log(pi)``.
 
     With ``tau_la = 1`` this is Balanced Softmax (Ren et al. 2020). Evaluation uses raw logits.
+    Shapes are checked per call (no device read); positive counts and labels in range only with
+    ``validate=True``, or once per trial through :func:`rcl_study.losses.check_loss_inputs`.
 
     Shape:
         - logits: ``[B, C]``; labels: ``[B]`` int64; class_counts: ``[C]``; output: scalar.
@@ -35,8 +44,9 @@ def logit_adjusted_cross_entropy(
         raise ValueError(
             f"class_counts must be [C] = [{logits.shape[-1]}], got {tuple(class_counts.shape)}"
         )
-    if bool((class_counts <= 0).any()):
-        raise ValueError("class_counts must all be positive")
+    if validate:
+        check_class_counts(class_counts)
+        check_labels(labels, logits.shape[-1])
     counts = class_counts.to(device=logits.device, dtype=torch.float32)
     log_prior = torch.log(counts / counts.sum())
     return cross_entropy(logits.float() + tau_la * log_prior, labels)

@@ -53,6 +53,7 @@ class LossSpec:
     tau_la: float
     alpha: float
     beta: float
+    scale_on: str = "all"
 
     def as_dict(self) -> dict[str, float | bool]:
         """Plain dict, for records."""
@@ -78,6 +79,7 @@ def resolve_loss(loss_cfg, alpha: float, beta: float) -> LossSpec:
         tau_la=loss_cfg.tau_la,
         alpha=alpha,
         beta=beta if con else 0.0,
+        scale_on=loss_cfg.scale_on,
     )
 
 
@@ -118,6 +120,7 @@ def total_loss(
             balance=spec.balance,
             margin=spec.margin,
             class_averaging=spec.class_averaging,
+            scale_on=spec.scale_on,
         )
         out["loss_con"] = l_con
         total = total + spec.beta * l_con
