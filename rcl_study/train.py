@@ -101,19 +101,28 @@ def _make_accelerator(cfg: StudyFile, find_unused: bool):
 
 
 class _Prefetch:
-    """Decode the batches of an epoch from image files one batch ahead, in a thread."""
+    """Decode the batches of an epoch from image files one batch ahead, in a thread.
 
-    def __init__(self, images, perm, global_batch: int, offset: int, size: int, steps: int):
-        self.images, self.perm, self.steps = images, perm, steps
+    With ``pin``, batches land in pinned memory, so that their copy to the GPU is asynchronous
+    (a copy from pageable memory waits for the GPU's stream).
+    """
+
+    def __init__(
+        self, images, perm, global_batch: int, offset: int, size: int, steps: int, pin: bool
+    ):
+        self.images, self.perm, self.steps, self.pin = images, perm, steps, pin
         self.global_batch, self.offset, self.size = global_batch, offset, size
         self.pool = ThreadPoolExecutor(1)
         self.next = self.pool.submit(self._load, 0)
 
-    def _load(self, step: int) -> np.ndarray:
+    def _load(self, step: int) -> torch.Tensor:
         lo = step * self.global_batch + self.offset
-        return self.images[self.perm[lo : lo + self.size].numpy()]
+        batch = torch.from_numpy(
+            np.ascontiguousarray(self.images[self.perm[lo : lo + self.size].numpy()])
+        )
+        return batch.pin_memory() if self.pin else batch
 
-    def take(self, step: int) -> np.ndarray:
+    def take(self, step: int) -> torch.Tensor:
         """The batch of ``step`` (steps are taken in order); starts decoding the next one."""
         batch = self.next.result()
         if step + 1 < self.steps:
@@ -241,7 +250,8 @@ def prepare_data(cfg: StudyFile, data: LTData, device: torch.device) -> TrialDat
 def build_network(cfg: StudyFile, data: LTData, acc) -> Net:
     """Build the model and its SGD optimiser, and let Accelerate prepare both.
 
-    ``core`` is the module without its data-parallel wrapper (for checkpoints and evaluation).
+    ``core`` is the plain module without Accelerate's mixed-precision forward wrapper: training
+    steps enter autocast themselves, evaluation runs ``core`` in float32.
     """
     tc, device = cfg.train, acc.device
     model = build_model(
@@ -262,7 +272,7 @@ def build_network(cfg: StudyFile, data: LTData, acc) -> Net:
         model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay
     )
     model, opt = acc.prepare(model, opt)
-    return Net(model, acc.unwrap_model(model), opt, acc)
+    return Net(model, acc.unwrap_model(model, keep_fp32_wrapper=False), opt, acc)
 
 
 def make_schedule(cfg: StudyFile, n: int, num_processes: int) -> Schedule:
@@ -299,6 +309,8 @@ def setup(cfg: StudyFile) -> Trial:
     _seed_everything(tc.seed)
     spec = resolve_loss(cfg.loss, tc.alpha, tc.beta)
     acc = _make_accelerator(cfg, find_unused=not (spec.contrastive and spec.prototypes))
+    if acc.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels
     raw = load_data(cfg.data)
     net = build_network(cfg, raw, acc)
     data = prepare_data(cfg, raw, acc.device)
@@ -345,7 +357,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
     """
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint gets one clear line
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
@@ -405,8 +417,9 @@ def epoch_order(
     offset = process_index * sched.local_batch
     decoded = None
     if not data.on_device:
+        pin = data.train_y.device.type == "cuda"
         decoded = _Prefetch(
-            data.train_x, perm, sched.global_batch, offset, sched.local_batch, sched.steps
+            data.train_x, perm, sched.global_batch, offset, sched.local_batch, sched.steps, pin
         )
     return EpochOrder(
         perm, perm.to(data.train_y.device), offset, sched.global_batch, sched.local_batch, decoded
@@ -421,7 +434,7 @@ def gather_batch(
     if order.decoded is None:
         xb = data.train_x[rows]
     else:  # decoded from files, one batch ahead in a thread
-        xb = torch.from_numpy(order.decoded.take(step)).to(data.train_y.device, non_blocking=True)
+        xb = order.decoded.take(step).to(data.train_y.device, non_blocking=True)
     return xb, data.train_y[rows]
 
 
@@ -513,15 +526,21 @@ def evaluate(
     mask: np.ndarray | None = None,
     batch_size: int = 512,
 ) -> dict[str, Any]:
-    """Accuracy metrics (raw logits) and feature-space measures on a test set."""
+    """Accuracy metrics (raw logits) and feature-space measures on a test set, in float32.
+
+    ``model`` should be the plain module (``Net.core``): autocast is switched off here, but a
+    forward still wrapped by Accelerate's mixed precision would switch it back on.
+    """
+    device = torch.device(device)
     model.eval()
     preds, feats = [], []
-    for start in range(0, len(labels), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(labels)))
-        x = _batch(images, idx, device).permute(0, 3, 1, 2).float().div_(255)
-        f, logits, _ = model((x - mean) / std)
-        preds.append(logits.argmax(1).cpu())
-        feats.append(f.float().cpu())
+    with torch.autocast(device_type=device.type, enabled=False):
+        for start in range(0, len(labels), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(labels)))
+            x = _batch(images, idx, device).permute(0, 3, 1, 2).float().div_(255)
+            f, logits, _ = model((x - mean) / std)
+            preds.append(logits.argmax(1).cpu())
+            feats.append(f.float().cpu())
     model.train()
     y_pred = torch.cat(preds).numpy()
     out = classification_metrics(labels, y_pred, train_counts, mask)
@@ -535,6 +554,25 @@ def evaluate_trial(trial: Trial) -> dict[str, Any]:
     return evaluate(
         trial.net.core, d.test_x, d.test_y, d.counts_np, d.mean, d.std, trial.device, d.test_mask
     )
+
+
+BEST_KEYS = ("top1", "balanced_acc")
+
+
+def best_of(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best evaluation of ``history`` (optimistic: chosen on the test set).
+
+    Returns ``best_top1``, ``best_balanced_acc`` (the maximum over evaluations) and
+    ``best_epoch_top1``, ``best_epoch_balanced_acc`` (the first epoch reaching it); None when no
+    evaluation has the metric.
+    """
+    out: dict[str, Any] = {}
+    for key in BEST_KEYS:
+        scored = [h for h in history if isinstance(h.get(key), (int, float))]
+        best = max(scored, key=lambda h: h[key], default=None)  # first of equal maxima
+        out[f"best_{key}"] = best[key] if best else None
+        out[f"best_epoch_{key}"] = best["epoch"] if best else None
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -559,7 +597,8 @@ def train_trial(
 
     Returns:
         The last evaluation's metrics plus ``status`` (``ok`` or ``diverged``), ``reason``,
-        ``epoch``, ``history`` (one entry per evaluation), ``seconds_per_epoch`` and ``device``.
+        ``epoch``, ``history`` (one entry per evaluation), the best evaluation (see
+        :func:`best_of`), ``seconds_per_epoch`` and ``device``.
 
     Raises:
         CheckpointError: the checkpoint in ``workdir`` cannot be loaded safely.
@@ -631,6 +670,7 @@ def train_trial(
         train_counts=trial.data.counts_np.tolist(),
         loss_spec=trial.spec.as_dict(),
     )
+    result.update(best_of(history))
     return result
 
 
@@ -651,7 +691,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    result = train_trial(cfg, workdir=a.workdir)
+    try:
+        result = train_trial(cfg, workdir=a.workdir)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()  # leave together: a rank exiting mid-teardown aborts gloo
         torch.distributed.destroy_process_group()
