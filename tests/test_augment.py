@@ -327,3 +327,25 @@ def test_autoaugment_recipe_views_and_auto_mapping():
     assert recipe("auto", 3, 224) == "bcl"
     assert recipe("auto", 1, 28) == "crop"
     assert recipe("bcl", 3, 32) == "bcl"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU to compare devices")
+def test_autoaugment_on_cuda_equals_cpu():
+    """Same decisions, same images: the CUDA result equals the CPU one (exact for pointwise and
+    histogram ops; nearest resampling may round a coordinate within one ulp of a half differently,
+    so the whole policy allows 1e-4 of the pixels to differ)."""
+    imgs = aug.levels(_images(b=64))
+    cuda = imgs.cuda()
+    f = torch.linspace(0.1, 1.9, len(imgs), dtype=torch.float64)
+    for fn in (aug.brightness, aug.color, aug.contrast, aug.sharpness):
+        assert torch.equal(fn(cuda, f.cuda()).cpu(), fn(imgs, f)), fn.__name__
+    for fn in (aug.autocontrast, aug.equalize, aug.invert):
+        assert torch.equal(fn(cuda).cpu(), fn(imgs)), fn.__name__
+    sub, u, neg = aug.autoaugment_decisions(len(imgs), _gen(5), "cpu")
+    want = aug.apply_autoaugment(imgs, sub, u, neg)
+    got = aug.apply_autoaugment(cuda, sub.cuda(), u.cuda(), neg.cuda()).cpu()
+    assert (got != want).float().mean() <= 1e-4
+    views = make_views(
+        _images(b=8).permute(0, 2, 3, 1).contiguous().cuda(), _gen(1, "cuda"), "autoaugment"
+    )
+    assert all(v.is_cuda and v.shape == (36, 3, 32, 32) for v in views)

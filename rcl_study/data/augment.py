@@ -447,7 +447,7 @@ def warp(img: Tensor, grid: Tensor) -> Tensor:
 def affine_op(img: Tensor, name: str, magnitude: float) -> Tensor:
     """One geometric AutoAugment op with one signed ``magnitude`` for the whole batch."""
     h, w = img.shape[-2:]
-    grid = _sampling_grid(_geometric_matrix(name, magnitude, h, w), h, w, img.device)
+    grid = _sampling_grid(_geometric_matrix(name, magnitude, h, w), h, w, "cpu").to(img.device)
     return warp(img, grid.expand(img.shape[0], h, w, 2))
 
 
@@ -529,7 +529,9 @@ class _PolicyTables:
         self.mag = torch.tensor(mags, dtype=torch.float64, device=device)
         signed = [[op in _SIGNED for op, _, _ in sub] for sub in policy]
         self.signed = torch.tensor(signed, dtype=torch.bool, device=device)
-        grids = [_sampling_grid(_geometric_matrix("Rotate", 0.0, h, w), h, w, device)]
+        # grids are computed on the CPU, as torchvision does there (a device matmul may round
+        # differently, or in TF32), then copied
+        grids = [_sampling_grid(_geometric_matrix("Rotate", 0.0, h, w), h, w, "cpu")]
         grid_id = torch.zeros(n, 2, 2, dtype=torch.long)
         for k, sub in enumerate(policy):
             for j, (op, _, _) in enumerate(sub):
@@ -537,8 +539,8 @@ class _PolicyTables:
                     for neg in (0, 1):
                         m = mags[k][j] * (-1.0 if neg else 1.0)
                         grid_id[k, j, neg] = len(grids)
-                        grids.append(_sampling_grid(_geometric_matrix(op, m, h, w), h, w, device))
-        self.grids = torch.cat(grids)
+                        grids.append(_sampling_grid(_geometric_matrix(op, m, h, w), h, w, "cpu"))
+        self.grids = torch.cat(grids).to(device)
         self.grid_id = grid_id.to(device)
 
 
