@@ -1,7 +1,11 @@
 """Batched augmentation on the device: whole uint8 batches in, float views out, no per-image loop.
 
-Every function takes ``x`` as ``[B, C, H, W]`` float in ``[0, 1]`` (see :func:`to_float`) and a
-``torch.Generator`` on the same device, so a seed reproduces a batch on CPU or GPU.
+Every function takes ``x`` as ``[B, C, H, W]`` float in ``[0, 1]`` (see :func:`to_float`), except
+the torchvision-exact ops and AutoAugment, which take uint8 levels held in float32 (integers in
+[0, 255], see :func:`levels`), and a ``torch.Generator`` on the same device, so a seed reproduces
+a batch on CPU or GPU. No recipe synchronises the host with the device: no data-dependent shapes
+(``nonzero``, boolean indexing, ``bincount``), no host reads; each image's choice is applied with
+``torch.where``.
 """
 
 from __future__ import annotations
