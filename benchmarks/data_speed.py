@@ -1,8 +1,9 @@
 """Time of the data path alone for one epoch of CIFAR-10-LT (three views per image).
 
     python benchmarks/data_speed.py --data split.npz [--batch 256] [--device cpu|cuda]
+        [--recipe autoaugment|bcl|...]
 
-Ours: indexing the uint8 tensor and ``make_views(..., "bcl")`` (batched). For comparison, the
+Ours: indexing the uint8 tensor and ``make_views(..., recipe)`` (batched). For comparison, the
 peer-style DataLoader of ``epoch_speed.py`` (per-image PIL transforms in ``--workers`` workers).
 """
 
@@ -21,6 +22,7 @@ def main():
     p.add_argument("--data", required=True)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--recipe", default="autoaugment", help="data.augment recipe (not auto)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args()
     z = read_arrays(Path(a.data))
@@ -33,7 +35,7 @@ def main():
     def epoch():
         for s in range(steps):
             idx = perm[s * a.batch : (s + 1) * a.batch].to(a.device)
-            make_views(x[idx], gen, "bcl")
+            make_views(x[idx], gen, a.recipe)
         if a.device == "cuda":
             torch.cuda.synchronize()
 
@@ -43,7 +45,7 @@ def main():
     ours = time.perf_counter() - t0
     print(
         f"device {a.device}, threads {torch.get_num_threads()}: {steps} batches of {a.batch} "
-        f"({steps * a.batch} images, three views)"
+        f"({steps * a.batch} images, three views, recipe {a.recipe})"
     )
     print(f"ours (batched on {a.device}): {ours:.2f} s per epoch")
     from epoch_speed import PeerDataset

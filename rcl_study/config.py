@@ -67,7 +67,7 @@ class DataConfig(_Strict):
     test_list: str | None = None
     num_classes: int | None = Field(None, ge=2)
     image_size: int = Field(224, ge=8)
-    augment: Literal["auto", "bcl", "crop_flip", "crop", "none"] = "auto"
+    augment: Literal["auto", "autoaugment", "bcl", "crop_flip", "crop", "none"] = "auto"
     max_per_class: int | None = Field(None, ge=1)
     test_limit: int | None = Field(None, ge=1)
     workers: int = Field(4, ge=0)

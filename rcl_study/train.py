@@ -74,7 +74,7 @@ def _augment_recipe(cfg: StudyFile, channels: int, size: int) -> str:
         return cfg.data.augment
     if size < 32 or channels == 1:
         return "crop"
-    return "bcl"
+    return "autoaugment" if size == 32 else "bcl"  # BCL: AutoAugment on CIFAR, RandAugment beyond
 
 
 def _seed_everything(seed: int) -> None:
