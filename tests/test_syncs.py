@@ -1,8 +1,8 @@
 """No host-device synchronisation inside one training step, for every loss preset and view recipe.
 
 One warm-up step, then one full :func:`rcl_study.train.train_step` under :class:`SyncCounter`.
-Each counted call is attributed to the innermost ``rcl_study`` source line that made it, so the
-trainer's own code is held to zero even where a loss or an augmentation still synchronises.
+Each counted call is attributed to the innermost ``rcl_study`` source line that made it, so a
+failure names the line to fix.
 """
 
 from __future__ import annotations
@@ -25,9 +25,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from syncs import SyncCounter  # noqa: E402
 
 RECIPES = [r for r in get_args(DataConfig.model_fields["augment"].annotation) if r != "auto"]
-# sources fixed on other branches (the coordinator removes these marks after merging)
-AUGMENT_SYNCS = "torch.nonzero in data/augment.py's RandAugment: branch augment"
-OTHER_BRANCHES = ("losses/", "data/augment.py")
 
 
 def _source() -> str:
@@ -73,31 +70,10 @@ def _step_syncs(preset: str, recipe: str) -> Counter:
     return counter.calls.sources
 
 
-def _params(with_marks: bool):
-    out = []
-    for preset in PRESETS:
-        for recipe in RECIPES:
-            reasons = []
-            if recipe == "bcl":
-                reasons.append(AUGMENT_SYNCS)
-            marks = (
-                [pytest.mark.xfail(strict=False, reason="; ".join(reasons))]
-                if with_marks and reasons
-                else []
-            )
-            out.append(pytest.param(preset, recipe, marks=marks, id=f"{preset}-{recipe}"))
-    return out
+PARAMS = [pytest.param(p, r, id=f"{p}-{r}") for p in PRESETS for r in RECIPES]
 
 
-@pytest.mark.parametrize("preset,recipe", _params(with_marks=False))
-def test_trainer_code_adds_no_sync_to_a_step(preset, recipe):
-    own = {
-        k: n for k, n in _step_syncs(preset, recipe).items() if not k[0].startswith(OTHER_BRANCHES)
-    }
-    assert not own, own
-
-
-@pytest.mark.parametrize("preset,recipe", _params(with_marks=True))
+@pytest.mark.parametrize("preset,recipe", PARAMS)
 def test_training_step_has_no_sync(preset, recipe):
     syncs = _step_syncs(preset, recipe)
     assert not syncs, dict(syncs)
