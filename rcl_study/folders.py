@@ -23,7 +23,7 @@ from .config import ConfigError
 MARKER = ".rcl_study"
 #: what the toolkit writes in a records folder (glob patterns; ``.*.tmp`` are atomic-write temps)
 RECORD_NAMES = (
-    "records.jsonl",
+    "records*",  # records.jsonl and any side file of damaged lines
     "plan.json",
     "trials",
     "ray",
@@ -34,6 +34,8 @@ RECORD_NAMES = (
 )
 #: what the toolkit writes in a report folder
 REPORT_NAMES = ("index.md", "index.html", "results.csv", "stats.json", "figures", ".*.tmp", "*.tmp")
+#: the toolkit's too, but never deleted: a lock file belongs to whichever driver holds it
+KEEP_NAMES = ("*.lock", ".lock*", "lock")
 _TOOLKIT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,8 +43,9 @@ def _names(role: str) -> tuple[str, ...]:
     return RECORD_NAMES if role == "records" else REPORT_NAMES
 
 
-def _ours(name: str, role: str) -> bool:
-    return name == MARKER or any(fnmatch.fnmatchcase(name, pat) for pat in _names(role))
+def _ours(name: str, role: str, deletable: bool = False) -> bool:
+    pats = _names(role) if deletable else _names(role) + KEEP_NAMES
+    return (name == MARKER and not deletable) or any(fnmatch.fnmatchcase(name, p) for p in pats)
 
 
 def owner(path: Path) -> str | None:
@@ -125,7 +128,7 @@ def clear(path: Path, study: str, role: str) -> list[str]:
         raise ConfigError(f"{path}: not marked as study '{study}''s folder; nothing deleted")
     gone = []
     for entry in sorted(p.iterdir()):
-        if entry.name == MARKER or not _ours(entry.name, role):
+        if not _ours(entry.name, role, deletable=True):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)

@@ -721,13 +721,15 @@ def test_overwrite_deletes_only_what_the_toolkit_wrote(tmp_path, monkeypatch):
     _record(out)
     (out / "trials" / "t").mkdir(parents=True)
     (out / "notes.txt").write_text("mine")
+    (out / "records.damaged.jsonl").write_text("{")  # a side file of the toolkit: goes
+    (out / "study.lock").write_text("1 host")  # a lock belongs to its holder: stays
     rep = tmp_path / "reports" / "adv"
     rep.mkdir(parents=True)
     (rep / ".rcl_study").write_text(json.dumps({"study": "adv"}))
     (rep / "index.md").write_text("old")
     (rep / "my.txt").write_text("mine")
     prepare_folder(cfg, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == [".rcl_study", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [".rcl_study", "notes.txt", "study.lock"]
     assert sorted(p.name for p in rep.iterdir()) == [".rcl_study", "my.txt"]
 
 
