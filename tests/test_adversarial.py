@@ -574,10 +574,14 @@ def test_bad_data_through_the_command_names_study_and_array(tmp_path, monkeypatc
     assert "train_y" in err and not (tmp_path / "runs").exists()
 
 
-def test_good_arrays_still_load(tmp_path):
-    d = load_data(
-        DataConfig(dataset="arrays", path=str(_npz(tmp_path / "ok.npz")), imbalance_ratio=1)
-    )
+@pytest.mark.parametrize("suffix", [".npz", ".npz.xz"])
+def test_good_arrays_still_load(tmp_path, suffix):
+    import lzma
+
+    path = _npz(tmp_path / "ok.npz")
+    if suffix == ".npz.xz":
+        path = _write(tmp_path / "ok.npz.xz", lzma.compress(path.read_bytes()))
+    d = load_data(DataConfig(dataset="arrays", path=str(path), imbalance_ratio=1))
     assert d.num_classes == 2 and d.train_counts.tolist() == [10, 10]
 
 

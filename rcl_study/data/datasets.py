@@ -509,6 +509,8 @@ def read_arrays(path: Path) -> dict:
             # a zero-stride stand-in of the declared shape: checked before anything is allocated
             ghost = np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape, (0,) * len(shape))
             check_images(ghost, path, k)
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
         z = np.load(source, allow_pickle=False)
         out = {k: z[k] for k in z.files}
     except DataError:
