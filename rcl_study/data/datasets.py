@@ -491,12 +491,14 @@ def read_arrays(path: Path) -> dict:
         if path.suffix == ".xz":  # an xz-compressed .npz (export --out F.npz.xz): ~20% smaller
             import lzma
 
-            cap = memory_cap()
-            with lzma.open(path) as f:
-                blob = f.read(cap + 1)
-            if len(blob) > cap:
-                raise DataError(f"{path}: decompresses to more than half this machine's memory")
-            source: object = io.BytesIO(blob)
+            cap, source = memory_cap(), io.BytesIO()
+            with lzma.open(path) as f:  # in chunks: read(cap) would reserve cap bytes at once
+                while chunk := f.read(1 << 24):
+                    source.write(chunk)
+                    if source.tell() > cap:
+                        raise DataError(
+                            f"{path}: decompresses to more than half this machine's memory"
+                        )
         else:
             source = path
         with zipfile.ZipFile(source) as zf:  # type: ignore[arg-type]
