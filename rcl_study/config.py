@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,12 +48,66 @@ DRIVER_CPU = 0.01
 COMPONENTS = ("balance", "scale", "margin", "class_averaging", "prototypes", "logit_adjust")
 
 
+#: seeds feed ``numpy.random.default_rng`` / ``np.random.seed``: 0 <= seed < 2**32
+SEED_LIMIT = 2**32
+#: only these sections vary between trials (``study.grid`` / ``study.space`` keys)
+TRIAL_SECTIONS = ("data", "model", "train", "loss")
+#: study keys that only one kind of study reads
+KIND_KEYS = {
+    "components": "ablation",
+    "design": "ablation",
+    "grid": "grid",
+    "space": "search",
+    "n_trials": "search",
+    "sampler": "search",
+    "asha": "search",
+}
+
+
 class ConfigError(ValueError):
     """A bad study file or override; the message is one line naming the file and the key."""
 
 
+def _numeric_shape(ann: Any) -> str | None:
+    """``"scalar"`` for int/float (optional) annotations, ``"list"`` for lists of them."""
+    origin = typing.get_origin(ann)
+    if origin in (typing.Union, types.UnionType):
+        shapes = {_numeric_shape(a) for a in typing.get_args(ann) if a is not type(None)}
+        return shapes.pop() if len(shapes) == 1 else None
+    if ann in (int, float):
+        return "scalar"
+    if origin is list and typing.get_args(ann) and typing.get_args(ann)[0] in (int, float):
+        return "list"
+    return None
+
+
+def _check_number(v: Any) -> None:
+    if isinstance(v, bool):
+        raise ValueError("expected a number, not a boolean")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError("expected a finite number")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, v: Any, info: Any) -> Any:
+        """Booleans are not numbers (YAML's ``yes`` is ``True``); numbers are finite."""
+        shape = _numeric_shape(cls.model_fields[info.field_name].annotation)
+        if shape == "scalar":
+            _check_number(v)
+        elif shape == "list" and isinstance(v, list):
+            for item in v:
+                _check_number(item)
+        return v
+
+
+def _check_seed(v: int | None) -> int | None:
+    if v is not None and not 0 <= v < SEED_LIMIT:
+        raise ValueError(f"a seed must be in [0, 2**32) (NumPy's range), not {v}")
+    return v
 
 
 class DataConfig(_Strict):
@@ -71,6 +128,11 @@ class DataConfig(_Strict):
     max_per_class: int | None = Field(None, ge=1)
     test_limit: int | None = Field(None, ge=1)
     workers: int = Field(4, ge=0)
+
+    @field_validator("split_seed")
+    @classmethod
+    def _seed_range(cls, v: int | None) -> int | None:
+        return _check_seed(v)
 
 
 class ModelConfig(_Strict):
@@ -104,6 +166,11 @@ class TrainConfig(_Strict):
     threads: int | None = Field(None, ge=1)
     progress: bool = True
 
+    @field_validator("seed")
+    @classmethod
+    def _seed_range(cls, v: int) -> int:
+        return _check_seed(v)  # type: ignore[return-value]
+
 
 class LossConfig(_Strict):
     """The loss of ``docs/loss.md``; ``None`` knobs take the preset's value."""
@@ -134,9 +201,20 @@ class RangeSpec(_Strict):
         if self.type == "categorical":
             if not self.choices:
                 raise ValueError("a categorical range needs a non-empty 'choices' list")
+            if self.low is not None or self.high is not None or self.log:
+                raise ValueError("a categorical range takes 'choices' only, not low/high/log")
+            for i, c in enumerate(self.choices):
+                if not (c is None or isinstance(c, (bool, int, float, str))):
+                    raise ValueError(f"choice {c!r} is not a number, string, boolean or null")
+                if any(_same(c, d) for d in self.choices[:i]):
+                    raise ValueError(f"choice {c!r} is listed twice")
         else:
+            if self.choices is not None:
+                raise ValueError(f"a {self.type} range takes low/high, not 'choices'")
             if self.low is None or self.high is None:
                 raise ValueError(f"a {self.type} range needs 'low' and 'high'")
+            if self.type == "int" and not (self.low.is_integer() and self.high.is_integer()):
+                raise ValueError(f"an int range needs whole bounds, got [{self.low}, {self.high}]")
             if self.low > self.high:
                 raise ValueError(f"low ({self.low}) is greater than high ({self.high})")
             if self.log and self.low <= 0:
@@ -166,6 +244,8 @@ class StudyConfig(_Strict):
     def _unique_seeds(cls, v: list[int]) -> list[int]:
         if len(set(v)) != len(v):
             raise ValueError(f"seeds must be distinct, got {v}")
+        for seed in v:
+            _check_seed(seed)
         return v
 
     @field_validator("components")
@@ -174,6 +254,25 @@ class StudyConfig(_Strict):
         for c in v:
             if c not in COMPONENTS:
                 raise ValueError(f"unknown component '{c}'{_suggest(c, COMPONENTS)}")
+        if len(set(v)) != len(v):
+            raise ValueError("components must be distinct")
+        return v
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_values(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            _trial_key(key)
+            for i, x in enumerate(values):
+                if any(_same(x, y) for y in values[:i]):
+                    raise ValueError(f"{key}: value {x!r} is listed twice")
+        return v
+
+    @field_validator("space")
+    @classmethod
+    def _space_keys(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key in v:
+            _trial_key(key)
         return v
 
 
@@ -242,10 +341,39 @@ class ReportConfig(_Strict):
     bootstrap: int = Field(2000, ge=100)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of the same kind (``1 == True`` in Python, not here)."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def _trial_key(key: str) -> None:
+    """A key a grid or search may vary: a trial setting, not the seed (``study.seeds`` does)."""
+    if key == "train.seed":
+        raise ValueError("train.seed is set per trial by study.seeds; list the seeds there")
+    if key.split(".", 1)[0] not in TRIAL_SECTIONS:
+        raise ValueError(
+            f"'{key}' is not a trial setting; only {', '.join(TRIAL_SECTIONS)} keys vary"
+        )
+
+
+#: the longest file name most file systems allow (bytes), less the ``-smoke`` suffix
+NAME_LIMIT = 255 - len("-smoke")
+
+
 class StudyFile(_Strict):
     """A whole study file."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, v: str) -> str:
+        if set(v) == {"."}:
+            raise ValueError("cannot be dots only (it names runs/<name>/ and reports/<name>/)")
+        if len(v.encode()) > NAME_LIMIT:
+            raise ValueError(f"at most {NAME_LIMIT} characters (it names folders), not {len(v)}")
+        return v
+
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -331,17 +459,140 @@ def parse_study(raw: Any, source: str = "<study>") -> StudyFile:
         raise ConfigError(_format_error(source, err)) from None
 
 
+#: a study file is a page of settings: refuse anything larger before parsing it
+MAX_FILE_BYTES = 1 << 20
+#: nesting depth and node count (aliases expanded) a study file may have
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+
+class _Refused(yaml.YAMLError):
+    """A study file refused by :class:`_StudyLoader` (message is one phrase)."""
+
+
+class _StudyLoader(yaml.SafeLoader):
+    """``SafeLoader`` that refuses duplicate keys and deep nesting while composing."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Compose one node, refusing nesting deeper than :data:`MAX_DEPTH`."""
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                line = self.peek_event().start_mark.line + 1
+                raise _Refused(f"nested deeper than {MAX_DEPTH} levels (line {line})")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        """A mapping, refusing a key written twice (YAML merge keys ``<<`` may be overridden)."""
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
+                    key_node, yaml.ScalarNode
+                ):
+                    continue
+                key = self.construct_object(key_node)
+                if key in seen:
+                    line = key_node.start_mark.line + 1
+                    raise _Refused(f"duplicate key '{key}' (line {line})")
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _check_graph(root: Any) -> None:
+    """Refuse self-referencing aliases and alias bombs (depth and size with aliases expanded)."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            kids = _children(node)
+            size[key] = 1 + sum(size[id(k)] for k in kids)
+            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
+            if size[key] > MAX_NODES:
+                raise _Refused(f"more than {MAX_NODES} values once aliases are expanded")
+            if depth[key] > MAX_DEPTH:
+                raise _Refused(f"nested deeper than {MAX_DEPTH} levels once aliases are expanded")
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise _Refused(f"an alias refers to itself (line {node.start_mark.line + 1})")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((k, False) for k in _children(node))
+
+
+def _decode(data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(data) > 1 and 0 in data[:2]):
+        raise ValueError("UTF-16 text; save the study file as UTF-8")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); "
+            "save the study file as UTF-8"
+        ) from None
+
+
 def read_yaml(path: str | Path) -> Any:
-    """Read a YAML file with ``safe_load``; errors become :class:`ConfigError`."""
+    """Read a YAML study file safely; every problem becomes a one-line :class:`ConfigError`.
+
+    Plain ``safe_load`` types only, UTF-8 only, at most :data:`MAX_FILE_BYTES`; duplicate keys,
+    self-referencing aliases, nesting deeper than :data:`MAX_DEPTH` and more than
+    :data:`MAX_NODES` values (aliases expanded) are refused before any object is built.
+    """
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: study file not found")
     try:
-        return yaml.safe_load(p.read_text())
+        with open(p, "rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as err:
+        raise ConfigError(f"{p}: cannot read the study file ({err.strerror})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{p}: larger than {MAX_FILE_BYTES >> 20} MiB; not a study file")
+    try:
+        text = _decode(data)
+    except ValueError as err:
+        raise ConfigError(f"{p}: {err}") from None
+    loader = None
+    try:
+        loader = _StudyLoader(text)  # the reader refuses unprintable characters here
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_graph(node)
+        return loader.construct_document(node)
+    except _Refused as err:
+        raise ConfigError(f"{p}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise ConfigError(f"{p}: not valid YAML{where}") from None
+    except (ValueError, OverflowError) as err:  # e.g. an integer of 5,000 digits
+        raise ConfigError(f"{p}: not valid YAML ({str(err).splitlines()[0][:80]})") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def check_key(key: str, source: str, where: str = "--set") -> None:
@@ -408,7 +659,26 @@ def load_study(path: str | Path, overrides: list[str] | None = None) -> StudyFil
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a study file must be a YAML mapping, got {type(raw).__name__}")
     raw = apply_overrides(raw, overrides or [], str(path))
-    return parse_study(raw, str(path))
+    cfg = parse_study(raw, str(path))
+    _check_kind_keys(raw, str(path))
+    return cfg
+
+
+def _check_kind_keys(raw: dict[str, Any], source: str) -> None:
+    """Refuse study keys that another kind of study reads (e.g. ``study.space`` in an ablation)."""
+    study = raw.get("study")
+    if not isinstance(study, dict):
+        return
+    kind = study.get("kind", StudyConfig.model_fields["kind"].default)
+    if kind not in ("ablation", "grid", "search"):
+        return  # the schema names the bad kind
+    for key in study:
+        owner = KIND_KEYS.get(str(key))
+        if owner is not None and owner != kind:
+            raise ConfigError(
+                f"{source}: study.{key}: only a study of kind '{owner}' reads it, this one is "
+                f"'{kind}'; remove it or change study.kind"
+            )
 
 
 def to_dict(cfg: BaseModel) -> dict[str, Any]:

@@ -13,8 +13,16 @@ import time
 from .config import ConfigError, load_study
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr (exit 2), not the usage block."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """Print ``error: <message>`` and exit 2."""
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _OneLineParser(
         prog="python -m rcl_study.run",
         description="Run a study (ablation, grid sweep or search) and write its report.",
     )
@@ -54,7 +62,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    a = _parser().parse_args(argv)
+    try:
+        a = _parser().parse_args(argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2, one line already printed)
+        return int(stop.code or 0)
     from .data import DataError
     from .study.runner import StudyExists, apply_smoke, check_machine, check_study, dry_run_text
 
@@ -89,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {a.study}: {err}", file=sys.stderr)
             return 2
     except (ConfigError, DataError, StudyExists) as err:
-        msg = str(err).splitlines()[0]
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if isinstance(err, DataError) and not msg.startswith(f"{a.study}: "):
+            msg = f"{a.study}: {msg}"  # the data file's error, and the study that named it
         for name in {cfg.name, cfg.name.removesuffix("-smoke")} if cfg else ():
             if msg.startswith(f"{name}: "):  # errors found after loading name the file too
                 msg = f"{a.study}: {msg[len(name) + 2 :]}"

@@ -65,7 +65,7 @@ BAD = [
         _with("study.components", ["balance", "margn"]),
         "did you mean 'margin'?",
     ),
-    ("empty grid", _with("study.kind", "grid"), "study.grid"),
+    ("empty grid", {**GOOD, "study": {"kind": "grid", "seeds": [0]}}, "study.grid"),
     (
         "grid key not in schema",
         {

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import importlib
+import io
+import os
 import pickle
 import struct
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +21,106 @@ from .longtail import class_counts, long_tail_indices, stratified_subset
 
 class DataError(ValueError):
     """Missing, corrupt or inconsistent data; the message names the path and how to fix it."""
+
+
+#: labels must lie below this before anything is sized by them (``np.bincount`` of a label of 1e9
+#: allocates 8 GB). 100,000 is ten times the largest public long-tailed benchmark (iNaturalist
+#: 2021: 10,000 classes; iNaturalist 2018: 8,142) and bounds a per-class table to 800 kB.
+MAX_CLASSES = 100_000
+#: the smallest image side the models take (scikit-learn's digits are 8x8; data.image_size >= 8)
+MIN_SIDE = 8
+
+
+def memory_cap() -> int:
+    """Bytes one data array may take: half of this machine's physical memory."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 1 << 34
+
+
+def check_labels(
+    y: object, path: object, name: str, n_images: int, num_classes: int | None = None
+) -> np.ndarray:
+    """Labels as int64 after checking them: 1-D integers, one per image, in ``[0, classes)``.
+
+    ``classes`` is ``num_classes`` when given, else :data:`MAX_CLASSES`. Raises :class:`DataError`
+    naming ``path`` and the array ``name``; nothing is allocated by the label values.
+    """
+    arr = np.asarray(y) if not isinstance(y, np.ndarray) else y
+    if arr.ndim != 1:
+        raise DataError(f"{path}: '{name}' must be 1-D labels, got shape {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        raise DataError(f"{path}: '{name}' must hold integer labels, got dtype {arr.dtype}")
+    if arr.size == 0:
+        raise DataError(f"{path}: '{name}' is empty")
+    if arr.size != n_images:
+        raise DataError(f"{path}: '{name}' has {arr.size} labels for {n_images} images")
+    limit = num_classes if num_classes is not None else MAX_CLASSES
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi >= limit:
+        bad = lo if lo < 0 else hi
+        raise DataError(f"{path}: '{name}' holds label {bad}, outside [0, {limit})")
+    return arr.astype(np.int64)
+
+
+def check_images(x: np.ndarray, path: object, name: str) -> np.ndarray:
+    """uint8 images ``[N, H, W, C]`` (``[N, H, W]`` gets ``C = 1``), C in {1, 3}, H, W >= 8."""
+    if x.dtype != np.uint8:
+        raise DataError(f"{path}: '{name}' must be uint8 images, got {x.dtype}")
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4:
+        raise DataError(f"{path}: '{name}' must be [N, H, W, C] images, got shape {x.shape}")
+    n, h, w, c = x.shape
+    if n == 0:
+        raise DataError(f"{path}: '{name}' is empty")
+    if c not in (1, 3):
+        raise DataError(f"{path}: '{name}' must have 1 or 3 channels, got {c} (shape {x.shape})")
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise DataError(f"{path}: '{name}' images are {h}x{w}; at least {MIN_SIDE}x{MIN_SIDE}")
+    return x
+
+
+def _core(module: str) -> object:
+    """``numpy.core.X`` (NumPy 1) or ``numpy._core.X`` (NumPy 2), whichever this NumPy has."""
+    for name in (f"numpy._core.{module}", f"numpy.core.{module}"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise ImportError(module)
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickler for CIFAR's python-version batches: dicts, lists, bytes, str and ndarrays only.
+
+    ``find_class`` admits just the NumPy functions that rebuild an array or a dtype (under the
+    NumPy 1 and NumPy 2 module names, protocols 2 to 5) and ``_codecs.encode`` (how protocol 2
+    stores bytes); any other global, e.g. ``os.system``, is refused before it is looked up.
+    """
+
+    ALLOWED = {
+        ("numpy", "ndarray"): lambda: np.ndarray,
+        ("numpy", "dtype"): lambda: np.dtype,
+        **{
+            (f"numpy.{core}.multiarray", fn): (lambda fn=fn: getattr(_core("multiarray"), fn))
+            for core in ("core", "_core")
+            for fn in ("_reconstruct", "scalar")
+        },
+        **{
+            (f"numpy.{core}.numeric", "_frombuffer"): lambda: _core("numeric")._frombuffer
+            for core in ("core", "_core")
+        },
+        ("_codecs", "encode"): lambda: __import__("codecs").encode,
+    }
+
+    def find_class(self, module: str, name: str) -> object:
+        """The allowed global ``module.name``; anything else raises ``UnpicklingError``."""
+        get = self.ALLOWED.get((module, name))
+        if get is None:
+            raise pickle.UnpicklingError(f"refused to load '{module}.{name}' (not CIFAR data)")
+        return get()
 
 
 @dataclass
@@ -118,18 +222,27 @@ def _need(path: Path, what: str, dataset: str) -> Path:
 
 
 def _unpickle(path: Path) -> dict:
+    """A CIFAR batch through :class:`_CifarUnpickler` (no code runs from the file)."""
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as err:
-        raise DataError(f"{path}: corrupt or truncated pickle ({err})") from None
+            d = _CifarUnpickler(f, encoding="latin1").load()
+    except pickle.UnpicklingError as err:
+        raise DataError(f"{path}: not a CIFAR batch ({err})") from None
+    except Exception as err:  # a damaged pickle fails in many ways (EOF, Value, Type, Index...)
+        raise DataError(f"{path}: corrupt or truncated pickle ({type(err).__name__})") from None
+    if not isinstance(d, dict):
+        raise DataError(f"{path}: not a CIFAR batch (a {type(d).__name__}, not a dict)")
+    return d
 
 
 def _cifar_images(d: dict, path: Path) -> np.ndarray:
-    data = np.asarray(d.get("data"))
-    if data.ndim != 2 or data.shape[1] != 3072:
+    data = d.get("data")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+        what = getattr(data, "dtype", type(data).__name__)
+        raise DataError(f"{path}: 'data' must be a uint8 array [N, 3072], got {what}")
+    if data.ndim != 2 or data.shape[1] != 3072 or data.shape[0] == 0:
         raise DataError(f"{path}: 'data' must be [N, 3072] uint8, got shape {data.shape}")
-    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.uint8)
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
 
 
 def read_cifar(root: Path, num_classes: int, download: bool = False) -> dict:
@@ -166,36 +279,71 @@ def read_cifar(root: Path, num_classes: int, download: bool = False) -> dict:
             xs.append(_cifar_images(d, base / name))
             if key not in d:
                 raise DataError(f"{base / name}: no '{key}' entry")
-            ys.append(np.asarray(d[key], dtype=np.int64))
+            labels = d[key]
+            if not isinstance(labels, (list, np.ndarray)) or any(
+                isinstance(v, bool) or not isinstance(v, (int, np.integer))
+                for v in (labels if isinstance(labels, list) else [])
+            ):
+                raise DataError(f"{base / name}: '{key}' must be a list of integer labels")
+            ys.append(check_labels(labels, base / name, key, len(xs[-1]), num_classes))
         return np.concatenate(xs), np.concatenate(ys)
 
     train_x, train_y = load(train_files)
     test_x, test_y = load(test_files)
     mask_path = root / "test_lossless.npy"
-    mask = np.load(mask_path) if mask_path.exists() else None
-    if mask is not None and mask.shape != (len(test_y),):
+    mask = _load_npy(mask_path) if mask_path.exists() else None
+    if mask is not None and (mask.shape != (len(test_y),) or mask.dtype != np.bool_):
         raise DataError(
-            f"{mask_path}: expected a bool mask of shape ({len(test_y)},), got {mask.shape}"
+            f"{mask_path}: expected a bool mask of shape ({len(test_y)},), got {mask.dtype} "
+            f"{mask.shape}"
         )
     return dict(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y, test_mask=mask)
 
 
-def _read_idx(path: Path) -> np.ndarray:
+def _load_npy(path: Path) -> np.ndarray:
     try:
+        return np.load(path, allow_pickle=False)
+    except Exception as err:  # npy errors come in many types
+        raise DataError(f"{path}: corrupt .npy file ({type(err).__name__})") from None
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """A uint8 IDX file (gzip): header checked against the file before the body is read."""
+    try:
+        with open(path, "rb") as f:  # gzip's trailer holds the data size (mod 2**32)
+            f.seek(-4, os.SEEK_END)
+            isize = struct.unpack("<I", f.read(4))[0]
         with gzip.open(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as err:
+            head = f.read(4)
+            if len(head) < 4:
+                raise DataError(f"{path}: truncated IDX header")
+            zero, dtype_code, ndim = struct.unpack(">HBB", head)
+            if zero != 0 or dtype_code != 0x08:
+                raise DataError(f"{path}: expected uint8 IDX data, got type code {dtype_code:#x}")
+            if ndim not in (1, 3):
+                raise DataError(
+                    f"{path}: expected 1 (labels) or 3 (images) IDX dimensions, got {ndim}"
+                )
+            raw_dims = f.read(4 * ndim)
+            if len(raw_dims) < 4 * ndim:
+                raise DataError(f"{path}: truncated IDX header")
+            dims = struct.unpack(f">{ndim}I", raw_dims)
+            count = 1
+            for d in dims:
+                count *= d
+            if (4 + 4 * ndim + count) % 2**32 != isize or count > memory_cap():
+                raise DataError(
+                    f"{path}: IDX header declares {dims} = {count} values, which the file "
+                    "does not hold"
+                )
+            body = f.read(count + 1)
+    except (OSError, EOFError, ValueError, struct.error) as err:
+        if isinstance(err, DataError):
+            raise
         raise DataError(f"{path}: corrupt or truncated gzip IDX file ({err})") from None
-    if len(raw) < 8:
-        raise DataError(f"{path}: truncated IDX header")
-    _, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
-    if dtype_code != 0x08:
-        raise DataError(f"{path}: expected uint8 IDX data, got type code {dtype_code:#x}")
-    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != int(np.prod(dims)):
-        raise DataError(f"{path}: truncated IDX file ({body.size} of {int(np.prod(dims))} values)")
-    return body.reshape(dims)
+    if len(body) != count:
+        raise DataError(f"{path}: IDX file holds {len(body)} values, its header says {count}")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 FASHION_FILES = (
@@ -228,15 +376,15 @@ def read_fashion_mnist(root: Path | None, download: bool = False) -> dict:
             f"{root}: no '{FASHION_FILES[0]}' there (nor in raw/ or FashionMNIST/raw/); set "
             "data.root, install Debian's dataset-fashion-mnist, or set data.download: true"
         )
-    arrs = [
-        _read_idx(_need(cand / f, "a Fashion-MNIST IDX file", "Fashion-MNIST"))
-        for f in FASHION_FILES
-    ]
+    paths = [_need(cand / f, "a Fashion-MNIST IDX file", "Fashion-MNIST") for f in FASHION_FILES]
+    arrs = [_read_idx(p) for p in paths]
+    train_x = check_images(arrs[0], paths[0], "images")
+    test_x = check_images(arrs[2], paths[2], "images")
     return dict(
-        train_x=arrs[0][..., None],
-        train_y=arrs[1].astype(np.int64),
-        test_x=arrs[2][..., None],
-        test_y=arrs[3].astype(np.int64),
+        train_x=train_x,
+        train_y=check_labels(arrs[1], paths[1], "labels", len(train_x), 10),
+        test_x=test_x,
+        test_y=check_labels(arrs[3], paths[3], "labels", len(test_x), 10),
         test_mask=None,
     )
 
@@ -270,15 +418,24 @@ def read_list_file(path: Path, num_classes: int | None) -> tuple[list[str], np.n
         path, "an ImageNet-LT-style list file ('relative/path.jpg label' per line)", "the dataset"
     )
     paths, labels = [], []
-    for i, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text (byte offset {err.start})") from None
+    limit = num_classes if num_classes is not None else MAX_CLASSES
+    for i, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.rsplit(maxsplit=1)
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-            raise DataError(f"{path}:{i}: expected 'relative/path.jpg label', got {line!r}")
-        label = int(parts[1])
-        if label < 0 or (num_classes is not None and label >= num_classes):
-            raise DataError(f"{path}:{i}: label {label} out of range [0, {num_classes})")
+        if (
+            len(parts) != 2
+            or not parts[1].lstrip("-").isascii()
+            or not parts[1].lstrip("-").isdigit()
+        ):
+            raise DataError(f"{path}:{i}: expected 'relative/path.jpg label', got {line[:200]!r}")
+        label = int(parts[1]) if len(parts[1]) < 20 else limit
+        if label < 0 or label >= limit:
+            raise DataError(f"{path}:{i}: label {parts[1][:20]} out of range [0, {limit})")
         paths.append(parts[0])
         labels.append(label)
     if not paths:
@@ -286,31 +443,99 @@ def read_list_file(path: Path, num_classes: int | None) -> tuple[list[str], np.n
     return paths, np.asarray(labels, dtype=np.int64)
 
 
+ARRAY_KEYS = ("train_x", "train_y", "test_x", "test_y")
+
+
+def _npz_headers(zf: zipfile.ZipFile, path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array of an ``.npz``, read from the ``.npy`` headers only.
+
+    Each header must agree with its member's stored size, and all arrays together must fit in
+    :func:`memory_cap`, so a lying header or a zip bomb is refused before any allocation.
+    """
+    fmt = np.lib.format
+    out, total = {}, 0
+    for info in zf.infolist():
+        if not info.filename.endswith(".npy"):
+            continue
+        name = info.filename[:-4]
+        with zf.open(info) as f:
+            version = fmt.read_magic(f)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read(f)  # version 3.0 differs only in the header's text encoding
+            header_len = f.tell() if f.seekable() else None
+        if dtype.hasobject:
+            raise DataError(f"{path}: '{name}' holds Python objects; not an array file")
+        nbytes = dtype.itemsize * int(np.prod(shape, dtype=object))
+        if header_len is not None and header_len + nbytes != info.file_size:
+            raise DataError(
+                f"{path}: '{name}' declares shape {shape} ({nbytes} bytes) but holds "
+                f"{info.file_size - header_len}"
+            )
+        total += nbytes
+        out[name] = (tuple(shape), dtype)
+    if total > memory_cap():
+        raise DataError(
+            f"{path}: arrays of {total / 2**30:.1f} GiB; more than half this machine's memory"
+        )
+    return out
+
+
 def read_arrays(path: Path) -> dict:
-    """Read an ``.npz`` with uint8 ``train_x``, ``train_y``, ``test_x``, ``test_y``."""
+    """Read an ``.npz`` with uint8 ``train_x``, ``train_y``, ``test_x``, ``test_y``.
+
+    Shapes, dtypes and sizes are checked from the file's headers before any array is loaded, and
+    the labels before anything is sized by them.
+    """
     _need(path, "an .npz file with train_x, train_y, test_x, test_y", "the arrays")
     try:
         if path.suffix == ".xz":  # an xz-compressed .npz (export --out F.npz.xz): ~20% smaller
-            import io
             import lzma
 
-            with lzma.open(path) as f:
-                z = np.load(io.BytesIO(f.read()), allow_pickle=False)
+            cap, source = memory_cap(), io.BytesIO()
+            with lzma.open(path) as f:  # in chunks: read(cap) would reserve cap bytes at once
+                while chunk := f.read(1 << 24):
+                    source.write(chunk)
+                    if source.tell() > cap:
+                        raise DataError(
+                            f"{path}: decompresses to more than half this machine's memory"
+                        )
         else:
-            z = np.load(path, allow_pickle=False)
+            source = path
+        with zipfile.ZipFile(source) as zf:  # type: ignore[arg-type]
+            heads = _npz_headers(zf, path)
+        for k in ARRAY_KEYS:
+            if k not in heads:
+                raise DataError(f"{path}: missing array '{k}' (has {sorted(heads)})")
+        for k in ("train_x", "test_x"):
+            shape, dtype = heads[k]
+            # a zero-stride stand-in of the declared shape: checked before anything is allocated
+            ghost = np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape, (0,) * len(shape))
+            check_images(ghost, path, k)
+        if isinstance(source, io.BytesIO):
+            source.seek(0)
+        z = np.load(source, allow_pickle=False)
         out = {k: z[k] for k in z.files}
-    except Exception as err:  # zip/npy errors come in many types
-        raise DataError(f"{path}: corrupt or truncated .npz ({err})") from None
-    for k in ("train_x", "train_y", "test_x", "test_y"):
-        if k not in out:
-            raise DataError(f"{path}: missing array '{k}' (has {sorted(out)})")
+    except DataError:
+        raise
+    except Exception as err:  # zip/npy/lzma errors come in many types
+        raise DataError(
+            f"{path}: corrupt or truncated .npz ({type(err).__name__}: {err})"
+        ) from None
     for k in ("train_x", "test_x"):
-        if out[k].dtype != np.uint8:
-            raise DataError(f"{path}: '{k}' must be uint8 images, got {out[k].dtype}")
-        if out[k].ndim == 3:
-            out[k] = out[k][..., None]
-    out["train_y"] = out["train_y"].astype(np.int64)
-    out["test_y"] = out["test_y"].astype(np.int64)
+        out[k] = check_images(out[k], path, k)
+    out["train_y"] = check_labels(out["train_y"], path, "train_y", len(out["train_x"]))
+    out["test_y"] = check_labels(out["test_y"], path, "test_y", len(out["test_x"]))
+    if out["train_x"].shape[1:] != out["test_x"].shape[1:]:
+        raise DataError(
+            f"{path}: 'train_x' images {out['train_x'].shape[1:]} and 'test_x' images "
+            f"{out['test_x'].shape[1:]} differ in size or channels"
+        )
+    mask = out.get("test_mask")
+    if mask is not None and (mask.dtype != np.bool_ or mask.shape != out["test_y"].shape):
+        raise DataError(f"{path}: 'test_mask' must be bool of shape {out['test_y'].shape}")
+    idx = out.get("train_index")
+    if idx is not None and (idx.ndim != 1 or len(idx) != len(out["train_y"])):
+        raise DataError(f"{path}: 'train_index' must have one entry per training image")
     return out
 
 
@@ -329,6 +554,13 @@ def _list_dataset(cfg) -> dict:
     rel = lambda p: Path(p) if Path(p).is_absolute() else root / p  # noqa: E731
     tr_paths, tr_y = read_list_file(rel(cfg.train_list), cfg.num_classes)
     te_paths, te_y = read_list_file(rel(cfg.test_list), cfg.num_classes)
+    for lst, paths in ((cfg.train_list, tr_paths), (cfg.test_list, te_paths)):
+        missing = [p for p in paths if not (root / p).is_file()]
+        if missing:
+            raise DataError(
+                f"{rel(lst)}: {len(missing)} image(s) named in the list file are missing under "
+                f"{root}, e.g. '{missing[0]}'"
+            )
     return dict(
         train_x=ListImages(root, tr_paths, cfg.image_size),
         train_y=tr_y,
@@ -361,10 +593,19 @@ def load_data(cfg) -> LTData:
     ``arrays`` files are made long-tailed like CIFAR.
     """
     raw = READERS[cfg.dataset](cfg)
-    train_y = raw["train_y"]
+    train_y = raw["train_y"]  # readers checked: 1-D int64, non-empty, in [0, MAX_CLASSES)
+    if cfg.num_classes is not None and cfg.num_classes > MAX_CLASSES:
+        raise DataError(f"data.num_classes: {cfg.num_classes} is above {MAX_CLASSES}")
     num_classes = int(cfg.num_classes or max(train_y.max(), raw["test_y"].max()) + 1)
+    if train_y.max() >= num_classes:
+        raise DataError(f"{cfg.dataset}: training labels outside [0, {num_classes})")
     if raw["test_y"].max() >= num_classes or raw["test_y"].min() < 0:
         raise DataError(f"{cfg.dataset}: test labels outside [0, {num_classes})")
+    if num_classes > len(train_y):
+        raise DataError(
+            f"{cfg.dataset}: {num_classes} classes but {len(train_y)} training images; every "
+            "class needs at least one (check the labels or data.num_classes)"
+        )
     stored_ir = raw.get("imbalance_ratio")
     if stored_ir is not None and float(stored_ir) != float(cfg.imbalance_ratio):
         raise DataError(

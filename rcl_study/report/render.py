@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from .. import folders
 from ..config import StudyFile
 from ..study.records import atomic_write_text, load_plan, load_records
 from ..study.space import baseline_variant
@@ -415,7 +416,8 @@ def write_report(
     """Build and write the report of a study from its stored records; returns ``index.md``."""
     out_dir = Path(out_dir or cfg.output_dir)
     report_dir = Path(report_dir or cfg.report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
+    folders.check_folder(report_dir, cfg.name, "report", "report.dir", study_path)
+    folders.claim(report_dir, cfg.name)
     built = build(cfg, study_path, out_dir, report_dir)
     atomic_write_text(report_dir / "results.csv", built["table"].to_csv(index=False))
     atomic_write_text(report_dir / "stats.json", json.dumps(built["stats"], indent=1, default=str))

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .. import folders
 from ..config import ConfigError, StudyFile, set_path, to_dict
 from .records import done_ids, load_records, write_plan
-from .space import describe, expand, search_distributions
+from .space import baseline_variant, describe, expand, search_distributions
 
 
 class StudyExists(RuntimeError):
@@ -104,8 +104,19 @@ def _holds_study(out: Path) -> bool:
     return bool(load_records(out)) or (trials.exists() and any(trials.iterdir()))
 
 
+def check_folders(cfg: StudyFile, source: str | None = None) -> None:
+    """Refuse records or report folders that are not this study's own (see ``folders``)."""
+    src = source or cfg.name
+    key = "study.output_dir" if cfg.study.output_dir else "name"
+    folders.check_folder(cfg.output_dir, cfg.name, "records", key, src)
+    key = "report.dir" if cfg.report.dir else "name"
+    folders.check_folder(cfg.report_dir, cfg.name, "report", key, src)
+    folders.check_pair(cfg.output_dir, cfg.report_dir, src)
+
+
 def check_folder(cfg: StudyFile, resume: bool, overwrite: bool) -> None:
-    """Refuse to reuse a folder that holds records or checkpoints, unless told how."""
+    """Refuse a folder that is not this study's, or holds records, unless told how."""
+    check_folders(cfg)
     out = cfg.output_dir
     if _holds_study(out) and not (resume or overwrite):
         raise StudyExists(
@@ -116,12 +127,12 @@ def check_folder(cfg: StudyFile, resume: bool, overwrite: bool) -> None:
 
 def prepare_folder(cfg: StudyFile, overwrite: bool) -> Path:
     """Create the output folder (emptied first, with the old report, under ``--overwrite``)."""
-    out = cfg.output_dir
-    if overwrite and _holds_study(out):
-        shutil.rmtree(out)
+    check_folders(cfg)
+    out = folders.claim(cfg.output_dir, cfg.name)
+    if overwrite:  # only the names the toolkit writes; the folders and anything else stay
+        folders.clear(out, cfg.name, "records")
         if cfg.report_dir.exists():
-            shutil.rmtree(cfg.report_dir)
-    out.mkdir(parents=True, exist_ok=True)
+            folders.clear(folders.claim(cfg.report_dir, cfg.name), cfg.name, "report")
     return out
 
 
@@ -243,19 +254,39 @@ def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) 
 
 
 def check_study(cfg: StudyFile) -> None:
-    """Validate what the schema alone cannot (design, grid keys, ranges); no writes."""
+    """Validate what the schema alone cannot (design, grid keys, ranges, baseline); no writes."""
     if cfg.study.kind == "search":
         search_distributions(cfg)
+        if cfg.report.baseline:
+            raise ConfigError(
+                f"{cfg.name}: report.baseline: a search has no baseline variant (its trials "
+                "differ in several keys at once); remove it"
+            )
     else:
-        expand(cfg)
+        plans = expand(cfg)
+        baseline_variant(cfg, list(dict.fromkeys(p.variant for p in plans)))
 
 
 def check_machine(cfg: StudyFile) -> None:
     """Refuse trials that need more CPUs or GPUs than this machine has (local Ray only)."""
     import torch
 
+    if cfg.train.device == "cuda" and cfg.resources.gpus_per_trial == 0:
+        raise ConfigError(
+            f"{cfg.name}: train.device: cuda, but resources.gpus_per_trial is 0 (Ray would hide "
+            "the GPUs from the trial); give each trial a GPU share or set train.device: auto"
+        )
     if cfg.resources.address:
         return  # the cluster is checked when Ray joins it
-    why = cfg.resources.shortfall(os.cpu_count() or 1, torch.cuda.device_count(), "this machine")
+    gpus = torch.cuda.device_count()
+    if cfg.train.device == "cuda" and gpus == 0:
+        raise ConfigError(
+            f"{cfg.name}: train.device: cuda, but this machine has no GPU; "
+            "set train.device: auto (or cpu), or run with --smoke"
+        )
+    why = cfg.resources.shortfall(os.cpu_count() or 1, gpus, "this machine")
     if why:
-        raise ConfigError(f"{cfg.name}: {why}")
+        key = why.split(":", 1)[0]
+        raise ConfigError(
+            f"{cfg.name}: {why}; lower it (--set {key}=...) or try the study with --smoke"
+        )

@@ -150,14 +150,27 @@ def search_distributions(cfg: StudyFile) -> dict[str, Any]:
             out[key] = optuna.distributions.IntDistribution(int(r.low), int(r.high), log=r.log)
         else:
             out[key] = optuna.distributions.FloatDistribution(r.low, r.high, log=r.log)
-        probe = r.choices[0] if r.type == "categorical" else r.low
-        try:
-            set_path(cfg, {key: probe})
+        try:  # every value a trial may get must be valid: all choices, both ends, a fraction
+            for probe in _probes(r):
+                set_path(cfg, {key: probe})
         except ConfigError as err:
             raise ConfigError(
                 f"{cfg.name}: study.space.{key}: {str(err).split(': ', 1)[-1]}"
             ) from None
     return out
+
+
+def _probes(r: Any) -> list[Any]:
+    """Values standing for a range: every choice; low, high and (floats) a non-whole inside."""
+    if r.type == "categorical":
+        return list(r.choices)
+    if r.type == "int":
+        return [int(r.low), int(r.high)]
+    probes = [r.low, r.high]
+    if r.high > r.low:  # a float range on an integer key fails here
+        inside = r.low + 0.37 * (r.high - r.low)
+        probes.append(inside + (r.high - inside) / 2 if inside.is_integer() else inside)
+    return probes
 
 
 def describe(cfg: StudyFile) -> dict[str, Any]:
