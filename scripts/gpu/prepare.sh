@@ -16,4 +16,4 @@ for pkg in pydantic==2.13.4 pydantic-core==2.46.4 annotated-types==0.7.0 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d .whl "$pkg"
 done
-du -ch .export/*.npz .whl/* | tail -1
+du -ch .export/* .whl/* | tail -1

@@ -5,7 +5,7 @@
 # Phases, each timed into $OUT/phases.tsv (phase, seconds, exit status):
 #   setup  pydantic from .whl/ when the device lacks it; the GPU's name into $OUT/run.log
 #   smoke  scripts/gpu/smoke.py, killed past SMOKE_S (60 s): bf16, channels-last, device
-#          augmentation, the CUDA tests of tests/, a resumed 3-epoch trial; a failure stops the
+#          augmentation, the CUDA tests of tests/, a resumed 2-epoch trial; a failure stops the
 #          script at once (exit 3) before any training time is spent
 #   train  BCL alone, studies/reproduce_bcl.yaml (200 epochs, seed 0), with the checkpoint written
 #          every epoch to $OUT/bcl/checkpoint.pt (resumable) and every evaluation (every 5 epochs)
@@ -18,11 +18,15 @@
 # e.g. under .export/) continues an earlier run; RESUME_METRICS=its metrics.jsonl keeps its curve.
 # Files back from $OUT (at most 8 come back): run.log, phases.tsv, bcl.json, jpeg_gap.json,
 # bcl/checkpoint.pt, bcl/metrics.jsonl. The speed benchmark is a separate run: scripts/gpu/speed.sh.
-# TINY=1: the CPU rehearsal (smoke --cpu, 2 epochs of 2 steps, 200 test images, gap on 200 images).
+# TINY=1: the CPU rehearsal (smoke --cpu, batch 64, 2 epochs of 2 steps, 200 test images, gap on
+# 200 images, no time limits).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-gpu_out}
 PY=${PY:-python3}
+if [ "${TINY:-0}" = 1 ]; then  # the CPU rehearsal: the same phases, small, and no time limits
+  LIMIT_S=${LIMIT_S:-7200} SMOKE_S=${SMOKE_S:-3600} GAP_S=${GAP_S:-3600}
+fi
 LIMIT_S=${LIMIT_S:-570}
 SMOKE_S=${SMOKE_S:-60}
 GAP_S=${GAP_S:-45}
@@ -60,9 +64,10 @@ run=(--set train.checkpoint_every=1 --set train.eval_every=5 --set train.progres
 smoke=()
 gap=()
 if [ "${TINY:-0}" = 1 ]; then
+  tiny=(--set train.batch_size=64 --set train.threads=2)
   run+=(--set train.epochs=2 --set train.max_steps_per_epoch=2 --set train.eval_every=1
-    --set data.test_limit=200 --set train.threads=2)
-  smoke=(--cpu --set train.threads=2)
+    --set data.test_limit=200 "${tiny[@]}")
+  smoke=(--cpu "${tiny[@]}")
   gap=(--limit 200)
 fi
 
