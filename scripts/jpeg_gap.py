@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", required=True, help="a trainer checkpoint.pt ('model' key)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--quality", type=int, default=75)
-    p.add_argument("--limit", type=int, default=None, help="score only the first N lossless")
+    p.add_argument("--limit", type=int, default=None, help="score N lossless images, spread out")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", default=None, help="write the JSON here as well (atomically)")
     a = p.parse_args(argv)
@@ -252,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     train = torch.from_numpy(np.asarray(data.train_x)).float()
     mean = train.mean(dim=(0, 1, 2)).div(255).view(1, -1, 1, 1).to(device)
     std = train.std(dim=(0, 1, 2)).div(255).clamp_min(1e-3).view(1, -1, 1, 1).to(device)
-    idx = np.flatnonzero(data.test_mask)[: a.limit]
+    idx = np.flatnonzero(data.test_mask)
+    if a.limit is not None and a.limit < len(idx):  # spread over the (class-sorted) test set
+        idx = idx[np.linspace(0, len(idx) - 1, a.limit).astype(int)]
     result = measure(
         model_predictor(model, mean, std, device), data.test_x[idx], data.test_y[idx], a.quality
     )

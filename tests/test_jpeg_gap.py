@@ -153,6 +153,9 @@ def test_cli_scores_the_lossless_images_of_an_untrained_checkpoint(tmp_path, cap
     assert res["gap"] == pytest.approx(res["acc_lossless"] - res["acc_jpeg"])
     assert res["gap_ci"][0] <= res["gap"] <= res["gap_ci"][1]
     assert json.loads(capsys.readouterr().out) == res
+    ckpt = str(tmp_path / "checkpoint.pt")
+    assert jpeg_gap.main([str(path), "--checkpoint", ckpt, "--limit", "7", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 7
 
 
 def test_cli_refuses_bad_input_with_one_line(tmp_path, capsys):
