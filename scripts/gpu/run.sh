@@ -84,6 +84,10 @@ if [ -n "${RESUME:-}" ]; then
 fi
 left=$((LIMIT_S - ($(date +%s) - T0) - GAP_S))
 echo "training budget: ${left} s" >> "$LOG"
+if [ "$left" -lt 30 ]; then  # timeout 0 would mean no limit at all
+  echo "no time left to train (${left} s)"
+  exit 4
+fi
 phase train timeout -s TERM -k 20 "$left" "$PY" scripts/gpu/train_logged.py "$study" "${run[@]}" \
   --workdir "$OUT/bcl" --metrics "$OUT/bcl/metrics.jsonl" --out "$OUT/bcl.json"
 train_rc=$?
