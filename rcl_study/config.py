@@ -152,7 +152,7 @@ class TrainConfig(_Strict):
     epochs: int = Field(200, ge=1)
     seed: int = 0
     batch_size: int = Field(256, ge=2)
-    lr: float = Field(0.1, gt=0)
+    lr: float = Field(0.15, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(5e-4, ge=0)
     warmup_epochs: int = Field(5, ge=0)

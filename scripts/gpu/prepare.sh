@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=${1:-../shared/data/cifar10}
 mkdir -p .export .whl
-grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
+{ git check-ignore -q .whl && git check-ignore -q .export; } || { echo "prepare.sh: .whl/ and .export/ must be git-ignored" >&2; exit 2; }
 [ -f .export/cifar10_lt_ir100.npz.xz ] || python -m rcl_study.data export --dataset cifar10_lt \
     --imbalance-ratio 100 --root "$root" --out .export/cifar10_lt_ir100.npz.xz
 for pkg in pydantic==2.13.4 pydantic-core==2.46.4 annotated-types==0.7.0 \
@@ -16,4 +16,4 @@ for pkg in pydantic==2.13.4 pydantic-core==2.46.4 annotated-types==0.7.0 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d .whl "$pkg"
 done
-du -ch .export/*.npz .whl/* | tail -1
+du -ch .export/* .whl/* | tail -1
