@@ -1,12 +1,14 @@
 """The main command: ``python -m rcl_study.run STUDY.yaml [options]``.
 
 Runs every trial of a study through Ray Tune, records each one, and writes the report to
-``reports/<study>/``. Exit status: 0 done; 1 the study ran but no trial succeeded; 2 bad input.
+``reports/<study>/``. Exit status: 0 done; 1 the study ran but no trial succeeded; 2 bad input
+(or the report could not be written; the records are kept); 130 stopped by Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 
@@ -33,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
         help="finish an interrupted study; recorded trials are not run again",
     )
     p.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="with --resume: keep recorded trials although the study file changed them",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="delete the study's existing records and report, then start over",
@@ -56,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     a = _parser().parse_args(argv)
     from .data import DataError
+    from .study.lock import StudyLocked
     from .study.runner import StudyExists, apply_smoke, check_machine, check_study, dry_run_text
 
     cfg = None
@@ -83,19 +91,33 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         try:
             records = run_study(
-                cfg, resume=a.resume, overwrite=a.overwrite, progress=not a.no_progress
+                cfg,
+                resume=a.resume,
+                overwrite=a.overwrite,
+                progress=not a.no_progress,
+                accept_changes=a.accept_changes,
             )
         except ClusterError as err:
             print(f"error: {a.study}: {err}", file=sys.stderr)
             return 2
-    except (ConfigError, DataError, StudyExists) as err:
+        except KeyboardInterrupt:  # Ctrl-C: finished trials are recorded
+            return _interrupted(cfg, a)
+    except (ConfigError, DataError, StudyExists, StudyLocked) as err:
         msg = str(err).splitlines()[0]
         for name in {cfg.name, cfg.name.removesuffix("-smoke")} if cfg else ():
             if msg.startswith(f"{name}: "):  # errors found after loading name the file too
                 msg = f"{a.study}: {msg[len(name) + 2 :]}"
         print(f"error: {msg}", file=sys.stderr)
         return 2
-    status = _report(cfg, a.study)
+    try:
+        status = _report(cfg, a.study)
+    except Exception as err:  # noqa: BLE001 - the records are safe; say so in one line
+        print(
+            f"error: {a.study}: the report could not be written ({type(err).__name__}: {err}); "
+            f"the records are kept in {cfg.output_dir}; rebuild it with --report-only",
+            file=sys.stderr,
+        )
+        return 2
     ok = sum(r["status"] == "ok" for r in records)
     print(
         f"{len(records)} trials recorded ({ok} ok) in {time.time() - t0:.0f}s; "
@@ -105,10 +127,36 @@ def main(argv: list[str] | None = None) -> int:
     return status if ok else 1
 
 
+def _interrupted(cfg, a: argparse.Namespace) -> int:
+    """Ctrl-C: say how many trials are recorded and how to finish with this tool; 130."""
+    from .study.records import load_plan, load_records
+
+    n = len(load_records(cfg.output_dir))
+    planned = len(load_plan(cfg.output_dir)["trials"])
+    cmd = ["python", "-m", "rcl_study.run", a.study]
+    cmd += ["--smoke"] if a.smoke else []
+    for ov in a.overrides:
+        cmd += ["--set", ov]
+    cmd.append("--resume")
+    print(
+        f"interrupted: {n}{f' of {planned}' if planned else ''} trials recorded in "
+        f"{cfg.output_dir}; finish with: {shlex.join(cmd)}",
+        file=sys.stderr,
+    )
+    return 130
+
+
 def _report(cfg, study_path: str) -> int:
     from .report.render import write_report
-    from .study.records import load_records
+    from .study.records import DAMAGED, RECORDS, load_records, read_records
 
+    damaged = len(read_records(cfg.output_dir)[1])
+    if damaged:
+        print(
+            f"note: {cfg.output_dir / RECORDS}: {damaged} damaged line(s) left out of the report; "
+            f"--resume moves them to {DAMAGED} and runs their trials again",
+            file=sys.stderr,
+        )
     if not load_records(cfg.output_dir):
         print(
             f"error: {study_path}: no records in {cfg.output_dir}; run the study first",
