@@ -100,8 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         except ClusterError as err:
             print(f"error: {a.study}: {err}", file=sys.stderr)
             return 2
-        except KeyboardInterrupt:  # Ctrl-C: finished trials are recorded
-            return _interrupted(cfg, a)
+    except KeyboardInterrupt:  # Ctrl-C: finished trials are recorded
+        if cfg is None or a.dry_run or a.report_only:
+            print("interrupted", file=sys.stderr)
+            return 130
+        return _interrupted(cfg, a)
     except (ConfigError, DataError, StudyExists, StudyLocked) as err:
         msg = str(err).splitlines()[0]
         for name in {cfg.name, cfg.name.removesuffix("-smoke")} if cfg else ():
