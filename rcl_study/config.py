@@ -236,7 +236,7 @@ class StudyConfig(_Strict):
     asha: bool = False
     metric: Literal[METRICS] = "balanced_acc"  # type: ignore[valid-type]
     mode: Literal["max", "min"] = "max"
-    retries: int = Field(0, ge=0)
+    retries: int = Field(1, ge=0)  # --resume runs a failed trial again this many times
     output_dir: str | None = None
 
     @field_validator("seeds")

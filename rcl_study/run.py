@@ -1,12 +1,14 @@
 """The main command: ``python -m rcl_study.run STUDY.yaml [options]``.
 
 Runs every trial of a study through Ray Tune, records each one, and writes the report to
-``reports/<study>/``. Exit status: 0 done; 1 the study ran but no trial succeeded; 2 bad input.
+``reports/<study>/``. Exit status: 0 done; 1 the study ran but no trial succeeded; 2 bad input
+(or the report could not be written; the records are kept); 130 stopped by Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 
@@ -41,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
         help="finish an interrupted study; recorded trials are not run again",
     )
     p.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="with --resume: keep recorded trials although the study file changed them",
+    )
+    p.add_argument(
         "--overwrite",
         action="store_true",
         help="delete the study's existing records and report, then start over",
@@ -67,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as stop:  # --help (0) or a usage error (2, one line already printed)
         return int(stop.code or 0)
     from .data import DataError
+    from .study.lock import StudyLocked
     from .study.runner import StudyExists, apply_smoke, check_machine, check_study, dry_run_text
 
     cfg = None
@@ -94,12 +102,21 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         try:
             records = run_study(
-                cfg, resume=a.resume, overwrite=a.overwrite, progress=not a.no_progress
+                cfg,
+                resume=a.resume,
+                overwrite=a.overwrite,
+                progress=not a.no_progress,
+                accept_changes=a.accept_changes,
             )
         except ClusterError as err:
             print(f"error: {a.study}: {err}", file=sys.stderr)
             return 2
-    except (ConfigError, DataError, StudyExists) as err:
+    except KeyboardInterrupt:  # Ctrl-C: finished trials are recorded
+        if cfg is None or a.dry_run or a.report_only:
+            print("interrupted", file=sys.stderr)
+            return 130
+        return _interrupted(cfg, a)
+    except (ConfigError, DataError, StudyExists, StudyLocked) as err:
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
         if isinstance(err, DataError) and not msg.startswith(f"{a.study}: "):
             msg = f"{a.study}: {msg}"  # the data file's error, and the study that named it
@@ -108,7 +125,15 @@ def main(argv: list[str] | None = None) -> int:
                 msg = f"{a.study}: {msg[len(name) + 2 :]}"
         print(f"error: {msg}", file=sys.stderr)
         return 2
-    status = _report(cfg, a.study)
+    try:
+        status = _report(cfg, a.study)
+    except Exception as err:  # noqa: BLE001 - the records are safe; say so in one line
+        print(
+            f"error: {a.study}: the report could not be written ({type(err).__name__}: {err}); "
+            f"the records are kept in {cfg.output_dir}; rebuild it with --report-only",
+            file=sys.stderr,
+        )
+        return 2
     ok = sum(r["status"] == "ok" for r in records)
     print(
         f"{len(records)} trials recorded ({ok} ok) in {time.time() - t0:.0f}s; "
@@ -118,10 +143,36 @@ def main(argv: list[str] | None = None) -> int:
     return status if ok else 1
 
 
+def _interrupted(cfg, a: argparse.Namespace) -> int:
+    """Ctrl-C: say how many trials are recorded and how to finish with this tool; 130."""
+    from .study.records import load_plan, load_records
+
+    n = len(load_records(cfg.output_dir))
+    planned = len(load_plan(cfg.output_dir)["trials"])
+    cmd = ["python", "-m", "rcl_study.run", a.study]
+    cmd += ["--smoke"] if a.smoke else []
+    for ov in a.overrides:
+        cmd += ["--set", ov]
+    cmd.append("--resume")
+    print(
+        f"interrupted: {n}{f' of {planned}' if planned else ''} trials recorded in "
+        f"{cfg.output_dir}; finish with: {shlex.join(cmd)}",
+        file=sys.stderr,
+    )
+    return 130
+
+
 def _report(cfg, study_path: str) -> int:
     from .report.render import write_report
-    from .study.records import load_records
+    from .study.records import DAMAGED, RECORDS, load_records, read_records
 
+    damaged = len(read_records(cfg.output_dir)[1])
+    if damaged:
+        print(
+            f"note: {cfg.output_dir / RECORDS}: {damaged} damaged line(s) left out of the report; "
+            f"--resume moves them to {DAMAGED} and runs their trials again",
+            file=sys.stderr,
+        )
     if not load_records(cfg.output_dir):
         print(
             f"error: {study_path}: no records in {cfg.output_dir}; run the study first",

@@ -337,3 +337,51 @@ def test_search_resume_samples_new_points(tmp_path):
         if r["trial_id"] in before:
             assert r["finished"] == before[r["trial_id"]]
     assert [r["variant"] for r in recs].count("best") == 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_exits_130_and_resume_finishes(tmp_path):
+    path = _study(
+        tmp_path,
+        study={"kind": "ablation", "components": ["margin"], "seeds": [0, 1]},
+        train={"epochs": 3, "max_steps_per_epoch": 4},
+        resources={"cpus_per_trial": 1, "max_concurrent": 1},
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rcl_study.run", str(path), "--no-progress"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    out = tmp_path / "runs/tiny"
+    deadline = time.time() + 300
+    while time.time() < deadline and not load_records(out):
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    try:
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 130, err[-3000:]
+    assert f"finish with: python -m rcl_study.run {path} --resume" in err
+    assert "Tuner.restore" not in err and "Traceback" not in err
+    before = {r["trial_id"]: r["finished"] for r in load_records(out)}
+    assert 1 <= len(before) < 4
+    assert all(r["status"] == "ok" for r in load_records(out))  # no trial blamed for Ctrl-C
+    assert not (out / "driver.lock").exists()
+    resumed = _run(tmp_path, path, "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = load_records(out)
+    assert sorted(r["trial_id"] for r in after) == [
+        "margin__s0",
+        "margin__s1",
+        "none__s0",
+        "none__s1",
+    ]
+    for r in after:
+        if r["trial_id"] in before:
+            assert r["finished"] == before[r["trial_id"]]

@@ -12,12 +12,26 @@ from typing import Any
 
 from .. import folders
 from ..config import ConfigError, StudyFile, set_path, to_dict
-from .records import done_ids, load_records, write_plan
-from .space import baseline_variant, describe, expand, search_distributions
+from .lock import StudyLock
+from .records import (
+    DAMAGED,
+    RECORDS,
+    changed_keys,
+    config_hash,
+    done_ids,
+    load_records,
+    set_aside_damaged,
+    write_plan,
+)
+from .space import baseline_variant, describe, expand, search_distributions, trial_config
 
 
 class StudyExists(RuntimeError):
     """The study folder already holds records and neither --resume nor --overwrite was given."""
+
+
+class StudyChanged(ConfigError):
+    """``--resume`` of a study whose file changed what its recorded trials compute."""
 
 
 def apply_smoke(cfg: StudyFile) -> StudyFile:
@@ -169,28 +183,93 @@ class _Progress:
             self.bar.close()
 
 
+def check_changes(cfg: StudyFile, accept: bool = False) -> None:
+    """Refuse to resume when the study file changed what recorded trials compute.
+
+    Each record's ``config_hash`` is compared with the hash of the configuration the current
+    study file gives the same trial (its current overrides for a planned trial, the recorded
+    ones otherwise, e.g. for search trials); differing keys are named.
+
+    Raises:
+        StudyChanged: some recorded trial would now run differently, and ``accept`` is False.
+
+    """
+    records = load_records(cfg.output_dir)
+    if not records or accept:
+        return
+    plans = {} if cfg.study.kind == "search" else {p.trial_id: p.overrides for p in expand(cfg)}
+    keys: dict[str, None] = {}
+    n = 0
+    for r in records:
+        overrides = plans.get(r["trial_id"], r.get("overrides") or {})
+        try:
+            new = to_dict(trial_config(cfg, overrides, r.get("seed", cfg.train.seed)))
+        except ConfigError:
+            new = {}
+        if r.get("config_hash") == config_hash(new):
+            continue
+        diff = changed_keys(r.get("config") or {}, new) if new else list(overrides)
+        if diff:
+            n += 1
+            keys.update(dict.fromkeys(diff))
+    if keys:
+        shown = ", ".join(list(keys)[:8]) + (", ..." if len(keys) > 8 else "")
+        raise StudyChanged(
+            f"{cfg.name}: the study changed since {n} of its {len(records)} recorded trials ran "
+            f"({shown}); resume with --resume --accept-changes to keep those records as they "
+            "are, or start over with --overwrite"
+        )
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    return [p for p in [path, *path.parents] if not p.exists()]
+
+
 def run_study(
-    cfg: StudyFile, *, resume: bool = False, overwrite: bool = False, progress: bool = True
+    cfg: StudyFile,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    accept_changes: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run (or finish) every planned trial of a study; returns all records."""
+    """Run (or finish) every planned trial of a study; returns all records.
+
+    One driver per study folder (``driver.lock``); a second one is refused before anything else.
+    Damaged record lines are set aside first (their trials run again); failed trials are run
+    again while their attempts are at most ``study.retries``.
+    """
     from . import tune as adapter
 
     cfg = absolute_paths(cfg)
-    check_folder(cfg, resume, overwrite)  # before Ray starts
-    adapter.init_ray(cfg)  # a cluster that is missing or too small fails before any write
-    out = prepare_folder(cfg, overwrite)
-    meta = {
-        "study": cfg.name,
-        "config": to_dict(cfg),
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    }
+    check_folders(cfg)  # whose folders these are, before the lock writes anything there
+    created = _missing_dirs(cfg.output_dir)
+    lock = StudyLock(cfg.output_dir)
+    note = lock.acquire()  # a second driver is refused at once
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    started = False
     try:
+        check_folder(cfg, resume, overwrite)  # before Ray starts
+        if resume and not overwrite:
+            check_changes(cfg, accept_changes)
+        adapter.init_ray(cfg)  # a cluster that is missing or too small fails before any write
+        started = True
+        out = prepare_folder(cfg, overwrite)
+        lock.ensure()
+        _set_aside(out, "--resume")
+        meta = {
+            "study": cfg.name,
+            "config": to_dict(cfg),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         if cfg.study.kind == "search":
             _run_search(cfg, out, meta, progress, adapter)
         else:
             plans = expand(cfg)
             write_plan(out, [asdict(p) for p in plans], meta)
-            done = done_ids(out)
+            done = done_ids(out, cfg.study.retries)
             todo = [asdict(p) for p in plans if p.trial_id not in done]
             bar = _Progress(len(plans), len(plans) - len(todo), progress)
             if todo:
@@ -198,14 +277,33 @@ def run_study(
             bar.close()
     finally:
         adapter.shutdown()
+        lock.release()
+        if not started:  # refused before any work: leave no folder behind
+            for d in created:
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
     return load_records(out)
+
+
+def _set_aside(out: Path, rerun: str) -> int:
+    """Move damaged record lines aside, saying so in one stderr line; returns how many."""
+    n = set_aside_damaged(out)
+    if n:
+        print(
+            f"note: {out / RECORDS}: {n} damaged line(s) moved to {out / DAMAGED}; "
+            f"their trials run again ({rerun})",
+            file=sys.stderr,
+        )
+    return n
 
 
 def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) -> None:
     dists = search_distributions(cfg)
     records = load_records(out)
-    done = done_ids(out)
-    n_search = sum(1 for r in records if r["variant"] == "search")
+    done = done_ids(out, cfg.study.retries)
+    n_search = sum(1 for r in records if r["variant"] == "search" and r["trial_id"] in done)
     # trials that were running when the study stopped: re-run first, from their checkpoints
     enqueue = []
     for cfg_file in sorted((out / "trials").glob("search-*/config.json")):
@@ -246,7 +344,7 @@ def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) 
         {"trial_id": f"best__s{s}", "variant": "best", "seed": s, "overrides": best["overrides"]}
         for s in cfg.study.seeds
     ]
-    done = done_ids(out)
+    done = done_ids(out, cfg.study.retries)
     todo = [p for p in plans if p["trial_id"] not in done]
     if todo:
         adapter.run_trials(cfg, todo, out, bar)

@@ -26,9 +26,30 @@ class TrialPlan:
         return set_path(base, {**self.overrides, "train.seed": self.seed})
 
 
+SLUG_MAX = 60
+
+
+def trial_config(cfg: StudyFile, overrides: dict[str, Any], seed: int) -> StudyFile:
+    """The resolved configuration one trial runs with (and its record stores)."""
+    return set_path(cfg, {**overrides, "train.seed": seed, "train.progress": False})
+
+
 def _slug(text: str) -> str:
-    safe = "".join(ch if ch.isalnum() or ch in "-_.+=" else "_" for ch in text)
-    return safe[:60]
+    return "".join(ch if ch.isalnum() or ch in "-_.+=" else "_" for ch in text)
+
+
+def variant_id(name: str, overrides: dict[str, Any]) -> str:
+    """A file-safe id for a variant, unique for distinct overrides and stable across runs.
+
+    A name of at most 60 file-safe characters (commas become ``_``) keeps the id it always had,
+    so existing study folders resume; a longer one, or one with other characters that had to be
+    replaced (``/``, spaces), becomes a readable prefix plus ``-h`` and 8 hex digits of the SHA-1
+    of the full overrides, so two variants that differ only past the cut never share an id.
+    """
+    slug = _slug(name)
+    if _slug(name.replace(",", "")) == name.replace(",", "") and len(slug) <= SLUG_MAX:
+        return slug
+    return f"{slug[: SLUG_MAX - 10]}-h{params_id(overrides)[:8]}"
 
 
 def params_id(params: dict[str, Any]) -> str:
@@ -114,8 +135,16 @@ def expand(cfg: StudyFile) -> list[TrialPlan]:
         raise ConfigError(f"{cfg.name}: study.kind: 'search' trials are sampled, not expanded")
     plans = []
     for name, ov in variants:
+        vid = variant_id(name, ov)
         for seed in cfg.study.seeds:
-            plans.append(TrialPlan(f"{_slug(name)}__s{seed}", name, seed, ov))
+            plans.append(TrialPlan(f"{vid}__s{seed}", name, seed, ov))
+    seen: dict[str, str] = {}
+    for p in plans:
+        if seen.setdefault(p.trial_id, p.variant) != p.variant:
+            raise ConfigError(
+                f"{cfg.name}: study: variants '{seen[p.trial_id]}' and '{p.variant}' would share "
+                f"the trial id '{p.trial_id}'"
+            )
     return plans
 
 

@@ -9,21 +9,27 @@ its own folder ``<output_dir>/trials/<trial_id>/``.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import DRIVER_CPU, ConfigError, StudyFile, parse_study, set_path, to_dict
-from .records import append_record, atomic_write_text, environment
-from .space import params_id
+from ..config import DRIVER_CPU, ConfigError, StudyFile, parse_study, to_dict
+from .records import append_record, atomic_write_text, config_hash, environment, load_records
+from .space import params_id, trial_config
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # verbose=0 then prints nothing
 os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials keep the study's working directory
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000")
+os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # ours asks Tune to stop (SIGUSR1)
 
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
@@ -31,6 +37,61 @@ from ray import tune  # noqa: E402
 
 class ClusterError(RuntimeError):
     """The Ray cluster cannot be reached or lacks the resources a trial needs."""
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the study; finished trials are recorded, the others run on --resume."""
+
+
+class _NoRestoreHint(logging.Filter):
+    """Drop Tune's own stop/resume lines: this tool resumes with --resume, not Tuner.restore."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not any(
+            s in msg
+            for s in (
+                "Tuner.restore",
+                "Stop signal received",
+                "Trials did not complete",
+                "Failed to fetch metrics",  # of the trials Ctrl-C stopped
+            )
+        )
+
+
+for _name in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
+    logging.getLogger(_name).addFilter(_NoRestoreHint())
+
+
+class _Interrupt:
+    """While Tune runs: the first Ctrl-C asks Tune to stop gracefully, a second one at once."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self._prev: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._prev = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.set or signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.SIG_IGN, None):
+            raise KeyboardInterrupt
+        self.set = True
+        print(
+            "interrupted: stopping the running trials (Ctrl-C again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's graceful stop
+
+    def __exit__(self, *exc) -> None:
+        if self._prev is not None:
+            signal.signal(signal.SIGINT, self._prev)
+
+
+_INTERRUPT = _Interrupt()
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
@@ -56,16 +117,115 @@ def _check_address(address: str, timeout: float = 10.0) -> None:
         ) from None
 
 
+def _resolve_address(address: str) -> str:
+    """``host:port`` of ``resources.address``.
+
+    ``auto``: ``RAY_ADDRESS``, else the cluster that ``ray start`` last started on this machine
+    (never another driver's private instance).
+    """
+    if address != "auto":
+        return address.split("://", 1)[-1]
+    env = os.environ.get("RAY_ADDRESS")
+    if env and env not in ("auto", "local"):
+        return env.split("://", 1)[-1]
+    from ray._private import services
+
+    found = services.find_bootstrap_address(None)
+    if not found or found not in services.find_gcs_addresses():
+        raise ClusterError(
+            "resources.address: 'auto' found no Ray cluster started with 'ray start' on this "
+            "machine; start one with 'ray start --head' or remove the key"
+        )
+    return found
+
+
+def _token_available() -> bool:
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return True
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
+    return os.path.isfile(path)
+
+
+def _use_cluster_token() -> None:
+    """Send Ray's auth token when joining a cluster, as ``ray start`` does when one exists.
+
+    Ray 2.60 turns token authentication on for ``ray start`` clusters when a token is found
+    (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``), but a driver that
+    names an explicit address does not send it unless ``RAY_AUTH_MODE=token``. With the mode
+    unset and a token present, this sets it (an explicit ``RAY_AUTH_MODE`` is respected).
+    """
+    if "RAY_AUTH_MODE" in os.environ or not _token_available():
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    try:
+        from ray._raylet import Config
+
+        Config.initialize("")  # this process reads the mode again
+    except Exception:  # noqa: BLE001 - older Ray: the variable alone is read at connect
+        pass
+
+
+_PROBE = """
+import sys
+from ray._raylet import GcsClient
+try:
+    GcsClient(address=sys.argv[1]).internal_kv_get(b"rcl_study_probe", None, timeout=5)
+except Exception as err:
+    print(f"{type(err).__name__}: {err}".splitlines()[0][:300])
+    sys.exit(1)
+"""
+
+
+def _probe_cluster(hostport: str, timeout: float = 10.0) -> None:
+    """Check in a child process, within ``timeout`` seconds, that a Ray GCS answers there."""
+    env = {**os.environ, "RAY_gcs_rpc_server_connect_timeout_s": "5"}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _PROBE, hostport],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+    except subprocess.TimeoutExpired:
+        raise ClusterError(
+            f"resources.address: '{hostport}' accepts connections but no Ray cluster answered "
+            f"within {timeout:g}s; check the address (ray start prints it)"
+        ) from None
+    if proc.returncode != 0:
+        why = (proc.stdout.strip() or proc.stderr.strip().splitlines()[-1:] or ["no answer"])
+        why = why if isinstance(why, str) else why[0]
+        raise ClusterError(
+            f"resources.address: the Ray cluster at '{hostport}' refused this driver ({why}); "
+            "for a token-authenticated cluster set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to its "
+            "token (ray get-auth-token on the head prints it)"
+        )
+
+
 def init_ray(cfg: StudyFile) -> None:
-    """Join ``resources.address`` or start a local Ray instance; check GPUs per trial."""
+    """Join ``resources.address`` or start a private local Ray instance; check resources.
+
+    A local run always starts its own instance (``address="local"``), so it never joins a
+    cluster that happens to run on this machine. Joining passes Ray's auth token through
+    (:func:`_use_cluster_token`) and is checked within 10 seconds first, so a wrong address is
+    a one-line :class:`ClusterError`, never a hang.
+    """
     res = cfg.resources
     if ray.is_initialized():
         return
-    if res.address:
+    if res.address and res.address != "local":
         _check_address(res.address)
-        ray.init(address=res.address, log_to_driver=False)
+        hostport = _resolve_address(res.address)
+        _use_cluster_token()
+        _probe_cluster(hostport)
+        try:
+            ray.init(address=hostport, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ray.exceptions.RayError) as err:
+            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ClusterError(f"resources.address: cannot join '{hostport}': {msg}") from None
     else:
         ray.init(
+            address="local",
             num_cpus=os.cpu_count(),
             include_dashboard=False,
             log_to_driver=False,
@@ -94,10 +254,7 @@ def _plan_of(config: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
 
 def _trial_config(plan: dict[str, Any], base: dict[str, Any]) -> StudyFile:
     """The resolved configuration a trial runs with (and its record stores)."""
-    return set_path(
-        parse_study(base, base["name"]),
-        {**plan["overrides"], "train.seed": plan["seed"], "train.progress": False},
-    )
+    return trial_config(parse_study(base, base["name"]), plan["overrides"], plan["seed"])
 
 
 def _train_and_save(plan, base, out_dir, report, threads: int, rank0: bool = True) -> dict:
@@ -203,6 +360,8 @@ class _Recorder(tune.Callback):
     def _record(self, trial, status: str, reason: str) -> None:
         plan = self._plan(trial)
         result_file = self.out_dir / "trials" / plan["trial_id"] / "result.json"
+        if _INTERRUPT.set and not result_file.exists():
+            return  # stopped by Ctrl-C, not finished: it runs again on --resume
         result: dict[str, Any] = {}
         if status == "ok" and result_file.exists():
             result = json.loads(result_file.read_text())
@@ -215,7 +374,8 @@ class _Recorder(tune.Callback):
                 if k in ("top1", "balanced_acc", "epoch", "loss")
             }
         history = result.pop("history", [])
-        config = _trial_config(plan, self.base)
+        config = to_dict(_trial_config(plan, self.base))
+        previous = [r for r in load_records(self.out_dir) if r["trial_id"] == plan["trial_id"]]
         record = {
             "trial_id": plan["trial_id"],
             "variant": plan["variant"],
@@ -230,7 +390,9 @@ class _Recorder(tune.Callback):
                 "wall_time", time.time() - self.started.get(trial.trial_id, time.time())
             ),
             "device": result.get("device", "unknown"),
-            "config": to_dict(config),
+            "config": config,
+            "config_hash": config_hash(config),
+            "attempts": (previous[-1].get("attempts", 1) + 1) if previous else 1,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **environment(),
         }
@@ -324,10 +486,13 @@ def run_trials(
             storage_path=str(out_dir / "ray"),
             verbose=0,
             callbacks=[_Recorder(out_dir, base, on_record)],
-            failure_config=tune.FailureConfig(max_failures=cfg.study.retries),
+            failure_config=tune.FailureConfig(max_failures=0),  # retried by --resume
         ),
     )
-    tuner.fit()
+    with _INTERRUPT:
+        tuner.fit()
+    if _INTERRUPT.set:
+        raise StudyInterrupted()
 
 
 def _optuna_searcher(cfg: StudyFile, out_dir: Path, search: dict[str, Any]):
