@@ -52,6 +52,8 @@ def test_paired_g_z_by_hand():
     # differences 1, 2, 3: d_z = 2 / 1 = 2; J(2) = 1 - 3 / (4 * 2 - 1) = 4 / 7
     r = stats.paired_effect_sizes([1.0, 2.0, 3.0])
     assert r["d_z"] == pytest.approx(2.0) and r["g_z"] == pytest.approx(8 / 7)
+    two = stats.paired_effect_sizes([1.0, 2.0])  # the correction is 0 at 1 df: no g_z
+    assert two["d_z"] == pytest.approx(1.5 / np.std([1.0, 2.0], ddof=1)) and two["g_z"] is None
 
 
 def test_holm_known_values():

@@ -187,6 +187,7 @@ def test_accuracy_interval_is_clipped_to_its_range(tmp_path):
     assert any("clipped" in n for n in v["notes"])
 
 
+@pytest.mark.slow
 def test_figures_are_identical_when_rendered_twice(tmp_path):
     cfg, _ = _write(tmp_path, {"kind": "ablation"}, _ablation_records(fail_variant="scale"))
     figs = tmp_path / "report" / "figures"
@@ -237,6 +238,7 @@ def test_old_balancedness_records_read_as_equiangular_gap(tmp_path):
     assert v["equiangular_gap_deg_mean"] == pytest.approx(3.0)
 
 
+@pytest.mark.slow
 def test_best_epoch_column_only_when_records_have_it(tmp_path):
     recs = _ablation_records()
     _, path = _write(tmp_path, {"kind": "ablation"}, recs)

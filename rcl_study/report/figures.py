@@ -169,12 +169,14 @@ def learning_curves(rows: list[dict[str, Any]], metric: str, mode: str, out_dir:
 
 
 FEATURE_TITLES = {
-    "compactness": "compactness (mean cos to class mean; higher = tighter)",
-    "equiangular_gap_deg": "sd of class-mean angles (deg; lower = more equiangular)",
+    "compactness": "compactness (mean cos to class mean)",
+    "equiangular_gap_deg": "sd of class-mean angles (deg; 0 = equiangular)",
 }
 
 
-def feature_measures(rows: dict[str, list[dict[str, Any]]], out_dir: Path) -> str | None:
+def feature_measures(
+    rows: dict[str, list[dict[str, Any]]], out_dir: Path, modes: dict[str, str] | None = None
+) -> str | None:
     """Intra-class compactness and the equiangular gap of class means per variant.
 
     ``rows``: ``{measure: [{"variant", "mean", "ci"}]}`` (95% t-intervals).
@@ -189,7 +191,7 @@ def feature_measures(rows: dict[str, list[dict[str, Any]]], out_dir: Path) -> st
         ax.errorbar([r["mean"] for r in rs], y, xerr=_err(rs), fmt="o", capsize=4)
         ax.set_yticks(y, [r["variant"] for r in rs])
         ax.invert_yaxis()
-        ax.set(title=FEATURE_TITLES.get(col, col), xlabel=col)
+        ax.set(title=FEATURE_TITLES.get(col, col), xlabel=_label(col, (modes or {}).get(col)))
         ax.title.set_fontsize(9)
     return _save(fig, out_dir, "feature_measures")
 

@@ -59,6 +59,10 @@ def reproduce_command(study_path: str, overrides: dict[str, Any], seed: int) -> 
     )
 
 
+def _direction_word(metric: str) -> str:
+    return "higher better" if analysis.direction(metric) == "max" else "lower better"
+
+
 def _better(diff: float, mode: str) -> str:
     return "better" if (diff > 0) == (mode == "max") else "worse"
 
@@ -129,10 +133,11 @@ def _best_sentence(key: str, best: dict, mode: str, alpha: float) -> str:
         )
         for v in best["versus"]
     ]
-    word = "better" if mode == "max" else "lower"
     return (
-        head + f"; best minus each other value (paired t-test, Holm over {len(vs)}; positive = "
-        f"best is {'higher' if word == 'better' else 'higher'}): " + ("; ".join(vs) or "none") + "."
+        head
+        + f"; best minus each other value on those seeds (paired t-test, Holm over {len(vs)}): "
+        + ("; ".join(vs) or "none")
+        + "."
     )
 
 
@@ -336,7 +341,8 @@ def _figures(cfg, records, ok, st, fig_dir) -> list[tuple[str, str]]:
         c: analysis.interval_rows(ok, ["variant"], c, analysis.bounds(c))
         for c in ("compactness", "equiangular_gap_deg")
     }
-    figs.append(("Feature-space measures", figures.feature_measures(feats, fig_dir)))
+    modes = {c: analysis.direction(c) for c in feats}  # METRIC_INFO: the one declaration
+    figs.append(("Feature-space measures", figures.feature_measures(feats, fig_dir, modes)))
     if st["search"]:
         s = st["search"]
         figs.append(
@@ -398,7 +404,7 @@ def definitions(st: dict[str, Any]) -> list[str]:
         "tests are a third (one per swept key).",
         "d_z: mean / sd of the paired differences, with an exact 95% interval from the "
         "noncentral t; g_z: d_z times Hedges' small-sample correction 1 - 3/(4(n-1)-1), same "
-        "interval scaled.",
+        "interval scaled (from 3 seeds up).",
         "P(improve): rliable's probability of improvement, P(variant better than baseline) over "
         "all pairs of runs (Mann-Whitney U / (n m), ties count 1/2; unpaired), with a 95% "
         "stratified-bootstrap interval; share improved: share of common seeds on which the "
@@ -408,8 +414,11 @@ def definitions(st: dict[str, Any]) -> list[str]:
         "coefficient in the model named beside the table.",
         "MDE: minimum detectable effect: the smallest true mean paired difference the paired "
         "t-test finds with 80% power at level alpha/m (m: the Holm family size; the "
-        "conservative bound for Holm), from the pooled sd of paired differences (statsmodels "
-        "TTestPower).",
+        "conservative bound for Holm), from the pooled sd of paired differences (scipy's "
+        "noncentral t, checked against statsmodels' TTestPower).",
+        "best value (grid): with 4 or more common seeds, chosen on the first half and reported "
+        "on the held-out second half; with fewer, chosen and tested on the same seeds "
+        "(optimistic, no interval of the best); tested against each other value, Holm.",
         "not tested (reason): no test was run (one seed, no common seed, or no variance); this "
         "is not evidence of no difference.",
     ]
@@ -424,7 +433,8 @@ def _variant_table(st: dict[str, Any]) -> Block:
     head += ["95% CI (bootstrap)"] if boot else []
     head += ["IQM [95% CI]"]
     head += ["best epoch (optimistic: chosen on the test set)"] if best else []
-    head += ["many", "medium", "few", "compactness", "equiangular gap (deg, lower better)"]
+    head += ["many", "medium", "few"]
+    head += [f"{k} ({_direction_word(k)})" for k in ("compactness", "equiangular_gap_deg")]
     head += ["notes"]
     rows = []
     for s in vs:

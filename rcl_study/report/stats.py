@@ -159,6 +159,8 @@ def paired_effect_sizes(diffs: Sequence[float], confidence: float = 0.95) -> dic
     n = len(d)
     nc = _ncp_interval(dz * math.sqrt(n), n - 1, confidence)
     ci = (nc[0] / math.sqrt(n), nc[1] / math.sqrt(n)) if nc else None
+    if n < 3:  # the correction is 0 at 1 df: no g_z
+        return {"d_z": dz, "d_z_ci": ci, "g_z": None, "g_z_ci": None}
     j = 1 - 3 / (4 * (n - 1) - 1)
     g_ci = (j * ci[0], j * ci[1]) if ci else None
     return {"d_z": dz, "d_z_ci": ci, "g_z": j * dz, "g_z_ci": g_ci}
