@@ -47,7 +47,7 @@ def test_min_mode_calls_a_lower_value_better(tmp_path):
             r["metrics"]["balancedness"] = gap + noise * (variant == "margin")
             recs.append(r)
     study = {"kind": "ablation", "components": ["margin"], "seeds": [0, 1, 2, 3]}
-    study.update(metric="equiangular_gap_deg", mode="min")
+    study.update(metric="balancedness", mode="min")  # the old name still reads
     _, path = _write(tmp_path, study, recs)
     md = path.read_text()
     assert "**margin** is significantly better than **none**" in md
@@ -71,10 +71,13 @@ def test_factorial_terms_are_holm_corrected_before_called_significant(tmp_path):
             acc = 0.6 + 0.01 * (2 * bits[0] - 1) / 2 + rng.normal(0, 0.02)
             recs.append(_record(f"{name}__s{seed}", name, seed, ov, acc))
     _, path = _write(tmp_path, {"kind": "ablation"}, recs)
+    summary = path.read_text().split("## Summary")[1].split("##")[0]
+    assert "scale (" not in summary  # not called out as a significant term
+    assert (
+        "No factorial main effect or interaction is significant (Holm over the 7 terms" in summary
+    )
     eff = {e["term"]: e for e in _stats(tmp_path)["factorial"]["effects"]}
     assert eff["scale"]["p"] < 0.05 < eff["scale"]["p_holm"]
-    md = path.read_text()
-    assert "No factorial main effect or interaction is significant (Holm over the 7 terms" in md
 
 
 def test_factorial_blocks_seeds_and_matches_a_naive_least_squares(tmp_path):
