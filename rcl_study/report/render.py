@@ -424,7 +424,8 @@ def definitions(st: dict[str, Any]) -> list[str]:
     ]
 
 
-def _variant_table(st: dict[str, Any]) -> Block:
+def _variant_table(st: dict[str, Any]) -> tuple[Block, list[str]]:
+    """The variant table, and the notes every variant shares (said once, under the table)."""
     metric, vs = st["metric"], st["variants"]
     boot = any(s["ci_boot"] for s in vs)
     best_key = f"best_{metric}_mean"
@@ -436,6 +437,7 @@ def _variant_table(st: dict[str, Any]) -> Block:
     head += ["many", "medium", "few"]
     head += [f"{k} ({_direction_word(k)})" for k in ("compactness", "equiangular_gap_deg")]
     head += ["notes"]
+    common = set.intersection(*(set(s["notes"]) for s in vs)) if len(vs) > 1 else set()
     rows = []
     for s in vs:
         row = [
@@ -451,9 +453,10 @@ def _variant_table(st: dict[str, Any]) -> Block:
         row += [
             _fmt(s[f"{k}_mean"], 3) for k in ("many_acc", "medium_acc", "few_acc", "compactness")
         ]
-        row += [_fmt(s["equiangular_gap_deg_mean"], 2), "; ".join(s["notes"])]
+        row += [_fmt(s["equiangular_gap_deg_mean"], 2)]
+        row += ["; ".join(n for n in s["notes"] if n not in common)]
         rows.append(row)
-    return ("table", head, rows)
+    return ("table", head, rows), sorted(common)
 
 
 def _comparison_table(st: dict[str, Any]) -> Block:
@@ -555,7 +558,10 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
                     "differences are likely to be missed.",
                 )
             )
-        b.append(_variant_table(st))
+        table, common = _variant_table(st)
+        b.append(table)
+        if common:
+            b.append(("p", "Every variant: " + "; ".join(common) + "."))
     if st["comparisons"]:
         b.append(("h", 2, f"Paired comparisons with the baseline ({st['baseline']})"))
         b.append(
