@@ -41,8 +41,26 @@ METRICS = (
     "top1_lossless",
     "balanced_acc_lossless",
     "compactness",
-    "balancedness",
+    "equiangular_gap_deg",
 )
+#: the one declaration of each metric's direction ("max": higher is better) and range (None:
+#: unbounded), used by study.mode's check, the report's tables, figures and summary
+METRIC_INFO: dict[str, tuple[str, tuple[float, float] | None]] = {
+    "top1": ("max", (0.0, 1.0)),
+    "balanced_acc": ("max", (0.0, 1.0)),
+    "many_acc": ("max", (0.0, 1.0)),
+    "medium_acc": ("max", (0.0, 1.0)),
+    "few_acc": ("max", (0.0, 1.0)),
+    "top1_lossless": ("max", (0.0, 1.0)),
+    "balanced_acc_lossless": ("max", (0.0, 1.0)),
+    "best_top1": ("max", (0.0, 1.0)),
+    "best_balanced_acc": ("max", (0.0, 1.0)),
+    "compactness": ("max", (-1.0, 1.0)),
+    # sd (degrees) of the pairwise angles between class means; 0 = all equal (equiangular)
+    "equiangular_gap_deg": ("min", (0.0, 180.0)),
+}
+#: metric keys renamed since records were first written: old -> new (old records stay readable)
+RENAMED_METRICS = {"balancedness": "equiangular_gap_deg"}
 #: CPU held by a data-parallel trial's own Tune function while its Ray Train workers run
 DRIVER_CPU = 0.01
 COMPONENTS = ("balance", "scale", "margin", "class_averaging", "prototypes", "logit_adjust")
@@ -239,6 +257,22 @@ class StudyConfig(_Strict):
     retries: int = Field(1, ge=0)  # --resume runs a failed trial again this many times
     output_dir: str | None = None
 
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _renamed_metric(cls, v: Any) -> Any:
+        return RENAMED_METRICS.get(v, v) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _mode_matches_metric(self) -> StudyConfig:
+        want = METRIC_INFO[self.metric][0]
+        if self.mode != want:
+            better = "higher" if want == "max" else "lower"
+            raise ValueError(
+                f"mode '{self.mode}' contradicts metric '{self.metric}' ({better} is better): "
+                f"set mode: {want}"
+            )
+        return self
+
     @field_validator("seeds")
     @classmethod
     def _unique_seeds(cls, v: list[int]) -> list[int]:
@@ -339,6 +373,7 @@ class ReportConfig(_Strict):
     baseline: str | None = None
     question: str | None = None
     bootstrap: int = Field(2000, ge=100)
+    alpha: float = Field(0.05, gt=0, lt=1)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -57,8 +57,9 @@ def feature_measures(features: Tensor, labels: Tensor, num_classes: int) -> dict
     """Feature-space measures the RCL paper argues about.
 
     - ``compactness``: mean cosine of each (test) feature to its class mean (1 = collapsed).
-    - ``balancedness``: standard deviation, in degrees, of the pairwise angles between the
-      normalised class means (0 for a regular simplex, where all angles are equal).
+    - ``equiangular_gap_deg``: standard deviation, in degrees, of the pairwise angles between
+      the normalised class means (0 when all angles are equal, as on a regular simplex; lower is
+      better; called ``balancedness`` in older records).
 
     Shape: features ``[N, D]``, labels ``[N]``.
     """
@@ -74,7 +75,7 @@ def feature_measures(features: Tensor, labels: Tensor, num_classes: int) -> dict
         cos = (means_n @ means_n.T).clamp(-1, 1)
         iu = torch.triu_indices(len(present), len(present), offset=1)
         angles = torch.rad2deg(torch.arccos(cos[iu[0], iu[1]]))
-        out["balancedness"] = float(angles.std(unbiased=False))
+        out["equiangular_gap_deg"] = float(angles.std(unbiased=False))
     else:
-        out["balancedness"] = None
+        out["equiangular_gap_deg"] = None
     return out

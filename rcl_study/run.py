@@ -64,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
         help="shrink the study (few steps, tiny subset, CPU) to try it out",
     )
     p.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
+    p.add_argument(
+        "--plan-seeds",
+        action="store_true",
+        help="print the minimum detectable effect and the seeds needed (no training); the sd "
+        "of paired differences comes from the study's records (a pilot) or --sd",
+    )
+    p.add_argument("--effect", type=float, action="append", help="target effect (repeatable)")
+    p.add_argument("--sd", type=float, help="assumed sd of paired differences (wins over records)")
     return p
 
 
@@ -83,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         if a.smoke:
             cfg = apply_smoke(cfg)
         check_study(cfg)
+        if a.plan_seeds:
+            from .report.plan import study_plan
+            from .report.power import plan_lines
+
+            print("\n".join(plan_lines(study_plan(cfg, a.sd, a.effect))))
+            return 0
         if a.dry_run:  # a plan may be made on a laptop for a GPU box: machine checks are notes
             print(dry_run_text(cfg))
             try:

@@ -33,10 +33,12 @@ def test_paired_comparison_by_hand_and_against_scipy():
     base = [0.5, 0.6, 0.7]
     var = [0.6, 0.8, 0.7]
     r = stats.paired_comparison(base, var)
-    # differences 0.1, 0.2, 0.0: mean 0.1, sd 0.1 -> d_z = 1.0; P(improve) = (1 + 1 + 0.5) / 3
+    # differences 0.1, 0.2, 0.0: mean 0.1, sd 0.1 -> d_z = 1.0; share improved (1 + 1 + 0.5) / 3
     assert r["mean_diff"] == pytest.approx(0.1)
     assert r["d_z"] == pytest.approx(1.0)
-    assert r["prob_improvement"] == pytest.approx(2.5 / 3)
+    assert r["share_improved"] == pytest.approx(2.5 / 3)
+    # all 9 pairs: 0.6 beats 0.5, ties 0.6 (1.5); 0.8 beats all (3); 0.7 beats two, ties one (2.5)
+    assert r["prob_improvement"] == pytest.approx(7 / 9)
     assert r["p_ttest"] == pytest.approx(sps.ttest_rel(var, base).pvalue)
     # t = 0.1 / (0.1 / sqrt 3) = sqrt 3 with 2 df: p = 2 * (1 - F_t2(1.732)) = 0.2254
     assert r["p_ttest"] == pytest.approx(0.2254, abs=1e-4)
@@ -46,9 +48,12 @@ def test_paired_comparison_by_hand_and_against_scipy():
     assert r["p_wilcoxon"] == pytest.approx(sps.wilcoxon(y, x).pvalue)
 
 
-def test_hedges_g_by_hand():
-    # means differ by 1, pooled sd 1, correction 1 - 3 / (4 * 6 - 9) = 0.8
-    assert stats.hedges_g([1, 2, 3], [2, 3, 4]) == pytest.approx(0.8)
+def test_paired_g_z_by_hand():
+    # differences 1, 2, 3: d_z = 2 / 1 = 2; J(2) = 1 - 3 / (4 * 2 - 1) = 4 / 7
+    r = stats.paired_effect_sizes([1.0, 2.0, 3.0])
+    assert r["d_z"] == pytest.approx(2.0) and r["g_z"] == pytest.approx(8 / 7)
+    two = stats.paired_effect_sizes([1.0, 2.0])  # the correction is 0 at 1 df: no g_z
+    assert two["d_z"] == pytest.approx(1.5 / np.std([1.0, 2.0], ddof=1)) and two["g_z"] is None
 
 
 def test_holm_known_values():
@@ -84,13 +89,13 @@ def test_factorial_effects_recover_known_effects():
 
 def test_degenerate_cases_say_why():
     one = stats.summarize([0.7])
-    assert one["std"] is None and one["ci_t"] is None and "one seed" in one["note"]
+    assert one["std"] is None and one["ci_t"] is None and "one seed" in one["notes"][0]
     same = stats.summarize([0.7, 0.7, 0.7])
     assert same["std"] == 0 and same["ci_t"] == (0.7, 0.7)
     none = stats.summarize([])
-    assert none["mean"] is None and "no successful" in none["note"]
+    assert none["mean"] is None and "no successful" in none["notes"][0]
     r = stats.paired_comparison([0.5, 0.6], [0.6, 0.7])  # identical differences
-    assert r["p_ttest"] is None and "identical" in r["notes"][0]
+    assert r["p_ttest"] is None and "no variance" in r["notes"][0]
     r = stats.paired_comparison([0.5], [0.6])
     assert r["p_ttest"] is None and "one seed" in r["notes"][0]
     res = stats.factorial_effects(
@@ -101,16 +106,25 @@ def test_degenerate_cases_say_why():
     assert "NaN" not in json.dumps([one, same, none, r, res])
 
 
-def test_best_of_sweep():
-    # "2": mean 0.605, sd 0.00577, t(3) = 3.182 -> CI [0.5958, 0.6142] holds "3" (0.6025) only
-    best = stats.best_of_sweep(
-        {
-            "1": [0.50, 0.51, 0.50, 0.51],
-            "2": [0.60, 0.61, 0.60, 0.61],
-            "3": [0.60, 0.605, 0.60, 0.605],
-        }
-    )
-    assert best["value"] == "2" and best["within_ci"] == ["3"]
+def test_best_of_sweep_selects_and_reports_on_different_seeds():
+    # seeds 0, 1 select ("3" wins there), seeds 2, 3 report: "3" is worse than "2" there
+    groups = {
+        "1": {0: 0.50, 1: 0.51, 2: 0.50, 3: 0.52},
+        "2": {0: 0.60, 1: 0.61, 2: 0.62, 3: 0.64},
+        "3": {0: 0.63, 1: 0.64, 2: 0.58, 3: 0.59},
+    }
+    best = stats.best_of_sweep(groups)
+    assert best["value"] == "3" and best["held_out"]
+    assert best["selected_on"] == [0, 1] and best["reported_on"] == [2, 3]
+    assert best["mean"] == pytest.approx(0.585)  # the held-out seeds' mean, not 0.61
+    assert best["ci_t"] == pytest.approx(stats.t_interval([0.58, 0.59]))
+    vs = {v["other"]: v for v in best["versus"]}
+    assert vs["2"]["mean_diff"] == pytest.approx(-0.045)
+    # three seeds: no held-out half, no interval of the best, an "optimistic" note
+    small = stats.best_of_sweep({k: {s: v[s] for s in (0, 1, 2)} for k, v in groups.items()})
+    assert not small["held_out"] and small["ci_t"] is None and "optimistic" in small["note"]
+    # min mode picks the lowest selection mean
+    assert stats.best_of_sweep(groups, mode="min")["value"] == "1"
 
 
 # ------------------------------------------------------------------ figures and reports
@@ -246,7 +260,7 @@ def test_grid_reports_one_and_two_keys(tmp_path):
         "sensitivity_data_imbalance_ratio.png",
         "heatmap.png",
     } <= figs
-    assert "**Best loss.scale:** 1.5" in path.read_text()
+    assert "**Best loss.scale by mean:** 1.5" in path.read_text()
 
 
 def test_search_report_and_partial_progress(tmp_path):

@@ -63,7 +63,7 @@ def test_one_epoch_of_every_preset(preset):
         "loss_cls",
         "loss_con",
         "compactness",
-        "balancedness",
+        "equiangular_gap_deg",
     ):
         assert math.isfinite(res[key]), key
     assert len(res["per_class_acc"]) == 10
@@ -90,19 +90,19 @@ def test_metrics_against_hand_computed_confusion():
 
 
 def test_feature_measures_on_known_geometry():
-    # class means on a regular simplex (3 classes at 120 degrees): balancedness 0
+    # class means on a regular simplex (3 classes at 120 degrees): equiangular gap 0
     ang = torch.tensor([0.0, 120.0, 240.0]).deg2rad()
     means = torch.stack([ang.cos(), ang.sin()], 1)
     feats = means.repeat_interleave(4, 0)
     labels = torch.arange(3).repeat_interleave(4)
     m = feature_measures(feats, labels, 3)
-    assert m["compactness"] == pytest.approx(1.0) and m["balancedness"] == pytest.approx(
+    assert m["compactness"] == pytest.approx(1.0) and m["equiangular_gap_deg"] == pytest.approx(
         0, abs=1e-4
     )
     # angles 0, 90, 180 degrees between 3 class means: pairwise 90, 180, 90 -> std 42.43
     ang = torch.tensor([0.0, 90.0, 180.0]).deg2rad()
     m = feature_measures(torch.stack([ang.cos(), ang.sin()], 1), torch.arange(3), 3)
-    assert m["balancedness"] == pytest.approx(np.std([90, 180, 90]), abs=1e-3)
+    assert m["equiangular_gap_deg"] == pytest.approx(np.std([90, 180, 90]), abs=1e-3)
     # two features at +-60 degrees around their class mean: cos 60 = 0.5
     f = torch.tensor(
         [

@@ -7,28 +7,63 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import METRICS
+from ..config import METRIC_INFO, METRICS, RENAMED_METRICS
 from ..losses import OFF_VALUES
 from . import stats
 
-METRIC_COLUMNS = (*METRICS, "seconds_per_epoch")
+#: best-over-evaluations metrics a trainer may add (chosen on the test set: optimistic)
+BEST_COLUMNS = ("best_top1", "best_balanced_acc", "best_epoch_top1", "best_epoch_balanced_acc")
+METRIC_COLUMNS = (*METRICS, "seconds_per_epoch", *BEST_COLUMNS)
 
 
-def results_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per recorded trial: ids, status, swept keys and the scalar metrics."""
+def direction(metric: str, mode: str | None = None) -> str:
+    """``"max"`` or ``"min"``: the study's ``mode`` for its own metric, else METRIC_INFO's."""
+    return mode or METRIC_INFO.get(metric, ("max", None))[0]
+
+
+def bounds(metric: str) -> tuple[float, float] | None:
+    """The metric's range (None: unbounded), from METRIC_INFO."""
+    return METRIC_INFO.get(metric, ("max", None))[1]
+
+
+def current_metrics(m: dict[str, Any]) -> dict[str, Any]:
+    """A record's metrics with renamed keys mapped to today's names (old records stay readable)."""
+    out = dict(m)
+    for old, new in RENAMED_METRICS.items():
+        if old in out and new not in out:
+            out[new] = out.pop(old)
+    return out
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return v is not None and bool(np.isfinite(float(v)))
+    except (TypeError, ValueError):
+        return False
+
+
+def results_table(records: list[dict[str, Any]], metric: str | None = None) -> pd.DataFrame:
+    """One row per recorded trial: ids, status, swept keys and the scalar metrics.
+
+    A trial recorded "ok" whose ``metric`` is missing or not finite (NaN, inf) counts as failed,
+    with the reason saying so.
+    """
     rows = []
     for r in records:
+        m = current_metrics(r.get("metrics", {}))
+        status, reason = r["status"], r.get("reason", "")
+        if metric and status == "ok" and not _finite(m.get(metric)):
+            status, reason = "failed", f"{metric} is {m.get(metric)} (not a finite number)"
         row = {
             "trial_id": r["trial_id"],
             "variant": r["variant"],
             "seed": r["seed"],
-            "status": r["status"],
-            "reason": r.get("reason", ""),
+            "status": status,
+            "reason": reason,
             "wall_time": r.get("wall_time"),
             "device": r.get("device"),
         }
         row.update({k: v for k, v in r.get("overrides", {}).items()})
-        m = r.get("metrics", {})
         row.update({k: m.get(k) for k in METRIC_COLUMNS})
         rows.append(row)
     cols = ["trial_id", "variant", "seed", "status", "reason", *METRIC_COLUMNS]
@@ -36,16 +71,29 @@ def results_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def _ok(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    return df[(df["status"] == "ok") & df[metric].notna()] if len(df) else df
+def ok_rows(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Rows of finished trials whose ``metric`` is a finite number."""
+    if not len(df):
+        return df
+    vals = pd.to_numeric(df[metric], errors="coerce")
+    return df[(df["status"] == "ok") & np.isfinite(vals)]
 
 
-def variant_summary(df: pd.DataFrame, metric: str, n_boot: int) -> list[dict[str, Any]]:
-    """Per variant: trials, failures and the mean / sd / CIs of ``metric`` over seeds."""
+def _mean(vals) -> float | None:
+    v = pd.to_numeric(pd.Series(vals), errors="coerce").dropna()
+    return float(v.mean()) if len(v) else None
+
+
+def variant_summary(
+    df: pd.DataFrame, metric: str, n_boot: int, exclude: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """Per variant: trials, failures, mean / sd / CIs / IQM of ``metric`` over seeds, notes."""
     out = []
     for variant, g in df.groupby("variant", sort=False):
-        ok = _ok(g, metric)
-        s = stats.summarize(ok[metric].tolist(), n_boot=n_boot)
+        if variant in exclude:
+            continue
+        ok = ok_rows(g, metric)
+        s = stats.summarize(ok[metric].astype(float).tolist(), n_boot=n_boot, bounds=bounds(metric))
         s.update(
             variant=variant,
             trials=len(g),
@@ -57,30 +105,65 @@ def variant_summary(df: pd.DataFrame, metric: str, n_boot: int) -> list[dict[str
             "medium_acc",
             "few_acc",
             "compactness",
-            "balancedness",
+            "equiangular_gap_deg",
             "top1",
             "top1_lossless",
+            *BEST_COLUMNS,
         ):
-            vals = ok[extra].dropna() if extra in ok else []
-            s[f"{extra}_mean"] = float(np.mean(vals)) if len(vals) else None
+            s[f"{extra}_mean"] = _mean(ok[extra]) if extra in ok else None
         out.append(s)
     return out
 
 
-def comparisons(df: pd.DataFrame, metric: str, baseline: str | None) -> list[dict[str, Any]]:
-    """Paired comparison of each variant with the baseline on matched seeds, Holm-corrected."""
+def _dropped(df: pd.DataFrame, metric: str, variant: str, seeds: set[int]) -> list[str]:
+    """Why each of ``seeds`` is missing from ``variant``'s usable results."""
+    out = []
+    for s in sorted(seeds):
+        rows = df[(df["variant"] == variant) & (df["seed"] == s)]
+        if not len(rows):
+            out.append(f"seed {s}: {variant} not recorded")
+        else:
+            r = rows.iloc[-1]
+            why = r["reason"] if r["status"] != "ok" else f"{metric} missing"
+            out.append(
+                f"seed {s}: {variant} {r['status']} ({why})"
+                if why
+                else f"seed {s}: {variant} {r['status']}"
+            )
+    return out
+
+
+def comparisons(
+    df: pd.DataFrame,
+    metric: str,
+    baseline: str | None,
+    mode: str = "max",
+    alpha: float = 0.05,
+    n_boot: int = 2000,
+    exclude: tuple[str, ...] = (),
+) -> list[dict[str, Any]]:
+    """Paired comparison of each variant with the baseline on matched seeds.
+
+    Holm-corrected over the family of these comparisons; seeds dropped from a pairing are
+    named in the row's notes.
+    """
     if baseline is None or baseline not in set(df["variant"]):
         return []
-    ok = _ok(df, metric)
-    base = ok[ok["variant"] == baseline].set_index("seed")[metric]
+    ok = ok_rows(df, metric)
+    base = ok[ok["variant"] == baseline].set_index("seed")[metric].astype(float)
+    all_seeds = set(int(s) for s in df["seed"])
     rows = []
-    for variant in [v for v in dict.fromkeys(df["variant"]) if v != baseline]:
-        other = ok[ok["variant"] == variant].set_index("seed")[metric]
+    for variant in [v for v in dict.fromkeys(df["variant"]) if v not in (baseline, *exclude)]:
+        other = ok[ok["variant"] == variant].set_index("seed")[metric].astype(float)
         seeds = sorted(set(base.index) & set(other.index))
-        res = stats.paired_comparison(base.loc[seeds].tolist(), other.loc[seeds].tolist())
+        res = stats.paired_comparison(
+            base.loc[seeds].tolist(), other.loc[seeds].tolist(), mode, alpha, n_boot
+        )
         res.update(variant=variant, baseline=baseline, seeds=[int(s) for s in seeds])
-        if not seeds:
-            res["notes"].append("no seed where both finished")
+        lost = _dropped(df, metric, baseline, all_seeds - set(base.index))
+        lost += _dropped(df, metric, variant, all_seeds - set(other.index))
+        if lost:
+            res["notes"].append("dropped from the pairing: " + "; ".join(lost))
         rows.append(res)
     for key in ("p_ttest", "p_wilcoxon"):
         adj = stats.holm([r[key] for r in rows])
@@ -90,35 +173,59 @@ def comparisons(df: pd.DataFrame, metric: str, baseline: str | None) -> list[dic
 
 
 def factorial(df: pd.DataFrame, metric: str, components: list[str]) -> dict[str, Any] | None:
-    """Main effects and interactions of a factorial ablation from the records' overrides."""
-    ok = _ok(df, metric)
+    """Main effects and interactions of a factorial ablation from the records' overrides.
+
+    Seeds enter as blocks when every cell has every seed.
+    """
+    ok = ok_rows(df, metric)
     keys = [f"loss.{c}" for c in components]
     if len(ok) == 0 or any(k not in ok for k in keys):
         return None
     design = np.column_stack(
         [(ok[k] != OFF_VALUES[c]).astype(float).to_numpy() for k, c in zip(keys, components)]
     )
-    if len({tuple(r) for r in design}) < 2 ** len(components):
+    cells = [tuple(r) for r in design]
+    if len(set(cells)) < 2 ** len(components):
         return {
             "effects": [],
             "note": "some cells of the 2^k design have no successful trial",
             "df_resid": 0,
+            "model": None,
         }
-    return stats.factorial_effects(design, ok[metric].to_numpy(), components)
+    seeds = ok["seed"].astype(int).to_numpy()
+    per_cell = {c: set() for c in cells}
+    for c, s in zip(cells, seeds):
+        per_cell[c].add(s)
+    complete = len({frozenset(v) for v in per_cell.values()}) == 1 and len(cells) == len(
+        set(zip(cells, seeds))
+    )
+    out = stats.factorial_effects(
+        design, ok[metric].astype(float).to_numpy(), components, seeds if complete else None
+    )
+    if not complete:
+        out["note"] = "; ".join(
+            x for x in (out["note"], "not every cell has every seed: seeds not used as blocks") if x
+        )
+    return out
 
 
-def sweeps(df: pd.DataFrame, metric: str, keys: list[str], mode: str) -> dict[str, Any]:
-    """Best value of each swept key (averaged over the other keys' values)."""
-    ok = _ok(df, metric)
+def sweeps(
+    df: pd.DataFrame, metric: str, keys: list[str], mode: str, alpha: float = 0.05
+) -> dict[str, Any]:
+    """Best value of each swept key (averaged per seed over the other keys' values).
+
+    Chosen on selection seeds and reported on held-out seeds (see ``stats.best_of_sweep``).
+    """
+    ok = ok_rows(df, metric)
     out = {}
     for key in keys:
         if key not in ok:
             continue
-        groups = {str(v): g[metric].tolist() for v, g in ok.groupby(key)}
-        if len(keys) > 1:  # average over the other keys per seed first
-            per_seed = ok.groupby([key, "seed"])[metric].mean().reset_index()
-            groups = {str(v): g[metric].tolist() for v, g in per_seed.groupby(key)}
-        out[key] = stats.best_of_sweep(groups, mode)
+        per_seed = ok.assign(_y=ok[metric].astype(float)).groupby([key, "seed"])["_y"].mean()
+        groups: dict[str, dict[int, float]] = {}
+        for (value, seed), y in per_seed.items():
+            groups.setdefault(str(value), {})[int(seed)] = float(y)
+        out[key] = stats.best_of_sweep(groups, mode, alpha)
     return out
 
 
@@ -131,10 +238,16 @@ def search_analysis(
     trials = [
         r
         for r in records
-        if r["variant"] == "search" and r["status"] == "ok" and r["metrics"].get(metric) is not None
+        if r["variant"] == "search"
+        and r["status"] == "ok"
+        and _finite(current_metrics(r["metrics"]).get(metric))
     ]
     history = [
-        {"trial": i, "value": r["metrics"][metric], "params": r["overrides"]}
+        {
+            "trial": i,
+            "value": float(current_metrics(r["metrics"])[metric]),
+            "params": r["overrides"],
+        }
         for i, r in enumerate(sorted(trials, key=lambda r: r.get("finished", "")))
     ]
     best_so_far, best = [], None
@@ -156,7 +269,9 @@ def search_analysis(
             continue
         study.add_trial(
             optuna.trial.create_trial(
-                params=params, distributions=distributions, value=r["metrics"][metric]
+                params=params,
+                distributions=distributions,
+                value=float(current_metrics(r["metrics"])[metric]),
             )
         )
     try:
@@ -165,4 +280,27 @@ def search_analysis(
         }
     except (RuntimeError, ValueError) as err:
         out["note"] = f"importances not computable: {err}"
+    return out
+
+
+def interval_rows(df: pd.DataFrame, by: list[str], col: str, clip=None) -> list[dict[str, Any]]:
+    """Mean and 95% t-interval (``stats.t_interval``) of ``col`` per group of ``by``.
+
+    For the figures, so they draw the same intervals as the tables (deterministic).
+    """
+    out = []
+    if col not in df:
+        return out
+    vals = df.assign(_v=pd.to_numeric(df[col], errors="coerce")).dropna(subset=["_v"])
+    for key, g in vals.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        x = g["_v"].tolist()
+        out.append(
+            {
+                **dict(zip(by, key)),
+                "mean": float(np.mean(x)),
+                "ci": stats.t_interval(x, bounds=clip),
+                "values": x,
+            }
+        )
     return out

@@ -15,71 +15,79 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
+matplotlib.rcParams["svg.hashsalt"] = "rcl_study"  # stable SVG ids: same records, same files
 
 
 def _save(fig, out_dir: Path, name: str) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    for ext in ("png", "svg"):
-        fig.savefig(out_dir / f"{name}.{ext}", dpi=120)
+    fig.savefig(out_dir / f"{name}.png", dpi=120, metadata={"Software": None})
+    fig.savefig(out_dir / f"{name}.svg", metadata={"Date": None, "Creator": None})
     plt.close(fig)
     return f"{name}.png"
 
 
-def _label(metric: str) -> str:
-    return metric.replace("_", " ")
+def _label(metric: str, mode: str | None = None) -> str:
+    text = metric.replace("_", " ")
+    if mode:
+        text += " (higher is better)" if mode == "max" else " (lower is better)"
+    return text
 
 
-def variant_means(df: pd.DataFrame, metric: str, out_dir: Path, order: list[str]) -> str:
-    """Each variant's seeds (dots) and mean with 95% t-interval (bar)."""
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(order) + 1.5))
-    sns.pointplot(
-        data=df,
-        y="variant",
-        x=metric,
-        order=order,
-        errorbar=("ci", 95),
-        linestyle="none",
-        color="C0",
-        ax=ax,
-        capsize=0.3,
-    )
-    sns.stripplot(
-        data=df, y="variant", x=metric, order=order, color="0.3", size=4, alpha=0.6, ax=ax
-    )
-    ax.set(xlabel=_label(metric), ylabel="", title=f"{_label(metric)} per variant (mean, 95% CI)")
+def _err(rows: list[dict[str, Any]], key: str = "mean") -> np.ndarray:
+    lo = [max(0.0, r[key] - r["ci"][0]) if r.get("ci") else 0.0 for r in rows]
+    hi = [max(0.0, r["ci"][1] - r[key]) if r.get("ci") else 0.0 for r in rows]
+    return np.array([lo, hi])
+
+
+def variant_means(rows: list[dict[str, Any]], metric: str, mode: str, out_dir: Path) -> str:
+    """Each variant's seeds (dots) and mean with the table's 95% t-interval (bar).
+
+    ``rows``: ``[{"label", "mean", "ci", "values"}]`` in display order.
+    """
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.5))
+    y = np.arange(len(rows))
+    ax.errorbar([r["mean"] for r in rows], y, xerr=_err(rows), fmt="o", color="C0", capsize=4)
+    for i, r in enumerate(rows):
+        ax.plot(r["values"], [i] * len(r["values"]), "o", color="0.3", ms=3, alpha=0.6)
+    ax.set_yticks(y, [r["label"] for r in rows])
+    ax.invert_yaxis()
+    ax.set(xlabel=_label(metric, mode), title=f"{_label(metric)} per variant (mean, 95% t-CI)")
     return _save(fig, out_dir, "variants")
 
 
 def effects(rows: list[dict[str, Any]], out_dir: Path, name: str, title: str) -> str | None:
-    """Effects (or differences to the baseline) with their 95% intervals."""
+    """Effects (or differences to the baseline) with their 95% intervals.
+
+    Green where the Holm-adjusted test is significant.
+    """
     rows = [r for r in rows if r.get("value") is not None]
     if not rows:
         return None
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.5))
     y = np.arange(len(rows))
-    vals = [r["value"] for r in rows]
-    lo = [r["value"] - r["ci"][0] if r.get("ci") else 0 for r in rows]
-    hi = [r["ci"][1] - r["value"] if r.get("ci") else 0 for r in rows]
     colors = ["C2" if r.get("significant") else "C7" for r in rows]
-    ax.barh(y, vals, xerr=[lo, hi], color=colors, capsize=3)
+    ax.barh(y, [r["value"] for r in rows], xerr=_err(rows, "value"), color=colors, capsize=3)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(y, [r["label"] for r in rows])
-    ax.set(title=title, xlabel="effect on the metric (95% CI); green: significant")
+    ax.set(title=title, xlabel="difference (95% t-CI); green: significant after Holm")
     return _save(fig, out_dir, name)
 
 
-def sensitivity(df: pd.DataFrame, key: str, metric: str, out_dir: Path) -> str:
-    """Metric against one swept key, mean with a 95% confidence band over seeds."""
+def sensitivity(rows: list[dict[str, Any]], key: str, metric: str, mode: str, out_dir: Path) -> str:
+    """Metric against one swept key: mean over seeds with the 95% t-interval."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    data = df.copy()
-    numeric = pd.to_numeric(data[key], errors="coerce")
-    if numeric.notna().all():
-        data[key] = numeric
-    sns.lineplot(data=data, x=key, y=metric, errorbar=("ci", 95), marker="o", ax=ax)
+    xs = [r[key] for r in rows]
+    numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
+    pos = xs if numeric else list(range(len(xs)))
+    ax.errorbar(pos, [r["mean"] for r in rows], yerr=_err(rows), marker="o", capsize=4)
+    if not numeric:
+        ax.set_xticks(pos, [str(x) for x in xs])
     if key == "data.imbalance_ratio":
         ax.set_xscale("log")
-    ax.set(title=f"sensitivity of {_label(metric)} to {key}", ylabel=_label(metric))
+    ax.set(
+        title=f"sensitivity of {_label(metric)} to {key}", ylabel=_label(metric, mode), xlabel=key
+    )
     return _save(fig, out_dir, f"sensitivity_{key.replace('.', '_')}")
 
 
@@ -113,66 +121,109 @@ def per_class(train_counts: list[int], curves: dict[str, list[float | None]], ou
     return _save(fig, out_dir, "per_class")
 
 
-def shot_groups(df: pd.DataFrame, order: list[str], out_dir: Path) -> str | None:
-    """Many / medium / few-shot accuracy per variant (mean over seeds, 95% CI)."""
-    cols = [c for c in ("many_acc", "medium_acc", "few_acc") if c in df and df[c].notna().any()]
-    if not cols:
+def shot_groups(rows: list[dict[str, Any]], order: list[str], out_dir: Path) -> str | None:
+    """Many / medium / few-shot accuracy per variant (mean over seeds, 95% t-CI).
+
+    ``rows``: ``[{"variant", "group", "mean", "ci"}]``.
+    """
+    if not rows:
         return None
-    long = df.melt(
-        id_vars=["variant", "seed"], value_vars=cols, var_name="group", value_name="accuracy"
-    ).dropna()
-    long["group"] = long["group"].str.replace("_acc", "")
+    groups = list(dict.fromkeys(r["group"] for r in rows))
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(order) + 2), 4))
-    sns.barplot(
-        data=long, x="variant", y="accuracy", hue="group", order=order, errorbar=("ci", 95), ax=ax
-    )
-    ax.tick_params(axis="x", rotation=45)
-    for label in ax.get_xticklabels():
-        label.set_horizontalalignment("right")
+    width = 0.8 / len(groups)
+    for j, grp in enumerate(groups):
+        sub = {r["variant"]: r for r in rows if r["group"] == grp}
+        xs = [i + (j - (len(groups) - 1) / 2) * width for i, v in enumerate(order) if v in sub]
+        rs = [sub[v] for v in order if v in sub]
+        ax.bar(
+            xs, [r["mean"] for r in rs], width, yerr=_err(rs), capsize=2, label=grp, color=f"C{j}"
+        )
+    ax.set_xticks(range(len(order)), order, rotation=45, ha="right")
     ax.legend(title="group", bbox_to_anchor=(1.01, 1), loc="upper left")
-    ax.set(title="many / medium / few-shot accuracy (mean, 95% CI)", xlabel="", ylim=(0, 1.02))
+    ax.set(title="many / medium / few-shot accuracy (mean, 95% t-CI)", ylim=(0, 1.02))
     return _save(fig, out_dir, "shot_groups")
 
 
-def learning_curves(history: pd.DataFrame, metric: str, out_dir: Path) -> str | None:
-    """Test metric per epoch, one line per variant (band: 95% CI over seeds)."""
-    if history.empty or metric not in history:
+def learning_curves(rows: list[dict[str, Any]], metric: str, mode: str, out_dir: Path):
+    """Test metric per epoch, one line per variant (band: 95% t-CI over seeds).
+
+    ``rows``: ``[{"variant", "epoch", "mean", "ci"}]``.
+    """
+    if not rows:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
-    sns.lineplot(data=history, x="epoch", y=metric, hue="variant", errorbar=("ci", 95), ax=ax)
-    ax.set(title=f"learning curves ({_label(metric)})")
+    for i, v in enumerate(dict.fromkeys(r["variant"] for r in rows)):
+        rs = sorted((r for r in rows if r["variant"] == v), key=lambda r: r["epoch"])
+        ep = [r["epoch"] for r in rs]
+        ax.plot(ep, [r["mean"] for r in rs], color=f"C{i % 10}", label=v)
+        lo = [r["ci"][0] if r["ci"] else r["mean"] for r in rs]
+        hi = [r["ci"][1] if r["ci"] else r["mean"] for r in rs]
+        ax.fill_between(ep, lo, hi, color=f"C{i % 10}", alpha=0.2)
+    ax.set(
+        title=f"learning curves ({_label(metric)}, 95% t-CI)",
+        xlabel="epoch",
+        ylabel=_label(metric, mode),
+    )
     ax.legend(fontsize=7, ncol=2)
     return _save(fig, out_dir, "learning_curves")
 
 
-def feature_measures(df: pd.DataFrame, order: list[str], out_dir: Path) -> str | None:
-    """Intra-class compactness and balancedness of class means per variant."""
-    cols = [c for c in ("compactness", "balancedness") if c in df and df[c].notna().any()]
-    if not cols:
+FEATURE_TITLES = {
+    "compactness": "compactness (mean cos to class mean)",
+    "equiangular_gap_deg": "sd of class-mean angles (deg; 0 = equiangular)",
+}
+
+
+def feature_measures(
+    rows: dict[str, list[dict[str, Any]]], out_dir: Path, modes: dict[str, str] | None = None
+) -> str | None:
+    """Intra-class compactness and the equiangular gap of class means per variant.
+
+    ``rows``: ``{measure: [{"variant", "mean", "ci"}]}`` (95% t-intervals).
+    """
+    rows = {k: v for k, v in rows.items() if v}
+    if not rows:
         return None
-    fig, axes = plt.subplots(1, len(cols), figsize=(5 * len(cols), 0.45 * len(order) + 1.5))
-    axes = np.atleast_1d(axes)
-    titles = {
-        "compactness": "compactness (mean cos to class mean; higher = tighter)",
-        "balancedness": "spread of class-mean angles (deg; 0 = simplex)",
-    }
-    for ax, col in zip(axes, cols):
-        sns.pointplot(
-            data=df,
-            y="variant",
-            x=col,
-            order=order,
-            errorbar=("ci", 95),
-            linestyle="none",
-            ax=ax,
-            capsize=0.3,
-        )
-        ax.set(title=titles[col], ylabel="", xlabel=col)
+    n = max(len(v) for v in rows.values())
+    fig, axes = plt.subplots(1, len(rows), figsize=(5 * len(rows), 0.45 * n + 1.5))
+    for ax, (col, rs) in zip(np.atleast_1d(axes), rows.items()):
+        y = np.arange(len(rs))
+        ax.errorbar([r["mean"] for r in rs], y, xerr=_err(rs), fmt="o", capsize=4)
+        ax.set_yticks(y, [r["variant"] for r in rs])
+        ax.invert_yaxis()
+        ax.set(title=FEATURE_TITLES.get(col, col), xlabel=_label(col, (modes or {}).get(col)))
         ax.title.set_fontsize(9)
     return _save(fig, out_dir, "feature_measures")
 
 
-def search_history(history: list[dict[str, Any]], metric: str, out_dir: Path) -> str | None:
+def performance_profile(
+    profile: dict[str, dict[str, list[float]]],
+    taus: list[float],
+    metric: str,
+    mode: str,
+    out_dir: Path,
+) -> str | None:
+    """Rliable's performance profile: share of runs better than tau, stratified-bootstrap band."""
+    if not profile:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (name, p) in enumerate(profile.items()):
+        ax.step(taus, p["share"], where="post", color=f"C{i % 10}", label=name)
+        ax.fill_between(taus, p["lo"], p["hi"], step="post", color=f"C{i % 10}", alpha=0.15)
+    word = "above" if mode == "max" else "below"
+    ax.set(
+        xlabel=f"threshold tau on {_label(metric, mode)}",
+        ylabel=f"share of runs {word} tau",
+        ylim=(-0.02, 1.02),
+        title="performance profiles (95% stratified-bootstrap band)",
+    )
+    ax.legend(fontsize=7)
+    return _save(fig, out_dir, "performance_profile")
+
+
+def search_history(
+    history: list[dict[str, Any]], metric: str, out_dir: Path, mode: str | None = None
+) -> str | None:
     """Optuna optimisation history: each trial's value and the best so far."""
     if not history:
         return None
@@ -181,7 +232,9 @@ def search_history(history: list[dict[str, Any]], metric: str, out_dir: Path) ->
     ax.plot(
         [h["trial"] for h in history], [h["best_so_far"] for h in history], "-", label="best so far"
     )
-    ax.set(xlabel="trial (order finished)", ylabel=_label(metric), title="optimisation history")
+    ax.set(
+        xlabel="trial (order finished)", ylabel=_label(metric, mode), title="optimisation history"
+    )
     ax.legend()
     return _save(fig, out_dir, "search_history")
 

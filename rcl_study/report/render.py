@@ -17,22 +17,9 @@ from .. import folders
 from ..config import StudyFile
 from ..study.records import atomic_write_text, load_plan, load_records
 from ..study.space import baseline_variant
-from . import analysis, figures
+from . import analysis, drawing, power, wording
 from .markup import Block, to_html, to_markdown
-
-
-def _fmt(x: Any, digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and pd.isna(x)):
-        return "n/a"
-    if isinstance(x, (tuple, list)) and len(x) == 2:
-        return f"[{_fmt(x[0], digits)}, {_fmt(x[1], digits)}]"
-    if isinstance(x, float):
-        return f"{x:.{digits}f}"
-    return str(x)
-
-
-def _p(x: Any) -> str:
-    return "n/a" if x is None else (f"{x:.2g}" if x >= 1e-4 else "<1e-4")
+from .wording import format_p  # noqa: F401 - re-exported for callers
 
 
 def reproduce_command(study_path: str, overrides: dict[str, Any], seed: int) -> str:
@@ -43,56 +30,79 @@ def reproduce_command(study_path: str, overrides: dict[str, Any], seed: int) -> 
     )
 
 
-def _summary_sentences(comps: list[dict], effects: dict | None, metric: str) -> list[str]:
-    out = []
-    sig = [c for c in comps if c.get("p_ttest_holm") is not None and c["p_ttest_holm"] < 0.05]
-    nonsig = [c for c in comps if c not in sig]
-    for c in sig:
-        direction = "better" if c["mean_diff"] > 0 else "worse"
-        out.append(
-            f"**{c['variant']}** is significantly {direction} than **{c['baseline']}** on "
-            f"{metric} ({c['mean_diff']:+.4f}, Holm-adjusted paired t-test "
-            f"p = {_p(c['p_ttest_holm'])}, {c['n']} seeds)."
+def _normalise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records with renamed metric keys mapped to today's names (metrics and history)."""
+    return [
+        {
+            **r,
+            "metrics": analysis.current_metrics(r.get("metrics") or {}),
+            "history": [analysis.current_metrics(h) for h in r.get("history") or []],
+        }
+        for r in records
+    ]
+
+
+def _search_best_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    """Leave out re-runs of the best configuration on seeds that also ran the search."""
+    used = set(df.loc[df["variant"] == "search", "seed"])
+    best = df["variant"] == "best"
+    overlap = best & df["seed"].isin(used)
+    if not overlap.any():
+        return df, None
+    seeds = sorted(int(s) for s in df.loc[overlap, "seed"])
+    if overlap.sum() < best.sum():
+        return df[~overlap], (
+            f"best re-runs on seeds {seeds} left out: those seeds also ran the search that chose it"
         )
-    if nonsig:
-        names = ", ".join(c["variant"] for c in nonsig)
-        out.append(
-            f"No significant difference from the baseline after Holm correction for: {names}."
-        )
-    if effects and effects.get("effects"):
-        clear = [
-            e for e in effects["effects"] if e.get("ci") and (e["ci"][0] > 0 or e["ci"][1] < 0)
-        ]
-        if clear:
-            out.append(
-                "Factorial effects whose 95% interval excludes zero: "
-                + ", ".join(f"{e['term']} ({e['effect']:+.4f})" for e in clear)
-                + "."
-            )
-        else:
-            out.append(
-                "No factorial main effect or interaction has a 95% interval that excludes zero."
-            )
-    return out
+    return df, f"every best re-run (seeds {seeds}) shares a seed with the search: optimistic"
+
+
+def seed_plan(st: dict[str, Any], cfg: StudyFile, effects=None) -> dict | None:
+    """The seed plan from this study's own records (sd of paired differences, pooled)."""
+    comps = [c for c in st["comparisons"] if c.get("sd_diff") is not None]
+    pooled = power.pooled_sd([(c["sd_diff"], c["n"]) for c in comps])
+    if not pooled:
+        return None
+    sd, df = pooled
+    if effects is None:
+        b = analysis.bounds(st["metric"])
+        effects = [0.01, 0.02, 0.05] if b == (0.0, 1.0) else [0.5 * sd, sd, 2 * sd]
+    return power.plan(
+        sd,
+        len(cfg.study.seeds),
+        cfg.report.alpha,
+        max(1, len(st["comparisons"])),
+        effects,
+        f"pooled over {len(comps)} comparisons with the baseline in these records, {df} df",
+    )
 
 
 def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> dict[str, Any]:
     """Compute tables and statistics and draw figures; returns ``(blocks, stats)`` as a dict."""
-    records = load_records(out_dir)
+    records = _normalise(load_records(out_dir))
     plan = load_plan(out_dir)
-    metric = cfg.study.metric
-    df = analysis.results_table(records)
+    metric, mode, alpha = cfg.study.metric, cfg.study.mode, cfg.report.alpha
+    df = analysis.results_table(records, metric)
     planned = len(plan["trials"]) or len(records)
     status_counts = df["status"].value_counts().to_dict() if len(df) else {}
     variants = list(dict.fromkeys(df["variant"])) if len(df) else []
     baseline = baseline_variant(cfg, variants) if variants else None
-    summary = analysis.variant_summary(df, metric, cfg.report.bootstrap) if len(df) else []
-    comps = analysis.comparisons(df, metric, baseline) if len(df) else []
+    exclude = ("search",) if cfg.study.kind == "search" else ()
+    dfa, best_note = _search_best_rows(df) if exclude and len(df) else (df, None)
+    n_boot = cfg.report.bootstrap
+    summary = analysis.variant_summary(dfa, metric, n_boot, exclude) if len(df) else []
+    if best_note:
+        for s in summary:
+            if s["variant"] == "best":
+                s["notes"].append(best_note)
+    comps = (
+        analysis.comparisons(dfa, metric, baseline, mode, alpha, n_boot, exclude) if len(df) else []
+    )
     effects = None
     if cfg.study.kind == "ablation" and cfg.study.design == "factorial" and len(df):
         effects = analysis.factorial(df, metric, list(cfg.study.components))
     sweep = (
-        analysis.sweeps(df, metric, list(cfg.study.grid), cfg.study.mode)
+        analysis.sweeps(df, metric, list(cfg.study.grid), mode, alpha)
         if cfg.study.kind == "grid" and len(df)
         else {}
     )
@@ -100,12 +110,12 @@ def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> d
     if cfg.study.kind == "search":
         from ..study.space import search_distributions
 
-        search = analysis.search_analysis(
-            records, search_distributions(cfg), metric, cfg.study.mode
-        )
+        search = analysis.search_analysis(records, search_distributions(cfg), metric, mode)
     stats_out = {
         "study": cfg.name,
         "metric": metric,
+        "mode": mode,
+        "alpha": alpha,
         "planned": planned,
         "recorded": len(records),
         "status_counts": status_counts,
@@ -116,98 +126,17 @@ def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> d
         "sweeps": sweep,
         "search": search,
     }
-
-    fig_dir = report_dir / "figures"
-    ok = df[df["status"] == "ok"] if len(df) else df
-    figs: list[tuple[str, str]] = []
-    if len(ok) and ok[metric].notna().any():
-        order = [v for v in variants if v in set(ok["variant"])]
-        figs.append(("Variants", figures.variant_means(ok, metric, fig_dir, order)))
-        if effects and effects.get("effects"):
-            rows = [
-                {
-                    "label": e["term"],
-                    "value": e["effect"],
-                    "ci": e["ci"],
-                    "significant": e["p"] is not None and e["p"] < 0.05,
-                }
-                for e in effects["effects"]
-            ]
-            figs.append(
-                (
-                    "Factorial effects",
-                    figures.effects(
-                        rows, fig_dir, "effects", f"main effects and interactions on {metric}"
-                    ),
-                )
-            )
-        if comps:
-            rows = [
-                {
-                    "label": c["variant"],
-                    "value": c["mean_diff"],
-                    "ci": c["ci_diff"],
-                    "significant": (c.get("p_ttest_holm") or 1) < 0.05,
-                }
-                for c in comps
-            ]
-            figs.append(
-                (
-                    "Differences to the baseline",
-                    figures.effects(
-                        rows, fig_dir, "vs_baseline", f"{metric}: variant - {baseline} (paired)"
-                    ),
-                )
-            )
-        for key in cfg.study.grid if cfg.study.kind == "grid" else []:
-            figs.append((f"Sensitivity to {key}", figures.sensitivity(ok, key, metric, fig_dir)))
-        if cfg.study.kind == "grid" and len(cfg.study.grid) == 2:
-            figs.append(("Heatmap", figures.heatmap(ok, list(cfg.study.grid), metric, fig_dir)))
-        figs.append(
-            ("Per-class accuracy", _per_class_fig(records, summary, baseline, metric, fig_dir))
-        )
-        figs.append(("Shot groups", figures.shot_groups(ok, order, fig_dir)))
-        figs.append(
-            ("Learning curves", figures.learning_curves(_history(records), metric, fig_dir))
-        )
-        figs.append(("Feature-space measures", figures.feature_measures(ok, order, fig_dir)))
-        if search:
-            figs.append(
-                ("Optimisation history", figures.search_history(search["history"], metric, fig_dir))
-            )
-            figs.append(
-                ("Parameter importances", figures.importances(search["importances"], fig_dir))
-            )
-    figs = [(t, f) for t, f in figs if f]
+    stats_out["plan"] = seed_plan(stats_out, cfg)
+    ok = analysis.ok_rows(dfa, metric) if len(df) else df
+    runs = {
+        s["variant"]: ok.loc[ok["variant"] == s["variant"], metric].astype(float).tolist()
+        for s in summary
+        if s["n"]
+    }
+    stats_out["profile"] = drawing.profile(runs, mode, n_boot)
+    figs = drawing.draw_all(cfg, records, ok, stats_out, report_dir / "figures")
     blocks = _blocks(cfg, study_path, df, records, stats_out, figs)
     return {"blocks": blocks, "stats": stats_out, "table": df}
-
-
-def _history(records: list[dict]) -> pd.DataFrame:
-    rows = []
-    for r in records:
-        if r["status"] != "ok":
-            continue
-        for h in r.get("history", []):
-            rows.append({"variant": r["variant"], "seed": r["seed"], **h})
-    return pd.DataFrame(rows)
-
-
-def _per_class_fig(records, summary, baseline, metric, fig_dir) -> str | None:
-    ok = [r for r in records if r["status"] == "ok" and r["metrics"].get("per_class_acc")]
-    if not ok:
-        return None
-    means = {s["variant"]: s["mean"] for s in summary if s["mean"] is not None}
-    best = max(means, key=means.get) if means else None
-    curves = {}
-    for name in dict.fromkeys([baseline, best]):
-        rs = [r for r in ok if r["variant"] == name]
-        if rs:
-            arr = pd.DataFrame([r["metrics"]["per_class_acc"] for r in rs]).mean(axis=0)
-            label = f"{name} (baseline)" if name == baseline else f"{name} (best)"
-            curves[label] = arr.tolist()
-    counts = ok[0]["metrics"].get("train_counts")
-    return figures.per_class(counts, curves, fig_dir) if counts and curves else None
 
 
 def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
@@ -235,6 +164,7 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
     design = (
         f"{cfg.study.kind} ({cfg.study.design})" if cfg.study.kind == "ablation" else cfg.study.kind
     )
+    better = "higher" if st["mode"] == "max" else "lower"
     b.append(("h", 2, "Design"))
     b.append(
         (
@@ -245,7 +175,8 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
                 f"data: {cfg.data.dataset}, imbalance ratio {cfg.data.imbalance_ratio:g}",
                 f"loss preset: {cfg.loss.preset}; temperature {cfg.loss.temperature}",
                 f"training: {cfg.train.epochs} epochs, batch {cfg.train.batch_size}",
-                f"metric: {metric}; baseline: {st['baseline']}",
+                f"metric: {metric} ({better} is better); baseline: {st['baseline']}; "
+                f"alpha {st['alpha']:g}",
             ]
             + (
                 [f"components: {', '.join(cfg.study.components)}"]
@@ -255,106 +186,71 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
             + ([f"grid: {json.dumps(cfg.study.grid)}"] if cfg.study.kind == "grid" else []),
         )
     )
+    plan = st.get("plan")
     if st["variants"]:
         b.append(("h", 2, f"Results ({metric}, over seeds)"))
-        rows = [
-            [
-                s["variant"],
-                f"{s['n']}/{s['trials']}",
-                _fmt(s["mean"]),
-                _fmt(s["std"]),
-                _fmt(s["ci_t"]),
-                _fmt(s["ci_boot"]),
-                _fmt(s["many_acc_mean"], 3),
-                _fmt(s["medium_acc_mean"], 3),
-                _fmt(s["few_acc_mean"], 3),
-                _fmt(s["compactness_mean"], 3),
-                _fmt(s["balancedness_mean"], 2),
-            ]
-            for s in st["variants"]
-        ]
-        b.append(
-            (
-                "table",
-                [
-                    "variant",
-                    "ok/trials",
-                    "mean",
-                    "sd",
-                    "95% CI (t)",
-                    "95% CI (bootstrap)",
-                    "many",
-                    "medium",
-                    "few",
-                    "compactness",
-                    "balancedness",
-                ],
-                rows,
-            )
-        )
-    if st["comparisons"]:
-        b.append(("h", 2, f"Paired comparisons with the baseline ({st['baseline']})"))
-        rows = [
-            [
-                c["variant"],
-                str(c["n"]),
-                _fmt(c["mean_diff"]),
-                _fmt(c["ci_diff"]),
-                _p(c["p_ttest"]),
-                _p(c.get("p_ttest_holm")),
-                _p(c["p_wilcoxon"]),
-                _p(c.get("p_wilcoxon_holm")),
-                _fmt(c["d_z"], 2),
-                _fmt(c["hedges_g"], 2),
-                _fmt(c["prob_improvement"], 2),
-                "; ".join(c["notes"]),
-            ]
-            for c in st["comparisons"]
-        ]
-        b.append(
-            (
-                "table",
-                [
-                    "variant",
-                    "seeds",
-                    "diff",
-                    "95% CI",
-                    "p (t)",
-                    "p (t, Holm)",
-                    "p (Wilcoxon)",
-                    "p (W, Holm)",
-                    "d_z",
-                    "Hedges g",
-                    "P(improve)",
-                    "notes",
-                ],
-                rows,
-            )
-        )
-    fx = st["factorial"]
-    if fx:
-        b.append(("h", 2, "Factorial effects (linear model over the 2^k design)"))
-        if fx.get("note"):
-            b.append(("p", f"Note: {fx['note']}."))
-        rows = [
-            [e["term"], _fmt(e["effect"]), _fmt(e["se"]), _fmt(e["ci"]), _p(e["p"])]
-            for e in fx["effects"]
-        ]
-        if rows:
-            b.append(("table", ["term", "effect", "se", "95% CI", "p"], rows))
-    for key, best in (st["sweeps"] or {}).items():
-        if best:
+        if plan and plan["mde_now"] is not None:
             b.append(
                 (
                     "p",
-                    f"**Best {key}:** {best['value']} (mean {best['mean']:.4f}, 95% CI "
-                    f"{_fmt(best['ci_t'])}; values whose mean lies inside that interval: "
-                    f"{', '.join(best['within_ci']) or 'none'}).",
+                    f"**Minimum detectable effect of this study:** {plan['mde_now']:.4g} "
+                    f"on {metric} ({plan['n_now']} seeds, 80% power, paired t-test at "
+                    f"alpha/m = {plan['alpha']:g}/{plan['family']}; sd of paired "
+                    f"differences {plan['sd']:.3g} from these records). Smaller true "
+                    "differences are likely to be missed.",
                 )
             )
+        table, common = wording.variant_table(st)
+        b.append(table)
+        if common:
+            b.append(("p", "Every variant: " + "; ".join(common) + "."))
+    if st["comparisons"]:
+        b.append(("h", 2, f"Paired comparisons with the baseline ({st['baseline']})"))
+        b.append(
+            (
+                "p",
+                f"One Holm family: the {len(st['comparisons'])} comparisons with the "
+                "baseline (separately for the t-test and the Wilcoxon columns).",
+            )
+        )
+        b.append(wording.comparison_table(st))
+    fx = st["factorial"]
+    if fx:
+        b.append(("h", 2, "Factorial effects"))
+        if fx.get("model"):
+            b.append(
+                (
+                    "p",
+                    f"Model: {fx['model']} (ordinary least squares, statsmodels; "
+                    "factors coded -1/+1; seeds as blocks where every cell has every "
+                    f"seed). Holm family: the {len(fx['effects'])} terms.",
+                )
+            )
+        if fx.get("note"):
+            b.append(("p", f"Note: {fx['note']}."))
+        rows = [
+            [
+                e["term"],
+                wording.fmt(e["effect"]),
+                wording.fmt(e["se"]),
+                wording.fmt(e["ci"]),
+                wording.format_p(e["p"], st["alpha"]),
+                wording.format_p(e.get("p_holm"), st["alpha"]),
+            ]
+            for e in fx["effects"]
+        ]
+        if rows:
+            b.append(("table", ["term", "effect", "se", "95% CI", "p", "p (Holm)"], rows))
     if st["search"]:
         s = st["search"]
         b.append(("h", 2, "Search"))
+        b.append(
+            (
+                "p",
+                "Search trials differ in their parameters: they are not pooled into one "
+                "row; the best configuration is summarised from its re-runs ('best').",
+            )
+        )
         if s["importances"]:
             b.append(
                 (
@@ -366,8 +262,13 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
         if s.get("note"):
             b.append(("p", f"Note: {s['note']}."))
     b.append(("h", 2, "Summary"))
-    sentences = _summary_sentences(st["comparisons"], fx, metric)
+    sentences = wording.summary_sentences(st)
     b.append(("ul", sentences or ["Not enough successful trials for a test."]))
+    if plan:
+        b.append(("h", 2, "Seed planning"))
+        b.append(("ul", power.plan_lines(plan)))
+    b.append(("h", 2, "Definitions"))
+    b.append(("ul", wording.definitions(st)))
     for title, fname in figs:
         b.append(("h", 3, title))
         b.append(("img", f"figures/{fname}", title))

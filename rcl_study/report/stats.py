@@ -1,7 +1,8 @@
-"""The only statistics of the toolkit (scipy), as pure functions over plain numbers.
+"""The only statistics of the toolkit (scipy, statsmodels), as pure functions over plain numbers.
 
 Every function returns plain dicts; a statistic that cannot be computed is ``None`` with a
-``note`` saying why (one seed, identical values), never NaN.
+note saying why (one seed, no variance), never NaN. ``mode`` is the metric's direction
+(``"max"``: higher is better), as declared in ``rcl_study.config.METRIC_INFO``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,16 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import stats
+import pandas as pd
+from scipy import optimize, stats
+
+from . import robust
+
+#: relative tolerance below which a spread counts as none (round-off, not variance)
+TOL = 1e-9
+#: fewest seeds for which a percentile bootstrap interval is shown (measured coverage of a
+#: nominal 95% interval: 0.50 at 2 seeds, 0.73 at 3, 0.84 at 5)
+MIN_BOOT_SEEDS = 10
 
 
 def _clean(x: Sequence[float]) -> np.ndarray:
@@ -19,16 +29,33 @@ def _clean(x: Sequence[float]) -> np.ndarray:
     return arr[np.isfinite(arr)]
 
 
-def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
-    """Student-t confidence interval of the mean; None with fewer than 2 values."""
+def no_variance(x: Sequence[float]) -> bool:
+    """True when ``x`` (>= 2 values) has no spread beyond floating-point round-off."""
+    a = _clean(x)
+    return len(a) >= 2 and float(np.ptp(a)) <= TOL * max(1.0, float(np.abs(a).max()))
+
+
+def _clip(ci: tuple[float, float] | None, bounds: tuple[float, float] | None):
+    if ci is None or bounds is None:
+        return ci
+    return (max(ci[0], bounds[0]), min(ci[1], bounds[1]))
+
+
+def t_interval(
+    values: Sequence[float],
+    confidence: float = 0.95,
+    bounds: tuple[float, float] | None = None,
+) -> tuple[float, float] | None:
+    """Student-t confidence interval of the mean, clipped to ``bounds``; None with < 2 values."""
     x = _clean(values)
     if len(x) < 2:
         return None
-    if np.all(x == x[0]):  # identical values: a zero-width interval, not a rounding artefact
-        return (float(x[0]), float(x[0]))
+    if no_variance(x):  # identical values: a zero-width interval, not a rounding artefact
+        m = float(x[0]) if np.all(x == x[0]) else float(x.mean())
+        return (m, m)
     sd = x.std(ddof=1)
     half = stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * sd / math.sqrt(len(x))
-    return (float(x.mean() - half), float(x.mean() + half))
+    return _clip((float(x.mean() - half), float(x.mean() + half)), bounds)
 
 
 def bootstrap_interval(
@@ -44,152 +71,297 @@ def bootstrap_interval(
     return (float(lo), float(hi))
 
 
-def summarize(values: Sequence[float], confidence: float = 0.95, n_boot: int = 2000) -> dict:
-    """n, mean, standard deviation (ddof=1) and t / bootstrap intervals of one variant."""
+def summarize(
+    values: Sequence[float],
+    confidence: float = 0.95,
+    n_boot: int = 2000,
+    bounds: tuple[float, float] | None = None,
+) -> dict:
+    """Summary of one variant over seeds, with notes saying what is missing and why.
+
+    n, mean, sd (ddof=1), t-interval (clipped to ``bounds``), bootstrap interval from
+    ``MIN_BOOT_SEEDS`` seeds up, and the interquartile mean with its bootstrap interval.
+    """
     x = _clean(values)
-    identical = len(x) >= 2 and bool(np.all(x == x[0]))
+    identical = no_variance(x)
+    notes: list[str] = []
+    ci_t = t_interval(x, confidence)
+    clipped = _clip(ci_t, bounds)
+    if clipped != ci_t:
+        notes.append(f"t-interval clipped to the metric's range [{bounds[0]:g}, {bounds[1]:g}]")
+    enough = len(x) >= MIN_BOOT_SEEDS
     out: dict = {
         "n": int(len(x)),
         "mean": float(x.mean()) if len(x) else None,
         "std": (0.0 if identical else float(x.std(ddof=1))) if len(x) >= 2 else None,
-        "ci_t": t_interval(x, confidence),
-        "ci_boot": bootstrap_interval(x, confidence, n_boot),
+        "ci_t": clipped,
+        "ci_boot": bootstrap_interval(x, confidence, n_boot) if enough else None,
+        "iqm": robust.iqm(x) if len(x) else None,
+        "iqm_ci": robust.iqm_interval(x, confidence, n_boot) if len(x) >= 2 else None,
+        "notes": notes,
     }
     if len(x) == 0:
-        out["note"] = "no successful trial"
+        notes.insert(0, "no successful trial")
     elif len(x) == 1:
-        out["note"] = "one seed: no spread or interval"
+        notes.insert(0, "one seed: no spread or interval")
     elif identical:
-        out["note"] = "identical values on every seed: zero spread"
+        notes.insert(0, "identical values on every seed: zero spread")
+    if 2 <= len(x) < MIN_BOOT_SEEDS:
+        notes.append(f"bootstrap interval not shown below {MIN_BOOT_SEEDS} seeds (under-covers)")
     return out
 
 
+def _ncp_interval(t: float, df: int, confidence: float) -> tuple[float, float] | None:
+    """Confidence interval of a noncentral t's noncentrality given one observed ``t``.
+
+    None when a bound lies beyond |nc| = 1000 (too few seeds for a finite interval).
+    """
+    tail = (1 - confidence) / 2
+
+    def cdf(nc: float) -> float:  # decreasing in nc; NaN far in the tails of scipy's nct
+        v = float(stats.nct.cdf(t, df, nc))
+        return v if np.isfinite(v) else (1.0 if nc < t else 0.0)
+
+    def root(target: float) -> float | None:
+        lo, hi = t - 10.0, t + 10.0
+        while cdf(lo) < target:
+            lo -= 10.0 + abs(lo)
+            if lo < -1000:
+                return None
+        while cdf(hi) > target:
+            hi += 10.0 + abs(hi)
+            if hi > 1000:
+                return None
+        return float(optimize.brentq(lambda nc: cdf(nc) - target, lo, hi, xtol=1e-10))
+
+    lo, hi = root(1 - tail), root(tail)
+    return None if lo is None or hi is None else (lo, hi)
+
+
 def cohens_dz(diffs: Sequence[float]) -> float | None:
-    """Cohen's d_z of paired differences: mean / sd (None if < 2 values or sd = 0)."""
+    """Cohen's d_z of paired differences: mean / sd (None if < 2 values or no variance)."""
     d = _clean(diffs)
-    if len(d) < 2 or d.std(ddof=1) == 0:
+    if len(d) < 2 or no_variance(d):
         return None
     return float(d.mean() / d.std(ddof=1))
 
 
-def hedges_g(a: Sequence[float], b: Sequence[float]) -> float | None:
-    """Hedges' g of ``b - a`` with the pooled sd and the small-sample correction."""
-    x, y = _clean(a), _clean(b)
-    n1, n2 = len(x), len(y)
-    if n1 < 2 or n2 < 2:
-        return None
-    pooled = math.sqrt(((n1 - 1) * x.var(ddof=1) + (n2 - 1) * y.var(ddof=1)) / (n1 + n2 - 2))
-    if pooled == 0:
-        return None
-    correction = 1 - 3 / (4 * (n1 + n2) - 9)
-    return float((y.mean() - x.mean()) / pooled * correction)
+def paired_effect_sizes(diffs: Sequence[float], confidence: float = 0.95) -> dict:
+    """Paired effect sizes d_z and g_z with exact confidence intervals.
+
+    d_z = mean(d) / sd(d); Hedges' g_z = J(n-1) d_z with J(m) = 1 - 3 / (4m - 1); intervals
+    from the noncentral t (inverting t = d_z sqrt(n)).
+    """
+    d = _clean(diffs)
+    dz = cohens_dz(d)
+    if dz is None:
+        return {"d_z": None, "d_z_ci": None, "g_z": None, "g_z_ci": None}
+    n = len(d)
+    nc = _ncp_interval(dz * math.sqrt(n), n - 1, confidence)
+    ci = (nc[0] / math.sqrt(n), nc[1] / math.sqrt(n)) if nc else None
+    if n < 3:  # the correction is 0 at 1 df: no g_z
+        return {"d_z": dz, "d_z_ci": ci, "g_z": None, "g_z_ci": None}
+    j = 1 - 3 / (4 * (n - 1) - 1)
+    g_ci = (j * ci[0], j * ci[1]) if ci else None
+    return {"d_z": dz, "d_z_ci": ci, "g_z": j * dz, "g_z_ci": g_ci}
 
 
-def paired_comparison(baseline: Sequence[float], variant: Sequence[float]) -> dict:
+def _wilcoxon_floor(n_nonzero: int) -> float:
+    """Smallest two-sided exact Wilcoxon p-value possible with ``n_nonzero`` differences."""
+    return min(1.0, 2.0 / 2**n_nonzero)
+
+
+def paired_comparison(
+    baseline: Sequence[float],
+    variant: Sequence[float],
+    mode: str = "max",
+    alpha: float = 0.05,
+    n_boot: int = 2000,
+) -> dict:
     """Compare a variant with the baseline over matched seeds (same order, same length).
 
     Returns the mean difference (variant - baseline) with its t-interval, the paired t-test and
-    Wilcoxon signed-rank p-values (two-sided), Cohen's d_z, Hedges' g and the probability of
-    improvement (share of seeds where the variant is better; ties count one half).
+    Wilcoxon signed-rank p-values (two-sided), d_z and g_z with intervals, the share of seeds
+    improved (paired; ties one half), and rliable's probability of improvement P(variant better
+    than baseline) over all pairs of runs with a stratified-bootstrap interval. ``untested`` says
+    why no test was run (None when the t-test ran).
     """
     a, b = np.asarray(baseline, dtype=float), np.asarray(variant, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired comparison needs matched seeds, got {a.shape} and {b.shape}")
     d = b - a
+    gain = d if mode == "max" else -d
     out: dict = {
         "n": int(len(d)),
         "mean_diff": float(d.mean()) if len(d) else None,
         "ci_diff": t_interval(d),
+        "sd_diff": (0.0 if no_variance(d) else float(d.std(ddof=1))) if len(d) >= 2 else None,
         "p_ttest": None,
         "p_wilcoxon": None,
-        "d_z": cohens_dz(d),
-        "hedges_g": hedges_g(a, b),
-        "prob_improvement": float(np.mean((d > 0) + 0.5 * (d == 0))) if len(d) else None,
+        **paired_effect_sizes(d),
+        "share_improved": float(np.mean((gain > 0) + 0.5 * (gain == 0))) if len(d) else None,
+        "prob_improvement": robust.prob_improvement(b, a, mode) if len(d) else None,
+        "prob_improvement_ci": (
+            robust.prob_improvement_interval(b, a, mode, n_boot=n_boot) if len(d) >= 2 else None
+        ),
+        "untested": None,
         "notes": [],
     }
-    if len(d) < 2:
-        out["notes"].append("one seed: no test")
-        return out
-    if np.all(d == d[0]):
-        out["notes"].append("identical differences on every seed: tests undefined")
+    if len(d) == 0:
+        out["untested"] = "no common seed"
+    elif len(d) < 2:
+        out["untested"] = "one seed"
+    elif no_variance(d):
+        out["untested"] = "no variance: every seed gives the same difference"
+    if out["untested"]:
+        out["notes"].append(f"no test ({out['untested']})")
         return out
     out["p_ttest"] = float(stats.ttest_rel(b, a).pvalue)
-    if np.all(d == 0) or np.count_nonzero(d) < 1:
+    nonzero = int(np.count_nonzero(np.abs(d) > TOL * max(1.0, float(np.abs(d).max()))))
+    if nonzero == 0:
         out["notes"].append("no non-zero difference: Wilcoxon undefined")
-    else:
-        out["p_wilcoxon"] = float(stats.wilcoxon(b, a, zero_method="wilcox").pvalue)
-        if len(d) < 6:
-            out["notes"].append(f"Wilcoxon with {len(d)} seeds cannot reach p < 0.05")
+        return out
+    out["p_wilcoxon"] = float(stats.wilcoxon(b, a, zero_method="wilcox").pvalue)
+    dropped = f" ({len(d) - nonzero} zero dropped)" if nonzero < len(d) else ""
+    if _wilcoxon_floor(nonzero) >= alpha:
+        out["notes"].append(
+            f"Wilcoxon on {nonzero} non-zero differences{dropped} cannot reach p < {alpha:g}"
+        )
+    elif dropped:
+        out["notes"].append(f"Wilcoxon on {nonzero} non-zero differences{dropped}")
     return out
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:
-    """Holm-Bonferroni adjusted p-values (None entries are skipped and stay None)."""
+    """Holm-Bonferroni adjusted p-values (statsmodels; None entries skipped and stay None)."""
+    from statsmodels.stats.multitest import multipletests
+
     idx = [i for i, p in enumerate(pvalues) if p is not None]
-    m = len(idx)
-    order = sorted(idx, key=lambda i: pvalues[i])
     adjusted: list[float | None] = [None] * len(pvalues)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * float(pvalues[i])))
-        adjusted[i] = running
+    if idx:
+        adj = multipletests([float(pvalues[i]) for i in idx], method="holm")[1]
+        for i, p in zip(idx, adj):
+            adjusted[i] = float(p)
     return adjusted
 
 
 def factorial_effects(
-    design: np.ndarray, y: Sequence[float], names: Sequence[str], confidence: float = 0.95
+    design: np.ndarray,
+    y: Sequence[float],
+    names: Sequence[str],
+    seeds: Sequence[int] | None = None,
+    confidence: float = 0.95,
 ) -> dict:
-    """Main effects and interactions of a 2^k design by least squares (seeds are replicates).
+    """Main effects and interactions of a 2^k design by ordinary least squares (statsmodels).
 
     ``design`` is ``[n, k]`` of 0/1 (component off/on) per observation. Factors are coded -1/+1,
     so each effect (main or interaction) is twice its regression coefficient: the change in the
-    mean response when the factor goes from off to on, averaged over the other factors.
+    mean response when the factor goes from off to on, averaged over the other factors. With
+    ``seeds`` the model is ``y ~ A*B*... + C(seed)``: seeds are blocks, matching the pairing of
+    the paired tests (give seeds only when every cell has every seed).
 
-    Returns ``{"effects": [{term, effect, se, ci, p}], "df_resid", "note"}``; ``se``/``ci``/``p``
-    are None when there are no residual degrees of freedom (one seed).
+    Returns ``{"effects": [{term, effect, se, ci, p, p_holm}], "df_resid", "model", "note"}``;
+    ``p_holm`` is Holm-adjusted over the family of all 2^k - 1 terms. ``se``/``ci``/``p`` are
+    None without residual degrees of freedom or without residual variance.
     """
+    import statsmodels.formula.api as smf
+
     X01 = np.asarray(design, dtype=float)
     yv = np.asarray(y, dtype=float)
-    n, k = X01.shape
-    coded = 2 * X01 - 1
-    terms, cols = [], []
+    k = X01.shape[1]
+    frame = pd.DataFrame(2 * X01 - 1, columns=[f"f{i}" for i in range(k)])
+    frame["y"] = yv
+    rhs = "*".join(frame.columns[:k])
+    if seeds is not None:
+        frame["seed"] = [str(s) for s in seeds]
+        rhs += " + C(seed)"
+    fit = smf.ols(f"y ~ {rhs}", data=frame).fit()
+    df = int(round(fit.df_resid))
+    model = "OLS y ~ " + "*".join(names) + (" + C(seed)" if seeds is not None else "")
+    out: dict = {"df_resid": df, "effects": [], "note": None, "model": model}
+    scale = max(1.0, float(np.abs(yv).max()))
+    if df <= 0:
+        out["note"] = "no replicate seeds: effects without standard errors"
+    elif float(fit.ssr) <= (TOL * scale) ** 2 * len(yv):
+        out["note"] = "no test (no variance: the model fits every seed exactly)"
+    tested = out["note"] is None
+    tcrit = stats.t.ppf(0.5 + confidence / 2, df) if tested else None
     for order in range(1, k + 1):
         for combo in itertools.combinations(range(k), order):
-            terms.append(":".join(names[i] for i in combo))
-            cols.append(np.prod(coded[:, combo], axis=1))
-    X = np.column_stack([np.ones(n)] + cols)
-    coef, *_ = np.linalg.lstsq(X, yv, rcond=None)
-    resid = yv - X @ coef
-    df = n - np.linalg.matrix_rank(X)
-    out: dict = {"df_resid": int(df), "effects": [], "note": None}
-    cov = None
-    if df > 0:
-        sigma2 = float(resid @ resid) / df
-        cov = sigma2 * np.linalg.pinv(X.T @ X)
-    else:
-        out["note"] = "no replicate seeds: effects without standard errors"
-    tcrit = stats.t.ppf(0.5 + confidence / 2, df) if df > 0 else None
-    for j, term in enumerate(terms, start=1):
-        eff = 2 * float(coef[j])
-        row: dict = {"term": term, "effect": eff, "se": None, "ci": None, "p": None}
-        if cov is not None:
-            se = 2 * math.sqrt(max(cov[j, j], 0.0))
-            row["se"] = se
-            row["ci"] = (eff - tcrit * se, eff + tcrit * se)
-            row["p"] = float(2 * stats.t.sf(abs(eff) / se, df)) if se > 0 else None
-        out["effects"].append(row)
+            key = ":".join(f"f{i}" for i in combo)
+            eff = 2 * float(fit.params[key])
+            row: dict = {
+                "term": ":".join(names[i] for i in combo),
+                "effect": eff,
+                "se": None,
+                "ci": None,
+                "p": None,
+            }
+            if tested:
+                se = 2 * float(fit.bse[key])
+                row.update(
+                    se=se, ci=(eff - tcrit * se, eff + tcrit * se), p=float(fit.pvalues[key])
+                )
+            out["effects"].append(row)
+    for row, adj in zip(out["effects"], holm([e["p"] for e in out["effects"]])):
+        row["p_holm"] = adj
     return out
 
 
-def best_of_sweep(groups: dict[str, Sequence[float]], mode: str = "max") -> dict | None:
-    """The swept value with the best mean, with its t-interval and how many values tie with it.
+def best_of_sweep(
+    groups: dict[str, dict[int, float]], mode: str = "max", alpha: float = 0.05
+) -> dict | None:
+    """The swept value with the best mean, chosen on some seeds and reported on others.
 
-    ``groups`` maps each swept value (as text) to its per-seed results.
+    ``groups`` maps each swept value (as text) to ``{seed: result}``. On the seeds every value
+    finished: with 4 or more, the first half (sorted) selects the best value and the second half
+    reports its mean, t-interval and paired tests against every other value (Holm over those
+    tests); with fewer, selection and tests share the seeds, no interval of the best is given and
+    the note says the advantage is optimistic.
     """
-    means = {k: float(np.mean(_clean(v))) for k, v in groups.items() if len(_clean(v))}
-    if not means:
+    groups = {
+        k: {s: v for s, v in g.items() if v is not None and np.isfinite(v)}
+        for k, g in groups.items()
+    }
+    groups = {k: g for k, g in groups.items() if g}
+    if not groups:
         return None
-    best = max(means, key=means.get) if mode == "max" else min(means, key=means.get)
-    ci = t_interval(groups[best])
-    overlapping = [k for k in means if k != best and ci is not None and ci[0] <= means[k] <= ci[1]]
-    return {"value": best, "mean": means[best], "ci_t": ci, "within_ci": overlapping}
+    common = sorted(set.intersection(*(set(g) for g in groups.values())))
+    held_out = len(common) >= 4
+    select = common[: len(common) // 2] if held_out else common
+    report = common[len(common) // 2 :] if held_out else common
+    if not select:
+        return {"value": None, "note": "no seed where every value finished"}
+    sel_means = {k: float(np.mean([g[s] for s in select])) for k, g in groups.items()}
+    best = (max if mode == "max" else min)(sel_means, key=sel_means.get)
+    best_vals = [groups[best][s] for s in report]
+    comps = []
+    for k, g in groups.items():
+        if k != best:
+            c = paired_comparison([g[s] for s in report], best_vals, mode, alpha, n_boot=500)
+            comps.append(
+                {
+                    "other": k,
+                    "mean_diff": c["mean_diff"],
+                    "p": c["p_ttest"],
+                    "untested": c["untested"],
+                }
+            )
+    for c, adj in zip(comps, holm([c["p"] for c in comps])):
+        c["p_holm"] = adj
+    note = (
+        None
+        if held_out
+        else f"only {len(common)} common seeds: chosen and tested on the same seeds, so the best's "
+        "advantage is optimistic"
+    )
+    return {
+        "value": best,
+        "selected_on": [int(s) for s in select],
+        "reported_on": [int(s) for s in report],
+        "held_out": held_out,
+        "mean": float(np.mean(best_vals)),
+        "ci_t": t_interval(best_vals) if held_out else None,
+        "versus": comps,
+        "note": note,
+    }

@@ -1,0 +1,72 @@
+"""Seed plan of a study: from its stored records (a pilot) or from an assumed sd.
+
+Used by ``python -m rcl_study.run STUDY.yaml --plan-seeds [--effect E] [--sd S]``; trains nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import ConfigError, StudyFile
+from ..study.records import load_records
+from ..study.space import baseline_variant, expand
+from . import analysis, power
+
+#: target effects when none is given, for metrics on [0, 1] (accuracies)
+DEFAULT_EFFECTS = (0.01, 0.02, 0.05)
+
+
+def family_size(cfg: StudyFile) -> int:
+    """Comparisons with the baseline the summary corrects together (Holm family): variants - 1."""
+    if cfg.study.kind == "search":
+        return 1
+    return max(1, len({p.variant for p in expand(cfg)}) - 1)
+
+
+def pilot_sd(cfg: StudyFile, records: list[dict[str, Any]]) -> tuple[float, str] | None:
+    """Pooled sd of paired differences with the baseline in ``records`` and where it came from."""
+    records = [{**r, "metrics": analysis.current_metrics(r.get("metrics") or {})} for r in records]
+    df = analysis.results_table(records, cfg.study.metric)
+    if not len(df):
+        return None
+    variants = list(dict.fromkeys(df["variant"]))
+    base = baseline_variant(cfg, variants)
+    comps = analysis.comparisons(df, cfg.study.metric, base, cfg.study.mode, n_boot=100)
+    pooled = power.pooled_sd([(c["sd_diff"], c["n"]) for c in comps])
+    if not pooled:
+        return None
+    used = [c for c in comps if c["sd_diff"] is not None]
+    return pooled[0], (
+        f"pilot: pooled over {len(used)} paired comparisons with {base} in "
+        f"{cfg.output_dir}, {pooled[1]} df"
+    )
+
+
+def study_plan(
+    cfg: StudyFile, sd: float | None = None, effects: list[float] | None = None
+) -> dict[str, Any]:
+    """The seed plan: MDE at the study's seeds and seeds needed per target effect.
+
+    ``sd`` (assumed sd of paired differences) wins over the records; without it the study's
+    stored records are the pilot, and without records this is a :class:`ConfigError`.
+    """
+    if sd is not None:
+        if sd <= 0:
+            raise ConfigError(f"{cfg.name}: --sd must be positive, got {sd:g}")
+        source = "assumed (--sd)"
+    else:
+        pilot = pilot_sd(cfg, load_records(cfg.output_dir))
+        if pilot is None:
+            raise ConfigError(
+                f"{cfg.name}: --plan-seeds: no paired results in {cfg.output_dir} to estimate "
+                "the sd of paired differences; pass --sd (an assumed sd)"
+            )
+        sd, source = pilot
+    return power.plan(
+        sd,
+        len(cfg.study.seeds),
+        cfg.report.alpha,
+        family_size(cfg),
+        list(effects or DEFAULT_EFFECTS),
+        source,
+    )

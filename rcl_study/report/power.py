@@ -1,0 +1,142 @@
+"""Seed planning for paired comparisons: minimum detectable effect and seeds needed.
+
+Power of the two-sided paired t-test (scipy's noncentral t; the tests check it against
+statsmodels' ``TTestPower``): with n seeds and sd of
+paired differences ``sd``, the minimum detectable effect (MDE) is the smallest mean difference
+found with the given power at level ``alpha / family``. Holm's first (smallest) p-value is
+compared with ``alpha / m``, so planning at ``alpha / m`` is Holm's conservative bound: the
+actual power of Holm's step-down procedure is at least this.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import integrate, optimize, stats
+
+POWER = 0.8
+MAX_SEEDS = 100_000
+
+
+def t_power(effect_size: float, n: int, alpha: float) -> float:
+    """Power of the two-sided paired t-test with ``n`` pairs at level ``alpha``.
+
+    ``effect_size`` is standardised (mean / sd of the differences). scipy's noncentral t with
+    noncentrality ``effect_size * sqrt(n)`` and ``n - 1`` df (statsmodels' TTestPower computes
+    the same quantity).
+    """
+    df, nc = n - 1, effect_size * math.sqrt(n)
+    crit = stats.t.isf(alpha / 2, df)
+    p = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    if np.isfinite(p):
+        return p
+
+    # scipy's nct can be NaN far in the tail (1 df): integrate T = (Z + nc) / sqrt(V / df)
+    # over V ~ chi2(df) instead: P(|T| > c) = E[Phi(nc - c s) + Phi(-nc - c s)], s = sqrt(V/df)
+    def f(v: float) -> float:
+        s = math.sqrt(v / df)
+        tails = stats.norm.cdf(nc - crit * s) + stats.norm.cdf(-nc - crit * s)
+        return float(tails * stats.chi2.pdf(v, df))
+
+    return float(integrate.quad(f, 0, np.inf, limit=200)[0])
+
+
+def mde(n: int, sd: float, alpha: float = 0.05, family: int = 1, power: float = POWER):
+    """Minimum detectable mean paired difference with ``n`` seeds (None below 2 seeds)."""
+    if n < 2 or sd is None or not np.isfinite(sd):
+        return None
+    if sd == 0:
+        return 0.0
+    a = alpha / family
+
+    def gap(d: float) -> float:
+        return t_power(d, n, a) - power
+
+    hi = 1.0
+    while gap(hi) < 0:
+        hi *= 2
+    return float(optimize.brentq(gap, 0.0, hi, xtol=1e-12)) * sd
+
+
+def seeds_needed(
+    effect: float, sd: float, alpha: float = 0.05, family: int = 1, power: float = POWER
+) -> int | None:
+    """Fewest seeds (>= 2) whose paired t-test detects ``effect`` with ``power``."""
+    if effect <= 0 or sd is None or not np.isfinite(sd):
+        return None
+    if sd == 0:
+        return 2
+    d, a = effect / sd, alpha / family
+    lo, hi = 1, 2
+    while t_power(d, hi, a) < power:
+        lo, hi = hi, hi * 2
+        if hi > MAX_SEEDS:
+            return None
+    while hi - lo > 1:  # power rises with n: bisection on the integers
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if t_power(d, mid, a) >= power else (mid, hi)
+    return hi
+
+
+def pooled_sd(sds: Sequence[tuple[float, int]]) -> tuple[float, int] | None:
+    """Pooled sd of paired differences from ``(sd, n)`` per comparison, with its df.
+
+    The square root of the (n - 1)-weighted mean variance.
+    """
+    use = [(s, n) for s, n in sds if s is not None and n >= 2]
+    df = sum(n - 1 for _, n in use)
+    if not df:
+        return None
+    return math.sqrt(sum((n - 1) * s * s for s, n in use) / df), df
+
+
+def plan(
+    sd: float,
+    n_now: int,
+    alpha: float,
+    family: int,
+    effects: Sequence[float],
+    source: str,
+    power: float = POWER,
+) -> dict:
+    """The seed plan: the MDE at ``n_now`` seeds, an MDE table and seeds per target effect."""
+    family = max(1, family)
+    return {
+        "sd": sd,
+        "source": source,
+        "alpha": alpha,
+        "family": family,
+        "power": power,
+        "n_now": n_now,
+        "mde_now": mde(n_now, sd, alpha, family, power),
+        "mde_table": [
+            {"seeds": n, "mde": mde(n, sd, alpha, family, power)} for n in (2, 3, 5, 8, 10, 15, 20)
+        ],
+        "needed": [
+            {"effect": e, "seeds": seeds_needed(e, sd, alpha, family, power)} for e in effects
+        ],
+    }
+
+
+def plan_lines(p: dict) -> list[str]:
+    """A seed plan as short lines of text (CLI and report)."""
+    a = p["alpha"] / p["family"]
+    out = [
+        f"sd of paired differences: {p['sd']:.4g} ({p['source']})",
+        f"test: two-sided paired t-test, power {p['power']:.0%}, level alpha/m = "
+        f"{p['alpha']:g}/{p['family']} = {a:.4g} (Holm's conservative bound, family of "
+        f"{p['family']} comparison{'s' if p['family'] > 1 else ''})",
+    ]
+    if p["mde_now"] is not None:
+        out.append(
+            f"minimum detectable effect with the study's {p['n_now']} seeds: {p['mde_now']:.4g}"
+        )
+    out.append(
+        "MDE by seeds: "
+        + ", ".join(f"{r['seeds']}: {r['mde']:.3g}" for r in p["mde_table"] if r["mde"] is not None)
+    )
+    for r in p["needed"]:
+        out.append(f"seeds needed for an effect of {r['effect']:g}: {r['seeds']}")
+    return out

@@ -1,0 +1,248 @@
+"""The words of a report: number formats, the summary sentences, definitions and tables.
+
+What the statistics support, said in words: significant after Holm, not significant (with the
+study's minimum detectable effect), or not tested and why; each metric's direction comes from
+``rcl_study.config.METRIC_INFO`` via ``analysis.direction``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from . import analysis
+from .markup import Block
+
+
+def fmt(x: Any, digits: int = 4) -> str:
+    """A number (or a 2-tuple interval) with ``digits`` decimals; None and NaN as "n/a"."""
+    if x is None or (isinstance(x, float) and pd.isna(x)):
+        return "n/a"
+    if isinstance(x, (tuple, list)) and len(x) == 2:
+        return f"[{fmt(x[0], digits)}, {fmt(x[1], digits)}]"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def format_p(x: float | None, alpha: float = 0.05) -> str:
+    """A p-value with 3 significant digits, more where rounding would cross ``alpha``.
+
+    So 0.0496 never reads 0.05 beside "significant"; below 1e-4 as "<1e-4".
+    """
+    if x is None:
+        return "n/a"
+    if x < 1e-4:
+        return "<1e-4"
+    for digits in range(3, 12):
+        text = f"{x:.{digits}g}"
+        if (float(text) < alpha) == (x < alpha):
+            return text
+    return repr(x)
+
+
+def with_ci(x: Any, ci: Any, digits: int = 2) -> str:
+    """A value followed by its interval in brackets."""
+    return "n/a" if x is None else f"{fmt(x, digits)} {fmt(ci, digits)}"
+
+
+def _direction_word(metric: str) -> str:
+    return "higher better" if analysis.direction(metric) == "max" else "lower better"
+
+
+def _better(diff: float, mode: str) -> str:
+    return "better" if (diff > 0) == (mode == "max") else "worse"
+
+
+def summary_sentences(st: dict[str, Any]) -> list[str]:
+    """What the tests support, in words: significant after Holm, not significant, not tested."""
+    comps, fx, metric = st["comparisons"], st["factorial"], st["metric"]
+    mode, alpha = st["mode"], st["alpha"]
+    out = []
+    tested = [c for c in comps if c["p_ttest"] is not None]
+    sig = [c for c in tested if c.get("p_ttest_holm") is not None and c["p_ttest_holm"] < alpha]
+    for c in sig:
+        out.append(
+            f"**{c['variant']}** is significantly {_better(c['mean_diff'], mode)} than "
+            f"**{c['baseline']}** on {metric} ({c['mean_diff']:+.4f}, paired t-test, Holm over "
+            f"{len(tested)} comparisons with the baseline: p = "
+            f"{format_p(c['p_ttest_holm'], alpha)}, {c['n']} seeds)."
+        )
+    nonsig = [c for c in tested if c not in sig]
+    if nonsig:
+        mde = (st.get("plan") or {}).get("mde_now")
+        tail = f"; this study detects differences of about {mde:.3g} or more" if mde else ""
+        out.append(
+            "No significant difference from the baseline after Holm correction "
+            f"(alpha {alpha:g}) for: {', '.join(c['variant'] for c in nonsig)}{tail}."
+        )
+    for c in comps:
+        if c["p_ttest"] is None:
+            why = c.get("untested") or "no test"
+            out.append(f"**{c['variant']}** vs **{c['baseline']}**: not tested ({why}).")
+    if fx and fx.get("effects"):
+        if fx["effects"][0]["p"] is None:
+            out.append(f"Factorial effects: not tested ({fx.get('note') or 'no residual df'}).")
+        else:
+            clear = [e for e in fx["effects"] if e["p_holm"] is not None and e["p_holm"] < alpha]
+            family = f"Holm over the {len(fx['effects'])} terms of {fx['model']}"
+            if clear:
+                out.append(
+                    f"Factorial terms significant ({family}): "
+                    + ", ".join(
+                        f"{e['term']} ({e['effect']:+.4f}, p = {format_p(e['p_holm'], alpha)})"
+                        for e in clear
+                    )
+                    + "."
+                )
+            else:
+                out.append(f"No factorial main effect or interaction is significant ({family}).")
+    for key, best in (st["sweeps"] or {}).items():
+        if best and best.get("value") is not None:
+            out.append(_best_sentence(key, best, mode, alpha))
+    return out
+
+
+def _best_sentence(key: str, best: dict, mode: str, alpha: float) -> str:
+    if best["held_out"]:
+        head = (
+            f"**Best {key}:** {best['value']} (chosen on seeds {best['selected_on']}; on held-out "
+            f"seeds {best['reported_on']}: mean {best['mean']:.4f}, 95% CI {fmt(best['ci_t'])})"
+        )
+    else:
+        head = f"**Best {key} by mean:** {best['value']} ({best['note']})"
+    vs = [
+        f"{v['other']} {v['mean_diff']:+.4f} "
+        + (
+            f"p = {format_p(v['p_holm'], alpha)}"
+            if v["p_holm"] is not None
+            else f"not tested ({v['untested']})"
+        )
+        for v in best["versus"]
+    ]
+    return (
+        head
+        + f"; best minus each other value on those seeds (paired t-test, Holm over {len(vs)}): "
+        + ("; ".join(vs) or "none")
+        + "."
+    )
+
+
+def definitions(st: dict[str, Any]) -> list[str]:
+    """One line per statistic of the report and the test behind each column."""
+    better = "higher" if st["mode"] == "max" else "lower"
+    return [
+        f"Metric: {st['metric']} ({better} is better: study.mode {st['mode']}); significance "
+        f"level alpha = {st['alpha']:g}.",
+        "mean, sd: mean and sample standard deviation (ddof 1) over seeds; n/trials: seeds with "
+        "a finite metric / trials recorded (a NaN metric counts as a failed trial).",
+        "95% CI (t): Student-t interval of the mean over seeds, clipped to the metric's range "
+        "(e.g. [0, 1] for accuracies) where it crosses it.",
+        "95% CI (bootstrap): percentile bootstrap over seeds (seeded), shown only from "
+        "10 seeds up: below that a nominal 95% interval covers about 50-84% of the time.",
+        "IQM: interquartile mean (mean of the middle 50% of seeds, scipy trim_mean 0.25), with a "
+        "95% percentile stratified-bootstrap interval (rliable; resampling seeds within the "
+        "variant; seeded).",
+        "last epoch vs best epoch: the primary numbers are the last epoch's; a best-epoch column "
+        "(maximum over evaluations) is optimistic: the epoch is chosen on the test set.",
+        "diff, 95% CI: mean of paired differences variant - baseline over common seeds, "
+        "Student-t interval; p (t): two-sided paired t-test; p (Wilcoxon): two-sided Wilcoxon "
+        "signed-rank test (zero differences dropped).",
+        "Holm: Holm-Bonferroni adjustment within one family: the comparisons with the baseline "
+        "are one family; the terms of a factorial model are another; a grid's best-vs-others "
+        "tests are a third (one per swept key).",
+        "d_z: mean / sd of the paired differences, with an exact 95% interval from the "
+        "noncentral t; g_z: d_z times Hedges' small-sample correction 1 - 3/(4(n-1)-1), same "
+        "interval scaled (from 3 seeds up).",
+        "P(improve): rliable's probability of improvement, P(variant better than baseline) over "
+        "all pairs of runs (Mann-Whitney U / (n m), ties count 1/2; unpaired), with a 95% "
+        "stratified-bootstrap interval; share improved: share of common seeds on which the "
+        "variant is better (paired, ties 1/2).",
+        "effect (factorial): change in the mean when a component goes off -> on, averaged over "
+        "the other components (twice the -1/+1 coded OLS coefficient), t-test of the "
+        "coefficient in the model named beside the table.",
+        "MDE: minimum detectable effect: the smallest true mean paired difference the paired "
+        "t-test finds with 80% power at level alpha/m (m: the Holm family size; the "
+        "conservative bound for Holm), from the pooled sd of paired differences (scipy's "
+        "noncentral t, checked against statsmodels' TTestPower).",
+        "best value (grid): with 4 or more common seeds, chosen on the first half and reported "
+        "on the held-out second half; with fewer, chosen and tested on the same seeds "
+        "(optimistic, no interval of the best); tested against each other value, Holm.",
+        "not tested (reason): no test was run (one seed, no common seed, or no variance); this "
+        "is not evidence of no difference.",
+    ]
+
+
+def variant_table(st: dict[str, Any]) -> tuple[Block, list[str]]:
+    """The variant table, and the notes every variant shares (said once, under the table)."""
+    metric, vs = st["metric"], st["variants"]
+    boot = any(s["ci_boot"] for s in vs)
+    best_key = f"best_{metric}_mean"
+    best = any(s.get(best_key) is not None for s in vs)
+    head = ["variant", "ok/trials", "mean (last epoch)", "sd", "95% CI (t)"]
+    head += ["95% CI (bootstrap)"] if boot else []
+    head += ["IQM [95% CI]"]
+    head += ["best epoch (optimistic: chosen on the test set)"] if best else []
+    head += ["many", "medium", "few"]
+    head += [f"{k} ({_direction_word(k)})" for k in ("compactness", "equiangular_gap_deg")]
+    head += ["notes"]
+    common = set.intersection(*(set(s["notes"]) for s in vs)) if len(vs) > 1 else set()
+    rows = []
+    for s in vs:
+        row = [
+            s["variant"],
+            f"{s['n']}/{s['trials']}",
+            fmt(s["mean"]),
+            fmt(s["std"]),
+            fmt(s["ci_t"]),
+        ]
+        row += [fmt(s["ci_boot"])] if boot else []
+        row += [with_ci(s["iqm"], s["iqm_ci"], 4)]
+        row += [fmt(s.get(best_key))] if best else []
+        row += [
+            fmt(s[f"{k}_mean"], 3) for k in ("many_acc", "medium_acc", "few_acc", "compactness")
+        ]
+        row += [fmt(s["equiangular_gap_deg_mean"], 2)]
+        row += ["; ".join(n for n in s["notes"] if n not in common)]
+        rows.append(row)
+    return ("table", head, rows), sorted(common)
+
+
+def comparison_table(st: dict[str, Any]) -> Block:
+    """The paired comparisons with the baseline: differences, tests, effect sizes, notes."""
+    alpha = st["alpha"]
+    rows = [
+        [
+            c["variant"],
+            str(c["n"]),
+            fmt(c["mean_diff"]),
+            fmt(c["ci_diff"]),
+            format_p(c["p_ttest"], alpha),
+            format_p(c.get("p_ttest_holm"), alpha),
+            format_p(c["p_wilcoxon"], alpha),
+            format_p(c.get("p_wilcoxon_holm"), alpha),
+            with_ci(c["d_z"], c["d_z_ci"]),
+            with_ci(c["g_z"], c["g_z_ci"]),
+            with_ci(c["prob_improvement"], c["prob_improvement_ci"]),
+            fmt(c["share_improved"], 2),
+            "; ".join(c["notes"]),
+        ]
+        for c in st["comparisons"]
+    ]
+    head = [
+        "variant",
+        "seeds",
+        "diff",
+        "95% CI",
+        "p (t)",
+        "p (t, Holm)",
+        "p (Wilcoxon)",
+        "p (W, Holm)",
+        "d_z [95% CI]",
+        "g_z [95% CI]",
+        "P(improve) [95% CI]",
+        "share improved",
+        "notes",
+    ]
+    return ("table", head, rows)
