@@ -36,7 +36,7 @@ BASE: dict[str, Any] = {
     "resources": {"cpus_per_trial": 1},
 }
 GRID = {"kind": "grid", "seeds": [0], "grid": {"loss.scale": [1.0, 2.0]}}
-SEARCH = {"kind": "search", "seeds": [0], "n_trials": 2, "space": {}}
+SEARCH = {"kind": "search", "seeds": [0, 1], "n_trials": 2, "space": {}}
 
 
 def study(**dotted: Any) -> str:
@@ -157,6 +157,11 @@ STUDY_CASES = [
     Case("float range on int key", space(train__epochs={"low": 1, "high": 9}), "train.epochs"),
     Case("high end invalid", space(train__momentum={"low": 0.5, "high": 1.0}), "momentum"),
     Case("space over train.seed", space(train__seed={"type": "int", "low": 0, "high": 3}), "seed"),
+    Case(
+        "search with one seed (selection and report would share it)",
+        space(loss__scale={"low": 1, "high": 2}).replace("  - 0\n  - 1\n", "  - 0\n"),
+        "study.seeds: a search selects at the first seed",
+    ),
     Case("unknown baseline", study(report={"baseline": "nope"}), "report.baseline"),
     Case(
         "baseline in a search",

@@ -89,11 +89,12 @@ def dry_run_text(cfg: StudyFile) -> str:
     lines = [f"study {cfg.name}: {json.dumps(describe(cfg))}"]
     if cfg.study.kind == "search":
         search_distributions(cfg)
-        n = cfg.study.n_trials + len(cfg.study.seeds)
+        n = cfg.study.n_trials + len(cfg.study.seeds) - 1
         lines.append(
             f"{cfg.study.n_trials} search trials (sampler {cfg.study.sampler}, ASHA "
             f"{'on' if cfg.study.asha else 'off'}) at seed {cfg.study.seeds[0]}, then the "
-            f"best configuration x {len(cfg.study.seeds)} seeds = {n} trials"
+            f"best configuration x the {len(cfg.study.seeds) - 1} other seeds "
+            f"{cfg.study.seeds[1:]} (selection and report never share a seed) = {n} trials"
         )
     else:
         plans = expand(cfg)
@@ -310,7 +311,9 @@ def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) 
         if cfg_file.parent.name not in done:
             enqueue.append(json.loads(cfg_file.read_text())["plan"]["overrides"])
     planned = [{"trial_id": f"search #{i}", "variant": "search"} for i in range(cfg.study.n_trials)]
-    best_plans = [{"trial_id": f"best__s{s}", "variant": "best"} for s in cfg.study.seeds]
+    # selection (the search, at seeds[0]) and reporting (the best re-run) never share a seed
+    report_seeds = cfg.study.seeds[1:]
+    best_plans = [{"trial_id": f"best__s{s}", "variant": "best"} for s in report_seeds]
     write_plan(out, planned + best_plans, meta)
     bar = _Progress(len(planned) + len(best_plans), len(records), progress)
     remaining = cfg.study.n_trials - n_search
@@ -342,7 +345,7 @@ def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) 
     best = pick(scored, key=lambda r: r["metrics"][cfg.study.metric])
     plans = [
         {"trial_id": f"best__s{s}", "variant": "best", "seed": s, "overrides": best["overrides"]}
-        for s in cfg.study.seeds
+        for s in report_seeds
     ]
     done = done_ids(out, cfg.study.retries)
     todo = [p for p in plans if p["trial_id"] not in done]
@@ -355,6 +358,11 @@ def check_study(cfg: StudyFile) -> None:
     """Validate what the schema alone cannot (design, grid keys, ranges, baseline); no writes."""
     if cfg.study.kind == "search":
         search_distributions(cfg)
+        if len(cfg.study.seeds) < 2:
+            raise ConfigError(
+                f"{cfg.name}: study.seeds: a search selects at the first seed and re-runs its best "
+                f"configuration at the others, so it needs at least 2 seeds (got {cfg.study.seeds})"
+            )
         if cfg.report.baseline:
             raise ConfigError(
                 f"{cfg.name}: report.baseline: a search has no baseline variant (its trials "
