@@ -183,6 +183,12 @@ class ResourcesConfig(_Strict):
     workers_per_trial: int | None = Field(None, ge=1)
     max_concurrent: int | None = Field(None, ge=1)
     address: str | None = None
+    #: members trained together in one process (``auto``: where ``benchmarks/pack_speed.py``
+    #: showed a gain; ``1``: never); see ``rcl_study.study.packing``
+    pack: int | Literal["auto"] = "auto"
+    #: ``ray`` (Ray Tune, trials in parallel) or ``local`` (this process, one unit at a time,
+    #: without importing Ray)
+    executor: Literal["ray", "local"] = "ray"
 
     @model_validator(mode="after")
     def _check_gpus(self) -> ResourcesConfig:
@@ -193,6 +199,22 @@ class ResourcesConfig(_Strict):
             raise ValueError(
                 f"workers_per_trial ({self.workers_per_trial}) must equal gpus_per_trial ({g:g}):"
                 " one data-parallel worker per GPU"
+            )
+        return self
+
+    @field_validator("pack", mode="before")
+    @classmethod
+    def _pack_value(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            return v
+        raise ValueError("must be 'auto' or a whole number of members >= 1")
+
+    @model_validator(mode="after")
+    def _check_pack(self) -> ResourcesConfig:
+        if self.workers > 1 and self.executor == "local":
+            raise ValueError(
+                "executor 'local' runs each trial in this one process; data-parallel trials "
+                f"({self.workers} workers) need 'ray'"
             )
         return self
 
