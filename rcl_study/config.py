@@ -200,6 +200,13 @@ class ResourcesConfig(_Strict):
                 f"workers_per_trial ({self.workers_per_trial}) must equal gpus_per_trial ({g:g}):"
                 " one data-parallel worker per GPU"
             )
+        if 0 < g <= 1 and (self.workers_per_trial or 1) >= 2:
+            raise ValueError(
+                f"workers_per_trial ({self.workers_per_trial}) with "
+                f"gpus_per_trial {g:g} would put {self.workers_per_trial} data-parallel"
+                " ranks on one GPU; give each worker its own GPU (gpus_per_trial ="
+                " workers_per_trial) or use one worker"
+            )
         return self
 
     @field_validator("pack", mode="before")

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,8 @@ import torch
 from .config import ConfigError, StudyFile, load_study, to_dict
 from .data import load_data
 from .data.augment import make_views
-from .data.datasets import ListImages
-from .losses import resolve_loss, total_loss
+from .data.datasets import ListImages, LTData
+from .losses import LossSpec, resolve_loss, total_loss
 from .metrics import classification_metrics, feature_measures
 from .models import build_model
 
@@ -100,19 +101,28 @@ def _make_accelerator(cfg: StudyFile, find_unused: bool):
 
 
 class _Prefetch:
-    """Decode the batches of an epoch from image files one batch ahead, in a thread."""
+    """Decode the batches of an epoch from image files one batch ahead, in a thread.
 
-    def __init__(self, images, perm, global_batch: int, offset: int, size: int, steps: int):
-        self.images, self.perm, self.steps = images, perm, steps
+    With ``pin``, batches land in pinned memory, so that their copy to the GPU is asynchronous
+    (a copy from pageable memory waits for the GPU's stream).
+    """
+
+    def __init__(
+        self, images, perm, global_batch: int, offset: int, size: int, steps: int, pin: bool
+    ):
+        self.images, self.perm, self.steps, self.pin = images, perm, steps, pin
         self.global_batch, self.offset, self.size = global_batch, offset, size
         self.pool = ThreadPoolExecutor(1)
         self.next = self.pool.submit(self._load, 0)
 
-    def _load(self, step: int) -> np.ndarray:
+    def _load(self, step: int) -> torch.Tensor:
         lo = step * self.global_batch + self.offset
-        return self.images[self.perm[lo : lo + self.size].numpy()]
+        batch = torch.from_numpy(
+            np.ascontiguousarray(self.images[self.perm[lo : lo + self.size].numpy()])
+        )
+        return batch.pin_memory() if self.pin else batch
 
-    def take(self, step: int) -> np.ndarray:
+    def take(self, step: int) -> torch.Tensor:
         """The batch of ``step`` (steps are taken in order); starts decoding the next one."""
         batch = self.next.result()
         if step + 1 < self.steps:
@@ -128,6 +138,382 @@ def _batch(images, idx: np.ndarray, device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images[idx])).to(device, non_blocking=True)
 
 
+# ---------------------------------------------------------------------------------------------
+# setup: what a trial holds while it trains
+
+
+@dataclass
+class TrialData:
+    """A trial's data where it trains: images, labels, class counts, normalisation, views.
+
+    ``train_x`` / ``test_x`` are uint8 ``[N, H, W, C]`` tensors on the device, or
+    :class:`ListImages` decoded from files batch by batch; ``mean`` / ``std`` are ``[1, C, 1, 1]``.
+    """
+
+    train_x: torch.Tensor | ListImages
+    train_y: torch.Tensor
+    test_x: torch.Tensor | ListImages
+    test_y: np.ndarray
+    test_mask: np.ndarray | None
+    counts_np: np.ndarray
+    counts: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    recipe: str
+
+    @property
+    def on_device(self) -> bool:
+        """Whether the training images already live on the device (else decoded from files)."""
+        return isinstance(self.train_x, torch.Tensor)
+
+
+@dataclass
+class Schedule:
+    """Batch sizes, steps and the learning-rate schedule of one trial."""
+
+    n: int
+    global_batch: int
+    local_batch: int
+    steps: int
+    total_steps: int
+    warmup_steps: int
+    base_lr: float
+
+    def lr(self, epoch: int, step: int) -> float:
+        """The learning rate of ``step`` of ``epoch`` (a Python float: no device read)."""
+        return lr_at(epoch * self.steps + step, self.total_steps, self.warmup_steps, self.base_lr)
+
+
+@dataclass
+class Generators:
+    """The trial's random streams: ``perm`` (CPU, epoch order) and ``aug`` (device, views)."""
+
+    perm: torch.Generator
+    aug: torch.Generator
+
+
+@dataclass
+class Net:
+    """The network as Accelerate prepared it (``model``), its plain module (``core``), optimiser."""
+
+    model: torch.nn.Module
+    core: torch.nn.Module
+    opt: torch.optim.Optimizer
+    acc: Any
+
+
+@dataclass
+class Trial:
+    """Everything one trial holds while it trains (built by :func:`setup`)."""
+
+    cfg: StudyFile
+    spec: LossSpec
+    net: Net
+    data: TrialData
+    sched: Schedule
+    gens: Generators
+    history: list[dict[str, Any]] = field(default_factory=list)
+    start_epoch: int = 0
+
+    @property
+    def device(self) -> torch.device:
+        """The device the trial trains on."""
+        return self.net.acc.device
+
+
+def prepare_data(cfg: StudyFile, data: LTData, device: torch.device) -> TrialData:
+    """Move arrays to ``device`` and fix the normalisation and the augmentation recipe."""
+    counts_np = data.train_counts
+    if not isinstance(data.train_x, ListImages):  # arrays live on the device, augmentation too
+        train_x = torch.from_numpy(data.train_x).to(device)
+        test_x = torch.from_numpy(data.test_x).to(device)
+        mean = train_x.float().mean(dim=(0, 1, 2)).div(255).view(1, -1, 1, 1)
+        std = train_x.float().std(dim=(0, 1, 2)).div(255).clamp_min(1e-3).view(1, -1, 1, 1)
+    else:
+        train_x, test_x = data.train_x, data.test_x
+        mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, -1, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, -1, 1, 1)
+    return TrialData(
+        train_x=train_x,
+        train_y=torch.as_tensor(data.train_y, device=device),
+        test_x=test_x,
+        test_y=data.test_y,
+        test_mask=data.test_mask,
+        counts_np=counts_np,
+        counts=torch.as_tensor(counts_np, device=device),
+        mean=mean,
+        std=std,
+        recipe=_augment_recipe(cfg, data.channels, data.image_size),
+    )
+
+
+def build_network(cfg: StudyFile, data: LTData, acc) -> Net:
+    """Build the model and its SGD optimiser, and let Accelerate prepare both.
+
+    ``core`` is the plain module without Accelerate's mixed-precision forward wrapper: training
+    steps enter autocast themselves, evaluation runs ``core`` in float32.
+    """
+    tc, device = cfg.train, acc.device
+    model = build_model(
+        cfg.model.arch,
+        data.channels,
+        data.num_classes,
+        data.image_size,
+        cfg.model.proj_hidden,
+        cfg.model.proj_dim,
+        cfg.model.width,
+        cfg.model.norm,
+    ).to(device)
+    if cfg.model.norm == "sync_batch" and acc.num_processes > 1 and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay
+    )
+    model, opt = acc.prepare(model, opt)
+    return Net(model, acc.unwrap_model(model, keep_fp32_wrapper=False), opt, acc)
+
+
+def make_schedule(cfg: StudyFile, n: int, num_processes: int) -> Schedule:
+    """Steps per epoch, per-process batch and warm-up of a training set of ``n`` images."""
+    tc = cfg.train
+    global_batch = min(tc.batch_size, n)
+    steps = max(1, n // global_batch)
+    if tc.max_steps_per_epoch:
+        steps = min(steps, tc.max_steps_per_epoch)
+    return Schedule(
+        n=n,
+        global_batch=global_batch,
+        local_batch=max(1, global_batch // num_processes),
+        steps=steps,
+        total_steps=steps * tc.epochs,
+        warmup_steps=steps * tc.warmup_epochs,
+        base_lr=tc.lr,
+    )
+
+
+def make_generators(seed: int, device: torch.device) -> Generators:
+    """The epoch-order generator (CPU, ``seed``) and the augmentation one (device, ``seed + 1``)."""
+    return Generators(
+        torch.Generator().manual_seed(seed),
+        torch.Generator(device=device).manual_seed(seed + 1),
+    )
+
+
+def setup(cfg: StudyFile) -> Trial:
+    """Seed, build the accelerator, data, network, schedule and generators of one trial."""
+    tc = cfg.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    _seed_everything(tc.seed)
+    spec = resolve_loss(cfg.loss, tc.alpha, tc.beta)
+    acc = _make_accelerator(cfg, find_unused=not (spec.contrastive and spec.prototypes))
+    if acc.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels
+    raw = load_data(cfg.data)
+    net = build_network(cfg, raw, acc)
+    data = prepare_data(cfg, raw, acc.device)
+    sched = make_schedule(cfg, len(raw.train_y), acc.num_processes)
+    return Trial(cfg, spec, net, data, sched, make_generators(tc.seed, acc.device))
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoints
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read safely (names the file)."""
+
+
+def save_checkpoint(
+    path: Path, core, opt, gens: Generators, history: list[dict[str, Any]], epoch: int
+) -> None:
+    """Write model, optimiser, random streams and history atomically to ``path``.
+
+    Everything stored is a tensor or a plain list/dict of numbers and strings, so that
+    :func:`read_checkpoint` can load it with ``weights_only=True``.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_save(
+        {
+            "model": core.state_dict(),
+            "optimizer": opt.state_dict(),
+            "perm_gen": gens.perm.get_state(),
+            "aug_gen": gens.aug.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": [_plain(h) for h in history],
+            "epoch": int(epoch),
+        },
+        path,
+    )
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint at ``path``, loaded with ``weights_only=True`` (no code runs).
+
+    Raises:
+        CheckpointError: the file holds anything but tensors and plain containers, or is damaged.
+
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable checkpoint gets one clear line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            f"{path}: not a safe checkpoint (refused by weights_only loading: {first[:200]}); "
+            "delete it to start the trial afresh"
+        ) from None
+
+
+def load_checkpoint(path: Path, core, opt, gens: Generators) -> tuple[list[dict[str, Any]], int]:
+    """Restore ``core``, ``opt`` and the random streams from ``path``; (history, epoch)."""
+    state = read_checkpoint(path)
+    core.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    gens.perm.set_state(state["perm_gen"])
+    gens.aug.set_state(state["aug_gen"].to(gens.aug.get_state().device))
+    torch.set_rng_state(state["torch_rng"])
+    return list(state["history"]), int(state["epoch"])
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain Python lists, dicts, numbers and strings (numpy scalars converted)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# one step, one epoch
+
+
+@dataclass
+class EpochOrder:
+    """The order of one epoch: a permutation, this process's offset, and decoded batches."""
+
+    perm: torch.Tensor
+    perm_dev: torch.Tensor
+    offset: int
+    global_batch: int
+    local_batch: int
+    decoded: _Prefetch | None = None
+
+    def rows(self, step: int) -> torch.Tensor:
+        """Indices (on the device) of this process's images in ``step``."""
+        lo = step * self.global_batch + self.offset
+        return self.perm_dev[lo : lo + self.local_batch]
+
+
+def epoch_order(
+    data: TrialData, sched: Schedule, perm_gen: torch.Generator, process_index: int
+) -> EpochOrder:
+    """Draw the next epoch's permutation; start decoding its first batch for file images."""
+    perm = torch.randperm(sched.n, generator=perm_gen)
+    offset = process_index * sched.local_batch
+    decoded = None
+    if not data.on_device:
+        pin = data.train_y.device.type == "cuda"
+        decoded = _Prefetch(
+            data.train_x, perm, sched.global_batch, offset, sched.local_batch, sched.steps, pin
+        )
+    return EpochOrder(
+        perm, perm.to(data.train_y.device), offset, sched.global_batch, sched.local_batch, decoded
+    )
+
+
+def gather_batch(
+    data: TrialData, order: EpochOrder, step: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The uint8 images ``[B, H, W, C]`` and labels ``[B]`` of ``step``, on the device."""
+    rows = order.rows(step)
+    if order.decoded is None:
+        xb = data.train_x[rows]
+    else:  # decoded from files, one batch ahead in a thread
+        xb = order.decoded.take(step).to(data.train_y.device, non_blocking=True)
+    return xb, data.train_y[rows]
+
+
+def batch_inputs(xb: torch.Tensor, aug_gen: torch.Generator, data: TrialData) -> torch.Tensor:
+    """The three normalised views of ``xb`` stacked: ``[3B, C, H, W]`` (classifier view first)."""
+    views = [(v - data.mean) / data.std for v in make_views(xb, aug_gen, data.recipe)]
+    inp = torch.cat(views)
+    if inp.device.type == "cuda":
+        inp = inp.contiguous(memory_format=torch.channels_last)
+    return inp
+
+
+def forward_loss(
+    net: Net, spec: LossSpec, inp: torch.Tensor, yb: torch.Tensor, counts: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Forward the stacked views under autocast and compute the trial's loss (float32 outputs)."""
+    with net.acc.autocast():
+        _, logits, proj = net.model(inp)
+        protos = net.core.prototypes() if spec.prototypes else None
+    logits, proj = logits.float(), proj.float()
+    b = len(yb)
+    return total_loss(spec, logits[:b], yb, proj[b:], torch.cat([yb, yb]), counts, protos)
+
+
+def train_step(
+    net: Net,
+    spec: LossSpec,
+    data: TrialData,
+    order: EpochOrder,
+    step: int,
+    aug_gen: torch.Generator,
+    lr: float,
+) -> dict[str, torch.Tensor]:
+    """One optimisation step: batch, views, forward, loss, backward, SGD update.
+
+    Reads nothing back from the device: returns the detached loss scalars (``LOSS_KEYS``) as
+    device tensors.
+    """
+    xb, yb = gather_batch(data, order, step)
+    inp = batch_inputs(xb, aug_gen, data)
+    for group in net.opt.param_groups:
+        group["lr"] = lr
+    losses = forward_loss(net, spec, inp, yb, data.counts)
+    net.opt.zero_grad(set_to_none=True)
+    net.acc.backward(losses["loss"])
+    net.opt.step()
+    return {k: losses[k].detach() for k in LOSS_KEYS}
+
+
+def train_epoch(trial: Trial, epoch: int) -> torch.Tensor:
+    """Train one epoch; the mean of each of ``LOSS_KEYS`` over its steps (a device tensor).
+
+    Losses and the first non-finite step are accumulated on the device and read once, at the end.
+
+    Raises:
+        Diverged: a step's loss was not finite (on any process).
+
+    """
+    net, sched, device = trial.net, trial.sched, trial.device
+    sums = torch.zeros(len(LOSS_KEYS), device=device)
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)
+    order = epoch_order(trial.data, sched, trial.gens.perm, net.acc.process_index)
+    for step in range(sched.steps):
+        losses = train_step(
+            net, trial.spec, trial.data, order, step, trial.gens.aug, sched.lr(epoch, step)
+        )
+        bad_now = (first_bad < 0) & ~torch.isfinite(losses["loss"])
+        first_bad = torch.where(bad_now, step, first_bad)
+        sums += torch.stack([losses[k].float() for k in LOSS_KEYS])
+    bad_step = int(_max_over_ranks(first_bad))
+    if bad_step >= 0:
+        raise Diverged(f"non-finite loss at epoch {epoch + 1}, step {bad_step + 1}")
+    return sums / sched.steps
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation
+
+
 @torch.no_grad()
 def evaluate(
     model,
@@ -140,20 +526,57 @@ def evaluate(
     mask: np.ndarray | None = None,
     batch_size: int = 512,
 ) -> dict[str, Any]:
-    """Accuracy metrics (raw logits) and feature-space measures on a test set."""
+    """Accuracy metrics (raw logits) and feature-space measures on a test set, in float32.
+
+    ``model`` should be the plain module (``Net.core``): autocast is switched off here, but a
+    forward still wrapped by Accelerate's mixed precision would switch it back on.
+    """
+    device = torch.device(device)
     model.eval()
     preds, feats = [], []
-    for start in range(0, len(labels), batch_size):
-        idx = np.arange(start, min(start + batch_size, len(labels)))
-        x = _batch(images, idx, device).permute(0, 3, 1, 2).float().div_(255)
-        f, logits, _ = model((x - mean) / std)
-        preds.append(logits.argmax(1).cpu())
-        feats.append(f.float().cpu())
+    with torch.autocast(device_type=device.type, enabled=False):
+        for start in range(0, len(labels), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(labels)))
+            x = _batch(images, idx, device).permute(0, 3, 1, 2).float().div_(255)
+            f, logits, _ = model((x - mean) / std)
+            preds.append(logits.argmax(1).cpu())
+            feats.append(f.float().cpu())
     model.train()
     y_pred = torch.cat(preds).numpy()
     out = classification_metrics(labels, y_pred, train_counts, mask)
     out.update(feature_measures(torch.cat(feats), torch.as_tensor(labels), len(train_counts)))
     return out
+
+
+def evaluate_trial(trial: Trial) -> dict[str, Any]:
+    """:func:`evaluate` of the trial's network on its test set."""
+    d = trial.data
+    return evaluate(
+        trial.net.core, d.test_x, d.test_y, d.counts_np, d.mean, d.std, trial.device, d.test_mask
+    )
+
+
+BEST_KEYS = ("top1", "balanced_acc")
+
+
+def best_of(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best evaluation of ``history`` (optimistic: chosen on the test set).
+
+    Returns ``best_top1``, ``best_balanced_acc`` (the maximum over evaluations) and
+    ``best_epoch_top1``, ``best_epoch_balanced_acc`` (the first epoch reaching it); None when no
+    evaluation has the metric.
+    """
+    out: dict[str, Any] = {}
+    for key in BEST_KEYS:
+        scored = [h for h in history if isinstance(h.get(key), (int, float))]
+        best = max(scored, key=lambda h: h[key], default=None)  # first of equal maxima
+        out[f"best_{key}"] = best[key] if best else None
+        out[f"best_epoch_{key}"] = best["epoch"] if best else None
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the trial
 
 
 def train_trial(
@@ -174,74 +597,20 @@ def train_trial(
 
     Returns:
         The last evaluation's metrics plus ``status`` (``ok`` or ``diverged``), ``reason``,
-        ``epoch``, ``history`` (one entry per evaluation), ``seconds_per_epoch`` and ``device``.
+        ``epoch``, ``history`` (one entry per evaluation), the best evaluation (see
+        :func:`best_of`), ``seconds_per_epoch`` and ``device``.
+
+    Raises:
+        CheckpointError: the checkpoint in ``workdir`` cannot be loaded safely.
 
     """
     tc = cfg.train
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
-    _seed_everything(tc.seed)
-    spec = resolve_loss(cfg.loss, tc.alpha, tc.beta)
-    acc = _make_accelerator(cfg, find_unused=not (spec.contrastive and spec.prototypes))
-    device = acc.device
-    data = load_data(cfg.data)
-    counts_np = data.train_counts
-    counts = torch.as_tensor(counts_np, device=device)
-    recipe = _augment_recipe(cfg, data.channels, data.image_size)
-
-    model = build_model(
-        cfg.model.arch,
-        data.channels,
-        data.num_classes,
-        data.image_size,
-        cfg.model.proj_hidden,
-        cfg.model.proj_dim,
-        cfg.model.width,
-        cfg.model.norm,
-    ).to(device)
-    if cfg.model.norm == "sync_batch" and acc.num_processes > 1 and device.type == "cuda":
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(
-        model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay
-    )
-    model, opt = acc.prepare(model, opt)
-    core = acc.unwrap_model(model)
-
-    train_x = data.train_x
-    if not isinstance(train_x, ListImages):  # arrays live on the device, augmentation too
-        train_x = torch.from_numpy(train_x).to(device)
-        test_x = torch.from_numpy(data.test_x).to(device)
-        mean = train_x.float().mean(dim=(0, 1, 2)).div(255).view(1, -1, 1, 1)
-        std = train_x.float().std(dim=(0, 1, 2)).div(255).clamp_min(1e-3).view(1, -1, 1, 1)
-    else:
-        test_x = data.test_x
-        mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, -1, 1, 1)
-        std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, -1, 1, 1)
-    train_y = torch.as_tensor(data.train_y, device=device)
-
-    n = len(data.train_y)
-    global_batch = min(tc.batch_size, n)
-    local_batch = max(1, global_batch // acc.num_processes)
-    steps = max(1, n // global_batch)
-    if tc.max_steps_per_epoch:
-        steps = min(steps, tc.max_steps_per_epoch)
-    total_steps, warmup_steps = steps * tc.epochs, steps * tc.warmup_epochs
-    perm_gen = torch.Generator().manual_seed(tc.seed)
-    aug_gen = torch.Generator(device=device).manual_seed(tc.seed + 1)
-
-    history: list[dict[str, Any]] = []
-    start_epoch, elapsed = 0, 0.0
+    trial = setup(cfg)
+    acc, core, opt = trial.net.acc, trial.net.core, trial.net.opt
     ckpt_path = Path(workdir) / "checkpoint.pt" if workdir else None
     if ckpt_path and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        core.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        perm_gen.set_state(state["perm_gen"])
-        aug_gen.set_state(state["aug_gen"].to(aug_gen.get_state().device))
-        torch.set_rng_state(state["torch_rng"])
-        history, start_epoch = state["history"], state["epoch"]
+        trial.history, trial.start_epoch = load_checkpoint(ckpt_path, core, opt, trial.gens)
+    history, start_epoch = trial.history, trial.start_epoch
 
     emit = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     show_bar = tc.progress and sys.stderr.isatty() and acc.is_main_process and log is None
@@ -253,72 +622,27 @@ def train_trial(
     result: dict[str, Any] = {
         "status": "ok",
         "reason": "",
-        "device": str(device),
+        "device": str(trial.device),
         "processes": acc.num_processes,
     }
     metrics: dict[str, Any] = history[-1] if history else {}
-    model.train()
+    elapsed = 0.0
+    trial.net.model.train()
     try:
         for epoch in epochs:
             t0 = time.perf_counter()
-            # no host-device sync inside the epoch: losses and the first non-finite step are
-            # accumulated on the device and read once at its end
-            sums = torch.zeros(len(LOSS_KEYS), device=device)
-            first_bad = torch.full((), -1, dtype=torch.long, device=device)
-            perm = torch.randperm(n, generator=perm_gen)
-            perm_dev = perm.to(device)
-            offset = acc.process_index * local_batch
-            on_device = isinstance(train_x, torch.Tensor)  # uint8 images already on the device
-            decoded = (
-                None
-                if on_device
-                else _Prefetch(train_x, perm, global_batch, offset, local_batch, steps)
-            )
-            for step in range(steps):
-                lo = step * global_batch + offset
-                rows = perm_dev[lo : lo + local_batch]
-                for group in opt.param_groups:
-                    group["lr"] = lr_at(epoch * steps + step, total_steps, warmup_steps, tc.lr)
-                if on_device:
-                    xb = train_x[rows]
-                else:  # decoded from files, one batch ahead in a thread
-                    xb = torch.from_numpy(decoded.take(step)).to(device, non_blocking=True)
-                yb = train_y[rows]
-                views = [(v - mean) / std for v in make_views(xb, aug_gen, recipe)]
-                inp = torch.cat(views)
-                if device.type == "cuda":
-                    inp = inp.contiguous(memory_format=torch.channels_last)
-                with acc.autocast():
-                    _, logits, proj = model(inp)
-                    protos = core.prototypes() if spec.prototypes else None
-                b = len(rows)
-                losses = total_loss(
-                    spec, logits[:b], yb, proj[b:], torch.cat([yb, yb]), counts, protos
-                )
-                bad_now = (first_bad < 0) & ~torch.isfinite(losses["loss"].detach())
-                first_bad = torch.where(bad_now, step, first_bad)
-                opt.zero_grad(set_to_none=True)
-                acc.backward(losses["loss"])
-                opt.step()
-                sums += torch.stack([losses[k].detach().float() for k in LOSS_KEYS])
-            bad_step = int(_max_over_ranks(first_bad))
-            if bad_step >= 0:
-                raise Diverged(f"non-finite loss at epoch {epoch + 1}, step {bad_step + 1}")
+            losses = train_epoch(trial, epoch)
             epoch_seconds = time.perf_counter() - t0
             elapsed += epoch_seconds
             done = epoch + 1
             if done % tc.eval_every == 0 or done == tc.epochs:
-                mean_losses = acc.reduce(sums / steps, reduction="mean")
+                mean_losses = acc.reduce(losses, reduction="mean")
                 if acc.is_main_process:  # evaluation on one process, the full test set
-                    metrics = evaluate(
-                        core, test_x, data.test_y, counts_np, mean, std, device, data.test_mask
-                    )
+                    metrics = evaluate_trial(trial)
                     metrics.update(zip(LOSS_KEYS, mean_losses.tolist()))
                     metrics.update(
                         epoch=done,
-                        seconds_per_epoch=elapsed / (done - start_epoch)
-                        if done > start_epoch
-                        else 0.0,
+                        seconds_per_epoch=elapsed / (done - start_epoch),
                         epoch_seconds=epoch_seconds,
                     )
                     history.append({k: v for k, v in metrics.items() if k != "per_class_acc"})
@@ -336,28 +660,17 @@ def train_trial(
                 and (done % tc.checkpoint_every == 0 or done == tc.epochs)
                 and acc.is_main_process
             ):
-                ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-                _atomic_save(
-                    {
-                        "model": core.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "perm_gen": perm_gen.get_state(),
-                        "aug_gen": aug_gen.get_state(),
-                        "torch_rng": torch.get_rng_state(),
-                        "history": history,
-                        "epoch": done,
-                    },
-                    ckpt_path,
-                )
+                save_checkpoint(ckpt_path, core, opt, trial.gens, history, done)
     except Diverged as err:
         result.update(status="diverged", reason=str(err))
     result.update(metrics)
     result.update(
         history=history,
         epoch=history[-1]["epoch"] if history else 0,
-        train_counts=counts_np.tolist(),
-        loss_spec=spec.as_dict(),
+        train_counts=trial.data.counts_np.tolist(),
+        loss_spec=trial.spec.as_dict(),
     )
+    result.update(best_of(history))
     return result
 
 
@@ -378,7 +691,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    result = train_trial(cfg, workdir=a.workdir)
+    try:
+        result = train_trial(cfg, workdir=a.workdir)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()  # leave together: a rank exiting mid-teardown aborts gloo
         torch.distributed.destroy_process_group()

@@ -81,6 +81,16 @@ BAD = [
         "study.space.loss.scale: low (3.0) is greater",
     ),
     ("too many GPUs", _with("resources.gpus_per_trial", 64), "resources.gpus_per_trial"),
+    (
+        "two DDP ranks on one GPU",
+        {**GOOD, "resources": {"gpus_per_trial": 1, "workers_per_trial": 2}},
+        "resources: workers_per_trial (2) with gpus_per_trial 1 would put 2",
+    ),
+    (
+        "two DDP ranks on half a GPU",
+        {**GOOD, "resources": {"gpus_per_trial": 0.5, "workers_per_trial": 2}},
+        "ranks on one GPU",
+    ),
 ]
 
 

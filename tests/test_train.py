@@ -126,15 +126,21 @@ def test_resume_equals_uninterrupted(tmp_path):
 
     with pytest.raises(Stop):
         train.train_trial(cfg, crash_at_epoch_3, workdir=tmp_path / "b", log=_quiet)
-    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 2  # the last checkpoint before the crash
     resumed = train.train_trial(cfg, workdir=tmp_path / "b", log=_quiet)
     for key in ("top1", "balanced_acc", "loss", "compactness"):
         assert resumed[key] == full[key], key
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in full["history"]]
-    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+    # the best evaluation survives the resume: it comes from the checkpointed history
+    assert len(resumed["history"]) == 4
+    best = max(full["history"], key=lambda h: h["top1"])
+    assert resumed["best_top1"] == full["best_top1"] == best["top1"]
+    assert resumed["best_epoch_top1"] == full["best_epoch_top1"]
+    assert resumed["best_balanced_acc"] == max(h["balanced_acc"] for h in full["history"])
 
 
 def test_same_seed_same_metrics_different_seed_differs():
@@ -270,3 +276,83 @@ def test_list_file_dataset_trains(tmp_path):
     res = train.train_trial(cfg, log=_quiet)
     assert res["status"] == "ok" and res["epoch"] == 2 and len(res["per_class_acc"]) == 3
     assert math.isfinite(res["loss"])
+
+
+class _OpenOnLoad:
+    """Unpickles as ``open(path, "w")``: loading it with pickle creates the file."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_checkpoint_with_pickled_code_is_refused_and_nothing_runs(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    work = tmp_path / "work"
+    work.mkdir()
+    ckpt = work / "checkpoint.pt"
+    torch.save({"model": {}, "history": [_OpenOnLoad(marker)], "epoch": 1}, ckpt)
+    with pytest.raises(train.CheckpointError, match="checkpoint.pt: not a safe checkpoint"):
+        train.train_trial(_cfg(), workdir=work, log=_quiet)
+    assert not marker.exists()
+    study = tmp_path / "s.yaml"
+    study.write_text(json.dumps(TINY))
+    assert train.main([str(study), "--workdir", str(work)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(ckpt) in err, err
+    assert not marker.exists()
+
+
+def test_best_of_hand_made_histories():
+    hist = [
+        {"epoch": 1, "top1": 0.5, "balanced_acc": 0.4},
+        {"epoch": 2, "top1": 0.7, "balanced_acc": 0.6},
+        {"epoch": 3, "top1": 0.7, "balanced_acc": 0.65},  # ties top1: the first epoch counts
+        {"epoch": 4, "top1": 0.6, "balanced_acc": 0.5},
+    ]
+    assert train.best_of(hist) == {
+        "best_top1": 0.7,
+        "best_epoch_top1": 2,
+        "best_balanced_acc": 0.65,
+        "best_epoch_balanced_acc": 3,
+    }
+    assert train.best_of([]) == {
+        "best_top1": None,
+        "best_epoch_top1": None,
+        "best_balanced_acc": None,
+        "best_epoch_balanced_acc": None,
+    }
+
+
+def test_trial_result_has_last_and_best_evaluation():
+    res = train.train_trial(_cfg(train={"epochs": 3, "eval_every": 1}), log=_quiet)
+    tops = [h["top1"] for h in res["history"]]
+    assert res["top1"] == tops[-1] and res["best_top1"] == max(tops)
+    assert res["best_epoch_top1"] == 1 + tops.index(max(tops))
+
+
+def _bf16_cpu_accelerator(cfg, find_unused):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(True)
+    return Accelerator(cpu=True, mixed_precision="bf16")
+
+
+def test_evaluation_runs_in_float32_when_training_runs_in_bf16(monkeypatch):
+    monkeypatch.setattr(train, "_make_accelerator", _bf16_cpu_accelerator)
+    trial = train.setup(_cfg(loss={"preset": "bcl"}))
+    seen = []
+    convs = [m for m in trial.net.core.modules() if isinstance(m, torch.nn.Conv2d)]
+    for m in convs:
+        m.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
+    order = train.epoch_order(trial.data, trial.sched, trial.gens.perm, 0)
+    losses = train.train_step(trial.net, trial.spec, trial.data, order, 0, trial.gens.aug, 0.1)
+    assert set(seen) == {torch.bfloat16}  # the training step does run under bf16 autocast
+    assert all(v.dtype == torch.float32 and v.device == trial.device for v in losses.values())
+    seen.clear()
+    metrics = train.evaluate_trial(trial)
+    assert seen and set(seen) == {torch.float32}
+    assert 0 <= metrics["top1"] <= 1
