@@ -43,6 +43,16 @@ METRICS = (
 #: CPU held by a data-parallel trial's own Tune function while its Ray Train workers run
 DRIVER_CPU = 0.01
 COMPONENTS = ("balance", "scale", "margin", "class_averaging", "prototypes", "logit_adjust")
+#: dotted keys in which the members of one pack of trials may differ (``rcl_study.pack``)
+PACKABLE_KEYS = (
+    "loss.balance",
+    "loss.scale",
+    "loss.margin",
+    "loss.class_averaging",
+    "loss.prototypes",
+    "loss.logit_adjust",
+    "loss.scale_on",
+)
 
 
 class ConfigError(ValueError):

@@ -22,19 +22,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import PACKABLE_KEYS as PACKABLE
 from ..config import ConfigError, StudyFile
 from .space import TrialPlan
-
-#: dotted config keys in which the members of one pack may differ
-PACKABLE = (
-    "loss.balance",
-    "loss.scale",
-    "loss.margin",
-    "loss.class_averaging",
-    "loss.prototypes",
-    "loss.logit_adjust",
-    "loss.scale_on",
-)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import DRIVER_CPU, ConfigError, StudyFile, parse_study, set_path, to_dict
+from ..config import DRIVER_CPU, ConfigError, StudyFile, parse_study, to_dict
 from .execute import train_and_save as _train_and_save
-from .execute import train_unit, unit_members, unit_records
+from .execute import train_unit, unit_records
 from .records import append_record
 from .space import params_id
 
