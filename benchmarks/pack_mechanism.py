@@ -20,6 +20,7 @@ import argparse
 import copy
 import json
 import time
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -151,7 +152,7 @@ def main() -> None:
                 "vmap": {
                     "max_loss_diff": float((vm_loss - ref_loss).abs().max()),
                     "max_param_diff": float(
-                        (vm[1][first].detach()[0] - dict(ref[0].named_parameters())[first])
+                        (vm[1][first].detach()[0] - dict(ref[0].named_parameters())[first].detach())
                         .abs()
                         .max()
                     ),
@@ -159,13 +160,13 @@ def main() -> None:
             }
             models = _models(arch, k, dev)
             opts = [torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for m in models]
-            rows["loop"] = {"ms": 1e3 * _time(lambda: _loop_step(models, opts, x, y), a.repeats)}
-            rows["vmap"]["ms"] = 1e3 * _time(lambda: _vmap_step(vm, x, y), a.repeats)
+            rows["loop"] = {"ms": 1e3 * _time(partial(_loop_step, models, opts, x, y), a.repeats)}
+            rows["vmap"]["ms"] = 1e3 * _time(partial(_vmap_step, vm, x, y), a.repeats)
             if arch == "small_cnn":
                 net = _GroupedSmallCNN(_models(arch, k, dev)).to(dev)
                 st = (net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9))
                 rows["grouped (backbone+fc only)"] = {
-                    "ms": 1e3 * _time(lambda: _grouped_step(st, x, y), a.repeats)
+                    "ms": 1e3 * _time(partial(_grouped_step, st, x, y), a.repeats)
                 }
             for mech, r in rows.items():
                 r.update(arch=arch, k=k, mechanism=mech, ms_per_member=r["ms"] / k)

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from .config import PACKABLE_KEYS, StudyFile, to_dict
+from .losses import resolve_loss
 from .train import (
     LOSS_KEYS,
     CheckpointError,
@@ -98,7 +99,7 @@ def setup_pack(cfgs: list[StudyFile], names: list[str]) -> list[Member]:
     the members start from the weights of their separate runs (equal weights for equal seeds).
     """
     cfg = cfgs[0]
-    spec, acc, raw = setup_start(cfg)
+    _, acc, raw = setup_start(cfg)
     if acc.num_processes > 1:
         raise ValueError("a pack trains in one process; it cannot be data-parallel")
     state = torch.get_rng_state()
@@ -106,7 +107,7 @@ def setup_pack(cfgs: list[StudyFile], names: list[str]) -> list[Member]:
     for c in cfgs:
         torch.set_rng_state(state)
         nets.append(build_network(c, raw, acc))
-        specs.append(setup_spec(c))
+        specs.append(resolve_loss(c.loss, c.train.alpha, c.train.beta))
     data = prepare_data(cfg, raw, acc.device)
     sched = make_schedule(cfg, len(raw.train_y), 1)
     gens = make_generators(cfg.train.seed, acc.device)
@@ -114,13 +115,6 @@ def setup_pack(cfgs: list[StudyFile], names: list[str]) -> list[Member]:
         Member(name, Trial(c, s, net, data, sched, gens))
         for name, c, s, net in zip(names, cfgs, specs, nets)
     ]
-
-
-def setup_spec(cfg: StudyFile):
-    """The resolved loss of one member."""
-    from .losses import resolve_loss
-
-    return resolve_loss(cfg.loss, cfg.train.alpha, cfg.train.beta)
 
 
 def train_pack_epoch(members: list[Member], epoch: int) -> dict[str, torch.Tensor]:
@@ -265,8 +259,7 @@ def train_pack(
     return [
         finish_result(
             m.trial,
-            {"status": m.status, "reason": m.reason, "device": str(m.trial.device),
-             "processes": 1},
+            {"status": m.status, "reason": m.reason, "device": str(m.trial.device), "processes": 1},
             m.metrics,
         )
         for m in members

@@ -698,9 +698,7 @@ def evaluation(
     return metrics
 
 
-def finish_result(
-    trial: Trial, result: dict[str, Any], metrics: dict[str, Any]
-) -> dict[str, Any]:
+def finish_result(trial: Trial, result: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
     """``result`` (status, reason, device) completed with the last metrics, history and best."""
     history = trial.history
     result.update(metrics)

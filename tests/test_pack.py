@@ -77,16 +77,20 @@ def test_first_step_weights_losses_and_gradients_equal_separate_runs():
         ls["loss"].backward()
         lp["loss"].backward()
         assert float(ls["loss"]) == pytest.approx(float(lp["loss"]), abs=1e-12)
-        for (name, p), q in zip(
-            single.net.core.named_parameters(), m.trial.net.core.parameters()
-        ):
+        for (name, p), q in zip(single.net.core.named_parameters(), m.trial.net.core.parameters()):
             if p.grad is None:
                 assert q.grad is None, name
             else:
                 assert torch.allclose(p.grad, q.grad, atol=1e-12, rtol=0), name
     # the members differ in their loss only: different knobs, different losses
-    losses = [float(train.forward_loss(m.trial.net, m.trial.spec, inp.double(), yb,
-                                       lead.data.counts)["loss"]) for m in members]
+    losses = [
+        float(
+            train.forward_loss(m.trial.net, m.trial.spec, inp.double(), yb, lead.data.counts)[
+                "loss"
+            ]
+        )
+        for m in members
+    ]
     assert len(set(losses)) == 3
 
 

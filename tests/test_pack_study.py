@@ -54,9 +54,7 @@ def test_units_group_by_seed_and_non_packable_keys():
     assert sorted(len(u.members) for u in units) == [2, 2, 3, 3, 3, 3]
     for u in units:
         assert len({p.seed for p in u.members}) == 1 and u.pack_id.startswith("pack__s")
-    assert sorted(p.trial_id for u in units for p in u.members) == sorted(
-        p.trial_id for p in plans
-    )
+    assert sorted(p.trial_id for u in units for p in u.members) == sorted(p.trial_id for p in plans)
     assert all(u.pack_id is None for u in make_units(plans, 1))
     # a grid over a non-packable key never shares a pack
     grid = _cfg(study={"kind": "grid", "grid": {"train.lr": [0.1, 0.2], "loss.scale": [1, 2]}})
@@ -83,8 +81,10 @@ def test_partly_recorded_pack_plans_only_missing_members():
             "at most 1",
         ),
         (
-            {"study": {"kind": "search", "space": {"loss.scale": {"low": 1, "high": 2}}},
-             "resources": {"pack": 2}},
+            {
+                "study": {"kind": "search", "space": {"loss.scale": {"low": 1, "high": 2}}},
+                "resources": {"pack": 2},
+            },
             "search",
         ),
     ],
@@ -99,8 +99,11 @@ def test_packs_that_cannot_be_formed_name_resources_pack(sections, message):
 def test_auto_packs_on_cpu_only_to_keep_slots_busy(monkeypatch):
     import rcl_study.study.packing as packing
 
-    cfg = _cfg(study={"seeds": [0, 1], "components": ["balance", "scale", "margin"]},
-               resources={"executor": "ray", "pack": "auto"}, train={"device": "cpu"})
+    cfg = _cfg(
+        study={"seeds": [0, 1], "components": ["balance", "scale", "margin"]},
+        resources={"executor": "ray", "pack": "auto"},
+        train={"device": "cpu"},
+    )
     plans = expand(cfg)
     monkeypatch.setattr(packing.os, "cpu_count", lambda: 2)
     assert pack_size(cfg, plans) == 8  # 2 seed groups, 2 slots: one pack of 8 per slot
@@ -116,9 +119,19 @@ def test_bad_pack_on_the_command_line_is_exit_2(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(TINY))
     out = subprocess.run(
-        [sys.executable, "-m", "rcl_study.run", str(path), "--dry-run", "--set",
-         "resources.pack=9"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "rcl_study.run",
+            str(path),
+            "--dry-run",
+            "--set",
+            "resources.pack=9",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
@@ -147,9 +160,7 @@ def test_local_packed_study_records_equal_unpacked(tmp_path):
             assert r["metrics"][k] == pytest.approx(u["metrics"][k], abs=1e-6), k
 
 
-def test_local_resume_trains_only_missing_members_and_failures_are_recorded(
-    tmp_path, monkeypatch
-):
+def test_local_resume_trains_only_missing_members_and_failures_are_recorded(tmp_path, monkeypatch):
     cfg = _cfg(tmp_path, resources={"pack": 4})
     first = {r["trial_id"]: r for r in run_study(cfg, progress=False)}
     # forget two members, as if the study had stopped before they were recorded
@@ -192,7 +203,10 @@ def test_local_executor_never_imports_ray(tmp_path):
         "assert 'ray' not in sys.modules, 'ray was imported'; sys.exit(rc)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code, str(path)], cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-c", code, str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-2000:]

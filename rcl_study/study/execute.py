@@ -110,7 +110,10 @@ def train_unit(unit: dict[str, Any], base, out_dir, report: Report | None, threa
         return []
     if len(todo) == 1:
         return [train_and_save(todo[0], base, out_dir, report, threads)]
-    return train_pack_and_save(todo, pack or "pack", base, out_dir, report, threads)
+    name = pack or "pack"
+    if len(todo) < len(members):  # some members stored already: a smaller pack, its own folder
+        name = f"{name}-{len(todo)}of{len(members)}"
+    return train_pack_and_save(todo, name, base, out_dir, report, threads)
 
 
 def make_record(

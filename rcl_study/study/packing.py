@@ -39,8 +39,12 @@ class Unit:
         return {
             "pack": self.pack_id,
             "members": [
-                {"trial_id": p.trial_id, "variant": p.variant, "seed": p.seed,
-                 "overrides": dict(p.overrides)}
+                {
+                    "trial_id": p.trial_id,
+                    "variant": p.variant,
+                    "seed": p.seed,
+                    "overrides": dict(p.overrides),
+                }
                 for p in self.members
             ],
         }
@@ -120,11 +124,16 @@ def pack_size(cfg: StudyFile, plans: list[TrialPlan]) -> int:
     if k == 1:
         return 1
     if cfg.study.kind == "search":
-        raise _fail(cfg, f"{k} members per pack, but a search's trials are sampled one by one; "
-                         "use 1 or auto")
+        raise _fail(
+            cfg,
+            f"{k} members per pack, but a search's trials are sampled one by one; use 1 or auto",
+        )
     if cfg.resources.workers > 1:
-        raise _fail(cfg, f"{k} members per pack, but a pack trains in one process and trials "
-                         f"here are data-parallel ({cfg.resources.workers} workers)")
+        raise _fail(
+            cfg,
+            f"{k} members per pack, but a pack trains in one process and trials "
+            f"here are data-parallel ({cfg.resources.workers} workers)",
+        )
     largest = max((len(g) for g in _groups(plans)), default=0)
     if k > largest:
         raise _fail(

@@ -94,8 +94,7 @@ def dry_run_text(cfg: StudyFile) -> str:
                 lines.append(f"  {'  ' if u.pack_id else ''}{p.trial_id:40s} seed={p.seed} {ov}")
         lines.append(
             f"{n} trials ({n // len(cfg.study.seeds)} variants x {len(cfg.study.seeds)} seeds)"
-            f" in {len(units)} units: "
-            + _pack_note(cfg, units)
+            f" in {len(units)} units: " + _pack_note(cfg, units)
         )
     conc = res.max_concurrent or "as many as fit"
     where = (
