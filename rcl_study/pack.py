@@ -137,8 +137,8 @@ def train_pack_epoch(members: list[Member], epoch: int) -> dict[str, torch.Tenso
             bad_now = (bad[m.name] < 0) & ~torch.isfinite(losses["loss"])
             bad[m.name] = torch.where(bad_now, step, bad[m.name])
             sums[m.name] += torch.stack([losses[k].float() for k in LOSS_KEYS])
-    for m in members:
-        step_bad = int(bad[m.name])
+    first_bad = torch.stack([bad[m.name] for m in members]).tolist()  # one device read
+    for m, step_bad in zip(members, first_bad):
         if step_bad >= 0:
             m.status = "diverged"
             m.reason = f"non-finite loss at epoch {epoch + 1}, step {step_bad + 1}"
