@@ -213,3 +213,23 @@ def test_local_executor_never_imports_ray(tmp_path):
     records = load_records(tmp_path / "out")
     assert len(records) == 4 and {r["status"] for r in records} == {"ok"}
     assert (tmp_path / "report" / "index.md").exists()
+
+
+def test_unit_with_a_stored_member_trains_the_rest_in_its_own_folder(tmp_path, monkeypatch):
+    from rcl_study.config import to_dict
+    from rcl_study.study.execute import train_unit
+
+    cfg = _cfg(tmp_path, resources={"pack": 4})
+    unit = plan_units(cfg, expand(cfg), expand(cfg))[0].as_dict()
+    stored = unit["members"][0]["trial_id"]
+    (tmp_path / "trials" / stored).mkdir(parents=True)
+    (tmp_path / "trials" / stored / "result.json").write_text("{}")
+    seen = []
+
+    def spy(cfgs, names, report=None, *, workdir=None, log=None):
+        seen.append((list(names), Path(workdir).name))
+        return [{"status": "ok", "reason": ""} for _ in names]
+
+    monkeypatch.setattr(pack, "train_pack", spy)
+    train_unit(unit, to_dict(cfg), tmp_path, None, 1)
+    assert seen == [([m["trial_id"] for m in unit["members"][1:]], f"{unit['pack']}-3of4")]
