@@ -64,6 +64,16 @@ RENAMED_METRICS = {"balancedness": "equiangular_gap_deg"}
 #: CPU held by a data-parallel trial's own Tune function while its Ray Train workers run
 DRIVER_CPU = 0.01
 COMPONENTS = ("balance", "scale", "margin", "class_averaging", "prototypes", "logit_adjust")
+#: dotted keys in which the members of one pack of trials may differ (``rcl_study.pack``)
+PACKABLE_KEYS = (
+    "loss.balance",
+    "loss.scale",
+    "loss.margin",
+    "loss.class_averaging",
+    "loss.prototypes",
+    "loss.logit_adjust",
+    "loss.scale_on",
+)
 
 
 #: seeds feed ``numpy.random.default_rng`` / ``np.random.seed``: 0 <= seed < 2**32
@@ -318,6 +328,12 @@ class ResourcesConfig(_Strict):
     workers_per_trial: int | None = Field(None, ge=1)
     max_concurrent: int | None = Field(None, ge=1)
     address: str | None = None
+    #: members trained together in one process (``auto``: where ``benchmarks/pack_speed.py``
+    #: showed a gain; ``1``: never); see ``rcl_study.study.packing``
+    pack: int | Literal["auto"] = "auto"
+    #: ``ray`` (Ray Tune, trials in parallel) or ``local`` (this process, one unit at a time,
+    #: without importing Ray)
+    executor: Literal["ray", "local"] = "ray"
 
     @model_validator(mode="after")
     def _check_gpus(self) -> ResourcesConfig:
@@ -335,6 +351,22 @@ class ResourcesConfig(_Strict):
                 f"gpus_per_trial {g:g} would put {self.workers_per_trial} data-parallel"
                 " ranks on one GPU; give each worker its own GPU (gpus_per_trial ="
                 " workers_per_trial) or use one worker"
+            )
+        return self
+
+    @field_validator("pack", mode="before")
+    @classmethod
+    def _pack_value(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            return v
+        raise ValueError("must be 'auto' or a whole number of members >= 1")
+
+    @model_validator(mode="after")
+    def _check_pack(self) -> ResourcesConfig:
+        if self.workers > 1 and self.executor == "local":
+            raise ValueError(
+                "executor 'local' runs each trial in this one process; data-parallel trials "
+                f"({self.workers} workers) need 'ray'"
             )
         return self
 

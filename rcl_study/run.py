@@ -111,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
 
         load_data(cfg.data)  # fail early, before Ray starts, when the data is missing
         from .study.runner import run_study
-        from .study.tune import ClusterError
+
+        if cfg.resources.executor == "ray":
+            from .study.tune import ClusterError
+        else:  # the local executor never imports Ray
+            ClusterError = ()  # type: ignore[assignment,misc]  # noqa: N806
 
         t0 = time.time()
         try:

@@ -307,8 +307,8 @@ def make_generators(seed: int, device: torch.device) -> Generators:
     )
 
 
-def setup(cfg: StudyFile) -> Trial:
-    """Seed, build the accelerator, data, network, schedule and generators of one trial."""
+def setup_start(cfg: StudyFile) -> tuple[LossSpec, Any, LTData]:
+    """Threads, seeds, the loss, the accelerator and the data: what comes before the network."""
     tc = cfg.train
     if tc.threads:
         torch.set_num_threads(tc.threads)
@@ -317,11 +317,16 @@ def setup(cfg: StudyFile) -> Trial:
     acc = _make_accelerator(cfg, find_unused=not (spec.contrastive and spec.prototypes))
     if acc.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels
-    raw = load_data(cfg.data)
+    return spec, acc, load_data(cfg.data)
+
+
+def setup(cfg: StudyFile) -> Trial:
+    """Seed, build the accelerator, data, network, schedule and generators of one trial."""
+    spec, acc, raw = setup_start(cfg)
     net = build_network(cfg, raw, acc)
     data = prepare_data(cfg, raw, acc.device)
     sched = make_schedule(cfg, len(raw.train_y), acc.num_processes)
-    return Trial(cfg, spec, net, data, sched, make_generators(tc.seed, acc.device))
+    return Trial(cfg, spec, net, data, sched, make_generators(cfg.train.seed, acc.device))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -481,9 +486,24 @@ def train_step(
     """
     xb, yb = gather_batch(data, order, step)
     inp = batch_inputs(xb, aug_gen, data)
+    return update(net, spec, inp, yb, data.counts, lr)
+
+
+def update(
+    net: Net,
+    spec: LossSpec,
+    inp: torch.Tensor,
+    yb: torch.Tensor,
+    counts: torch.Tensor,
+    lr: float,
+) -> dict[str, torch.Tensor]:
+    """Forward the stacked views ``inp``, loss, backward, SGD update at ``lr``.
+
+    Returns the detached loss scalars (``LOSS_KEYS``) as device tensors (no device read).
+    """
     for group in net.opt.param_groups:
         group["lr"] = lr
-    losses = forward_loss(net, spec, inp, yb, data.counts)
+    losses = forward_loss(net, spec, inp, yb, counts)
     net.opt.zero_grad(set_to_none=True)
     net.acc.backward(losses["loss"])
     net.opt.step()
@@ -644,14 +664,7 @@ def train_trial(
             if done % tc.eval_every == 0 or done == tc.epochs:
                 mean_losses = acc.reduce(losses, reduction="mean")
                 if acc.is_main_process:  # evaluation on one process, the full test set
-                    metrics = evaluate_trial(trial)
-                    metrics.update(zip(LOSS_KEYS, mean_losses.tolist()))
-                    metrics.update(
-                        epoch=done,
-                        seconds_per_epoch=elapsed / (done - start_epoch),
-                        epoch_seconds=epoch_seconds,
-                    )
-                    history.append({k: v for k, v in metrics.items() if k != "per_class_acc"})
+                    metrics = evaluation(trial, mean_losses, done, elapsed, epoch_seconds)
                     if report:
                         report(dict(metrics))
                 elif report:  # every process reports (Ray Train's report is collective)
@@ -669,6 +682,31 @@ def train_trial(
                 save_checkpoint(ckpt_path, core, opt, trial.gens, history, done)
     except Diverged as err:
         result.update(status="diverged", reason=str(err))
+    return finish_result(trial, result, metrics)
+
+
+def evaluation(
+    trial: Trial, mean_losses: torch.Tensor, done: int, elapsed: float, epoch_seconds: float
+) -> dict[str, Any]:
+    """Evaluate after epoch ``done``: test metrics, the epoch's mean losses and timings.
+
+    The entry (without per-class accuracy) is appended to ``trial.history``; ``elapsed`` is the
+    training time since this run started at ``trial.start_epoch``.
+    """
+    metrics = evaluate_trial(trial)
+    metrics.update(zip(LOSS_KEYS, mean_losses.tolist()))
+    metrics.update(
+        epoch=done,
+        seconds_per_epoch=elapsed / (done - trial.start_epoch),
+        epoch_seconds=epoch_seconds,
+    )
+    trial.history.append({k: v for k, v in metrics.items() if k != "per_class_acc"})
+    return metrics
+
+
+def finish_result(trial: Trial, result: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """``result`` (status, reason, device) completed with the last metrics, history and best."""
+    history = trial.history
     result.update(metrics)
     result.update(
         history=history,

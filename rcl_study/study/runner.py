@@ -13,6 +13,7 @@ from typing import Any
 from .. import folders
 from ..config import ConfigError, StudyFile, set_path, to_dict
 from .lock import StudyLock
+from .packing import pack_size, plan_units
 from .records import (
     DAMAGED,
     RECORDS,
@@ -99,19 +100,50 @@ def dry_run_text(cfg: StudyFile) -> str:
     else:
         plans = expand(cfg)
         n = len(plans)
-        for p in plans:
-            ov = " ".join(f"{k}={v}" for k, v in p.overrides.items())
-            lines.append(f"  {p.trial_id:40s} seed={p.seed} {ov}")
+        units = plan_units(cfg, plans, plans)
+        for u in units:
+            if u.pack_id:
+                lines.append(f"  {u.pack_id} ({len(u.members)} members, one process):")
+            for p in u.members:
+                ov = " ".join(f"{k}={v}" for k, v in p.overrides.items())
+                lines.append(f"  {'  ' if u.pack_id else ''}{p.trial_id:40s} seed={p.seed} {ov}")
         lines.append(
             f"{n} trials ({n // len(cfg.study.seeds)} variants x {len(cfg.study.seeds)} seeds)"
+            f" in {len(units)} units: " + _pack_note(cfg, units)
         )
     conc = res.max_concurrent or "as many as fit"
+    where = (
+        "in this process, one unit at a time (executor local)"
+        if res.executor == "local"
+        else f"{conc} at once, Ray at {res.address or 'a new local instance'}"
+    )
     lines.append(
-        f"resources: {res.cpus_per_trial:g} CPU + {res.gpus_per_trial:g} GPU per trial, "
-        f"{conc} at once, Ray at {res.address or 'a new local instance'}; "
-        f"records in {cfg.output_dir}, report in {cfg.report_dir}"
+        f"resources: {res.cpus_per_trial:g} CPU + {res.gpus_per_trial:g} GPU per trial or pack, "
+        f"{where}; records in {cfg.output_dir}, report in {cfg.report_dir}"
     )
     return "\n".join(lines)
+
+
+def _pack_note(cfg: StudyFile, units) -> str:
+    packs = [u for u in units if u.pack_id]
+    if not packs:
+        return f"no packs (resources.pack: {cfg.resources.pack})"
+    sizes = sorted({len(u.members) for u in packs})
+    return (
+        f"{len(packs)} packs of {'/'.join(map(str, sizes))} members "
+        f"(resources.pack: {cfg.resources.pack}), {len(units) - len(packs)} trials alone"
+    )
+
+
+def executor(cfg: StudyFile):
+    """The module that runs trials: ``tune`` (Ray) or ``local`` (this process, no Ray)."""
+    if cfg.resources.executor == "local":
+        from . import local
+
+        return local
+    from . import tune
+
+    return tune
 
 
 def _holds_study(out: Path) -> bool:
@@ -241,8 +273,7 @@ def run_study(
     Damaged record lines are set aside first (their trials run again); failed trials are run
     again while their attempts are at most ``study.retries``.
     """
-    from . import tune as adapter
-
+    adapter = executor(cfg)
     cfg = absolute_paths(cfg)
     check_folders(cfg)  # whose folders these are, before the lock writes anything there
     created = _missing_dirs(cfg.output_dir)
@@ -271,10 +302,14 @@ def run_study(
             plans = expand(cfg)
             write_plan(out, [asdict(p) for p in plans], meta)
             done = done_ids(out, cfg.study.retries)
-            todo = [asdict(p) for p in plans if p.trial_id not in done]
+            todo = [p for p in plans if p.trial_id not in done]
+            units = [
+                u.as_dict() if u.pack_id else asdict(u.members[0])
+                for u in plan_units(cfg, plans, todo)
+            ]
             bar = _Progress(len(plans), len(plans) - len(todo), progress)
-            if todo:
-                adapter.run_trials(cfg, todo, out, bar)
+            if units:
+                adapter.run_trials(cfg, units, out, bar)
             bar.close()
     finally:
         adapter.shutdown()
@@ -368,9 +403,11 @@ def check_study(cfg: StudyFile) -> None:
                 f"{cfg.name}: report.baseline: a search has no baseline variant (its trials "
                 "differ in several keys at once); remove it"
             )
+        pack_size(cfg, [])
     else:
         plans = expand(cfg)
         baseline_variant(cfg, list(dict.fromkeys(p.variant for p in plans)))
+        pack_size(cfg, plans)
 
 
 def check_machine(cfg: StudyFile) -> None:

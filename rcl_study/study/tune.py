@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DRIVER_CPU, ConfigError, StudyFile, parse_study, to_dict
-from .records import append_record, atomic_write_text, config_hash, environment, load_records
-from .space import params_id, trial_config
+from .execute import train_and_save as _train_and_save
+from .execute import train_unit, unit_records
+from .records import append_record
+from .space import params_id
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # verbose=0 then prints nothing
@@ -252,36 +254,19 @@ def _plan_of(config: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     return plan
 
 
-def _trial_config(plan: dict[str, Any], base: dict[str, Any]) -> StudyFile:
-    """The resolved configuration a trial runs with (and its record stores)."""
-    return trial_config(parse_study(base, base["name"]), plan["overrides"], plan["seed"])
-
-
-def _train_and_save(plan, base, out_dir, report, threads: int, rank0: bool = True) -> dict:
-    """Train one trial in its own folder; rank 0 stores its config and result there."""
-    from ..train import train_trial
-
-    cfg = _trial_config(plan, base)
-    if cfg.train.threads is None:
-        import torch
-
-        torch.set_num_threads(max(1, threads))
-    workdir = Path(out_dir) / "trials" / plan["trial_id"]
-    workdir.mkdir(parents=True, exist_ok=True)
-    if rank0:
-        atomic_write_text(
-            workdir / "config.json", json.dumps({"plan": plan, "config": to_dict(cfg)})
-        )
-    t0 = time.time()
-    result = train_trial(cfg, report, workdir=workdir, log=lambda s: print(s, flush=True))
-    result.update(plan=plan, wall_time=time.time() - t0)
-    if rank0:
-        atomic_write_text(workdir / "result.json", json.dumps(result, default=float))
-    return result
-
-
 def _run_one(config: dict[str, Any], base: dict[str, Any], out_dir: str) -> None:
-    """Tune function trainable: one trial, in this process or on data-parallel workers."""
+    """Tune function trainable: one trial (here or on data-parallel workers) or one pack."""
+    if "members" in config.get("plan", {}):  # a pack (or a unit of one plan)
+        res = parse_study(base, base["name"]).resources
+        train_unit(
+            config["plan"],
+            base,
+            out_dir,
+            lambda m: tune.report(_scalars(m)),
+            int(res.cpus_per_trial),
+        )
+        tune.report({"trial_finished": 1.0})
+        return
     plan = _plan_of(config, base)
     done = Path(out_dir) / "trials" / plan["trial_id"] / "result.json"
     if done.exists():  # the same point again (e.g. a resampled search point): never retrain
@@ -358,46 +343,22 @@ class _Recorder(tune.Callback):
         self.started[trial.trial_id] = time.time()
 
     def _record(self, trial, status: str, reason: str) -> None:
-        plan = self._plan(trial)
-        result_file = self.out_dir / "trials" / plan["trial_id"] / "result.json"
-        if _INTERRUPT.set and not result_file.exists():
-            return  # stopped by Ctrl-C, not finished: it runs again on --resume
-        result: dict[str, Any] = {}
-        if status == "ok" and result_file.exists():
-            result = json.loads(result_file.read_text())
-            status, reason = result.pop("status"), result.pop("reason")
-        elif status == "ok":  # stopped by the scheduler (ASHA) before it finished
-            status, reason = "pruned", "stopped early by the ASHA scheduler"
-            result = {
-                k: v
-                for k, v in (trial.last_result or {}).items()
-                if k in ("top1", "balanced_acc", "epoch", "loss")
-            }
-        history = result.pop("history", [])
-        config = to_dict(_trial_config(plan, self.base))
-        previous = [r for r in load_records(self.out_dir) if r["trial_id"] == plan["trial_id"]]
-        record = {
-            "trial_id": plan["trial_id"],
-            "variant": plan["variant"],
-            "seed": plan["seed"],
-            "overrides": plan["overrides"],
-            "status": status,
-            "reason": reason,
-            "metrics": {k: v for k, v in result.items() if k not in ("plan", "loss_spec")},
-            "history": history,
-            "loss_spec": result.get("loss_spec"),
-            "wall_time": result.get(
-                "wall_time", time.time() - self.started.get(trial.trial_id, time.time())
-            ),
-            "device": result.get("device", "unknown"),
-            "config": config,
-            "config_hash": config_hash(config),
-            "attempts": (previous[-1].get("attempts", 1) + 1) if previous else 1,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            **environment(),
+        unit = trial.config.get("plan") or {}
+        if "members" not in unit:
+            unit = self._plan(trial)
+        partial = {
+            k: v
+            for k, v in (trial.last_result or {}).items()
+            if k in ("top1", "balanced_acc", "epoch", "loss")
         }
-        append_record(self.out_dir, record)
-        self.on_record(record)
+        wall = time.time() - self.started.get(trial.trial_id, time.time())
+        # stopped by Ctrl-C before finishing: not recorded, it runs again on --resume
+        finished_only = _INTERRUPT.set
+        for record in unit_records(
+            unit, self.base, self.out_dir, status, reason, wall, partial, finished_only
+        ):
+            append_record(self.out_dir, record)
+            self.on_record(record)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._record(trial, "ok", "")

@@ -1,0 +1,266 @@
+"""Packed trials: K trials that differ only in loss knobs, trained together in one process.
+
+``train_pack(cfgs, names)`` is ``[train_trial(c) for c in cfgs]`` done at once: one setup, one
+data set on the device, one epoch order and one set of augmented views per step (common random
+numbers), then each member's own forward, loss, backward and SGD step. Each member is a
+:class:`~rcl_study.train.Trial` of its own (weights, BatchNorm statistics, optimiser, loss,
+history) that shares the data, schedule and random streams of the pack. Every member's network is
+built from the random state ``train_trial`` builds it from, so a member's weights, batches, losses
+and gradients are those of its separate run (``tests/test_pack.py``).
+
+Mechanism: a plain loop over the members' modules. ``benchmarks/pack_mechanism.py`` measured on
+the CPU that ``torch.func`` stacking (``vmap``) is slower than the loop and grouped convolutions
+gain about 10%; the loop is exact by construction and keeps the model code unchanged. What a
+pack saves on a CPU is each trial's start-up, data loading and augmentation.
+
+A member whose loss turns non-finite is marked ``diverged`` at the end of that epoch (as
+``train_trial`` does) and the others go on. One checkpoint holds the whole pack.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import PACKABLE_KEYS, StudyFile, to_dict
+from .losses import resolve_loss
+from .train import (
+    LOSS_KEYS,
+    CheckpointError,
+    Trial,
+    _atomic_save,
+    _plain,
+    batch_inputs,
+    build_network,
+    epoch_order,
+    evaluation,
+    finish_result,
+    gather_batch,
+    make_generators,
+    make_schedule,
+    prepare_data,
+    read_checkpoint,
+    setup_start,
+    update,
+)
+
+Report = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Member:
+    """One packed trial: its name, its :class:`Trial` and where it stands."""
+
+    name: str
+    trial: Trial
+    status: str = "ok"
+    reason: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _fixed_part(cfg: StudyFile) -> dict[str, Any]:
+    raw = to_dict(cfg)
+    for key in PACKABLE_KEYS:
+        section, _, leaf = key.partition(".")
+        raw.get(section, {}).pop(leaf, None)
+    return raw
+
+
+def check_packable(cfgs: list[StudyFile]) -> None:
+    """Raise ``ValueError`` naming the first key outside ``PACKABLE_KEYS`` where members differ."""
+    if not cfgs:
+        raise ValueError("a pack needs at least one member")
+    first = _fixed_part(cfgs[0])
+    for cfg in cfgs[1:]:
+        other = _fixed_part(cfg)
+        for section in sorted(set(first) | set(other)):
+            a, b = first.get(section), other.get(section)
+            if a == b:
+                continue
+            if isinstance(a, dict) and isinstance(b, dict):
+                key = next(k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+                section = f"{section}.{key}"
+            raise ValueError(
+                f"members of a pack may differ only in {', '.join(PACKABLE_KEYS)}; "
+                f"they differ in '{section}'"
+            )
+
+
+def setup_pack(cfgs: list[StudyFile], names: list[str]) -> list[Member]:
+    """One shared setup (as :func:`rcl_study.train.setup`), one network per member.
+
+    Each network is built from the random state the single trial builds its network from, so
+    the members start from the weights of their separate runs (equal weights for equal seeds).
+    """
+    cfg = cfgs[0]
+    _, acc, raw = setup_start(cfg)
+    if acc.num_processes > 1:
+        raise ValueError("a pack trains in one process; it cannot be data-parallel")
+    state = torch.get_rng_state()
+    nets, specs = [], []
+    for c in cfgs:
+        torch.set_rng_state(state)
+        nets.append(build_network(c, raw, acc))
+        specs.append(resolve_loss(c.loss, c.train.alpha, c.train.beta))
+    data = prepare_data(cfg, raw, acc.device)
+    sched = make_schedule(cfg, len(raw.train_y), 1)
+    gens = make_generators(cfg.train.seed, acc.device)
+    return [
+        Member(name, Trial(c, s, net, data, sched, gens))
+        for name, c, s, net in zip(names, cfgs, specs, nets)
+    ]
+
+
+def train_pack_epoch(members: list[Member], epoch: int) -> dict[str, torch.Tensor]:
+    """One epoch of every member on the same batches and views; each member's mean losses.
+
+    A member with a non-finite loss in the epoch is marked ``diverged`` (read once, at the end
+    of the epoch, like :func:`rcl_study.train.train_epoch`).
+    """
+    lead = members[0].trial
+    data, sched, gens, device = lead.data, lead.sched, lead.gens, lead.device
+    sums = {m.name: torch.zeros(len(LOSS_KEYS), device=device) for m in members}
+    bad = {m.name: torch.full((), -1, dtype=torch.long, device=device) for m in members}
+    order = epoch_order(data, sched, gens.perm, 0)
+    for step in range(sched.steps):
+        xb, yb = gather_batch(data, order, step)
+        inp = batch_inputs(xb, gens.aug, data)
+        lr = sched.lr(epoch, step)
+        for m in members:
+            losses = update(m.trial.net, m.trial.spec, inp, yb, data.counts, lr)
+            bad_now = (bad[m.name] < 0) & ~torch.isfinite(losses["loss"])
+            bad[m.name] = torch.where(bad_now, step, bad[m.name])
+            sums[m.name] += torch.stack([losses[k].float() for k in LOSS_KEYS])
+    first_bad = torch.stack([bad[m.name] for m in members]).tolist()  # one device read
+    for m, step_bad in zip(members, first_bad):
+        if step_bad >= 0:
+            m.status = "diverged"
+            m.reason = f"non-finite loss at epoch {epoch + 1}, step {step_bad + 1}"
+    return {m.name: sums[m.name] / sched.steps for m in members}
+
+
+def save_pack(path: Path, members: list[Member], epoch: int) -> None:
+    """Every member's model, optimiser, history and status plus the shared random streams."""
+    gens = members[0].trial.gens
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_save(
+        {
+            "members": {
+                m.name: {
+                    "model": m.trial.net.core.state_dict(),
+                    "optimizer": m.trial.net.opt.state_dict(),
+                    "history": [_plain(h) for h in m.trial.history],
+                    "status": m.status,
+                    "reason": m.reason,
+                }
+                for m in members
+            },
+            "perm_gen": gens.perm.get_state(),
+            "aug_gen": gens.aug.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "epoch": int(epoch),
+        },
+        path,
+    )
+
+
+def load_pack(path: Path, members: list[Member]) -> int:
+    """Restore a pack saved by :func:`save_pack`; the epoch it had finished.
+
+    Raises:
+        CheckpointError: unreadable, or saved for other members.
+
+    """
+    state = read_checkpoint(path)
+    stored = state.get("members", {})
+    if sorted(stored) != sorted(m.name for m in members):
+        raise CheckpointError(
+            f"{path}: a checkpoint of members {sorted(stored)}, not of this pack; "
+            "delete it to start the pack afresh"
+        )
+    gens = members[0].trial.gens
+    for m in members:
+        s = stored[m.name]
+        m.trial.net.core.load_state_dict(s["model"])
+        m.trial.net.opt.load_state_dict(s["optimizer"])
+        m.trial.history = list(s["history"])
+        m.status, m.reason = s["status"], s["reason"]
+        m.metrics = m.trial.history[-1] if m.trial.history else {}
+    gens.perm.set_state(state["perm_gen"])
+    gens.aug.set_state(state["aug_gen"].to(gens.aug.get_state().device))
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["epoch"])
+
+
+def train_pack(
+    cfgs: list[StudyFile],
+    names: list[str],
+    report: Report | None = None,
+    *,
+    workdir: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Train the members of a pack together; one result per member, as ``train_trial``'s.
+
+    Args:
+        cfgs: the members' resolved configurations (equal but for ``PACKABLE_KEYS``).
+        names: one distinct name per member (checkpoint keys, log lines).
+        report: called with ``{"epoch": n, "members": k}`` after each evaluation.
+        workdir: folder of the pack's ``checkpoint.pt``; an existing one is resumed from.
+        log: where plain progress lines go (default: stderr).
+
+    Returns:
+        Per member, what :func:`rcl_study.train.train_trial` returns (``seconds_per_epoch`` is
+        the pack's: all members' steps).
+
+    Raises:
+        ValueError: members that differ in more than their loss knobs.
+        CheckpointError: the checkpoint in ``workdir`` cannot be loaded or is another pack's.
+
+    """
+    check_packable(cfgs)
+    if len(set(names)) != len(names) or len(names) != len(cfgs):
+        raise ValueError("a pack needs one distinct name per member")
+    members = setup_pack(cfgs, names)
+    tc = cfgs[0].train
+    emit = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    ckpt = Path(workdir) / "checkpoint.pt" if workdir else None
+    start = load_pack(ckpt, members) if ckpt and ckpt.exists() else 0
+    for m in members:
+        m.trial.start_epoch = start
+        m.trial.net.model.train()
+    elapsed = 0.0
+    for epoch in range(start, tc.epochs):
+        active = [m for m in members if m.status == "ok"]
+        if not active:
+            break
+        t0 = time.perf_counter()
+        means = train_pack_epoch(active, epoch)
+        epoch_seconds = time.perf_counter() - t0
+        elapsed += epoch_seconds
+        done = epoch + 1
+        if done % tc.eval_every == 0 or done == tc.epochs:
+            for m in (m for m in active if m.status == "ok"):
+                m.metrics = evaluation(m.trial, means[m.name], done, elapsed, epoch_seconds)
+                emit(
+                    f"[{m.name}] epoch {done}/{tc.epochs} loss {m.metrics['loss']:.4f} "
+                    f"top1 {m.metrics['top1']:.4f} bal {m.metrics['balanced_acc']:.4f}"
+                )
+            if report:
+                report({"epoch": done, "members": sum(m.status == "ok" for m in members)})
+        if ckpt and (done % tc.checkpoint_every == 0 or done == tc.epochs):
+            save_pack(ckpt, members, done)
+    return [
+        finish_result(
+            m.trial,
+            {"status": m.status, "reason": m.reason, "device": str(m.trial.device), "processes": 1},
+            m.metrics,
+        )
+        for m in members
+    ]

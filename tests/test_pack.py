@@ -1,0 +1,166 @@
+"""Packed trials equal separate ``train_trial`` runs; a pack resumes; one member may diverge."""
+
+import json
+
+import pytest
+import torch
+
+import rcl_study.pack as pack
+import rcl_study.train as train
+from rcl_study.config import parse_study
+from rcl_study.train import CheckpointError
+
+TINY = {
+    "name": "p",
+    "data": {"dataset": "digits_lt", "test_limit": 100},
+    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
+    "train": {
+        "epochs": 2,
+        "batch_size": 32,
+        "max_steps_per_epoch": 3,
+        "warmup_epochs": 0,
+        "progress": False,
+        "threads": 1,
+    },
+}
+#: three members spanning the packable knobs (BCL, BCL+RCL, RCL-ish without prototypes)
+KNOBS = [
+    {"balance": 0.0, "scale": 1.0, "margin": 0.0},
+    {"balance": 1.0, "scale": 1.2, "margin": 0.5},
+    {"balance": 1.0, "scale": 1.0, "margin": 0.5, "prototypes": False, "class_averaging": False},
+]
+#: final metrics of a pack member and of its separate run agree to this (they are computed by
+#: the same operations on the same inputs, so on the CPU they are in fact bit-identical)
+TOL = 1e-6
+
+
+def _cfg(knobs=None, **train_cfg):
+    raw = json.loads(json.dumps(TINY))
+    raw["loss"] = dict(knobs or {})
+    raw["train"].update(train_cfg)
+    return parse_study(raw)
+
+
+def _quiet(msg):
+    pass
+
+
+def _close(a, b, keys=("top1", "balanced_acc", "loss", "loss_cls", "loss_con", "compactness")):
+    for k in keys:
+        assert a[k] == pytest.approx(b[k], abs=TOL), k
+    assert [h["loss"] for h in a["history"]] == pytest.approx(
+        [h["loss"] for h in b["history"]], abs=TOL
+    )
+
+
+def test_first_step_weights_losses_and_gradients_equal_separate_runs():
+    cfgs = [_cfg(k) for k in KNOBS]
+    members = pack.setup_pack(cfgs, ["a", "b", "c"])
+    lead = members[0].trial
+    order = train.epoch_order(lead.data, lead.sched, lead.gens.perm, 0)
+    xb, yb = train.gather_batch(lead.data, order, 0)
+    inp = train.batch_inputs(xb, lead.gens.aug, lead.data)
+    for cfg, m in zip(cfgs, members):
+        single = train.setup(cfg)
+        a = single.net.core.state_dict()
+        b = m.trial.net.core.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)  # same initial weights
+        o = train.epoch_order(single.data, single.sched, single.gens.perm, 0)
+        sx, sy = train.gather_batch(single.data, o, 0)
+        s_inp = train.batch_inputs(sx, single.gens.aug, single.data)
+        assert torch.equal(s_inp, inp) and torch.equal(sy, yb)  # same batch, same views
+        # float64 copies of both networks: the loss and gradients of the first step
+        for net in (single.net, m.trial.net):
+            net.core.double()
+        ls = train.forward_loss(single.net, single.spec, s_inp.double(), sy, single.data.counts)
+        lp = train.forward_loss(m.trial.net, m.trial.spec, inp.double(), yb, lead.data.counts)
+        ls["loss"].backward()
+        lp["loss"].backward()
+        assert float(ls["loss"].detach()) == pytest.approx(float(lp["loss"].detach()), abs=1e-12)
+        for (name, p), q in zip(single.net.core.named_parameters(), m.trial.net.core.parameters()):
+            if p.grad is None:
+                assert q.grad is None, name
+            else:
+                assert torch.allclose(p.grad, q.grad, atol=1e-12, rtol=0), name
+    # the members differ in their loss only: different knobs, different losses
+    losses = [
+        float(
+            train.forward_loss(m.trial.net, m.trial.spec, inp.double(), yb, lead.data.counts)[
+                "loss"
+            ]
+        )
+        for m in members
+    ]
+    assert len(set(losses)) == 3
+
+
+def test_pack_equals_separate_train_trial_runs():
+    cfgs = [_cfg(k) for k in KNOBS]
+    separate = [train.train_trial(c, log=_quiet) for c in cfgs]
+    packed = pack.train_pack(cfgs, ["a", "b", "c"], log=_quiet)
+    for s, p in zip(separate, packed):
+        assert p["status"] == s["status"] == "ok"
+        assert p["epoch"] == s["epoch"] == 2
+        _close(p, s)
+        assert p["per_class_acc"] == pytest.approx(s["per_class_acc"], abs=TOL)
+        assert p["loss_spec"] == s["loss_spec"]
+    assert packed[0]["loss"] != packed[1]["loss"]
+
+
+def test_one_member_diverges_the_others_go_on(monkeypatch):
+    real = train.total_loss
+
+    def nan_for_margin_half(spec, *args, **kwargs):
+        out = real(spec, *args, **kwargs)
+        if spec.scale == 1.2:  # member "b" only
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    cfgs = [_cfg(k) for k in KNOBS]
+    separate = [train.train_trial(c, log=_quiet) for c in (cfgs[0], cfgs[2])]
+    monkeypatch.setattr(train, "total_loss", nan_for_margin_half)
+    packed = pack.train_pack(cfgs, ["a", "b", "c"], log=_quiet)
+    assert packed[1]["status"] == "diverged"
+    assert packed[1]["reason"] == "non-finite loss at epoch 1, step 1"
+    assert packed[1]["history"] == []
+    for s, p in zip(separate, (packed[0], packed[2])):
+        assert p["status"] == "ok"
+        _close(p, s)
+
+
+def test_pack_resume_equals_uninterrupted(tmp_path):
+    cfgs = [_cfg(k, epochs=3, checkpoint_every=1) for k in KNOBS[:2]]
+    full = pack.train_pack(cfgs, ["a", "b"], workdir=tmp_path / "a", log=_quiet)
+
+    class Stop(Exception):
+        pass
+
+    def crash_at_epoch_2(metrics):
+        if metrics["epoch"] == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        pack.train_pack(cfgs, ["a", "b"], crash_at_epoch_2, workdir=tmp_path / "b", log=_quiet)
+    state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 1
+    resumed = pack.train_pack(cfgs, ["a", "b"], workdir=tmp_path / "b", log=_quiet)
+    for r, f in zip(resumed, full):
+        assert r["status"] == "ok" and len(r["history"]) == 3
+        for k in ("top1", "balanced_acc", "loss", "compactness"):
+            assert r[k] == f[k], k
+        assert [h["loss"] for h in r["history"]] == [h["loss"] for h in f["history"]]
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["members"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["members"]
+    for name in ("a", "b"):
+        assert all(torch.equal(a[name]["model"][k], b[name]["model"][k]) for k in a[name]["model"])
+    # another pack's checkpoint is refused, not silently mixed in
+    with pytest.raises(CheckpointError, match="not of this pack"):
+        pack.train_pack(cfgs, ["a", "x"], workdir=tmp_path / "b", log=_quiet)
+
+
+def test_members_differing_in_other_keys_are_refused():
+    with pytest.raises(ValueError, match="'train.lr'"):
+        pack.check_packable([_cfg(), _cfg(lr=0.5)])
+    with pytest.raises(ValueError, match="'train.seed'"):
+        pack.check_packable([_cfg(), _cfg(seed=3)])
+    pack.check_packable([_cfg(k) for k in KNOBS])
