@@ -19,7 +19,7 @@ from rcl_study.data.augment import (
     simclr_view,
     to_float,
 )
-from rcl_study.train import _augment_recipe
+from rcl_study.trial_setup import _augment_recipe
 
 
 def _gen(seed=0, device="cpu"):
