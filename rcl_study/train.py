@@ -25,7 +25,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -180,53 +180,81 @@ def train_trial(
     ckpt_path = Path(workdir) / "checkpoint.pt" if workdir else None
     if ckpt_path and ckpt_path.exists():
         trial.history, trial.start_epoch = load_checkpoint(ckpt_path, core, opt, trial.gens)
-    history, start_epoch = trial.history, trial.start_epoch
-
-    emit = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     show_bar = tc.progress and sys.stderr.isatty() and acc.is_main_process and log is None
-    epochs = range(start_epoch, tc.epochs)
-    if show_bar:
-        from tqdm import tqdm
-
-        epochs = tqdm(epochs, total=tc.epochs, initial=start_epoch, desc=cfg.name, leave=False)
+    emit = None if show_bar else (log or _to_stderr)
     result: dict[str, Any] = {
         "status": "ok",
         "reason": "",
         "device": str(trial.device),
         "processes": acc.num_processes,
     }
-    metrics: dict[str, Any] = history[-1] if history else {}
+    metrics: dict[str, Any] = trial.history[-1] if trial.history else {}
     elapsed = 0.0
     trial.net.model.train()
     try:
-        for epoch in epochs:
+        for epoch in _epochs(cfg, trial.start_epoch, show_bar):
             t0 = time.perf_counter()
             losses = train_epoch(trial, epoch)
             epoch_seconds = time.perf_counter() - t0
             elapsed += epoch_seconds
             done = epoch + 1
             if done % tc.eval_every == 0 or done == tc.epochs:
-                mean_losses = acc.reduce(losses, reduction="mean")
-                if acc.is_main_process:  # evaluation on one process, the full test set
-                    metrics = evaluation(trial, mean_losses, done, elapsed, epoch_seconds)
-                    if report:
-                        report(dict(metrics))
-                elif report:  # every process reports (Ray Train's report is collective)
-                    report({"epoch": done})
-                if acc.is_main_process and not show_bar:
-                    emit(
-                        f"[{cfg.name}] epoch {done}/{tc.epochs} loss {metrics['loss']:.4f} "
-                        f"top1 {metrics['top1']:.4f} bal {metrics['balanced_acc']:.4f}"
-                    )
+                timing = (elapsed, epoch_seconds)
+                metrics = _evaluate_and_report(trial, losses, done, timing, metrics, report, emit)
             if (
                 ckpt_path
                 and (done % tc.checkpoint_every == 0 or done == tc.epochs)
                 and acc.is_main_process
             ):
-                save_checkpoint(ckpt_path, core, opt, trial.gens, history, done)
+                save_checkpoint(ckpt_path, core, opt, trial.gens, trial.history, done)
     except Diverged as err:
         result.update(status="diverged", reason=str(err))
     return finish_result(trial, result, metrics)
+
+
+def _to_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _epochs(cfg: StudyFile, start_epoch: int, show_bar: bool) -> Iterable[int]:
+    """The epochs left to train, behind a tqdm progress bar when ``show_bar``."""
+    epochs = range(start_epoch, cfg.train.epochs)
+    if not show_bar:
+        return epochs
+    from tqdm import tqdm
+
+    return tqdm(epochs, total=cfg.train.epochs, initial=start_epoch, desc=cfg.name, leave=False)
+
+
+def _evaluate_and_report(
+    trial: Trial,
+    losses: torch.Tensor,
+    done: int,
+    timing: tuple[float, float],
+    metrics: dict[str, Any],
+    report: Report | None,
+    emit: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    """Evaluate after epoch ``done`` (main process), report, log a line; the current metrics.
+
+    ``timing`` is (training seconds since this run started, seconds of this epoch). On the other
+    processes of a data-parallel run ``metrics`` is returned unchanged.
+    """
+    acc = trial.net.acc
+    mean_losses = acc.reduce(losses, reduction="mean")
+    if not acc.is_main_process:
+        if report:  # every process reports (Ray Train's report is collective)
+            report({"epoch": done})
+        return metrics
+    metrics = evaluation(trial, mean_losses, done, *timing)  # one process, the full test set
+    if report:
+        report(dict(metrics))
+    if emit:
+        emit(
+            f"[{trial.cfg.name}] epoch {done}/{trial.cfg.train.epochs} loss {metrics['loss']:.4f} "
+            f"top1 {metrics['top1']:.4f} bal {metrics['balanced_acc']:.4f}"
+        )
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
