@@ -189,3 +189,26 @@ def test_report_does_not_import_the_study_package():
     for path in (ROOT / "rcl_study/report").glob("*.py"):
         text = path.read_text()
         assert not re.search(r"from \.\.study[\. ]|rcl_study\.study\b", text), path.name
+
+
+def test_tune_recorder_records_a_pruned_search_trial_as_a_typed_record(tmp_path):
+    pytest.importorskip("ray")
+    from rcl_study.study import tune
+
+    cfg = parse_study({**TINY, "study": {"kind": "search", "seeds": [4, 5]}})
+    base = to_dict(cfg)
+    seen = []
+    recorder = tune._Recorder(tmp_path, base, seen.append)
+
+    class Trial:  # what the callback reads of a Tune trial that ASHA stopped after epoch 1
+        trial_id = "t1"
+        config = {"loss.scale": 1.25}
+        last_result = {"epoch": 1, "balanced_acc": 0.4, "time_this_iter_s": 3.0}
+
+    recorder.on_trial_complete(0, [], Trial())
+    (rec,) = seen
+    assert rec.trial_id.startswith("search-") and rec.variant == "search" and rec.seed == 4
+    assert rec.status is TrialStatus.PRUNED and rec.overrides == {"loss.scale": 1.25}
+    assert rec.metrics == {"epoch": 1, "balanced_acc": 0.4}
+    assert rec.config["loss"]["scale"] == 1.25 and rec.attempts == 1
+    assert StudyFolder(tmp_path).records() == [rec]
