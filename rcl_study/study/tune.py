@@ -196,7 +196,7 @@ def _probe_cluster(hostport: str, timeout: float = 10.0) -> None:
             f"within {timeout:g}s; check the address (ray start prints it)"
         ) from None
     if proc.returncode != 0:
-        why = proc.stdout.strip() or proc.stderr.strip().splitlines()[-1:] or ["no answer"]
+        why = (proc.stdout.strip() or proc.stderr.strip().splitlines()[-1:] or ["no answer"])
         why = why if isinstance(why, str) else why[0]
         raise ClusterError(
             f"resources.address: the Ray cluster at '{hostport}' refused this driver ({why}); "
