@@ -129,7 +129,9 @@ def test_choose_takes_the_largest_plan_that_fits_else_bcl_alone():
         return out
 
     s = speed(_row(1, 0.5, 0.2), _row(2, 0.9, 0.4), _row(8, 3.0, 1.6))  # 108, 196, 664 s
-    assert ab.choose(s, 700)[0] == "a"
+    assert ab.choose(s, 740)[0] == "a"  # 664 <= 0.9 x 740
+    assert ab.choose(s, 730)[0] == "b"  # 664 > 0.9 x 730: kept for the margin
+    assert ab.choose(s, 730, safety=1.0)[0] == "a"
     assert ab.choose(s, 600)[0] == "b"
     assert ab.choose(s, 150)[0] == "c"
     assert ab.choose(s, 50)[0] == "c"  # nothing fits: BCL alone anyway (it resumes later)

@@ -70,6 +70,8 @@ PLANS: dict[str, list[str] | None] = {
 #: members trained together by each plan (what ``measure`` times for it)
 PLAN_K = {"a": 8, "b": 2, "c": 1}
 PART_BYTES = 15 * 1024 * 1024
+#: a plan is chosen when its predicted seconds are at most this share of the seconds left
+SAFETY = 0.9
 SKIP_NAMES = ("driver.lock",)
 
 
@@ -187,15 +189,24 @@ def measure(
     return out
 
 
-def choose(speed: dict[str, Any], left: float, force: str | None = None) -> tuple[str, str]:
-    """(plan, why): the largest plan whose measured unit fits ``left`` seconds; (c) otherwise."""
+def choose(
+    speed: dict[str, Any], left: float, force: str | None = None, safety: float = SAFETY
+) -> tuple[str, str]:
+    """(plan, why): the largest plan whose prediction fits ``safety * left`` seconds; else (c).
+
+    The margin covers the run's own start-up and timing noise: a pack cut short records none of
+    its members, and a pack of 8's checkpoint is too large to carry back for a resume.
+    """
     if force:
         return force, f"forced ({force})"
     rows = speed["rows"]
     for plan in ("a", "b"):
         row = rows.get(str(PLAN_K[plan]), {})
-        if "plan_s" in row and row["plan_s"] <= left:
-            return plan, f"pack of {PLAN_K[plan]}: {row['plan_s']:.0f} s predicted <= {left:.0f} s"
+        if "plan_s" in row and row["plan_s"] <= safety * left:
+            return plan, (
+                f"pack of {PLAN_K[plan]}: {row['plan_s']:.0f} s predicted <= {safety:g} x "
+                f"{left:.0f} s left"
+            )
     row = rows.get("1", {})
     pred = f"{row['plan_s']:.0f} s predicted" if "plan_s" in row else "not measured"
     return "c", f"only the fallback: BCL alone ({pred}, {left:.0f} s left; resumable)"
