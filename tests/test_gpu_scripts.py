@@ -380,3 +380,36 @@ def test_results_table_rows_from_records_curves_and_gaps(tmp_path):
     assert margin[1:4] == ["unfinished (epoch 15)", "40.00", "50.00 (10)"]
     assert rows["smoke"] == "| smoke | 41.20 | 0 |"
     assert rt.main([str(tmp_path / "absent")]) == 2
+
+
+def test_the_sync_loop_syncs_once_more_and_ends_when_its_parent_is_gone(tmp_path):
+    ab = _load("ablation")
+    d, _ = _fake_study(tmp_path, ab, n_members=1, width=10)
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    out = tmp_path / "OUT"
+    loop = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "gpu" / "ablation.py"),
+            "sync",
+            "--study-dir",
+            str(d),
+            "--out",
+            str(out),
+            "--every",
+            "0.2",
+            "--parent",
+            str(parent.pid),
+        ],
+        cwd=ROOT,
+    )
+    deadline = time.time() + 30
+    while not (out / "ckpt.json").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    (d / "records.jsonl").write_text("changed\n")  # written after the last periodic sync
+    parent.kill()
+    parent.wait()
+    assert loop.wait(30) == 0
+    back = tmp_path / "back"
+    assert ab.restore(out, back)["study"]
+    assert (back / "records.jsonl").read_text() == "changed\n"

@@ -33,8 +33,8 @@ most 8 files come back, 16 MiB each): ``OUT/study.tar`` (the records folder with
 and lock, ``metrics/<trial_id>.jsonl`` = each member's evaluations so far, read from its latest
 checkpoint's history, and ``meta/`` = the ``--meta`` files), then the checkpoints as
 ``OUT/ckpt.NN`` parts of at most 15 MiB and ``OUT/ckpt.json`` naming the parts and their SHA-256
-(written last). Every file is replaced atomically. ``--every S`` repeats until SIGTERM / SIGINT,
-then syncs once more.
+(written last). Every file is replaced atomically. ``--every S`` repeats until SIGUSR1 / SIGTERM /
+SIGINT or until the ``--parent`` process is gone, then syncs once more.
 
 ``restore``: the inverse of ``sync`` on the fetched files: the records folder (with its
 checkpoints when the parts check out) for ``python -m rcl_study.run STUDY --report-only --set
@@ -443,12 +443,30 @@ def sync_once(study_dir: Path, out: Path, meta: list[Path], last_sig: list | Non
     return sig
 
 
-def sync_loop(study_dir: Path, out: Path, meta: list[Path], every: float) -> None:
-    """Sync every ``every`` seconds until SIGTERM / SIGINT, then once more."""
-    signal.signal(signal.SIGTERM, _stop)
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sync_loop(
+    study_dir: Path, out: Path, meta: list[Path], every: float, parent: int | None = None
+) -> None:
+    """Sync every ``every`` seconds, then once more when stopped.
+
+    Stops on SIGUSR1 / SIGTERM / SIGINT, or when process ``parent`` is gone.
+    """
+    for sig_no in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig_no, _stop)
     sig = None
     try:
-        while True:
+        while _alive(parent):
             try:
                 sig = sync_once(study_dir, out, meta, sig)
             except Exception as err:  # noqa: BLE001 - a failed sync must not stop the next one
@@ -456,7 +474,8 @@ def sync_loop(study_dir: Path, out: Path, meta: list[Path], every: float) -> Non
             time.sleep(every)
     except KeyboardInterrupt:
         pass
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for sig_no in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
+        signal.signal(sig_no, signal.SIG_IGN)
     sync_once(study_dir, out, meta, sig)
 
 
@@ -542,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", required=True)
     s.add_argument("--meta", action="append", default=[])
     s.add_argument("--every", type=float, default=0)
+    s.add_argument("--parent", type=int, default=None, help="stop when this process is gone")
     rs = sub.add_parser("restore")
     rs.add_argument("--fetched", required=True)
     rs.add_argument("--to", required=True)
@@ -564,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "sync":
         meta = [Path(x) for x in a.meta]
         if a.every > 0:
-            sync_loop(Path(a.study_dir), Path(a.out), meta, a.every)
+            sync_loop(Path(a.study_dir), Path(a.out), meta, a.every, a.parent)
         else:
             sync_once(Path(a.study_dir), Path(a.out), meta)
         return 0

@@ -58,8 +58,11 @@ phase() {  # phase NAME COMMAND...: run, log, time it; returns the command's sta
   shift
   t0=$(date +%s%N)
   echo "== $name: $*" >> "$LOG"
-  "$@" >> "$LOG" 2>&1
+  "$@" >> "$LOG" 2>&1 &  # in the background: a TERM to this script is handled at once
+  CHILD=$!
+  wait "$CHILD"
   rc=$?
+  CHILD=
   t1=$(date +%s%N)
   printf '%s\t%d.%02d\t%d\n' "$name" $(((t1 - t0) / 1000000000)) \
     $(((t1 - t0) / 10000000 % 100)) "$rc" >> "$PHASES"
@@ -100,14 +103,28 @@ if [ "${TINY:-0}" = 1 ]; then
 fi
 
 phase setup setup || { echo "setup failed (see $LOG)"; tail -n 5 "$LOG"; exit 2; }
-"$PY" scripts/gpu/ablation.py sync --study-dir "$WORK/study" --out "$OUT" --every "$SYNC_S" \
-  --meta "$WORK/meta/phases.tsv" --meta "$WORK/meta/speed.json" --meta "$WORK/meta/choice.txt" \
-  --meta "$WORK/meta/gaps.json" --meta "$WORK/meta/smoke.log" >> "$LOG" 2>&1 &
+# the sync runs in a session of its own (a TERM to this script's group does not stop it before
+# the trainer has stopped); it stops on SIGUSR1 or when this script is gone, syncing once more
+setsid "$PY" scripts/gpu/ablation.py sync --study-dir "$WORK/study" --out "$OUT" \
+  --every "$SYNC_S" --parent $$ --meta "$WORK/meta/phases.tsv" --meta "$WORK/meta/speed.json" \
+  --meta "$WORK/meta/choice.txt" --meta "$WORK/meta/gaps.json" --meta "$WORK/meta/smoke.log" \
+  >> "$LOG" 2>&1 &
 SYNC_PID=$!
 stop_sync() {  # the last sync, after training and the gap: every file complete
-  kill -TERM "$SYNC_PID" 2> /dev/null && wait "$SYNC_PID"
+  kill -USR1 "$SYNC_PID" 2> /dev/null
+  wait "$SYNC_PID" 2> /dev/null
 }
-trap 'stop_sync; exit 143' TERM INT
+on_term() {  # stopped from outside: stop the phase running (its checkpoint stays), sync, leave
+  echo "== stopped by a signal during ${CHILD:+a phase (pid $CHILD)}" >> "$LOG"
+  if [ -n "$CHILD" ]; then
+    kill -TERM "$CHILD" 2> /dev/null
+    wait "$CHILD" 2> /dev/null
+  fi
+  stop_sync
+  exit 143
+}
+CHILD=
+trap on_term TERM INT
 
 if ! phase smoke timeout -k 5 "$SMOKE_S" "$PY" scripts/gpu/smoke.py "$STUDY" \
     --set "data.path=$DATA" "${smoke[@]}"; then
