@@ -82,7 +82,7 @@ setup() {
   ln -sf "$PWD/.export/cifar10_lt_ir100.npz.xz" "$DATA"
   if [ -n "${RESUME:-}" ] && [ ! -e "$WORK/study/records.jsonl" ] && [ ! -d "$WORK/study/trials" ]; then
     mkdir -p "$WORK/study" && cp -a "$RESUME"/. "$WORK/study"/ || return 1
-    rm -f "$WORK/study/driver.lock"
+    rm -rf "$WORK/study/driver.lock" "$WORK/study/meta" "$WORK/study/metrics"  # restore's extras
   fi
   "$PY" -c "import torch, pydantic, accelerate; print('torch', torch.__version__, \
 'cuda', torch.cuda.is_available())"
