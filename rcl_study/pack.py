@@ -3,7 +3,7 @@
 ``train_pack(cfgs, names)`` is ``[train_trial(c) for c in cfgs]`` done at once: one setup, one
 data set on the device, one epoch order and one set of augmented views per step (common random
 numbers), then each member's own forward, loss, backward and SGD step. Each member is a
-:class:`~rcl_study.train.Trial` of its own (weights, BatchNorm statistics, optimiser, loss,
+:class:`~rcl_study.trial_setup.Trial` of its own (weights, BatchNorm statistics, optimiser, loss,
 history) that shares the data, schedule and random streams of the pack. Every member's network is
 built from the random state ``train_trial`` builds it from, so a member's weights, batches, losses
 and gradients are those of its separate run (``tests/test_pack.py``).
@@ -28,26 +28,19 @@ from typing import Any
 
 import torch
 
+from .batches import epoch_order, gather_batch
+from .checkpoint import CheckpointError, atomic_save, plain, read_checkpoint
 from .config import PACKABLE_KEYS, StudyFile, to_dict
+from .evaluation import LOSS_KEYS, evaluation, finish_result
 from .losses import resolve_loss
-from .train import (
-    LOSS_KEYS,
-    CheckpointError,
+from .train import batch_inputs, update
+from .trial_setup import (
     Trial,
-    _atomic_save,
-    _plain,
-    batch_inputs,
     build_network,
-    epoch_order,
-    evaluation,
-    finish_result,
-    gather_batch,
     make_generators,
     make_schedule,
     prepare_data,
-    read_checkpoint,
     setup_start,
-    update,
 )
 
 Report = Callable[[dict[str, Any]], None]
@@ -93,7 +86,7 @@ def check_packable(cfgs: list[StudyFile]) -> None:
 
 
 def setup_pack(cfgs: list[StudyFile], names: list[str]) -> list[Member]:
-    """One shared setup (as :func:`rcl_study.train.setup`), one network per member.
+    """One shared setup (as :func:`rcl_study.trial_setup.setup`), one network per member.
 
     Each network is built from the random state the single trial builds its network from, so
     the members start from the weights of their separate runs (equal weights for equal seeds).
@@ -149,13 +142,13 @@ def save_pack(path: Path, members: list[Member], epoch: int) -> None:
     """Every member's model, optimiser, history and status plus the shared random streams."""
     gens = members[0].trial.gens
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_save(
+    atomic_save(
         {
             "members": {
                 m.name: {
                     "model": m.trial.net.core.state_dict(),
                     "optimizer": m.trial.net.opt.state_dict(),
-                    "history": [_plain(h) for h in m.trial.history],
+                    "history": [plain(h) for h in m.trial.history],
                     "status": m.status,
                     "reason": m.reason,
                 }

@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    ok = sum(r["status"] == "ok" for r in records)
+    ok = sum(r.ok for r in records)
     print(
         f"{len(records)} trials recorded ({ok} ok) in {time.time() - t0:.0f}s; "
         f"records in {cfg.output_dir}",
@@ -163,10 +163,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _interrupted(cfg, a: argparse.Namespace) -> int:
     """Ctrl-C: say how many trials are recorded and how to finish with this tool; 130."""
-    from .study.records import load_plan, load_records
+    from .study_folder import StudyFolder
 
-    n = len(load_records(cfg.output_dir))
-    planned = len(load_plan(cfg.output_dir)["trials"])
+    folder = StudyFolder(cfg.output_dir)
+    n = len(folder.records())
+    planned = len(folder.plan()["trials"])
     cmd = ["python", "-m", "rcl_study.run", a.study]
     cmd += ["--smoke"] if a.smoke else []
     for ov in a.overrides:
@@ -182,16 +183,17 @@ def _interrupted(cfg, a: argparse.Namespace) -> int:
 
 def _report(cfg, study_path: str) -> int:
     from .report.render import write_report
-    from .study.records import DAMAGED, RECORDS, load_records, read_records
+    from .study_folder import DAMAGED, StudyFolder
 
-    damaged = len(read_records(cfg.output_dir)[1])
+    folder = StudyFolder(cfg.output_dir)
+    damaged = len(folder.damaged_lines())
     if damaged:
         print(
-            f"note: {cfg.output_dir / RECORDS}: {damaged} damaged line(s) left out of the report; "
+            f"note: {folder.records_path}: {damaged} damaged line(s) left out of the report; "
             f"--resume moves them to {DAMAGED} and runs their trials again",
             file=sys.stderr,
         )
-    if not load_records(cfg.output_dir):
+    if not folder.records():
         print(
             f"error: {study_path}: no records in {cfg.output_dir}; run the study first",
             file=sys.stderr,

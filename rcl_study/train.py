@@ -12,37 +12,34 @@ temperature 0.1, alpha 2.0 (CE weight), beta 0.6 (contrastive weight), projectio
 Every value and its source: ``docs/recipe.md``.
 Three views per image: one classifier view (crop + flip + RandAugment)
 and two SimCLR-style contrastive views, passed through the network in one forward pass.
+
+Stages, each in its own module: :mod:`.trial_setup` (data, network, schedule, random streams),
+:mod:`.batches` (the epoch's order and its batches), :mod:`.checkpoint` (atomic save, safe load),
+:mod:`.evaluation` (test metrics, best evaluation, the result). This module holds the step, the
+epoch, :func:`train_trial` and the command line.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import random
 import sys
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from .batches import EpochOrder, epoch_order, gather_batch
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, StudyFile, load_study, to_dict
-from .data import load_data
 from .data.augment import make_views
-from .data.datasets import ListImages, LTData
-from .losses import LossSpec, check_loss_inputs, resolve_loss, total_loss
-from .metrics import classification_metrics, feature_measures
-from .models import build_model
+from .evaluation import LOSS_KEYS, evaluation, finish_result
+from .losses import LossSpec, total_loss
+from .trial_setup import Net, Trial, TrialData, setup
 
 Report = Callable[[dict[str, Any]], None]
-
-
-LOSS_KEYS = ("loss", "loss_cls", "loss_con")
 
 
 class Diverged(RuntimeError):
@@ -57,396 +54,8 @@ def _max_over_ranks(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
-    """Linear warm-up to ``base_lr`` over ``warmup_steps``, then cosine decay to 0."""
-    if step < warmup_steps:
-        return base_lr * (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    return 0.5 * base_lr * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def _augment_recipe(cfg: StudyFile, channels: int, size: int) -> str:
-    if cfg.data.augment != "auto":
-        return cfg.data.augment
-    if size < 32 or channels == 1:
-        return "crop"
-    return "autoaugment" if size == 32 else "bcl"  # BCL: AutoAugment on CIFAR, RandAugment beyond
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _make_accelerator(cfg: StudyFile, find_unused: bool):
-    from accelerate import Accelerator
-    from accelerate.state import AcceleratorState
-    from accelerate.utils import DistributedDataParallelKwargs
-
-    AcceleratorState._reset_state(True)  # several trials may run in one process
-    cuda = torch.cuda.is_available() and cfg.train.device != "cpu"
-    if cfg.train.device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no GPU is visible")
-    bf16 = cuda and cfg.train.precision in ("auto", "bf16")
-    return Accelerator(
-        cpu=not cuda,
-        mixed_precision="bf16" if bf16 else "no",
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused)],
-    )
-
-
-class _Prefetch:
-    """Decode the batches of an epoch from image files one batch ahead, in a thread.
-
-    With ``pin``, batches land in pinned memory, so that their copy to the GPU is asynchronous
-    (a copy from pageable memory waits for the GPU's stream).
-    """
-
-    def __init__(
-        self, images, perm, global_batch: int, offset: int, size: int, steps: int, pin: bool
-    ):
-        self.images, self.perm, self.steps, self.pin = images, perm, steps, pin
-        self.global_batch, self.offset, self.size = global_batch, offset, size
-        self.pool = ThreadPoolExecutor(1)
-        self.next = self.pool.submit(self._load, 0)
-
-    def _load(self, step: int) -> torch.Tensor:
-        lo = step * self.global_batch + self.offset
-        batch = torch.from_numpy(
-            np.ascontiguousarray(self.images[self.perm[lo : lo + self.size].numpy()])
-        )
-        return batch.pin_memory() if self.pin else batch
-
-    def take(self, step: int) -> torch.Tensor:
-        """The batch of ``step`` (steps are taken in order); starts decoding the next one."""
-        batch = self.next.result()
-        if step + 1 < self.steps:
-            self.next = self.pool.submit(self._load, step + 1)
-        else:
-            self.pool.shutdown(wait=False)
-        return batch
-
-
-def _batch(images, idx: np.ndarray, device) -> torch.Tensor:
-    if isinstance(images, torch.Tensor):
-        return images[torch.as_tensor(idx, device=images.device)]
-    return torch.from_numpy(np.ascontiguousarray(images[idx])).to(device, non_blocking=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# setup: what a trial holds while it trains
-
-
-@dataclass
-class TrialData:
-    """A trial's data where it trains: images, labels, class counts, normalisation, views.
-
-    ``train_x`` / ``test_x`` are uint8 ``[N, H, W, C]`` tensors on the device, or
-    :class:`ListImages` decoded from files batch by batch; ``mean`` / ``std`` are ``[1, C, 1, 1]``.
-    """
-
-    train_x: torch.Tensor | ListImages
-    train_y: torch.Tensor
-    test_x: torch.Tensor | ListImages
-    test_y: np.ndarray
-    test_mask: np.ndarray | None
-    counts_np: np.ndarray
-    counts: torch.Tensor
-    mean: torch.Tensor
-    std: torch.Tensor
-    recipe: str
-
-    @property
-    def on_device(self) -> bool:
-        """Whether the training images already live on the device (else decoded from files)."""
-        return isinstance(self.train_x, torch.Tensor)
-
-
-@dataclass
-class Schedule:
-    """Batch sizes, steps and the learning-rate schedule of one trial."""
-
-    n: int
-    global_batch: int
-    local_batch: int
-    steps: int
-    total_steps: int
-    warmup_steps: int
-    base_lr: float
-
-    def lr(self, epoch: int, step: int) -> float:
-        """The learning rate of ``step`` of ``epoch`` (a Python float: no device read)."""
-        return lr_at(epoch * self.steps + step, self.total_steps, self.warmup_steps, self.base_lr)
-
-
-@dataclass
-class Generators:
-    """The trial's random streams: ``perm`` (CPU, epoch order) and ``aug`` (device, views)."""
-
-    perm: torch.Generator
-    aug: torch.Generator
-
-
-@dataclass
-class Net:
-    """The network as Accelerate prepared it (``model``), its plain module (``core``), optimiser."""
-
-    model: torch.nn.Module
-    core: torch.nn.Module
-    opt: torch.optim.Optimizer
-    acc: Any
-
-
-@dataclass
-class Trial:
-    """Everything one trial holds while it trains (built by :func:`setup`)."""
-
-    cfg: StudyFile
-    spec: LossSpec
-    net: Net
-    data: TrialData
-    sched: Schedule
-    gens: Generators
-    history: list[dict[str, Any]] = field(default_factory=list)
-    start_epoch: int = 0
-
-    @property
-    def device(self) -> torch.device:
-        """The device the trial trains on."""
-        return self.net.acc.device
-
-
-def prepare_data(cfg: StudyFile, data: LTData, device: torch.device) -> TrialData:
-    """Move arrays to ``device`` and fix the normalisation and the augmentation recipe."""
-    counts_np = data.train_counts
-    # the loss's value checks (counts > 0, labels in range) run here, once per trial, on host
-    # copies: the step itself reads no device value
-    check_loss_inputs(torch.as_tensor(counts_np), torch.as_tensor(data.train_y))
-    if not isinstance(data.train_x, ListImages):  # arrays live on the device, augmentation too
-        train_x = torch.from_numpy(data.train_x).to(device)
-        test_x = torch.from_numpy(data.test_x).to(device)
-        mean = train_x.float().mean(dim=(0, 1, 2)).div(255).view(1, -1, 1, 1)
-        std = train_x.float().std(dim=(0, 1, 2)).div(255).clamp_min(1e-3).view(1, -1, 1, 1)
-    else:
-        train_x, test_x = data.train_x, data.test_x
-        mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, -1, 1, 1)
-        std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, -1, 1, 1)
-    return TrialData(
-        train_x=train_x,
-        train_y=torch.as_tensor(data.train_y, device=device),
-        test_x=test_x,
-        test_y=data.test_y,
-        test_mask=data.test_mask,
-        counts_np=counts_np,
-        counts=torch.as_tensor(counts_np, device=device),
-        mean=mean,
-        std=std,
-        recipe=_augment_recipe(cfg, data.channels, data.image_size),
-    )
-
-
-def build_network(cfg: StudyFile, data: LTData, acc) -> Net:
-    """Build the model and its SGD optimiser, and let Accelerate prepare both.
-
-    ``core`` is the plain module without Accelerate's mixed-precision forward wrapper: training
-    steps enter autocast themselves, evaluation runs ``core`` in float32.
-    """
-    tc, device = cfg.train, acc.device
-    model = build_model(
-        cfg.model.arch,
-        data.channels,
-        data.num_classes,
-        data.image_size,
-        cfg.model.proj_hidden,
-        cfg.model.proj_dim,
-        cfg.model.width,
-        cfg.model.norm,
-        cfg.model.classifier,
-    ).to(device)
-    if cfg.model.norm == "sync_batch" and acc.num_processes > 1 and device.type == "cuda":
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(
-        model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay
-    )
-    model, opt = acc.prepare(model, opt)
-    return Net(model, acc.unwrap_model(model, keep_fp32_wrapper=False), opt, acc)
-
-
-def make_schedule(cfg: StudyFile, n: int, num_processes: int) -> Schedule:
-    """Steps per epoch, per-process batch and warm-up of a training set of ``n`` images."""
-    tc = cfg.train
-    global_batch = min(tc.batch_size, n)
-    steps = max(1, n // global_batch)
-    if tc.max_steps_per_epoch:
-        steps = min(steps, tc.max_steps_per_epoch)
-    return Schedule(
-        n=n,
-        global_batch=global_batch,
-        local_batch=max(1, global_batch // num_processes),
-        steps=steps,
-        total_steps=steps * tc.epochs,
-        warmup_steps=steps * tc.warmup_epochs,
-        base_lr=tc.lr,
-    )
-
-
-def make_generators(seed: int, device: torch.device) -> Generators:
-    """The epoch-order generator (CPU, ``seed``) and the augmentation one (device, ``seed + 1``)."""
-    return Generators(
-        torch.Generator().manual_seed(seed),
-        torch.Generator(device=device).manual_seed(seed + 1),
-    )
-
-
-def setup_start(cfg: StudyFile) -> tuple[LossSpec, Any, LTData]:
-    """Threads, seeds, the loss, the accelerator and the data: what comes before the network."""
-    tc = cfg.train
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
-    _seed_everything(tc.seed)
-    spec = resolve_loss(cfg.loss, tc.alpha, tc.beta)
-    acc = _make_accelerator(cfg, find_unused=not (spec.contrastive and spec.prototypes))
-    if acc.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels
-    return spec, acc, load_data(cfg.data)
-
-
-def setup(cfg: StudyFile) -> Trial:
-    """Seed, build the accelerator, data, network, schedule and generators of one trial."""
-    spec, acc, raw = setup_start(cfg)
-    net = build_network(cfg, raw, acc)
-    data = prepare_data(cfg, raw, acc.device)
-    sched = make_schedule(cfg, len(raw.train_y), acc.num_processes)
-    return Trial(cfg, spec, net, data, sched, make_generators(cfg.train.seed, acc.device))
-
-
-# ---------------------------------------------------------------------------------------------
-# checkpoints
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read safely (names the file)."""
-
-
-def save_checkpoint(
-    path: Path, core, opt, gens: Generators, history: list[dict[str, Any]], epoch: int
-) -> None:
-    """Write model, optimiser, random streams and history atomically to ``path``.
-
-    Everything stored is a tensor or a plain list/dict of numbers and strings, so that
-    :func:`read_checkpoint` can load it with ``weights_only=True``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_save(
-        {
-            "model": core.state_dict(),
-            "optimizer": opt.state_dict(),
-            "perm_gen": gens.perm.get_state(),
-            "aug_gen": gens.aug.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "history": [_plain(h) for h in history],
-            "epoch": int(epoch),
-        },
-        path,
-    )
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """The checkpoint at ``path``, loaded with ``weights_only=True`` (no code runs).
-
-    Raises:
-        CheckpointError: the file holds anything but tensors and plain containers, or is damaged.
-
-    """
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable checkpoint gets one clear line
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"{path}: not a safe checkpoint (refused by weights_only loading: {first[:200]}); "
-            "delete it to start the trial afresh"
-        ) from None
-
-
-def load_checkpoint(path: Path, core, opt, gens: Generators) -> tuple[list[dict[str, Any]], int]:
-    """Restore ``core``, ``opt`` and the random streams from ``path``; (history, epoch)."""
-    state = read_checkpoint(path)
-    core.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    gens.perm.set_state(state["perm_gen"])
-    gens.aug.set_state(state["aug_gen"].to(gens.aug.get_state().device))
-    torch.set_rng_state(state["torch_rng"])
-    return list(state["history"]), int(state["epoch"])
-
-
-def _plain(value: Any) -> Any:
-    """``value`` as plain Python lists, dicts, numbers and strings (numpy scalars converted)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 # ---------------------------------------------------------------------------------------------
 # one step, one epoch
-
-
-@dataclass
-class EpochOrder:
-    """The order of one epoch: a permutation, this process's offset, and decoded batches."""
-
-    perm: torch.Tensor
-    perm_dev: torch.Tensor
-    offset: int
-    global_batch: int
-    local_batch: int
-    decoded: _Prefetch | None = None
-
-    def rows(self, step: int) -> torch.Tensor:
-        """Indices (on the device) of this process's images in ``step``."""
-        lo = step * self.global_batch + self.offset
-        return self.perm_dev[lo : lo + self.local_batch]
-
-
-def epoch_order(
-    data: TrialData, sched: Schedule, perm_gen: torch.Generator, process_index: int
-) -> EpochOrder:
-    """Draw the next epoch's permutation; start decoding its first batch for file images."""
-    perm = torch.randperm(sched.n, generator=perm_gen)
-    offset = process_index * sched.local_batch
-    decoded = None
-    if not data.on_device:
-        pin = data.train_y.device.type == "cuda"
-        decoded = _Prefetch(
-            data.train_x, perm, sched.global_batch, offset, sched.local_batch, sched.steps, pin
-        )
-    return EpochOrder(
-        perm, perm.to(data.train_y.device), offset, sched.global_batch, sched.local_batch, decoded
-    )
-
-
-def gather_batch(
-    data: TrialData, order: EpochOrder, step: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The uint8 images ``[B, H, W, C]`` and labels ``[B]`` of ``step``, on the device."""
-    rows = order.rows(step)
-    if order.decoded is None:
-        xb = data.train_x[rows]
-    else:  # decoded from files, one batch ahead in a thread
-        xb = order.decoded.take(step).to(data.train_y.device, non_blocking=True)
-    return xb, data.train_y[rows]
 
 
 def batch_inputs(xb: torch.Tensor, aug_gen: torch.Generator, data: TrialData) -> torch.Tensor:
@@ -537,71 +146,6 @@ def train_epoch(trial: Trial, epoch: int) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# evaluation
-
-
-@torch.no_grad()
-def evaluate(
-    model,
-    images,
-    labels: np.ndarray,
-    train_counts: np.ndarray,
-    mean,
-    std,
-    device,
-    mask: np.ndarray | None = None,
-    batch_size: int = 512,
-) -> dict[str, Any]:
-    """Accuracy metrics (raw logits) and feature-space measures on a test set, in float32.
-
-    ``model`` should be the plain module (``Net.core``): autocast is switched off here, but a
-    forward still wrapped by Accelerate's mixed precision would switch it back on.
-    """
-    device = torch.device(device)
-    model.eval()
-    preds, feats = [], []
-    with torch.autocast(device_type=device.type, enabled=False):
-        for start in range(0, len(labels), batch_size):
-            idx = np.arange(start, min(start + batch_size, len(labels)))
-            x = _batch(images, idx, device).permute(0, 3, 1, 2).float().div_(255)
-            f, logits, _ = model((x - mean) / std)
-            preds.append(logits.argmax(1).cpu())
-            feats.append(f.float().cpu())
-    model.train()
-    y_pred = torch.cat(preds).numpy()
-    out = classification_metrics(labels, y_pred, train_counts, mask)
-    out.update(feature_measures(torch.cat(feats), torch.as_tensor(labels), len(train_counts)))
-    return out
-
-
-def evaluate_trial(trial: Trial) -> dict[str, Any]:
-    """:func:`evaluate` of the trial's network on its test set."""
-    d = trial.data
-    return evaluate(
-        trial.net.core, d.test_x, d.test_y, d.counts_np, d.mean, d.std, trial.device, d.test_mask
-    )
-
-
-BEST_KEYS = ("top1", "balanced_acc")
-
-
-def best_of(history: list[dict[str, Any]]) -> dict[str, Any]:
-    """The best evaluation of ``history`` (optimistic: chosen on the test set).
-
-    Returns ``best_top1``, ``best_balanced_acc`` (the maximum over evaluations) and
-    ``best_epoch_top1``, ``best_epoch_balanced_acc`` (the first epoch reaching it); None when no
-    evaluation has the metric.
-    """
-    out: dict[str, Any] = {}
-    for key in BEST_KEYS:
-        scored = [h for h in history if isinstance(h.get(key), (int, float))]
-        best = max(scored, key=lambda h: h[key], default=None)  # first of equal maxima
-        out[f"best_{key}"] = best[key] if best else None
-        out[f"best_epoch_{key}"] = best["epoch"] if best else None
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
 # the trial
 
 
@@ -624,7 +168,7 @@ def train_trial(
     Returns:
         The last evaluation's metrics plus ``status`` (``ok`` or ``diverged``), ``reason``,
         ``epoch``, ``history`` (one entry per evaluation), the best evaluation (see
-        :func:`best_of`), ``seconds_per_epoch`` and ``device``.
+        :func:`.evaluation.best_of`), ``seconds_per_epoch`` and ``device``.
 
     Raises:
         CheckpointError: the checkpoint in ``workdir`` cannot be loaded safely.
@@ -636,86 +180,81 @@ def train_trial(
     ckpt_path = Path(workdir) / "checkpoint.pt" if workdir else None
     if ckpt_path and ckpt_path.exists():
         trial.history, trial.start_epoch = load_checkpoint(ckpt_path, core, opt, trial.gens)
-    history, start_epoch = trial.history, trial.start_epoch
-
-    emit = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     show_bar = tc.progress and sys.stderr.isatty() and acc.is_main_process and log is None
-    epochs = range(start_epoch, tc.epochs)
-    if show_bar:
-        from tqdm import tqdm
-
-        epochs = tqdm(epochs, total=tc.epochs, initial=start_epoch, desc=cfg.name, leave=False)
+    emit = None if show_bar else (log or _to_stderr)
     result: dict[str, Any] = {
         "status": "ok",
         "reason": "",
         "device": str(trial.device),
         "processes": acc.num_processes,
     }
-    metrics: dict[str, Any] = history[-1] if history else {}
+    metrics: dict[str, Any] = trial.history[-1] if trial.history else {}
     elapsed = 0.0
     trial.net.model.train()
     try:
-        for epoch in epochs:
+        for epoch in _epochs(cfg, trial.start_epoch, show_bar):
             t0 = time.perf_counter()
             losses = train_epoch(trial, epoch)
             epoch_seconds = time.perf_counter() - t0
             elapsed += epoch_seconds
             done = epoch + 1
             if done % tc.eval_every == 0 or done == tc.epochs:
-                mean_losses = acc.reduce(losses, reduction="mean")
-                if acc.is_main_process:  # evaluation on one process, the full test set
-                    metrics = evaluation(trial, mean_losses, done, elapsed, epoch_seconds)
-                    if report:
-                        report(dict(metrics))
-                elif report:  # every process reports (Ray Train's report is collective)
-                    report({"epoch": done})
-                if acc.is_main_process and not show_bar:
-                    emit(
-                        f"[{cfg.name}] epoch {done}/{tc.epochs} loss {metrics['loss']:.4f} "
-                        f"top1 {metrics['top1']:.4f} bal {metrics['balanced_acc']:.4f}"
-                    )
+                timing = (elapsed, epoch_seconds)
+                metrics = _evaluate_and_report(trial, losses, done, timing, metrics, report, emit)
             if (
                 ckpt_path
                 and (done % tc.checkpoint_every == 0 or done == tc.epochs)
                 and acc.is_main_process
             ):
-                save_checkpoint(ckpt_path, core, opt, trial.gens, history, done)
+                save_checkpoint(ckpt_path, core, opt, trial.gens, trial.history, done)
     except Diverged as err:
         result.update(status="diverged", reason=str(err))
     return finish_result(trial, result, metrics)
 
 
-def evaluation(
-    trial: Trial, mean_losses: torch.Tensor, done: int, elapsed: float, epoch_seconds: float
+def _to_stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _epochs(cfg: StudyFile, start_epoch: int, show_bar: bool) -> Iterable[int]:
+    """The epochs left to train, behind a tqdm progress bar when ``show_bar``."""
+    epochs = range(start_epoch, cfg.train.epochs)
+    if not show_bar:
+        return epochs
+    from tqdm import tqdm
+
+    return tqdm(epochs, total=cfg.train.epochs, initial=start_epoch, desc=cfg.name, leave=False)
+
+
+def _evaluate_and_report(
+    trial: Trial,
+    losses: torch.Tensor,
+    done: int,
+    timing: tuple[float, float],
+    metrics: dict[str, Any],
+    report: Report | None,
+    emit: Callable[[str], None] | None,
 ) -> dict[str, Any]:
-    """Evaluate after epoch ``done``: test metrics, the epoch's mean losses and timings.
+    """Evaluate after epoch ``done`` (main process), report, log a line; the current metrics.
 
-    The entry (without per-class accuracy) is appended to ``trial.history``; ``elapsed`` is the
-    training time since this run started at ``trial.start_epoch``.
+    ``timing`` is (training seconds since this run started, seconds of this epoch). On the other
+    processes of a data-parallel run ``metrics`` is returned unchanged.
     """
-    metrics = evaluate_trial(trial)
-    metrics.update(zip(LOSS_KEYS, mean_losses.tolist()))
-    metrics.update(
-        epoch=done,
-        seconds_per_epoch=elapsed / (done - trial.start_epoch),
-        epoch_seconds=epoch_seconds,
-    )
-    trial.history.append({k: v for k, v in metrics.items() if k != "per_class_acc"})
+    acc = trial.net.acc
+    mean_losses = acc.reduce(losses, reduction="mean")
+    if not acc.is_main_process:
+        if report:  # every process reports (Ray Train's report is collective)
+            report({"epoch": done})
+        return metrics
+    metrics = evaluation(trial, mean_losses, done, *timing)  # one process, the full test set
+    if report:
+        report(dict(metrics))
+    if emit:
+        emit(
+            f"[{trial.cfg.name}] epoch {done}/{trial.cfg.train.epochs} loss {metrics['loss']:.4f} "
+            f"top1 {metrics['top1']:.4f} bal {metrics['balanced_acc']:.4f}"
+        )
     return metrics
-
-
-def finish_result(trial: Trial, result: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    """``result`` (status, reason, device) completed with the last metrics, history and best."""
-    history = trial.history
-    result.update(metrics)
-    result.update(
-        history=history,
-        epoch=history[-1]["epoch"] if history else 0,
-        train_counts=trial.data.counts_np.tolist(),
-        loss_spec=trial.spec.as_dict(),
-    )
-    result.update(best_of(history))
-    return result
 
 
 def main(argv: list[str] | None = None) -> int:

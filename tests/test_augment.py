@@ -8,18 +8,20 @@ import torch
 from scipy import stats
 from syncs import SyncCounter
 
-from rcl_study.data import augment as aug
-from rcl_study.data.augment import (
+from rcl_study.data import autoaugment as aa
+from rcl_study.data import randaugment as ra
+from rcl_study.data import uint8_ops as u8
+from rcl_study.data.augment import make_views
+from rcl_study.data.float_ops import (
     colour_jitter,
     crop_flip,
-    make_views,
-    randaugment,
     random_greyscale,
     random_resized_crop,
     simclr_view,
     to_float,
 )
-from rcl_study.train import _augment_recipe
+from rcl_study.data.randaugment import randaugment
+from rcl_study.trial_setup import _augment_recipe
 
 
 def _gen(seed=0, device="cpu"):
@@ -146,10 +148,10 @@ def _per_image(fn, imgs, params):
 @pytest.mark.parametrize(
     "ours,theirs",
     [
-        (aug.brightness, tvf.adjust_brightness),
-        (aug.color, tvf.adjust_saturation),
-        (aug.contrast, tvf.adjust_contrast),
-        (aug.sharpness, tvf.adjust_sharpness),
+        (u8.brightness, tvf.adjust_brightness),
+        (u8.color, tvf.adjust_saturation),
+        (u8.contrast, tvf.adjust_contrast),
+        (u8.sharpness, tvf.adjust_sharpness),
     ],
 )
 def test_enhance_ops_equal_torchvision(ours, theirs, c):
@@ -166,24 +168,24 @@ def test_enhance_ops_equal_torchvision(ours, theirs, c):
 def test_histogram_and_pointwise_ops_equal_torchvision(c):
     imgs = _images(c=c, h=20, w=28)
     n = len(imgs)
-    x = aug.levels(imgs)
-    assert torch.equal(aug.autocontrast(x), tvf.autocontrast(imgs).float())
+    x = u8.levels(imgs)
+    assert torch.equal(u8.autocontrast(x), tvf.autocontrast(imgs).float())
     want = _per_image(lambda im, _: tvf.equalize(im), imgs, [0] * n)
-    assert torch.equal(aug.equalize(x), want.float())
-    assert torch.equal(aug.invert(x), tvf.invert(imgs).float())
+    assert torch.equal(u8.equalize(x), want.float())
+    assert torch.equal(u8.invert(x), tvf.invert(imgs).float())
     bits = [(i % 9) for i in range(n)]
     want = _per_image(tvf.posterize, imgs, bits)
-    assert torch.equal(aug.posterize(x, torch.tensor(bits)), want.float())
+    assert torch.equal(u8.posterize(x, torch.tensor(bits)), want.float())
     thresholds = [float(t) for t in _tv_space()["Solarize"][0]] + [0.5, 127.5, 200.0]
     th = [thresholds[i % len(thresholds)] for i in range(n)]
-    got = aug.solarize(x, torch.tensor(th, dtype=torch.float64).float())
+    got = u8.solarize(x, torch.tensor(th, dtype=torch.float64).float())
     assert torch.equal(got, _per_image(tvf.solarize, imgs, th).float())
 
 
 def test_equalize_changes_what_it_should():
     """Equalize is not the identity on spread images, and is on images torchvision leaves alone."""
     imgs = _images(c=3).float()
-    out = aug.equalize(imgs)
+    out = u8.equalize(imgs)
     assert not torch.equal(out[:24], imgs[:24])
     assert torch.equal(out[-4:], imgs[-4:])  # constant and one-odd-pixel images
 
@@ -199,7 +201,7 @@ def test_geometric_ops_equal_torchvision(name, hw):
             want = torch.stack(
                 [tv_aa._apply_op(im, name, mag, tvf.InterpolationMode.NEAREST, None) for im in imgs]
             )
-            assert torch.equal(aug.affine_op(imgs.float(), name, mag), want.float()), (name, mag)
+            assert torch.equal(u8.affine_op(imgs.float(), name, mag), want.float()), (name, mag)
 
 
 def _torchvision_policy(img, sub, u, negative):
@@ -219,45 +221,45 @@ def _torchvision_policy(img, sub, u, negative):
 def test_autoaugment_equals_torchvision_image_by_image():
     imgs = _images(b=150)
     b = len(imgs)
-    sub, u, neg = aug.autoaugment_decisions(b, _gen(11), "cpu")
-    got = aug.apply_autoaugment(imgs.float(), sub, u, neg)
+    sub, u, neg = aa.autoaugment_decisions(b, _gen(11), "cpu")
+    got = aa.apply_autoaugment(imgs.float(), sub, u, neg)
     for i in range(b):
         want = _torchvision_policy(imgs[i], int(sub[i]), u[i], neg[i]).float()
         assert torch.equal(got[i], want), (i, int(sub[i]), u[i].tolist(), neg[i].tolist())
-    assert torch.equal(aug.autoaugment(imgs.float(), _gen(11)), got)
+    assert torch.equal(aa.autoaugment(imgs.float(), _gen(11)), got)
     assert not torch.equal(got, imgs.float())
     assert set(sub.tolist()) == set(range(25))  # every sub-policy was compared
     fired = {
-        aug.AUTOAUGMENT_CIFAR10[int(k)][j][0]
+        aa.AUTOAUGMENT_CIFAR10[int(k)][j][0]
         for k, uu in zip(sub, u)
         for j in range(2)
-        if uu[j] <= aug.AUTOAUGMENT_CIFAR10[int(k)][j][1]
+        if uu[j] <= aa.AUTOAUGMENT_CIFAR10[int(k)][j][1]
     }
-    assert fired == {op for pair in aug.AUTOAUGMENT_CIFAR10 for op, p, _ in pair if p > 0}
+    assert fired == {op for pair in aa.AUTOAUGMENT_CIFAR10 for op, p, _ in pair if p > 0}
 
 
 def test_randaugment_equalize_is_exact():
     """RandAugment's equalize (float views) is torchvision's on the image's uint8 values."""
     imgs = _images(c=3)
-    got = aug._op(imgs.float() / 255, "equalize", torch.ones(len(imgs)))
+    got = ra._op(imgs.float() / 255, "equalize", torch.ones(len(imgs)))
     want = _per_image(lambda im, _: tvf.equalize(im), imgs, [0] * len(imgs))
     assert torch.equal((got * 255).round().to(torch.uint8), want)
 
 
 def test_policy_table_is_torchvisions():
     t = tv_aa.AutoAugment(tv_aa.AutoAugmentPolicy.CIFAR10)
-    assert [tuple(s) for s in t.policies] == list(aug.AUTOAUGMENT_CIFAR10)
+    assert [tuple(s) for s in t.policies] == list(aa.AUTOAUGMENT_CIFAR10)
 
 
 def test_autoaugment_decision_frequencies():
     """Sub-policy uniform over 25 (chi-square), each op fires with its probability and each sign
     is negative with 1/2 (exact binomial tests, Bonferroni over the 50 + 1 tests), fixed seed."""
     n = 50_000
-    sub, u, neg = aug.autoaugment_decisions(n, _gen(21), "cpu")
+    sub, u, neg = aa.autoaugment_decisions(n, _gen(21), "cpu")
     counts = np.bincount(sub.numpy(), minlength=25)
     assert len(counts) == 25 and stats.chisquare(counts).pvalue > 1e-3
     alpha = 1e-3 / 51
-    for k, pair in enumerate(aug.AUTOAUGMENT_CIFAR10):
+    for k, pair in enumerate(aa.AUTOAUGMENT_CIFAR10):
         picked = sub == k
         for j, (_, p, _) in enumerate(pair):
             fired = int((picked & (u[:, j] <= p)).sum())
@@ -271,7 +273,7 @@ def test_autoaugment_decision_frequencies():
 def test_cutout_hole_is_16_square_clipped_with_uniform_centre():
     b, h, w = 6400, 32, 32
     imgs = torch.full((b, 3, h, w), 255, dtype=torch.uint8)
-    out = aug.cutout(imgs, _gen(31))
+    out = aa.cutout(imgs, _gen(31))
     hole = out[:, 0] == 0
     assert torch.equal(hole[:, None].expand_as(out), out == 0)  # same hole in every channel
     centres = []
@@ -334,16 +336,16 @@ def test_autoaugment_on_cuda_equals_cpu():
     """Same decisions, same images: the CUDA result equals the CPU one (exact for pointwise and
     histogram ops; nearest resampling may round a coordinate within one ulp of a half differently,
     so the whole policy allows 1e-4 of the pixels to differ)."""
-    imgs = aug.levels(_images(b=64))
+    imgs = u8.levels(_images(b=64))
     cuda = imgs.cuda()
     f = torch.linspace(0.1, 1.9, len(imgs), dtype=torch.float64)
-    for fn in (aug.brightness, aug.color, aug.contrast, aug.sharpness):
+    for fn in (u8.brightness, u8.color, u8.contrast, u8.sharpness):
         assert torch.equal(fn(cuda, f.cuda()).cpu(), fn(imgs, f)), fn.__name__
-    for fn in (aug.autocontrast, aug.equalize, aug.invert):
+    for fn in (u8.autocontrast, u8.equalize, u8.invert):
         assert torch.equal(fn(cuda).cpu(), fn(imgs)), fn.__name__
-    sub, u, neg = aug.autoaugment_decisions(len(imgs), _gen(5), "cpu")
-    want = aug.apply_autoaugment(imgs, sub, u, neg)
-    got = aug.apply_autoaugment(cuda, sub.cuda(), u.cuda(), neg.cuda()).cpu()
+    sub, u, neg = aa.autoaugment_decisions(len(imgs), _gen(5), "cpu")
+    want = aa.apply_autoaugment(imgs, sub, u, neg)
+    got = aa.apply_autoaugment(cuda, sub.cuda(), u.cuda(), neg.cuda()).cpu()
     assert (got != want).float().mean() <= 1e-4
     views = make_views(
         _images(b=8).permute(0, 2, 3, 1).contiguous().cuda(), _gen(1, "cuda"), "autoaugment"

@@ -5,10 +5,12 @@ import json
 import pytest
 import torch
 
+import rcl_study.batches as batches
 import rcl_study.pack as pack
 import rcl_study.train as train
+import rcl_study.trial_setup as trial_setup
+from rcl_study.checkpoint import CheckpointError
 from rcl_study.config import parse_study
-from rcl_study.train import CheckpointError
 
 TINY = {
     "name": "p",
@@ -57,16 +59,16 @@ def test_first_step_weights_losses_and_gradients_equal_separate_runs():
     cfgs = [_cfg(k) for k in KNOBS]
     members = pack.setup_pack(cfgs, ["a", "b", "c"])
     lead = members[0].trial
-    order = train.epoch_order(lead.data, lead.sched, lead.gens.perm, 0)
-    xb, yb = train.gather_batch(lead.data, order, 0)
+    order = batches.epoch_order(lead.data, lead.sched, lead.gens.perm, 0)
+    xb, yb = batches.gather_batch(lead.data, order, 0)
     inp = train.batch_inputs(xb, lead.gens.aug, lead.data)
     for cfg, m in zip(cfgs, members):
-        single = train.setup(cfg)
+        single = trial_setup.setup(cfg)
         a = single.net.core.state_dict()
         b = m.trial.net.core.state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a)  # same initial weights
-        o = train.epoch_order(single.data, single.sched, single.gens.perm, 0)
-        sx, sy = train.gather_batch(single.data, o, 0)
+        o = batches.epoch_order(single.data, single.sched, single.gens.perm, 0)
+        sx, sy = batches.gather_batch(single.data, o, 0)
         s_inp = train.batch_inputs(sx, single.gens.aug, single.data)
         assert torch.equal(s_inp, inp) and torch.equal(sy, yb)  # same batch, same views
         # float64 copies of both networks: the loss and gradients of the first step

@@ -146,29 +146,29 @@ def test_local_packed_study_records_equal_unpacked(tmp_path):
     packed = run_study(_cfg(tmp_path / "p", resources={"pack": 4}), progress=False)
     alone = run_study(_cfg(tmp_path / "u", resources={"pack": 1}), progress=False)
     assert len(packed) == len(alone) == 4
-    pid = {r["pack"] for r in packed}
+    pid = {r.pack for r in packed}
     assert len(pid) == 1 and pid.pop().startswith("pack__s0__")
-    assert {r["pack"] for r in alone} == {None}
-    by_id = {r["trial_id"]: r for r in alone}
+    assert {r.pack for r in alone} == {None}
+    by_id = {r.trial_id: r for r in alone}
     for r in packed:
-        u = by_id[r["trial_id"]]
-        assert r["status"] == u["status"] == "ok"
+        u = by_id[r.trial_id]
+        assert r.status == u.status == "ok"
         for section in ("loss", "train", "model", "data"):
-            assert r["config"][section] == u["config"][section], section
-        assert r["overrides"] == u["overrides"]
+            assert r.config[section] == u.config[section], section
+        assert r.overrides == u.overrides
         for k in ("top1", "balanced_acc", "loss", "compactness"):
-            assert r["metrics"][k] == pytest.approx(u["metrics"][k], abs=1e-6), k
+            assert r.metrics[k] == pytest.approx(u.metrics[k], abs=1e-6), k
 
 
 def test_local_resume_trains_only_missing_members_and_failures_are_recorded(tmp_path, monkeypatch):
     cfg = _cfg(tmp_path, resources={"pack": 4})
-    first = {r["trial_id"]: r for r in run_study(cfg, progress=False)}
+    first = {r.trial_id: r for r in run_study(cfg, progress=False)}
     # forget two members, as if the study had stopped before they were recorded
     keep = [r for r in load_records(tmp_path) if r["variant"] in ("none", "balance")]
     (tmp_path / RECORDS).write_text("".join(json.dumps(r) + "\n" for r in keep))
     for r in first.values():
-        if r["variant"] not in ("none", "balance"):
-            (tmp_path / "trials" / r["trial_id"] / "result.json").unlink()
+        if r.variant not in ("none", "balance"):
+            (tmp_path / "trials" / r.trial_id / "result.json").unlink()
     trained = []
     real = pack.train_pack
 
@@ -177,19 +177,19 @@ def test_local_resume_trains_only_missing_members_and_failures_are_recorded(tmp_
         return real(cfgs, names, *args, **kwargs)
 
     monkeypatch.setattr(pack, "train_pack", spy)
-    again = {r["trial_id"]: r for r in run_study(cfg, resume=True, progress=False)}
+    again = {r.trial_id: r for r in run_study(cfg, resume=True, progress=False)}
     assert trained == [["margin__s0", "balance+margin__s0"]]
     assert again.keys() == first.keys()
     for tid, r in again.items():
-        assert r["metrics"]["loss"] == pytest.approx(first[tid]["metrics"]["loss"], abs=1e-6)
+        assert r.metrics["loss"] == pytest.approx(first[tid].metrics["loss"], abs=1e-6)
 
     def boom(*args, **kwargs):
         raise RuntimeError("out of memory (simulated)")
 
     monkeypatch.setattr(pack, "train_pack", boom)
     failed = run_study(_cfg(tmp_path / "f", resources={"pack": 4}), progress=False)
-    assert [r["status"] for r in failed] == ["failed"] * 4
-    assert all(r["reason"] == "RuntimeError: out of memory (simulated)" for r in failed)
+    assert [r.status for r in failed] == ["failed"] * 4
+    assert all(r.reason == "RuntimeError: out of memory (simulated)" for r in failed)
 
 
 def test_local_executor_never_imports_ray(tmp_path):

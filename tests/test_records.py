@@ -1,12 +1,17 @@
 """The results table on disk and the smoke shrinking (pure, fast)."""
 
+import json
+import re
 from pathlib import Path
 
 import pytest
 
-from rcl_study.config import load_study
+from rcl_study.config import load_study, parse_study, to_dict
+from rcl_study.records import STATUSES, TrialPlan, TrialRecord, TrialStatus
+from rcl_study.study.execute import make_record
 from rcl_study.study.records import append_record, load_plan, load_records, write_plan
 from rcl_study.study.runner import StudyExists, apply_smoke, check_folder
+from rcl_study.study_folder import StudyFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,3 +51,164 @@ def test_existing_study_folder_is_refused(tmp_path, monkeypatch):
     with pytest.raises(StudyExists, match="--resume"):
         check_folder(cfg, resume=False, overwrite=False)
     check_folder(cfg, resume=True, overwrite=False)
+
+
+# ------------------------------------------------------------------ the typed record (issue 13)
+
+#: the keys of a record as the driver wrote them before the typed record (execute.make_record)
+OLD_KEYS = [
+    "trial_id",
+    "variant",
+    "seed",
+    "overrides",
+    "status",
+    "reason",
+    "metrics",
+    "history",
+    "loss_spec",
+    "wall_time",
+    "device",
+    "pack",
+    "config",
+    "config_hash",
+    "attempts",
+    "finished",
+    "versions",
+    "python",
+    "host",
+    "git_rev",
+]
+TINY = {
+    "name": "tiny",
+    "data": {"dataset": "digits_lt", "imbalance_ratio": 10, "test_limit": 100},
+    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
+    "study": {"kind": "ablation", "components": ["scale"], "seeds": [0]},
+}
+
+
+def _full_row(**changes):
+    row = {
+        "trial_id": "scale__s3",
+        "variant": "scale",
+        "seed": 3,
+        "overrides": {"loss.scale": 1.5},
+        "status": "diverged",
+        "reason": "loss is nan at step 4",
+        "metrics": {"balanced_acc": 0.25, "per_class_acc": [0.5, 0.0]},
+        "history": [{"epoch": 1, "balanced_acc": 0.25}],
+        "loss_spec": {"balance": 1.0},
+        "wall_time": 2.5,
+        "device": "cpu",
+        "pack": "pack__s3__0123abcd",
+        "config": {"train": {"seed": 3}},
+        "config_hash": "00112233aabbccdd",
+        "attempts": 2,
+        "finished": "2026-11-27T12:00:00",
+        "versions": {"torch": "2.14.1"},
+        "python": "3.11.9",
+        "host": "h",
+        "git_rev": "abc",
+    }
+    row.update(changes)
+    return row
+
+
+def test_record_round_trip_keeps_every_key_and_unknown_ones():
+    row = _full_row(future_key={"x": [1, 2]})
+    rec = TrialRecord.from_json(row)
+    assert rec.status is TrialStatus.DIVERGED and not rec.ok
+    assert rec.seed == 3 and rec.attempts == 2 and rec.pack == "pack__s3__0123abcd"
+    assert rec.metrics["per_class_acc"] == [0.5, 0.0]
+    assert rec.extra == {"future_key": {"x": [1, 2]}}
+    assert rec.to_json() == row
+    assert list(rec.to_json()) == [*OLD_KEYS, "future_key"]  # same keys, same order on disk
+    assert TrialRecord.from_json(json.loads(json.dumps(rec.to_json()))) == rec
+
+
+def test_old_record_without_hash_attempts_pack_loads_with_defaults(tmp_path):
+    old = {
+        k: v
+        for k, v in _full_row(status="ok").items()
+        if k not in ("config_hash", "attempts", "pack")
+    }
+    folder = StudyFolder(tmp_path)
+    folder.records_path.write_text(json.dumps(old) + "\n")
+    (rec,) = folder.records()
+    assert (rec.config_hash, rec.attempts, rec.pack) == (None, 1, None)
+    assert rec.status is TrialStatus.OK and rec.metrics["balanced_acc"] == 0.25
+    minimal = TrialRecord.from_json({"trial_id": "a", "status": "failed"})
+    assert (minimal.reason, minimal.overrides, minimal.history, minimal.device) == (
+        "",
+        {},
+        [],
+        None,
+    )
+    # appending another trial rewrites the table, but the old line keeps exactly its keys
+    folder.append(TrialRecord(trial_id="b", status=TrialStatus.OK))
+    lines = [json.loads(x) for x in folder.records_path.read_text().splitlines()]
+    assert lines[0] == old
+    assert folder.done_ids(retries=1) == {"scale__s3", "b"}
+
+
+def test_unknown_status_is_a_damaged_line(tmp_path):
+    folder = StudyFolder(tmp_path)
+    folder.append(TrialRecord.from_json(_full_row(status="ok")))
+    weird = json.dumps(_full_row(trial_id="w", status="exploded")).encode()
+    with open(folder.records_path, "ab") as f:
+        f.write(weird + b"\n")
+    assert [r.trial_id for r in folder.records()] == ["scale__s3"]
+    assert folder.damaged_lines() == [weird]
+    with pytest.raises(ValueError, match="status"):
+        TrialRecord.from_json(_full_row(status="exploded"))
+    assert folder.set_aside_damaged() == 1
+    assert folder.damaged_path.read_bytes() == weird + b"\n"
+
+
+def test_status_enum_covers_every_status_the_code_writes():
+    assert set(STATUSES) == {"ok", "failed", "diverged", "pruned"}
+    written: set[str] = set()
+    patterns = (
+        r'\bstatus"?\]?\s*(?::\s*str\s*)?[=:]\s*"(\w+)"',  # status = "x", "status": "x", status="x"
+        r'\bstatus, \w+(?:\.reason)? = "(\w+)"',  # status, reason = "x", ...
+    )
+    for path in (ROOT / "rcl_study").rglob("*.py"):
+        text = path.read_text()
+        for pat in patterns:
+            written.update(re.findall(pat, text))
+    assert {"ok", "diverged"} <= written  # the scan sees the trainers' statuses
+    assert written <= set(STATUSES), written - set(STATUSES)
+    for status in TrialStatus:  # what execute builds: every status makes a record
+        cfg = parse_study(TINY)
+        plan = TrialPlan("scale__s0", "scale", 0, {"loss.scale": 1.5})
+        rec = make_record(plan, to_dict(cfg), status, "", {"balanced_acc": 0.5}, 1.0)
+        assert rec.status is status and list(rec.to_json()) == OLD_KEYS
+        assert rec.config["train"]["seed"] == 0 and len(rec.config_hash) == 16
+
+
+def test_report_does_not_import_the_study_package():
+    for path in (ROOT / "rcl_study/report").glob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"from \.\.study[\. ]|rcl_study\.study\b", text), path.name
+
+
+def test_tune_recorder_records_a_pruned_search_trial_as_a_typed_record(tmp_path):
+    pytest.importorskip("ray")
+    from rcl_study.study import tune
+
+    cfg = parse_study({**TINY, "study": {"kind": "search", "seeds": [4, 5]}})
+    base = to_dict(cfg)
+    seen = []
+    recorder = tune._Recorder(tmp_path, base, seen.append)
+
+    class Trial:  # what the callback reads of a Tune trial that ASHA stopped after epoch 1
+        trial_id = "t1"
+        config = {"loss.scale": 1.25}
+        last_result = {"epoch": 1, "balanced_acc": 0.4, "time_this_iter_s": 3.0}
+
+    recorder.on_trial_complete(0, [], Trial())
+    (rec,) = seen
+    assert rec.trial_id.startswith("search-") and rec.variant == "search" and rec.seed == 4
+    assert rec.status is TrialStatus.PRUNED and rec.overrides == {"loss.scale": 1.25}
+    assert rec.metrics == {"epoch": 1, "balanced_acc": 0.4}
+    assert rec.config["loss"]["scale"] == 1.25 and rec.attempts == 1
+    assert StudyFolder(tmp_path).records() == [rec]

@@ -17,7 +17,9 @@ from typing import get_args
 
 import pytest
 
+import rcl_study.batches as batches
 import rcl_study.train as train
+import rcl_study.trial_setup as trial_setup
 from rcl_study.config import DataConfig, parse_study
 from rcl_study.losses import PRESETS
 
@@ -59,8 +61,8 @@ def _step_syncs(preset: str, recipe: str) -> Counter:
         "loss": {"preset": preset},
         "train": {"batch_size": 16, "warmup_epochs": 0, "progress": False, "threads": 1},
     }
-    trial = train.setup(parse_study(json.loads(json.dumps(raw))))
-    order = train.epoch_order(trial.data, trial.sched, trial.gens.perm, 0)
+    trial = trial_setup.setup(parse_study(json.loads(json.dumps(raw))))
+    order = batches.epoch_order(trial.data, trial.sched, trial.gens.perm, 0)
     args = (trial.net, trial.spec, trial.data, order)
     train.train_step(*args, 0, trial.gens.aug, trial.sched.lr(0, 0))  # warm-up
     counter = SyncCounter()

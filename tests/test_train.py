@@ -11,7 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+import rcl_study.batches as batches
+import rcl_study.checkpoint as checkpoint
+import rcl_study.evaluation as evaluation
 import rcl_study.train as train
+import rcl_study.trial_setup as trial_setup
 from rcl_study.config import parse_study
 from rcl_study.losses import PRESETS
 from rcl_study.metrics import classification_metrics, confusion_matrix, feature_measures
@@ -169,7 +173,7 @@ def test_nan_loss_gives_diverged(monkeypatch):
 
 
 def test_lr_schedule_warmup_then_cosine():
-    lrs = [train.lr_at(s, 100, 10, 0.1) for s in range(100)]
+    lrs = [trial_setup.lr_at(s, 100, 10, 0.1) for s in range(100)]
     assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1)
     assert lrs[10] == pytest.approx(0.1) and lrs[55] == pytest.approx(0.05, rel=0.02)
     assert lrs[-1] < 1e-3 and all(x >= y for x, y in zip(lrs[10:], lrs[11:]))
@@ -294,7 +298,7 @@ def test_checkpoint_with_pickled_code_is_refused_and_nothing_runs(tmp_path, caps
     work.mkdir()
     ckpt = work / "checkpoint.pt"
     torch.save({"model": {}, "history": [_OpenOnLoad(marker)], "epoch": 1}, ckpt)
-    with pytest.raises(train.CheckpointError, match="checkpoint.pt: not a safe checkpoint"):
+    with pytest.raises(checkpoint.CheckpointError, match="checkpoint.pt: not a safe checkpoint"):
         train.train_trial(_cfg(), workdir=work, log=_quiet)
     assert not marker.exists()
     study = tmp_path / "s.yaml"
@@ -312,13 +316,13 @@ def test_best_of_hand_made_histories():
         {"epoch": 3, "top1": 0.7, "balanced_acc": 0.65},  # ties top1: the first epoch counts
         {"epoch": 4, "top1": 0.6, "balanced_acc": 0.5},
     ]
-    assert train.best_of(hist) == {
+    assert evaluation.best_of(hist) == {
         "best_top1": 0.7,
         "best_epoch_top1": 2,
         "best_balanced_acc": 0.65,
         "best_epoch_balanced_acc": 3,
     }
-    assert train.best_of([]) == {
+    assert evaluation.best_of([]) == {
         "best_top1": None,
         "best_epoch_top1": None,
         "best_balanced_acc": None,
@@ -342,17 +346,17 @@ def _bf16_cpu_accelerator(cfg, find_unused):
 
 
 def test_evaluation_runs_in_float32_when_training_runs_in_bf16(monkeypatch):
-    monkeypatch.setattr(train, "_make_accelerator", _bf16_cpu_accelerator)
-    trial = train.setup(_cfg(loss={"preset": "bcl"}))
+    monkeypatch.setattr(trial_setup, "_make_accelerator", _bf16_cpu_accelerator)
+    trial = trial_setup.setup(_cfg(loss={"preset": "bcl"}))
     seen = []
     convs = [m for m in trial.net.core.modules() if isinstance(m, torch.nn.Conv2d)]
     for m in convs:
         m.register_forward_hook(lambda mod, inp, out: seen.append(out.dtype))
-    order = train.epoch_order(trial.data, trial.sched, trial.gens.perm, 0)
+    order = batches.epoch_order(trial.data, trial.sched, trial.gens.perm, 0)
     losses = train.train_step(trial.net, trial.spec, trial.data, order, 0, trial.gens.aug, 0.1)
     assert set(seen) == {torch.bfloat16}  # the training step does run under bf16 autocast
     assert all(v.dtype == torch.float32 and v.device == trial.device for v in losses.values())
     seen.clear()
-    metrics = train.evaluate_trial(trial)
+    metrics = evaluation.evaluate_trial(trial)
     assert seen and set(seen) == {torch.float32}
     assert 0 <= metrics["top1"] <= 1

@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..config import METRIC_INFO, METRICS, RENAMED_METRICS
 from ..losses import OFF_VALUES
+from ..records import TrialRecord
 from . import stats
 
 #: best-over-evaluations metrics a trainer may add (chosen on the test set: optimistic)
@@ -42,7 +43,7 @@ def _finite(v: Any) -> bool:
         return False
 
 
-def results_table(records: list[dict[str, Any]], metric: str | None = None) -> pd.DataFrame:
+def results_table(records: list[TrialRecord], metric: str | None = None) -> pd.DataFrame:
     """One row per recorded trial: ids, status, swept keys and the scalar metrics.
 
     A trial recorded "ok" whose ``metric`` is missing or not finite (NaN, inf) counts as failed,
@@ -50,20 +51,20 @@ def results_table(records: list[dict[str, Any]], metric: str | None = None) -> p
     """
     rows = []
     for r in records:
-        m = current_metrics(r.get("metrics", {}))
-        status, reason = r["status"], r.get("reason", "")
+        m = current_metrics(r.metrics)
+        status, reason = r.status.value, r.reason
         if metric and status == "ok" and not _finite(m.get(metric)):
             status, reason = "failed", f"{metric} is {m.get(metric)} (not a finite number)"
         row = {
-            "trial_id": r["trial_id"],
-            "variant": r["variant"],
-            "seed": r["seed"],
+            "trial_id": r.trial_id,
+            "variant": r.variant,
+            "seed": r.seed,
             "status": status,
             "reason": reason,
-            "wall_time": r.get("wall_time"),
-            "device": r.get("device"),
+            "wall_time": r.wall_time,
+            "device": r.device,
         }
-        row.update({k: v for k, v in r.get("overrides", {}).items()})
+        row.update(r.overrides)
         row.update({k: m.get(k) for k in METRIC_COLUMNS})
         rows.append(row)
     cols = ["trial_id", "variant", "seed", "status", "reason", *METRIC_COLUMNS]
@@ -230,7 +231,7 @@ def sweeps(
 
 
 def search_analysis(
-    records: list[dict[str, Any]], distributions: dict[str, Any], metric: str, mode: str
+    records: list[TrialRecord], distributions: dict[str, Any], metric: str, mode: str
 ) -> dict[str, Any]:
     """Optuna's parameter importances and the optimisation history of a search."""
     import optuna
@@ -238,17 +239,15 @@ def search_analysis(
     trials = [
         r
         for r in records
-        if r["variant"] == "search"
-        and r["status"] == "ok"
-        and _finite(current_metrics(r["metrics"]).get(metric))
+        if r.variant == "search" and r.ok and _finite(current_metrics(r.metrics).get(metric))
     ]
     history = [
         {
             "trial": i,
-            "value": float(current_metrics(r["metrics"])[metric]),
-            "params": r["overrides"],
+            "value": float(current_metrics(r.metrics)[metric]),
+            "params": r.overrides,
         }
-        for i, r in enumerate(sorted(trials, key=lambda r: r.get("finished", "")))
+        for i, r in enumerate(sorted(trials, key=lambda r: r.finished))
     ]
     best_so_far, best = [], None
     for h in history:
@@ -264,14 +263,14 @@ def search_analysis(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
     for r in trials:
-        params = {k: v for k, v in r["overrides"].items() if k in distributions}
+        params = {k: v for k, v in r.overrides.items() if k in distributions}
         if len(params) != len(distributions):
             continue
         study.add_trial(
             optuna.trial.create_trial(
                 params=params,
                 distributions=distributions,
-                value=float(current_metrics(r["metrics"])[metric]),
+                value=float(current_metrics(r.metrics)[metric]),
             )
         )
     try:

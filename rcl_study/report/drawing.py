@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..records import TrialRecord
 from . import analysis, figures, robust
 
 
@@ -111,28 +112,28 @@ def draw_all(cfg, records, ok, st, fig_dir) -> list[tuple[str, str]]:
     return [(t, f) for t, f in figs if f]
 
 
-def _history(records: list[dict]) -> pd.DataFrame:
+def _history(records: list[TrialRecord]) -> pd.DataFrame:
     rows = []
     for r in records:
-        if r["status"] != "ok":
+        if not r.ok:
             continue
-        for h in r.get("history", []):
-            rows.append({"variant": r["variant"], "seed": r["seed"], **h})
+        for h in r.history:
+            rows.append({"variant": r.variant, "seed": r.seed, **h})
     return pd.DataFrame(rows)
 
 
 def _per_class_fig(records, summary, baseline, mode, fig_dir) -> str | None:
-    ok = [r for r in records if r["status"] == "ok" and r["metrics"].get("per_class_acc")]
+    ok = [r for r in records if r.ok and r.metrics.get("per_class_acc")]
     if not ok:
         return None
     means = {s["variant"]: s["mean"] for s in summary if s["mean"] is not None}
     best = (max if mode == "max" else min)(means, key=means.get) if means else None
     curves = {}
     for name in dict.fromkeys([baseline, best]):
-        rs = [r for r in ok if r["variant"] == name]
+        rs = [r for r in ok if r.variant == name]
         if rs:
-            arr = pd.DataFrame([r["metrics"]["per_class_acc"] for r in rs]).mean(axis=0)
+            arr = pd.DataFrame([r.metrics["per_class_acc"] for r in rs]).mean(axis=0)
             label = f"{name} (baseline)" if name == baseline else f"{name} (best)"
             curves[label] = arr.tolist()
-    counts = ok[0]["metrics"].get("train_counts")
+    counts = ok[0].metrics.get("train_counts")
     return figures.per_class(counts, curves, fig_dir) if counts and curves else None

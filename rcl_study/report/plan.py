@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import ConfigError, StudyFile
-from ..study.records import load_records
-from ..study.space import baseline_variant, expand
+from ..records import TrialRecord
+from ..space import baseline_variant, expand
+from ..study_folder import StudyFolder
 from . import analysis, power
 
 #: target effects when none is given, for metrics on [0, 1] (accuracies)
@@ -23,9 +24,9 @@ def family_size(cfg: StudyFile) -> int:
     return max(1, len({p.variant for p in expand(cfg)}) - 1)
 
 
-def pilot_sd(cfg: StudyFile, records: list[dict[str, Any]]) -> tuple[float, str] | None:
+def pilot_sd(cfg: StudyFile, records: list[TrialRecord]) -> tuple[float, str] | None:
     """Pooled sd of paired differences with the baseline in ``records`` and where it came from."""
-    records = [{**r, "metrics": analysis.current_metrics(r.get("metrics") or {})} for r in records]
+    records = [r.replace(metrics=analysis.current_metrics(r.metrics)) for r in records]
     df = analysis.results_table(records, cfg.study.metric)
     if not len(df):
         return None
@@ -55,7 +56,7 @@ def study_plan(
             raise ConfigError(f"{cfg.name}: --sd must be positive, got {sd:g}")
         source = "assumed (--sd)"
     else:
-        pilot = pilot_sd(cfg, load_records(cfg.output_dir))
+        pilot = pilot_sd(cfg, StudyFolder(cfg.output_dir).records())
         if pilot is None:
             raise ConfigError(
                 f"{cfg.name}: --plan-seeds: no paired results in {cfg.output_dir} to estimate "

@@ -15,8 +15,9 @@ import pandas as pd
 
 from .. import folders
 from ..config import StudyFile
-from ..study.records import atomic_write_text, load_plan, load_records
-from ..study.space import baseline_variant
+from ..records import TrialRecord
+from ..space import baseline_variant, search_distributions
+from ..study_folder import StudyFolder, atomic_write_text
 from . import analysis, drawing, power, wording
 from .markup import Block, to_html, to_markdown
 from .wording import format_p  # noqa: F401 - re-exported for callers
@@ -30,14 +31,13 @@ def reproduce_command(study_path: str, overrides: dict[str, Any], seed: int) -> 
     )
 
 
-def _normalise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _normalise(records: list[TrialRecord]) -> list[TrialRecord]:
     """Records with renamed metric keys mapped to today's names (metrics and history)."""
     return [
-        {
-            **r,
-            "metrics": analysis.current_metrics(r.get("metrics") or {}),
-            "history": [analysis.current_metrics(h) for h in r.get("history") or []],
-        }
+        r.replace(
+            metrics=analysis.current_metrics(r.metrics),
+            history=[analysis.current_metrics(h) for h in r.history],
+        )
         for r in records
     ]
 
@@ -79,8 +79,9 @@ def seed_plan(st: dict[str, Any], cfg: StudyFile, effects=None) -> dict | None:
 
 def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> dict[str, Any]:
     """Compute tables and statistics and draw figures; returns ``(blocks, stats)`` as a dict."""
-    records = _normalise(load_records(out_dir))
-    plan = load_plan(out_dir)
+    folder = StudyFolder(out_dir)
+    records = _normalise(folder.records())
+    plan = folder.plan()
     metric, mode, alpha = cfg.study.metric, cfg.study.mode, cfg.report.alpha
     df = analysis.results_table(records, metric)
     planned = len(plan["trials"]) or len(records)
@@ -108,8 +109,6 @@ def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> d
     )
     search = None
     if cfg.study.kind == "search":
-        from ..study.space import search_distributions
-
         search = analysis.search_analysis(records, search_distributions(cfg), metric, mode)
     stats_out = {
         "study": cfg.name,
@@ -295,8 +294,7 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
         (
             "code",
             "\n".join(
-                f"# {r['trial_id']}\n"
-                + reproduce_command(study_path, r.get("overrides", {}), r["seed"])
+                f"# {r.trial_id}\n" + reproduce_command(study_path, r.overrides, r.seed)
                 for r in records
             ),
         )

@@ -15,22 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from ..config import StudyFile, parse_study, to_dict
-from .records import atomic_write_text, config_hash, environment, load_records
-from .space import trial_config as resolve_trial
+from ..records import TrialPlan, TrialRecord, TrialStatus, config_hash, environment
+from ..space import trial_config as resolve_trial
+from ..study_folder import StudyFolder, atomic_write_text
 
 Report = Callable[[dict[str, Any]], None]
 
 
-def unit_members(config: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+def unit_members(config: dict[str, Any]) -> tuple[list[TrialPlan], str | None]:
     """(member plans, pack id) of a unit dict (``{"pack", "members"}``) or of one plan dict."""
     if "members" in config:
-        return list(config["members"]), config.get("pack")
-    return [config], None
+        return [TrialPlan.from_json(p) for p in config["members"]], config.get("pack")
+    return [TrialPlan.from_json(config)], None
 
 
-def trial_config(plan: dict[str, Any], base: dict[str, Any]) -> StudyFile:
+def trial_config(plan: TrialPlan, base: dict[str, Any]) -> StudyFile:
     """The resolved configuration a trial runs with (and its record stores)."""
-    return resolve_trial(parse_study(base, base["name"]), plan["overrides"], plan["seed"])
+    return resolve_trial(parse_study(base, base["name"]), plan.overrides, plan.seed)
 
 
 def _set_threads(cfg: StudyFile, threads: int) -> None:
@@ -40,28 +41,30 @@ def _set_threads(cfg: StudyFile, threads: int) -> None:
         torch.set_num_threads(max(1, threads))
 
 
-def train_and_save(plan, base, out_dir, report, threads: int, rank0: bool = True) -> dict:
+def train_and_save(
+    plan: TrialPlan, base, out_dir, report, threads: int, rank0: bool = True
+) -> dict[str, Any]:
     """Train one trial in its own folder; rank 0 stores its config and result there."""
     from ..train import train_trial
 
     cfg = trial_config(plan, base)
     _set_threads(cfg, threads)
-    workdir = Path(out_dir) / "trials" / plan["trial_id"]
+    workdir = StudyFolder(out_dir).trial_dir(plan.trial_id)
     workdir.mkdir(parents=True, exist_ok=True)
     if rank0:
         atomic_write_text(
-            workdir / "config.json", json.dumps({"plan": plan, "config": to_dict(cfg)})
+            workdir / "config.json", json.dumps({"plan": plan.to_json(), "config": to_dict(cfg)})
         )
     t0 = time.time()
     result = train_trial(cfg, report, workdir=workdir, log=lambda s: print(s, flush=True))
-    result.update(plan=plan, wall_time=time.time() - t0)
+    result.update(plan=plan.to_json(), wall_time=time.time() - t0)
     if rank0:
         atomic_write_text(workdir / "result.json", json.dumps(result, default=float))
     return result
 
 
 def train_pack_and_save(
-    members: list[dict[str, Any]], pack: str, base, out_dir, report: Report | None, threads: int
+    members: list[TrialPlan], pack: str, base, out_dir, report: Report | None, threads: int
 ) -> list[dict[str, Any]]:
     """Train the members of one pack together; each member's config and result in its folder.
 
@@ -73,25 +76,27 @@ def train_pack_and_save(
 
     cfgs = [trial_config(p, base) for p in members]
     _set_threads(cfgs[0], threads)
-    root = Path(out_dir) / "trials"
+    folder = StudyFolder(out_dir)
     for plan, cfg in zip(members, cfgs):
         atomic_write_text(
-            root / plan["trial_id"] / "config.json",
-            json.dumps({"plan": plan, "config": to_dict(cfg), "pack": pack}),
+            folder.trial_dir(plan.trial_id) / "config.json",
+            json.dumps({"plan": plan.to_json(), "config": to_dict(cfg), "pack": pack}),
         )
     t0 = time.time()
     results = train_pack(
         cfgs,
-        [p["trial_id"] for p in members],
+        [p.trial_id for p in members],
         report,
-        workdir=root / pack,
+        workdir=folder.trial_dir(pack),
         log=lambda s: print(s, flush=True),
     )
     wall = time.time() - t0
     for plan, result in zip(members, results):
-        result.update(plan=plan, pack=pack, wall_time=wall / len(members), pack_wall_time=wall)
+        result.update(
+            plan=plan.to_json(), pack=pack, wall_time=wall / len(members), pack_wall_time=wall
+        )
         atomic_write_text(
-            root / plan["trial_id"] / "result.json", json.dumps(result, default=float)
+            folder.trial_dir(plan.trial_id) / "result.json", json.dumps(result, default=float)
         )
     return results
 
@@ -102,8 +107,8 @@ def train_unit(unit: dict[str, Any], base, out_dir, report: Report | None, threa
     A member whose ``result.json`` already exists is not trained again.
     """
     members, pack = unit_members(unit)
-    root = Path(out_dir) / "trials"
-    todo = [p for p in members if not (root / p["trial_id"] / "result.json").exists()]
+    folder = StudyFolder(out_dir)
+    todo = [p for p in members if not (folder.trial_dir(p.trial_id) / "result.json").exists()]
     if not todo:
         return []
     if len(todo) == 1:
@@ -115,16 +120,16 @@ def train_unit(unit: dict[str, Any], base, out_dir, report: Report | None, threa
 
 
 def make_record(
-    plan: dict[str, Any],
+    plan: TrialPlan,
     base: dict[str, Any],
-    status: str,
+    status: TrialStatus,
     reason: str,
     result: dict[str, Any],
     wall_time: float,
     pack: str | None = None,
     attempts: int = 1,
-) -> dict[str, Any]:
-    """One trial's record (see ``records.py``) from its plan and its stored result.
+) -> TrialRecord:
+    """One trial's record from its plan and its stored result.
 
     ``config_hash`` identifies what the trial computed (``--resume`` compares it with the study
     file); ``attempts`` counts this trial's records so far, this one included.
@@ -132,41 +137,41 @@ def make_record(
     result = dict(result)
     history = result.pop("history", [])
     config = to_dict(trial_config(plan, base))
-    return {
-        "trial_id": plan["trial_id"],
-        "variant": plan["variant"],
-        "seed": plan["seed"],
-        "overrides": plan["overrides"],
-        "status": status,
-        "reason": reason,
-        "metrics": {
+    return TrialRecord(
+        trial_id=plan.trial_id,
+        variant=plan.variant,
+        seed=plan.seed,
+        overrides=plan.overrides,
+        status=TrialStatus(status),
+        reason=reason,
+        metrics={
             k: v
             for k, v in result.items()
             if k not in ("plan", "loss_spec", "pack", "pack_wall_time")
         },
-        "history": history,
-        "loss_spec": result.get("loss_spec"),
-        "wall_time": result.get("wall_time", wall_time),
-        "device": result.get("device", "unknown"),
-        "pack": pack,
-        "config": config,
-        "config_hash": config_hash(config),
-        "attempts": attempts,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        history=history,
+        loss_spec=result.get("loss_spec"),
+        wall_time=result.get("wall_time", wall_time),
+        device=result.get("device", "unknown"),
+        pack=pack,
+        config=config,
+        config_hash=config_hash(config),
+        attempts=attempts,
+        finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
         **environment(),
-    }
+    )
 
 
 def unit_records(
     unit: dict[str, Any],
     base: dict[str, Any],
     out_dir: Path,
-    status: str,
+    status: TrialStatus,
     reason: str,
     wall_time: float,
     partial: dict[str, Any] | None = None,
     finished_only: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[TrialRecord]:
     """The records of a unit's members after it ended with ``status`` (ok or failed).
 
     A member with a stored ``result.json`` takes its status from there; one without gets
@@ -174,21 +179,20 @@ def unit_records(
     metrics), unless ``finished_only`` (an interrupted run), when it gets no record at all.
     """
     members, pack = unit_members(unit)
-    tries: dict[str, int] = {}
-    for r in load_records(Path(out_dir)):
-        tries[r["trial_id"]] = r.get("attempts", 1)
+    folder = StudyFolder(out_dir)
+    tries = folder.attempts()
     out = []
     for plan in members:
-        path = Path(out_dir) / "trials" / plan["trial_id"] / "result.json"
+        path = folder.trial_dir(plan.trial_id) / "result.json"
         if finished_only and not path.exists():
             continue
-        st, why, result = status, reason, {}
+        st, why, result = TrialStatus(status), reason, {}
         if path.exists():
             result = json.loads(path.read_text())
-            st, why = result.pop("status"), result.pop("reason")
-        elif status == "ok":  # stopped by the scheduler (ASHA) before it finished
-            st, why = "pruned", "stopped early by the ASHA scheduler"
+            st, why = TrialStatus(result.pop("status")), result.pop("reason")
+        elif st is TrialStatus.OK:  # stopped by the scheduler (ASHA) before it finished
+            st, why = TrialStatus.PRUNED, "stopped early by the ASHA scheduler"
             result = dict(partial or {})
-        attempts = tries.get(plan["trial_id"], 0) + 1
+        attempts = tries.get(plan.trial_id, 0) + 1
         out.append(make_record(plan, base, st, why, result, wall_time, pack, attempts))
     return out

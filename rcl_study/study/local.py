@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, StudyFile, to_dict
+from ..records import TrialRecord, TrialStatus
+from ..study_folder import StudyFolder
 from .execute import train_unit, unit_records
-from .records import append_record
 
 
 def init_ray(cfg: StudyFile) -> None:
@@ -41,7 +42,7 @@ def run_trials(
     cfg: StudyFile,
     plans: list[dict[str, Any]] | None,
     out_dir: Path,
-    on_record: Callable[[dict], None],
+    on_record: Callable[[TrialRecord], None],
     search: dict[str, Any] | None = None,
 ) -> None:
     """Run each unit (a plan dict or a pack ``{"pack", "members"}``) here, recording its members.
@@ -52,17 +53,20 @@ def run_trials(
         init_ray(cfg.model_copy(update={"study": cfg.study.model_copy(update={"kind": "search"})}))
     out_dir = Path(out_dir).resolve()
     base = to_dict(cfg)
+    folder = StudyFolder(out_dir)
     threads = max(1, int(cfg.resources.cpus_per_trial))
     for unit in plans or []:
         started = time.time()
-        status, reason = "ok", ""
+        status, reason = TrialStatus.OK, ""
         try:
             train_unit(unit, base, out_dir, None, threads)
         except Exception as err:  # noqa: BLE001 - a failing trial is recorded, not fatal
-            status, reason = "failed", _error_line(err)
+            status, reason = TrialStatus.FAILED, _error_line(err)
         wall = time.time() - started
         for record in unit_records(unit, base, out_dir, status, reason, wall):
-            if record["status"] == "pruned":  # no result and no error: cannot happen here
-                record.update(status="failed", reason="the trial stored no result")
-            append_record(out_dir, record)
+            if record.status is TrialStatus.PRUNED:  # no result and no error: not possible here
+                record = record.replace(
+                    status=TrialStatus.FAILED, reason="the trial stored no result"
+                )
+            folder.append(record)
             on_record(record)

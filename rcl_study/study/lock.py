@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-LOCK = "driver.lock"
+from ..study_folder import LOCK
+
 _UNREADABLE_GRACE_S = 10.0  # a lock file still empty after this long was left by a crash
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..config import PACKABLE_KEYS as PACKABLE
 from ..config import ConfigError, StudyFile
-from .space import TrialPlan
+from ..records import TrialPlan
 
 
 @dataclass(frozen=True)
@@ -36,18 +36,7 @@ class Unit:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (for Ray Tune's param space and for plan files)."""
-        return {
-            "pack": self.pack_id,
-            "members": [
-                {
-                    "trial_id": p.trial_id,
-                    "variant": p.variant,
-                    "seed": p.seed,
-                    "overrides": dict(p.overrides),
-                }
-                for p in self.members
-            ],
-        }
+        return {"pack": self.pack_id, "members": [p.to_json() for p in self.members]}
 
 
 def pack_key(plan: TrialPlan) -> str:

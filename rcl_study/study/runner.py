@@ -6,25 +6,16 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from .. import folders
 from ..config import ConfigError, StudyFile, set_path, to_dict
+from ..records import TrialPlan, TrialRecord, changed_keys, config_hash
+from ..space import baseline_variant, describe, expand, search_distributions, trial_config
+from ..study_folder import StudyFolder
 from .lock import StudyLock
 from .packing import pack_size, plan_units
-from .records import (
-    DAMAGED,
-    RECORDS,
-    changed_keys,
-    config_hash,
-    done_ids,
-    load_records,
-    set_aside_damaged,
-    write_plan,
-)
-from .space import baseline_variant, describe, expand, search_distributions, trial_config
 
 
 class StudyExists(RuntimeError):
@@ -146,11 +137,6 @@ def executor(cfg: StudyFile):
     return tune
 
 
-def _holds_study(out: Path) -> bool:
-    trials = out / "trials"
-    return bool(load_records(out)) or (trials.exists() and any(trials.iterdir()))
-
-
 def check_folders(cfg: StudyFile, source: str | None = None) -> None:
     """Refuse records or report folders that are not this study's own (see ``folders``)."""
     src = source or cfg.name
@@ -165,9 +151,10 @@ def check_folder(cfg: StudyFile, resume: bool, overwrite: bool) -> None:
     """Refuse a folder that is not this study's, or holds records, unless told how."""
     check_folders(cfg)
     out = cfg.output_dir
-    if _holds_study(out) and not (resume or overwrite):
+    folder = StudyFolder(out)
+    if folder.holds_study() and not (resume or overwrite):
         raise StudyExists(
-            f"{out} already holds this study ({len(load_records(out))} trials recorded); "
+            f"{out} already holds this study ({len(folder.records())} trials recorded); "
             "run again with --resume to finish it, or --overwrite to delete it and start over"
         )
 
@@ -193,13 +180,13 @@ class _Progress:
             self.bar = tqdm(total=total, initial=done, desc="trials", unit="trial")
         self.t0 = time.time()
 
-    def __call__(self, record: dict[str, Any]) -> None:
+    def __call__(self, record: TrialRecord) -> None:
         self.done += 1
-        bal = record.get("metrics", {}).get("balanced_acc")
+        bal = record.metrics.get("balanced_acc")
         msg = (
-            f"{record['trial_id']}: {record['status']}"
+            f"{record.trial_id}: {record.status.value}"
             + (f" balanced_acc={bal:.4f}" if isinstance(bal, float) else "")
-            + (f" ({record['reason']})" if record.get("reason") else "")
+            + (f" ({record.reason})" if record.reason else "")
         )
         if self.bar is not None:
             self.bar.set_postfix_str(msg[:60])
@@ -227,21 +214,22 @@ def check_changes(cfg: StudyFile, accept: bool = False) -> None:
         StudyChanged: some recorded trial would now run differently, and ``accept`` is False.
 
     """
-    records = load_records(cfg.output_dir)
+    records = StudyFolder(cfg.output_dir).records()
     if not records or accept:
         return
     plans = {} if cfg.study.kind == "search" else {p.trial_id: p.overrides for p in expand(cfg)}
     keys: dict[str, None] = {}
     n = 0
     for r in records:
-        overrides = plans.get(r["trial_id"], r.get("overrides") or {})
+        overrides = plans.get(r.trial_id, r.overrides)
+        seed = cfg.train.seed if r.seed is None else r.seed
         try:
-            new = to_dict(trial_config(cfg, overrides, r.get("seed", cfg.train.seed)))
+            new = to_dict(trial_config(cfg, overrides, seed))
         except ConfigError:
             new = {}
-        if r.get("config_hash") == config_hash(new):
+        if r.config_hash == config_hash(new):
             continue
-        diff = changed_keys(r.get("config") or {}, new) if new else list(overrides)
+        diff = changed_keys(r.config, new) if new else list(overrides)
         if diff:
             n += 1
             keys.update(dict.fromkeys(diff))
@@ -266,7 +254,7 @@ def run_study(
     overwrite: bool = False,
     progress: bool = True,
     accept_changes: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[TrialRecord]:
     """Run (or finish) every planned trial of a study; returns all records.
 
     One driver per study folder (``driver.lock``); a second one is refused before anything else.
@@ -289,6 +277,7 @@ def run_study(
         adapter.init_ray(cfg)  # a cluster that is missing or too small fails before any write
         started = True
         out = prepare_folder(cfg, overwrite)
+        folder = StudyFolder(out)
         lock.ensure()
         _set_aside(out, "--resume")
         meta = {
@@ -300,11 +289,11 @@ def run_study(
             _run_search(cfg, out, meta, progress, adapter)
         else:
             plans = expand(cfg)
-            write_plan(out, [asdict(p) for p in plans], meta)
-            done = done_ids(out, cfg.study.retries)
+            folder.write_plan([p.to_json() for p in plans], meta)
+            done = folder.done_ids(cfg.study.retries)
             todo = [p for p in plans if p.trial_id not in done]
             units = [
-                u.as_dict() if u.pack_id else asdict(u.members[0])
+                u.as_dict() if u.pack_id else u.members[0].to_json()
                 for u in plan_units(cfg, plans, todo)
             ]
             bar = _Progress(len(plans), len(plans) - len(todo), progress)
@@ -320,15 +309,16 @@ def run_study(
                     d.rmdir()
                 except OSError:
                     break
-    return load_records(out)
+    return StudyFolder(cfg.output_dir).records()
 
 
 def _set_aside(out: Path, rerun: str) -> int:
     """Move damaged record lines aside, saying so in one stderr line; returns how many."""
-    n = set_aside_damaged(out)
+    folder = StudyFolder(out)
+    n = folder.set_aside_damaged()
     if n:
         print(
-            f"note: {out / RECORDS}: {n} damaged line(s) moved to {out / DAMAGED}; "
+            f"note: {folder.records_path}: {n} damaged line(s) moved to {folder.damaged_path}; "
             f"their trials run again ({rerun})",
             file=sys.stderr,
         )
@@ -337,19 +327,20 @@ def _set_aside(out: Path, rerun: str) -> int:
 
 def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) -> None:
     dists = search_distributions(cfg)
-    records = load_records(out)
-    done = done_ids(out, cfg.study.retries)
-    n_search = sum(1 for r in records if r["variant"] == "search" and r["trial_id"] in done)
+    folder = StudyFolder(out)
+    records = folder.records()
+    done = folder.done_ids(cfg.study.retries)
+    n_search = sum(1 for r in records if r.variant == "search" and r.trial_id in done)
     # trials that were running when the study stopped: re-run first, from their checkpoints
     enqueue = []
-    for cfg_file in sorted((out / "trials").glob("search-*/config.json")):
+    for cfg_file in sorted(folder.trials_dir.glob("search-*/config.json")):
         if cfg_file.parent.name not in done:
             enqueue.append(json.loads(cfg_file.read_text())["plan"]["overrides"])
     planned = [{"trial_id": f"search #{i}", "variant": "search"} for i in range(cfg.study.n_trials)]
     # selection (the search, at seeds[0]) and reporting (the best re-run) never share a seed
     report_seeds = cfg.study.seeds[1:]
     best_plans = [{"trial_id": f"best__s{s}", "variant": "best"} for s in report_seeds]
-    write_plan(out, planned + best_plans, meta)
+    folder.write_plan(planned + best_plans, meta)
     bar = _Progress(len(planned) + len(best_plans), len(records), progress)
     remaining = cfg.study.n_trials - n_search
     if remaining > 0:
@@ -365,25 +356,20 @@ def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) 
                 "resumed": n_search + len(enqueue),
             },
         )
-    records = load_records(out)
+    records = folder.records()
     scored = [
         r
         for r in records
-        if r["variant"] == "search"
-        and r["status"] == "ok"
-        and r["metrics"].get(cfg.study.metric) is not None
+        if r.variant == "search" and r.ok and r.metrics.get(cfg.study.metric) is not None
     ]
     if not scored:
         bar.close()
         return
     pick = max if cfg.study.mode == "max" else min
-    best = pick(scored, key=lambda r: r["metrics"][cfg.study.metric])
-    plans = [
-        {"trial_id": f"best__s{s}", "variant": "best", "seed": s, "overrides": best["overrides"]}
-        for s in report_seeds
-    ]
-    done = done_ids(out, cfg.study.retries)
-    todo = [p for p in plans if p["trial_id"] not in done]
+    best = pick(scored, key=lambda r: r.metrics[cfg.study.metric])
+    plans = [TrialPlan(f"best__s{s}", "best", s, best.overrides) for s in report_seeds]
+    done = folder.done_ids(cfg.study.retries)
+    todo = [p.to_json() for p in plans if p.trial_id not in done]
     if todo:
         adapter.run_trials(cfg, todo, out, bar)
     bar.close()

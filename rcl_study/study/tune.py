@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DRIVER_CPU, ConfigError, StudyFile, parse_study, to_dict
+from ..records import TrialPlan, TrialRecord, TrialStatus
+from ..space import params_id
+from ..study_folder import StudyFolder
 from .execute import train_and_save as _train_and_save
 from .execute import train_unit, unit_records
-from .records import append_record
-from .space import params_id
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # verbose=0 then prints nothing
@@ -240,18 +241,13 @@ def init_ray(cfg: StudyFile) -> None:
         raise ConfigError(f"{cfg.name}: {why}")
 
 
-def _plan_of(config: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+def _plan_of(config: dict[str, Any], base: dict[str, Any]) -> TrialPlan:
     """The trial plan of a Tune config: given (ablation, grid, best) or sampled (search)."""
     plan = config.get("plan")
     if plan is None:  # an Optuna-sampled search trial: flat dotted keys
         params = {k: v for k, v in config.items() if "." in k}
-        plan = {
-            "trial_id": f"search-{params_id(params)}",
-            "variant": "search",
-            "seed": base["study"]["seeds"][0],
-            "overrides": params,
-        }
-    return plan
+        return TrialPlan(f"search-{params_id(params)}", "search", base["study"]["seeds"][0], params)
+    return TrialPlan.from_json(plan)
 
 
 def _run_one(config: dict[str, Any], base: dict[str, Any], out_dir: str) -> None:
@@ -268,7 +264,7 @@ def _run_one(config: dict[str, Any], base: dict[str, Any], out_dir: str) -> None
         tune.report({"trial_finished": 1.0})
         return
     plan = _plan_of(config, base)
-    done = Path(out_dir) / "trials" / plan["trial_id"] / "result.json"
+    done = StudyFolder(out_dir).trial_dir(plan.trial_id) / "result.json"
     if done.exists():  # the same point again (e.g. a resampled search point): never retrain
         tune.report({**_scalars(json.loads(done.read_text())), "trial_finished": 1.0})
         return
@@ -288,7 +284,7 @@ def _data_parallel_worker(config: dict[str, Any]) -> None:
 
     rank = ray.train.get_context().get_world_rank()
     result = _train_and_save(
-        config["plan"],
+        TrialPlan.from_json(config["plan"]),
         config["base"],
         config["out_dir"],
         lambda m: ray.train.report(_scalars(m)),
@@ -312,7 +308,7 @@ def _run_data_parallel(plan, base, out_dir, res) -> None:
     trainer = TorchTrainer(
         _data_parallel_worker,
         train_loop_config={
-            "plan": plan,
+            "plan": plan.to_json(),
             "base": base,
             "out_dir": out_dir,
             "threads": max(1, int(res.cpus_per_trial / n)),
@@ -321,7 +317,7 @@ def _run_data_parallel(plan, base, out_dir, res) -> None:
             num_workers=n, use_gpu=res.gpus_per_trial > 0, resources_per_worker=per_worker
         ),
         run_config=TrainRunConfig(
-            name=f"train-{plan['trial_id']}-{int(time.time())}",
+            name=f"train-{plan.trial_id}-{int(time.time())}",
             storage_path=str(Path(out_dir) / "ray-train"),
             callbacks=[TuneReportCallback()],
         ),
@@ -332,20 +328,19 @@ def _run_data_parallel(plan, base, out_dir, res) -> None:
 class _Recorder(tune.Callback):
     """Driver-side: turn each finished, pruned or failed Tune trial into one record."""
 
-    def __init__(self, out_dir: Path, base: dict[str, Any], on_record: Callable[[dict], None]):
+    def __init__(
+        self, out_dir: Path, base: dict[str, Any], on_record: Callable[[TrialRecord], None]
+    ):
         self.out_dir, self.base, self.on_record = out_dir, base, on_record
         self.started: dict[str, float] = {}
-
-    def _plan(self, trial) -> dict[str, Any]:
-        return _plan_of(trial.config, self.base)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.started[trial.trial_id] = time.time()
 
-    def _record(self, trial, status: str, reason: str) -> None:
+    def _record(self, trial, status: TrialStatus, reason: str) -> None:
         unit = trial.config.get("plan") or {}
         if "members" not in unit:
-            unit = self._plan(trial)
+            unit = _plan_of(trial.config, self.base).to_json()
         partial = {
             k: v
             for k, v in (trial.last_result or {}).items()
@@ -357,14 +352,14 @@ class _Recorder(tune.Callback):
         for record in unit_records(
             unit, self.base, self.out_dir, status, reason, wall, partial, finished_only
         ):
-            append_record(self.out_dir, record)
+            StudyFolder(self.out_dir).append(record)
             self.on_record(record)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._record(trial, "ok", "")
+        self._record(trial, TrialStatus.OK, "")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._record(trial, "failed", _error_text(trial))
+        self._record(trial, TrialStatus.FAILED, _error_text(trial))
 
 
 def _error_text(trial) -> str:
@@ -391,7 +386,7 @@ def run_trials(
     cfg: StudyFile,
     plans: list[dict[str, Any]] | None,
     out_dir: Path,
-    on_record: Callable[[dict], None],
+    on_record: Callable[[TrialRecord], None],
     search: dict[str, Any] | None = None,
 ) -> None:
     """Run trials through Ray Tune, recording each as it finishes.

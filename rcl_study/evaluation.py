@@ -1,0 +1,117 @@
+"""Evaluation of a trial: test metrics in float32, and what the trial reports from them.
+
+:func:`evaluation` adds one entry per evaluation to the trial's history, :func:`best_of` picks the
+best entry, and :func:`finish_result` assembles what ``train_trial`` returns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from .metrics import classification_metrics, feature_measures
+from .trial_setup import Trial
+
+LOSS_KEYS = ("loss", "loss_cls", "loss_con")
+
+
+def _batch(images, idx: np.ndarray, device) -> torch.Tensor:
+    if isinstance(images, torch.Tensor):
+        return images[torch.as_tensor(idx, device=images.device)]
+    return torch.from_numpy(np.ascontiguousarray(images[idx])).to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def evaluate(
+    model,
+    images,
+    labels: np.ndarray,
+    train_counts: np.ndarray,
+    mean,
+    std,
+    device,
+    mask: np.ndarray | None = None,
+    batch_size: int = 512,
+) -> dict[str, Any]:
+    """Accuracy metrics (raw logits) and feature-space measures on a test set, in float32.
+
+    ``model`` should be the plain module (``Net.core``): autocast is switched off here, but a
+    forward still wrapped by Accelerate's mixed precision would switch it back on.
+    """
+    device = torch.device(device)
+    model.eval()
+    preds, feats = [], []
+    with torch.autocast(device_type=device.type, enabled=False):
+        for start in range(0, len(labels), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(labels)))
+            x = _batch(images, idx, device).permute(0, 3, 1, 2).float().div_(255)
+            f, logits, _ = model((x - mean) / std)
+            preds.append(logits.argmax(1).cpu())
+            feats.append(f.float().cpu())
+    model.train()
+    y_pred = torch.cat(preds).numpy()
+    out = classification_metrics(labels, y_pred, train_counts, mask)
+    out.update(feature_measures(torch.cat(feats), torch.as_tensor(labels), len(train_counts)))
+    return out
+
+
+def evaluate_trial(trial: Trial) -> dict[str, Any]:
+    """:func:`evaluate` of the trial's network on its test set."""
+    d = trial.data
+    return evaluate(
+        trial.net.core, d.test_x, d.test_y, d.counts_np, d.mean, d.std, trial.device, d.test_mask
+    )
+
+
+BEST_KEYS = ("top1", "balanced_acc")
+
+
+def best_of(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The best evaluation of ``history`` (optimistic: chosen on the test set).
+
+    Returns ``best_top1``, ``best_balanced_acc`` (the maximum over evaluations) and
+    ``best_epoch_top1``, ``best_epoch_balanced_acc`` (the first epoch reaching it); None when no
+    evaluation has the metric.
+    """
+    out: dict[str, Any] = {}
+    for key in BEST_KEYS:
+        scored = [h for h in history if isinstance(h.get(key), (int, float))]
+        best = max(scored, key=lambda h: h[key], default=None)  # first of equal maxima
+        out[f"best_{key}"] = best[key] if best else None
+        out[f"best_epoch_{key}"] = best["epoch"] if best else None
+    return out
+
+
+def evaluation(
+    trial: Trial, mean_losses: torch.Tensor, done: int, elapsed: float, epoch_seconds: float
+) -> dict[str, Any]:
+    """Evaluate after epoch ``done``: test metrics, the epoch's mean losses and timings.
+
+    The entry (without per-class accuracy) is appended to ``trial.history``; ``elapsed`` is the
+    training time since this run started at ``trial.start_epoch``.
+    """
+    metrics = evaluate_trial(trial)
+    metrics.update(zip(LOSS_KEYS, mean_losses.tolist()))
+    metrics.update(
+        epoch=done,
+        seconds_per_epoch=elapsed / (done - trial.start_epoch),
+        epoch_seconds=epoch_seconds,
+    )
+    trial.history.append({k: v for k, v in metrics.items() if k != "per_class_acc"})
+    return metrics
+
+
+def finish_result(trial: Trial, result: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
+    """``result`` (status, reason, device) completed with the last metrics, history and best."""
+    history = trial.history
+    result.update(metrics)
+    result.update(
+        history=history,
+        epoch=history[-1]["epoch"] if history else 0,
+        train_counts=trial.data.counts_np.tolist(),
+        loss_spec=trial.spec.as_dict(),
+    )
+    result.update(best_of(history))
+    return result

@@ -1,0 +1,264 @@
+"""One typed trial plan and one typed trial record (as Optuna's ``FrozenTrial``, ``TrialState``).
+
+A :class:`TrialPlan` says what a trial runs (a named variant at one seed); a :class:`TrialRecord`
+is what the study folder keeps of it once it ended. Executors build records, the driver and the
+report read their attributes. On disk a record is one JSON object whose keys are the field names
+below (the environment fields flat beside them); :meth:`TrialRecord.from_json` reads records of
+every earlier version: a missing key gets its default, an unknown key is kept in ``extra`` and
+written back by :meth:`TrialRecord.to_json`, so nothing is lost.
+
+``config_hash`` is the SHA-256 (first 16 hex digits) of the trial's defining configuration
+(:func:`defining_config`): the resolved trial config without the keys that do not change what the
+trial computes (``name``, ``train.progress``, ``train.threads``, ``train.checkpoint_every``,
+``data.download``, the ``study``, ``resources`` and ``report`` sections), plus the number of
+data-parallel workers, which does change it.
+
+This module sits below ``study/`` and ``report/`` (it imports only ``config``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from enum import Enum
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .config import StudyFile, set_path
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """One planned trial: a named variant at one seed."""
+
+    trial_id: str
+    variant: str
+    seed: int
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def config(self, base: StudyFile) -> StudyFile:
+        """The trial's resolved configuration."""
+        return set_path(base, {**self.overrides, "train.seed": self.seed})
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain dict (plan files, trial folders, Ray Tune's param space)."""
+        return {
+            "trial_id": self.trial_id,
+            "variant": self.variant,
+            "seed": self.seed,
+            "overrides": dict(self.overrides),
+        }
+
+    @classmethod
+    def from_json(cls, row: dict[str, Any]) -> TrialPlan:
+        """The plan of a :meth:`to_json` dict."""
+        return cls(row["trial_id"], row["variant"], row["seed"], dict(row.get("overrides") or {}))
+
+
+class TrialStatus(str, Enum):
+    """How a trial ended (the ``status`` of its record).
+
+    ``ok``; ``diverged`` (a non-finite loss); ``failed`` (raised, or stored no result);
+    ``pruned`` (stopped early by the ASHA scheduler).
+    """
+
+    OK = "ok"
+    FAILED = "failed"
+    DIVERGED = "diverged"
+    PRUNED = "pruned"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: every status a record may hold, as written on disk
+STATUSES = tuple(s.value for s in TrialStatus)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialRecord:
+    """What the study folder keeps of one ended trial (one line of ``records.jsonl``).
+
+    ``metrics`` maps metric name to value (the last evaluation, plus lists such as
+    ``per_class_acc``); ``history`` holds one metrics dict per evaluation; ``attempts`` counts
+    this trial's records so far, this one included; ``pack`` names the pack the trial ran in
+    (None when alone); ``versions``, ``python``, ``host``, ``git_rev`` describe where it ran;
+    ``extra`` keeps keys this version does not know.
+    """
+
+    trial_id: str
+    variant: str = ""
+    seed: int | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    status: TrialStatus  # kw_only: required, though after fields with defaults (disk order)
+    reason: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    loss_spec: Any = None
+    wall_time: float | None = None
+    device: str | None = None
+    pack: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    config_hash: str | None = None
+    attempts: int = 1
+    finished: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    python: str | None = None
+    host: str | None = None
+    git_rev: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the trial finished normally."""
+        return self.status is TrialStatus.OK
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as written on disk: its fields in order, then the ``extra`` keys."""
+        out = {f.name: getattr(self, f.name) for f in _FIELDS}
+        out["status"] = self.status.value
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_json(cls, row: Any) -> TrialRecord:
+        """A record from a parsed JSON line, of this or any earlier version.
+
+        Raises:
+            ValueError: ``row`` is not a dict, has no string ``trial_id``, or a ``status`` that
+                is not a :class:`TrialStatus` (such a line counts as damaged).
+
+        """
+        if not isinstance(row, dict) or not isinstance(row.get("trial_id"), str):
+            raise ValueError("a record is a JSON object with a string 'trial_id'")
+        status = row.get("status")
+        if status not in STATUSES:
+            raise ValueError(f"record status must be one of {STATUSES}, got {status!r}")
+        known = {f.name: row[f.name] for f in _FIELDS if f.name in row}
+        for key in ("overrides", "metrics", "config", "versions"):
+            if known.get(key) is None and key in known:
+                known[key] = {}
+        if known.get("history") is None and "history" in known:
+            known["history"] = []
+        if known.get("reason") is None and "reason" in known:
+            known["reason"] = ""
+        known["status"] = TrialStatus(status)
+        extra = {k: v for k, v in row.items() if k not in _NAMES}
+        return cls(**known, extra=extra)
+
+    def replace(self, **changes: Any) -> TrialRecord:
+        """A copy with ``changes`` applied (records are frozen)."""
+        return dataclasses.replace(self, **changes)
+
+
+_FIELDS = tuple(f for f in dataclasses.fields(TrialRecord) if f.name != "extra")
+_NAMES = frozenset(f.name for f in _FIELDS)
+
+
+def _json_default(x: Any) -> Any:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def dumps(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` as records and plans are written (numbers from tensors, the rest as text)."""
+    return json.dumps(obj, default=_json_default, **kwargs)
+
+
+_NOT_DEFINING = (
+    ("name",),
+    ("train", "progress"),
+    ("train", "threads"),
+    ("train", "checkpoint_every"),
+    ("data", "download"),
+    ("study",),
+    ("resources",),
+    ("report",),
+)
+
+
+def defining_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a resolved trial config (``to_dict`` form) that decides what the trial computes.
+
+    Drops the keys listed in the module docstring and adds ``data_parallel_workers``.
+    """
+    out = copy.deepcopy(config)
+    res = config.get("resources") or {}
+    gpus = res.get("gpus_per_trial") or 0
+    out["data_parallel_workers"] = int(gpus) if gpus > 1 else (res.get("workers_per_trial") or 1)
+    for path in _NOT_DEFINING:
+        node = out
+        for key in path[:-1]:
+            node = node.get(key, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return out
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """SHA-256 (16 hex digits) of :func:`defining_config` as canonical JSON."""
+    blob = dumps(defining_config(config), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two trial configs' defining parts."""
+
+    def flat(d: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(d, dict):
+            return {prefix: d}
+        items: dict[str, Any] = {}
+        for k, v in d.items():
+            items.update(flat(v, f"{prefix}{k}."))
+        return items if d else {prefix: d}
+
+    a = {k.rstrip("."): v for k, v in flat(defining_config(old)).items()}
+    b = {k.rstrip("."): v for k, v in flat(defining_config(new)).items()}
+    return sorted(k for k in a.keys() | b.keys() if a.get(k, None) != b.get(k, None))
+
+
+_VERSIONS: dict[str, str] | None = None
+
+
+def environment() -> dict[str, Any]:
+    """Package versions, Python, host and the project's git revision, for every record."""
+    global _VERSIONS
+    if _VERSIONS is None:
+        _VERSIONS = {}
+        for pkg in ("rcl_study", "torch", "torchvision", "ray", "optuna", "accelerate", "numpy"):
+            try:
+                _VERSIONS[pkg] = metadata.version(pkg)
+            except metadata.PackageNotFoundError:
+                _VERSIONS[pkg] = "missing"
+    return {
+        "versions": dict(_VERSIONS),
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "git_rev": git_revision(),
+    }
+
+
+def git_revision() -> str:
+    """``git rev-parse HEAD`` of the project (``unknown`` outside a checkout), ``+dirty`` if so."""
+    here = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev + ("+dirty" if dirty else "")) if rev else "unknown"

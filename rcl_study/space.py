@@ -1,0 +1,211 @@
+"""Study spec -> the list of trials (ablation, grid) or the search space (pure functions).
+
+On the floor below ``study/`` and ``report/``: both read the design from here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from typing import Any
+
+from .config import ConfigError, StudyFile, check_key, set_path, to_dict
+from .losses import OFF_VALUES, resolve_loss
+from .records import TrialPlan
+
+SLUG_MAX = 60
+
+
+def trial_config(cfg: StudyFile, overrides: dict[str, Any], seed: int) -> StudyFile:
+    """The resolved configuration one trial runs with (and its record stores)."""
+    return set_path(cfg, {**overrides, "train.seed": seed, "train.progress": False})
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_.+=" else "_" for ch in text)
+
+
+def variant_id(name: str, overrides: dict[str, Any]) -> str:
+    """A file-safe id for a variant, unique for distinct overrides and stable across runs.
+
+    A name of at most 60 file-safe characters (commas become ``_``) keeps the id it always had,
+    so existing study folders resume; a longer one, or one with other characters that had to be
+    replaced (``/``, spaces), becomes a readable prefix plus ``-h`` and 8 hex digits of the SHA-1
+    of the full overrides, so two variants that differ only past the cut never share an id.
+    """
+    slug = _slug(name)
+    if _slug(name.replace(",", "")) == name.replace(",", "") and len(slug) <= SLUG_MAX:
+        return slug
+    return f"{slug[: SLUG_MAX - 10]}-h{params_id(overrides)[:8]}"
+
+
+def params_id(params: dict[str, Any]) -> str:
+    """A short stable id for a parameter dict (used for search trials)."""
+    blob = json.dumps(params, sort_keys=True, default=str).encode()
+    return hashlib.sha1(blob).hexdigest()[:10]
+
+
+def _on_values(cfg: StudyFile) -> dict[str, Any]:
+    spec = resolve_loss(cfg.loss, cfg.train.alpha, cfg.train.beta)
+    on = {}
+    for comp in cfg.study.components:
+        value = getattr(spec, comp)
+        if value == OFF_VALUES[comp]:
+            raise ConfigError(
+                f"{cfg.name}: study.components: component '{comp}' has the same value on and off "
+                f"({value}); set loss.{comp} to the value to study"
+            )
+        on[comp] = value
+    return on
+
+
+def ablation_variants(cfg: StudyFile) -> list[tuple[str, dict[str, Any]]]:
+    """(variant name, overrides) for the study's ablation design.
+
+    ``factorial``: all 2^k on/off combinations ("none" = all off, then "+"-joined names);
+    ``leave_one_out``: "all" and "all-X" for each component; ``add_one_in``: "none" and "X".
+    """
+    comps = list(cfg.study.components)
+    if not comps:
+        raise ConfigError(f"{cfg.name}: study.components: an ablation needs at least one component")
+    on = _on_values(cfg)
+
+    def overrides(active: set[str]) -> dict[str, Any]:
+        return {f"loss.{c}": (on[c] if c in active else OFF_VALUES[c]) for c in comps}
+
+    design = cfg.study.design
+    if design == "factorial":
+        out = []
+        for bits in itertools.product([False, True], repeat=len(comps)):
+            active = {c for c, b in zip(comps, bits) if b}
+            name = "+".join(c for c in comps if c in active) or "none"
+            out.append((name, overrides(active)))
+        return sorted(out, key=lambda v: (v[0] != "none", v[0].count("+"), v[0]))
+    if design == "leave_one_out":
+        return [("all", overrides(set(comps)))] + [
+            (f"all-{c}", overrides(set(comps) - {c})) for c in comps
+        ]
+    return [("none", overrides(set()))] + [(c, overrides({c})) for c in comps]
+
+
+def grid_variants(cfg: StudyFile) -> list[tuple[str, dict[str, Any]]]:
+    """(variant name, overrides) for every point of the grid (product of the swept keys)."""
+    grid = cfg.study.grid
+    if not grid:
+        raise ConfigError(f"{cfg.name}: study.grid: a grid study needs at least one key to sweep")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{cfg.name}: study.grid.{key}: needs a non-empty list of values")
+        check_key(key, cfg.name, "study.grid")
+        try:
+            for v in values:
+                set_path(cfg, {key: v})
+        except ConfigError as err:
+            raise ConfigError(
+                f"{cfg.name}: study.grid.{key}: {str(err).split(': ', 1)[-1]}"
+            ) from None
+    keys = list(grid)
+    out = []
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        ov = dict(zip(keys, combo))
+        out.append((",".join(f"{k}={v}" for k, v in ov.items()), ov))
+    return out
+
+
+def expand(cfg: StudyFile) -> list[TrialPlan]:
+    """Every planned trial of an ablation or grid study (variants x seeds, variant-major)."""
+    if cfg.study.kind == "ablation":
+        variants = ablation_variants(cfg)
+    elif cfg.study.kind == "grid":
+        variants = grid_variants(cfg)
+    else:
+        raise ConfigError(f"{cfg.name}: study.kind: 'search' trials are sampled, not expanded")
+    plans = []
+    for name, ov in variants:
+        vid = variant_id(name, ov)
+        for seed in cfg.study.seeds:
+            plans.append(TrialPlan(f"{vid}__s{seed}", name, seed, ov))
+    seen: dict[str, str] = {}
+    for p in plans:
+        if seen.setdefault(p.trial_id, p.variant) != p.variant:
+            raise ConfigError(
+                f"{cfg.name}: study: variants '{seen[p.trial_id]}' and '{p.variant}' would share "
+                f"the trial id '{p.trial_id}'"
+            )
+    return plans
+
+
+def baseline_variant(cfg: StudyFile, variants: list[str]) -> str | None:
+    """The variant every other one is compared with."""
+    if cfg.report.baseline:
+        if cfg.report.baseline not in variants:
+            raise ConfigError(
+                f"{cfg.name}: report.baseline: '{cfg.report.baseline}' is not a "
+                f"variant of this study ({', '.join(variants)})"
+            )
+        return cfg.report.baseline
+    if cfg.study.kind == "ablation":
+        return "all" if cfg.study.design == "leave_one_out" else "none"
+    if cfg.study.kind == "grid":
+        return variants[0] if variants else None
+    return None  # a search's trials differ in several keys at once: nothing to pair
+
+
+def search_distributions(cfg: StudyFile) -> dict[str, Any]:
+    """Optuna distributions of ``study.space`` (keys are dotted config keys)."""
+    import optuna
+
+    if not cfg.study.space:
+        raise ConfigError(f"{cfg.name}: study.space: a search needs at least one range")
+    out: dict[str, Any] = {}
+    for key, r in cfg.study.space.items():
+        check_key(key, cfg.name, "study.space")
+        if r.type == "categorical":
+            out[key] = optuna.distributions.CategoricalDistribution(r.choices)
+        elif r.type == "int":
+            out[key] = optuna.distributions.IntDistribution(int(r.low), int(r.high), log=r.log)
+        else:
+            out[key] = optuna.distributions.FloatDistribution(r.low, r.high, log=r.log)
+        try:  # every value a trial may get must be valid: all choices, both ends, a fraction
+            for probe in _probes(r):
+                set_path(cfg, {key: probe})
+        except ConfigError as err:
+            raise ConfigError(
+                f"{cfg.name}: study.space.{key}: {str(err).split(': ', 1)[-1]}"
+            ) from None
+    return out
+
+
+def _probes(r: Any) -> list[Any]:
+    """Values standing for a range: every choice; low, high and (floats) a non-whole inside."""
+    if r.type == "categorical":
+        return list(r.choices)
+    if r.type == "int":
+        return [int(r.low), int(r.high)]
+    probes = [r.low, r.high]
+    if r.high > r.low:  # a float range on an integer key fails here
+        inside = r.low + 0.37 * (r.high - r.low)
+        probes.append(inside + (r.high - inside) / 2 if inside.is_integer() else inside)
+    return probes
+
+
+def describe(cfg: StudyFile) -> dict[str, Any]:
+    """A short, JSON-safe description of the design (for dry runs and reports)."""
+    d: dict[str, Any] = {"kind": cfg.study.kind, "seeds": list(cfg.study.seeds)}
+    if cfg.study.kind == "ablation":
+        d.update(
+            design=cfg.study.design,
+            components=list(cfg.study.components),
+            on_values=_on_values(cfg),
+        )
+    elif cfg.study.kind == "grid":
+        d["grid"] = {k: list(v) for k, v in cfg.study.grid.items()}
+    else:
+        d.update(
+            space={k: to_dict(v) for k, v in cfg.study.space.items()},
+            n_trials=cfg.study.n_trials,
+            sampler=cfg.study.sampler,
+            asha=cfg.study.asha,
+        )
+    return d

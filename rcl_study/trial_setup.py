@@ -1,0 +1,251 @@
+"""What one trial holds while it trains, and how it is built.
+
+:func:`setup` seeds the process, resolves the loss, makes the Accelerate accelerator, loads the
+data and builds the network, the batch schedule and the random streams of one trial (a
+:class:`Trial`). ``rcl_study.pack`` builds a pack from the same pieces (:func:`setup_start`,
+:func:`build_network`, :func:`prepare_data`, :func:`make_schedule`, :func:`make_generators`).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import StudyFile
+from .data import load_data
+from .data.datasets import ListImages, LTData
+from .losses import LossSpec, check_loss_inputs, resolve_loss
+from .models import build_model
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
+    """Linear warm-up to ``base_lr`` over ``warmup_steps``, then cosine decay to 0."""
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * base_lr * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _augment_recipe(cfg: StudyFile, channels: int, size: int) -> str:
+    if cfg.data.augment != "auto":
+        return cfg.data.augment
+    if size < 32 or channels == 1:
+        return "crop"
+    return "autoaugment" if size == 32 else "bcl"  # BCL: AutoAugment on CIFAR, RandAugment beyond
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _make_accelerator(cfg: StudyFile, find_unused: bool):
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    AcceleratorState._reset_state(True)  # several trials may run in one process
+    cuda = torch.cuda.is_available() and cfg.train.device != "cpu"
+    if cfg.train.device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no GPU is visible")
+    bf16 = cuda and cfg.train.precision in ("auto", "bf16")
+    return Accelerator(
+        cpu=not cuda,
+        mixed_precision="bf16" if bf16 else "no",
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=find_unused)],
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# setup: what a trial holds while it trains
+
+
+@dataclass
+class TrialData:
+    """A trial's data where it trains: images, labels, class counts, normalisation, views.
+
+    ``train_x`` / ``test_x`` are uint8 ``[N, H, W, C]`` tensors on the device, or
+    :class:`ListImages` decoded from files batch by batch; ``mean`` / ``std`` are ``[1, C, 1, 1]``.
+    """
+
+    train_x: torch.Tensor | ListImages
+    train_y: torch.Tensor
+    test_x: torch.Tensor | ListImages
+    test_y: np.ndarray
+    test_mask: np.ndarray | None
+    counts_np: np.ndarray
+    counts: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    recipe: str
+
+    @property
+    def on_device(self) -> bool:
+        """Whether the training images already live on the device (else decoded from files)."""
+        return isinstance(self.train_x, torch.Tensor)
+
+
+@dataclass
+class Schedule:
+    """Batch sizes, steps and the learning-rate schedule of one trial."""
+
+    n: int
+    global_batch: int
+    local_batch: int
+    steps: int
+    total_steps: int
+    warmup_steps: int
+    base_lr: float
+
+    def lr(self, epoch: int, step: int) -> float:
+        """The learning rate of ``step`` of ``epoch`` (a Python float: no device read)."""
+        return lr_at(epoch * self.steps + step, self.total_steps, self.warmup_steps, self.base_lr)
+
+
+@dataclass
+class Generators:
+    """The trial's random streams: ``perm`` (CPU, epoch order) and ``aug`` (device, views)."""
+
+    perm: torch.Generator
+    aug: torch.Generator
+
+
+@dataclass
+class Net:
+    """The network as Accelerate prepared it (``model``), its plain module (``core``), optimiser."""
+
+    model: torch.nn.Module
+    core: torch.nn.Module
+    opt: torch.optim.Optimizer
+    acc: Any
+
+
+@dataclass
+class Trial:
+    """Everything one trial holds while it trains (built by :func:`setup`)."""
+
+    cfg: StudyFile
+    spec: LossSpec
+    net: Net
+    data: TrialData
+    sched: Schedule
+    gens: Generators
+    history: list[dict[str, Any]] = field(default_factory=list)
+    start_epoch: int = 0
+
+    @property
+    def device(self) -> torch.device:
+        """The device the trial trains on."""
+        return self.net.acc.device
+
+
+def prepare_data(cfg: StudyFile, data: LTData, device: torch.device) -> TrialData:
+    """Move arrays to ``device`` and fix the normalisation and the augmentation recipe."""
+    counts_np = data.train_counts
+    # the loss's value checks (counts > 0, labels in range) run here, once per trial, on host
+    # copies: the step itself reads no device value
+    check_loss_inputs(torch.as_tensor(counts_np), torch.as_tensor(data.train_y))
+    if not isinstance(data.train_x, ListImages):  # arrays live on the device, augmentation too
+        train_x = torch.from_numpy(data.train_x).to(device)
+        test_x = torch.from_numpy(data.test_x).to(device)
+        mean = train_x.float().mean(dim=(0, 1, 2)).div(255).view(1, -1, 1, 1)
+        std = train_x.float().std(dim=(0, 1, 2)).div(255).clamp_min(1e-3).view(1, -1, 1, 1)
+    else:
+        train_x, test_x = data.train_x, data.test_x
+        mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, -1, 1, 1)
+        std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, -1, 1, 1)
+    return TrialData(
+        train_x=train_x,
+        train_y=torch.as_tensor(data.train_y, device=device),
+        test_x=test_x,
+        test_y=data.test_y,
+        test_mask=data.test_mask,
+        counts_np=counts_np,
+        counts=torch.as_tensor(counts_np, device=device),
+        mean=mean,
+        std=std,
+        recipe=_augment_recipe(cfg, data.channels, data.image_size),
+    )
+
+
+def build_network(cfg: StudyFile, data: LTData, acc) -> Net:
+    """Build the model and its SGD optimiser, and let Accelerate prepare both.
+
+    ``core`` is the plain module without Accelerate's mixed-precision forward wrapper: training
+    steps enter autocast themselves, evaluation runs ``core`` in float32.
+    """
+    tc, device = cfg.train, acc.device
+    model = build_model(
+        cfg.model.arch,
+        data.channels,
+        data.num_classes,
+        data.image_size,
+        cfg.model.proj_hidden,
+        cfg.model.proj_dim,
+        cfg.model.width,
+        cfg.model.norm,
+        cfg.model.classifier,
+    ).to(device)
+    if cfg.model.norm == "sync_batch" and acc.num_processes > 1 and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay
+    )
+    model, opt = acc.prepare(model, opt)
+    return Net(model, acc.unwrap_model(model, keep_fp32_wrapper=False), opt, acc)
+
+
+def make_schedule(cfg: StudyFile, n: int, num_processes: int) -> Schedule:
+    """Steps per epoch, per-process batch and warm-up of a training set of ``n`` images."""
+    tc = cfg.train
+    global_batch = min(tc.batch_size, n)
+    steps = max(1, n // global_batch)
+    if tc.max_steps_per_epoch:
+        steps = min(steps, tc.max_steps_per_epoch)
+    return Schedule(
+        n=n,
+        global_batch=global_batch,
+        local_batch=max(1, global_batch // num_processes),
+        steps=steps,
+        total_steps=steps * tc.epochs,
+        warmup_steps=steps * tc.warmup_epochs,
+        base_lr=tc.lr,
+    )
+
+
+def make_generators(seed: int, device: torch.device) -> Generators:
+    """The epoch-order generator (CPU, ``seed``) and the augmentation one (device, ``seed + 1``)."""
+    return Generators(
+        torch.Generator().manual_seed(seed),
+        torch.Generator(device=device).manual_seed(seed + 1),
+    )
+
+
+def setup_start(cfg: StudyFile) -> tuple[LossSpec, Any, LTData]:
+    """Threads, seeds, the loss, the accelerator and the data: what comes before the network."""
+    tc = cfg.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    _seed_everything(tc.seed)
+    spec = resolve_loss(cfg.loss, tc.alpha, tc.beta)
+    acc = _make_accelerator(cfg, find_unused=not (spec.contrastive and spec.prototypes))
+    if acc.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels
+    return spec, acc, load_data(cfg.data)
+
+
+def setup(cfg: StudyFile) -> Trial:
+    """Seed, build the accelerator, data, network, schedule and generators of one trial."""
+    spec, acc, raw = setup_start(cfg)
+    net = build_network(cfg, raw, acc)
+    data = prepare_data(cfg, raw, acc.device)
+    sched = make_schedule(cfg, len(raw.train_y), acc.num_processes)
+    return Trial(cfg, spec, net, data, sched, make_generators(cfg.train.seed, acc.device))
