@@ -53,7 +53,6 @@ import signal
 import sys
 import tarfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -219,8 +218,8 @@ def choose(
 def run(study: str, overrides: list[str], plan: str) -> int:
     """Run the plan's variants of the study through ``run_study`` with the local executor."""
     from rcl_study.study import local, runner
-    from rcl_study.study.execute import unit_members
     from rcl_study.study.packing import make_units, pack_size
+    from rcl_study.study.records import load_records
     from rcl_study.study.space import TrialPlan, expand
 
     cfg = _load_study(study, overrides)
@@ -239,15 +238,11 @@ def run(study: str, overrides: list[str], plan: str) -> int:
 
         @staticmethod
         def run_trials(cfg, units, out, on_record, search=None):  # noqa: ARG004
-            todo = [
-                TrialPlan(m["trial_id"], m["variant"], m["seed"], dict(m["overrides"]))
-                for u in units
-                for m in unit_members(u)[0]
-                if keep is None or m["variant"] in keep
-            ]
+            rows = [m for u in units for m in (u["members"] if "members" in u else [u])]
+            todo = [TrialPlan.from_json(m) for m in rows if keep is None or m["variant"] in keep]
             size = pack_size(cfg, expand(cfg))
             mine = [
-                u.as_dict() if u.pack_id else asdict(u.members[0]) for u in make_units(todo, size)
+                u.as_dict() if u.pack_id else u.members[0].to_json() for u in make_units(todo, size)
             ]
             print(f"plan {plan}: {len(todo)} trial(s) in {len(mine)} unit(s)", flush=True)
             local.run_trials(cfg, mine, out, on_record)
@@ -255,13 +250,14 @@ def run(study: str, overrides: list[str], plan: str) -> int:
     runner.executor = lambda cfg: Only  # the one hook: which units the local executor trains
     signal.signal(signal.SIGTERM, _stop)
     try:
-        records = runner.run_study(cfg, resume=True, progress=False)
+        runner.run_study(cfg, resume=True, progress=False)
     except KeyboardInterrupt as err:
         print(
             f"stopped ({err or 'SIGINT'}): checkpoints kept, resume with the same command",
             flush=True,
         )
         return 124
+    records = load_records(runner.absolute_paths(cfg).output_dir)  # plain dicts
     wanted = [r for r in records if keep is None or r["variant"] in keep]
     for r in wanted:
         m = r.get("metrics", {})

@@ -49,7 +49,11 @@ def _curve(path: Path) -> list[dict[str, Any]]:
 def trial_rows(folder: Path) -> list[dict[str, Any]]:
     """One dict per trial: its record's metrics, or (unfinished) its curve's last evaluation."""
     from rcl_study.study.records import load_records
-    from rcl_study.train import best_of
+
+    try:
+        from rcl_study.evaluation import best_of
+    except ImportError:  # before train.py was split
+        from rcl_study.train import best_of
 
     out: dict[str, dict[str, Any]] = {}
     for r in load_records(folder):
