@@ -101,3 +101,315 @@ def test_a_stopped_run_leaves_its_curve_and_a_checkpoint_that_resumes(tmp_path):
     assert res["status"] == "ok" and res["epoch"] == int(ckpt["epoch"]) + 1
     epochs = [r["epoch"] for r in _load("train_logged").read_metrics(metrics)]
     assert epochs == list(range(1, res["epoch"] + 1))
+
+
+# --- scripts/gpu/ablation.py (issue 15): plan choice, syncs into $OUT, restore, the engine run
+
+
+def _row(k, epoch_s, eval_s, setup_s=0.0):
+    return {"k": k, "epoch_s": epoch_s, "eval_s": eval_s, "setup_s": setup_s}
+
+
+def test_plan_seconds_counts_epochs_evaluations_and_setup():
+    ab = _load("ablation")
+    # 200 epochs, an evaluation every 5 (40), + setup: by hand
+    assert ab.plan_seconds(_row(1, 0.5, 0.2, 7.0), 200, 5) == pytest.approx(7 + 100 + 8)
+    # the last epoch is evaluated even off the grid: 12 epochs every 5 -> 5, 10, 12
+    assert ab.plan_seconds(_row(1, 1.0, 1.0), 12, 5) == pytest.approx(12 + 3)
+
+
+def test_choose_takes_the_largest_plan_that_fits_else_bcl_alone():
+    ab = _load("ablation")
+
+    def speed(*rows):
+        out = {"rows": {}}
+        for r in rows:
+            r["plan_s"] = ab.plan_seconds(r, 200, 5)
+            out["rows"][str(r["k"])] = r
+        return out
+
+    s = speed(_row(1, 0.5, 0.2), _row(2, 0.9, 0.4), _row(8, 3.0, 1.6))  # 108, 196, 664 s
+    assert ab.choose(s, 740)[0] == "a"  # 664 <= 0.9 x 740
+    assert ab.choose(s, 730)[0] == "b"  # 664 > 0.9 x 730: kept for the margin
+    assert ab.choose(s, 730, safety=1.0)[0] == "a"
+    assert ab.choose(s, 600)[0] == "b"
+    assert ab.choose(s, 150)[0] == "c"
+    assert ab.choose(s, 50)[0] == "c"  # nothing fits: BCL alone anyway (it resumes later)
+    assert ab.choose(s, 50, force="a")[0] == "a"
+    skipped = {"rows": {"1": s["rows"]["1"], "2": s["rows"]["2"], "8": {"skipped": "x"}}}
+    assert ab.choose(skipped, 10**6)[0] == "b"  # an unmeasured pack is never chosen
+    assert ab.PLANS["b"] == ["none", "balance+scale+margin"] and ab.PLANS["c"] == ["none"]
+
+
+def test_a_pack_is_measured_only_while_it_could_fit():
+    ab = _load("ablation")
+    one = {1: _row(1, 0.5, 0.0)}  # 100 s for 200 epochs per member
+    assert ab.worth_measuring(1, {}, 1.0, 200, 5)
+    # 8 members at best twice as fast per member: 400 s
+    assert ab.worth_measuring(8, one, 400, 200, 5)
+    assert not ab.worth_measuring(8, one, 399, 200, 5)
+
+
+def _fake_study(root, ab, n_members=3, width=40000):
+    """A records folder as the engine leaves it mid-run: a pack checkpoint and a trial's."""
+    d = root / "study"
+    (d / "trials" / "pack__x").mkdir(parents=True)
+    (d / "trials" / "none__s0").mkdir(parents=True)
+    (d / ".rcl_study").write_text(json.dumps({"study": "gpu_ablation"}))
+    (d / "driver.lock").write_text(json.dumps({"pid": 1, "host": "gpu"}))
+    (d / "plan.json").write_text(json.dumps({"trials": [{"trial_id": "a__s0"}]}))
+    (d / "records.jsonl").write_text(json.dumps({"trial_id": "none__s0", "status": "ok"}) + "\n")
+    (d / "trials" / "none__s0" / "result.json").write_text("{}")
+    g = torch.Generator().manual_seed(0)
+    members = {
+        f"m{i}__s0": {
+            "model": {"w": torch.randn(width, generator=g)},
+            "history": [{"epoch": 5 * (j + 1), "top1": 0.1 * i + j} for j in range(i + 1)],
+        }
+        for i in range(n_members)
+    }
+    torch.save({"members": members, "epoch": 10}, d / "trials" / "pack__x" / "checkpoint.pt")
+    single = {"model": {"w": torch.ones(3)}, "history": [{"epoch": 5, "top1": 0.5}], "epoch": 5}
+    torch.save(single, d / "trials" / "none__s0" / "checkpoint.pt")
+    return d, members
+
+
+def test_sync_keeps_out_within_the_limits_and_restore_gives_the_folder_back(tmp_path, monkeypatch):
+    import tarfile
+
+    ab = _load("ablation")
+    monkeypatch.setattr(ab, "PART_BYTES", 200_000)  # 3 x 160 kB of weights -> several parts
+    d, members = _fake_study(tmp_path, ab)
+    meta = tmp_path / "phases.tsv"
+    meta.write_text("setup\t1.00\t0\n")
+    out = tmp_path / "OUT"
+    sig = ab.sync_once(d, out, [meta, tmp_path / "absent.json"])
+    names = sorted(p.name for p in out.iterdir())
+    parts = [n for n in names if n.startswith("ckpt.0")]
+    assert len(parts) >= 3 and len(names) <= 8
+    assert all((out / n).stat().st_size <= 200_000 for n in parts)
+    with tarfile.open(out / "study.tar") as tar:
+        inside = set(tar.getnames())
+    assert "study/records.jsonl" in inside and "study/.rcl_study" in inside
+    assert "study/driver.lock" not in inside  # another host's lock would block a resume
+    assert not any(n.endswith(".pt") for n in inside)
+    assert "meta/phases.tsv" in inside and "meta/absent.json" not in inside
+    # unchanged checkpoints: the parts are not rewritten
+    before = (out / "ckpt.json").stat().st_mtime_ns
+    assert ab.sync_once(d, out, [meta], sig) == sig
+    assert (out / "ckpt.json").stat().st_mtime_ns == before
+
+    back = tmp_path / "back"
+    info = ab.restore(out, back)
+    assert info["study"] and "checkpoint_error" not in info
+    assert sorted(info["checkpoints"]) == [
+        "trials/none__s0/checkpoint.pt",
+        "trials/pack__x/checkpoint.pt",
+    ]
+    for rel in ("records.jsonl", "plan.json", ".rcl_study", "trials/pack__x/checkpoint.pt"):
+        assert (back / rel).read_bytes() == (d / rel).read_bytes()
+    assert not (back / "driver.lock").exists()
+    for tid, m in members.items():  # each member's curve, from the pack checkpoint's history
+        rows = [
+            json.loads(x) for x in (back / "metrics" / f"{tid}.jsonl").read_text().split("\n") if x
+        ]
+        assert rows == m["history"]
+    assert (back / "metrics" / "none__s0.jsonl").read_text() == '{"epoch": 5, "top1": 0.5}\n'
+    assert (back / "meta" / "phases.tsv").read_text() == "setup\t1.00\t0\n"
+
+    (out / parts[1]).write_bytes(b"cut")  # a part from another sync, or cut short
+    bad = ab.restore(out, tmp_path / "bad")
+    assert bad["study"] and "ckpt.01" in bad["checkpoint_error"]
+    assert not (tmp_path / "bad" / "trials" / "pack__x" / "checkpoint.pt").exists()
+
+
+def test_member_states_take_the_latest_epoch_of_a_trial_in_two_checkpoints(tmp_path):
+    ab = _load("ablation")
+    d = tmp_path / "s"
+    for folder, epoch, w in (("pack__a", 10, 1.0), ("pack__a-2of8", 20, 2.0)):
+        (d / "trials" / folder).mkdir(parents=True)
+        state = {"members": {"x__s0": {"model": {"w": torch.tensor([w])}, "history": []}}}
+        torch.save({**state, "epoch": epoch}, d / "trials" / folder / "checkpoint.pt")
+    (d / "trials" / "bad").mkdir()
+    (d / "trials" / "bad" / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    got = ab.member_states(d)
+    assert list(got) == ["x__s0"] and got["x__s0"]["epoch"] == 20
+    assert float(got["x__s0"]["model"]["w"]) == 2.0
+
+
+TINY_ABLATION = {
+    "name": "tiny_ablation",
+    "data": {"dataset": "digits_lt", "test_limit": 60},
+    "model": {"arch": "small_cnn", "width": 4, "proj_hidden": 8, "proj_dim": 4},
+    "train": {
+        "epochs": 3,
+        "batch_size": 32,
+        "max_steps_per_epoch": 2,
+        "warmup_epochs": 0,
+        "threads": 1,
+        "eval_every": 1,
+        "checkpoint_every": 1,
+    },
+    "loss": {"preset": "bcl+rcl", "balance": 1.0, "scale": 1.2, "margin": 0.5},
+    "study": {"kind": "ablation", "components": ["balance", "scale", "margin"], "seeds": [0]},
+    "resources": {"executor": "local", "pack": 8, "cpus_per_trial": 1},
+}
+
+
+@pytest.mark.slow
+def test_plan_b_then_a_through_the_engine_records_each_trial_once(tmp_path):
+    """(b) trains BCL and BCL+RCL as a pack of 2; (a) then finishes the other 6 as one pack."""
+    from rcl_study.study.records import load_plan, load_records
+
+    study = tmp_path / "s.yaml"
+    out = tmp_path / "runs"
+    study.write_text(
+        yaml.safe_dump(
+            {
+                **TINY_ABLATION,
+                "study": {**TINY_ABLATION["study"], "output_dir": str(out)},
+                "report": {"dir": str(tmp_path / "rep")},
+            }
+        )
+    )
+    cmd = [sys.executable, str(ROOT / "scripts" / "gpu" / "ablation.py"), "run", str(study)]
+    done = subprocess.run([*cmd, "--plan", "b"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    recs = load_records(out)
+    assert sorted(r["variant"] for r in recs) == ["balance+scale+margin", "none"]
+    assert {r["pack"] for r in recs} == {recs[0]["pack"]} and recs[0]["pack"]  # one pack of 2
+    assert len(load_plan(out)["trials"]) == 8  # the rest stay planned
+    done = subprocess.run([*cmd, "--plan", "a"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    recs = load_records(out)
+    assert len(recs) == 8 and len({r["trial_id"] for r in recs}) == 8
+    assert all(r["status"] == "ok" and r["metrics"]["epoch"] == 3 for r in recs)
+    assert len({r["pack"] for r in recs}) == 2
+    rep = subprocess.run(
+        [sys.executable, "-m", "rcl_study.run", str(study), "--report-only"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    assert (tmp_path / "rep" / "index.md").is_file()
+
+
+@pytest.mark.slow
+def test_a_stopped_engine_run_leaves_curves_in_out_and_resumes(tmp_path):
+    """SIGTERM mid-pack: exit 124, the lock released; a sync returns the members' curves so far;
+    the same command resumes from the pack checkpoint and records all 8 trials."""
+    from rcl_study.study.records import load_records
+
+    ab = _load("ablation")
+    study = tmp_path / "s.yaml"
+    out = tmp_path / "runs"
+    raw = {**TINY_ABLATION, "study": {**TINY_ABLATION["study"], "output_dir": str(out)}}
+    raw["train"] = {**raw["train"], "epochs": 40}
+    study.write_text(yaml.safe_dump(raw))
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "gpu" / "ablation.py"),
+        "run",
+        str(study),
+        "--plan",
+        "a",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    ckpts = out / "trials"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        states = ab.member_states(out) if ckpts.exists() else {}
+        if states and min(s["epoch"] for s in states.values()) >= 2:
+            break
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 124
+    assert not (out / "driver.lock").exists() and load_records(out) == []
+    box = tmp_path / "OUT"
+    ab.sync_once(out, box, [])
+    back = tmp_path / "back"
+    assert ab.restore(box, back)["checkpoints"]
+    curves = sorted((back / "metrics").glob("*.jsonl"))
+    assert len(curves) == 8
+    stopped_at = len(curves[0].read_text().splitlines())
+    assert stopped_at >= 2
+    raw["train"]["epochs"] = stopped_at + 1  # resume to a near end: 1 more epoch
+    study.write_text(yaml.safe_dump(raw))
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    recs = load_records(out)
+    assert len(recs) == 8
+    for r in recs:  # one evaluation per epoch, none lost or repeated across the stop
+        assert [h["epoch"] for h in r["history"]] == list(range(1, stopped_at + 2))
+
+
+def test_results_table_rows_from_records_curves_and_gaps(tmp_path):
+    rt = _load("results_table")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "meta").mkdir()
+    rec = {
+        "trial_id": "none__s0",
+        "variant": "none",
+        "status": "ok",
+        "metrics": {
+            "top1": 0.8123,
+            "best_top1": 0.8200,
+            "best_epoch_top1": 195,
+            "balanced_acc": 0.8,
+            "top1_lossless": 0.851,
+            "seconds_per_epoch": 0.5,
+        },
+    }
+    (tmp_path / "records.jsonl").write_text(json.dumps(rec) + "\n")
+    # an unfinished member: its curve's last evaluation, its best from the curve
+    curve = [{"epoch": 5, "top1": 0.3}, {"epoch": 10, "top1": 0.5}, {"epoch": 15, "top1": 0.4}]
+    (tmp_path / "metrics" / "margin__s0.jsonl").write_text(
+        "".join(json.dumps(c) + "\n" for c in curve) + '{"epoch": 20, "to'
+    )
+    (tmp_path / "metrics" / "none__s0.jsonl").write_text(json.dumps(curve[0]) + "\n")
+    gaps = {"none__s0": {"acc_jpeg": 0.83, "gap": 0.021, "gap_ci": [0.005, 0.037]}}
+    (tmp_path / "meta" / "gaps.json").write_text(json.dumps(gaps))
+    (tmp_path / "meta" / "phases.tsv").write_text("smoke\t41.20\t0\n")
+    text = rt.tables(tmp_path, 84.3)
+    rows = {ln.split(" | ")[0][2:]: ln for ln in text.splitlines() if ln.startswith("| ")}
+    none = rows["none__s0"].split(" | ")
+    assert none[1:6] == ["ok", "81.23", "82.00 (195)", "80.00", "- (-)"]
+    assert none[6:9] == ["85.10", "83.00", "2.10 [0.50, 3.70]"] and none[-1] == "84.3 |"
+    margin = rows["margin__s0"].split(" | ")
+    assert margin[1:4] == ["unfinished (epoch 15)", "40.00", "50.00 (10)"]
+    assert rows["smoke"] == "| smoke | 41.20 | 0 |"
+    assert rt.main([str(tmp_path / "absent")]) == 2
+
+
+def test_the_sync_loop_syncs_once_more_and_ends_when_its_parent_is_gone(tmp_path):
+    ab = _load("ablation")
+    d, _ = _fake_study(tmp_path, ab, n_members=1, width=10)
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    out = tmp_path / "OUT"
+    loop = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "gpu" / "ablation.py"),
+            "sync",
+            "--study-dir",
+            str(d),
+            "--out",
+            str(out),
+            "--every",
+            "0.2",
+            "--parent",
+            str(parent.pid),
+        ],
+        cwd=ROOT,
+    )
+    deadline = time.time() + 30
+    while not (out / "ckpt.json").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    (d / "records.jsonl").write_text("changed\n")  # written after the last periodic sync
+    parent.kill()
+    parent.wait()
+    assert loop.wait(30) == 0
+    back = tmp_path / "back"
+    assert ab.restore(out, back)["study"]
+    assert (back / "records.jsonl").read_text() == "changed\n"
