@@ -103,6 +103,14 @@ def evaluation(
     return metrics
 
 
+def progress_line(name: str, epochs: int, metrics: dict[str, Any]) -> str:
+    """The one-line progress report after an evaluation (single trials and pack members)."""
+    return (
+        f"[{name}] epoch {metrics['epoch']}/{epochs} loss {metrics['loss']:.4f} "
+        f"top1 {metrics['top1']:.4f} bal {metrics['balanced_acc']:.4f}"
+    )
+
+
 def finish_result(trial: Trial, result: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
     """``result`` (status, reason, device) completed with the last metrics, history and best."""
     history = trial.history

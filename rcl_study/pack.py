@@ -31,7 +31,7 @@ import torch
 from .batches import epoch_order, gather_batch
 from .checkpoint import CheckpointError, atomic_save, plain, read_checkpoint
 from .config import PACKABLE_KEYS, StudyFile, to_dict
-from .evaluation import LOSS_KEYS, evaluation, finish_result
+from .evaluation import LOSS_KEYS, evaluation, finish_result, progress_line
 from .losses import resolve_loss
 from .train import batch_inputs, update
 from .trial_setup import (
@@ -241,10 +241,7 @@ def train_pack(
         if done % tc.eval_every == 0 or done == tc.epochs:
             for m in (m for m in active if m.status == "ok"):
                 m.metrics = evaluation(m.trial, means[m.name], done, elapsed, epoch_seconds)
-                emit(
-                    f"[{m.name}] epoch {done}/{tc.epochs} loss {m.metrics['loss']:.4f} "
-                    f"top1 {m.metrics['top1']:.4f} bal {m.metrics['balanced_acc']:.4f}"
-                )
+                emit(progress_line(m.name, tc.epochs, m.metrics))
             if report:
                 report({"epoch": done, "members": sum(m.status == "ok" for m in members)})
         if ckpt and (done % tc.checkpoint_every == 0 or done == tc.epochs):

@@ -35,7 +35,7 @@ from .batches import EpochOrder, epoch_order, gather_batch
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import ConfigError, StudyFile, load_study, to_dict
 from .data.augment import make_views
-from .evaluation import LOSS_KEYS, evaluation, finish_result
+from .evaluation import LOSS_KEYS, evaluation, finish_result, progress_line
 from .losses import LossSpec, total_loss
 from .trial_setup import Net, Trial, TrialData, setup
 
@@ -250,10 +250,7 @@ def _evaluate_and_report(
     if report:
         report(dict(metrics))
     if emit:
-        emit(
-            f"[{trial.cfg.name}] epoch {done}/{trial.cfg.train.epochs} loss {metrics['loss']:.4f} "
-            f"top1 {metrics['top1']:.4f} bal {metrics['balanced_acc']:.4f}"
-        )
+        emit(progress_line(trial.cfg.name, trial.cfg.train.epochs, metrics))
     return metrics
 
 

@@ -24,7 +24,8 @@ class StudyLocked(RuntimeError):
     """Another driver is running this study."""
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (it may belong to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -75,7 +76,7 @@ class StudyLock:
                 return "it vanished"
             return f"it is unreadable and {age:.0f}s old" if age > _UNREADABLE_GRACE_S else None
         pid, host = holder.get("pid"), holder.get("host")
-        if host == self.info["host"] and isinstance(pid, int) and not _alive(pid):
+        if host == self.info["host"] and isinstance(pid, int) and not pid_alive(pid):
             return f"its driver (pid {pid} on {host}) is gone"
         return None
 

@@ -440,15 +440,10 @@ def sync_once(study_dir: Path, out: Path, meta: list[Path], last_sig: list | Non
 
 
 def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """The parent is alive (always, when there is none to watch)."""
+    from rcl_study.study.lock import pid_alive
+
+    return pid is None or pid_alive(pid)
 
 
 def sync_loop(
