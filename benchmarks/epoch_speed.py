@@ -67,7 +67,7 @@ def study(path: Path, args, epochs: int = 2) -> dict:
 
 
 def ours(path: Path, args) -> float:
-    from rcl_study.train import train_trial
+    from rcl_study.trainer.loop import train_trial
 
     res = train_trial(parse_study(study(path, args)), log=lambda s: None)
     return res["epoch_seconds"]
@@ -133,7 +133,7 @@ class PeerDataset(torch.utils.data.Dataset):
 def peer(path: Path, args) -> float:
     from rcl_study.config import LossConfig
     from rcl_study.losses import resolve_loss, total_loss
-    from rcl_study.models import build_model
+    from rcl_study.trainer.models import build_model
 
     z = read_arrays(path)
     x, y = z["train_x"], z["train_y"]

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rcl_study.models import build_model
+from rcl_study.trainer.models import build_model
 
 
 def _models(arch: str, k: int, device) -> list[nn.Module]:

@@ -96,10 +96,10 @@ from rcl_study.config import parse_study
 raws = json.loads(sys.argv[1])
 cfgs = [parse_study(r) for r in raws]
 if len(cfgs) == 1:
-    from rcl_study.train import train_trial
+    from rcl_study.trainer.loop import train_trial
     res = [train_trial(cfgs[0], log=lambda s: None)]
 else:
-    from rcl_study.pack import train_pack
+    from rcl_study.trainer.pack import train_pack
     res = train_pack(cfgs, [str(i) for i in range(len(cfgs))], log=lambda s: None)
 print(json.dumps([r["loss"] for r in res]))
 """

@@ -38,7 +38,7 @@ def main() -> None:
     from syncs import SyncCounter
 
     from rcl_study.config import parse_study
-    from rcl_study.train import train_trial
+    from rcl_study.trainer.loop import train_trial
 
     torch.set_num_threads(1)
 

@@ -12,7 +12,7 @@ import shlex
 import sys
 import time
 
-from .config import ConfigError, load_study
+from rcl_study.config import ConfigError, load_study
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -81,24 +81,25 @@ def main(argv: list[str] | None = None) -> int:
         a = _parser().parse_args(argv)
     except SystemExit as stop:  # --help (0) or a usage error (2, one line already printed)
         return int(stop.code or 0)
-    from .data import DataError
-    from .study.lock import StudyLocked
-    from .study.runner import StudyExists, apply_smoke, check_machine, check_study, dry_run_text
+    from rcl_study.data import DataError
+    from rcl_study.study.checks import StudyExists, check_machine, check_study
+    from rcl_study.study.lock import StudyLocked
+    from rcl_study.study.runner import apply_smoke, dry_run_text
 
     cfg = None
     try:
         cfg = load_study(a.study, a.overrides)
         if a.smoke:
             cfg = apply_smoke(cfg)
-        check_study(cfg)
+        plans = check_study(cfg)
         if a.plan_seeds:
-            from .report.plan import study_plan
-            from .report.power import plan_lines
+            from rcl_study.report.plan import study_plan
+            from rcl_study.report.power import plan_lines
 
             print("\n".join(plan_lines(study_plan(cfg, a.sd, a.effect))))
             return 0
         if a.dry_run:  # a plan may be made on a laptop for a GPU box: machine checks are notes
-            print(dry_run_text(cfg))
+            print(dry_run_text(cfg, plans))
             try:
                 check_machine(cfg)
             except ConfigError as err:
@@ -107,13 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         if a.report_only:
             return _report(cfg, a.study)
         check_machine(cfg)
-        from .data import load_data
+        from rcl_study.data import load_data
 
         load_data(cfg.data)  # fail early, before Ray starts, when the data is missing
-        from .study.runner import run_study
+        from rcl_study.study.runner import run_study
 
         if cfg.resources.executor == "ray":
-            from .study.tune import ClusterError
+            from rcl_study.study.cluster import ClusterError
         else:  # the local executor never imports Ray
             ClusterError = ()  # type: ignore[assignment,misc]  # noqa: N806
 
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _interrupted(cfg, a: argparse.Namespace) -> int:
     """Ctrl-C: say how many trials are recorded and how to finish with this tool; 130."""
-    from .study_folder import StudyFolder
+    from rcl_study.trials.folder import StudyFolder
 
     folder = StudyFolder(cfg.output_dir)
     n = len(folder.records())
@@ -182,8 +183,8 @@ def _interrupted(cfg, a: argparse.Namespace) -> int:
 
 
 def _report(cfg, study_path: str) -> int:
-    from .report.render import write_report
-    from .study_folder import DAMAGED, StudyFolder
+    from rcl_study.report.render import write_report
+    from rcl_study.trials.folder import DAMAGED, StudyFolder
 
     folder = StudyFolder(cfg.output_dir)
     damaged = len(folder.damaged_lines())

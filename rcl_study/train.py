@@ -1,263 +1,27 @@
-"""One trial: the BCL recipe as a single flat Accelerate training loop.
+"""The command line of one trial, without Ray: ``python -m rcl_study.train STUDY.yaml``.
 
-``train_trial(config, report)`` knows nothing about Ray or Optuna. Run one trial without Ray::
-
-    python -m rcl_study.train studies/quickstart.yaml --set loss.scale=2 --set train.seed=1
-
-Recipe defaults (``config.TrainConfig``) follow BCL's CIFAR setting (Zhu et al. 2022, CVPR; its
-official code has no CIFAR script): ResNet-32, 200 epochs, batch 256, SGD momentum 0.9, lr 0.15
-(BCL-derived CIFAR code, ConCutMix's ``run_files/cifar10_imb100.sh``; BCL's README gives only its
-ImageNet-LT and iNaturalist commands), 5 linear warm-up epochs then cosine decay, weight decay 5e-4,
-temperature 0.1, alpha 2.0 (CE weight), beta 0.6 (contrastive weight), projection MLP 512 -> 128.
-Every value and its source: ``docs/recipe.md``.
-Three views per image: one classifier view (crop + flip + RandAugment)
-and two SimCLR-style contrastive views, passed through the network in one forward pass.
-
-Stages, each in its own module: :mod:`.trial_setup` (data, network, schedule, random streams),
-:mod:`.batches` (the epoch's order and its batches), :mod:`.checkpoint` (atomic save, safe load),
-:mod:`.evaluation` (test metrics, best evaluation, the result). This module holds the step, the
-epoch, :func:`train_trial` and the command line.
+Loads the study file (with ``--set`` overrides), trains the one trial it describes through
+:func:`rcl_study.trainer.loop.train_trial` and prints its final metrics as one JSON line. The loop
+itself lives in :mod:`rcl_study.trainer`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-import time
-from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from .batches import EpochOrder, epoch_order, gather_batch
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import ConfigError, StudyFile, load_study, to_dict
-from .data.augment import make_views
-from .evaluation import LOSS_KEYS, evaluation, finish_result, progress_line
-from .losses import LossSpec, total_loss
-from .trial_setup import Net, Trial, TrialData, setup
-
-Report = Callable[[dict[str, Any]], None]
-
-
-class Diverged(RuntimeError):
-    """A non-finite loss; carries the epoch and step."""
-
-
-def _max_over_ranks(t: torch.Tensor) -> torch.Tensor:
-    """``t`` maximised over data-parallel processes (itself with one process)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        t = t.clone()
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-    return t
-
-
-# ---------------------------------------------------------------------------------------------
-# one step, one epoch
-
-
-def batch_inputs(xb: torch.Tensor, aug_gen: torch.Generator, data: TrialData) -> torch.Tensor:
-    """The three normalised views of ``xb`` stacked: ``[3B, C, H, W]`` (classifier view first)."""
-    views = [(v - data.mean) / data.std for v in make_views(xb, aug_gen, data.recipe)]
-    inp = torch.cat(views)
-    if inp.device.type == "cuda":
-        inp = inp.contiguous(memory_format=torch.channels_last)
-    return inp
-
-
-def forward_loss(
-    net: Net, spec: LossSpec, inp: torch.Tensor, yb: torch.Tensor, counts: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """Forward the stacked views under autocast and compute the trial's loss (float32 outputs)."""
-    with net.acc.autocast():
-        _, logits, proj = net.model(inp)
-        protos = net.core.prototypes() if spec.prototypes else None
-    logits, proj = logits.float(), proj.float()
-    b = len(yb)
-    return total_loss(spec, logits[:b], yb, proj[b:], torch.cat([yb, yb]), counts, protos)
-
-
-def train_step(
-    net: Net,
-    spec: LossSpec,
-    data: TrialData,
-    order: EpochOrder,
-    step: int,
-    aug_gen: torch.Generator,
-    lr: float,
-) -> dict[str, torch.Tensor]:
-    """One optimisation step: batch, views, forward, loss, backward, SGD update.
-
-    Reads nothing back from the device: returns the detached loss scalars (``LOSS_KEYS``) as
-    device tensors.
-    """
-    xb, yb = gather_batch(data, order, step)
-    inp = batch_inputs(xb, aug_gen, data)
-    return update(net, spec, inp, yb, data.counts, lr)
-
-
-def update(
-    net: Net,
-    spec: LossSpec,
-    inp: torch.Tensor,
-    yb: torch.Tensor,
-    counts: torch.Tensor,
-    lr: float,
-) -> dict[str, torch.Tensor]:
-    """Forward the stacked views ``inp``, loss, backward, SGD update at ``lr``.
-
-    Returns the detached loss scalars (``LOSS_KEYS``) as device tensors (no device read).
-    """
-    for group in net.opt.param_groups:
-        group["lr"] = lr
-    losses = forward_loss(net, spec, inp, yb, counts)
-    net.opt.zero_grad(set_to_none=True)
-    net.acc.backward(losses["loss"])
-    net.opt.step()
-    return {k: losses[k].detach() for k in LOSS_KEYS}
-
-
-def train_epoch(trial: Trial, epoch: int) -> torch.Tensor:
-    """Train one epoch; the mean of each of ``LOSS_KEYS`` over its steps (a device tensor).
-
-    Losses and the first non-finite step are accumulated on the device and read once, at the end.
-
-    Raises:
-        Diverged: a step's loss was not finite (on any process).
-
-    """
-    net, sched, device = trial.net, trial.sched, trial.device
-    sums = torch.zeros(len(LOSS_KEYS), device=device)
-    first_bad = torch.full((), -1, dtype=torch.long, device=device)
-    order = epoch_order(trial.data, sched, trial.gens.perm, net.acc.process_index)
-    for step in range(sched.steps):
-        losses = train_step(
-            net, trial.spec, trial.data, order, step, trial.gens.aug, sched.lr(epoch, step)
-        )
-        bad_now = (first_bad < 0) & ~torch.isfinite(losses["loss"])
-        first_bad = torch.where(bad_now, step, first_bad)
-        sums += torch.stack([losses[k].float() for k in LOSS_KEYS])
-    bad_step = int(_max_over_ranks(first_bad))
-    if bad_step >= 0:
-        raise Diverged(f"non-finite loss at epoch {epoch + 1}, step {bad_step + 1}")
-    return sums / sched.steps
-
-
-# ---------------------------------------------------------------------------------------------
-# the trial
-
-
-def train_trial(
-    cfg: StudyFile,
-    report: Report | None = None,
-    *,
-    workdir: str | Path | None = None,
-    log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Train and evaluate one trial; never raises for a diverged run.
-
-    Args:
-        cfg: the resolved trial configuration (``cfg.train.seed`` is the trial's seed).
-        report: called with the metrics dict after every evaluation (on other processes of a
-            data-parallel run, with ``{"epoch": n}`` only).
-        workdir: folder for ``checkpoint.pt``; an existing checkpoint is resumed from.
-        log: where plain progress lines go (default: stderr when it is not a terminal).
-
-    Returns:
-        The last evaluation's metrics plus ``status`` (``ok`` or ``diverged``), ``reason``,
-        ``epoch``, ``history`` (one entry per evaluation), the best evaluation (see
-        :func:`.evaluation.best_of`), ``seconds_per_epoch`` and ``device``.
-
-    Raises:
-        CheckpointError: the checkpoint in ``workdir`` cannot be loaded safely.
-
-    """
-    tc = cfg.train
-    trial = setup(cfg)
-    acc, core, opt = trial.net.acc, trial.net.core, trial.net.opt
-    ckpt_path = Path(workdir) / "checkpoint.pt" if workdir else None
-    if ckpt_path and ckpt_path.exists():
-        trial.history, trial.start_epoch = load_checkpoint(ckpt_path, core, opt, trial.gens)
-    show_bar = tc.progress and sys.stderr.isatty() and acc.is_main_process and log is None
-    emit = None if show_bar else (log or _to_stderr)
-    result: dict[str, Any] = {
-        "status": "ok",
-        "reason": "",
-        "device": str(trial.device),
-        "processes": acc.num_processes,
-    }
-    metrics: dict[str, Any] = trial.history[-1] if trial.history else {}
-    elapsed = 0.0
-    trial.net.model.train()
-    try:
-        for epoch in _epochs(cfg, trial.start_epoch, show_bar):
-            t0 = time.perf_counter()
-            losses = train_epoch(trial, epoch)
-            epoch_seconds = time.perf_counter() - t0
-            elapsed += epoch_seconds
-            done = epoch + 1
-            if done % tc.eval_every == 0 or done == tc.epochs:
-                timing = (elapsed, epoch_seconds)
-                metrics = _evaluate_and_report(trial, losses, done, timing, metrics, report, emit)
-            if (
-                ckpt_path
-                and (done % tc.checkpoint_every == 0 or done == tc.epochs)
-                and acc.is_main_process
-            ):
-                save_checkpoint(ckpt_path, core, opt, trial.gens, trial.history, done)
-    except Diverged as err:
-        result.update(status="diverged", reason=str(err))
-    return finish_result(trial, result, metrics)
-
-
-def _to_stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _epochs(cfg: StudyFile, start_epoch: int, show_bar: bool) -> Iterable[int]:
-    """The epochs left to train, behind a tqdm progress bar when ``show_bar``."""
-    epochs = range(start_epoch, cfg.train.epochs)
-    if not show_bar:
-        return epochs
-    from tqdm import tqdm
-
-    return tqdm(epochs, total=cfg.train.epochs, initial=start_epoch, desc=cfg.name, leave=False)
-
-
-def _evaluate_and_report(
-    trial: Trial,
-    losses: torch.Tensor,
-    done: int,
-    timing: tuple[float, float],
-    metrics: dict[str, Any],
-    report: Report | None,
-    emit: Callable[[str], None] | None,
-) -> dict[str, Any]:
-    """Evaluate after epoch ``done`` (main process), report, log a line; the current metrics.
-
-    ``timing`` is (training seconds since this run started, seconds of this epoch). On the other
-    processes of a data-parallel run ``metrics`` is returned unchanged.
-    """
-    acc = trial.net.acc
-    mean_losses = acc.reduce(losses, reduction="mean")
-    if not acc.is_main_process:
-        if report:  # every process reports (Ray Train's report is collective)
-            report({"epoch": done})
-        return metrics
-    metrics = evaluation(trial, mean_losses, done, *timing)  # one process, the full test set
-    if report:
-        report(dict(metrics))
-    if emit:
-        emit(progress_line(trial.cfg.name, trial.cfg.train.epochs, metrics))
-    return metrics
+from rcl_study.config import ConfigError, load_study, to_dict
+from rcl_study.trainer.checkpoint import CheckpointError
+from rcl_study.trainer.loop import train_trial
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m rcl_study.train STUDY.yaml [--set k=v ...] [--workdir DIR] [--out F.json]``."""
-    import json
-
     p = argparse.ArgumentParser(
         prog="python -m rcl_study.train", description=__doc__.split("\n")[0]
     )

@@ -20,7 +20,8 @@ carry roughly this gap.
     python scripts/jpeg_gap.py studies/reproduce_bcl.yaml --checkpoint runs/x/checkpoint.pt
         [--set data.path=...] [--quality 75] [--out gap.json]
 
-The model is built by ``rcl_study.models.build_model`` from the study's ``model`` section and the
+The model is built by ``rcl_study.trainer.models.build_model`` from the study's ``model`` section
+and the
 data by ``rcl_study.data.load_data`` from its ``data`` section (which must carry the lossless mask:
 ``cifar10_lt`` with ``test_lossless.npy`` beside it, or an ``arrays`` file exported from it).
 Inputs are normalised as the trainer does (mean and standard deviation of the training images).
@@ -196,7 +197,7 @@ def model_predictor(model: torch.nn.Module, mean, std, device, batch_size: int =
 
 def _build(cfg, data) -> torch.nn.Module:
     """The study's network, passing every ``model`` key that ``build_model`` takes by name."""
-    from rcl_study.models import build_model
+    from rcl_study.trainer.models import build_model
 
     params = inspect.signature(build_model).parameters
     extra = {k: getattr(cfg.model, k) for k in type(cfg.model).model_fields if k in params}

@@ -632,11 +632,12 @@ def test_cifar_pickle_protocols_load(tmp_path, protocol):
 @pytest.fixture
 def no_ray(monkeypatch):
     """Stand-ins for the Ray adapter: a folder test must never start trials."""
-    from rcl_study.study import tune
+    from rcl_study.study import ray_tune as tune
 
-    monkeypatch.setattr(tune, "init_ray", lambda cfg: None)
-    monkeypatch.setattr(tune, "run_trials", lambda *a, **k: None)
-    monkeypatch.setattr(tune, "shutdown", lambda: None)
+    monkeypatch.setattr(tune.RayExecutor, "start", lambda self, cfg: None)
+    monkeypatch.setattr(tune.RayExecutor, "run", lambda *a, **k: None)
+    monkeypatch.setattr(tune.RayExecutor, "search", lambda *a, **k: None)
+    monkeypatch.setattr(tune.RayExecutor, "stop", lambda self: None)
 
 
 def _record(folder: Path) -> None:

@@ -21,7 +21,7 @@ from rcl_study.data.float_ops import (
     to_float,
 )
 from rcl_study.data.randaugment import randaugment
-from rcl_study.trial_setup import _augment_recipe
+from rcl_study.trainer.setup import _augment_recipe
 
 
 def _gen(seed=0, device="cpu"):

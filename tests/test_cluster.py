@@ -23,8 +23,8 @@ import pytest
 import yaml
 
 from rcl_study.config import parse_study
-from rcl_study.study import tune as adapter
-from rcl_study.study.records import load_records
+from rcl_study.study import cluster as adapter
+from rcl_study.trials.folder import StudyFolder
 
 TINY = {
     "name": "tiny",
@@ -84,10 +84,10 @@ def test_an_address_that_is_not_ray_is_a_cluster_error_within_the_check(reply):
     t0 = time.time()
     try:
         with pytest.raises(adapter.ClusterError, match="resources.address"):
-            adapter.init_ray(cfg)
+            adapter.connect(cfg)
     finally:
         server.close()
-        adapter.shutdown()
+        adapter.disconnect()
     assert time.time() - t0 < 15  # the 10-second check plus process start-up
 
 
@@ -98,7 +98,7 @@ def test_auto_without_a_cluster_is_a_cluster_error(monkeypatch):
     monkeypatch.setattr(services, "find_bootstrap_address", lambda temp_dir=None: None)
     cfg = parse_study({**TINY, "resources": {"address": "auto"}})
     with pytest.raises(adapter.ClusterError, match="found no Ray cluster started with 'ray start'"):
-        adapter.init_ray(cfg)
+        adapter.connect(cfg)
     assert not adapter.ray.is_initialized()
 
 
@@ -160,9 +160,17 @@ def ray_head(tmp_path):
     env.pop("RAY_ADDRESS", None)
     head = subprocess.Popen(
         [
-            sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-            f"--port={port}", "--num-cpus=1", f"--temp-dir={temp_dir}",
-            "--include-dashboard=false", "--disable-usage-stats",
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--num-cpus=1",
+            f"--temp-dir={temp_dir}",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
         ],  # fmt: skip
         env={**env, "RAY_AUTH_MODE": "token"},
         stdout=subprocess.DEVNULL,
@@ -206,13 +214,13 @@ def test_a_ray_start_cluster_with_token_auth_runs_the_study(ray_head, tmp_path):
     (tmp_path / "on").mkdir()
     proc = _run_study(tmp_path / "on", env, address=address)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    recs = load_records(tmp_path / "on/runs/tiny")
+    recs = StudyFolder(tmp_path / "on/runs/tiny").read_rows()[0]
     assert sorted(r["status"] for r in recs) == ["ok", "ok"]
     assert _gcs_jobs(address, env) == jobs + 1  # the study's driver joined this cluster
     # a local run while the cluster is up (and named by RAY_ADDRESS) starts its own instance
     (tmp_path / "local").mkdir()
     proc = _run_study(tmp_path / "local", {**env, "RAY_ADDRESS": address})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert len(load_records(tmp_path / "local/runs/tiny")) == 2
+    assert len(StudyFolder(tmp_path / "local/runs/tiny").read_rows()[0]) == 2
     assert _gcs_jobs(address, env) == jobs + 1  # it did not join the cluster
     assert json.loads((tmp_path / "on/runs/tiny/plan.json").read_text())["trials"]

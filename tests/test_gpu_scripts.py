@@ -259,7 +259,7 @@ TINY_ABLATION = {
 @pytest.mark.slow
 def test_plan_b_then_a_through_the_engine_records_each_trial_once(tmp_path):
     """(b) trains BCL and BCL+RCL as a pack of 2; (a) then finishes the other 6 as one pack."""
-    from rcl_study.study.records import load_plan, load_records
+    from rcl_study.trials.folder import StudyFolder
 
     study = tmp_path / "s.yaml"
     out = tmp_path / "runs"
@@ -275,13 +275,13 @@ def test_plan_b_then_a_through_the_engine_records_each_trial_once(tmp_path):
     cmd = [sys.executable, str(ROOT / "scripts" / "gpu" / "ablation.py"), "run", str(study)]
     done = subprocess.run([*cmd, "--plan", "b"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    recs = load_records(out)
+    recs = StudyFolder(out).read_rows()[0]
     assert sorted(r["variant"] for r in recs) == ["balance+scale+margin", "none"]
     assert {r["pack"] for r in recs} == {recs[0]["pack"]} and recs[0]["pack"]  # one pack of 2
-    assert len(load_plan(out)["trials"]) == 8  # the rest stay planned
+    assert len(StudyFolder(out).plan()["trials"]) == 8  # the rest stay planned
     done = subprocess.run([*cmd, "--plan", "a"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    recs = load_records(out)
+    recs = StudyFolder(out).read_rows()[0]
     assert len(recs) == 8 and len({r["trial_id"] for r in recs}) == 8
     assert all(r["status"] == "ok" and r["metrics"]["epoch"] == 3 for r in recs)
     assert len({r["pack"] for r in recs}) == 2
@@ -299,7 +299,7 @@ def test_plan_b_then_a_through_the_engine_records_each_trial_once(tmp_path):
 def test_a_stopped_engine_run_leaves_curves_in_out_and_resumes(tmp_path):
     """SIGTERM mid-pack: exit 124, the lock released; a sync returns the members' curves so far;
     the same command resumes from the pack checkpoint and records all 8 trials."""
-    from rcl_study.study.records import load_records
+    from rcl_study.trials.folder import StudyFolder
 
     ab = _load("ablation")
     study = tmp_path / "s.yaml"
@@ -325,7 +325,7 @@ def test_a_stopped_engine_run_leaves_curves_in_out_and_resumes(tmp_path):
         time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 124
-    assert not (out / "driver.lock").exists() and load_records(out) == []
+    assert not (out / "driver.lock").exists() and StudyFolder(out).read_rows()[0] == []
     box = tmp_path / "OUT"
     ab.sync_once(out, box, [])
     back = tmp_path / "back"
@@ -338,7 +338,7 @@ def test_a_stopped_engine_run_leaves_curves_in_out_and_resumes(tmp_path):
     study.write_text(yaml.safe_dump(raw))
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    recs = load_records(out)
+    recs = StudyFolder(out).read_rows()[0]
     assert len(recs) == 8
     for r in recs:  # one evaluation per epoch, none lost or repeated across the stop
         assert [h["epoch"] for h in r["history"]] == list(range(1, stopped_at + 2))

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from rcl_study.models import NormedLinear, ResNet32, build_model, count_parameters
+from rcl_study.trainer.models import NormedLinear, ResNet32, build_model, count_parameters
 
 
 def _conv(cin, cout, k=3):

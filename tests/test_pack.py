@@ -5,12 +5,12 @@ import json
 import pytest
 import torch
 
-import rcl_study.batches as batches
-import rcl_study.pack as pack
-import rcl_study.train as train
-import rcl_study.trial_setup as trial_setup
-from rcl_study.checkpoint import CheckpointError
+import rcl_study.trainer.batches as batches
+import rcl_study.trainer.loop as train
+import rcl_study.trainer.pack as pack
+import rcl_study.trainer.setup as trial_setup
 from rcl_study.config import parse_study
+from rcl_study.trainer.checkpoint import CheckpointError
 
 TINY = {
     "name": "p",

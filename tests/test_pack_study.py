@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-import rcl_study.pack as pack
+import rcl_study.trainer.pack as pack
 from rcl_study.config import ConfigError, parse_study
 from rcl_study.study.packing import make_units, pack_size, plan_units
-from rcl_study.study.records import RECORDS, load_records
 from rcl_study.study.runner import run_study
-from rcl_study.study.space import expand
+from rcl_study.trials.design import expand
+from rcl_study.trials.folder import RECORDS, StudyFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,7 +164,7 @@ def test_local_resume_trains_only_missing_members_and_failures_are_recorded(tmp_
     cfg = _cfg(tmp_path, resources={"pack": 4})
     first = {r.trial_id: r for r in run_study(cfg, progress=False)}
     # forget two members, as if the study had stopped before they were recorded
-    keep = [r for r in load_records(tmp_path) if r["variant"] in ("none", "balance")]
+    keep = [r for r in StudyFolder(tmp_path).read_rows()[0] if r["variant"] in ("none", "balance")]
     (tmp_path / RECORDS).write_text("".join(json.dumps(r) + "\n" for r in keep))
     for r in first.values():
         if r.variant not in ("none", "balance"):
@@ -210,18 +210,17 @@ def test_local_executor_never_imports_ray(tmp_path):
         timeout=600,
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    records = load_records(tmp_path / "out")
+    records = StudyFolder(tmp_path / "out").read_rows()[0]
     assert len(records) == 4 and {r["status"] for r in records} == {"ok"}
     assert (tmp_path / "report" / "index.md").exists()
 
 
 def test_unit_with_a_stored_member_trains_the_rest_in_its_own_folder(tmp_path, monkeypatch):
-    from rcl_study.config import to_dict
-    from rcl_study.study.execute import train_unit
+    from rcl_study.study.execute import Resolver, train_unit
 
     cfg = _cfg(tmp_path, resources={"pack": 4})
-    unit = plan_units(cfg, expand(cfg), expand(cfg))[0].as_dict()
-    stored = unit["members"][0]["trial_id"]
+    unit = plan_units(cfg, expand(cfg), expand(cfg))[0]
+    stored = unit.members[0].trial_id
     (tmp_path / "trials" / stored).mkdir(parents=True)
     (tmp_path / "trials" / stored / "result.json").write_text("{}")
     seen = []
@@ -231,5 +230,5 @@ def test_unit_with_a_stored_member_trains_the_rest_in_its_own_folder(tmp_path, m
         return [{"status": "ok", "reason": ""} for _ in names]
 
     monkeypatch.setattr(pack, "train_pack", spy)
-    train_unit(unit, to_dict(cfg), tmp_path, None, 1)
-    assert seen == [([m["trial_id"] for m in unit["members"][1:]], f"{unit['pack']}-3of4")]
+    train_unit(unit, Resolver(cfg), StudyFolder(tmp_path), None, 1)
+    assert seen == [([m.trial_id for m in unit.members[1:]], f"{unit.pack_id}-3of4")]

@@ -11,7 +11,7 @@ from statsmodels.stats.power import TTestPower
 
 from rcl_study.report import power
 from rcl_study.run import main
-from rcl_study.study.records import append_record
+from rcl_study.trials.folder import StudyFolder
 
 
 def _scipy_power(d: float, n: int, alpha: float) -> float:
@@ -81,8 +81,7 @@ def test_plan_seeds_cli_uses_stored_records_as_pilot(tmp_path, capsys):
     diffs = [0.01, 0.03, 0.05]  # sd of paired differences: 0.02
     for seed, d in enumerate(diffs):
         for variant, ov, acc in (("none", 0.0, 0.6), ("margin", 0.5, 0.6 + d)):
-            append_record(
-                tmp_path / "runs",
+            StudyFolder(tmp_path / "runs").append(
                 {
                     "trial_id": f"{variant}__s{seed}",
                     "variant": variant,

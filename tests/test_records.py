@@ -6,31 +6,30 @@ from pathlib import Path
 
 import pytest
 
-from rcl_study.config import load_study, parse_study, to_dict
-from rcl_study.records import STATUSES, TrialPlan, TrialRecord, TrialStatus
-from rcl_study.study.execute import make_record
-from rcl_study.study.records import append_record, load_plan, load_records, write_plan
+from rcl_study.config import load_study, parse_study
+from rcl_study.study.execute import Resolver, make_record
 from rcl_study.study.runner import StudyExists, apply_smoke, check_folder
-from rcl_study.study_folder import StudyFolder
+from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.records import STATUSES, TrialPlan, TrialRecord, TrialStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_records_replace_by_trial_id_and_stay_valid_json(tmp_path):
-    append_record(tmp_path, {"trial_id": "a", "status": "ok", "x": 1})
-    append_record(tmp_path, {"trial_id": "b", "status": "failed", "reason": "boom"})
-    append_record(tmp_path, {"trial_id": "a", "status": "ok", "x": 2})
-    recs = load_records(tmp_path)
+    StudyFolder(tmp_path).append({"trial_id": "a", "status": "ok", "x": 1})
+    StudyFolder(tmp_path).append({"trial_id": "b", "status": "failed", "reason": "boom"})
+    StudyFolder(tmp_path).append({"trial_id": "a", "status": "ok", "x": 2})
+    recs = StudyFolder(tmp_path).read_rows()[0]
     assert [(r["trial_id"], r.get("x")) for r in recs] == [("b", None), ("a", 2)]
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
     with pytest.raises(ValueError, match="status"):
-        append_record(tmp_path, {"trial_id": "c", "status": "weird"})
+        StudyFolder(tmp_path).append({"trial_id": "c", "status": "weird"})
 
 
 def test_plan_roundtrip(tmp_path):
-    write_plan(tmp_path, [{"trial_id": "a"}], {"study": "s"})
-    assert load_plan(tmp_path) == {"meta": {"study": "s"}, "trials": [{"trial_id": "a"}]}
-    assert load_plan(tmp_path / "none") == {"meta": {}, "trials": []}
+    StudyFolder(tmp_path).write_plan([{"trial_id": "a"}], {"study": "s"})
+    assert StudyFolder(tmp_path).plan() == {"meta": {"study": "s"}, "trials": [{"trial_id": "a"}]}
+    assert StudyFolder(tmp_path / "none").plan() == {"meta": {}, "trials": []}
 
 
 def test_smoke_shrinks_but_keeps_the_design():
@@ -47,7 +46,7 @@ def test_existing_study_folder_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = load_study(ROOT / "studies/quickstart.yaml")
     check_folder(cfg, resume=False, overwrite=False)  # nothing there yet
-    append_record(cfg.output_dir, {"trial_id": "a", "status": "ok"})
+    StudyFolder(cfg.output_dir).append({"trial_id": "a", "status": "ok"})
     with pytest.raises(StudyExists, match="--resume"):
         check_folder(cfg, resume=False, overwrite=False)
     check_folder(cfg, resume=True, overwrite=False)
@@ -180,7 +179,8 @@ def test_status_enum_covers_every_status_the_code_writes():
     for status in TrialStatus:  # what execute builds: every status makes a record
         cfg = parse_study(TINY)
         plan = TrialPlan("scale__s0", "scale", 0, {"loss.scale": 1.5})
-        rec = make_record(plan, to_dict(cfg), status, "", {"balanced_acc": 0.5}, 1.0)
+        config = Resolver(cfg)(plan)[1]
+        rec = make_record(plan, config, status, "", {"balanced_acc": 0.5}, 1.0)
         assert rec.status is status and list(rec.to_json()) == OLD_KEYS
         assert rec.config["train"]["seed"] == 0 and len(rec.config_hash) == 16
 
@@ -193,12 +193,13 @@ def test_report_does_not_import_the_study_package():
 
 def test_tune_recorder_records_a_pruned_search_trial_as_a_typed_record(tmp_path):
     pytest.importorskip("ray")
-    from rcl_study.study import tune
+    from rcl_study.study import ray_tune as tune
+    from rcl_study.study.runner import RecordBook
 
     cfg = parse_study({**TINY, "study": {"kind": "search", "seeds": [4, 5]}})
-    base = to_dict(cfg)
     seen = []
-    recorder = tune._Recorder(tmp_path, base, seen.append)
+    book = RecordBook(StudyFolder(tmp_path), seen.append)
+    recorder = tune._Recorder(cfg, None, StudyFolder(tmp_path), book.add)
 
     class Trial:  # what the callback reads of a Tune trial that ASHA stopped after epoch 1
         trial_id = "t1"

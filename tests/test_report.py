@@ -10,7 +10,7 @@ from scipy import stats as sps
 from rcl_study.config import parse_study
 from rcl_study.report import stats
 from rcl_study.report.render import write_report
-from rcl_study.study.records import append_record, write_plan
+from rcl_study.trials.folder import StudyFolder
 
 # ------------------------------------------------------------------------------- statistics
 
@@ -171,8 +171,8 @@ def _write(tmp_path, study, records, planned=None):
     )
     out = tmp_path / "runs"
     for r in records:
-        append_record(out, r)
-    write_plan(out, [{"trial_id": f"p{i}"} for i in range(planned or len(records))], {})
+        StudyFolder(out).append(r)
+    StudyFolder(out).write_plan([{"trial_id": f"p{i}"} for i in range(planned or len(records))], {})
     path = write_report(cfg, "studies/syn.yaml", out, tmp_path / "report")
     return cfg, path
 

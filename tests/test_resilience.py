@@ -16,15 +16,6 @@ from rcl_study import run
 from rcl_study.config import load_study, parse_study, to_dict
 from rcl_study.study import runner
 from rcl_study.study.lock import LOCK, StudyLock, StudyLocked
-from rcl_study.study.records import (
-    DAMAGED,
-    RECORDS,
-    append_record,
-    config_hash,
-    done_ids,
-    load_records,
-    set_aside_damaged,
-)
 from rcl_study.study.runner import (
     StudyChanged,
     absolute_paths,
@@ -32,7 +23,9 @@ from rcl_study.study.runner import (
     check_folder,
     prepare_folder,
 )
-from rcl_study.study.space import expand, trial_config
+from rcl_study.trials.design import expand, trial_config
+from rcl_study.trials.folder import DAMAGED, RECORDS, StudyFolder
+from rcl_study.trials.records import config_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +70,7 @@ def _record_all(folder: Path, study: Path) -> list:
     cfg = absolute_paths(load_study(study))
     plans = expand(cfg)
     for p in plans:
-        append_record(folder / "runs/tiny", _record(cfg, p))
+        StudyFolder(folder / "runs/tiny").append(_record(cfg, p))
     return plans
 
 
@@ -86,8 +79,8 @@ def _record_all(folder: Path, study: Path) -> list:
 
 def _damage(out: Path) -> list[bytes]:
     """Two good records around four damaged lines; returns the damaged lines."""
-    append_record(out, {"trial_id": "a", "status": "ok"})
-    append_record(out, {"trial_id": "b", "status": "ok"})
+    StudyFolder(out).append({"trial_id": "a", "status": "ok"})
+    StudyFolder(out).append({"trial_id": "b", "status": "ok"})
     bad = [
         b'{"trial_id": "c", "status": "ok", "metr',  # truncated by a crash
         b"\xff\xfe not utf-8",
@@ -101,21 +94,21 @@ def _damage(out: Path) -> list[bytes]:
 
 def test_damaged_lines_are_skipped_then_set_aside_and_their_trials_rerun(tmp_path):
     bad = _damage(tmp_path)
-    assert [r["trial_id"] for r in load_records(tmp_path)] == ["a", "b"]
-    assert done_ids(tmp_path) == {"a", "b"}  # c runs again on resume
-    assert set_aside_damaged(tmp_path) == 4
+    assert [r["trial_id"] for r in StudyFolder(tmp_path).read_rows()[0]] == ["a", "b"]
+    assert StudyFolder(tmp_path).done_ids() == {"a", "b"}  # c runs again on resume
+    assert StudyFolder(tmp_path).set_aside_damaged() == 4
     assert (tmp_path / DAMAGED).read_bytes().splitlines() == bad
     assert [json.loads(x)["trial_id"] for x in (tmp_path / RECORDS).read_text().splitlines()] == [
         "a",
         "b",
     ]
-    assert set_aside_damaged(tmp_path) == 0
+    assert StudyFolder(tmp_path).set_aside_damaged() == 0
 
 
 def test_append_keeps_damaged_lines_instead_of_dropping_them(tmp_path):
     bad = _damage(tmp_path)
-    append_record(tmp_path, {"trial_id": "c", "status": "ok"})
-    assert [r["trial_id"] for r in load_records(tmp_path)] == ["a", "b", "c"]
+    StudyFolder(tmp_path).append({"trial_id": "c", "status": "ok"})
+    assert [r["trial_id"] for r in StudyFolder(tmp_path).read_rows()[0]] == ["a", "b", "c"]
     assert (tmp_path / DAMAGED).read_bytes().splitlines() == bad
 
 
@@ -128,7 +121,7 @@ def test_damaged_records_do_not_block_folder_checks_or_overwrite(tmp_path, monke
     check_folder(cfg, resume=True, overwrite=False)
     check_folder(cfg, resume=False, overwrite=True)
     out = prepare_folder(cfg, overwrite=True)
-    assert load_records(out) == []
+    assert StudyFolder(out).read_rows()[0] == []
 
 
 def test_report_only_survives_a_damaged_line(tmp_path, monkeypatch, capsys):
@@ -138,7 +131,7 @@ def test_report_only_survives_a_damaged_line(tmp_path, monkeypatch, capsys):
     seen = {}
 
     def fake_write_report(cfg, study_path):
-        seen["ids"] = [r["trial_id"] for r in load_records(cfg.output_dir)]
+        seen["ids"] = [r["trial_id"] for r in StudyFolder(cfg.output_dir).read_rows()[0]]
         return cfg.report_dir / "index.md"
 
     monkeypatch.setattr("rcl_study.report.render.write_report", fake_write_report)
@@ -208,14 +201,14 @@ def test_resume_of_a_changed_study_is_exit_2_with_one_line(tmp_path, monkeypatch
 
 
 def test_failed_trials_are_retried_up_to_retries_and_diverged_never(tmp_path):
-    append_record(tmp_path, {"trial_id": "ok", "status": "ok"})
-    append_record(tmp_path, {"trial_id": "div", "status": "diverged"})
-    append_record(tmp_path, {"trial_id": "f1", "status": "failed", "attempts": 1})
-    append_record(tmp_path, {"trial_id": "f2", "status": "failed", "attempts": 2})
-    append_record(tmp_path, {"trial_id": "old", "status": "failed"})  # before attempts existed
-    assert done_ids(tmp_path, retries=0) == {"ok", "div", "f1", "f2", "old"}
-    assert done_ids(tmp_path, retries=1) == {"ok", "div", "f2"}
-    assert done_ids(tmp_path, retries=2) == {"ok", "div"}
+    StudyFolder(tmp_path).append({"trial_id": "ok", "status": "ok"})
+    StudyFolder(tmp_path).append({"trial_id": "div", "status": "diverged"})
+    StudyFolder(tmp_path).append({"trial_id": "f1", "status": "failed", "attempts": 1})
+    StudyFolder(tmp_path).append({"trial_id": "f2", "status": "failed", "attempts": 2})
+    StudyFolder(tmp_path).append({"trial_id": "old", "status": "failed"})  # before attempts existed
+    assert StudyFolder(tmp_path).done_ids(retries=0) == {"ok", "div", "f1", "f2", "old"}
+    assert StudyFolder(tmp_path).done_ids(retries=1) == {"ok", "div", "f2"}
+    assert StudyFolder(tmp_path).done_ids(retries=2) == {"ok", "div"}
     assert parse_study(TINY).study.retries == 1
 
 
@@ -298,8 +291,8 @@ def test_report_failure_after_trials_is_exit_2_and_keeps_records(tmp_path, monke
     study = _write_study(tmp_path)
 
     def fake_run_study(cfg, **kw):
-        append_record(cfg.output_dir, {"trial_id": "a", "status": "ok"})
-        return load_records(cfg.output_dir)
+        StudyFolder(cfg.output_dir).append({"trial_id": "a", "status": "ok"})
+        return StudyFolder(cfg.output_dir).read_rows()[0]
 
     def broken_report(cfg, study_path):
         raise OSError(28, "No space left on device")
@@ -309,7 +302,7 @@ def test_report_failure_after_trials_is_exit_2_and_keeps_records(tmp_path, monke
     assert run.main([str(study), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No space left on device" in err[0] and "records are kept" in err[0]
-    assert [r["trial_id"] for r in load_records(tmp_path / "runs/tiny")] == ["a"]
+    assert [r["trial_id"] for r in StudyFolder(tmp_path / "runs/tiny").read_rows()[0]] == ["a"]
 
 
 # --------------------------------------------------------------------- item 10: trial ids

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from rcl_study.config import parse_study
-from rcl_study.study.records import load_records
-from rcl_study.study.space import expand
+from rcl_study.trials.design import expand, trial_config
+from rcl_study.trials.folder import StudyFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,7 +99,8 @@ def test_grid_counts_and_values():
     )
     plans = expand(cfg)
     assert len(plans) == 3 * 2 * 3
-    assert plans[0].config(cfg).loss.scale == 1 and plans[0].config(cfg).data.imbalance_ratio == 10
+    first = trial_config(cfg, plans[0].overrides, plans[0].seed)
+    assert first.loss.scale == 1 and first.data.imbalance_ratio == 10
 
 
 def test_dry_run_prints_trials_and_runs_nothing(tmp_path):
@@ -128,7 +129,7 @@ def test_quickstart_reduced_end_to_end_and_no_silent_overwrite(tmp_path):
     path = _study(tmp_path)
     proc = _run(tmp_path, path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    records = load_records(tmp_path / "runs" / "tiny")
+    records = StudyFolder(tmp_path / "runs" / "tiny").read_rows()[0]
     assert len(records) == 16 and len({r["trial_id"] for r in records}) == 16
     assert all(r["status"] == "ok" for r in records)
     r = records[0]
@@ -185,16 +186,18 @@ def test_resume_after_sigkill_runs_each_trial_once(tmp_path):
     records_file = tmp_path / "runs/tiny/records.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline:
-        if records_file.exists() and len(load_records(tmp_path / "runs/tiny")) >= 3:
+        if records_file.exists() and len(StudyFolder(tmp_path / "runs/tiny").read_rows()[0]) >= 3:
             break
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
     proc.wait()
-    before = {r["trial_id"]: r["finished"] for r in load_records(tmp_path / "runs/tiny")}
+    before = {
+        r["trial_id"]: r["finished"] for r in StudyFolder(tmp_path / "runs/tiny").read_rows()[0]
+    }
     assert 3 <= len(before) < 16
     resumed = _run(tmp_path, path, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    after = load_records(tmp_path / "runs/tiny")
+    after = StudyFolder(tmp_path / "runs/tiny").read_rows()[0]
     ids = [r["trial_id"] for r in after]
     assert len(ids) == 16 and len(set(ids)) == 16
     for r in after:  # recorded trials were not run again
@@ -217,7 +220,7 @@ def test_failing_and_diverging_trials_are_recorded_and_study_goes_on(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     recs = {
         (r["overrides"]["data.imbalance_ratio"], r["overrides"]["train.lr"]): r
-        for r in load_records(tmp_path / "runs/tiny")
+        for r in StudyFolder(tmp_path / "runs/tiny").read_rows()[0]
     }
     assert len(recs) == 4
     assert recs[(10, 0.05)]["status"] == "ok"
@@ -265,7 +268,7 @@ def test_search_then_best_config_rerun_over_seeds(tmp_path):
     )
     proc = _run(tmp_path, path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    recs = load_records(tmp_path / "runs/tiny")
+    recs = StudyFolder(tmp_path / "runs/tiny").read_rows()[0]
     search = [r for r in recs if r["variant"] == "search"]
     best = [r for r in recs if r["variant"] == "best"]
     # selected at seed 0, reported at seed 1: selection and report never share a seed
@@ -299,7 +302,7 @@ def test_data_parallel_trial_through_ray_train(tmp_path):
     )
     proc = _run(tmp_path, path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    recs = load_records(tmp_path / "runs/tiny")
+    recs = StudyFolder(tmp_path / "runs/tiny").read_rows()[0]
     assert len(recs) == 2 and all(r["status"] == "ok" for r in recs)
     assert all(r["metrics"]["processes"] == 2 for r in recs)
 
@@ -324,15 +327,17 @@ def test_search_resume_samples_new_points(tmp_path):
         start_new_session=True,
     )
     deadline = time.time() + 300
-    while time.time() < deadline and len(load_records(tmp_path / "runs/tiny")) < 2:
+    while time.time() < deadline and len(StudyFolder(tmp_path / "runs/tiny").read_rows()[0]) < 2:
         time.sleep(0.3)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = {r["trial_id"]: r["finished"] for r in load_records(tmp_path / "runs/tiny")}
+    before = {
+        r["trial_id"]: r["finished"] for r in StudyFolder(tmp_path / "runs/tiny").read_rows()[0]
+    }
     assert 2 <= len(before) < 5
     resumed = _run(tmp_path, path, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    recs = load_records(tmp_path / "runs/tiny")
+    recs = StudyFolder(tmp_path / "runs/tiny").read_rows()[0]
     search = [r for r in recs if r["variant"] == "search"]
     assert len(search) == 4 and len({r["trial_id"] for r in search}) == 4
     for r in recs:  # recorded trials were not run again
@@ -359,7 +364,7 @@ def test_ctrl_c_stops_cleanly_exits_130_and_resume_finishes(tmp_path):
     )
     out = tmp_path / "runs/tiny"
     deadline = time.time() + 300
-    while time.time() < deadline and not load_records(out):
+    while time.time() < deadline and not StudyFolder(out).read_rows()[0]:
         time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
     try:
@@ -371,13 +376,15 @@ def test_ctrl_c_stops_cleanly_exits_130_and_resume_finishes(tmp_path):
     assert proc.returncode == 130, err[-3000:]
     assert f"finish with: python -m rcl_study.run {path} --resume" in err
     assert "Tuner.restore" not in err and "Traceback" not in err
-    before = {r["trial_id"]: r["finished"] for r in load_records(out)}
+    before = {r["trial_id"]: r["finished"] for r in StudyFolder(out).read_rows()[0]}
     assert 1 <= len(before) < 4
-    assert all(r["status"] == "ok" for r in load_records(out))  # no trial blamed for Ctrl-C
+    assert all(
+        r["status"] == "ok" for r in StudyFolder(out).read_rows()[0]
+    )  # no trial blamed for Ctrl-C
     assert not (out / "driver.lock").exists()
     resumed = _run(tmp_path, path, "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    after = load_records(out)
+    after = StudyFolder(out).read_rows()[0]
     assert sorted(r["trial_id"] for r in after) == [
         "margin__s0",
         "margin__s1",

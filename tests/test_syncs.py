@@ -1,6 +1,7 @@
 """No host-device synchronisation inside one training step, for every loss preset and view recipe.
 
-One warm-up step, then one full :func:`rcl_study.train.train_step` under :class:`SyncCounter`.
+One warm-up step, then one full :func:`rcl_study.trainer.loop.train_step` under
+:class:`SyncCounter`.
 Each counted call is attributed to the innermost ``rcl_study`` source line that made it, so a
 failure names the line to fix.
 """
@@ -17,9 +18,9 @@ from typing import get_args
 
 import pytest
 
-import rcl_study.batches as batches
-import rcl_study.train as train
-import rcl_study.trial_setup as trial_setup
+import rcl_study.trainer.batches as batches
+import rcl_study.trainer.loop as train
+import rcl_study.trainer.setup as trial_setup
 from rcl_study.config import DataConfig, parse_study
 from rcl_study.losses import PRESETS
 
@@ -97,4 +98,4 @@ def test_counter_sees_a_sync_in_the_step(monkeypatch):
     finally:
         _step_syncs.cache_clear()
     assert sum(n for (src, call), n in syncs.items() if call == "_local_scalar_dense") == 1
-    assert any(src.startswith("train.py:") for src, _ in syncs)
+    assert any(src.startswith("trainer/loop.py:") for src, _ in syncs)

@@ -11,15 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-import rcl_study.batches as batches
-import rcl_study.checkpoint as checkpoint
-import rcl_study.evaluation as evaluation
-import rcl_study.train as train
-import rcl_study.trial_setup as trial_setup
+import rcl_study.train as train_cli
+import rcl_study.trainer.batches as batches
+import rcl_study.trainer.checkpoint as checkpoint
+import rcl_study.trainer.evaluation as evaluation
+import rcl_study.trainer.loop as train
+import rcl_study.trainer.setup as trial_setup
 from rcl_study.config import parse_study
 from rcl_study.losses import PRESETS
-from rcl_study.metrics import classification_metrics, confusion_matrix, feature_measures
-from rcl_study.models import ResNet32, build_model, count_parameters
+from rcl_study.trainer.metrics import classification_metrics, confusion_matrix, feature_measures
+from rcl_study.trainer.models import ResNet32, build_model, count_parameters
 
 HERE = Path(__file__).parent
 
@@ -303,7 +304,7 @@ def test_checkpoint_with_pickled_code_is_refused_and_nothing_runs(tmp_path, caps
     assert not marker.exists()
     study = tmp_path / "s.yaml"
     study.write_text(json.dumps(TINY))
-    assert train.main([str(study), "--workdir", str(work)]) == 2
+    assert train_cli.main([str(study), "--workdir", str(work)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(ckpt) in err, err
     assert not marker.exists()

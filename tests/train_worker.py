@@ -8,7 +8,7 @@ import sys
 
 import torch.distributed as dist
 
-import rcl_study.train as train
+import rcl_study.trainer.loop as train
 from rcl_study.config import parse_study
 
 CFG = {

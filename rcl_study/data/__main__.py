@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DataConfig
-from .datasets import DataError, ListImages, load_data
+from rcl_study.config import DataConfig
+from rcl_study.data.datasets import DataError, ListImages, load_data
 
 
 def export(argv: list[str] | None = None) -> int:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .autoaugment import autoaugment_view
-from .float_ops import crop_flip, simclr_view, to_float
-from .randaugment import randaugment
+from rcl_study.data.autoaugment import autoaugment_view
+from rcl_study.data.float_ops import crop_flip, simclr_view, to_float
+from rcl_study.data.randaugment import randaugment
 
 
 def make_views(x_uint8: Tensor, gen: torch.Generator, recipe: str) -> tuple[Tensor, Tensor, Tensor]:

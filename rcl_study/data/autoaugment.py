@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .float_ops import crop_flip
-from .uint8_ops import (
+from rcl_study.data.float_ops import crop_flip
+from rcl_study.data.uint8_ops import (
     _col,
     _geometric_matrix,
     _sampling_grid,

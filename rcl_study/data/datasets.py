@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .longtail import class_counts, long_tail_indices, stratified_subset
+from rcl_study.data.longtail import class_counts, long_tail_indices, stratified_subset
 
 
 class DataError(ValueError):

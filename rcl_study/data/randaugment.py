@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .float_ops import _affine, _grey, _rand
-from .uint8_ops import equalize
+from rcl_study.data.float_ops import _affine, _grey, _rand
+from rcl_study.data.uint8_ops import equalize
 
 _RA_GEOMETRIC = ("rotate", "shear_x", "shear_y", "translate_x", "translate_y")
 

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .checks import check_class_counts, check_labels
+from rcl_study.losses.checks import check_class_counts, check_labels
 
 
 def cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:

@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from .checks import check_class_counts, check_labels
+from rcl_study.losses.checks import check_class_counts, check_labels
 
 SCALE_ON = ("all", "views")
 

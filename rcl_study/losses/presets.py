@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 
 from torch import Tensor
 
-from .classification import cross_entropy, logit_adjusted_cross_entropy
-from .contrastive import contrastive_loss
+from rcl_study.losses.classification import cross_entropy, logit_adjusted_cross_entropy
+from rcl_study.losses.contrastive import contrastive_loss
 
 # The RCL paper does not publish its scale and margin; these starting values are ours, chosen so
 # that

@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import METRIC_INFO, METRICS, RENAMED_METRICS
-from ..losses import OFF_VALUES
-from ..records import TrialRecord
-from . import stats
+from rcl_study.config import METRIC_INFO, METRICS, RENAMED_METRICS
+from rcl_study.losses import OFF_VALUES
+from rcl_study.report import stats
+from rcl_study.trials.records import TrialRecord
 
 #: best-over-evaluations metrics a trainer may add (chosen on the test set: optimistic)
 BEST_COLUMNS = ("best_top1", "best_balanced_acc", "best_epoch_top1", "best_epoch_balanced_acc")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..records import TrialRecord
-from . import analysis, figures, robust
+from rcl_study.report import analysis, figures, robust
+from rcl_study.trials.records import TrialRecord
 
 
 def profile(runs: dict[str, list[float]], mode: str, n_boot: int) -> dict | None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..config import ConfigError, StudyFile
-from ..records import TrialRecord
-from ..space import baseline_variant, expand
-from ..study_folder import StudyFolder
-from . import analysis, power
+from rcl_study.config import ConfigError, StudyFile
+from rcl_study.report import analysis, power
+from rcl_study.trials.design import baseline_variant, expand
+from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.records import TrialRecord
 
 #: target effects when none is given, for metrics on [0, 1] (accuracies)
 DEFAULT_EFFECTS = (0.01, 0.02, 0.05)

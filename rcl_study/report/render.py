@@ -13,14 +13,15 @@ from typing import Any
 
 import pandas as pd
 
-from .. import folders
-from ..config import StudyFile
-from ..records import TrialRecord
-from ..space import baseline_variant, search_distributions
-from ..study_folder import StudyFolder, atomic_write_text
-from . import analysis, drawing, power, wording
-from .markup import Block, to_html, to_markdown
-from .wording import format_p  # noqa: F401 - re-exported for callers
+from rcl_study.config import StudyFile
+from rcl_study.files import atomic_write_text
+from rcl_study.report import analysis, drawing, power, wording
+from rcl_study.report.markup import Block, to_html, to_markdown
+from rcl_study.report.wording import format_p  # noqa: F401 - re-exported for callers
+from rcl_study.trials import ownership as folders
+from rcl_study.trials.design import baseline_variant, search_distributions
+from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.records import TrialRecord
 
 
 def reproduce_command(study_path: str, overrides: dict[str, Any], seed: int) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from . import robust
+from rcl_study.report import robust
 
 #: relative tolerance below which a spread counts as none (round-off, not variance)
 TOL = 1e-9

@@ -11,8 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from . import analysis
-from .markup import Block
+from rcl_study.report import analysis
+from rcl_study.report.markup import Block
 
 
 def fmt(x: Any, digits: int = 4) -> str:

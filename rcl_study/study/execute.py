@@ -1,37 +1,41 @@
 """Train one unit (a trial or a pack of trials) into its folders, and turn results into records.
 
-Shared by both executors: the Ray Tune adapter (``tune.py``) and the in-process one
-(``local.py``). Nothing here imports Ray. Each member trial keeps its own folder
-``<output_dir>/trials/<trial_id>/`` with ``config.json`` and ``result.json``; a pack's checkpoint
-lives in ``<output_dir>/trials/<pack_id>/``.
+Shared by both executors (:mod:`.local` and :mod:`.ray_tune`); nothing here imports Ray. Each
+member trial keeps its own folder ``<output_dir>/trials/<trial_id>/`` with ``config.json`` and
+``result.json``; a pack's checkpoint lives in ``<output_dir>/trials/<pack_id>/``. A trial's
+configuration is resolved (validated) once per process: :func:`resolve` memoises it by trial.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..config import StudyFile, parse_study, to_dict
-from ..records import TrialPlan, TrialRecord, TrialStatus, config_hash, environment
-from ..space import trial_config as resolve_trial
-from ..study_folder import StudyFolder, atomic_write_text
-
-Report = Callable[[dict[str, Any]], None]
-
-
-def unit_members(config: dict[str, Any]) -> tuple[list[TrialPlan], str | None]:
-    """(member plans, pack id) of a unit dict (``{"pack", "members"}``) or of one plan dict."""
-    if "members" in config:
-        return [TrialPlan.from_json(p) for p in config["members"]], config.get("pack")
-    return [TrialPlan.from_json(config)], None
+from rcl_study.config import StudyFile, to_dict
+from rcl_study.files import atomic_write_text
+from rcl_study.trainer import Report
+from rcl_study.trials.design import trial_config
+from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.records import TrialPlan, TrialRecord, TrialStatus, config_hash, environment
+from rcl_study.trials.unit import Unit
 
 
-def trial_config(plan: TrialPlan, base: dict[str, Any]) -> StudyFile:
-    """The resolved configuration a trial runs with (and its record stores)."""
-    return resolve_trial(parse_study(base, base["name"]), plan.overrides, plan.seed)
+class Resolver:
+    """Each trial's resolved configuration, validated once and then reused (one per process)."""
+
+    def __init__(self, study: StudyFile) -> None:
+        self.study = study
+        self._done: dict[tuple[str, int], tuple[StudyFile, dict[str, Any]]] = {}
+
+    def __call__(self, plan: TrialPlan) -> tuple[StudyFile, dict[str, Any]]:
+        """(the trial's :class:`StudyFile`, its ``to_dict`` form) for ``plan``."""
+        key = (json.dumps(plan.overrides, sort_keys=True, default=str), plan.seed)
+        if key not in self._done:
+            cfg = trial_config(self.study, plan.overrides, plan.seed)
+            self._done[key] = (cfg, to_dict(cfg))
+        return self._done[key]
 
 
 def _set_threads(cfg: StudyFile, threads: int) -> None:
@@ -41,20 +45,30 @@ def _set_threads(cfg: StudyFile, threads: int) -> None:
         torch.set_num_threads(max(1, threads))
 
 
+def _write_config(folder: StudyFolder, plan: TrialPlan, config: dict, pack: str | None) -> None:
+    row: dict[str, Any] = {"plan": plan.to_json(), "config": config}
+    if pack is not None:
+        row["pack"] = pack
+    atomic_write_text(folder.trial_dir(plan.trial_id) / "config.json", json.dumps(row))
+
+
 def train_and_save(
-    plan: TrialPlan, base, out_dir, report, threads: int, rank0: bool = True
+    plan: TrialPlan,
+    resolve: Resolver,
+    folder: StudyFolder,
+    report: Report | None,
+    threads: int,
+    rank0: bool = True,
 ) -> dict[str, Any]:
     """Train one trial in its own folder; rank 0 stores its config and result there."""
-    from ..train import train_trial
+    from rcl_study.trainer.loop import train_trial
 
-    cfg = trial_config(plan, base)
+    cfg, config = resolve(plan)
     _set_threads(cfg, threads)
-    workdir = StudyFolder(out_dir).trial_dir(plan.trial_id)
+    workdir = folder.trial_dir(plan.trial_id)
     workdir.mkdir(parents=True, exist_ok=True)
     if rank0:
-        atomic_write_text(
-            workdir / "config.json", json.dumps({"plan": plan.to_json(), "config": to_dict(cfg)})
-        )
+        _write_config(folder, plan, config, None)
     t0 = time.time()
     result = train_trial(cfg, report, workdir=workdir, log=lambda s: print(s, flush=True))
     result.update(plan=plan.to_json(), wall_time=time.time() - t0)
@@ -64,7 +78,12 @@ def train_and_save(
 
 
 def train_pack_and_save(
-    members: list[TrialPlan], pack: str, base, out_dir, report: Report | None, threads: int
+    members: list[TrialPlan],
+    pack: str,
+    resolve: Resolver,
+    folder: StudyFolder,
+    report: Report | None,
+    threads: int,
 ) -> list[dict[str, Any]]:
     """Train the members of one pack together; each member's config and result in its folder.
 
@@ -72,19 +91,15 @@ def train_pack_and_save(
     only: members' metrics go to their own folders). The pack's checkpoint is
     ``trials/<pack>/checkpoint.pt``.
     """
-    from ..pack import train_pack
+    from rcl_study.trainer.pack import train_pack
 
-    cfgs = [trial_config(p, base) for p in members]
-    _set_threads(cfgs[0], threads)
-    folder = StudyFolder(out_dir)
-    for plan, cfg in zip(members, cfgs):
-        atomic_write_text(
-            folder.trial_dir(plan.trial_id) / "config.json",
-            json.dumps({"plan": plan.to_json(), "config": to_dict(cfg), "pack": pack}),
-        )
+    resolved = [resolve(p) for p in members]
+    _set_threads(resolved[0][0], threads)
+    for plan, (_, config) in zip(members, resolved):
+        _write_config(folder, plan, config, pack)
     t0 = time.time()
     results = train_pack(
-        cfgs,
+        [cfg for cfg, _ in resolved],
         [p.trial_id for p in members],
         report,
         workdir=folder.trial_dir(pack),
@@ -101,27 +116,32 @@ def train_pack_and_save(
     return results
 
 
-def train_unit(unit: dict[str, Any], base, out_dir, report: Report | None, threads: int) -> list:
-    """Train a unit (a plan dict, or a pack ``{"pack", "members"}``); the members' results.
+def train_unit(
+    unit: Unit, resolve: Resolver, folder: StudyFolder, report: Report | None, threads: int
+) -> list[dict[str, Any]]:
+    """Train a unit's members that have no stored ``result.json`` yet; their results.
 
-    A member whose ``result.json`` already exists is not trained again.
+    A pack whose members are partly stored trains the rest as a smaller pack in its own folder
+    (``<pack>-<k>of<n>``); a single member left trains alone.
     """
-    members, pack = unit_members(unit)
-    folder = StudyFolder(out_dir)
-    todo = [p for p in members if not (folder.trial_dir(p.trial_id) / "result.json").exists()]
+    todo = [p for p in unit.members if not _result_path(folder, p).exists()]
     if not todo:
         return []
     if len(todo) == 1:
-        return [train_and_save(todo[0], base, out_dir, report, threads)]
-    name = pack or "pack"
-    if len(todo) < len(members):  # some members stored already: a smaller pack, its own folder
-        name = f"{name}-{len(todo)}of{len(members)}"
-    return train_pack_and_save(todo, name, base, out_dir, report, threads)
+        return [train_and_save(todo[0], resolve, folder, report, threads)]
+    name = unit.pack_id or "pack"
+    if len(todo) < len(unit.members):  # some members stored already: a smaller pack
+        name = f"{name}-{len(todo)}of{len(unit.members)}"
+    return train_pack_and_save(todo, name, resolve, folder, report, threads)
+
+
+def _result_path(folder: StudyFolder, plan: TrialPlan) -> Path:
+    return folder.trial_dir(plan.trial_id) / "result.json"
 
 
 def make_record(
     plan: TrialPlan,
-    base: dict[str, Any],
+    config: dict[str, Any],
     status: TrialStatus,
     reason: str,
     result: dict[str, Any],
@@ -129,14 +149,13 @@ def make_record(
     pack: str | None = None,
     attempts: int = 1,
 ) -> TrialRecord:
-    """One trial's record from its plan and its stored result.
+    """One trial's record from its plan, its resolved ``config`` (``to_dict`` form), its result.
 
     ``config_hash`` identifies what the trial computed (``--resume`` compares it with the study
     file); ``attempts`` counts this trial's records so far, this one included.
     """
     result = dict(result)
     history = result.pop("history", [])
-    config = to_dict(trial_config(plan, base))
     return TrialRecord(
         trial_id=plan.trial_id,
         variant=plan.variant,
@@ -163,9 +182,9 @@ def make_record(
 
 
 def unit_records(
-    unit: dict[str, Any],
-    base: dict[str, Any],
-    out_dir: Path,
+    unit: Unit,
+    resolve: Resolver,
+    folder: StudyFolder,
     status: TrialStatus,
     reason: str,
     wall_time: float,
@@ -177,13 +196,12 @@ def unit_records(
     A member with a stored ``result.json`` takes its status from there; one without gets
     ``status`` (``ok`` without a result means stopped early: ``pruned``, with ``partial`` as its
     metrics), unless ``finished_only`` (an interrupted run), when it gets no record at all.
+    Each record says ``attempts=1``; the driver counts the trial's earlier records when it
+    appends it (:class:`rcl_study.study.runner.RecordBook`).
     """
-    members, pack = unit_members(unit)
-    folder = StudyFolder(out_dir)
-    tries = folder.attempts()
     out = []
-    for plan in members:
-        path = folder.trial_dir(plan.trial_id) / "result.json"
+    for plan in unit.members:
+        path = _result_path(folder, plan)
         if finished_only and not path.exists():
             continue
         st, why, result = TrialStatus(status), reason, {}
@@ -193,6 +211,6 @@ def unit_records(
         elif st is TrialStatus.OK:  # stopped by the scheduler (ASHA) before it finished
             st, why = TrialStatus.PRUNED, "stopped early by the ASHA scheduler"
             result = dict(partial or {})
-        attempts = tries.get(plan.trial_id, 0) + 1
-        out.append(make_record(plan, base, st, why, result, wall_time, pack, attempts))
+        config = resolve(plan)[1]
+        out.append(make_record(plan, config, st, why, result, wall_time, unit.pack_id))
     return out

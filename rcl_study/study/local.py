@@ -1,7 +1,7 @@
 """The in-process executor (``resources.executor: local``): no Ray, one unit after another.
 
 For machines where Ray cannot be installed (the GPU machine) or is not wanted. Trials and packs
-run in this process, in plan order, through the same ``execute.py`` functions as under Ray, and
+run in this process, in plan order, through the same :mod:`.execute` functions as under Ray, and
 become the same records. A unit that raises is recorded ``failed`` (with the exception's last
 line) and the study goes on; ``--resume`` retries it (up to ``study.retries``), as under Ray.
 """
@@ -10,27 +10,14 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
-from ..config import ConfigError, StudyFile, to_dict
-from ..records import TrialRecord, TrialStatus
-from ..study_folder import StudyFolder
-from .execute import train_unit, unit_records
-
-
-def init_ray(cfg: StudyFile) -> None:
-    """Nothing to start; a search needs Ray's search loop and is refused here."""
-    if cfg.study.kind == "search":
-        raise ConfigError(
-            f"{cfg.name}: resources.executor: 'local' runs ablations and grids; "
-            "a search needs 'ray'"
-        )
-
-
-def shutdown() -> None:
-    """Nothing to stop."""
+from rcl_study.config import ConfigError, StudyFile
+from rcl_study.study.execute import Resolver, train_unit, unit_records
+from rcl_study.study.executor import OnRecord, SearchRequest
+from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.records import TrialStatus
+from rcl_study.trials.unit import Unit
 
 
 def _error_line(err: BaseException) -> str:
@@ -38,35 +25,49 @@ def _error_line(err: BaseException) -> str:
     return (lines[-1] if lines else type(err).__name__)[:500]
 
 
-def run_trials(
-    cfg: StudyFile,
-    plans: list[dict[str, Any]] | None,
-    out_dir: Path,
-    on_record: Callable[[TrialRecord], None],
-    search: dict[str, Any] | None = None,
-) -> None:
-    """Run each unit (a plan dict or a pack ``{"pack", "members"}``) here, recording its members.
+class LocalExecutor:
+    """Runs units in this process, in order (implements :class:`~.executor.Executor`)."""
 
-    Same signature as ``tune.run_trials``; ``search`` is not supported (see :func:`init_ray`).
-    """
-    if search is not None or plans is None:
-        init_ray(cfg.model_copy(update={"study": cfg.study.model_copy(update={"kind": "search"})}))
-    out_dir = Path(out_dir).resolve()
-    base = to_dict(cfg)
-    folder = StudyFolder(out_dir)
-    threads = max(1, int(cfg.resources.cpus_per_trial))
-    for unit in plans or []:
-        started = time.time()
-        status, reason = TrialStatus.OK, ""
-        try:
-            train_unit(unit, base, out_dir, None, threads)
-        except Exception as err:  # noqa: BLE001 - a failing trial is recorded, not fatal
-            status, reason = TrialStatus.FAILED, _error_line(err)
-        wall = time.time() - started
-        for record in unit_records(unit, base, out_dir, status, reason, wall):
-            if record.status is TrialStatus.PRUNED:  # no result and no error: not possible here
-                record = record.replace(
-                    status=TrialStatus.FAILED, reason="the trial stored no result"
-                )
-            folder.append(record)
-            on_record(record)
+    name = "local"
+
+    def start(self, study: StudyFile) -> None:
+        """Nothing to start; a search needs Ray's search loop and is refused here."""
+        if study.study.kind == "search":
+            raise self._no_search(study)
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+    @staticmethod
+    def _no_search(study: StudyFile) -> ConfigError:
+        return ConfigError(
+            f"{study.name}: resources.executor: 'local' runs ablations and grids; "
+            "a search needs 'ray'"
+        )
+
+    def search(
+        self, study: StudyFile, request: SearchRequest, folder: StudyFolder, on_record: OnRecord
+    ) -> None:
+        """Refused: see :meth:`start`."""
+        raise self._no_search(study)
+
+    def run(
+        self, study: StudyFile, units: Sequence[Unit], folder: StudyFolder, on_record: OnRecord
+    ) -> None:
+        """Train each unit here and hand its members' records to ``on_record``."""
+        resolve = Resolver(study)
+        threads = max(1, int(study.resources.cpus_per_trial))
+        for unit in units:
+            started = time.time()
+            status, reason = TrialStatus.OK, ""
+            try:
+                train_unit(unit, resolve, folder, None, threads)
+            except Exception as err:  # noqa: BLE001 - a failing trial is recorded, not fatal
+                status, reason = TrialStatus.FAILED, _error_line(err)
+            wall = time.time() - started
+            for record in unit_records(unit, resolve, folder, status, reason, wall):
+                if record.status is TrialStatus.PRUNED:  # no result and no error: not possible
+                    record = record.replace(
+                        status=TrialStatus.FAILED, reason="the trial stored no result"
+                    )
+                on_record(record)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..study_folder import LOCK
+from rcl_study.trials.folder import LOCK
 
 _UNREADABLE_GRACE_S = 10.0  # a lock file still empty after this long was left by a crash
 

@@ -1,7 +1,8 @@
 """Group a study's trials into packs: members that train together in one process (pure).
 
 A pack's members share everything but their loss knobs (:data:`PACKABLE`) and see the same
-batches and augmentations (``rcl_study.pack``). ``resources.pack`` sets the members per pack:
+batches and augmentations (``rcl_study.trainer.pack``). ``resources.pack`` sets the members
+per pack:
 
 - ``1``: every trial alone (no packing);
 - ``K``: packs of at most K members, each pack drawn from trials that differ only in
@@ -19,24 +20,11 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass
-from typing import Any
 
-from ..config import PACKABLE_KEYS as PACKABLE
-from ..config import ConfigError, StudyFile
-from ..records import TrialPlan
-
-
-@dataclass(frozen=True)
-class Unit:
-    """What one Tune trial slot (or one step of the local executor) trains: 1..K members."""
-
-    members: tuple[TrialPlan, ...]
-    pack_id: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain dict (for Ray Tune's param space and for plan files)."""
-        return {"pack": self.pack_id, "members": [p.to_json() for p in self.members]}
+from rcl_study.config import ConfigError, StudyFile
+from rcl_study.trainer.pack import PACKABLE_KEYS as PACKABLE
+from rcl_study.trials.records import TrialPlan
+from rcl_study.trials.unit import Unit
 
 
 def pack_key(plan: TrialPlan) -> str:

@@ -1,29 +1,53 @@
-"""Orchestrate a study: plan, skip what is recorded, run the rest through the Tune adapter."""
+"""Run a study: plan it, skip what is recorded, hand the rest to an executor, keep the records.
+
+The flow reads top to bottom in :func:`run_study`: the checks (:mod:`.checks`), the driver lock,
+the folder, the plan, the units (:mod:`.packing`), the executor (:mod:`.executor`), and the
+:class:`RecordBook` that appends every record the executor hands back.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
-from .. import folders
-from ..config import ConfigError, StudyFile, set_path, to_dict
-from ..records import TrialPlan, TrialRecord, changed_keys, config_hash
-from ..space import baseline_variant, describe, expand, search_distributions, trial_config
-from ..study_folder import StudyFolder
-from .lock import StudyLock
-from .packing import pack_size, plan_units
+from rcl_study.config import ConfigError, StudyFile, parse_study, set_in, set_path, to_dict
+from rcl_study.study.checks import (
+    StudyChanged,
+    StudyExists,
+    check_changes,
+    check_folder,
+    check_folders,
+    check_machine,
+    check_study,
+)
+from rcl_study.study.executor import Executor, SearchRequest, make_executor
+from rcl_study.study.lock import StudyLock
+from rcl_study.study.packing import plan_units
+from rcl_study.trials import ownership as folders
+from rcl_study.trials.design import describe, expand, search_distributions
+from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.records import TrialPlan, TrialRecord
+from rcl_study.trials.unit import Unit
 
-
-class StudyExists(RuntimeError):
-    """The study folder already holds records and neither --resume nor --overwrite was given."""
-
-
-class StudyChanged(ConfigError):
-    """``--resume`` of a study whose file changed what its recorded trials compute."""
+__all__ = [
+    "RecordBook",
+    "StudyChanged",
+    "StudyExists",
+    "absolute_paths",
+    "apply_smoke",
+    "check_changes",
+    "check_folder",
+    "check_machine",
+    "check_study",
+    "dry_run_text",
+    "prepare_folder",
+    "run_study",
+    "select",
+]
 
 
 def apply_smoke(cfg: StudyFile) -> StudyFile:
@@ -54,14 +78,7 @@ def apply_smoke(cfg: StudyFile) -> StudyFile:
     if cfg.data.image_size > 64:
         updates["data.image_size"] = 64
     raw = to_dict(cfg)
-    for key, value in updates.items():
-        node = raw
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    from ..config import parse_study
-
+    set_in(raw, updates, cfg.name)
     return parse_study(raw, cfg.name)
 
 
@@ -75,8 +92,8 @@ def absolute_paths(cfg: StudyFile) -> StudyFile:
     return set_path(cfg, updates) if updates else cfg
 
 
-def dry_run_text(cfg: StudyFile) -> str:
-    """The trial list and resources a study would use."""
+def dry_run_text(cfg: StudyFile, plans: list[TrialPlan] | None = None) -> str:
+    """The trial list and resources a study would use (``plans``: its expanded design, if known)."""
     res = cfg.resources
     lines = [f"study {cfg.name}: {json.dumps(describe(cfg))}"]
     if cfg.study.kind == "search":
@@ -89,7 +106,7 @@ def dry_run_text(cfg: StudyFile) -> str:
             f"{cfg.study.seeds[1:]} (selection and report never share a seed) = {n} trials"
         )
     else:
-        plans = expand(cfg)
+        plans = expand(cfg) if plans is None else plans
         n = len(plans)
         units = plan_units(cfg, plans, plans)
         for u in units:
@@ -126,39 +143,6 @@ def _pack_note(cfg: StudyFile, units) -> str:
     )
 
 
-def executor(cfg: StudyFile):
-    """The module that runs trials: ``tune`` (Ray) or ``local`` (this process, no Ray)."""
-    if cfg.resources.executor == "local":
-        from . import local
-
-        return local
-    from . import tune
-
-    return tune
-
-
-def check_folders(cfg: StudyFile, source: str | None = None) -> None:
-    """Refuse records or report folders that are not this study's own (see ``folders``)."""
-    src = source or cfg.name
-    key = "study.output_dir" if cfg.study.output_dir else "name"
-    folders.check_folder(cfg.output_dir, cfg.name, "records", key, src)
-    key = "report.dir" if cfg.report.dir else "name"
-    folders.check_folder(cfg.report_dir, cfg.name, "report", key, src)
-    folders.check_pair(cfg.output_dir, cfg.report_dir, src)
-
-
-def check_folder(cfg: StudyFile, resume: bool, overwrite: bool) -> None:
-    """Refuse a folder that is not this study's, or holds records, unless told how."""
-    check_folders(cfg)
-    out = cfg.output_dir
-    folder = StudyFolder(out)
-    if folder.holds_study() and not (resume or overwrite):
-        raise StudyExists(
-            f"{out} already holds this study ({len(folder.records())} trials recorded); "
-            "run again with --resume to finish it, or --overwrite to delete it and start over"
-        )
-
-
 def prepare_folder(cfg: StudyFile, overwrite: bool) -> Path:
     """Create the output folder (emptied first, with the old report, under ``--overwrite``)."""
     check_folders(cfg)
@@ -171,14 +155,20 @@ def prepare_folder(cfg: StudyFile, overwrite: bool) -> Path:
 
 
 class _Progress:
-    def __init__(self, total: int, done: int, enabled: bool):
-        self.total, self.done = total, done
+    """One line (or a tqdm bar on a terminal) per recorded trial."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.total, self.done = enabled, 0, 0
         self.bar = None
-        if enabled and sys.stderr.isatty():
+        self.t0 = time.time()
+
+    def start(self, total: int, done: int) -> None:
+        """Count ``total`` planned trials, ``done`` of them recorded already."""
+        self.total, self.done = total, done
+        if self.enabled and sys.stderr.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, initial=done, desc="trials", unit="trial")
-        self.t0 = time.time()
 
     def __call__(self, record: TrialRecord) -> None:
         self.done += 1
@@ -199,52 +189,56 @@ class _Progress:
             )
 
     def close(self) -> None:
+        """Close the bar, if any."""
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
-def check_changes(cfg: StudyFile, accept: bool = False) -> None:
-    """Refuse to resume when the study file changed what recorded trials compute.
+class RecordBook:
+    """The driver's side of ``records.jsonl``: each new record appended, its attempts counted.
 
-    Each record's ``config_hash`` is compared with the hash of the configuration the current
-    study file gives the same trial (its current overrides for a planned trial, the recorded
-    ones otherwise, e.g. for search trials); differing keys are named.
-
-    Raises:
-        StudyChanged: some recorded trial would now run differently, and ``accept`` is False.
-
+    Executors hand every member's record to :meth:`add` (their ``on_record``); the book numbers the
+    trial's attempts from the records it holds in memory (read once), appends the line and tells
+    the progress display. Appending costs the same whatever the number of records.
     """
-    records = StudyFolder(cfg.output_dir).records()
-    if not records or accept:
-        return
-    plans = {} if cfg.study.kind == "search" else {p.trial_id: p.overrides for p in expand(cfg)}
-    keys: dict[str, None] = {}
-    n = 0
-    for r in records:
-        overrides = plans.get(r.trial_id, r.overrides)
-        seed = cfg.train.seed if r.seed is None else r.seed
-        try:
-            new = to_dict(trial_config(cfg, overrides, seed))
-        except ConfigError:
-            new = {}
-        if r.config_hash == config_hash(new):
-            continue
-        diff = changed_keys(r.config, new) if new else list(overrides)
-        if diff:
-            n += 1
-            keys.update(dict.fromkeys(diff))
-    if keys:
-        shown = ", ".join(list(keys)[:8]) + (", ..." if len(keys) > 8 else "")
-        raise StudyChanged(
-            f"{cfg.name}: the study changed since {n} of its {len(records)} recorded trials ran "
-            f"({shown}); resume with --resume --accept-changes to keep those records as they "
-            "are, or start over with --overwrite"
-        )
+
+    def __init__(self, folder: StudyFolder, progress: Callable[[TrialRecord], None]):
+        self.folder, self.progress = folder, progress
+        self.attempts = folder.attempts()
+
+    def add(self, record: TrialRecord) -> None:
+        """Append ``record`` with its attempt number (``attempts`` = earlier records + 1)."""
+        n = self.attempts.get(record.trial_id, 0) + 1
+        record = record.replace(attempts=n)
+        self.folder.append(record)
+        self.attempts[record.trial_id] = n
+        self.progress(record)
 
 
 def _missing_dirs(path: Path) -> list[Path]:
     """``path`` and its ancestors that do not exist yet, deepest first."""
     return [p for p in [path, *path.parents] if not p.exists()]
+
+
+def select(plans: list[TrialPlan], only: Collection[str] | None, source: str) -> list[TrialPlan]:
+    """The planned trials that ``only`` names (variant names or trial ids); all when None.
+
+    Raises:
+        ConfigError: a name in ``only`` is neither a variant nor a trial of the plan.
+
+    """
+    if only is None:
+        return plans
+    names = set(only)
+    known = {p.variant for p in plans} | {p.trial_id for p in plans}
+    unknown = sorted(names - known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: only: {', '.join(unknown)} is not a variant or trial of this study "
+            f"(variants: {', '.join(dict.fromkeys(p.variant for p in plans))})"
+        )
+    return [p for p in plans if p.variant in names or p.trial_id in names]
 
 
 def run_study(
@@ -254,15 +248,32 @@ def run_study(
     overwrite: bool = False,
     progress: bool = True,
     accept_changes: bool = False,
+    only: Collection[str] | None = None,
+    executor: Executor | None = None,
 ) -> list[TrialRecord]:
-    """Run (or finish) every planned trial of a study; returns all records.
+    """Run (or finish) the planned trials of a study; returns all its records.
+
+    Args:
+        cfg: the validated study (:func:`rcl_study.config.load_study`).
+        resume: run only what is missing from an existing study folder.
+        overwrite: delete the toolkit's files of an earlier run first.
+        progress: a progress bar on a terminal (log lines otherwise).
+        accept_changes: on ``--resume``, keep records whose configuration the file changed.
+        only: variant names or trial ids: run just these planned trials (ablation or grid); the
+            others stay planned (``plan.json``) and unrun.
+        executor: what runs the units (default: the one ``resources.executor`` names).
 
     One driver per study folder (``driver.lock``); a second one is refused before anything else.
     Damaged record lines are set aside first (their trials run again); failed trials are run
     again while their attempts are at most ``study.retries``.
+
     """
-    adapter = executor(cfg)
+    executor = executor or make_executor(cfg)
     cfg = absolute_paths(cfg)
+    plans = check_study(cfg)
+    if only is not None and cfg.study.kind == "search":
+        raise ConfigError(f"{cfg.name}: only: a search's trials are sampled; run it whole")
+    chosen = select(plans, only, cfg.name)
     check_folders(cfg)  # whose folders these are, before the lock writes anything there
     created = _missing_dirs(cfg.output_dir)
     lock = StudyLock(cfg.output_dir)
@@ -270,38 +281,34 @@ def run_study(
     if note:
         print(f"note: {note}", file=sys.stderr)
     started = False
+    bar = _Progress(progress)
     try:
         check_folder(cfg, resume, overwrite)  # before Ray starts
         if resume and not overwrite:
-            check_changes(cfg, accept_changes)
-        adapter.init_ray(cfg)  # a cluster that is missing or too small fails before any write
+            check_changes(cfg, accept_changes, plans)
+        executor.start(cfg)  # a cluster that is missing or too small fails before any write
         started = True
-        out = prepare_folder(cfg, overwrite)
-        folder = StudyFolder(out)
+        folder = StudyFolder(prepare_folder(cfg, overwrite))
         lock.ensure()
-        _set_aside(out, "--resume")
+        _set_aside(folder, "--resume")
         meta = {
             "study": cfg.name,
             "config": to_dict(cfg),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
+        book = RecordBook(folder, bar)
         if cfg.study.kind == "search":
-            _run_search(cfg, out, meta, progress, adapter)
+            _run_search(cfg, folder, meta, book, executor)
         else:
-            plans = expand(cfg)
             folder.write_plan([p.to_json() for p in plans], meta)
             done = folder.done_ids(cfg.study.retries)
-            todo = [p for p in plans if p.trial_id not in done]
-            units = [
-                u.as_dict() if u.pack_id else u.members[0].to_json()
-                for u in plan_units(cfg, plans, todo)
-            ]
-            bar = _Progress(len(plans), len(plans) - len(todo), progress)
-            if units:
-                adapter.run_trials(cfg, units, out, bar)
-            bar.close()
+            todo = [p for p in chosen if p.trial_id not in done]
+            bar.start(len(chosen), len(chosen) - len(todo))
+            if todo:
+                executor.run(cfg, plan_units(cfg, plans, todo), folder, book.add)
     finally:
-        adapter.shutdown()
+        bar.close()
+        executor.stop()
         lock.release()
         if not started:  # refused before any work: leave no folder behind
             for d in created:
@@ -312,9 +319,8 @@ def run_study(
     return StudyFolder(cfg.output_dir).records()
 
 
-def _set_aside(out: Path, rerun: str) -> int:
+def _set_aside(folder: StudyFolder, rerun: str) -> int:
     """Move damaged record lines aside, saying so in one stderr line; returns how many."""
-    folder = StudyFolder(out)
     n = folder.set_aside_damaged()
     if n:
         print(
@@ -325,9 +331,10 @@ def _set_aside(out: Path, rerun: str) -> int:
     return n
 
 
-def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) -> None:
+def _run_search(
+    cfg: StudyFile, folder: StudyFolder, meta: dict, book: RecordBook, executor: Executor
+) -> None:
     dists = search_distributions(cfg)
-    folder = StudyFolder(out)
     records = folder.records()
     done = folder.done_ids(cfg.study.retries)
     n_search = sum(1 for r in records if r.variant == "search" and r.trial_id in done)
@@ -341,21 +348,11 @@ def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) 
     report_seeds = cfg.study.seeds[1:]
     best_plans = [{"trial_id": f"best__s{s}", "variant": "best"} for s in report_seeds]
     folder.write_plan(planned + best_plans, meta)
-    bar = _Progress(len(planned) + len(best_plans), len(records), progress)
+    book.progress.start(len(planned) + len(best_plans), len(records))
     remaining = cfg.study.n_trials - n_search
     if remaining > 0:
-        adapter.run_trials(
-            cfg,
-            None,
-            out,
-            bar,
-            search={
-                "distributions": dists,
-                "n_trials": remaining,
-                "enqueue": enqueue[:remaining],
-                "resumed": n_search + len(enqueue),
-            },
-        )
+        request = SearchRequest(dists, remaining, enqueue[:remaining], n_search + len(enqueue))
+        executor.search(cfg, request, folder, book.add)
     records = folder.records()
     scored = [
         r
@@ -363,59 +360,11 @@ def _run_search(cfg: StudyFile, out: Path, meta: dict, progress: bool, adapter) 
         if r.variant == "search" and r.ok and r.metrics.get(cfg.study.metric) is not None
     ]
     if not scored:
-        bar.close()
         return
     pick = max if cfg.study.mode == "max" else min
     best = pick(scored, key=lambda r: r.metrics[cfg.study.metric])
     plans = [TrialPlan(f"best__s{s}", "best", s, best.overrides) for s in report_seeds]
     done = folder.done_ids(cfg.study.retries)
-    todo = [p.to_json() for p in plans if p.trial_id not in done]
+    todo = [Unit.single(p) for p in plans if p.trial_id not in done]
     if todo:
-        adapter.run_trials(cfg, todo, out, bar)
-    bar.close()
-
-
-def check_study(cfg: StudyFile) -> None:
-    """Validate what the schema alone cannot (design, grid keys, ranges, baseline); no writes."""
-    if cfg.study.kind == "search":
-        search_distributions(cfg)
-        if len(cfg.study.seeds) < 2:
-            raise ConfigError(
-                f"{cfg.name}: study.seeds: a search selects at the first seed and re-runs its best "
-                f"configuration at the others, so it needs at least 2 seeds (got {cfg.study.seeds})"
-            )
-        if cfg.report.baseline:
-            raise ConfigError(
-                f"{cfg.name}: report.baseline: a search has no baseline variant (its trials "
-                "differ in several keys at once); remove it"
-            )
-        pack_size(cfg, [])
-    else:
-        plans = expand(cfg)
-        baseline_variant(cfg, list(dict.fromkeys(p.variant for p in plans)))
-        pack_size(cfg, plans)
-
-
-def check_machine(cfg: StudyFile) -> None:
-    """Refuse trials that need more CPUs or GPUs than this machine has (local Ray only)."""
-    import torch
-
-    if cfg.train.device == "cuda" and cfg.resources.gpus_per_trial == 0:
-        raise ConfigError(
-            f"{cfg.name}: train.device: cuda, but resources.gpus_per_trial is 0 (Ray would hide "
-            "the GPUs from the trial); give each trial a GPU share or set train.device: auto"
-        )
-    if cfg.resources.address:
-        return  # the cluster is checked when Ray joins it
-    gpus = torch.cuda.device_count()
-    if cfg.train.device == "cuda" and gpus == 0:
-        raise ConfigError(
-            f"{cfg.name}: train.device: cuda, but this machine has no GPU; "
-            "set train.device: auto (or cpu), or run with --smoke"
-        )
-    why = cfg.resources.shortfall(os.cpu_count() or 1, gpus, "this machine")
-    if why:
-        key = why.split(":", 1)[0]
-        raise ConfigError(
-            f"{cfg.name}: {why}; lower it (--set {key}=...) or try the study with --smoke"
-        )
+        executor.run(cfg, todo, folder, book.add)

@@ -128,9 +128,9 @@ def measure(
     """Time a single trial and packs of the first K variants (see the module docstring)."""
     import torch
 
-    from rcl_study.pack import train_pack
     from rcl_study.study.space import expand, trial_config
-    from rcl_study.train import train_trial
+    from rcl_study.trainer.loop import train_trial
+    from rcl_study.trainer.pack import train_pack
 
     cfg = _load_study(study, overrides)
     plans = expand(cfg)

@@ -51,9 +51,9 @@ def trial_rows(folder: Path) -> list[dict[str, Any]]:
     from rcl_study.study.records import load_records
 
     try:
-        from rcl_study.evaluation import best_of
+        from rcl_study.trainer.evaluation import best_of
     except ImportError:  # before train.py was split
-        from rcl_study.train import best_of
+        from rcl_study.trainer.loop import best_of
 
     out: dict[str, dict[str, Any]] = {}
     for r in load_records(folder):

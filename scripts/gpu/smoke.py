@@ -115,7 +115,7 @@ def check_augment(device: torch.device) -> str:
 
 def check_bf16_channels_last(device: torch.device) -> str:
     """ResNet-32 + heads in channels-last under bf16 autocast vs float32."""
-    from rcl_study.models import build_model
+    from rcl_study.trainer.models import build_model
 
     torch.manual_seed(0)
     model = build_model("resnet32", 3, 10, 32).to(device).to(memory_format=torch.channels_last)
@@ -141,7 +141,7 @@ def check_bf16_channels_last(device: torch.device) -> str:
 def check_train_resume(study: str, overrides: list[str], device: torch.device) -> str:
     """One epoch of 3 steps, then a resumed second, on the run's own study and device."""
     from rcl_study.config import load_study
-    from rcl_study.train import train_trial
+    from rcl_study.trainer.loop import train_trial
 
     small = [
         "train.max_steps_per_epoch=3",

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from rcl_study.config import ConfigError, load_study, to_dict
-    from rcl_study.train import train_trial
+    from rcl_study.trainer.loop import train_trial
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("study")

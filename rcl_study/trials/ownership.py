@@ -18,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .config import ConfigError
+from rcl_study.config import ConfigError
 
 MARKER = ".rcl_study"
 #: what the toolkit writes in a records folder (glob patterns; ``.*.tmp`` are atomic-write temps)

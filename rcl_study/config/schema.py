@@ -1,25 +1,29 @@
-"""Typed, strict study files.
+"""The schema of a study file: one strict, frozen pydantic model per section.
 
 A study file is YAML with the sections ``name``, ``data``, ``model``, ``train``, ``loss``,
 ``study``,
 ``resources`` and ``report``. Every section is a pydantic model with ``extra="forbid"``, so an
 unknown key at any depth is an error that names the key and suggests the closest valid one.
-Every error in this module is a :class:`ConfigError` whose message is a single line.
+Validation errors become one-line :class:`~rcl_study.config.errors.ConfigError` messages through
+:func:`parse_study`. The loss presets and ablation components are owned by
+:mod:`rcl_study.losses.presets` and imported here.
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
 import math
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from rcl_study.config.errors import ConfigError, format_error, suggest
+from rcl_study.losses.presets import OFF_VALUES, PRESETS
+
+#: the RCL/BCL knobs an ablation can switch on and off (owned by the loss presets)
+COMPONENTS = tuple(OFF_VALUES)
 DATASETS = (
     "digits_lt",
     "cifar10_lt",
@@ -30,8 +34,7 @@ DATASETS = (
     "places_lt",
     "arrays",
 )
-PRESETS = ("ce", "la", "supcon", "bcl", "rcl", "bcl+rcl")
-#: scalar test metrics a study can optimise or compare (see ``rcl_study.metrics``)
+#: scalar test metrics a study can optimise or compare (see ``rcl_study.trainer.metrics``)
 METRICS = (
     "top1",
     "balanced_acc",
@@ -63,8 +66,6 @@ METRIC_INFO: dict[str, tuple[str, tuple[float, float] | None]] = {
 RENAMED_METRICS = {"balancedness": "equiangular_gap_deg"}
 #: CPU held by a data-parallel trial's own Tune function while its Ray Train workers run
 DRIVER_CPU = 0.01
-COMPONENTS = ("balance", "scale", "margin", "class_averaging", "prototypes", "logit_adjust")
-#: dotted keys in which the members of one pack of trials may differ (``rcl_study.pack``)
 PACKABLE_KEYS = (
     "loss.balance",
     "loss.scale",
@@ -90,10 +91,6 @@ KIND_KEYS = {
     "sampler": "search",
     "asha": "search",
 }
-
-
-class ConfigError(ValueError):
-    """A bad study file or override; the message is one line naming the file and the key."""
 
 
 def _numeric_shape(ann: Any) -> str | None:
@@ -203,7 +200,7 @@ class TrainConfig(_Strict):
 class LossConfig(_Strict):
     """The loss of ``docs/loss.md``; ``None`` knobs take the preset's value."""
 
-    preset: Literal[PRESETS] = "bcl+rcl"  # type: ignore[valid-type]
+    preset: Literal[tuple(PRESETS)] = "bcl+rcl"  # type: ignore[valid-type]
     temperature: float = Field(0.1, gt=0)
     balance: float | None = Field(None, ge=0)
     scale: float | None = Field(None, gt=0)
@@ -297,7 +294,7 @@ class StudyConfig(_Strict):
     def _known_components(cls, v: list[str]) -> list[str]:
         for c in v:
             if c not in COMPONENTS:
-                raise ValueError(f"unknown component '{c}'{_suggest(c, COMPONENTS)}")
+                raise ValueError(f"unknown component '{c}'{suggest(c, COMPONENTS)}")
         if len(set(v)) != len(v):
             raise ValueError("components must be distinct")
         return v
@@ -460,60 +457,6 @@ class StudyFile(_Strict):
         return Path(self.report.dir or f"reports/{self.name}")
 
 
-# ---------------------------------------------------------------------------------------------
-# helpers
-
-
-def _suggest(word: str, options: Any) -> str:
-    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _format_error(source: str, err: ValidationError) -> str:
-    errors = err.errors()
-    e = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(e["loc"])
-    key = ".".join(str(p) for p in loc) or "(top level)"
-    if e["type"] == "extra_forbidden":
-        owner = _owner_model(loc[:-1])
-        hint = _suggest(loc[-1], owner.model_fields) if owner else ""
-        return f"{source}: unknown key '{key}'{hint}"
-    if e["type"] == "missing":
-        return f"{source}: missing required key '{key}'"
-    msg = e["msg"].removeprefix("Value error, ")
-    if e["type"] == "literal_error" and "input" in e:
-        options = e.get("ctx", {}).get("expected", "")
-        hint = _suggest(
-            e["input"], [o.strip(" '") for o in str(options).replace(" or ", ",").split(",")]
-        )
-        return f"{source}: {key}: {msg}, got {e['input']!r}{hint}"
-    got = f", got {e['input']!r}" if "input" in e and not isinstance(e["input"], dict) else ""
-    return f"{source}: {key}: {msg}{got}"
-
-
-def _owner_model(path: tuple[Any, ...]) -> type[BaseModel] | None:
-    """Model owning the keys at ``path``, walking dicts of models such as ``study.space.X``."""
-    model: Any = StudyFile
-    parts = list(path)
-    while parts:
-        part = parts.pop(0)
-        field = model.model_fields.get(str(part)) if model else None
-        if field is None:
-            return None
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            model = ann
-        elif getattr(ann, "__origin__", None) is dict:
-            model = ann.__args__[1]
-            if parts:
-                parts.pop(0)
-            else:
-                return None
-        else:
-            return None
-    return model
-
-
 def parse_study(raw: Any, source: str = "<study>") -> StudyFile:
     """Validate a mapping as a study file; raise :class:`ConfigError` with a one-line message."""
     if not isinstance(raw, dict):
@@ -523,244 +466,4 @@ def parse_study(raw: Any, source: str = "<study>") -> StudyFile:
     try:
         return StudyFile.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_error(source, err)) from None
-
-
-#: a study file is a page of settings: refuse anything larger before parsing it
-MAX_FILE_BYTES = 1 << 20
-#: nesting depth and node count (aliases expanded) a study file may have
-MAX_DEPTH = 32
-MAX_NODES = 100_000
-
-
-class _Refused(yaml.YAMLError):
-    """A study file refused by :class:`_StudyLoader` (message is one phrase)."""
-
-
-class _StudyLoader(yaml.SafeLoader):
-    """``SafeLoader`` that refuses duplicate keys and deep nesting while composing."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        """Compose one node, refusing nesting deeper than :data:`MAX_DEPTH`."""
-        self._depth += 1
-        try:
-            if self._depth > MAX_DEPTH:
-                line = self.peek_event().start_mark.line + 1
-                raise _Refused(f"nested deeper than {MAX_DEPTH} levels (line {line})")
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        """A mapping, refusing a key written twice (YAML merge keys ``<<`` may be overridden)."""
-        if isinstance(node, yaml.MappingNode):
-            seen: set[Any] = set()
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
-                    key_node, yaml.ScalarNode
-                ):
-                    continue
-                key = self.construct_object(key_node)
-                if key in seen:
-                    line = key_node.start_mark.line + 1
-                    raise _Refused(f"duplicate key '{key}' (line {line})")
-                seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _children(node: Any) -> list[Any]:
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    return []
-
-
-def _check_graph(root: Any) -> None:
-    """Refuse self-referencing aliases and alias bombs (depth and size with aliases expanded)."""
-    size: dict[int, int] = {}
-    depth: dict[int, int] = {}
-    on_path: set[int] = set()
-    stack: list[tuple[Any, bool]] = [(root, False)]
-    while stack:
-        node, finished = stack.pop()
-        key = id(node)
-        if finished:
-            on_path.discard(key)
-            kids = _children(node)
-            size[key] = 1 + sum(size[id(k)] for k in kids)
-            depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
-            if size[key] > MAX_NODES:
-                raise _Refused(f"more than {MAX_NODES} values once aliases are expanded")
-            if depth[key] > MAX_DEPTH:
-                raise _Refused(f"nested deeper than {MAX_DEPTH} levels once aliases are expanded")
-            continue
-        if key in size:
-            continue
-        if key in on_path:
-            raise _Refused(f"an alias refers to itself (line {node.start_mark.line + 1})")
-        on_path.add(key)
-        stack.append((node, True))
-        stack.extend((k, False) for k in _children(node))
-
-
-def _decode(data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(data) > 1 and 0 in data[:2]):
-        raise ValueError("UTF-16 text; save the study file as UTF-8")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ValueError(
-            f"not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); "
-            "save the study file as UTF-8"
-        ) from None
-
-
-def read_yaml(path: str | Path) -> Any:
-    """Read a YAML study file safely; every problem becomes a one-line :class:`ConfigError`.
-
-    Plain ``safe_load`` types only, UTF-8 only, at most :data:`MAX_FILE_BYTES`; duplicate keys,
-    self-referencing aliases, nesting deeper than :data:`MAX_DEPTH` and more than
-    :data:`MAX_NODES` values (aliases expanded) are refused before any object is built.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: study file not found")
-    try:
-        with open(p, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except OSError as err:
-        raise ConfigError(f"{p}: cannot read the study file ({err.strerror})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(f"{p}: larger than {MAX_FILE_BYTES >> 20} MiB; not a study file")
-    try:
-        text = _decode(data)
-    except ValueError as err:
-        raise ConfigError(f"{p}: {err}") from None
-    loader = None
-    try:
-        loader = _StudyLoader(text)  # the reader refuses unprintable characters here
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        _check_graph(node)
-        return loader.construct_document(node)
-    except _Refused as err:
-        raise ConfigError(f"{p}: {err}") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{p}: not valid YAML{where}") from None
-    except (ValueError, OverflowError) as err:  # e.g. an integer of 5,000 digits
-        raise ConfigError(f"{p}: not valid YAML ({str(err).splitlines()[0][:80]})") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
-
-
-def check_key(key: str, source: str, where: str = "--set") -> None:
-    """Raise :class:`ConfigError` unless the dotted ``key`` exists in the schema."""
-    _check_key_path(key.split("."), source, where)
-
-
-def _check_key_path(parts: list[str], source: str, where: str = "--set") -> None:
-    model: Any = StudyFile
-    for i, part in enumerate(parts):
-        if model is None:
-            return  # inside a free-form dict (e.g. study.grid): any key is allowed
-        fields = model.model_fields
-        if part not in fields:
-            dotted = ".".join(parts[: i + 1])
-            raise ConfigError(f"{source}: {where}: unknown key '{dotted}'{_suggest(part, fields)}")
-        ann = fields[part].annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            model = ann
-        elif i < len(parts) - 1:
-            if getattr(ann, "__origin__", None) is dict:
-                model = None
-                continue
-            raise ConfigError(f"{source}: {where}: '{'.'.join(parts[: i + 1])}' has no sub-keys")
-
-
-def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides (values parsed as YAML) to a raw study mapping."""
-    out = copy.deepcopy(raw)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"{source}: --set '{item}': expected key.path=value")
-        key, value = item.split("=", 1)
-        parts = key.strip().split(".")
-        _check_key_path(parts, source)
-        try:
-            parsed = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError:
-            parsed = value
-        node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"{source}: --set: '{key}' is not inside a mapping")
-        node[parts[-1]] = parsed
-    return out
-
-
-def load_study(path: str | Path, overrides: list[str] | None = None) -> StudyFile:
-    """Load, override and validate a study file.
-
-    Args:
-        path: the YAML study file.
-        overrides: ``key.path=value`` strings, applied in order before validation.
-
-    Returns:
-        The frozen, validated :class:`StudyFile`.
-
-    Raises:
-        ConfigError: with one line naming the file and the offending key.
-
-    """
-    raw = read_yaml(path)
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: a study file must be a YAML mapping, got {type(raw).__name__}")
-    raw = apply_overrides(raw, overrides or [], str(path))
-    cfg = parse_study(raw, str(path))
-    _check_kind_keys(raw, str(path))
-    return cfg
-
-
-def _check_kind_keys(raw: dict[str, Any], source: str) -> None:
-    """Refuse study keys that another kind of study reads (e.g. ``study.space`` in an ablation)."""
-    study = raw.get("study")
-    if not isinstance(study, dict):
-        return
-    kind = study.get("kind", StudyConfig.model_fields["kind"].default)
-    if kind not in ("ablation", "grid", "search"):
-        return  # the schema names the bad kind
-    for key in study:
-        owner = KIND_KEYS.get(str(key))
-        if owner is not None and owner != kind:
-            raise ConfigError(
-                f"{source}: study.{key}: only a study of kind '{owner}' reads it, this one is "
-                f"'{kind}'; remove it or change study.kind"
-            )
-
-
-def to_dict(cfg: BaseModel) -> dict[str, Any]:
-    """A plain, JSON/YAML-safe dict of a config."""
-    return cfg.model_dump(mode="json")
-
-
-def set_path(cfg: StudyFile, updates: dict[str, Any]) -> StudyFile:
-    """A new validated config with dotted-key ``updates`` applied (e.g. ``{"loss.scale": 2}``)."""
-    raw = to_dict(cfg)
-    for key, value in updates.items():
-        parts = key.split(".")
-        _check_key_path(parts, cfg.name, "key")
-        node = raw
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return parse_study(raw, cfg.name)
+        raise ConfigError(format_error(source, err, StudyFile)) from None

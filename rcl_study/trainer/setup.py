@@ -2,7 +2,7 @@
 
 :func:`setup` seeds the process, resolves the loss, makes the Accelerate accelerator, loads the
 data and builds the network, the batch schedule and the random streams of one trial (a
-:class:`Trial`). ``rcl_study.pack`` builds a pack from the same pieces (:func:`setup_start`,
+:class:`Trial`). ``rcl_study.trainer.pack`` builds a pack from the same pieces (:func:`setup_start`,
 :func:`build_network`, :func:`prepare_data`, :func:`make_schedule`, :func:`make_generators`).
 """
 
@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import StudyFile
-from .data import load_data
-from .data.datasets import ListImages, LTData
-from .losses import LossSpec, check_loss_inputs, resolve_loss
-from .models import build_model
+from rcl_study.config import StudyFile
+from rcl_study.data import load_data
+from rcl_study.data.datasets import ListImages, LTData
+from rcl_study.losses import LossSpec, check_loss_inputs, resolve_loss
+from rcl_study.trainer.models import build_model
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:

@@ -3,7 +3,7 @@
 ``train_pack(cfgs, names)`` is ``[train_trial(c) for c in cfgs]`` done at once: one setup, one
 data set on the device, one epoch order and one set of augmented views per step (common random
 numbers), then each member's own forward, loss, backward and SGD step. Each member is a
-:class:`~rcl_study.trial_setup.Trial` of its own (weights, BatchNorm statistics, optimiser, loss,
+:class:`~rcl_study.trainer.setup.Trial` of its own (weights, BatchNorm statistics, optimiser, loss,
 history) that shares the data, schedule and random streams of the pack. Every member's network is
 built from the random state ``train_trial`` builds it from, so a member's weights, batches, losses
 and gradients are those of its separate run (``tests/test_pack.py``).
@@ -28,13 +28,14 @@ from typing import Any
 
 import torch
 
-from .batches import epoch_order, gather_batch
-from .checkpoint import CheckpointError, atomic_save, plain, read_checkpoint
-from .config import PACKABLE_KEYS, StudyFile, to_dict
-from .evaluation import LOSS_KEYS, evaluation, finish_result, progress_line
-from .losses import resolve_loss
-from .train import batch_inputs, update
-from .trial_setup import (
+from rcl_study.config import StudyFile, to_dict
+from rcl_study.losses import resolve_loss
+from rcl_study.trainer import Report
+from rcl_study.trainer.batches import epoch_order, gather_batch
+from rcl_study.trainer.checkpoint import CheckpointError, atomic_save, plain, read_checkpoint
+from rcl_study.trainer.evaluation import LOSS_KEYS, evaluation, finish_result, progress_line
+from rcl_study.trainer.loop import batch_inputs, update
+from rcl_study.trainer.setup import (
     Trial,
     build_network,
     make_generators,
@@ -43,7 +44,17 @@ from .trial_setup import (
     setup_start,
 )
 
-Report = Callable[[dict[str, Any]], None]
+#: dotted keys in which the members of one pack may differ (the loss knobs; everything else, the
+#: data, the network, the schedule and the seed, is shared)
+PACKABLE_KEYS = (
+    "loss.balance",
+    "loss.scale",
+    "loss.margin",
+    "loss.class_averaging",
+    "loss.prototypes",
+    "loss.logit_adjust",
+    "loss.scale_on",
+)
 
 
 @dataclass
@@ -86,7 +97,7 @@ def check_packable(cfgs: list[StudyFile]) -> None:
 
 
 def setup_pack(cfgs: list[StudyFile], names: list[str]) -> list[Member]:
-    """One shared setup (as :func:`rcl_study.trial_setup.setup`), one network per member.
+    """One shared setup (as :func:`rcl_study.trainer.setup.setup`), one network per member.
 
     Each network is built from the random state the single trial builds its network from, so
     the members start from the weights of their separate runs (equal weights for equal seeds).
@@ -114,7 +125,7 @@ def train_pack_epoch(members: list[Member], epoch: int) -> dict[str, torch.Tenso
     """One epoch of every member on the same batches and views; each member's mean losses.
 
     A member with a non-finite loss in the epoch is marked ``diverged`` (read once, at the end
-    of the epoch, like :func:`rcl_study.train.train_epoch`).
+    of the epoch, like :func:`rcl_study.trainer.loop.train_epoch`).
     """
     lead = members[0].trial
     data, sched, gens, device = lead.data, lead.sched, lead.gens, lead.device
@@ -209,8 +220,8 @@ def train_pack(
         log: where plain progress lines go (default: stderr).
 
     Returns:
-        Per member, what :func:`rcl_study.train.train_trial` returns (``seconds_per_epoch`` is
-        the pack's: all members' steps).
+        Per member, what :func:`rcl_study.trainer.loop.train_trial` returns
+        (``seconds_per_epoch`` is the pack's: all members' steps).
 
     Raises:
         ValueError: members that differ in more than their loss knobs.

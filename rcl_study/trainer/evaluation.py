@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .metrics import classification_metrics, feature_measures
-from .trial_setup import Trial
+from rcl_study.trainer.metrics import classification_metrics, feature_measures
+from rcl_study.trainer.setup import Trial
 
 LOSS_KEYS = ("loss", "loss_cls", "loss_con")
 

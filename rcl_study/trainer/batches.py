@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .trial_setup import Schedule, TrialData
+from rcl_study.trainer.setup import Schedule, TrialData
 
 
 class _Prefetch:

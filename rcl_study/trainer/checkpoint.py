@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .trial_setup import Generators
+from rcl_study.files import atomic_write
+from rcl_study.trainer.setup import Generators
 
 
 class CheckpointError(ValueError):
@@ -17,10 +17,8 @@ class CheckpointError(ValueError):
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename it onto ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` to ``path`` atomically (temporary file, fsync, rename)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def save_checkpoint(

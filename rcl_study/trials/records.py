@@ -13,13 +13,14 @@ trial computes (``name``, ``train.progress``, ``train.threads``, ``train.checkpo
 ``data.download``, the ``study``, ``resources`` and ``report`` sections), plus the number of
 data-parallel workers, which does change it.
 
-This module sits below ``study/`` and ``report/`` (it imports only ``config``).
+This module sits below ``study/`` and ``report/``; it imports nothing of the package.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import json
 import platform
@@ -30,8 +31,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .config import StudyFile, set_path
-
 
 @dataclass(frozen=True)
 class TrialPlan:
@@ -41,10 +40,6 @@ class TrialPlan:
     variant: str
     seed: int
     overrides: dict[str, Any] = field(default_factory=dict)
-
-    def config(self, base: StudyFile) -> StudyFile:
-        """The trial's resolved configuration."""
-        return set_path(base, {**self.overrides, "train.seed": self.seed})
 
     def to_json(self) -> dict[str, Any]:
         """Plain dict (plan files, trial folders, Ray Tune's param space)."""
@@ -245,8 +240,12 @@ def environment() -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=1)
 def git_revision() -> str:
-    """``git rev-parse HEAD`` of the project (``unknown`` outside a checkout), ``+dirty`` if so."""
+    """``git rev-parse HEAD`` of the project (``unknown`` outside a checkout), ``+dirty`` if so.
+
+    Asked once per process (two ``git`` processes), not once per record.
+    """
     here = Path(__file__).resolve().parent
     try:
         rev = subprocess.run(

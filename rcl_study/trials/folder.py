@@ -1,6 +1,7 @@
 """A study's folder on disk: its paths, and the reads and atomic writes of its records and plan.
 
-``<root>/records.jsonl`` holds one line per trial (a :class:`~rcl_study.records.TrialRecord`);
+``<root>/records.jsonl`` holds one line per trial (a
+:class:`~rcl_study.trials.records.TrialRecord`);
 every append rewrites the file through a temporary file and a rename, so a crash leaves either
 the old or the new table, never half a line. ``<root>/plan.json`` lists the planned trials, so a
 report can say how many are done; ``<root>/trials/<trial_id>/`` holds a trial's config, result
@@ -20,24 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .records import TrialRecord, TrialStatus, dumps
+from rcl_study.files import atomic_write_text
+from rcl_study.trials.records import TrialRecord, TrialStatus, dumps
 
 RECORDS = "records.jsonl"
 DAMAGED = "records.damaged.jsonl"
 PLAN = "plan.json"
 LOCK = "driver.lock"
 TRIALS = "trials"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, fsync and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _parse(line: bytes) -> tuple[dict[str, Any], TrialRecord] | None:

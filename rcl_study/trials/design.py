@@ -10,9 +10,9 @@ import itertools
 import json
 from typing import Any
 
-from .config import ConfigError, StudyFile, check_key, set_path, to_dict
-from .losses import OFF_VALUES, resolve_loss
-from .records import TrialPlan
+from rcl_study.config import ConfigError, StudyFile, check_key, set_path, to_dict
+from rcl_study.losses import OFF_VALUES, resolve_loss
+from rcl_study.trials.records import TrialPlan
 
 SLUG_MAX = 60
 

@@ -1,0 +1,141 @@
+"""The checks a study passes before anything runs or is written (pure, except the reads).
+
+The design (:func:`check_study`), the machine (:func:`check_machine`), the folders
+(:func:`check_folders`, :func:`check_folder`) and, on ``--resume``, whether the study file changed
+what recorded trials compute (:func:`check_changes`). Each failure is one line naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rcl_study.config import ConfigError, StudyFile, to_dict
+from rcl_study.study.packing import pack_size
+from rcl_study.trials import ownership as folders
+from rcl_study.trials.design import baseline_variant, expand, search_distributions, trial_config
+from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.records import TrialPlan, changed_keys, config_hash
+
+
+class StudyExists(RuntimeError):
+    """The study folder already holds records and neither --resume nor --overwrite was given."""
+
+
+class StudyChanged(ConfigError):
+    """``--resume`` of a study whose file changed what its recorded trials compute."""
+
+
+def check_folders(cfg: StudyFile, source: str | None = None) -> None:
+    """Refuse records or report folders that are not this study's own (see ``folders``)."""
+    src = source or cfg.name
+    key = "study.output_dir" if cfg.study.output_dir else "name"
+    folders.check_folder(cfg.output_dir, cfg.name, "records", key, src)
+    key = "report.dir" if cfg.report.dir else "name"
+    folders.check_folder(cfg.report_dir, cfg.name, "report", key, src)
+    folders.check_pair(cfg.output_dir, cfg.report_dir, src)
+
+
+def check_folder(cfg: StudyFile, resume: bool, overwrite: bool) -> None:
+    """Refuse a folder that is not this study's, or holds records, unless told how."""
+    check_folders(cfg)
+    out = cfg.output_dir
+    folder = StudyFolder(out)
+    if folder.holds_study() and not (resume or overwrite):
+        raise StudyExists(
+            f"{out} already holds this study ({len(folder.records())} trials recorded); "
+            "run again with --resume to finish it, or --overwrite to delete it and start over"
+        )
+
+
+def check_changes(
+    cfg: StudyFile, accept: bool = False, plans: list[TrialPlan] | None = None
+) -> None:
+    """Refuse to resume when the study file changed what recorded trials compute.
+
+    Each record's ``config_hash`` is compared with the hash of the configuration the current
+    study file gives the same trial (its current overrides for a planned trial, the recorded
+    ones otherwise, e.g. for search trials); differing keys are named.
+
+    Raises:
+        StudyChanged: some recorded trial would now run differently, and ``accept`` is False.
+
+    """
+    records = StudyFolder(cfg.output_dir).records()
+    if not records or accept:
+        return
+    if plans is None and cfg.study.kind != "search":
+        plans = expand(cfg)
+    planned = {p.trial_id: p.overrides for p in plans or []}
+    keys: dict[str, None] = {}
+    n = 0
+    for r in records:
+        overrides = planned.get(r.trial_id, r.overrides)
+        seed = cfg.train.seed if r.seed is None else r.seed
+        try:
+            new = to_dict(trial_config(cfg, overrides, seed))
+        except ConfigError:
+            new = {}
+        if r.config_hash == config_hash(new):
+            continue
+        diff = changed_keys(r.config, new) if new else list(overrides)
+        if diff:
+            n += 1
+            keys.update(dict.fromkeys(diff))
+    if keys:
+        shown = ", ".join(list(keys)[:8]) + (", ..." if len(keys) > 8 else "")
+        raise StudyChanged(
+            f"{cfg.name}: the study changed since {n} of its {len(records)} recorded trials ran "
+            f"({shown}); resume with --resume --accept-changes to keep those records as they "
+            "are, or start over with --overwrite"
+        )
+
+
+def check_study(cfg: StudyFile) -> list[TrialPlan]:
+    """Validate what the schema alone cannot (design, grid keys, ranges, baseline); no writes.
+
+    Returns the planned trials of an ablation or grid (``[]`` for a search, whose trials are
+    sampled), so that a caller expands the design once.
+    """
+    if cfg.study.kind == "search":
+        search_distributions(cfg)
+        if len(cfg.study.seeds) < 2:
+            raise ConfigError(
+                f"{cfg.name}: study.seeds: a search selects at the first seed and re-runs its best "
+                f"configuration at the others, so it needs at least 2 seeds (got {cfg.study.seeds})"
+            )
+        if cfg.report.baseline:
+            raise ConfigError(
+                f"{cfg.name}: report.baseline: a search has no baseline variant (its trials "
+                "differ in several keys at once); remove it"
+            )
+        pack_size(cfg, [])
+        return []
+    plans = expand(cfg)
+    baseline_variant(cfg, list(dict.fromkeys(p.variant for p in plans)))
+    pack_size(cfg, plans)
+    return plans
+
+
+def check_machine(cfg: StudyFile) -> None:
+    """Refuse trials that need more CPUs or GPUs than this machine has (local Ray only)."""
+    import torch
+
+    if cfg.train.device == "cuda" and cfg.resources.gpus_per_trial == 0:
+        raise ConfigError(
+            f"{cfg.name}: train.device: cuda, but resources.gpus_per_trial is 0 (Ray would hide "
+            "the GPUs from the trial); give each trial a GPU share or set train.device: auto"
+        )
+    if cfg.resources.address:
+        return  # the cluster is checked when Ray joins it
+    gpus = torch.cuda.device_count()
+    if cfg.train.device == "cuda" and gpus == 0:
+        raise ConfigError(
+            f"{cfg.name}: train.device: cuda, but this machine has no GPU; "
+            "set train.device: auto (or cpu), or run with --smoke"
+        )
+    why = cfg.resources.shortfall(os.cpu_count() or 1, gpus, "this machine")
+    if why:
+        key = why.split(":", 1)[0]
+        raise ConfigError(
+            f"{cfg.name}: {why}; lower it (--set {key}=...) or try the study with --smoke"
+        )

@@ -1,0 +1,90 @@
+"""The one contract of an executor, the part of a study that runs units of work.
+
+The study runner (:mod:`rcl_study.study.runner`) plans the units, then hands them to an
+:class:`Executor`; the executor trains them (here, or on a Ray cluster) and hands each member's
+:class:`~rcl_study.trials.records.TrialRecord` back through ``on_record``, which appends it to the
+study folder. Two executors implement it: :class:`~rcl_study.study.local.LocalExecutor` (this
+process, no Ray) and :class:`~rcl_study.study.ray_tune.RayExecutor` (Ray Tune, Optuna searches).
+Tests run the same contract over both (``tests/study/test_executor_contract.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from rcl_study.config import StudyFile
+from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.records import TrialRecord
+from rcl_study.trials.unit import Unit
+
+#: called in the driver with every new record, once it is appended (progress, tracking)
+OnRecord = Callable[[TrialRecord], None]
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """What a search asks of an executor: ``n_trials`` new points of ``distributions``.
+
+    ``enqueue`` lists parameter dicts to run first (trials a stopped study left running);
+    ``resumed`` counts the points the stored search already holds (it re-seeds the sampler).
+    """
+
+    distributions: dict[str, Any]
+    n_trials: int
+    enqueue: list[dict[str, Any]] = field(default_factory=list)
+    resumed: int = 0
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs units of a study and reports one record per member trial.
+
+    Lifecycle: :meth:`start` once (join or start what the executor needs; a missing or too small
+    cluster fails here, before anything is written), then :meth:`run` and :meth:`search` any
+    number of times, then :meth:`stop` (always, also after an error).
+    """
+
+    #: ``local`` or ``ray`` (the value of ``resources.executor`` that selects it)
+    name: str
+
+    def start(self, study: StudyFile) -> None:
+        """Get ready to run ``study``'s trials; raise a one-line error when it cannot."""
+        ...
+
+    def run(
+        self, study: StudyFile, units: Sequence[Unit], folder: StudyFolder, on_record: OnRecord
+    ) -> None:
+        """Train every unit in the study folder ``folder``; each member's record to ``on_record``.
+
+        A unit that raises is recorded ``failed`` (the exception's last line) and the others go
+        on. Ctrl-C raises ``KeyboardInterrupt`` after the finished members are recorded.
+        """
+        ...
+
+    def search(
+        self, study: StudyFile, request: SearchRequest, folder: StudyFolder, on_record: OnRecord
+    ) -> None:
+        """Sample and train ``request.n_trials`` search points at ``study.study.seeds[0]``.
+
+        Raises:
+            ConfigError: this executor cannot run searches.
+
+        """
+        ...
+
+    def stop(self) -> None:
+        """Release what :meth:`start` took; safe to call more than once."""
+        ...
+
+
+def make_executor(study: StudyFile) -> Executor:
+    """The executor ``resources.executor`` names (``local`` never imports Ray)."""
+    if study.resources.executor == "local":
+        from rcl_study.study.local import LocalExecutor
+
+        return LocalExecutor()
+    from rcl_study.study.ray_tune import RayExecutor
+
+    return RayExecutor()

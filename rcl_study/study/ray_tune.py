@@ -1,0 +1,373 @@
+"""The Ray Tune adapter, :class:`RayExecutor`: with :mod:`.cluster`, the only modules importing Ray.
+
+Units travel to trials as Python objects (``tune.with_parameters`` puts the frozen study and the
+units in Ray's object store; a trial's config holds only its unit's index); a search's trials are
+sampled by Optuna. The driver records every finished trial through a Tune callback. Resume does
+not rely on Tune's experiment state: the runner plans only trials without a record, and a trial
+that was running restarts from the checkpoint in its own folder ``<output_dir>/trials/<id>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rcl_study.config import DRIVER_CPU, ResourcesConfig, StudyFile
+from rcl_study.study import cluster
+from rcl_study.study.cluster import ClusterError
+from rcl_study.study.execute import Resolver, train_and_save, train_unit, unit_records
+from rcl_study.study.executor import OnRecord, SearchRequest
+from rcl_study.trials.design import params_id
+from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.records import TrialPlan, TrialStatus
+from rcl_study.trials.unit import Unit
+
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # verbose=0 then prints nothing
+os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials keep the study's working directory
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000")
+os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # ours asks Tune to stop (SIGUSR1)
+
+from ray import tune  # noqa: E402
+
+__all__ = ["ClusterError", "RayExecutor", "StudyInterrupted"]
+
+
+class StudyInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the study; finished trials are recorded, the others run on --resume."""
+
+
+class _NoRestoreHint(logging.Filter):
+    """Drop Tune's own stop/resume lines: this tool resumes with --resume, not Tuner.restore."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not any(
+            s in msg
+            for s in (
+                "Tuner.restore",
+                "Stop signal received",
+                "Trials did not complete",
+                "Failed to fetch metrics",  # of the trials Ctrl-C stopped
+            )
+        )
+
+
+def _quiet_tune_logs() -> None:
+    """Install :class:`_NoRestoreHint` on Tune's loggers (once)."""
+    for name in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _NoRestoreHint) for f in logger.filters):
+            logger.addFilter(_NoRestoreHint())
+
+
+class _Interrupt:
+    """While Tune runs: the first Ctrl-C asks Tune to stop gracefully, a second one at once."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self._prev: Any = None
+
+    def __enter__(self) -> _Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._prev = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.set or signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.SIG_IGN, None):
+            raise KeyboardInterrupt
+        self.set = True
+        print(
+            "interrupted: stopping the running trials (Ctrl-C again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's graceful stop
+
+    def __exit__(self, *exc) -> None:
+        if self._prev is not None:
+            signal.signal(signal.SIGINT, self._prev)
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+def _search_unit(config: dict[str, Any], study: StudyFile) -> Unit:
+    """The unit of an Optuna-sampled search trial (its config: flat dotted keys)."""
+    params = {k: v for k, v in config.items() if "." in k}
+    plan = TrialPlan(f"search-{params_id(params)}", "search", study.study.seeds[0], params)
+    return Unit.single(plan)
+
+
+def _unit_of(config: dict[str, Any], study: StudyFile, units: Sequence[Unit] | None) -> Unit:
+    """A trial's unit: ``units[config["unit"]]``, or the sampled point of a search."""
+    return _search_unit(config, study) if units is None else units[config["unit"]]
+
+
+def _run_unit(
+    config: dict[str, Any], study: StudyFile, units: Sequence[Unit] | None, out_dir: str
+) -> None:
+    """Tune function trainable: one trial (here or on data-parallel workers) or one pack."""
+    unit = _unit_of(config, study, units)
+    folder = StudyFolder(out_dir)
+    res = study.resources
+
+    def report(metrics: dict[str, Any]) -> None:
+        tune.report(_scalars(metrics))
+
+    if unit.is_pack:
+        train_unit(unit, Resolver(study), folder, report, int(res.cpus_per_trial))
+        tune.report({"trial_finished": 1.0})
+        return
+    plan = unit.members[0]
+    done = folder.trial_dir(plan.trial_id) / "result.json"
+    if done.exists():  # the same point again (e.g. a resampled search point): never retrain
+        tune.report({**_scalars(json.loads(done.read_text())), "trial_finished": 1.0})
+        return
+    if res.workers > 1:
+        _run_data_parallel(plan, study, out_dir, res)
+        return
+    result = train_and_save(plan, Resolver(study), folder, report, int(res.cpus_per_trial))
+    tune.report({**_scalars(result), "trial_finished": 1.0})
+
+
+def _data_parallel_worker(config: dict[str, Any]) -> None:
+    """Ray Train worker: Accelerate inside picks up the process group Ray Train set up."""
+    import ray.train
+
+    rank = ray.train.get_context().get_world_rank()
+    result = train_and_save(
+        config["plan"],
+        Resolver(config["study"]),
+        StudyFolder(config["out_dir"]),
+        lambda m: ray.train.report(_scalars(m)),
+        config["threads"],
+        rank0=rank == 0,
+    )
+    ray.train.report({**_scalars(result), "trial_finished": 1.0})
+
+
+def _run_data_parallel(
+    plan: TrialPlan, study: StudyFile, out_dir: str, res: ResourcesConfig
+) -> None:
+    """Run one trial as a Ray Train ``TorchTrainer`` (DDP over ``res.workers`` workers)."""
+    from ray.train import RunConfig as TrainRunConfig
+    from ray.train import ScalingConfig
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    n = res.workers
+    per_worker = {"CPU": res.cpus_per_trial / n}
+    if res.gpus_per_trial:
+        per_worker["GPU"] = res.gpus_per_trial / n
+    trainer = TorchTrainer(
+        _data_parallel_worker,
+        train_loop_config={
+            "plan": plan,
+            "study": study,
+            "out_dir": out_dir,
+            "threads": max(1, int(res.cpus_per_trial / n)),
+        },
+        scaling_config=ScalingConfig(
+            num_workers=n, use_gpu=res.gpus_per_trial > 0, resources_per_worker=per_worker
+        ),
+        run_config=TrainRunConfig(
+            name=f"train-{plan.trial_id}-{int(time.time())}",
+            storage_path=str(Path(out_dir) / "ray-train"),
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    trainer.fit()
+
+
+class _Recorder(tune.Callback):
+    """Driver-side: turn each finished, pruned or failed Tune trial into its members' records."""
+
+    def __init__(
+        self,
+        study: StudyFile,
+        units: Sequence[Unit] | None,
+        folder: StudyFolder,
+        on_record: OnRecord,
+        interrupt: _Interrupt | None = None,
+    ):
+        self.study, self.units, self.folder, self.on_record = study, units, folder, on_record
+        self.resolve = Resolver(study)
+        self.interrupt = interrupt
+        self.started: dict[str, float] = {}
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.started[trial.trial_id] = time.time()
+
+    def _record(self, trial, status: TrialStatus, reason: str) -> None:
+        unit = _unit_of(trial.config, self.study, self.units)
+        partial = {
+            k: v
+            for k, v in (trial.last_result or {}).items()
+            if k in ("top1", "balanced_acc", "epoch", "loss")
+        }
+        wall = time.time() - self.started.get(trial.trial_id, time.time())
+        # stopped by Ctrl-C before finishing: not recorded, it runs again on --resume
+        finished_only = bool(self.interrupt and self.interrupt.set)
+        for record in unit_records(
+            unit, self.resolve, self.folder, status, reason, wall, partial, finished_only
+        ):
+            self.on_record(record)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._record(trial, TrialStatus.OK, "")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._record(trial, TrialStatus.FAILED, _error_text(trial))
+
+
+def _error_text(trial) -> str:
+    """The last line of a failed trial's traceback (its exception type and message)."""
+    texts = []
+    try:
+        path = trial.error_file
+        if path and Path(path).exists():
+            texts.append(Path(path).read_text())
+    except Exception:  # noqa: BLE001 - best effort: the text is informative only
+        pass
+    try:
+        texts.append(str(trial.get_error() or ""))
+    except Exception:  # noqa: BLE001
+        pass
+    for text in texts:
+        lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+        if lines:
+            return lines[-1][:500]
+    return "trial raised an exception (no traceback was kept)"
+
+
+class RayExecutor:
+    """Runs units as Ray Tune trials and searches with Optuna (implements ``Executor``)."""
+
+    name = "ray"
+
+    def __init__(self) -> None:
+        self._interrupt = _Interrupt()
+
+    def start(self, study: StudyFile) -> None:
+        """Join ``resources.address`` or start a private Ray instance (:func:`.cluster.connect`)."""
+        _quiet_tune_logs()
+        cluster.connect(study)
+
+    def stop(self) -> None:
+        """Leave the Ray instance this process started or joined."""
+        cluster.disconnect()
+
+    def run(
+        self, study: StudyFile, units: Sequence[Unit], folder: StudyFolder, on_record: OnRecord
+    ) -> None:
+        """Run every unit as one Tune trial; members' records go to ``on_record``."""
+        units = tuple(units)
+        space = {"unit": tune.grid_search(list(range(len(units))))}
+        self._fit(study, units, folder, on_record, space, {})
+
+    def search(
+        self, study: StudyFile, request: SearchRequest, folder: StudyFolder, on_record: OnRecord
+    ) -> None:
+        """Sample ``request.n_trials`` points with Optuna (optionally under ASHA) and run them."""
+        from ray.tune.search import ConcurrencyLimiter
+
+        res = study.resources
+        kwargs: dict[str, Any] = {
+            "num_samples": request.n_trials,
+            "metric": study.study.metric,
+            "mode": study.study.mode,
+            "search_alg": _optuna_searcher(study, folder.root, request),
+        }
+        if res.max_concurrent:
+            kwargs["search_alg"] = ConcurrencyLimiter(kwargs["search_alg"], res.max_concurrent)
+        if study.study.asha:
+            from ray.tune.schedulers import ASHAScheduler
+
+            # max_t one past the last epoch: ASHA stops any trial that reaches max_t, which
+            # would cut a finished trial off before its result is stored
+            kwargs["scheduler"] = ASHAScheduler(
+                time_attr="epoch", max_t=study.train.epochs + 1, grace_period=1, reduction_factor=3
+            )
+        self._fit(study, None, folder, on_record, {}, kwargs)
+
+    def _fit(
+        self,
+        study: StudyFile,
+        units: tuple[Unit, ...] | None,
+        folder: StudyFolder,
+        on_record: OnRecord,
+        space: dict[str, Any],
+        kwargs: dict[str, Any],
+    ) -> None:
+        res = study.resources
+        out_dir = folder.root.resolve()
+        fn = tune.with_parameters(_run_unit, study=study, units=units, out_dir=str(out_dir))
+        if res.workers > 1:  # the trial only drives a TorchTrainer, whose workers hold resources
+            fn = tune.with_resources(fn, {"cpu": DRIVER_CPU})
+        else:
+            fn = tune.with_resources(fn, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
+        if "search_alg" not in kwargs or not res.max_concurrent:
+            kwargs = {"max_concurrent_trials": res.max_concurrent, **kwargs}
+        recorder = _Recorder(study, units, StudyFolder(out_dir), on_record, self._interrupt)
+        tuner = tune.Tuner(
+            fn,
+            param_space=space,
+            tune_config=tune.TuneConfig(**kwargs),
+            run_config=tune.RunConfig(
+                name=f"tune-{int(time.time())}",
+                storage_path=str(out_dir / "ray"),
+                verbose=0,
+                callbacks=[recorder],
+                failure_config=tune.FailureConfig(max_failures=0),  # retried by --resume
+            ),
+        )
+        with self._interrupt:
+            tuner.fit()
+        if self._interrupt.set:
+            raise StudyInterrupted()
+
+
+def _optuna_searcher(cfg: StudyFile, out_dir: Path, search: SearchRequest):
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    # a resumed search continues the stored Optuna study; its sampler gets a fresh seed, or it
+    # would draw the points of the first run again
+    seed = cfg.study.seeds[0] + search.resumed
+    samplers = {
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+    }
+    if cfg.study.sampler == "grid":
+        grid = {
+            k: (v.choices if v.type == "categorical" else [v.low, v.high])
+            for k, v in cfg.study.space.items()
+        }
+        sampler = optuna.samplers.GridSampler(grid, seed=seed)
+    else:
+        sampler = samplers[cfg.study.sampler]()
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out_dir / "optuna.journal"))
+    )
+    return OptunaSearch(
+        space=search.distributions,
+        metric=cfg.study.metric,
+        mode=cfg.study.mode,
+        sampler=sampler,
+        storage=storage,
+        study_name=cfg.name,
+        points_to_evaluate=search.enqueue or None,
+    )
