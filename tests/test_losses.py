@@ -2,6 +2,8 @@
 
 import itertools
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,7 +20,6 @@ from rcl_study.losses import (
     resolve_loss,
     total_loss,
 )
-from rcl_study.losses.contrastive import naive_class_loop_loss
 
 
 def reference_loss(u, y, n, protos, tau, s, gamma, m, class_averaging, s_proto=None):
@@ -102,7 +103,19 @@ def test_supcon_special_case():
     assert torch.allclose(got, supcon_matrix_form(u, y, 0.2), atol=1e-12)
 
 
+def _class_loop_loss():
+    """``benchmarks/class_loop_loss.py``'s naive class loop (BCL's official construction)."""
+    root = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        from class_loop_loss import naive_class_loop_loss
+    finally:
+        sys.path.remove(str(root / "benchmarks"))
+    return naive_class_loop_loss
+
+
 def test_bcl_special_case_matches_class_loop_form():
+    naive_class_loop_loss = _class_loop_loss()
     u, y, counts, protos = _batch(2, n=20, c=5)
     got = contrastive_loss(u, y, counts, protos, temperature=0.1, class_averaging=True)
     loop = naive_class_loop_loss(u, y, counts, protos, temperature=0.1)
