@@ -66,15 +66,6 @@ METRIC_INFO: dict[str, tuple[str, tuple[float, float] | None]] = {
 RENAMED_METRICS = {"balancedness": "equiangular_gap_deg"}
 #: CPU held by a data-parallel trial's own Tune function while its Ray Train workers run
 DRIVER_CPU = 0.01
-PACKABLE_KEYS = (
-    "loss.balance",
-    "loss.scale",
-    "loss.margin",
-    "loss.class_averaging",
-    "loss.prototypes",
-    "loss.logit_adjust",
-    "loss.scale_on",
-)
 
 
 #: seeds feed ``numpy.random.default_rng`` / ``np.random.seed``: 0 <= seed < 2**32

@@ -78,11 +78,24 @@ def seed_plan(st: dict[str, Any], cfg: StudyFile, effects=None) -> dict | None:
     )
 
 
+def in_plan_order(records: list, plan: dict[str, Any], kind: str) -> list:
+    """Records of an ablation or grid in the order of ``plan.json`` (unplanned ones last).
+
+    Trials finish in whatever order the executor runs them; sorting by the plan makes the
+    report of the same records the same, however they were run. A search keeps file order (its
+    trials are sampled in that order).
+    """
+    if kind == "search":
+        return list(records)
+    order = {row.get("trial_id"): i for i, row in enumerate(plan.get("trials") or [])}
+    return sorted(records, key=lambda r: order.get(r.trial_id, len(order)))
+
+
 def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> dict[str, Any]:
     """Compute tables and statistics and draw figures; returns ``(blocks, stats)`` as a dict."""
     folder = StudyFolder(out_dir)
-    records = _normalise(folder.records())
     plan = folder.plan()
+    records = _normalise(in_plan_order(folder.records(), plan, cfg.study.kind))
     metric, mode, alpha = cfg.study.metric, cfg.study.mode, cfg.report.alpha
     df = analysis.results_table(records, metric)
     planned = len(plan["trials"]) or len(records)
