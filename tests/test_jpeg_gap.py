@@ -1,4 +1,5 @@
-"""scripts/jpeg_gap.py: the paired lossless-vs-JPEG gap, its interval, its CLI on a tiny model."""
+"""The paired lossless-vs-JPEG gap (rcl_study.report.paired, rcl_study.trainer.jpeg_gap), its
+interval, and the CLI scripts/jpeg_gap.py on a tiny model."""
 
 import importlib.util
 import io
@@ -14,10 +15,13 @@ from PIL import Image
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
+from rcl_study.report import paired
+from rcl_study.trainer import jpeg_gap
+
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("jpeg_gap", ROOT / "scripts" / "jpeg_gap.py")
-jpeg_gap = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(jpeg_gap)
+_spec = importlib.util.spec_from_file_location("jpeg_gap_cli", ROOT / "scripts" / "jpeg_gap.py")
+cli = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cli)
 
 
 def _newcombe_reference(a, b, c, d, conf=0.95):
@@ -39,7 +43,7 @@ def test_paired_gap_counts_a_hand_made_case():
     # 10 images: right as lossless 7, right as JPEG 6; lossless-only 2 (5, 6), JPEG-only 1 (7)
     lossless = np.array([1, 1, 1, 1, 1, 1, 1, 0, 0, 0], bool)
     jpeg = np.array([1, 1, 1, 1, 1, 0, 0, 1, 0, 0], bool)
-    out = jpeg_gap.paired_gap(lossless, jpeg)
+    out = paired.paired_gap(lossless, jpeg)
     assert out["acc_a"] == 0.7 and out["acc_b"] == 0.6
     assert out["gap"] == pytest.approx(0.1)
     assert out["table"] == {"both": 5, "only_a": 2, "only_b": 1, "neither": 2}
@@ -54,20 +58,20 @@ def test_paired_gap_counts_a_hand_made_case():
     "table", [(850, 40, 12, 98), (10, 15, 5, 20), (0, 3, 0, 7), (500, 0, 0, 500), (30, 0, 9, 61)]
 )
 def test_newcombe_interval_matches_the_papers_formula(table):
-    lo, hi = jpeg_gap.newcombe_paired_interval(*table)
+    lo, hi = paired.newcombe_paired_interval(*table)
     ref = _newcombe_reference(*table)
     assert (lo, hi) == pytest.approx(ref, abs=1e-12)
     a, b, c, d = table
     assert lo <= (b - c) / sum(table) <= hi
     # swapping the two conditions mirrors the interval
-    lo2, hi2 = jpeg_gap.newcombe_paired_interval(a, c, b, d)
+    lo2, hi2 = paired.newcombe_paired_interval(a, c, b, d)
     assert (lo2, hi2) == pytest.approx((-hi, -lo), abs=1e-12)
 
 
 @pytest.mark.parametrize("b,c", [(40, 12), (0, 0), (3, 0), (17, 25), (1, 1)])
 def test_mcnemar_exact_p_is_scipys_binomial_test(b, c):
     expected = 1.0 if b + c == 0 else stats.binomtest(b, b + c, 0.5).pvalue
-    assert jpeg_gap.mcnemar_exact_p(b, c) == pytest.approx(expected, rel=1e-12)
+    assert paired.mcnemar_exact_p(b, c) == pytest.approx(expected, rel=1e-12)
 
 
 def test_jpeg_roundtrip_is_pils_quality_75_and_lossy():
@@ -130,10 +134,10 @@ def test_cli_scores_the_lossless_images_of_an_untrained_checkpoint(tmp_path, cap
     path = _tiny_study(tmp_path)
     cfg = load_study(path)
     torch.manual_seed(0)
-    model = jpeg_gap._build(cfg, load_data(cfg.data))
+    model = jpeg_gap.build_for(cfg, load_data(cfg.data))
     torch.save({"model": model.state_dict(), "epoch": 3}, tmp_path / "checkpoint.pt")
     out = tmp_path / "gap.json"
-    rc = jpeg_gap.main(
+    rc = cli.main(
         [
             str(path),
             "--checkpoint",
@@ -154,16 +158,16 @@ def test_cli_scores_the_lossless_images_of_an_untrained_checkpoint(tmp_path, cap
     assert res["gap_ci"][0] <= res["gap"] <= res["gap_ci"][1]
     assert json.loads(capsys.readouterr().out) == res
     ckpt = str(tmp_path / "checkpoint.pt")
-    assert jpeg_gap.main([str(path), "--checkpoint", ckpt, "--limit", "7", "--device", "cpu"]) == 0
+    assert cli.main([str(path), "--checkpoint", ckpt, "--limit", "7", "--device", "cpu"]) == 0
     assert json.loads(capsys.readouterr().out)["images"] == 7
 
 
 def test_cli_refuses_bad_input_with_one_line(tmp_path, capsys):
     path = _tiny_study(tmp_path)
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    rc = jpeg_gap.main([str(path), "--checkpoint", str(tmp_path / "bad.pt"), "--device", "cpu"])
+    rc = cli.main([str(path), "--checkpoint", str(tmp_path / "bad.pt"), "--device", "cpu"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "bad.pt" in err
-    rc = jpeg_gap.main([str(path), "--checkpoint", "x.pt", "--set", "data.nope=1"])
+    rc = cli.main([str(path), "--checkpoint", "x.pt", "--set", "data.nope=1"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "data.nope" in err

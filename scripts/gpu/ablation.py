@@ -19,14 +19,14 @@ the whole 2^3 ablation as one pack of 8, (b) ``none`` (BCL) and ``balance+scale+
 resumes in a later call).
 
 ``run``: the study through the study engine (``rcl_study.study.runner.run_study``, resume on,
-``resources.executor: local``), restricted to the plan's variants: the whole plan is written to
-``plan.json``, the trials of the chosen variants are packed as ``resources.pack`` allows and
-trained; the others stay planned, so ``--resume`` (or a later ``run --plan a``) finishes them
-from the same folder. SIGTERM stops it like Ctrl-C (the driver lock is released; the pack's
-checkpoint stays and resumes).
+``resources.executor: local``), restricted to the plan's variants (its ``only``): the whole plan
+is written to ``plan.json``, the trials of the chosen variants are packed as ``resources.pack``
+allows and trained; the others stay planned, so ``--resume`` (or a later ``run --plan a``)
+finishes them from the same folder. SIGTERM stops it like Ctrl-C (the driver lock is released;
+the pack's checkpoint stays and resumes).
 
-``gap``: ``scripts/jpeg_gap.py``'s paired lossless-vs-JPEG measure on every member's latest
-checkpoint, the data loaded once.
+``gap``: the paired lossless-vs-JPEG measure of ``rcl_study.trainer.jpeg_gap`` (the one behind
+``scripts/jpeg_gap.py``) on every member's latest checkpoint, the data loaded once.
 
 ``sync``: copies what the run has written so far into ``OUT`` within the device's limits (at
 most 8 files come back, 16 MiB each): ``OUT/study.tar`` (the records folder without checkpoints
@@ -45,20 +45,23 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import io
 import json
-import os
 import signal
 import sys
 import tarfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from rcl_study.files import atomic_write_bytes  # noqa: E402
+
+if TYPE_CHECKING:
+    from rcl_study.study.executor import Executor
 
 #: plan -> the variants it trains (None: every variant of the study)
 PLANS: dict[str, list[str] | None] = {
@@ -82,15 +85,6 @@ def _load_study(path: str, overrides: list[str]):
 
 def _stop(signum, frame):  # noqa: ARG001
     raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,9 +122,9 @@ def measure(
     """Time a single trial and packs of the first K variants (see the module docstring)."""
     import torch
 
-    from rcl_study.study.space import expand, trial_config
     from rcl_study.trainer.loop import train_trial
     from rcl_study.trainer.pack import train_pack
+    from rcl_study.trials.design import expand, trial_config
 
     cfg = _load_study(study, overrides)
     plans = expand(cfg)
@@ -215,61 +209,62 @@ def choose(
 # run (the study engine, restricted to the plan's variants)
 
 
-def run(study: str, overrides: list[str], plan: str) -> int:
-    """Run the plan's variants of the study through ``run_study`` with the local executor."""
-    from rcl_study.study import local, runner
-    from rcl_study.study.packing import make_units, pack_size
-    from rcl_study.study.records import load_records
-    from rcl_study.study.space import TrialPlan, expand
+def run(study: str, overrides: list[str], plan: str, *, executor: Executor | None = None) -> int:
+    """Run the plan's variants of the study through ``run_study`` with the local executor.
+
+    ``run_study(..., resume=True, only=<the plan's variants>)``: the whole plan is written, the
+    chosen variants' missing trials are packed and trained, the rest stay planned. Prints one
+    JSON line per record of the plan's variants; 0 when all are ``ok``, 1 when not, 2 on a study
+    this script cannot run, 124 when stopped (SIGTERM or Ctrl-C; the checkpoints stay).
+    ``executor``: what trains the units (default a :class:`~rcl_study.study.local.LocalExecutor`).
+    """
+    from rcl_study.config import ConfigError
+    from rcl_study.study.checks import check_machine, check_study
+    from rcl_study.study.local import LocalExecutor
+    from rcl_study.study.packing import plan_units
+    from rcl_study.study.runner import absolute_paths, run_study, select
+    from rcl_study.trials.folder import StudyFolder
 
     cfg = _load_study(study, overrides)
     if cfg.resources.executor != "local":
         print(f"error: {study}: resources.executor must be 'local' here", file=sys.stderr)
         return 2
-    runner.check_study(cfg)
-    runner.check_machine(cfg)
     keep = PLANS[plan]
-
-    class Only:
-        """The local executor, training only the plan's variants (the rest stay planned)."""
-
-        init_ray = staticmethod(local.init_ray)
-        shutdown = staticmethod(local.shutdown)
-
-        @staticmethod
-        def run_trials(cfg, units, out, on_record, search=None):  # noqa: ARG004
-            rows = [m for u in units for m in (u["members"] if "members" in u else [u])]
-            todo = [TrialPlan.from_json(m) for m in rows if keep is None or m["variant"] in keep]
-            size = pack_size(cfg, expand(cfg))
-            mine = [
-                u.as_dict() if u.pack_id else u.members[0].to_json() for u in make_units(todo, size)
-            ]
-            print(f"plan {plan}: {len(todo)} trial(s) in {len(mine)} unit(s)", flush=True)
-            local.run_trials(cfg, mine, out, on_record)
-
-    runner.executor = lambda cfg: Only  # the one hook: which units the local executor trains
+    folder = StudyFolder(absolute_paths(cfg).output_dir)
+    try:
+        plans = check_study(cfg)
+        check_machine(cfg)
+        chosen = select(plans, keep, cfg.name)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    done = folder.done_ids(cfg.study.retries)
+    todo = [p for p in chosen if p.trial_id not in done]
+    units = plan_units(cfg, plans, todo) if todo else []
+    print(f"plan {plan}: {len(todo)} trial(s) in {len(units)} unit(s)", flush=True)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        runner.run_study(cfg, resume=True, progress=False)
+        run_study(cfg, resume=True, progress=False, only=keep, executor=executor or LocalExecutor())
     except KeyboardInterrupt as err:
         print(
             f"stopped ({err or 'SIGINT'}): checkpoints kept, resume with the same command",
             flush=True,
         )
         return 124
-    records = load_records(runner.absolute_paths(cfg).output_dir)  # plain dicts
-    wanted = [r for r in records if keep is None or r["variant"] in keep]
+    except ConfigError as err:  # e.g. the study changed since its records were written
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    wanted = [r for r in folder.records() if keep is None or r.variant in keep]
     for r in wanted:
-        m = r.get("metrics", {})
         print(
             json.dumps(
-                {k: r.get(k) for k in ("trial_id", "status", "reason")}
-                | {k: m.get(k) for k in ("top1", "balanced_acc", "seconds_per_epoch")},
+                {"trial_id": r.trial_id, "status": r.status.value, "reason": r.reason}
+                | {k: r.metrics.get(k) for k in ("top1", "balanced_acc", "seconds_per_epoch")},
                 default=float,
             ),
             flush=True,
         )
-    return 0 if wanted and all(r["status"] == "ok" for r in wanted) else 1
+    return 0 if wanted and all(r.ok for r in wanted) else 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,15 +276,16 @@ def member_states(study_dir: Path) -> dict[str, dict[str, Any]]:
 
     A pack's checkpoint holds its members by trial id; a single trial's is named by its folder.
     When a trial appears in several checkpoints (a pack resumed as a smaller one), the one at the
-    latest epoch wins. Unreadable checkpoints are skipped.
+    latest epoch wins. Checkpoints are read with ``weights_only=True``
+    (:func:`rcl_study.trainer.checkpoint.read_checkpoint`); unreadable ones are skipped.
     """
-    import torch
+    from rcl_study.trainer.checkpoint import CheckpointError, read_checkpoint
 
     out: dict[str, dict[str, Any]] = {}
     for ckpt in sorted((Path(study_dir) / "trials").glob("*/checkpoint.pt")):
         try:
-            state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - being written, or damaged: the next sync retries
+            state = read_checkpoint(ckpt)
+        except CheckpointError:  # being written, or damaged: the next sync retries
             continue
         epoch = int(state.get("epoch", 0))
         found = state["members"].items() if "members" in state else [(ckpt.parent.name, state)]
@@ -305,27 +301,23 @@ def member_states(study_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def gap(study: str, overrides: list[str], study_dir: Path, limit: int | None) -> dict[str, Any]:
-    """``jpeg_gap.measure`` of every member's latest checkpoint (data and JPEG copies once)."""
-    import numpy as np
+    """``jpeg_gap.measure`` of every member's latest checkpoint (data and JPEG copies once).
+
+    The measure is :mod:`rcl_study.trainer.jpeg_gap`'s (also behind ``scripts/jpeg_gap.py``).
+    """
     import torch
 
-    spec = importlib.util.spec_from_file_location("jpeg_gap", ROOT / "scripts" / "jpeg_gap.py")
-    jg = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(jg)
     from rcl_study.data import load_data
+    from rcl_study.trainer import jpeg_gap as jg
 
     cfg = _load_study(study, overrides)
     data = load_data(cfg.data)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    train = torch.from_numpy(np.asarray(data.train_x)).float()
-    mean = train.mean(dim=(0, 1, 2)).div(255).view(1, -1, 1, 1).to(device)
-    std = train.std(dim=(0, 1, 2)).div(255).clamp_min(1e-3).view(1, -1, 1, 1).to(device)
-    idx = np.flatnonzero(data.test_mask)
-    if limit is not None and limit < len(idx):
-        idx = idx[np.linspace(0, len(idx) - 1, limit).astype(int)]
+    mean, std = jg.input_normalisation(data, device)
+    idx = jg.lossless_indices(data.test_mask, limit)
     out = {}
     for tid, s in member_states(study_dir).items():
-        model = jg._build(cfg, data)
+        model = jg.build_for(cfg, data)
         model.load_state_dict(s["model"])
         model.to(device)
         res = jg.measure(
@@ -404,7 +396,7 @@ def sync_once(study_dir: Path, out: Path, meta: list[Path], last_sig: list | Non
     out.mkdir(parents=True, exist_ok=True)
     study_dir = Path(study_dir)
     if study_dir.exists():
-        _atomic_bytes(out / "study.tar", study_tar(study_dir, meta))
+        atomic_write_bytes(out / "study.tar", study_tar(study_dir, meta))
     sig = _ckpt_signature(study_dir)
     if not sig or sig == last_sig:
         return sig
@@ -421,7 +413,7 @@ def sync_once(study_dir: Path, out: Path, meta: list[Path], last_sig: list | Non
     for i, lo in enumerate(range(0, len(blob), PART_BYTES)):
         chunk = blob[lo : lo + PART_BYTES]
         name = f"ckpt.{i:02d}"
-        _atomic_bytes(out / name, chunk)
+        atomic_write_bytes(out / name, chunk)
         parts.append(
             {"name": name, "bytes": len(chunk), "sha256": hashlib.sha256(chunk).hexdigest()}
         )
@@ -429,7 +421,7 @@ def sync_once(study_dir: Path, out: Path, meta: list[Path], last_sig: list | Non
         if old.name not in {p["name"] for p in parts}:
             old.unlink()
     manifest = {"parts": parts, "files": [s[0] for s in sig], "written": time.time()}
-    _atomic_bytes(out / "ckpt.json", json.dumps(manifest, indent=1).encode())
+    atomic_write_bytes(out / "ckpt.json", json.dumps(manifest, indent=1).encode())
     if len(parts) > 3:
         print(
             f"warning: {len(parts)} checkpoint parts: with run.log, phases.tsv, study.tar and "
@@ -560,7 +552,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if a.cmd == "measure":
         res = measure(a.study, a.overrides, a.k, a.left)
-        _atomic_bytes(Path(a.out), json.dumps(res, indent=1).encode())
+        atomic_write_bytes(Path(a.out), json.dumps(res, indent=1).encode())
         return 0
     if a.cmd == "choose":
         plan, why = choose(json.loads(Path(a.speed).read_text()), a.left, a.force)
@@ -570,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         return run(a.study, a.overrides, a.plan)
     if a.cmd == "gap":
         res = gap(a.study, a.overrides, Path(a.study_dir), a.limit)
-        _atomic_bytes(Path(a.out), json.dumps(res, indent=1).encode())
+        atomic_write_bytes(Path(a.out), json.dumps(res, indent=1).encode())
         return 0 if res else 1
     if a.cmd == "sync":
         meta = [Path(x) for x in a.meta]

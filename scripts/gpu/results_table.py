@@ -48,21 +48,17 @@ def _curve(path: Path) -> list[dict[str, Any]]:
 
 def trial_rows(folder: Path) -> list[dict[str, Any]]:
     """One dict per trial: its record's metrics, or (unfinished) its curve's last evaluation."""
-    from rcl_study.study.records import load_records
-
-    try:
-        from rcl_study.trainer.evaluation import best_of
-    except ImportError:  # before train.py was split
-        from rcl_study.trainer.loop import best_of
+    from rcl_study.trainer.evaluation import best_of
+    from rcl_study.trials.folder import StudyFolder
 
     out: dict[str, dict[str, Any]] = {}
-    for r in load_records(folder):
-        out[r["trial_id"]] = {
-            "trial_id": r["trial_id"],
-            "variant": r["variant"],
-            "status": r["status"],
-            "device": r.get("device"),
-            **r.get("metrics", {}),
+    for r in StudyFolder(folder).records():
+        out[r.trial_id] = {
+            "trial_id": r.trial_id,
+            "variant": r.variant,
+            "status": r.status.value,
+            "device": r.device,
+            **r.metrics,
         }
     for path in sorted((folder / "metrics").glob("*.jsonl")):
         tid = path.stem

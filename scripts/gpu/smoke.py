@@ -141,6 +141,7 @@ def check_bf16_channels_last(device: torch.device) -> str:
 def check_train_resume(study: str, overrides: list[str], device: torch.device) -> str:
     """One epoch of 3 steps, then a resumed second, on the run's own study and device."""
     from rcl_study.config import load_study
+    from rcl_study.trainer.checkpoint import read_checkpoint
     from rcl_study.trainer.loop import train_trial
 
     small = [
@@ -156,7 +157,7 @@ def check_train_resume(study: str, overrides: list[str], device: torch.device) -
     with tempfile.TemporaryDirectory() as work:
         first = train_trial(load_study(study, [*overrides, *small, "train.epochs=1"]), workdir=work)
         _need(first["status"] == "ok", f"training failed: {first.get('reason')}")
-        ckpt = torch.load(Path(work) / "checkpoint.pt", map_location="cpu", weights_only=True)
+        ckpt = read_checkpoint(Path(work) / "checkpoint.pt")
         _need(int(ckpt["epoch"]) == 1, f"checkpoint at epoch {ckpt['epoch']}, not 1")
         # resume: the same trial asked for 2 epochs trains only the second
         more = train_trial(load_study(study, [*overrides, *small, "train.epochs=2"]), workdir=work)

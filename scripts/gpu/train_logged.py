@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from rcl_study.files import append_line, atomic_write_text  # noqa: E402
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -44,7 +43,11 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 class MetricsLog:
-    """Appends each evaluation's metrics (one JSON object per line) and syncs it to disk."""
+    """Appends each evaluation's metrics (one JSON object per line) and syncs it to disk.
+
+    Through :func:`rcl_study.files.append_line`: a line cut short by a kill stays a line of its
+    own (skipped by :func:`read_metrics`), the next evaluation starts a new one.
+    """
 
     def __init__(self, path: Path):
         self.path = path
@@ -54,10 +57,7 @@ class MetricsLog:
         """Append ``metrics`` as one line (the trainer's ``report`` callback)."""
         if set(metrics) == {"epoch"}:
             return  # a non-main process of a data-parallel run
-        with open(self.path, "a") as f:
-            f.write(json.dumps(metrics, default=float) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        append_line(self.path, json.dumps(metrics, default=float))
 
 
 def _stop(signum, frame):  # noqa: ARG001
@@ -66,7 +66,6 @@ def _stop(signum, frame):  # noqa: ARG001
 
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from rcl_study.config import ConfigError, load_study, to_dict
     from rcl_study.trainer.loop import train_trial
 
@@ -98,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             result.update({k: v for k, v in done[-1].items() if k != "epoch"})
     result["config"] = to_dict(cfg)
     if a.out:
-        _write_atomic(Path(a.out), json.dumps(result, indent=2, default=float))
+        atomic_write_text(a.out, json.dumps(result, indent=2, default=float))
     keys = ("status", "reason", "epoch", "top1", "balanced_acc", "top1_lossless")
     print(json.dumps({k: result.get(k) for k in keys + ("seconds_per_epoch",)}, default=float))
     return 0 if result["status"] == "ok" else 1
