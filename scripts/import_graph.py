@@ -15,7 +15,8 @@ Read from the source with ``ast`` (nothing is imported or run). Two levels:
 
 Layers are longest-path levels (1 = imports nothing of the package). An upward import is an arrow
 from a part to a part that :data:`ORDER` places above it (the architecture's declared direction:
-the data flow study file -> plan -> trials -> records -> statistics -> report); a cycle is a
+the losses own the presets that the config schema names; then the data flow study file ->
+plan -> trials -> records -> statistics -> report); a cycle is a
 strongly connected set of two or more modules (or parts).
 """
 
@@ -28,8 +29,8 @@ from pathlib import Path
 #: the declared order of the parts, ground floor first; a part not listed counts as top floor
 ORDER = (
     "files",
-    "config",
     "losses",
+    "config",
     "data",
     "trainer",
     "trials",

@@ -20,13 +20,13 @@ carry roughly this gap.
     python scripts/jpeg_gap.py studies/reproduce_bcl.yaml --checkpoint runs/x/checkpoint.pt
         [--set data.path=...] [--quality 75] [--out gap.json]
 
-The model is built by ``rcl_study.trainer.jpeg_gap.build_for`` from the study's ``model`` section
+The model is built by ``rcl_study.report.jpeg_gap.build_for`` from the study's ``model`` section
 and the data by ``rcl_study.data.load_data`` from its ``data`` section (which must carry the
 lossless mask: ``cifar10_lt`` with ``test_lossless.npy`` beside it, or an ``arrays`` file exported
 from it). Inputs are normalised as the trainer does (mean and standard deviation of the training
 images). The checkpoint is read with ``weights_only=True``
 (``rcl_study.trainer.checkpoint.read_checkpoint``). The measure itself lives in
-``rcl_study.trainer.jpeg_gap``, the paired statistics in ``rcl_study.report.paired``; this file is
+``rcl_study.report.jpeg_gap``, the paired statistics in ``rcl_study.report.paired``; this file is
 only the command line.
 """
 
@@ -48,14 +48,14 @@ from rcl_study.config import ConfigError, load_study  # noqa: E402
 from rcl_study.data import load_data  # noqa: E402
 from rcl_study.data.datasets import DataError, ListImages  # noqa: E402
 from rcl_study.files import atomic_write_text  # noqa: E402
-from rcl_study.trainer.checkpoint import CheckpointError, read_checkpoint  # noqa: E402
-from rcl_study.trainer.jpeg_gap import (  # noqa: E402
+from rcl_study.report.jpeg_gap import (  # noqa: E402
     build_for,
     input_normalisation,
     lossless_indices,
     measure,
     model_predictor,
 )
+from rcl_study.trainer.checkpoint import CheckpointError, read_checkpoint  # noqa: E402
 
 
 def _fail(msg: str) -> int:

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from rcl_study.config import ConfigError, parse_study
-from rcl_study.study.executor import Executor, SearchRequest, make_executor
+from rcl_study.study.executor import Executor, SearchRequest
 from rcl_study.study.packing import plan_units
-from rcl_study.study.runner import RecordBook, run_study, select
+from rcl_study.study.runner import RecordBook, make_executor, run_study, select
 from rcl_study.trials.design import expand
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import TrialPlan, TrialStatus

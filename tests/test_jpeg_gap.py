@@ -1,4 +1,4 @@
-"""The paired lossless-vs-JPEG gap (rcl_study.report.paired, rcl_study.trainer.jpeg_gap), its
+"""The paired lossless-vs-JPEG gap (rcl_study.report.paired, rcl_study.report.jpeg_gap), its
 interval, and the CLI scripts/jpeg_gap.py on a tiny model."""
 
 import importlib.util
@@ -15,8 +15,7 @@ from PIL import Image
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
-from rcl_study.report import paired
-from rcl_study.trainer import jpeg_gap
+from rcl_study.report import jpeg_gap, paired
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("jpeg_gap_cli", ROOT / "scripts" / "jpeg_gap.py")

@@ -12,7 +12,7 @@ only, ``only_b`` right under b only, ``neither``. Then:
 - the exact McNemar test of "no gap": two-sided binomial test of ``only_a`` out of
   ``only_a + only_b`` at 1/2.
 
-Used by :mod:`rcl_study.trainer.jpeg_gap` (the lossless-vs-JPEG handicap of a checkpoint).
+Used by :mod:`rcl_study.report.jpeg_gap` (the lossless-vs-JPEG handicap of a checkpoint).
 Numpy and scipy only; nothing of the package is imported.
 """
 

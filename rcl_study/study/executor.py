@@ -5,7 +5,8 @@ The study runner (:mod:`rcl_study.study.runner`) plans the units, then hands the
 :class:`~rcl_study.trials.records.TrialRecord` back through ``on_record``, which appends it to the
 study folder. Two executors implement it: :class:`~rcl_study.study.local.LocalExecutor` (this
 process, no Ray) and :class:`~rcl_study.study.ray_tune.RayExecutor` (Ray Tune, Optuna searches).
-Tests run the same contract over both (``tests/study/test_executor_contract.py``).
+Tests run the same contract over both (``test_executor_contract.py``); the runner picks one with
+:func:`rcl_study.study.runner.make_executor`.
 """
 
 from __future__ import annotations
@@ -77,14 +78,3 @@ class Executor(Protocol):
     def stop(self) -> None:
         """Release what :meth:`start` took; safe to call more than once."""
         ...
-
-
-def make_executor(study: StudyFile) -> Executor:
-    """The executor ``resources.executor`` names (``local`` never imports Ray)."""
-    if study.resources.executor == "local":
-        from rcl_study.study.local import LocalExecutor
-
-        return LocalExecutor()
-    from rcl_study.study.ray_tune import RayExecutor
-
-    return RayExecutor()

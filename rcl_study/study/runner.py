@@ -24,7 +24,7 @@ from rcl_study.study.checks import (
     check_machine,
     check_study,
 )
-from rcl_study.study.executor import Executor, SearchRequest, make_executor
+from rcl_study.study.executor import Executor, SearchRequest
 from rcl_study.study.lock import StudyLock
 from rcl_study.study.packing import plan_units
 from rcl_study.trials import ownership as folders
@@ -44,6 +44,7 @@ __all__ = [
     "check_machine",
     "check_study",
     "dry_run_text",
+    "make_executor",
     "prepare_folder",
     "run_study",
     "select",
@@ -219,6 +220,17 @@ class RecordBook:
 def _missing_dirs(path: Path) -> list[Path]:
     """``path`` and its ancestors that do not exist yet, deepest first."""
     return [p for p in [path, *path.parents] if not p.exists()]
+
+
+def make_executor(study: StudyFile) -> Executor:
+    """The executor ``resources.executor`` names (``local`` never imports Ray)."""
+    if study.resources.executor == "local":
+        from rcl_study.study.local import LocalExecutor
+
+        return LocalExecutor()
+    from rcl_study.study.ray_tune import RayExecutor
+
+    return RayExecutor()
 
 
 def select(plans: list[TrialPlan], only: Collection[str] | None, source: str) -> list[TrialPlan]:

@@ -13,7 +13,8 @@ trial computes (``name``, ``train.progress``, ``train.threads``, ``train.checkpo
 ``data.download``, the ``study``, ``resources`` and ``report`` sections), plus the number of
 data-parallel workers, which does change it.
 
-This module sits below ``study/`` and ``report/``; it imports nothing of the package.
+This module sits below ``study/`` and ``report/``; of the package it imports only the dotted-key
+walker of ``config``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ from enum import Enum
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from rcl_study.config.errors import ConfigError
+from rcl_study.config.keys import walk
 
 
 @dataclass(frozen=True)
@@ -168,14 +172,14 @@ def dumps(obj: Any, **kwargs: Any) -> str:
 
 
 _NOT_DEFINING = (
-    ("name",),
-    ("train", "progress"),
-    ("train", "threads"),
-    ("train", "checkpoint_every"),
-    ("data", "download"),
-    ("study",),
-    ("resources",),
-    ("report",),
+    "name",
+    "train.progress",
+    "train.threads",
+    "train.checkpoint_every",
+    "data.download",
+    "study",
+    "resources",
+    "report",
 )
 
 
@@ -188,12 +192,13 @@ def defining_config(config: dict[str, Any]) -> dict[str, Any]:
     res = config.get("resources") or {}
     gpus = res.get("gpus_per_trial") or 0
     out["data_parallel_workers"] = int(gpus) if gpus > 1 else (res.get("workers_per_trial") or 1)
-    for path in _NOT_DEFINING:
-        node = out
-        for key in path[:-1]:
-            node = node.get(key, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node.pop(path[-1], None)
+    for key in _NOT_DEFINING:
+        try:
+            node, leaf = walk(out, key, create=False)
+        except ConfigError:  # an old or hand-edited record: a section that is not a mapping
+            continue
+        if node is not None:
+            node.pop(leaf, None)
     return out
 
 

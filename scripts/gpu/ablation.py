@@ -25,7 +25,7 @@ allows and trained; the others stay planned, so ``--resume`` (or a later ``run -
 finishes them from the same folder. SIGTERM stops it like Ctrl-C (the driver lock is released;
 the pack's checkpoint stays and resumes).
 
-``gap``: the paired lossless-vs-JPEG measure of ``rcl_study.trainer.jpeg_gap`` (the one behind
+``gap``: the paired lossless-vs-JPEG measure of ``rcl_study.report.jpeg_gap`` (the one behind
 ``scripts/jpeg_gap.py``) on every member's latest checkpoint, the data loaded once.
 
 ``sync``: copies what the run has written so far into ``OUT`` within the device's limits (at
@@ -303,12 +303,12 @@ def member_states(study_dir: Path) -> dict[str, dict[str, Any]]:
 def gap(study: str, overrides: list[str], study_dir: Path, limit: int | None) -> dict[str, Any]:
     """``jpeg_gap.measure`` of every member's latest checkpoint (data and JPEG copies once).
 
-    The measure is :mod:`rcl_study.trainer.jpeg_gap`'s (also behind ``scripts/jpeg_gap.py``).
+    The measure is :mod:`rcl_study.report.jpeg_gap`'s (also behind ``scripts/jpeg_gap.py``).
     """
     import torch
 
     from rcl_study.data import load_data
-    from rcl_study.trainer import jpeg_gap as jg
+    from rcl_study.report import jpeg_gap as jg
 
     cfg = _load_study(study, overrides)
     data = load_data(cfg.data)

@@ -16,7 +16,7 @@
 #   train    studies/gpu_ablation.yaml through the study engine, executor local (no Ray), the
 #            plan's variants only (the others stay planned; a later call finishes them), records
 #            in $WORK/study; stopped with SIGTERM when the budget runs out (checkpoints resume)
-#   gap      the paired lossless-vs-JPEG measure (rcl_study.trainer.jpeg_gap) on each member's
+#   gap      the paired lossless-vs-JPEG measure (rcl_study.report.jpeg_gap) on each member's
 #            latest checkpoint (1,000 lossless test images vs their JPEG-75 copies)
 # Meanwhile `ablation.py sync --every SYNC_S` copies the run into $OUT as it goes (a killed run
 # still returns its curves): $OUT/study.tar = records.jsonl, plan.json, trials/*/config.json and
