@@ -228,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= a.quality <= 95:
         return _fail(f"--quality must be in 1..95, got {a.quality}")
     from rcl_study.config import ConfigError, load_study
-    from rcl_study.data import load_data
-    from rcl_study.data.datasets import DataError, ListImages
+    from rcl_study.data import DataError, load_data
+    from rcl_study.data.types import ListImages
 
     try:
         cfg = load_study(a.study, a.overrides)
