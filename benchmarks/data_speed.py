@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
+from rcl_study.data.arrays import read_arrays
 from rcl_study.data.augment import make_views
-from rcl_study.data.datasets import read_arrays
 
 
 def main():
@@ -26,7 +26,7 @@ def main():
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args()
     z = read_arrays(Path(a.data))
-    x = torch.from_numpy(z["train_x"]).to(a.device)
+    x = torch.from_numpy(z.train_x).to(a.device)
     n = len(x)
     gen = torch.Generator(device=a.device).manual_seed(0)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
@@ -51,7 +51,7 @@ def main():
     from epoch_speed import PeerDataset
 
     loader = torch.utils.data.DataLoader(
-        PeerDataset(z["train_x"], z["train_y"]),
+        PeerDataset(z.train_x, z.train_y),
         batch_size=a.batch,
         shuffle=True,
         drop_last=True,

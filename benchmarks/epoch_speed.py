@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from rcl_study.config import parse_study
-from rcl_study.data.datasets import read_arrays
+from rcl_study.data.arrays import read_arrays
 from rcl_study.data.longtail import class_counts
 
 
@@ -88,7 +88,7 @@ def shared(path: Path, args, n: int) -> float:
     times = [queue.get() for _ in procs]
     for p in procs:
         p.join()
-    images = len(read_arrays(path)["train_y"]) // args.batch * args.batch
+    images = len(read_arrays(path).train_y) // args.batch * args.batch
     return n * images / max(times)
 
 
@@ -136,7 +136,7 @@ def peer(path: Path, args) -> float:
     from rcl_study.trainer.models import build_model
 
     z = read_arrays(path)
-    x, y = z["train_x"], z["train_y"]
+    x, y = z.train_x, z.train_y
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     counts = torch.as_tensor(np.bincount(y, minlength=10), device=device)
     model = build_model("resnet32", 3, 10, 32).to(device)
@@ -193,7 +193,7 @@ def main():
     if args.imbalance_ratio is None:
         args.imbalance_ratio = 1.0 if args.synthetic else 100.0
     path = make_split(args)
-    n_images = len(read_arrays(path)["train_y"])
+    n_images = len(read_arrays(path).train_y)
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     print(
         f"device {device}; torch {torch.__version__}; {n_images} images, batch {args.batch}, "

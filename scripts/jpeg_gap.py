@@ -45,8 +45,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from rcl_study.config import ConfigError, load_study  # noqa: E402
-from rcl_study.data import load_data  # noqa: E402
-from rcl_study.data.datasets import DataError, ListImages  # noqa: E402
+from rcl_study.data import DataError, load_data  # noqa: E402
+from rcl_study.data.types import ListImages  # noqa: E402
 from rcl_study.files import atomic_write_text  # noqa: E402
 from rcl_study.report.jpeg_gap import (  # noqa: E402
     build_for,

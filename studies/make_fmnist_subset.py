@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rcl_study.data.datasets import read_fashion_mnist
+from rcl_study.data.fashion_mnist import read_fashion_mnist
 
 PER_CLASS = 300
 
@@ -21,7 +21,7 @@ def main(out: str) -> None:
     """Save ``train_x [N, 28, 28]``, ``train_y``, ``test_x``, ``test_y`` (uint8 / int64)."""
     raw = read_fashion_mnist(None)
     rng = np.random.default_rng(0)
-    y = raw["train_y"]
+    y = raw.train_y
     idx = np.sort(
         np.concatenate(
             [rng.choice(np.flatnonzero(y == c), PER_CLASS, replace=False) for c in range(10)]
@@ -30,10 +30,10 @@ def main(out: str) -> None:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         out,
-        train_x=raw["train_x"][idx, ..., 0],
+        train_x=raw.train_x[idx, ..., 0],
         train_y=y[idx],
-        test_x=raw["test_x"][..., 0],
-        test_y=raw["test_y"],
+        test_x=raw.test_x[..., 0],
+        test_y=raw.test_y,
     )
 
 

@@ -322,7 +322,7 @@ def test_real_fashion_mnist_from_debian():
     assert d.train_counts.tolist() == class_counts(6000, 10, 100)
     assert d.train_x.shape[1:] == (28, 28, 1) and len(d.test_y) == 10000
     assert np.bincount(d.test_y).tolist() == [1000] * 10
-    from rcl_study.data.datasets import read_fashion_mnist
+    from rcl_study.data.fashion_mnist import read_fashion_mnist
 
     raw = read_fashion_mnist(None)
     assert raw["train_y"][:3].tolist() == [9, 0, 0]  # ankle boot, T-shirt, T-shirt

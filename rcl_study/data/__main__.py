@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from rcl_study.config import DataConfig
-from rcl_study.data.datasets import DataError, ListImages, load_data
+from rcl_study.data.checks import DataError
+from rcl_study.data.load import load_data
+from rcl_study.data.types import ListImages
 
 
 def export(argv: list[str] | None = None) -> int:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from rcl_study.config import StudyFile
-from rcl_study.data.datasets import LTData
+from rcl_study.data.types import LTData
 from rcl_study.report.paired import paired_gap
 from rcl_study.trainer.models import build_model
 

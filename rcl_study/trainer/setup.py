@@ -18,7 +18,7 @@ import torch
 
 from rcl_study.config import StudyFile
 from rcl_study.data import load_data
-from rcl_study.data.datasets import ListImages, LTData
+from rcl_study.data.types import ListImages, LTData
 from rcl_study.losses import LossSpec, check_loss_inputs, resolve_loss
 from rcl_study.trainer.models import build_model
 

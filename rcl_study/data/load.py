@@ -1,0 +1,126 @@
+"""``load_data(cfg)``: the reader that ``cfg.dataset`` names, then the long-tailed training split.
+
+=====================  ==========================================  ===========================
+``data.dataset``       reader                                      source
+=====================  ==========================================  ===========================
+``digits_lt``          :func:`~rcl_study.data.digits.read_digits`  scikit-learn's 8x8 digits
+``cifar10_lt``,        :func:`~rcl_study.data.cifar.read_cifar`    CIFAR python-version pickles
+``cifar100_lt``
+``fashion_mnist_lt``   :mod:`rcl_study.data.fashion_mnist`         gzip IDX files
+``imagenet_lt``,       :func:`~rcl_study.data.lists.read_lists`    list files + image folder
+``inaturalist``,
+``places_lt``
+``arrays``             :func:`~rcl_study.data.arrays.read_arrays`  an exported ``.npz``
+=====================  ==========================================  ===========================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from rcl_study.data.arrays import read_arrays
+from rcl_study.data.checks import MAX_CLASSES, DataError
+from rcl_study.data.cifar import read_cifar
+from rcl_study.data.digits import read_digits
+from rcl_study.data.fashion_mnist import read_fashion_mnist
+from rcl_study.data.lists import read_lists
+from rcl_study.data.longtail import class_counts, long_tail_indices, stratified_subset
+from rcl_study.data.types import ListImages, LTData, Split
+
+
+def _root(cfg) -> Path:
+    if cfg.root is None:
+        raise DataError(
+            f"data.root is not set; {cfg.dataset} needs the folder that holds its files"
+        )
+    return Path(cfg.root).expanduser()
+
+
+def _lists(cfg) -> Split:
+    root = _root(cfg)
+    if not cfg.train_list or not cfg.test_list:
+        raise DataError(f"{cfg.dataset} needs data.train_list and data.test_list (list files)")
+    return read_lists(root, cfg.train_list, cfg.test_list, cfg.num_classes, cfg.image_size)
+
+
+#: ``data.dataset`` -> the reader, called with the ``DataConfig``
+READERS: dict[str, Callable[..., Split]] = {
+    "digits_lt": lambda cfg: read_digits(),
+    "cifar10_lt": lambda cfg: read_cifar(_root(cfg), 10, cfg.download),
+    "cifar100_lt": lambda cfg: read_cifar(_root(cfg), 100, cfg.download),
+    "fashion_mnist_lt": lambda cfg: read_fashion_mnist(
+        Path(cfg.root).expanduser() if cfg.root else None, cfg.download
+    ),
+    "imagenet_lt": _lists,
+    "inaturalist": _lists,
+    "places_lt": _lists,
+    "arrays": lambda cfg: read_arrays(Path(cfg.path or _root(cfg)).expanduser()),
+}
+
+
+def load_data(cfg) -> LTData:
+    """Read ``cfg.dataset`` and make its training split long-tailed as ``cfg`` says.
+
+    ``cfg`` is a ``DataConfig``. List-file datasets and exported ``arrays`` files are already long
+    tailed and are used as they are, as is any ``arrays`` file at ``imbalance_ratio: 1``; other
+    ``arrays`` files are made long-tailed like CIFAR.
+    """
+    raw = READERS[cfg.dataset](cfg)
+    train_y = raw.train_y  # readers checked: 1-D int64, non-empty, in [0, MAX_CLASSES)
+    if cfg.num_classes is not None and cfg.num_classes > MAX_CLASSES:
+        raise DataError(f"data.num_classes: {cfg.num_classes} is above {MAX_CLASSES}")
+    num_classes = int(cfg.num_classes or max(train_y.max(), raw.test_y.max()) + 1)
+    if train_y.max() >= num_classes:
+        raise DataError(f"{cfg.dataset}: training labels outside [0, {num_classes})")
+    if raw.test_y.max() >= num_classes or raw.test_y.min() < 0:
+        raise DataError(f"{cfg.dataset}: test labels outside [0, {num_classes})")
+    if num_classes > len(train_y):
+        raise DataError(
+            f"{cfg.dataset}: {num_classes} classes but {len(train_y)} training images; every "
+            "class needs at least one (check the labels or data.num_classes)"
+        )
+    stored_ir = raw.imbalance_ratio
+    if stored_ir is not None and float(stored_ir) != float(cfg.imbalance_ratio):
+        raise DataError(
+            f"{cfg.path}: this file was exported at imbalance ratio {float(stored_ir):g}, "
+            f"but data.imbalance_ratio is {cfg.imbalance_ratio:g}; re-export or change the ratio"
+        )
+    as_is = cfg.dataset == "arrays" and cfg.imbalance_ratio == 1  # a file used as it is
+    if raw.already_long_tailed or stored_ir is not None or as_is:
+        keep = raw.train_index if raw.train_index is not None else np.arange(len(train_y))
+        train_x, train_y_kept = raw.train_x, train_y
+    else:
+        per_class = np.bincount(train_y, minlength=num_classes)
+        n_max = int(per_class.min() if cfg.dataset == "digits_lt" else per_class.max())
+        try:
+            counts = class_counts(n_max, num_classes, cfg.imbalance_ratio, cfg.profile)
+            idx = long_tail_indices(train_y, counts, seed=cfg.split_seed or 0)
+        except ValueError as err:
+            raise DataError(f"data.imbalance_ratio: {cfg.dataset}: {err}") from None
+        keep = idx
+        train_x, train_y_kept = raw.train_x[idx], train_y[idx]
+    counts_now = np.bincount(train_y_kept, minlength=num_classes)
+    if (counts_now == 0).any():
+        raise DataError(
+            f"{cfg.dataset}: classes {np.where(counts_now == 0)[0].tolist()} have no "
+            "training images"
+        )
+    test_x, test_y, mask = raw.test_x, raw.test_y, raw.test_mask
+    if cfg.max_per_class is not None:
+        sub = stratified_subset(train_y_kept, cfg.max_per_class)
+        train_x, train_y_kept, keep = _take(train_x, sub), train_y_kept[sub], np.asarray(keep)[sub]
+    if cfg.test_limit is not None:
+        per = max(1, cfg.test_limit // num_classes)
+        sub = stratified_subset(test_y, per)
+        test_x, test_y = _take(test_x, sub), test_y[sub]
+        mask = mask[sub] if mask is not None else None
+    return LTData(
+        cfg.dataset, train_x, train_y_kept, test_x, test_y, num_classes, np.asarray(keep), mask
+    )
+
+
+def _take(x, idx):
+    return x.subset(idx) if isinstance(x, ListImages) else x[idx]
