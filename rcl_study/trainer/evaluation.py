@@ -6,13 +6,17 @@ best entry, and :func:`finish_result` assembles what ``train_trial`` returns.
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
 from rcl_study.trainer.metrics import classification_metrics, feature_measures
 from rcl_study.trainer.setup import Trial
+
+T = TypeVar("T")
 
 LOSS_KEYS = ("loss", "loss_cls", "loss_con")
 
@@ -123,3 +127,18 @@ def finish_result(trial: Trial, result: dict[str, Any], metrics: dict[str, Any])
     )
     result.update(best_of(history))
     return result
+
+
+def evaluates_after(done: int, epochs: int, eval_every: int) -> bool:
+    """True when the trainer evaluates after epoch ``done`` (1-based).
+
+    Every ``eval_every`` epochs, and after the last one.
+    """
+    return done % eval_every == 0 or done == epochs
+
+
+def timed(run: Callable[[], T]) -> tuple[T, float]:
+    """``(run(), seconds it took)`` on the wall clock (``time.perf_counter``)."""
+    t0 = time.perf_counter()
+    out = run()
+    return out, time.perf_counter() - t0

@@ -22,7 +22,6 @@ the step, the epoch and :func:`train_trial`; the command line is ``rcl_study/tra
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,14 @@ from rcl_study.losses import LossSpec, total_loss
 from rcl_study.trainer import Report
 from rcl_study.trainer.batches import EpochOrder, epoch_order, gather_batch
 from rcl_study.trainer.checkpoint import load_checkpoint, save_checkpoint
-from rcl_study.trainer.evaluation import LOSS_KEYS, evaluation, finish_result, progress_line
+from rcl_study.trainer.evaluation import (
+    LOSS_KEYS,
+    evaluates_after,
+    evaluation,
+    finish_result,
+    progress_line,
+    timed,
+)
 from rcl_study.trainer.setup import Net, Trial, TrialData, setup
 
 
@@ -190,12 +196,10 @@ def train_trial(
     trial.net.model.train()
     try:
         for epoch in _epochs(cfg, trial.start_epoch, show_bar):
-            t0 = time.perf_counter()
-            losses = train_epoch(trial, epoch)
-            epoch_seconds = time.perf_counter() - t0
+            losses, epoch_seconds = timed(lambda e=epoch: train_epoch(trial, e))
             elapsed += epoch_seconds
             done = epoch + 1
-            if done % tc.eval_every == 0 or done == tc.epochs:
+            if evaluates_after(done, tc.epochs, tc.eval_every):
                 timing = (elapsed, epoch_seconds)
                 metrics = _evaluate_and_report(trial, losses, done, timing, metrics, report, emit)
             if (

@@ -20,7 +20,6 @@ A member whose loss turns non-finite is marked ``diverged`` at the end of that e
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +30,9 @@ import torch
 from rcl_study.config import StudyFile, to_dict
 from rcl_study.losses import resolve_loss
 from rcl_study.trainer import Report
+from rcl_study.trainer import evaluation as ev
 from rcl_study.trainer.batches import epoch_order, gather_batch
 from rcl_study.trainer.checkpoint import CheckpointError, atomic_save, plain, read_checkpoint
-from rcl_study.trainer.evaluation import LOSS_KEYS, evaluation, finish_result, progress_line
 from rcl_study.trainer.loop import batch_inputs, update
 from rcl_study.trainer.setup import (
     Trial,
@@ -129,7 +128,7 @@ def train_pack_epoch(members: list[Member], epoch: int) -> dict[str, torch.Tenso
     """
     lead = members[0].trial
     data, sched, gens, device = lead.data, lead.sched, lead.gens, lead.device
-    sums = {m.name: torch.zeros(len(LOSS_KEYS), device=device) for m in members}
+    sums = {m.name: torch.zeros(len(ev.LOSS_KEYS), device=device) for m in members}
     bad = {m.name: torch.full((), -1, dtype=torch.long, device=device) for m in members}
     order = epoch_order(data, sched, gens.perm, 0)
     for step in range(sched.steps):
@@ -140,7 +139,7 @@ def train_pack_epoch(members: list[Member], epoch: int) -> dict[str, torch.Tenso
             losses = update(m.trial.net, m.trial.spec, inp, yb, data.counts, lr)
             bad_now = (bad[m.name] < 0) & ~torch.isfinite(losses["loss"])
             bad[m.name] = torch.where(bad_now, step, bad[m.name])
-            sums[m.name] += torch.stack([losses[k].float() for k in LOSS_KEYS])
+            sums[m.name] += torch.stack([losses[k].float() for k in ev.LOSS_KEYS])
     first_bad = torch.stack([bad[m.name] for m in members]).tolist()  # one device read
     for m, step_bad in zip(members, first_bad):
         if step_bad >= 0:
@@ -244,21 +243,19 @@ def train_pack(
         active = [m for m in members if m.status == "ok"]
         if not active:
             break
-        t0 = time.perf_counter()
-        means = train_pack_epoch(active, epoch)
-        epoch_seconds = time.perf_counter() - t0
+        means, epoch_seconds = ev.timed(lambda a=active, e=epoch: train_pack_epoch(a, e))
         elapsed += epoch_seconds
         done = epoch + 1
-        if done % tc.eval_every == 0 or done == tc.epochs:
+        if ev.evaluates_after(done, tc.epochs, tc.eval_every):
             for m in (m for m in active if m.status == "ok"):
-                m.metrics = evaluation(m.trial, means[m.name], done, elapsed, epoch_seconds)
-                emit(progress_line(m.name, tc.epochs, m.metrics))
+                m.metrics = ev.evaluation(m.trial, means[m.name], done, elapsed, epoch_seconds)
+                emit(ev.progress_line(m.name, tc.epochs, m.metrics))
             if report:
                 report({"epoch": done, "members": sum(m.status == "ok" for m in members)})
         if ckpt and (done % tc.checkpoint_every == 0 or done == tc.epochs):
             save_pack(ckpt, members, done)
     return [
-        finish_result(
+        ev.finish_result(
             m.trial,
             {"status": m.status, "reason": m.reason, "device": str(m.trial.device), "processes": 1},
             m.metrics,
