@@ -153,10 +153,12 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    from rcl_study.study.disk import human, used_bytes
+
     ok = sum(r.ok for r in records)
     print(
         f"{len(records)} trials recorded ({ok} ok) in {time.time() - t0:.0f}s; "
-        f"records in {cfg.output_dir}",
+        f"records in {cfg.output_dir} ({human(used_bytes(cfg.output_dir))} on disk)",
         file=sys.stderr,
     )
     return status if ok else 1

@@ -61,11 +61,11 @@ def test_executor_runs_every_member_and_records_a_failure_without_stopping(tmp_p
     units = _units(cfg)
     assert [len(u.members) for u in units] == [2, 2, 1] and units[0].is_pack
     folder = StudyFolder(tmp_path / "runs")
-    seen = []
-    book = RecordBook(folder, seen.append)
+    seen, evals = [], []
+    book = RecordBook(folder, seen.append, lambda tid, m: evals.append((tid, m)))
     executor.start(cfg)
     try:
-        executor.run(cfg, units, folder, book.add)
+        executor.run(cfg, units, folder, book.add, book.evaluation)
     finally:
         executor.stop()
         executor.stop()  # stop twice is safe
@@ -77,6 +77,9 @@ def test_executor_runs_every_member_and_records_a_failure_without_stopping(tmp_p
     ok = [r for r in seen if r.trial_id != "broken__s0"]
     assert all(r.status is TrialStatus.OK and 0 <= r.metrics["top1"] <= 1 for r in ok)
     assert {r.pack for r in ok} == {u.pack_id for u in units[:2]}
+    # every member's evaluation reached the driver as it happened, pack members included
+    assert sorted(tid for tid, m in evals if m["epoch"] == 1) == sorted(r.trial_id for r in ok)
+    assert all(0 <= m["balanced_acc"] <= 1 for _, m in evals)
     assert {r.trial_id for r in folder.records()} == planned
 
 

@@ -181,6 +181,8 @@ class TrainConfig(_Strict):
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     threads: int | None = Field(None, ge=1)
     progress: bool = True
+    #: after a trial succeeds: keep its last checkpoint (resume, inspection) or delete it
+    keep_checkpoints: Literal["last", "none"] = "last"
 
     @field_validator("seed")
     @classmethod

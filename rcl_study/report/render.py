@@ -17,6 +17,7 @@ from rcl_study.config import StudyFile
 from rcl_study.files import atomic_write_text
 from rcl_study.report import analysis, drawing, power, wording
 from rcl_study.report.markup import Block, to_html, to_markdown
+from rcl_study.report.provenance import provenance_block
 from rcl_study.report.wording import format_p  # noqa: F401 - re-exported for callers
 from rcl_study.trials import ownership as folders
 from rcl_study.trials.design import baseline_variant, search_distributions
@@ -199,6 +200,10 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
             + ([f"grid: {json.dumps(cfg.study.grid)}"] if cfg.study.kind == "grid" else []),
         )
     )
+    where = provenance_block(records)
+    if where[0] == "table":
+        b.append(("p", "**Where the numbers came from** (the trials ran on different settings):"))
+    b.append(where)
     plan = st.get("plan")
     if st["variants"]:
         b.append(("h", 2, f"Results ({metric}, over seeds)"))

@@ -15,6 +15,7 @@ from typing import Any
 
 from rcl_study.config import StudyFile, to_dict
 from rcl_study.files import atomic_write_text
+from rcl_study.study.executor import OnEval
 from rcl_study.trainer import Report
 from rcl_study.trials.design import trial_config
 from rcl_study.trials.folder import StudyFolder
@@ -36,6 +37,29 @@ class Resolver:
             cfg = trial_config(self.study, plan.overrides, plan.seed)
             self._done[key] = (cfg, to_dict(cfg))
         return self._done[key]
+
+
+def worker_environment(device: str | None) -> dict[str, Any]:
+    """Where a trial ran, measured in the process that trained it (sent with its result).
+
+    :func:`rcl_study.trials.records.environment` (package versions, Python, host, git revision)
+    plus ``hardware``: the device's name, and the CUDA and cuDNN versions when CUDA is used.
+    """
+    import torch
+
+    hardware: dict[str, Any] = {"device_name": "cpu", "cuda": None, "cudnn": None}
+    if device and device.startswith("cuda") and torch.cuda.is_available():
+        index = torch.device(device).index or 0
+        hardware.update(
+            device_name=torch.cuda.get_device_name(index),
+            cuda=torch.version.cuda,
+            cudnn=str(torch.backends.cudnn.version()),
+        )
+    else:
+        import platform
+
+        hardware["device_name"] = platform.processor() or platform.machine() or "cpu"
+    return {**environment(), "hardware": hardware}
 
 
 def _set_threads(cfg: StudyFile, threads: int) -> None:
@@ -71,10 +95,29 @@ def train_and_save(
         _write_config(folder, plan, config, None)
     t0 = time.time()
     result = train_trial(cfg, report, workdir=workdir, log=lambda s: print(s, flush=True))
-    result.update(plan=plan.to_json(), wall_time=time.time() - t0)
+    result.update(
+        plan=plan.to_json(),
+        wall_time=time.time() - t0,
+        environment=worker_environment(result.get("device")),
+    )
     if rank0:
         atomic_write_text(workdir / "result.json", json.dumps(result, default=float))
+        if result.get("status") == "ok":
+            drop_checkpoint(cfg, workdir)
     return result
+
+
+def drop_checkpoint(cfg: StudyFile, workdir: Path) -> bool:
+    """Delete ``workdir/checkpoint.pt`` when ``train.keep_checkpoints`` is ``none``.
+
+    Called only after the trial (or every member of the pack) succeeded; returns whether a file
+    was deleted. Only the checkpoint the trainer wrote is touched.
+    """
+    path = workdir / "checkpoint.pt"
+    if cfg.train.keep_checkpoints != "none" or not path.is_file() or path.is_symlink():
+        return False
+    path.unlink()
+    return True
 
 
 def train_pack_and_save(
@@ -108,31 +151,78 @@ def train_pack_and_save(
     wall = time.time() - t0
     for plan, result in zip(members, results):
         result.update(
-            plan=plan.to_json(), pack=pack, wall_time=wall / len(members), pack_wall_time=wall
+            plan=plan.to_json(),
+            pack=pack,
+            wall_time=wall / len(members),
+            pack_wall_time=wall,
+            environment=worker_environment(result.get("device")),
         )
         atomic_write_text(
             folder.trial_dir(plan.trial_id) / "result.json", json.dumps(result, default=float)
         )
+    if all(r.get("status") == "ok" for r in results):
+        drop_checkpoint(resolved[0][0], folder.trial_dir(pack))
     return results
 
 
 def train_unit(
     unit: Unit, resolve: Resolver, folder: StudyFolder, report: Report | None, threads: int
-) -> list[dict[str, Any]]:
-    """Train a unit's members that have no stored ``result.json`` yet; their results.
+) -> dict[str, dict[str, Any]]:
+    """Train a unit's members; every member's result by trial id (what the driver records).
 
-    A pack whose members are partly stored trains the rest as a smaller pack in its own folder
-    (``<pack>-<k>of<n>``); a single member left trains alone.
+    A member whose ``result.json`` is already in this process's study folder (an earlier run on
+    this machine) is not trained again: its stored result is returned. A pack whose members are
+    partly stored trains the rest as a smaller pack in its own folder (``<pack>-<k>of<n>``); a
+    single member left trains alone.
     """
-    todo = [p for p in unit.members if not _result_path(folder, p).exists()]
-    if not todo:
-        return []
+    results = {p.trial_id: stored for p in unit.members if (stored := stored_result(folder, p))}
+    todo = [p for p in unit.members if p.trial_id not in results]
     if len(todo) == 1:
-        return [train_and_save(todo[0], resolve, folder, report, threads)]
-    name = unit.pack_id or "pack"
-    if len(todo) < len(unit.members):  # some members stored already: a smaller pack
-        name = f"{name}-{len(todo)}of{len(unit.members)}"
-    return train_pack_and_save(todo, name, resolve, folder, report, threads)
+        results[todo[0].trial_id] = train_and_save(todo[0], resolve, folder, report, threads)
+    elif todo:
+        name = unit.pack_id or "pack"
+        if len(todo) < len(unit.members):  # some members stored already: a smaller pack
+            name = f"{name}-{len(todo)}of{len(unit.members)}"
+        trained = train_pack_and_save(todo, name, resolve, folder, report, threads)
+        results.update({p.trial_id: r for p, r in zip(todo, trained)})
+    return {p.trial_id: results[p.trial_id] for p in unit.members}
+
+
+def stored_result(folder: StudyFolder, plan: TrialPlan) -> dict[str, Any] | None:
+    """The ``result.json`` this process's folder holds for ``plan`` (None: none, or damaged)."""
+    path = _result_path(folder, plan)
+    try:
+        return json.loads(path.read_text()) if path.exists() else None
+    except (OSError, ValueError):
+        return None
+
+
+def evaluations(unit: Unit, on_eval: OnEval) -> Report:
+    """The trainer's ``report`` callback that hands each member's evaluation to ``on_eval``.
+
+    A single trial's report is its metrics; a pack's holds ``member_metrics`` by trial id.
+    """
+    only = unit.members[0].trial_id
+
+    def report(metrics: dict[str, Any]) -> None:
+        members = metrics.get("member_metrics")
+        if members is None:
+            if set(metrics) != {"epoch"}:  # not a non-main data-parallel process
+                on_eval(only, scalars(metrics))
+            return
+        for trial_id, m in members.items():
+            on_eval(trial_id, scalars(m))
+
+    return report
+
+
+def scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    """The numeric scalars of a metrics dict (what trackers and Ray Tune's results hold)."""
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 def _result_path(folder: StudyFolder, plan: TrialPlan) -> Path:
@@ -156,6 +246,7 @@ def make_record(
     """
     result = dict(result)
     history = result.pop("history", [])
+    where = result.pop("environment", None) or environment()
     return TrialRecord(
         trial_id=plan.trial_id,
         variant=plan.variant,
@@ -177,14 +268,14 @@ def make_record(
         config_hash=config_hash(config),
         attempts=attempts,
         finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-        **environment(),
+        **where,
     )
 
 
 def unit_records(
     unit: Unit,
     resolve: Resolver,
-    folder: StudyFolder,
+    results: dict[str, dict[str, Any]],
     status: TrialStatus,
     reason: str,
     wall_time: float,
@@ -193,21 +284,22 @@ def unit_records(
 ) -> list[TrialRecord]:
     """The records of a unit's members after it ended with ``status`` (ok or failed).
 
-    A member with a stored ``result.json`` takes its status from there; one without gets
-    ``status`` (``ok`` without a result means stopped early: ``pruned``, with ``partial`` as its
-    metrics), unless ``finished_only`` (an interrupted run), when it gets no record at all.
-    Each record says ``attempts=1``; the driver counts the trial's earlier records when it
-    appends it (:class:`rcl_study.study.runner.RecordBook`).
+    ``results`` maps trial id to the result the executor received from the trainer (through Ray's
+    reporting channel, or in this process): nothing is read from disk, so the driver needs no
+    access to the worker's folders. A member with a result takes its status from there; one
+    without gets ``status`` (``ok`` without a result means stopped early: ``pruned``, with
+    ``partial`` as its metrics), unless ``finished_only`` (an interrupted run), when it gets no
+    record at all. Each record says ``attempts=1``; the driver counts the trial's earlier records
+    when it appends it (:class:`rcl_study.study.runner.RecordBook`).
     """
     out = []
     for plan in unit.members:
-        path = _result_path(folder, plan)
-        if finished_only and not path.exists():
+        result = dict(results.get(plan.trial_id) or {})
+        if finished_only and not result:
             continue
-        st, why, result = TrialStatus(status), reason, {}
-        if path.exists():
-            result = json.loads(path.read_text())
-            st, why = TrialStatus(result.pop("status")), result.pop("reason")
+        st, why = TrialStatus(status), reason
+        if result:
+            st, why = TrialStatus(result.pop("status")), result.pop("reason", "")
         elif st is TrialStatus.OK:  # stopped by the scheduler (ASHA) before it finished
             st, why = TrialStatus.PRUNED, "stopped early by the ASHA scheduler"
             result = dict(partial or {})

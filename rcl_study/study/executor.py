@@ -20,8 +20,10 @@ from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import TrialRecord
 from rcl_study.trials.unit import Unit
 
-#: called in the driver with every new record, once it is appended (progress, tracking)
+#: called in the driver with every member's record when its unit ends (the runner appends it)
 OnRecord = Callable[[TrialRecord], None]
+#: called in the driver with (trial id, scalar metrics) after each evaluation (live tracking)
+OnEval = Callable[[str, dict[str, float]], None]
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,18 @@ class Executor(Protocol):
         ...
 
     def run(
-        self, study: StudyFile, units: Sequence[Unit], folder: StudyFolder, on_record: OnRecord
+        self,
+        study: StudyFile,
+        units: Sequence[Unit],
+        folder: StudyFolder,
+        on_record: OnRecord,
+        on_eval: OnEval | None = None,
     ) -> None:
         """Train every unit in the study folder ``folder``; each member's record to ``on_record``.
+
+        Each member's evaluations go to ``on_eval`` as they happen. Results reach the driver
+        through the executor's own channel (Ray's reporting, or this process): the driver never
+        reads a worker's disk.
 
         A unit that raises is recorded ``failed`` (the exception's last line) and the others go
         on. Ctrl-C raises ``KeyboardInterrupt`` after the finished members are recorded.
@@ -65,7 +76,12 @@ class Executor(Protocol):
         ...
 
     def search(
-        self, study: StudyFile, request: SearchRequest, folder: StudyFolder, on_record: OnRecord
+        self,
+        study: StudyFile,
+        request: SearchRequest,
+        folder: StudyFolder,
+        on_record: OnRecord,
+        on_eval: OnEval | None = None,
     ) -> None:
         """Sample and train ``request.n_trials`` search points at ``study.study.seeds[0]``.
 

@@ -13,8 +13,8 @@ import traceback
 from collections.abc import Sequence
 
 from rcl_study.config import ConfigError, StudyFile
-from rcl_study.study.execute import Resolver, train_unit, unit_records
-from rcl_study.study.executor import OnRecord, SearchRequest
+from rcl_study.study.execute import Resolver, evaluations, train_unit, unit_records
+from rcl_study.study.executor import OnEval, OnRecord, SearchRequest
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import TrialStatus
 from rcl_study.trials.unit import Unit
@@ -46,26 +46,37 @@ class LocalExecutor:
         )
 
     def search(
-        self, study: StudyFile, request: SearchRequest, folder: StudyFolder, on_record: OnRecord
+        self,
+        study: StudyFile,
+        request: SearchRequest,
+        folder: StudyFolder,
+        on_record: OnRecord,
+        on_eval: OnEval | None = None,
     ) -> None:
         """Refused: see :meth:`start`."""
         raise self._no_search(study)
 
     def run(
-        self, study: StudyFile, units: Sequence[Unit], folder: StudyFolder, on_record: OnRecord
+        self,
+        study: StudyFile,
+        units: Sequence[Unit],
+        folder: StudyFolder,
+        on_record: OnRecord,
+        on_eval: OnEval | None = None,
     ) -> None:
-        """Train each unit here and hand its members' records to ``on_record``."""
+        """Train each unit here; members' evaluations to ``on_eval``, records to ``on_record``."""
         resolve = Resolver(study)
         threads = max(1, int(study.resources.cpus_per_trial))
         for unit in units:
             started = time.time()
-            status, reason = TrialStatus.OK, ""
+            status, reason, results = TrialStatus.OK, "", {}
+            report = evaluations(unit, on_eval) if on_eval else None
             try:
-                train_unit(unit, resolve, folder, None, threads)
+                results = train_unit(unit, resolve, folder, report, threads)
             except Exception as err:  # noqa: BLE001 - a failing trial is recorded, not fatal
                 status, reason = TrialStatus.FAILED, _error_line(err)
             wall = time.time() - started
-            for record in unit_records(unit, resolve, folder, status, reason, wall):
+            for record in unit_records(unit, resolve, results, status, reason, wall):
                 if record.status is TrialStatus.PRUNED:  # no result and no error: not possible
                     record = record.replace(
                         status=TrialStatus.FAILED, reason="the trial stored no result"

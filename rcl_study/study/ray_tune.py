@@ -16,15 +16,23 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from rcl_study.config import DRIVER_CPU, ResourcesConfig, StudyFile
 from rcl_study.study import cluster
 from rcl_study.study.cluster import ClusterError
-from rcl_study.study.execute import Resolver, train_and_save, train_unit, unit_records
-from rcl_study.study.executor import OnRecord, SearchRequest
+from rcl_study.study.execute import (
+    Resolver,
+    evaluations,
+    scalars,
+    stored_result,
+    train_and_save,
+    train_unit,
+    unit_records,
+)
+from rcl_study.study.executor import OnEval, OnRecord, SearchRequest
 from rcl_study.trials.design import params_id
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import TrialPlan, TrialStatus
@@ -96,14 +104,6 @@ class _Interrupt:
             signal.signal(signal.SIGINT, self._prev)
 
 
-def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    return {
-        k: float(v)
-        for k, v in metrics.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
-
-
 def _search_unit(config: dict[str, Any], study: StudyFile) -> Unit:
     """The unit of an Optuna-sampled search trial (its config: flat dotted keys)."""
     params = {k: v for k, v in config.items() if "." in k}
@@ -116,31 +116,61 @@ def _unit_of(config: dict[str, Any], study: StudyFile, units: Sequence[Unit] | N
     return _search_unit(config, study) if units is None else units[config["unit"]]
 
 
+#: key of a Tune result that holds one evaluation of each member (JSON {trial id: scalars})
+EVALS = "rcl_evaluations"
+#: key of the last Tune result of a unit: every member's result (JSON {trial id: result})
+RESULTS = "rcl_results"
+
+
+def _tune_report(unit: Unit, send: Callable[[dict[str, Any]], None]) -> Callable:
+    """The trainer's ``report``: each evaluation through Ray's reporting channel (``send``).
+
+    A single trial's scalars also stand at the top level of the result, where ASHA and Optuna
+    read the study's metric; a pack's top level holds its epoch.
+    """
+    evals = {}
+
+    def collect(trial_id: str, metrics: dict[str, float]) -> None:
+        evals[trial_id] = metrics
+
+    forward = evaluations(unit, collect)
+
+    def report(metrics: dict[str, Any]) -> None:
+        evals.clear()
+        forward(metrics)
+        if not evals:  # another process of a data-parallel trial (Ray Train's report is collective)
+            send({"epoch": float(metrics.get("epoch", 0))})
+            return
+        top = scalars(metrics) if not unit.is_pack else {"epoch": float(metrics["epoch"])}
+        send({**top, EVALS: json.dumps(evals)})
+
+    return report
+
+
+def _final(unit: Unit, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The last Tune result of a unit: every member's result, and a single trial's scalars."""
+    top = scalars(next(iter(results.values()))) if not unit.is_pack and results else {}
+    return {**top, "trial_finished": 1.0, RESULTS: json.dumps(results, default=float)}
+
+
 def _run_unit(
     config: dict[str, Any], study: StudyFile, units: Sequence[Unit] | None, out_dir: str
 ) -> None:
-    """Tune function trainable: one trial (here or on data-parallel workers) or one pack."""
+    """Tune function trainable: one trial (here or on data-parallel workers) or one pack.
+
+    Everything the driver needs travels back through ``tune.report``; the trial's folder on this
+    node only serves its own checkpoints and resume.
+    """
     unit = _unit_of(config, study, units)
     folder = StudyFolder(out_dir)
     res = study.resources
-
-    def report(metrics: dict[str, Any]) -> None:
-        tune.report(_scalars(metrics))
-
-    if unit.is_pack:
-        train_unit(unit, Resolver(study), folder, report, int(res.cpus_per_trial))
-        tune.report({"trial_finished": 1.0})
-        return
     plan = unit.members[0]
-    done = folder.trial_dir(plan.trial_id) / "result.json"
-    if done.exists():  # the same point again (e.g. a resampled search point): never retrain
-        tune.report({**_scalars(json.loads(done.read_text())), "trial_finished": 1.0})
-        return
-    if res.workers > 1:
+    if res.workers > 1 and not unit.is_pack and stored_result(folder, plan) is None:
         _run_data_parallel(plan, study, out_dir, res)
         return
-    result = train_and_save(plan, Resolver(study), folder, report, int(res.cpus_per_trial))
-    tune.report({**_scalars(result), "trial_finished": 1.0})
+    report = _tune_report(unit, tune.report)
+    results = train_unit(unit, Resolver(study), folder, report, int(res.cpus_per_trial))
+    tune.report(_final(unit, results))
 
 
 def _data_parallel_worker(config: dict[str, Any]) -> None:
@@ -148,15 +178,17 @@ def _data_parallel_worker(config: dict[str, Any]) -> None:
     import ray.train
 
     rank = ray.train.get_context().get_world_rank()
+    unit = Unit.single(config["plan"])
     result = train_and_save(
         config["plan"],
         Resolver(config["study"]),
         StudyFolder(config["out_dir"]),
-        lambda m: ray.train.report(_scalars(m)),
+        _tune_report(unit, ray.train.report),
         config["threads"],
         rank0=rank == 0,
     )
-    ray.train.report({**_scalars(result), "trial_finished": 1.0})
+    final = _final(unit, {config["plan"].trial_id: result}) if rank == 0 else {"epoch": 0.0}
+    ray.train.report(final)
 
 
 def _run_data_parallel(
@@ -202,8 +234,10 @@ class _Recorder(tune.Callback):
         folder: StudyFolder,
         on_record: OnRecord,
         interrupt: _Interrupt | None = None,
+        on_eval: OnEval | None = None,
     ):
         self.study, self.units, self.folder, self.on_record = study, units, folder, on_record
+        self.on_eval = on_eval
         self.resolve = Resolver(study)
         self.interrupt = interrupt
         self.started: dict[str, float] = {}
@@ -213,18 +247,29 @@ class _Recorder(tune.Callback):
 
     def _record(self, trial, status: TrialStatus, reason: str) -> None:
         unit = _unit_of(trial.config, self.study, self.units)
-        partial = {
-            k: v
-            for k, v in (trial.last_result or {}).items()
-            if k in ("top1", "balanced_acc", "epoch", "loss")
-        }
+        last = trial.last_result or {}
+        try:
+            results = json.loads(last.get(RESULTS) or "{}")
+        except ValueError:
+            results = {}
+        partial = {k: v for k, v in last.items() if k in ("top1", "balanced_acc", "epoch", "loss")}
         wall = time.time() - self.started.get(trial.trial_id, time.time())
         # stopped by Ctrl-C before finishing: not recorded, it runs again on --resume
         finished_only = bool(self.interrupt and self.interrupt.set)
         for record in unit_records(
-            unit, self.resolve, self.folder, status, reason, wall, partial, finished_only
+            unit, self.resolve, results, status, reason, wall, partial, finished_only
         ):
             self.on_record(record)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.on_eval is None or EVALS not in result:
+            return
+        try:
+            evals = json.loads(result[EVALS])
+        except ValueError:
+            return
+        for trial_id, metrics in evals.items():
+            self.on_eval(trial_id, metrics)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._record(trial, TrialStatus.OK, "")
@@ -271,15 +316,25 @@ class RayExecutor:
         cluster.disconnect()
 
     def run(
-        self, study: StudyFile, units: Sequence[Unit], folder: StudyFolder, on_record: OnRecord
+        self,
+        study: StudyFile,
+        units: Sequence[Unit],
+        folder: StudyFolder,
+        on_record: OnRecord,
+        on_eval: OnEval | None = None,
     ) -> None:
         """Run every unit as one Tune trial; members' records go to ``on_record``."""
         units = tuple(units)
         space = {"unit": tune.grid_search(list(range(len(units))))}
-        self._fit(study, units, folder, on_record, space, {})
+        self._fit(study, units, folder, (on_record, on_eval), space, {})
 
     def search(
-        self, study: StudyFile, request: SearchRequest, folder: StudyFolder, on_record: OnRecord
+        self,
+        study: StudyFile,
+        request: SearchRequest,
+        folder: StudyFolder,
+        on_record: OnRecord,
+        on_eval: OnEval | None = None,
     ) -> None:
         """Sample ``request.n_trials`` points with Optuna (optionally under ASHA) and run them."""
         from ray.tune.search import ConcurrencyLimiter
@@ -301,14 +356,14 @@ class RayExecutor:
             kwargs["scheduler"] = ASHAScheduler(
                 time_attr="epoch", max_t=study.train.epochs + 1, grace_period=1, reduction_factor=3
             )
-        self._fit(study, None, folder, on_record, {}, kwargs)
+        self._fit(study, None, folder, (on_record, on_eval), {}, kwargs)
 
     def _fit(
         self,
         study: StudyFile,
         units: tuple[Unit, ...] | None,
         folder: StudyFolder,
-        on_record: OnRecord,
+        sinks: tuple[OnRecord, OnEval | None],
         space: dict[str, Any],
         kwargs: dict[str, Any],
     ) -> None:
@@ -321,7 +376,10 @@ class RayExecutor:
             fn = tune.with_resources(fn, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
         if "search_alg" not in kwargs or not res.max_concurrent:
             kwargs = {"max_concurrent_trials": res.max_concurrent, **kwargs}
-        recorder = _Recorder(study, units, StudyFolder(out_dir), on_record, self._interrupt)
+        on_record, on_eval = sinks
+        recorder = _Recorder(
+            study, units, StudyFolder(out_dir), on_record, self._interrupt, on_eval
+        )
         tuner = tune.Tuner(
             fn,
             param_space=space,

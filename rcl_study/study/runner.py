@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rcl_study.config import ConfigError, StudyFile, parse_study, set_in, set_path, to_dict
+from rcl_study.study import disk
 from rcl_study.study.checks import (
     StudyChanged,
     StudyExists,
@@ -24,9 +25,10 @@ from rcl_study.study.checks import (
     check_machine,
     check_study,
 )
-from rcl_study.study.executor import Executor, SearchRequest
+from rcl_study.study.executor import Executor, OnEval, SearchRequest
 from rcl_study.study.lock import StudyLock
-from rcl_study.study.packing import plan_units
+from rcl_study.study.packing import plan_units, slots
+from rcl_study.study.progress import Progress
 from rcl_study.trials import ownership as folders
 from rcl_study.trials.design import describe, expand, search_distributions
 from rcl_study.trials.folder import StudyFolder
@@ -120,6 +122,7 @@ def dry_run_text(cfg: StudyFile, plans: list[TrialPlan] | None = None) -> str:
             f"{n} trials ({n // len(cfg.study.seeds)} variants x {len(cfg.study.seeds)} seeds)"
             f" in {len(units)} units: " + _pack_note(cfg, units)
         )
+        n_units = len(units)
     conc = res.max_concurrent or "as many as fit"
     where = (
         "in this process, one unit at a time (executor local)"
@@ -130,6 +133,9 @@ def dry_run_text(cfg: StudyFile, plans: list[TrialPlan] | None = None) -> str:
         f"resources: {res.cpus_per_trial:g} CPU + {res.gpus_per_trial:g} GPU per trial or pack, "
         f"{where}; records in {cfg.output_dir}, report in {cfg.report_dir}"
     )
+    if cfg.study.kind == "search":
+        n_units = n
+    lines.append(disk.estimate_text(cfg, n, n_units, slots(cfg)))
     return "\n".join(lines)
 
 
@@ -155,47 +161,6 @@ def prepare_folder(cfg: StudyFile, overwrite: bool) -> Path:
     return out
 
 
-class _Progress:
-    """One line (or a tqdm bar on a terminal) per recorded trial."""
-
-    def __init__(self, enabled: bool):
-        self.enabled, self.total, self.done = enabled, 0, 0
-        self.bar = None
-        self.t0 = time.time()
-
-    def start(self, total: int, done: int) -> None:
-        """Count ``total`` planned trials, ``done`` of them recorded already."""
-        self.total, self.done = total, done
-        if self.enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=done, desc="trials", unit="trial")
-
-    def __call__(self, record: TrialRecord) -> None:
-        self.done += 1
-        bal = record.metrics.get("balanced_acc")
-        msg = (
-            f"{record.trial_id}: {record.status.value}"
-            + (f" balanced_acc={bal:.4f}" if isinstance(bal, float) else "")
-            + (f" ({record.reason})" if record.reason else "")
-        )
-        if self.bar is not None:
-            self.bar.set_postfix_str(msg[:60])
-            self.bar.update(1)
-        else:
-            print(
-                f"[{self.done}/{self.total} trials, {time.time() - self.t0:.0f}s] {msg}",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def close(self) -> None:
-        """Close the bar, if any."""
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 class RecordBook:
     """The driver's side of ``records.jsonl``: each new record appended, its attempts counted.
 
@@ -204,9 +169,19 @@ class RecordBook:
     the progress display. Appending costs the same whatever the number of records.
     """
 
-    def __init__(self, folder: StudyFolder, progress: Callable[[TrialRecord], None]):
-        self.folder, self.progress = folder, progress
+    def __init__(
+        self,
+        folder: StudyFolder,
+        progress: Callable[[TrialRecord], None],
+        on_eval: OnEval | None = None,
+    ):
+        self.folder, self.progress, self.on_eval = folder, progress, on_eval
         self.attempts = folder.attempts()
+
+    def evaluation(self, trial_id: str, metrics: dict[str, float]) -> None:
+        """A member's evaluation (live): passed on to the progress display and trackers."""
+        if self.on_eval is not None:
+            self.on_eval(trial_id, metrics)
 
     def add(self, record: TrialRecord) -> None:
         """Append ``record`` with its attempt number (``attempts`` = earlier records + 1)."""
@@ -293,7 +268,7 @@ def run_study(
     if note:
         print(f"note: {note}", file=sys.stderr)
     started = False
-    bar = _Progress(progress)
+    bar = Progress(progress, cfg.train.epochs)
     try:
         check_folder(cfg, resume, overwrite)  # before Ray starts
         if resume and not overwrite:
@@ -308,16 +283,16 @@ def run_study(
             "config": to_dict(cfg),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        book = RecordBook(folder, bar)
+        book = RecordBook(folder, bar.record, bar.evaluation)
         if cfg.study.kind == "search":
-            _run_search(cfg, folder, meta, book, executor)
+            _run_search(cfg, folder, meta, book, bar, executor)
         else:
             folder.write_plan([p.to_json() for p in plans], meta)
             done = folder.done_ids(cfg.study.retries)
             todo = [p for p in chosen if p.trial_id not in done]
             bar.start(len(chosen), len(chosen) - len(todo))
             if todo:
-                executor.run(cfg, plan_units(cfg, plans, todo), folder, book.add)
+                executor.run(cfg, plan_units(cfg, plans, todo), folder, book.add, book.evaluation)
     finally:
         bar.close()
         executor.stop()
@@ -344,7 +319,12 @@ def _set_aside(folder: StudyFolder, rerun: str) -> int:
 
 
 def _run_search(
-    cfg: StudyFile, folder: StudyFolder, meta: dict, book: RecordBook, executor: Executor
+    cfg: StudyFile,
+    folder: StudyFolder,
+    meta: dict,
+    book: RecordBook,
+    bar: Progress,
+    executor: Executor,
 ) -> None:
     dists = search_distributions(cfg)
     records = folder.records()
@@ -360,11 +340,11 @@ def _run_search(
     report_seeds = cfg.study.seeds[1:]
     best_plans = [{"trial_id": f"best__s{s}", "variant": "best"} for s in report_seeds]
     folder.write_plan(planned + best_plans, meta)
-    book.progress.start(len(planned) + len(best_plans), len(records))
+    bar.start(len(planned) + len(best_plans), len(records))
     remaining = cfg.study.n_trials - n_search
     if remaining > 0:
         request = SearchRequest(dists, remaining, enqueue[:remaining], n_search + len(enqueue))
-        executor.search(cfg, request, folder, book.add)
+        executor.search(cfg, request, folder, book.add, book.evaluation)
     records = folder.records()
     scored = [
         r
@@ -379,4 +359,4 @@ def _run_search(
     done = folder.done_ids(cfg.study.retries)
     todo = [Unit.single(p) for p in plans if p.trial_id not in done]
     if todo:
-        executor.run(cfg, todo, folder, book.add)
+        executor.run(cfg, todo, folder, book.add, book.evaluation)

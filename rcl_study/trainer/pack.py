@@ -214,7 +214,8 @@ def train_pack(
     Args:
         cfgs: the members' resolved configurations (equal but for ``PACKABLE_KEYS``).
         names: one distinct name per member (checkpoint keys, log lines).
-        report: called with ``{"epoch": n, "members": k}`` after each evaluation.
+        report: called after each evaluation with ``{"epoch": n, "members": k,
+            "member_metrics": {name: metrics}}`` (k: members still training).
         workdir: folder of the pack's ``checkpoint.pt``; an existing one is resumed from.
         log: where plain progress lines go (default: stderr).
 
@@ -251,7 +252,13 @@ def train_pack(
                 m.metrics = ev.evaluation(m.trial, means[m.name], done, elapsed, epoch_seconds)
                 emit(ev.progress_line(m.name, tc.epochs, m.metrics))
             if report:
-                report({"epoch": done, "members": sum(m.status == "ok" for m in members)})
+                report(
+                    {
+                        "epoch": done,
+                        "members": sum(m.status == "ok" for m in members),
+                        "member_metrics": {m.name: dict(m.metrics) for m in active if m.metrics},
+                    }
+                )
         if ckpt and (done % tc.checkpoint_every == 0 or done == tc.epochs):
             save_pack(ckpt, members, done)
     return [

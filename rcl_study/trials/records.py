@@ -10,7 +10,8 @@ written back by :meth:`TrialRecord.to_json`, so nothing is lost.
 ``config_hash`` is the SHA-256 (first 16 hex digits) of the trial's defining configuration
 (:func:`defining_config`): the resolved trial config without the keys that do not change what the
 trial computes (``name``, ``train.progress``, ``train.threads``, ``train.checkpoint_every``,
-``data.download``, the ``study``, ``resources`` and ``report`` sections), plus the number of
+``train.keep_checkpoints``, ``data.download``, the ``study``, ``resources`` and ``report``
+sections), plus the number of
 data-parallel workers, which does change it.
 
 This module sits below ``study/`` and ``report/``; of the package it imports only the dotted-key
@@ -87,7 +88,8 @@ class TrialRecord:
     ``metrics`` maps metric name to value (the last evaluation, plus lists such as
     ``per_class_acc``); ``history`` holds one metrics dict per evaluation; ``attempts`` counts
     this trial's records so far, this one included; ``pack`` names the pack the trial ran in
-    (None when alone); ``versions``, ``python``, ``host``, ``git_rev`` describe where it ran;
+    (None when alone); ``versions``, ``python``, ``host``, ``git_rev`` describe where it ran (the
+    worker's, when it sent them), ``hardware`` its device (``device_name``, ``cuda``, ``cudnn``);
     ``extra`` keeps keys this version does not know.
     """
 
@@ -111,6 +113,7 @@ class TrialRecord:
     python: str | None = None
     host: str | None = None
     git_rev: str | None = None
+    hardware: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -122,6 +125,8 @@ class TrialRecord:
         """The record as written on disk: its fields in order, then the ``extra`` keys."""
         out = {f.name: getattr(self, f.name) for f in _FIELDS}
         out["status"] = self.status.value
+        if not self.hardware:  # records written before it existed read and write back unchanged
+            del out["hardware"]
         return {**out, **self.extra}
 
     @classmethod
@@ -139,7 +144,7 @@ class TrialRecord:
         if status not in STATUSES:
             raise ValueError(f"record status must be one of {STATUSES}, got {status!r}")
         known = {f.name: row[f.name] for f in _FIELDS if f.name in row}
-        for key in ("overrides", "metrics", "config", "versions"):
+        for key in ("overrides", "metrics", "config", "versions", "hardware"):
             if known.get(key) is None and key in known:
                 known[key] = {}
         if known.get("history") is None and "history" in known:
@@ -176,6 +181,7 @@ _NOT_DEFINING = (
     "train.progress",
     "train.threads",
     "train.checkpoint_every",
+    "train.keep_checkpoints",
     "data.download",
     "study",
     "resources",
