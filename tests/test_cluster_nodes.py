@@ -72,63 +72,111 @@ def _kill_tree(proc: subprocess.Popen, marker: str) -> None:
                 pass
 
 
-@pytest.fixture
-def two_nodes(tmp_path):
-    """(address, env, runs folder): a CPU-less head and a 2-CPU worker with a private runs/."""
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.skip("needs root and unshare(1) for a private mount namespace")
-    pytest.importorskip("ray")
-    token = tmp_path / "auth_token"
-    token.write_text(secrets.token_hex(32))
-    temp_dir = tempfile.mkdtemp(prefix="rcln", dir="/tmp")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "RAY_AUTH_TOKEN_PATH": str(token),
-        "RAY_AUTH_MODE": "token",
-        "PYTHONPATH": str(ROOT),
-    }
-    env.pop("RAY_ADDRESS", None)
-    runs = tmp_path / "study" / "runs"
-    runs.mkdir(parents=True)
-    ray = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block"]
-    head = subprocess.Popen(
-        [*ray, "--head", f"--port={port}", "--num-cpus=0", f"--temp-dir={temp_dir}",
-         "--include-dashboard=false", "--disable-usage-stats"],  # fmt: skip
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    nodes = [head]
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert head.poll() is None and time.time() < deadline, "ray start --head failed"
-                time.sleep(1)
-        join = " ".join([*ray, f"--address=127.0.0.1:{port}", "--num-cpus=2"])
-        worker = subprocess.Popen(
-            ["unshare", "-m", "--propagation", "private", "sh", "-c",
-             f"mount -t tmpfs rclnode {runs} && exec {join}"],  # fmt: skip
-            env=env,
+class Cluster:
+    """A CPU-less head node and worker nodes, each worker with a private ``runs/`` folder."""
+
+    def __init__(self, tmp_path: Path):
+        token = tmp_path / "auth_token"
+        token.write_text(secrets.token_hex(32))
+        self.temp_dir = tempfile.mkdtemp(prefix="rcln", dir="/tmp")
+        self.port = _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "RAY_AUTH_TOKEN_PATH": str(token),
+            "RAY_AUTH_MODE": "token",
+            "PYTHONPATH": str(ROOT),
+        }
+        self.env.pop("RAY_ADDRESS", None)
+        self.runs = tmp_path / "study" / "runs"
+        self.runs.mkdir(parents=True)
+        self.ray = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block"]
+        self.head: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
+
+    def start_head(self) -> None:
+        self.head = subprocess.Popen(
+            [
+                *self.ray,
+                "--head",
+                f"--port={self.port}",
+                "--num-cpus=0",
+                f"--temp-dir={self.temp_dir}",
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+            ],  # fmt: skip
+            env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        nodes.append(worker)
-        _wait_for_cpus(f"127.0.0.1:{port}", env, 2)
-        yield f"127.0.0.1:{port}", env, runs
+        deadline = time.time() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                assert self.head.poll() is None and time.time() < deadline, "ray start failed"
+                time.sleep(1)
+
+    def add_worker(self, cpus: int) -> subprocess.Popen:
+        """A worker node in its own mount namespace, a private tmpfs over the study's runs/."""
+        join = " ".join([*self.ray, f"--address={self.address}", f"--num-cpus={cpus}"])
+        worker = subprocess.Popen(
+            [
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                f"mount -t tmpfs rclnode {self.runs} && exec {join}",
+            ],  # fmt: skip
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.workers.append(worker)
+        return worker
+
+    def kill_worker(self, worker: subprocess.Popen) -> None:
+        """The node dies: every process of its session, at once."""
+        try:
+            os.killpg(worker.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        worker.wait()
+
+    def stop(self) -> None:
+        for node in [*reversed(self.workers), self.head]:
+            if node is not None:
+                _kill_tree(node, self.temp_dir)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare(1) for a private mount namespace")
+    pytest.importorskip("ray")
+    c = Cluster(tmp_path)
+    try:
+        c.start_head()
+        yield c
     finally:
-        for node in reversed(nodes):
-            _kill_tree(node, temp_dir)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        c.stop()
 
 
-def _wait_for_cpus(address: str, env: dict, cpus: int, timeout: float = 120) -> None:
+@pytest.fixture
+def two_nodes(cluster):
+    """(address, env, runs folder): a CPU-less head and a 2-CPU worker with a private runs/."""
+    cluster.add_worker(2)
+    _wait_for_cpus(cluster.address, cluster.env, 2)
+    return cluster.address, cluster.env, cluster.runs
+
+
+def _wait_for_cpus(address: str, env: dict, cpus: int, timeout: float = 240) -> None:
     code = (
         "import sys, ray; ray.init(address=sys.argv[1], log_to_driver=False); "
         "print(ray.cluster_resources().get('CPU', 0))"
@@ -180,6 +228,77 @@ def test_records_travel_through_ray_when_nodes_share_no_disk(two_nodes, tmp_path
     assert here.returncode == 0, here.stderr[-3000:]
     expected = {r.trial_id: r for r in StudyFolder(tmp_path / "local/runs/tiny").records()}
     assert expected.keys() == records.keys()
+    for tid, r in records.items():
+        for key in ("top1", "balanced_acc", "many_acc", "few_acc"):
+            assert r.metrics[key] == expected[tid].metrics[key], (tid, key)
+
+
+def _checkpointed_trials(storage: Path) -> set[str]:
+    """Tune trial folders in ``storage`` that hold a reported checkpoint."""
+    return {p.parent.parent.name for p in storage.glob("*/*/checkpoint_*/checkpoint.pt")}
+
+
+def test_a_lost_node_costs_only_the_epochs_since_its_last_checkpoint(cluster, tmp_path):
+    """Two worker nodes share only the storage folder; one dies mid-trial; the study finishes."""
+    storage = tmp_path / "storage"  # on the real disk: every node sees it, unlike runs/
+    storage.mkdir()
+    a = cluster.add_worker(1)
+    _wait_for_cpus(cluster.address, cluster.env, 1)
+    cluster.add_worker(1)  # one after the other: two raylets starting at once may collide
+    _wait_for_cpus(cluster.address, cluster.env, 2)
+    raw = {
+        **TINY,
+        "train": {**TINY["train"], "epochs": 12, "checkpoint_every": 1, "max_steps_per_epoch": 4},
+        "study": {**TINY["study"], "components": ["margin"]},
+    }
+    raw["resources"] = {
+        "cpus_per_trial": 1,
+        "pack": 1,
+        "address": cluster.address,
+        "storage": str(storage),
+        "max_failures": 2,
+    }
+    path = cluster.runs.parent / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "rcl_study.run", str(path), "--no-progress"],
+        cwd=path.parent,
+        env=cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while len(_checkpointed_trials(storage)) < 2:  # both trials are mid-way, with a checkpoint
+        assert driver.poll() is None, driver.communicate()[1][-3000:]
+        assert time.time() < deadline, "no checkpoints reached the storage folder"
+        time.sleep(0.2)
+    t_kill = time.time()
+    cluster.kill_worker(a)
+    out, err = driver.communicate(timeout=600)
+    lost_s = time.time() - t_kill
+    assert driver.returncode == 0, err[-3000:]
+    records = {r.trial_id: r for r in StudyFolder(cluster.runs / "tiny").records()}
+    assert len(records) == 2 and all(r.ok for r in records.values()), err[-3000:]
+    restarted = [r for r in records.values() if r.metrics.get("restarts")]
+    assert len(restarted) == 1, {t: r.metrics.get("restarts") for t, r in records.items()}
+    resumed = restarted[0].metrics["resumed_from_epoch"]
+    assert 1 <= resumed < 12  # resumed from a checkpoint, not from scratch
+    print(f"node lost: trial {restarted[0].trial_id} resumed at epoch {resumed}; {lost_s:.0f}s")
+    # its final metrics equal an uninterrupted run of the same study in one process
+    (tmp_path / "local").mkdir()
+    local = {**raw, "resources": {"cpus_per_trial": 1, "pack": 1, "executor": "local"}}
+    (tmp_path / "local" / "tiny.yaml").write_text(yaml.safe_dump(local))
+    here = subprocess.run(
+        [sys.executable, "-m", "rcl_study.run", "tiny.yaml", "--no-progress"],
+        cwd=tmp_path / "local",
+        env={k: v for k, v in cluster.env.items() if k != "RAY_AUTH_MODE"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert here.returncode == 0, here.stderr[-3000:]
+    expected = {r.trial_id: r for r in StudyFolder(tmp_path / "local/runs/tiny").records()}
     for tid, r in records.items():
         for key in ("top1", "balanced_acc", "many_acc", "few_acc"):
             assert r.metrics[key] == expected[tid].metrics[key], (tid, key)

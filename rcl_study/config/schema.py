@@ -318,6 +318,12 @@ class ResourcesConfig(_Strict):
     workers_per_trial: int | None = Field(None, ge=1)
     max_concurrent: int | None = Field(None, ge=1)
     address: str | None = None
+    #: where Ray keeps trial checkpoints and its experiment state: a folder every node mounts
+    #: (NFS) or a URI pyarrow understands (``s3://...``); default: ``<output_dir>/ray``
+    storage: str | None = None
+    #: times Ray Tune restarts a failed trial (e.g. its node died) from its last checkpoint in
+    #: ``storage`` before recording it ``failed`` (``--resume`` retries failed trials too)
+    max_failures: int = Field(0, ge=0, le=100)
     #: members trained together in one process (``auto``: where ``benchmarks/pack_speed.py``
     #: showed a gain; ``1``: never); see ``rcl_study.study.packing``
     pack: int | Literal["auto"] = "auto"

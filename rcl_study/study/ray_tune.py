@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -120,15 +122,22 @@ def _unit_of(config: dict[str, Any], study: StudyFile, units: Sequence[Unit] | N
 EVALS = "rcl_evaluations"
 #: key of the last Tune result of a unit: every member's result (JSON {trial id: result})
 RESULTS = "rcl_results"
+#: the trainer's checkpoint file in a trial's (or pack's) folder
+CHECKPOINT = "checkpoint.pt"
 
 
-def _tune_report(unit: Unit, send: Callable[[dict[str, Any]], None]) -> Callable:
+def _tune_report(
+    unit: Unit, send: Callable[..., None], checkpoint: Path | None = None
+) -> Callable:
     """The trainer's ``report``: each evaluation through Ray's reporting channel (``send``).
 
     A single trial's scalars also stand at the top level of the result, where ASHA and Optuna
-    read the study's metric; a pack's top level holds its epoch.
+    read the study's metric; a pack's top level holds its epoch. When the trainer's
+    ``checkpoint`` file changed since the last report, a copy goes with the result, and Ray
+    persists it in ``resources.storage`` (what a restarted trial resumes from).
     """
-    evals = {}
+    evals: dict[str, dict[str, float]] = {}
+    sent = {"stamp": None}
 
     def collect(trial_id: str, metrics: dict[str, float]) -> None:
         evals[trial_id] = metrics
@@ -142,9 +151,58 @@ def _tune_report(unit: Unit, send: Callable[[dict[str, Any]], None]) -> Callable
             send({"epoch": float(metrics.get("epoch", 0))})
             return
         top = scalars(metrics) if not unit.is_pack else {"epoch": float(metrics["epoch"])}
-        send({**top, EVALS: json.dumps(evals)})
+        payload = {**top, EVALS: json.dumps(evals)}
+        stamp = _stamp(checkpoint)
+        if stamp is None or stamp == sent["stamp"]:
+            send(payload)
+            return
+        with tempfile.TemporaryDirectory(prefix="rcl-ckpt-") as tmp:
+            shutil.copy2(checkpoint, Path(tmp) / CHECKPOINT)
+            send(payload, checkpoint=tune.Checkpoint.from_directory(tmp))
+        sent["stamp"] = stamp
 
     return report
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    """(mtime, size) of a checkpoint file, None when there is none."""
+    try:
+        st = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size) if st else None
+
+
+def _workdir(unit: Unit, folder: StudyFolder) -> Path:
+    """The folder of the unit's ``checkpoint.pt``: the trial's, or the pack's."""
+    return folder.trial_dir(unit.pack_id or unit.members[0].trial_id)
+
+
+def _restore(unit: Unit, folder: StudyFolder) -> int | None:
+    """Put the trial's last checkpoint from Ray's storage in its folder, on a restarted trial.
+
+    Tune hands a restarted trial (its node died, or it raised and ``resources.max_failures``
+    allows another try) the last checkpoint it reported. When this node's folder has none (a new
+    node), that copy is restored, so the trainer resumes from it. Returns the epoch restored,
+    None when nothing was restored.
+    """
+    from rcl_study.trainer.checkpoint import CheckpointError, read_checkpoint
+
+    ckpt = tune.get_checkpoint()
+    target = _workdir(unit, folder) / CHECKPOINT
+    if ckpt is None or target.exists():
+        return None
+    with ckpt.as_directory() as src:
+        source = Path(src) / CHECKPOINT
+        if not source.is_file():
+            return None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    try:
+        return int(read_checkpoint(target).get("epoch", 0))
+    except CheckpointError:
+        target.unlink(missing_ok=True)  # unreadable: start over rather than fail
+        return None
 
 
 def _final(unit: Unit, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -168,8 +226,12 @@ def _run_unit(
     if res.workers > 1 and not unit.is_pack and stored_result(folder, plan) is None:
         _run_data_parallel(plan, study, out_dir, res)
         return
-    report = _tune_report(unit, tune.report)
+    restored = _restore(unit, folder)
+    report = _tune_report(unit, tune.report, _workdir(unit, folder) / CHECKPOINT)
     results = train_unit(unit, Resolver(study), folder, report, int(res.cpus_per_trial))
+    if restored is not None:  # the record says the trial restarted from Ray's storage
+        for result in results.values():
+            result["resumed_from_epoch"] = restored
     tune.report(_final(unit, results))
 
 
@@ -252,6 +314,9 @@ class _Recorder(tune.Callback):
             results = json.loads(last.get(RESULTS) or "{}")
         except ValueError:
             results = {}
+        restarts = int(getattr(trial, "num_failures", 0) or 0)
+        for result in results.values() if restarts else ():
+            result["restarts"] = restarts  # Tune restarted it (e.g. its node died)
         partial = {k: v for k, v in last.items() if k in ("top1", "balanced_acc", "epoch", "loss")}
         wall = time.time() - self.started.get(trial.trial_id, time.time())
         # stopped by Ctrl-C before finishing: not recorded, it runs again on --resume
@@ -386,10 +451,12 @@ class RayExecutor:
             tune_config=tune.TuneConfig(**kwargs),
             run_config=tune.RunConfig(
                 name=f"tune-{int(time.time())}",
-                storage_path=str(out_dir / "ray"),
+                storage_path=study.resources.storage or str(out_dir / "ray"),
                 verbose=0,
                 callbacks=[recorder],
-                failure_config=tune.FailureConfig(max_failures=0),  # retried by --resume
+                # a trial whose node died restarts elsewhere from its last checkpoint
+                failure_config=tune.FailureConfig(max_failures=res.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
         with self._interrupt:
