@@ -142,7 +142,7 @@ def test_old_record_without_hash_attempts_pack_loads_with_defaults(tmp_path):
         [],
         None,
     )
-    # appending another trial rewrites the table, but the old line keeps exactly its keys
+    # appending another trial leaves the old line exactly as it was (its keys too)
     folder.append(TrialRecord(trial_id="b", status=TrialStatus.OK))
     lines = [json.loads(x) for x in folder.records_path.read_text().splitlines()]
     assert lines[0] == old

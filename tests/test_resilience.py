@@ -109,6 +109,8 @@ def test_append_keeps_damaged_lines_instead_of_dropping_them(tmp_path):
     bad = _damage(tmp_path)
     StudyFolder(tmp_path).append({"trial_id": "c", "status": "ok"})
     assert [r["trial_id"] for r in StudyFolder(tmp_path).read_rows()[0]] == ["a", "b", "c"]
+    assert StudyFolder(tmp_path).damaged_lines() == bad  # left in place: append does not read
+    assert StudyFolder(tmp_path).set_aside_damaged() == 4
     assert (tmp_path / DAMAGED).read_bytes().splitlines() == bad
 
 

@@ -1,16 +1,20 @@
 """A study's folder on disk: its paths, and the reads and atomic writes of its records and plan.
 
-``<root>/records.jsonl`` holds one line per trial (a
-:class:`~rcl_study.trials.records.TrialRecord`);
-every append rewrites the file through a temporary file and a rename, so a crash leaves either
-the old or the new table, never half a line. ``<root>/plan.json`` lists the planned trials, so a
-report can say how many are done; ``<root>/trials/<trial_id>/`` holds a trial's config, result
-and checkpoint; ``<root>/driver.lock`` the driver lock (``study/lock.py``).
+``<root>/records.jsonl`` holds one line per record (a
+:class:`~rcl_study.trials.records.TrialRecord`) and only ever grows during a run: every append
+adds one fsynced line (:func:`~rcl_study.files.append_line`), whatever the number of records
+already there. A trial recorded again (a retry) gets a new line; readers keep the last valid line
+of each ``trial_id``, at that line's position, so a record is replaced, never doubled. The driver
+compacts the file once per start (:meth:`StudyFolder.set_aside_damaged`: a rewrite through a
+temporary file and a rename). ``<root>/plan.json`` lists the planned trials, so a report can say
+how many are done; ``<root>/trials/<trial_id>/`` holds a trial's config, result and checkpoint;
+``<root>/driver.lock`` the driver lock (``study/lock.py``).
 
-A line that does not parse as a record (a truncated write on a file system without atomic rename,
-a hand edit, an unknown status) never stops a reader: it is skipped, and the driver moves it to
+A line that does not parse as a record (a line cut short by a crash mid-append, a hand edit, an
+unknown status) never stops a reader: it is skipped, and the driver moves it to
 ``<root>/records.damaged.jsonl`` (:meth:`StudyFolder.set_aside_damaged`), so its trial runs
-again. Valid lines are written back exactly as they were read (an old record keeps its keys).
+again. An append after such a cut line starts on a line of its own. Valid lines are written back
+exactly as they were read (an old record keeps its keys).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rcl_study.files import atomic_write_text
+from rcl_study.files import append_line, atomic_write_bytes, atomic_write_text
 from rcl_study.trials.records import TrialRecord, TrialStatus, dumps
 
 RECORDS = "records.jsonl"
@@ -80,52 +84,70 @@ class StudyFolder:
 
     # ------------------------------------------------------------------ records
 
-    def _read(self) -> tuple[list[tuple[dict[str, Any], TrialRecord]], list[bytes]]:
+    def _read(self) -> tuple[list[tuple[bytes, dict[str, Any], TrialRecord]], list[bytes], int]:
+        """The last valid line of each trial, the damaged lines, and how many lines were superseded.
+
+        The first list holds (raw line, row, record), in the order of those last lines.
+        """
         if not self.records_path.exists():
-            return [], []
-        good: list[tuple[dict[str, Any], TrialRecord]] = []
+            return [], [], 0
+        last: dict[str, tuple[bytes, dict[str, Any], TrialRecord]] = {}
         bad: list[bytes] = []
+        superseded = 0
         for line in self.records_path.read_bytes().split(b"\n"):
             if not line.strip():
                 continue
             parsed = _parse(line)
             if parsed is None:
                 bad.append(line)
-            else:
-                good.append(parsed)
-        return good, bad
+                continue
+            row, rec = parsed
+            if last.pop(rec.trial_id, None) is not None:  # re-inserted: moves to the end
+                superseded += 1
+            last[rec.trial_id] = (line, row, rec)
+        return list(last.values()), bad, superseded
 
     def read_rows(self) -> tuple[list[dict[str, Any]], list[bytes]]:
-        """The valid records as stored (JSON dicts) and the damaged lines (raw bytes), in order."""
-        good, bad = self._read()
-        return [row for row, _ in good], bad
+        """The records as stored (JSON dicts) and the damaged lines (raw bytes), in file order.
+
+        One row per trial: its last valid line, at that line's position.
+        """
+        good, bad, _ = self._read()
+        return [row for _, row, _ in good], bad
 
     def damaged_lines(self) -> list[bytes]:
         """The lines of ``records.jsonl`` that are not valid records."""
         return self._read()[1]
 
     def records(self) -> list[TrialRecord]:
-        """All valid records, in file order (empty when there are none; damaged lines skipped)."""
-        return [rec for _, rec in self._read()[0]]
+        """The records, one per trial (its last valid line), in file order; damaged lines skipped.
 
-    def _write(self, rows: list[dict[str, Any]], damaged: list[bytes]) -> None:
+        Empty when there are none.
+        """
+        return [rec for _, _, rec in self._read()[0]]
+
+    def set_aside_damaged(self) -> int:
+        """Move damaged lines to ``records.damaged.jsonl`` and compact; returns how many moved.
+
+        When there are damaged lines or superseded records, ``records.jsonl`` is rewritten
+        atomically with the last valid line of each trial only (bytes as read, in order); the
+        damaged lines are appended (fsynced) to ``records.damaged.jsonl`` first.
+        """
+        good, damaged, superseded = self._read()
         if damaged:  # kept before the table is rewritten without them
-            self.root.mkdir(parents=True, exist_ok=True)
             with open(self.damaged_path, "ab") as f:
                 f.write(b"".join(line + b"\n" for line in damaged))
                 f.flush()
                 os.fsync(f.fileno())
-        atomic_write_text(self.records_path, "".join(dumps(r) + "\n" for r in rows))
-
-    def set_aside_damaged(self) -> int:
-        """Move damaged lines to ``records.damaged.jsonl``; returns how many."""
-        rows, damaged = self.read_rows()
-        if damaged:
-            self._write(rows, damaged)
+        if damaged or superseded:
+            atomic_write_bytes(self.records_path, b"".join(line + b"\n" for line, _, _ in good))
         return len(damaged)
 
     def append(self, record: TrialRecord | dict[str, Any]) -> None:
-        """Add one trial's record; a record with the same ``trial_id`` is replaced, never doubled.
+        """Add one trial's record as one fsynced line; the file is not read.
+
+        A record with the same ``trial_id`` is replaced, never doubled: readers keep the last
+        line of a trial (:meth:`records`), and :meth:`set_aside_damaged` drops the older ones.
 
         Raises:
             ValueError: a dict that is not a valid record (see :meth:`TrialRecord.from_json`).
@@ -136,10 +158,7 @@ class StudyFolder:
         else:
             row = record
             TrialRecord.from_json(row)
-        rows, damaged = self.read_rows()
-        rows = [r for r in rows if r["trial_id"] != row["trial_id"]]
-        rows.append(row)
-        self._write(rows, damaged)
+        append_line(self.records_path, dumps(row))
 
     def done_ids(self, retries: int | None = None) -> set[str]:
         """Ids of trials that resume does not run again.
