@@ -233,6 +233,19 @@ def test_records_travel_through_ray_when_nodes_share_no_disk(two_nodes, tmp_path
             assert r.metrics[key] == expected[tid].metrics[key], (tid, key)
 
 
+def _session_pids(sid: int) -> list[int]:
+    """Processes of the session ``sid`` (a node started with ``start_new_session``)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if os.getsid(int(pid)) == sid:
+                    out.append(int(pid))
+            except OSError:
+                pass
+    return out
+
+
 def _checkpointed_trials(storage: Path) -> set[str]:
     """Tune trial folders in ``storage`` that hold a reported checkpoint."""
     return {p.parent.parent.name for p in storage.glob("*/*/checkpoint_*/checkpoint.pt")}
@@ -274,7 +287,9 @@ def test_a_lost_node_costs_only_the_epochs_since_its_last_checkpoint(cluster, tm
         assert time.time() < deadline, "no checkpoints reached the storage folder"
         time.sleep(0.2)
     t_kill = time.time()
+    on_a = _session_pids(a.pid)
     cluster.kill_worker(a)
+    print(f"killed node A ({len(on_a)} processes) with both trials checkpointed", flush=True)
     out, err = driver.communicate(timeout=600)
     lost_s = time.time() - t_kill
     assert driver.returncode == 0, err[-3000:]
