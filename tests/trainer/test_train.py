@@ -22,7 +22,7 @@ from rcl_study.losses import PRESETS
 from rcl_study.trainer.metrics import classification_metrics, confusion_matrix, feature_measures
 from rcl_study.trainer.models import ResNet32, build_model, count_parameters
 
-HERE = Path(__file__).parent
+HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 
 
 def _free_port() -> int:
@@ -229,7 +229,7 @@ def test_single_trial_command(tmp_path):
 def test_two_processes_first_step_loss_matches_one(tmp_path):
     one, two = tmp_path / "one.json", tmp_path / "two.json"
     subprocess.run(
-        [sys.executable, str(HERE / "train_worker.py"), str(one)],
+        [sys.executable, str(HELPERS / "train_worker.py"), str(one)],
         check=True,
         capture_output=True,
         timeout=300,
@@ -241,7 +241,7 @@ def test_two_processes_first_step_loss_matches_one(tmp_path):
             "torch.distributed.run",
             "--nproc_per_node=2",
             f"--master_port={_free_port()}",
-            str(HERE / "train_worker.py"),
+            str(HELPERS / "train_worker.py"),
             str(two),
         ],
         capture_output=True,

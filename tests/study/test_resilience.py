@@ -27,7 +27,7 @@ from rcl_study.trials.design import expand, trial_config
 from rcl_study.trials.folder import DAMAGED, RECORDS, StudyFolder
 from rcl_study.trials.records import config_hash
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 TINY = {
     "name": "tiny",

@@ -9,11 +9,9 @@ failure names the line to fix.
 from __future__ import annotations
 
 import json
-import sys
 import traceback
 from collections import Counter
 from functools import cache
-from pathlib import Path
 from typing import get_args
 
 import pytest
@@ -23,9 +21,7 @@ import rcl_study.trainer.loop as train
 import rcl_study.trainer.setup as trial_setup
 from rcl_study.config import DataConfig, parse_study
 from rcl_study.losses import PRESETS
-
-sys.path.insert(0, str(Path(__file__).parent))
-from syncs import SyncCounter  # noqa: E402
+from tests.helpers.syncs import SyncCounter
 
 RECIPES = [r for r in get_args(DataConfig.model_fields["augment"].annotation) if r != "auto"]
 

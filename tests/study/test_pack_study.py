@@ -15,7 +15,7 @@ from rcl_study.study.runner import run_study
 from rcl_study.trials.design import expand
 from rcl_study.trials.folder import RECORDS, StudyFolder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 TINY = {
     "name": "tinypack",

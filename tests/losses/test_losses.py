@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from scipy.optimize import brentq
-from syncs import SyncCounter
 
 from rcl_study.losses import (
     PRESETS,
@@ -19,6 +18,7 @@ from rcl_study.losses import (
     total_loss,
 )
 from rcl_study.losses.contrastive import naive_class_loop_loss
+from tests.helpers.syncs import SyncCounter
 
 
 def reference_loss(u, y, n, protos, tau, s, gamma, m, class_averaging, s_proto=None):

@@ -12,7 +12,7 @@ from rcl_study.study.runner import StudyExists, apply_smoke, check_folder
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import STATUSES, TrialPlan, TrialRecord, TrialStatus
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_records_replace_by_trial_id_and_stay_valid_json(tmp_path):

@@ -209,7 +209,7 @@ def _run_study(folder: Path, env: dict, **resources) -> subprocess.CompletedProc
 @pytest.mark.slow
 def test_a_ray_start_cluster_with_token_auth_runs_the_study(ray_head, tmp_path):
     address, env = ray_head
-    env = {**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     jobs = _gcs_jobs(address, env)
     (tmp_path / "on").mkdir()
     proc = _run_study(tmp_path / "on", env, address=address)

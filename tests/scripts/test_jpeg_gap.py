@@ -14,7 +14,7 @@ from PIL import Image
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("jpeg_gap", ROOT / "scripts" / "jpeg_gap.py")
 jpeg_gap = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(jpeg_gap)

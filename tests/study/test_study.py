@@ -15,7 +15,7 @@ from rcl_study.config import parse_study
 from rcl_study.trials.design import expand, trial_config
 from rcl_study.trials.folder import StudyFolder
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 TINY = {
     "name": "tiny",

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load(name: str):
@@ -42,8 +42,8 @@ def test_metrics_log_survives_a_cut_line_and_keeps_the_last_of_each_epoch(tmp_pa
 def test_smoke_runs_the_tests_that_skip_without_cuda():
     smoke = _load("smoke")
     ids = smoke.cuda_test_ids(ROOT / "tests")
-    assert "tests/test_augment.py::test_cpu_and_gpu_agree_in_distribution" in ids
-    assert "tests/test_augment.py::test_crop_keeps_content_and_zero_pads" not in ids
+    assert "tests/data/test_augment.py::test_cpu_and_gpu_agree_in_distribution" in ids
+    assert "tests/data/test_augment.py::test_crop_keeps_content_and_zero_pads" not in ids
     assert all(Path(ROOT / i.split("::")[0]).is_file() for i in ids)
 
 
