@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
+
+from tests.conftest import DROP, TINY_STUDY, Only
 
 ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("jpeg_gap", ROOT / "scripts" / "jpeg_gap.py")
@@ -113,14 +114,17 @@ def _tiny_study(tmp_path):
         test_y=np.repeat(np.arange(4), 10),
         test_mask=np.arange(n_test) % 2 == 0,
     )
-    study = {
-        "name": "gap",
-        "data": {"dataset": "arrays", "path": str(tmp_path / "d.npz"), "imbalance_ratio": 1},
-        "model": {"arch": "small_cnn", "width": 4, "proj_hidden": 8, "proj_dim": 4},
-    }
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(study))
-    return path
+    return TINY_STUDY.write(
+        tmp_path,
+        filename="s.yaml",
+        name="gap",
+        data=Only(dataset="arrays", path=str(tmp_path / "d.npz"), imbalance_ratio=1),
+        model={"width": 4, "proj_hidden": 8, "proj_dim": 4},
+        train=DROP,
+        loss=DROP,
+        study=DROP,
+        resources=DROP,
+    )
 
 
 def test_cli_scores_the_lossless_images_of_an_untrained_checkpoint(tmp_path, capsys):
