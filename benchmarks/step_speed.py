@@ -7,10 +7,10 @@ measured beside the current one in the same session (``git worktree add /tmp/bef
     python benchmarks/step_speed.py --recipe bcl
     python benchmarks/step_speed.py --recipe autoaugment
 
-Syncs per step: the count of one 3-step trial minus that of a 2-step trial (``tests/syncs.py``;
-one-time work such as a cached table built on first use can make this difference meaningless
-for the first recipe measured in a process). Time per step: the last of 3 epochs of ``--steps``
-steps, divided by ``--steps`` (one thread). Prints one JSON line.
+Syncs per step: the count of one 3-step trial minus that of a 2-step trial
+(``tests/helpers/syncs.py``; one-time work such as a cached table built on first use can make this
+difference meaningless for the first recipe measured in a process). Time per step: the last of 3
+epochs of ``--steps`` steps, divided by ``--steps`` (one thread). Prints one JSON line.
 """
 
 import argparse
@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--data-root", default=str(HERE.parent / "shared/data/cifar10"))
     a = ap.parse_args()
     sys.path.insert(0, a.repo)
-    sys.path.insert(0, str(HERE / "tests"))
+    sys.path.insert(0, str(HERE / "tests" / "helpers"))
     import torch
     from syncs import SyncCounter
 

@@ -24,17 +24,17 @@ import yaml
 from rcl_study import run
 from rcl_study.config import DataConfig
 from rcl_study.data import DataError, load_data
+from tests.conftest import DROP, TINY_STUDY
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE: dict[str, Any] = {
-    "name": "adv",
-    "data": {"dataset": "digits_lt", "imbalance_ratio": 10},
-    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
-    "train": {"epochs": 1, "batch_size": 32, "max_steps_per_epoch": 1, "threads": 1},
-    "loss": {"preset": "bcl+rcl", "balance": 1.0, "scale": 1.2, "margin": 0.5},
-    "study": {"kind": "ablation", "components": ["balance"], "seeds": [0]},
-    "resources": {"cpus_per_trial": 1},
-}
+#: the tiny study as this file's cases start from: one step, two trials (balance off and on)
+BASE: dict[str, Any] = TINY_STUDY(
+    name="adv",
+    data={"test_limit": DROP},
+    train={"max_steps_per_epoch": 1, "warmup_epochs": DROP},
+    loss={"scale": 1.2},
+    study={"components": ["balance"], "seeds": [0]},
+)
 GRID = {"kind": "grid", "seeds": [0], "grid": {"loss.scale": [1.0, 2.0]}}
 SEARCH = {"kind": "search", "seeds": [0, 1], "n_trials": 2, "space": {}}
 

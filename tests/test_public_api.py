@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import rcl_study
+from tests.conftest import TINY_STUDY
 
 
 def test_import_is_light_and_names_are_public():
@@ -15,15 +16,12 @@ def test_import_is_light_and_names_are_public():
 
 
 def test_a_study_through_the_public_names_only(tmp_path):
-    study = {
-        "name": "api",
-        "data": {"dataset": "digits_lt", "imbalance_ratio": 10, "test_limit": 60},
-        "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
-        "train": {"epochs": 1, "batch_size": 32, "max_steps_per_epoch": 2, "warmup_epochs": 0},
-        "loss": {"preset": "bcl+rcl", "balance": 1.0, "scale": 1.5, "margin": 0.5},
-        "study": {"kind": "ablation", "seeds": [0, 1], "components": ["margin"]},
-        "resources": {"cpus_per_trial": 1, "executor": "local"},
-    }
+    study = TINY_STUDY(
+        name="api",
+        data={"test_limit": 60},
+        study={"components": ["margin"]},
+        resources={"executor": "local"},
+    )
     path = tmp_path / "api.yaml"
     path.write_text(json.dumps(study))  # JSON is YAML
     cfg = rcl_study.load_study(

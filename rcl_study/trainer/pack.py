@@ -6,7 +6,7 @@ numbers), then each member's own forward, loss, backward and SGD step. Each memb
 :class:`~rcl_study.trainer.setup.Trial` of its own (weights, BatchNorm statistics, optimiser, loss,
 history) that shares the data, schedule and random streams of the pack. Every member's network is
 built from the random state ``train_trial`` builds it from, so a member's weights, batches, losses
-and gradients are those of its separate run (``tests/test_pack.py``).
+and gradients are those of its separate run (``tests/trainer/test_pack.py``).
 
 Mechanism: a plain loop over the members' modules. ``benchmarks/pack_mechanism.py`` measured on
 the CPU that ``torch.func`` stacking (``vmap``) is slower than the loop and grouped convolutions

@@ -47,7 +47,7 @@ def _need(cond: bool, msg: str) -> None:
 def cuda_test_ids(tests_dir: Path) -> list[str]:
     """Node ids of the test functions (and methods) whose decorators mention ``cuda``."""
     ids = []
-    for path in sorted(tests_dir.glob("test_*.py")):
+    for path in sorted(tests_dir.rglob("test_*.py")):
         src = path.read_text()
         tree = ast.parse(src)
         for node in ast.walk(tree):

@@ -1,10 +1,8 @@
 """One contract, every executor: the local one and Ray Tune run the same units the same way."""
 
-import json
-
 import pytest
 
-from rcl_study.config import ConfigError, parse_study
+from rcl_study.config import ConfigError
 from rcl_study.study.executor import Executor, SearchRequest
 from rcl_study.study.packing import plan_units
 from rcl_study.study.runner import RecordBook, make_executor, run_study, select
@@ -12,33 +10,27 @@ from rcl_study.trials.design import expand
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import TrialPlan, TrialStatus
 from rcl_study.trials.unit import Unit
+from tests.conftest import TINY_STUDY
 
-TINY = {
+#: differences from the shared tiny study (tests/conftest.py)
+TINY_HERE = {
     "name": "contract",
-    "data": {"dataset": "digits_lt", "imbalance_ratio": 10, "test_limit": 60},
-    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
-    "train": {
-        "epochs": 1,
-        "batch_size": 32,
-        "max_steps_per_epoch": 2,
-        "warmup_epochs": 0,
-        "threads": 1,
-        "progress": False,
-    },
-    "loss": {"preset": "bcl+rcl", "balance": 1.0, "scale": 1.5, "margin": 0.5},
-    "study": {"kind": "ablation", "seeds": [0], "components": ["balance", "margin"]},
-    "resources": {"cpus_per_trial": 1, "executor": "local", "pack": 2},
+    "data": {"test_limit": 60},
+    "train": {"progress": False},
+    "study": {"seeds": [0], "components": ["balance", "margin"]},
+    "resources": {"executor": "local", "pack": 2},
 }
 
 EXECUTORS = ["local", pytest.param("ray", marks=pytest.mark.slow)]
 
 
 def _study(tmp_path, executor="local", **study):
-    raw = json.loads(json.dumps(TINY))
-    raw["study"].update(study, output_dir=str(tmp_path / "runs"))
-    raw["report"] = {"dir": str(tmp_path / "report")}
-    raw["resources"]["executor"] = executor
-    return parse_study(raw)
+    return TINY_STUDY.parse(
+        TINY_HERE,
+        study={**study, "output_dir": str(tmp_path / "runs")},
+        report={"dir": str(tmp_path / "report")},
+        resources={"executor": executor},
+    )
 
 
 def _units(cfg):

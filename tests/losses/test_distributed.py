@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).parent
+HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 
 
 def _free_port() -> int:
@@ -23,7 +23,7 @@ def test_two_processes_match_one(tmp_path):
         "torch.distributed.run",
         "--nproc_per_node=2",
         f"--master_port={_free_port()}",
-        str(HERE / "dist_worker.py"),
+        str(HELPERS / "dist_worker.py"),
         str(out),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)

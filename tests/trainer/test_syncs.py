@@ -8,12 +8,9 @@ failure names the line to fix.
 
 from __future__ import annotations
 
-import json
-import sys
 import traceback
 from collections import Counter
 from functools import cache
-from pathlib import Path
 from typing import get_args
 
 import pytest
@@ -21,11 +18,10 @@ import pytest
 import rcl_study.trainer.batches as batches
 import rcl_study.trainer.loop as train
 import rcl_study.trainer.setup as trial_setup
-from rcl_study.config import DataConfig, parse_study
+from rcl_study.config import DataConfig
 from rcl_study.losses import PRESETS
-
-sys.path.insert(0, str(Path(__file__).parent))
-from syncs import SyncCounter  # noqa: E402
+from tests.conftest import DROP, TINY_STUDY, Only
+from tests.helpers.syncs import SyncCounter
 
 RECIPES = [r for r in get_args(DataConfig.model_fields["augment"].annotation) if r != "auto"]
 
@@ -55,14 +51,15 @@ class _BySource(Counter):
 @cache
 def _step_syncs(preset: str, recipe: str) -> Counter:
     """``(source, call)`` counts of the second training step of a tiny trial."""
-    raw = {
-        "name": "syncs",
-        "data": {"dataset": "digits_lt", "test_limit": 50, "augment": recipe},
-        "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
-        "loss": {"preset": preset},
-        "train": {"batch_size": 16, "warmup_epochs": 0, "progress": False, "threads": 1},
-    }
-    trial = trial_setup.setup(parse_study(json.loads(json.dumps(raw))))
+    cfg = TINY_STUDY.parse(
+        name="syncs",
+        data={"imbalance_ratio": DROP, "test_limit": 50, "augment": recipe},
+        loss=Only(preset=preset),
+        train=Only(batch_size=16, warmup_epochs=0, progress=False, threads=1),
+        study=DROP,
+        resources=DROP,
+    )
+    trial = trial_setup.setup(cfg)
     order = batches.epoch_order(trial.data, trial.sched, trial.gens.perm, 0)
     args = (trial.net, trial.spec, trial.data, order)
     train.train_step(*args, 0, trial.gens.aug, trial.sched.lr(0, 0))  # warm-up

@@ -6,42 +6,28 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 import rcl_study.trainer.pack as pack
-from rcl_study.config import ConfigError, parse_study
+from rcl_study.config import ConfigError
 from rcl_study.study.packing import make_units, pack_size, plan_units
 from rcl_study.study.runner import run_study
 from rcl_study.trials.design import expand
 from rcl_study.trials.folder import RECORDS, StudyFolder
+from tests.conftest import TINY_STUDY
 
-ROOT = Path(__file__).resolve().parents[1]
-
-TINY = {
+#: this file's tiny study: 4 variants x 1 seed through the local executor
+TINY_HERE = {
     "name": "tinypack",
-    "data": {"dataset": "digits_lt", "imbalance_ratio": 10, "test_limit": 100},
-    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
-    "train": {
-        "epochs": 1,
-        "batch_size": 32,
-        "max_steps_per_epoch": 2,
-        "warmup_epochs": 0,
-        "threads": 1,
-        "progress": False,
-    },
-    "loss": {"preset": "bcl+rcl", "balance": 1.0, "scale": 1.5, "margin": 0.5},
-    "study": {"kind": "ablation", "seeds": [0], "components": ["balance", "margin"]},
-    "resources": {"cpus_per_trial": 1, "executor": "local"},
+    "train": {"progress": False},
+    "study": {"seeds": [0], "components": ["balance", "margin"]},
+    "resources": {"executor": "local"},
 }
 
 
 def _cfg(tmp_path=None, **sections):
-    raw = json.loads(json.dumps(TINY))
-    for key, value in sections.items():
-        raw[key] = {**raw.get(key, {}), **value}
-    if tmp_path is not None:
-        raw["study"]["output_dir"] = str(tmp_path)
-    return parse_study(raw)
+    """This file's tiny study with ``sections`` merged in, recording to ``tmp_path``."""
+    out = {} if tmp_path is None else {"study": {"output_dir": str(tmp_path)}}
+    return TINY_STUDY.parse(TINY_HERE, out, **sections)
 
 
 # ------------------------------------------------------------------------------ planning (fast)
@@ -115,24 +101,9 @@ def test_auto_packs_on_cpu_only_to_keep_slots_busy(monkeypatch):
     assert pack_size(local, expand(local)) == 4  # one slot: whole groups
 
 
-def test_bad_pack_on_the_command_line_is_exit_2(tmp_path):
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(TINY))
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rcl_study.run",
-            str(path),
-            "--dry-run",
-            "--set",
-            "resources.pack=9",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def test_bad_pack_on_the_command_line_is_exit_2(tmp_path, tiny_study, cli):
+    path = tiny_study.write(tmp_path, TINY_HERE, filename="s.yaml")
+    out = cli.run(path, "--dry-run", "--set", "resources.pack=9", timeout=300)
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "resources.pack" in lines[0] and str(path) in lines[0]
@@ -192,12 +163,14 @@ def test_local_resume_trains_only_missing_members_and_failures_are_recorded(tmp_
     assert all(r.reason == "RuntimeError: out of memory (simulated)" for r in failed)
 
 
-def test_local_executor_never_imports_ray(tmp_path):
-    path = tmp_path / "s.yaml"
-    raw = json.loads(json.dumps(TINY))
-    raw["study"]["output_dir"] = str(tmp_path / "out")
-    raw["report"] = {"dir": str(tmp_path / "report"), "bootstrap": 100}
-    path.write_text(yaml.safe_dump(raw))
+def test_local_executor_never_imports_ray(tmp_path, tiny_study):
+    path = tiny_study.write(
+        tmp_path,
+        TINY_HERE,
+        filename="s.yaml",
+        study={"output_dir": str(tmp_path / "out")},
+        report={"dir": str(tmp_path / "report"), "bootstrap": 100},
+    )
     code = (
         "import sys; from rcl_study.run import main; rc = main([sys.argv[1], '--no-progress']);"
         "assert 'ray' not in sys.modules, 'ray was imported'; sys.exit(rc)"

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from rcl_study import run
 from rcl_study.config import ConfigError, load_study, parse_study, to_dict
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GOOD = yaml.safe_load((ROOT / "studies" / "quickstart.yaml").read_text())
 
 

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 from scipy import stats
-from syncs import SyncCounter
 
 from rcl_study.data import autoaugment as aa
 from rcl_study.data import randaugment as ra
@@ -22,6 +21,7 @@ from rcl_study.data.float_ops import (
 )
 from rcl_study.data.randaugment import randaugment
 from rcl_study.trainer.setup import _augment_recipe
+from tests.helpers.syncs import SyncCounter
 
 
 def _gen(seed=0, device="cpu"):

@@ -17,12 +17,12 @@ import rcl_study.trainer.checkpoint as checkpoint
 import rcl_study.trainer.evaluation as evaluation
 import rcl_study.trainer.loop as train
 import rcl_study.trainer.setup as trial_setup
-from rcl_study.config import parse_study
 from rcl_study.losses import PRESETS
 from rcl_study.trainer.metrics import classification_metrics, confusion_matrix, feature_measures
 from rcl_study.trainer.models import ResNet32, build_model, count_parameters
+from tests.conftest import DROP, TINY_STUDY
 
-HERE = Path(__file__).parent
+HELPERS = Path(__file__).resolve().parents[1] / "helpers"
 
 
 def _free_port() -> int:
@@ -31,26 +31,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-TINY = {
+#: this file's tiny study: one trial of 3 steps; loss, study and resources left to defaults
+TINY_HERE = {
     "name": "t",
-    "data": {"dataset": "digits_lt", "test_limit": 100},
-    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
-    "train": {
-        "epochs": 1,
-        "batch_size": 32,
-        "max_steps_per_epoch": 3,
-        "warmup_epochs": 0,
-        "progress": False,
-        "threads": 1,
-    },
+    "data": {"imbalance_ratio": DROP},
+    "train": {"max_steps_per_epoch": 3, "progress": False},
+    "loss": DROP,
+    "study": DROP,
+    "resources": DROP,
+}
+#: the trial of ``helpers/train_worker.py``: one step, no augmentation, no normalisation layers
+WORKER = {
+    "name": "dist",
+    "data": {"imbalance_ratio": DROP, "augment": "none", "test_limit": 50},
+    "model": {"norm": "none"},
+    "train": {"max_steps_per_epoch": 1, "threads": DROP, "progress": False},
+    "loss": {"balance": DROP, "scale": 1.3, "margin": 0.4},
+    "study": DROP,
+    "resources": DROP,
 }
 
 
 def _cfg(**sections):
-    raw = json.loads(json.dumps(TINY))
-    for k, v in sections.items():
-        raw[k] = {**raw.get(k, {}), **v}
-    return parse_study(raw)
+    return TINY_STUDY.parse(TINY_HERE, **sections)
 
 
 def _quiet(msg):
@@ -200,25 +203,11 @@ def test_torchvision_backbones_build():
         assert feats.shape == (1, 2048) and logits.shape == (1, 5) and proj.shape == (1, 16)
 
 
-def test_single_trial_command(tmp_path):
-    study = tmp_path / "s.yaml"
-    study.write_text(json.dumps({**TINY, "name": "cmd"}))
+def test_single_trial_command(tmp_path, tiny_study, cli):
+    study = tiny_study.write(tmp_path, TINY_HERE, name="cmd", filename="s.yaml")
     out = tmp_path / "m.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rcl_study.train",
-            str(study),
-            "--set",
-            "loss.preset=supcon",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
+    proc = cli.run(
+        study, "--set", "loss.preset=supcon", "--out", out, module="rcl_study.train", timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads(out.read_text())
@@ -226,10 +215,11 @@ def test_single_trial_command(tmp_path):
     assert json.loads(proc.stdout.strip().splitlines()[-1])["status"] == "ok"
 
 
-def test_two_processes_first_step_loss_matches_one(tmp_path):
+def test_two_processes_first_step_loss_matches_one(tmp_path, tiny_study):
     one, two = tmp_path / "one.json", tmp_path / "two.json"
+    study = tiny_study.write(tmp_path, WORKER)
     subprocess.run(
-        [sys.executable, str(HERE / "train_worker.py"), str(one)],
+        [sys.executable, str(HELPERS / "train_worker.py"), str(study), str(one)],
         check=True,
         capture_output=True,
         timeout=300,
@@ -241,7 +231,8 @@ def test_two_processes_first_step_loss_matches_one(tmp_path):
             "torch.distributed.run",
             "--nproc_per_node=2",
             f"--master_port={_free_port()}",
-            str(HERE / "train_worker.py"),
+            str(HELPERS / "train_worker.py"),
+            str(study),
             str(two),
         ],
         capture_output=True,
@@ -293,7 +284,7 @@ class _OpenOnLoad:
         return (open, (self.path, "w"))
 
 
-def test_checkpoint_with_pickled_code_is_refused_and_nothing_runs(tmp_path, capsys):
+def test_checkpoint_with_pickled_code_is_refused_and_nothing_runs(tmp_path, capsys, tiny_study):
     marker = tmp_path / "pwned"
     work = tmp_path / "work"
     work.mkdir()
@@ -302,8 +293,7 @@ def test_checkpoint_with_pickled_code_is_refused_and_nothing_runs(tmp_path, caps
     with pytest.raises(checkpoint.CheckpointError, match="checkpoint.pt: not a safe checkpoint"):
         train.train_trial(_cfg(), workdir=work, log=_quiet)
     assert not marker.exists()
-    study = tmp_path / "s.yaml"
-    study.write_text(json.dumps(TINY))
+    study = tiny_study.write(tmp_path, TINY_HERE, filename="s.yaml")
     assert train_cli.main([str(study), "--workdir", str(work)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(ckpt) in err, err

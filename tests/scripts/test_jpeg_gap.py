@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 from rcl_study.report import jpeg_gap, paired
+from tests.conftest import DROP, TINY_STUDY, Only
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("jpeg_gap_cli", ROOT / "scripts" / "jpeg_gap.py")
 cli = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(cli)
@@ -116,14 +116,17 @@ def _tiny_study(tmp_path):
         test_y=np.repeat(np.arange(4), 10),
         test_mask=np.arange(n_test) % 2 == 0,
     )
-    study = {
-        "name": "gap",
-        "data": {"dataset": "arrays", "path": str(tmp_path / "d.npz"), "imbalance_ratio": 1},
-        "model": {"arch": "small_cnn", "width": 4, "proj_hidden": 8, "proj_dim": 4},
-    }
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(study))
-    return path
+    return TINY_STUDY.write(
+        tmp_path,
+        filename="s.yaml",
+        name="gap",
+        data=Only(dataset="arrays", path=str(tmp_path / "d.npz"), imbalance_ratio=1),
+        model={"width": 4, "proj_hidden": 8, "proj_dim": 4},
+        train=DROP,
+        loss=DROP,
+        study=DROP,
+        resources=DROP,
+    )
 
 
 def test_cli_scores_the_lossless_images_of_an_untrained_checkpoint(tmp_path, capsys):

@@ -1,7 +1,5 @@
 """Packed trials equal separate ``train_trial`` runs; a pack resumes; one member may diverge."""
 
-import json
-
 import pytest
 import torch
 
@@ -9,21 +7,17 @@ import rcl_study.trainer.batches as batches
 import rcl_study.trainer.loop as train
 import rcl_study.trainer.pack as pack
 import rcl_study.trainer.setup as trial_setup
-from rcl_study.config import parse_study
 from rcl_study.trainer.checkpoint import CheckpointError
+from tests.conftest import DROP, TINY_STUDY
 
-TINY = {
+#: this file's tiny study: one trial of 2 epochs x 3 steps; the loss is each member's knobs
+TINY_HERE = {
     "name": "p",
-    "data": {"dataset": "digits_lt", "test_limit": 100},
-    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
-    "train": {
-        "epochs": 2,
-        "batch_size": 32,
-        "max_steps_per_epoch": 3,
-        "warmup_epochs": 0,
-        "progress": False,
-        "threads": 1,
-    },
+    "data": {"imbalance_ratio": DROP},
+    "train": {"epochs": 2, "max_steps_per_epoch": 3, "progress": False},
+    "loss": DROP,
+    "study": DROP,
+    "resources": DROP,
 }
 #: three members spanning the packable knobs (BCL, BCL+RCL, RCL-ish without prototypes)
 KNOBS = [
@@ -37,10 +31,7 @@ TOL = 1e-6
 
 
 def _cfg(knobs=None, **train_cfg):
-    raw = json.loads(json.dumps(TINY))
-    raw["loss"] = dict(knobs or {})
-    raw["train"].update(train_cfg)
-    return parse_study(raw)
+    return TINY_STUDY.parse(TINY_HERE, loss=knobs or {}, train=train_cfg)
 
 
 def _quiet(msg):

@@ -21,27 +21,18 @@ import pytest
 import yaml
 
 from rcl_study.trials.folder import StudyFolder
+from tests.conftest import TINY_STUDY
 
 pytestmark = pytest.mark.slow
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 
-TINY = {
-    "name": "tiny",
-    "data": {"dataset": "digits_lt", "imbalance_ratio": 10, "test_limit": 100},
-    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
-    "train": {
-        "epochs": 2,
-        "batch_size": 32,
-        "max_steps_per_epoch": 2,
-        "warmup_epochs": 0,
-        "threads": 1,
-        "eval_every": 1,
-    },
-    "loss": {"preset": "bcl+rcl", "balance": 1.0, "margin": 0.5},
-    "study": {"kind": "ablation", "components": ["balance", "margin"], "seeds": [0]},
-    "resources": {"cpus_per_trial": 1, "pack": 2},
-}
+#: the shared tiny study (tests/conftest.py), 2 epochs with an evaluation after each
+TINY = TINY_STUDY(
+    train={"epochs": 2, "eval_every": 1},
+    study={"components": ["balance", "margin"], "seeds": [0]},
+    resources={"pack": 2},
+)
 
 
 def _free_port() -> int:

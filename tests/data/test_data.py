@@ -13,7 +13,7 @@ import pytest
 from rcl_study.config import DataConfig
 from rcl_study.data import DataError, class_counts, load_data, long_tail_indices, shot_groups
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REAL_CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
 
 

@@ -20,26 +20,15 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from rcl_study.config import parse_study
 from rcl_study.study import cluster as adapter
 from rcl_study.trials.folder import StudyFolder
+from tests.conftest import TINY_STUDY, Only, run_cli
 
-TINY = {
-    "name": "tiny",
-    "data": {"dataset": "digits_lt", "imbalance_ratio": 10, "test_limit": 100},
-    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
-    "train": {
-        "epochs": 1,
-        "batch_size": 32,
-        "max_steps_per_epoch": 2,
-        "warmup_epochs": 0,
-        "threads": 1,
-    },
-    "loss": {"preset": "bcl+rcl", "margin": 0.5},
-    "study": {"kind": "ablation", "components": ["margin"], "seeds": [0]},
-    "resources": {"cpus_per_trial": 1},
+#: this file's tiny study: two trials (margin off and on, one seed)
+TINY_HERE = {
+    "loss": Only(preset="bcl+rcl", margin=0.5),
+    "study": {"components": ["margin"], "seeds": [0]},
 }
 
 
@@ -78,9 +67,9 @@ class _Server:
 
 
 @pytest.mark.parametrize("reply", [None, b"HTTP/1.1 400 Bad Request\r\n\r\n"])
-def test_an_address_that_is_not_ray_is_a_cluster_error_within_the_check(reply):
+def test_an_address_that_is_not_ray_is_a_cluster_error_within_the_check(reply, tiny_study):
     server = _Server(reply)
-    cfg = parse_study({**TINY, "resources": {"address": f"127.0.0.1:{server.port}"}})
+    cfg = tiny_study.parse(TINY_HERE, resources=Only(address=f"127.0.0.1:{server.port}"))
     t0 = time.time()
     try:
         with pytest.raises(adapter.ClusterError, match="resources.address"):
@@ -91,12 +80,12 @@ def test_an_address_that_is_not_ray_is_a_cluster_error_within_the_check(reply):
     assert time.time() - t0 < 15  # the 10-second check plus process start-up
 
 
-def test_auto_without_a_cluster_is_a_cluster_error(monkeypatch):
+def test_auto_without_a_cluster_is_a_cluster_error(monkeypatch, tiny_study):
     from ray._private import services
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setattr(services, "find_bootstrap_address", lambda temp_dir=None: None)
-    cfg = parse_study({**TINY, "resources": {"address": "auto"}})
+    cfg = tiny_study.parse(TINY_HERE, resources=Only(address="auto"))
     with pytest.raises(adapter.ClusterError, match="found no Ray cluster started with 'ray start'"):
         adapter.connect(cfg)
     assert not adapter.ray.is_initialized()
@@ -193,23 +182,14 @@ def ray_head(tmp_path):
 
 
 def _run_study(folder: Path, env: dict, **resources) -> subprocess.CompletedProcess:
-    raw = {**TINY, "resources": {**TINY["resources"], **resources}}
-    path = folder / "tiny.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return subprocess.run(
-        [sys.executable, "-m", "rcl_study.run", str(path), "--no-progress"],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    path = TINY_STUDY.write(folder, TINY_HERE, resources=resources)
+    return run_cli(path, "--no-progress", cwd=folder, env=env, timeout=600)
 
 
 @pytest.mark.slow
 def test_a_ray_start_cluster_with_token_auth_runs_the_study(ray_head, tmp_path):
     address, env = ray_head
-    env = {**env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     jobs = _gcs_jobs(address, env)
     (tmp_path / "on").mkdir()
     proc = _run_study(tmp_path / "on", env, address=address)

@@ -3,55 +3,12 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-import yaml
 
-from rcl_study.config import parse_study
 from rcl_study.trials.design import expand, trial_config
 from rcl_study.trials.folder import StudyFolder
-
-ROOT = Path(__file__).resolve().parents[1]
-
-TINY = {
-    "name": "tiny",
-    "data": {"dataset": "digits_lt", "imbalance_ratio": 10, "test_limit": 100},
-    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
-    "train": {
-        "epochs": 1,
-        "batch_size": 32,
-        "max_steps_per_epoch": 2,
-        "warmup_epochs": 0,
-        "threads": 1,
-    },
-    "loss": {"preset": "bcl+rcl", "balance": 1.0, "scale": 1.5, "margin": 0.5},
-    "study": {"kind": "ablation", "seeds": [0, 1]},
-    "resources": {"cpus_per_trial": 1},
-}
-
-
-def _study(tmp_path, **sections):
-    raw = json.loads(json.dumps(TINY))
-    for key, value in sections.items():
-        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
-    path = tmp_path / f"{raw['name']}.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def _run(tmp_path, *args, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "rcl_study.run", *map(str, args), "--no-progress"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
 
 # ---------------------------------------------------------------------------- dry runs (fast)
 
@@ -66,17 +23,9 @@ def _run(tmp_path, *args, timeout=600):
         (["balance", "scale", "margin"], "add_one_in", [0, 1, 2], 12),
     ],
 )
-def test_ablation_counts(components, design, seeds, expected):
-    cfg = parse_study(
-        {
-            **TINY,
-            "study": {
-                "kind": "ablation",
-                "components": components,
-                "design": design,
-                "seeds": seeds,
-            },
-        }
+def test_ablation_counts(components, design, seeds, expected, tiny_study):
+    cfg = tiny_study.parse(
+        study={"kind": "ablation", "components": components, "design": design, "seeds": seeds}
     )
     plans = expand(cfg)
     assert len(plans) == expected
@@ -86,15 +35,12 @@ def test_ablation_counts(components, design, seeds, expected):
         assert len(cells) == 2 ** len(components)
 
 
-def test_grid_counts_and_values():
-    cfg = parse_study(
-        {
-            **TINY,
-            "study": {
-                "kind": "grid",
-                "seeds": [0, 1, 2],
-                "grid": {"loss.scale": [1, 1.5, 2], "data.imbalance_ratio": [10, 50]},
-            },
+def test_grid_counts_and_values(tiny_study):
+    cfg = tiny_study.parse(
+        study={
+            "kind": "grid",
+            "seeds": [0, 1, 2],
+            "grid": {"loss.scale": [1, 1.5, 2], "data.imbalance_ratio": [10, 50]},
         }
     )
     plans = expand(cfg)
@@ -103,19 +49,19 @@ def test_grid_counts_and_values():
     assert first.loss.scale == 1 and first.data.imbalance_ratio == 10
 
 
-def test_dry_run_prints_trials_and_runs_nothing(tmp_path):
-    path = _study(tmp_path)
-    proc = _run(tmp_path, path, "--dry-run")
+def test_dry_run_prints_trials_and_runs_nothing(tmp_path, tiny_study, cli):
+    path = tiny_study.write(tmp_path)
+    proc = cli.run(path, "--dry-run", "--no-progress")
     assert proc.returncode == 0, proc.stderr
     assert "16 trials (8 variants x 2 seeds)" in proc.stdout
     assert "1 CPU + 0 GPU per trial" in proc.stdout
     assert not (tmp_path / "runs").exists() and not (tmp_path / "reports").exists()
 
 
-def test_unreachable_ray_address_fails_fast(tmp_path):
-    path = _study(tmp_path)
+def test_unreachable_ray_address_fails_fast(tmp_path, tiny_study, cli):
+    path = tiny_study.write(tmp_path)
     t0 = time.time()
-    proc = _run(tmp_path, path, "--set", "resources.address=127.0.0.1:9", timeout=120)
+    proc = cli.run(path, "--set", "resources.address=127.0.0.1:9", "--no-progress", timeout=120)
     assert proc.returncode == 2
     assert "does not answer" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert time.time() - t0 < 30
@@ -125,9 +71,9 @@ def test_unreachable_ray_address_fails_fast(tmp_path):
 
 
 @pytest.mark.slow
-def test_quickstart_reduced_end_to_end_and_no_silent_overwrite(tmp_path):
-    path = _study(tmp_path)
-    proc = _run(tmp_path, path)
+def test_quickstart_reduced_end_to_end_and_no_silent_overwrite(tmp_path, tiny_study, cli):
+    path = tiny_study.write(tmp_path)
+    proc = cli.run(path, "--no-progress")
     assert proc.returncode == 0, proc.stderr[-3000:]
     records = StudyFolder(tmp_path / "runs" / "tiny").read_rows()[0]
     assert len(records) == 16 and len({r["trial_id"] for r in records}) == 16
@@ -158,44 +104,28 @@ def test_quickstart_reduced_end_to_end_and_no_silent_overwrite(tmp_path):
     assert len(csv) == 17
     # a second run without --resume refuses, and changes nothing
     before = (tmp_path / "runs/tiny/records.jsonl").read_bytes()
-    again = _run(tmp_path, path)
+    again = cli.run(path, "--no-progress")
     assert again.returncode == 2 and "--resume" in again.stderr
     assert (tmp_path / "runs/tiny/records.jsonl").read_bytes() == before
     # --report-only reproduces the same tables from the stored records
     stats_before = json.loads((tmp_path / "reports/tiny/stats.json").read_text())
     (tmp_path / "reports/tiny/index.md").unlink()
-    assert _run(tmp_path, path, "--report-only").returncode == 0
+    assert cli.run(path, "--report-only", "--no-progress").returncode == 0
     assert (tmp_path / "reports/tiny/index.md").read_text() == index
     assert json.loads((tmp_path / "reports/tiny/stats.json").read_text()) == stats_before
 
 
 @pytest.mark.slow
-def test_resume_after_sigkill_runs_each_trial_once(tmp_path):
-    path = _study(
+def test_resume_after_sigkill_runs_each_trial_once(tmp_path, tiny_study, cli):
+    path = tiny_study.write(
         tmp_path,
         train={"epochs": 3, "max_steps_per_epoch": 4},
         resources={"cpus_per_trial": 1, "max_concurrent": 1},
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rcl_study.run", str(path), "--no-progress"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    records_file = tmp_path / "runs/tiny/records.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if records_file.exists() and len(StudyFolder(tmp_path / "runs/tiny").read_rows()[0]) >= 3:
-            break
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray processes it started
-    proc.wait()
-    before = {
-        r["trial_id"]: r["finished"] for r in StudyFolder(tmp_path / "runs/tiny").read_rows()[0]
-    }
+    # SIGKILL to the driver and the Ray processes it started
+    before = cli.stop_midway(path, records=tmp_path / "runs/tiny", at_least=3).finished
     assert 3 <= len(before) < 16
-    resumed = _run(tmp_path, path, "--resume")
+    resumed = cli.run(path, "--resume", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = StudyFolder(tmp_path / "runs/tiny").read_rows()[0]
     ids = [r["trial_id"] for r in after]
@@ -206,9 +136,9 @@ def test_resume_after_sigkill_runs_each_trial_once(tmp_path):
 
 
 @pytest.mark.slow
-def test_failing_and_diverging_trials_are_recorded_and_study_goes_on(tmp_path):
+def test_failing_and_diverging_trials_are_recorded_and_study_goes_on(tmp_path, tiny_study, cli):
     # IR 1000 leaves a digit class with no image (the trial raises); lr 1e30 diverges
-    path = _study(
+    path = tiny_study.write(
         tmp_path,
         study={
             "kind": "grid",
@@ -216,7 +146,7 @@ def test_failing_and_diverging_trials_are_recorded_and_study_goes_on(tmp_path):
             "grid": {"data.imbalance_ratio": [10, 1000], "train.lr": [0.05, 1.0e30]},
         },
     )
-    proc = _run(tmp_path, path)
+    proc = cli.run(path, "--no-progress")
     assert proc.returncode == 0, proc.stderr[-3000:]
     recs = {
         (r["overrides"]["data.imbalance_ratio"], r["overrides"]["train.lr"]): r
@@ -233,27 +163,27 @@ def test_failing_and_diverging_trials_are_recorded_and_study_goes_on(tmp_path):
 
 
 @pytest.mark.slow
-def test_all_trials_failing_still_writes_a_report(tmp_path):
-    path = _study(
+def test_all_trials_failing_still_writes_a_report(tmp_path, tiny_study, cli):
+    path = tiny_study.write(
         tmp_path,
         data={"imbalance_ratio": 1000},
         study={"kind": "ablation", "components": ["margin"], "seeds": [0]},
     )
-    proc = _run(tmp_path, path)
+    proc = cli.run(path, "--no-progress")
     assert proc.returncode == 2 and "0 images" in proc.stderr  # caught before Ray starts
-    path = _study(
+    path = tiny_study.write(
         tmp_path,
         study={"kind": "grid", "seeds": [0], "grid": {"data.imbalance_ratio": [1000, 2000]}},
     )
-    proc = _run(tmp_path, path)
+    proc = cli.run(path, "--no-progress")
     assert proc.returncode == 1
     index = (tmp_path / "reports/tiny/index.md").read_text()
     assert "Every recorded trial failed" in index
 
 
 @pytest.mark.slow
-def test_search_then_best_config_rerun_over_seeds(tmp_path):
-    path = _study(
+def test_search_then_best_config_rerun_over_seeds(tmp_path, tiny_study, cli):
+    path = tiny_study.write(
         tmp_path,
         study={
             "kind": "search",
@@ -266,7 +196,7 @@ def test_search_then_best_config_rerun_over_seeds(tmp_path):
             },
         },
     )
-    proc = _run(tmp_path, path)
+    proc = cli.run(path, "--no-progress")
     assert proc.returncode == 0, proc.stderr[-3000:]
     recs = StudyFolder(tmp_path / "runs/tiny").read_rows()[0]
     search = [r for r in recs if r["variant"] == "search"]
@@ -285,22 +215,22 @@ def test_search_then_best_config_rerun_over_seeds(tmp_path):
 
 
 @pytest.mark.slow
-def test_data_parallel_trial_through_ray_train(tmp_path):
+def test_data_parallel_trial_through_ray_train(tmp_path, tiny_study, cli):
     # two DDP workers per trial through Ray Train's TorchTrainer, Accelerate inside (gloo on CPU)
-    path = _study(
+    path = tiny_study.write(
         tmp_path,
         study={"kind": "ablation", "components": ["margin"], "seeds": [0]},
         resources={"cpus_per_trial": os.cpu_count(), "workers_per_trial": 2},
     )
-    proc = _run(tmp_path, path)
+    proc = cli.run(path, "--no-progress")
     assert proc.returncode == 2 and f"needs {os.cpu_count() + 0.01:g} CPUs" in proc.stderr
     assert not (tmp_path / "runs").exists()
-    path = _study(
+    path = tiny_study.write(
         tmp_path,
         study={"kind": "ablation", "components": ["margin"], "seeds": [0]},
         resources={"cpus_per_trial": 1.8, "workers_per_trial": 2, "max_concurrent": 1},
     )
-    proc = _run(tmp_path, path)
+    proc = cli.run(path, "--no-progress")
     assert proc.returncode == 0, proc.stderr[-3000:]
     recs = StudyFolder(tmp_path / "runs/tiny").read_rows()[0]
     assert len(recs) == 2 and all(r["status"] == "ok" for r in recs)
@@ -308,7 +238,7 @@ def test_data_parallel_trial_through_ray_train(tmp_path):
 
 
 @pytest.mark.slow
-def test_search_resume_samples_new_points(tmp_path):
+def test_search_resume_samples_new_points(tmp_path, tiny_study, cli):
     study = {
         "kind": "search",
         "n_trials": 4,
@@ -318,24 +248,13 @@ def test_search_resume_samples_new_points(tmp_path):
             "loss.margin": {"low": 0.0, "high": 1.0},
         },
     }
-    path = _study(tmp_path, study=study, resources={"cpus_per_trial": 1, "max_concurrent": 1})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rcl_study.run", str(path), "--no-progress"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
+    path = tiny_study.write(
+        tmp_path, study=study, resources={"cpus_per_trial": 1, "max_concurrent": 1}
     )
-    deadline = time.time() + 300
-    while time.time() < deadline and len(StudyFolder(tmp_path / "runs/tiny").read_rows()[0]) < 2:
-        time.sleep(0.3)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = {
-        r["trial_id"]: r["finished"] for r in StudyFolder(tmp_path / "runs/tiny").read_rows()[0]
-    }
+    stopped = cli.stop_midway(path, records=tmp_path / "runs/tiny", at_least=2, poll=0.3)
+    before = stopped.finished
     assert 2 <= len(before) < 5
-    resumed = _run(tmp_path, path, "--resume")
+    resumed = cli.run(path, "--resume", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     recs = StudyFolder(tmp_path / "runs/tiny").read_rows()[0]
     search = [r for r in recs if r["variant"] == "search"]
@@ -347,33 +266,18 @@ def test_search_resume_samples_new_points(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_cleanly_exits_130_and_resume_finishes(tmp_path):
-    path = _study(
+def test_ctrl_c_stops_cleanly_exits_130_and_resume_finishes(tmp_path, tiny_study, cli):
+    path = tiny_study.write(
         tmp_path,
         study={"kind": "ablation", "components": ["margin"], "seeds": [0, 1]},
         train={"epochs": 3, "max_steps_per_epoch": 4},
         resources={"cpus_per_trial": 1, "max_concurrent": 1},
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rcl_study.run", str(path), "--no-progress"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
     out = tmp_path / "runs/tiny"
-    deadline = time.time() + 300
-    while time.time() < deadline and not StudyFolder(out).read_rows()[0]:
-        time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
-    try:
-        _, err = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        raise
-    assert proc.returncode == 130, err[-3000:]
+    # Ctrl-C reaches the whole foreground group; killed if still running 120 s later
+    stopped = cli.stop_midway(path, records=out, at_least=1, sig=signal.SIGINT, grace=120)
+    err = stopped.stderr
+    assert stopped.returncode == 130, err[-3000:]
     assert f"finish with: python -m rcl_study.run {path} --resume" in err
     assert "Tuner.restore" not in err and "Traceback" not in err
     before = {r["trial_id"]: r["finished"] for r in StudyFolder(out).read_rows()[0]}
@@ -382,7 +286,7 @@ def test_ctrl_c_stops_cleanly_exits_130_and_resume_finishes(tmp_path):
         r["status"] == "ok" for r in StudyFolder(out).read_rows()[0]
     )  # no trial blamed for Ctrl-C
     assert not (out / "driver.lock").exists()
-    resumed = _run(tmp_path, path, "--resume")
+    resumed = cli.run(path, "--resume", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = StudyFolder(out).read_rows()[0]
     assert sorted(r["trial_id"] for r in after) == [

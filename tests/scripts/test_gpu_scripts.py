@@ -12,7 +12,14 @@ import pytest
 import torch
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import DROP, TINY_STUDY, Only
+
+ROOT = Path(__file__).resolve().parents[2]
+#: the tiny study with a smaller network (width 4), digits at their default imbalance
+TINY_SMALL = {
+    "data": {"imbalance_ratio": DROP},
+    "model": {"width": 4, "proj_hidden": 8, "proj_dim": 4},
+}
 
 
 def _load(name: str):
@@ -42,29 +49,22 @@ def test_metrics_log_survives_a_cut_line_and_keeps_the_last_of_each_epoch(tmp_pa
 def test_smoke_runs_the_tests_that_skip_without_cuda():
     smoke = _load("smoke")
     ids = smoke.cuda_test_ids(ROOT / "tests")
-    assert "tests/test_augment.py::test_cpu_and_gpu_agree_in_distribution" in ids
-    assert "tests/test_augment.py::test_crop_keeps_content_and_zero_pads" not in ids
+    assert "tests/data/test_augment.py::test_cpu_and_gpu_agree_in_distribution" in ids
+    assert "tests/data/test_augment.py::test_crop_keeps_content_and_zero_pads" not in ids
     assert all(Path(ROOT / i.split("::")[0]).is_file() for i in ids)
 
 
 @pytest.mark.slow
-def test_a_stopped_run_leaves_its_curve_and_a_checkpoint_that_resumes(tmp_path):
-    study = {
-        "name": "t",
-        "data": {"dataset": "digits_lt", "test_limit": 50},
-        "model": {"arch": "small_cnn", "width": 4, "proj_hidden": 8, "proj_dim": 4},
-        "train": {
-            "epochs": 400,
-            "batch_size": 32,
-            "max_steps_per_epoch": 2,
-            "warmup_epochs": 0,
-            "progress": False,
-            "threads": 1,
-            "eval_every": 1,
-            "checkpoint_every": 1,
-        },
-        "loss": {"preset": "bcl"},
-    }
+def test_a_stopped_run_leaves_its_curve_and_a_checkpoint_that_resumes(tmp_path, tiny_study):
+    study = tiny_study(
+        TINY_SMALL,
+        name="t",
+        data={"test_limit": 50},
+        train={"epochs": 400, "progress": False, "eval_every": 1, "checkpoint_every": 1},
+        loss=Only(preset="bcl"),
+        study=DROP,
+        resources=DROP,
+    )
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(study))
     work, metrics, out = tmp_path / "w", tmp_path / "w" / "m.jsonl", tmp_path / "r.json"
@@ -237,23 +237,15 @@ def test_member_states_take_the_latest_epoch_of_a_trial_in_two_checkpoints(tmp_p
     assert float(got["x__s0"]["model"]["w"]) == 2.0
 
 
-TINY_ABLATION = {
-    "name": "tiny_ablation",
-    "data": {"dataset": "digits_lt", "test_limit": 60},
-    "model": {"arch": "small_cnn", "width": 4, "proj_hidden": 8, "proj_dim": 4},
-    "train": {
-        "epochs": 3,
-        "batch_size": 32,
-        "max_steps_per_epoch": 2,
-        "warmup_epochs": 0,
-        "threads": 1,
-        "eval_every": 1,
-        "checkpoint_every": 1,
-    },
-    "loss": {"preset": "bcl+rcl", "balance": 1.0, "scale": 1.2, "margin": 0.5},
-    "study": {"kind": "ablation", "components": ["balance", "scale", "margin"], "seeds": [0]},
-    "resources": {"executor": "local", "pack": 8, "cpus_per_trial": 1},
-}
+TINY_ABLATION = TINY_STUDY(
+    TINY_SMALL,
+    name="tiny_ablation",
+    data={"test_limit": 60},
+    train={"epochs": 3, "eval_every": 1, "checkpoint_every": 1},
+    loss={"scale": 1.2},
+    study={"components": ["balance", "scale", "margin"], "seeds": [0]},
+    resources={"executor": "local", "pack": 8},
+)
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from scipy.optimize import brentq
-from syncs import SyncCounter
 
 from rcl_study.losses import (
     PRESETS,
@@ -20,6 +19,7 @@ from rcl_study.losses import (
     resolve_loss,
     total_loss,
 )
+from tests.helpers.syncs import SyncCounter
 
 
 def reference_loss(u, y, n, protos, tau, s, gamma, m, class_averaging, s_proto=None):

@@ -10,10 +10,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
 
 from rcl_study import run
-from rcl_study.config import load_study, parse_study, to_dict
+from rcl_study.config import load_study, to_dict
 from rcl_study.study import runner
 from rcl_study.study.lock import LOCK, StudyLock, StudyLocked
 from rcl_study.study.runner import (
@@ -26,27 +25,12 @@ from rcl_study.study.runner import (
 from rcl_study.trials.design import expand, trial_config
 from rcl_study.trials.folder import DAMAGED, RECORDS, StudyFolder
 from rcl_study.trials.records import config_hash
+from tests.conftest import DROP, Only
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
-TINY = {
-    "name": "tiny",
-    "data": {"dataset": "digits_lt", "imbalance_ratio": 10, "test_limit": 100},
-    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
-    "train": {"epochs": 1, "batch_size": 32, "max_steps_per_epoch": 2, "warmup_epochs": 0},
-    "loss": {"preset": "bcl+rcl", "balance": 1.0, "scale": 1.5, "margin": 0.5},
-    "study": {"kind": "ablation", "components": ["scale", "margin"], "seeds": [0, 1]},
-    "resources": {"cpus_per_trial": 1},
-}
-
-
-def _write_study(folder: Path, **sections) -> Path:
-    raw = json.loads(json.dumps(TINY))
-    for key, value in sections.items():
-        raw[key] = {**raw[key], **value}
-    path = folder / "tiny.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
+#: this file's tiny study: 2 components (4 variants x 2 seeds), threads left to the default
+TINY_HERE = {"train": {"threads": DROP}, "study": {"components": ["scale", "margin"]}}
 
 
 def _record(cfg, plan, status="ok", **extra):
@@ -114,9 +98,9 @@ def test_append_keeps_damaged_lines_instead_of_dropping_them(tmp_path):
     assert (tmp_path / DAMAGED).read_bytes().splitlines() == bad
 
 
-def test_damaged_records_do_not_block_folder_checks_or_overwrite(tmp_path, monkeypatch):
+def test_damaged_records_do_not_block_folder_checks_or_overwrite(tmp_path, monkeypatch, tiny_study):
     monkeypatch.chdir(tmp_path)
-    cfg = parse_study(TINY)
+    cfg = tiny_study.parse(TINY_HERE)
     _damage(cfg.output_dir)
     with pytest.raises(runner.StudyExists):
         check_folder(cfg, resume=False, overwrite=False)
@@ -126,9 +110,9 @@ def test_damaged_records_do_not_block_folder_checks_or_overwrite(tmp_path, monke
     assert StudyFolder(out).read_rows()[0] == []
 
 
-def test_report_only_survives_a_damaged_line(tmp_path, monkeypatch, capsys):
+def test_report_only_survives_a_damaged_line(tmp_path, monkeypatch, capsys, tiny_study):
     monkeypatch.chdir(tmp_path)
-    study = _write_study(tmp_path)
+    study = tiny_study.write(tmp_path, TINY_HERE)
     _damage(tmp_path / "runs/tiny")
     seen = {}
 
@@ -146,18 +130,16 @@ def test_report_only_survives_a_damaged_line(tmp_path, monkeypatch, capsys):
 # ------------------------------------------------------- item 6: changed studies and retries
 
 
-def test_config_hash_covers_what_defines_a_trial_only():
-    cfg = parse_study(TINY)
+def test_config_hash_covers_what_defines_a_trial_only(tiny_study):
+    cfg = tiny_study.parse(TINY_HERE)
     base = to_dict(cfg)
     h = config_hash(base)
-    same = parse_study(
-        {
-            **TINY,
-            "name": "renamed",
-            "train": {**TINY["train"], "threads": 3, "progress": False},
-            "resources": {"cpus_per_trial": 2, "max_concurrent": 4},
-            "report": {"question": "why?"},
-        }
+    same = tiny_study.parse(
+        TINY_HERE,
+        name="renamed",
+        train={"threads": 3, "progress": False},
+        resources={"cpus_per_trial": 2, "max_concurrent": 4},
+        report={"question": "why?"},
     )
     assert config_hash(to_dict(same)) == h
     for key, value in (
@@ -165,15 +147,17 @@ def test_config_hash_covers_what_defines_a_trial_only():
         ("loss", {"margin": 0.25}),
         ("data", {"imbalance_ratio": 20}),
     ):
-        other = parse_study({**TINY, key: {**TINY[key], **value}})
+        other = tiny_study.parse(TINY_HERE, **{key: value})
         assert config_hash(to_dict(other)) != h, key
-    dp = parse_study({**TINY, "resources": {"cpus_per_trial": 2, "workers_per_trial": 2}})
+    dp = tiny_study.parse(TINY_HERE, resources={"cpus_per_trial": 2, "workers_per_trial": 2})
     assert config_hash(to_dict(dp)) != h  # data-parallel trials see another global batch
 
 
-def test_resume_refuses_a_study_whose_trials_changed_and_names_the_keys(tmp_path, monkeypatch):
+def test_resume_refuses_a_study_whose_trials_changed_and_names_the_keys(
+    tmp_path, monkeypatch, tiny_study
+):
     monkeypatch.chdir(tmp_path)
-    study = _write_study(tmp_path)
+    study = tiny_study.write(tmp_path, TINY_HERE)
     _record_all(tmp_path, study)
     check_changes(absolute_paths(load_study(study)))  # unchanged: fine
     # keys that do not change a trial: fine
@@ -188,9 +172,11 @@ def test_resume_refuses_a_study_whose_trials_changed_and_names_the_keys(tmp_path
     check_changes(changed, accept=True)
 
 
-def test_resume_of_a_changed_study_is_exit_2_with_one_line(tmp_path, monkeypatch, capsys):
+def test_resume_of_a_changed_study_is_exit_2_with_one_line(
+    tmp_path, monkeypatch, capsys, tiny_study
+):
     monkeypatch.chdir(tmp_path)
-    study = _write_study(tmp_path)
+    study = tiny_study.write(tmp_path, TINY_HERE)
     _record_all(tmp_path, study)
     before = (tmp_path / "runs/tiny" / RECORDS).read_bytes()
     study.write_text(study.read_text().replace("epochs: 1", "epochs: 2"))
@@ -202,7 +188,7 @@ def test_resume_of_a_changed_study_is_exit_2_with_one_line(tmp_path, monkeypatch
     assert not (tmp_path / "runs/tiny" / LOCK).exists()
 
 
-def test_failed_trials_are_retried_up_to_retries_and_diverged_never(tmp_path):
+def test_failed_trials_are_retried_up_to_retries_and_diverged_never(tmp_path, tiny_study):
     StudyFolder(tmp_path).append({"trial_id": "ok", "status": "ok"})
     StudyFolder(tmp_path).append({"trial_id": "div", "status": "diverged"})
     StudyFolder(tmp_path).append({"trial_id": "f1", "status": "failed", "attempts": 1})
@@ -211,7 +197,7 @@ def test_failed_trials_are_retried_up_to_retries_and_diverged_never(tmp_path):
     assert StudyFolder(tmp_path).done_ids(retries=0) == {"ok", "div", "f1", "f2", "old"}
     assert StudyFolder(tmp_path).done_ids(retries=1) == {"ok", "div", "f2"}
     assert StudyFolder(tmp_path).done_ids(retries=2) == {"ok", "div"}
-    assert parse_study(TINY).study.retries == 1
+    assert tiny_study.parse(TINY_HERE).study.retries == 1
 
 
 # ----------------------------------------------------------------------- item 7: the lock
@@ -268,9 +254,9 @@ def test_two_drivers_racing_get_one_lock(tmp_path):
     assert outs == ["got it", "refused", "refused"]
 
 
-def test_run_refuses_a_study_held_by_a_live_driver(tmp_path, monkeypatch, capsys):
+def test_run_refuses_a_study_held_by_a_live_driver(tmp_path, monkeypatch, capsys, tiny_study):
     monkeypatch.chdir(tmp_path)
-    study = _write_study(tmp_path)
+    study = tiny_study.write(tmp_path, TINY_HERE)
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         lock = tmp_path / "runs/tiny" / LOCK
@@ -288,9 +274,11 @@ def test_run_refuses_a_study_held_by_a_live_driver(tmp_path, monkeypatch, capsys
 # ------------------------------------------------------- item 8: a report that cannot be written
 
 
-def test_report_failure_after_trials_is_exit_2_and_keeps_records(tmp_path, monkeypatch, capsys):
+def test_report_failure_after_trials_is_exit_2_and_keeps_records(
+    tmp_path, monkeypatch, capsys, tiny_study
+):
     monkeypatch.chdir(tmp_path)
-    study = _write_study(tmp_path)
+    study = tiny_study.write(tmp_path, TINY_HERE)
 
     def fake_run_study(cfg, **kw):
         StudyFolder(cfg.output_dir).append({"trial_id": "a", "status": "ok"})
@@ -310,7 +298,7 @@ def test_report_failure_after_trials_is_exit_2_and_keeps_records(tmp_path, monke
 # --------------------------------------------------------------------- item 10: trial ids
 
 
-def test_long_grid_points_get_distinct_stable_ids():
+def test_long_grid_points_get_distinct_stable_ids(tiny_study):
     long_keys = {
         "train.weight_decay": [0.0005],
         "train.momentum": [0.9],
@@ -318,26 +306,20 @@ def test_long_grid_points_get_distinct_stable_ids():
         "loss.temperature": [0.1],
         "train.lr": [0.05, 0.06],  # differs only past the old 60-character cut
     }
-    cfg = parse_study({**TINY, "study": {"kind": "grid", "seeds": [0], "grid": long_keys}})
+    cfg = tiny_study.parse(TINY_HERE, study=Only(kind="grid", seeds=[0], grid=long_keys))
     plans = expand(cfg)
     assert len(plans) == 2 and plans[0].trial_id != plans[1].trial_id
     for p in plans:
         assert p.trial_id.startswith("train.weight_decay=0.0005_train.momentum=0.9")
         assert len(p.trial_id) <= 64
     assert [p.trial_id for p in expand(cfg)] == [p.trial_id for p in plans]  # stable
-    short = parse_study(
-        {
-            **TINY,
-            "study": {
-                "kind": "grid",
-                "seeds": [0],
-                "grid": {"loss.scale": [1.5], "train.lr": [0.1]},
-            },
-        }
+    short = tiny_study.parse(
+        TINY_HERE,
+        study=Only(kind="grid", seeds=[0], grid={"loss.scale": [1.5], "train.lr": [0.1]}),
     )
     assert expand(short)[0].trial_id == "loss.scale=1.5_train.lr=0.1__s0"  # short ids unchanged
     # characters replaced for the file system: x/y and x_y must not collide
-    paths = parse_study(
-        {**TINY, "study": {"kind": "grid", "seeds": [0], "grid": {"data.path": ["x/y", "x_y"]}}}
+    paths = tiny_study.parse(
+        TINY_HERE, study=Only(kind="grid", seeds=[0], grid={"data.path": ["x/y", "x_y"]})
     )
     assert len({p.trial_id for p in expand(paths)}) == 2

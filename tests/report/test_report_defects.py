@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 from scipy import stats as sps
-from test_report import _ablation_records, _record, _write
 
 from rcl_study.config import ConfigError, parse_study
 from rcl_study.report import stats
 from rcl_study.report.render import write_report
+from tests.report.test_report import _ablation_records, _record, _write
 
 
 def _stats(tmp_path):

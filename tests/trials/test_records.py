@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from rcl_study.config import load_study, parse_study
+from rcl_study.config import load_study
 from rcl_study.study.execute import Resolver, make_record
 from rcl_study.study.runner import StudyExists, apply_smoke, check_folder
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import STATUSES, TrialPlan, TrialRecord, TrialStatus
+from tests.conftest import DROP, Only
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_records_replace_by_trial_id_and_stay_valid_json(tmp_path):
@@ -77,11 +78,12 @@ OLD_KEYS = [
     "host",
     "git_rev",
 ]
-TINY = {
-    "name": "tiny",
-    "data": {"dataset": "digits_lt", "imbalance_ratio": 10, "test_limit": 100},
-    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
-    "study": {"kind": "ablation", "components": ["scale"], "seeds": [0]},
+#: this file's tiny study: one component, one seed; train, loss and resources left to defaults
+TINY_HERE = {
+    "train": DROP,
+    "loss": DROP,
+    "study": {"components": ["scale"], "seeds": [0]},
+    "resources": DROP,
 }
 
 
@@ -163,7 +165,7 @@ def test_unknown_status_is_a_damaged_line(tmp_path):
     assert folder.damaged_path.read_bytes() == weird + b"\n"
 
 
-def test_status_enum_covers_every_status_the_code_writes():
+def test_status_enum_covers_every_status_the_code_writes(tiny_study):
     assert set(STATUSES) == {"ok", "failed", "diverged", "pruned"}
     written: set[str] = set()
     patterns = (
@@ -177,7 +179,7 @@ def test_status_enum_covers_every_status_the_code_writes():
     assert {"ok", "diverged"} <= written  # the scan sees the trainers' statuses
     assert written <= set(STATUSES), written - set(STATUSES)
     for status in TrialStatus:  # what execute builds: every status makes a record
-        cfg = parse_study(TINY)
+        cfg = tiny_study.parse(TINY_HERE)
         plan = TrialPlan("scale__s0", "scale", 0, {"loss.scale": 1.5})
         config = Resolver(cfg)(plan)[1]
         rec = make_record(plan, config, status, "", {"balanced_acc": 0.5}, 1.0)
@@ -191,12 +193,12 @@ def test_report_does_not_import_the_study_package():
         assert not re.search(r"from \.\.study[\. ]|rcl_study\.study\b", text), path.name
 
 
-def test_tune_recorder_records_a_pruned_search_trial_as_a_typed_record(tmp_path):
+def test_tune_recorder_records_a_pruned_search_trial_as_a_typed_record(tmp_path, tiny_study):
     pytest.importorskip("ray")
     from rcl_study.study import ray_tune as tune
     from rcl_study.study.runner import RecordBook
 
-    cfg = parse_study({**TINY, "study": {"kind": "search", "seeds": [4, 5]}})
+    cfg = tiny_study.parse(TINY_HERE, study=Only(kind="search", seeds=[4, 5]))
     seen = []
     book = RecordBook(StudyFolder(tmp_path), seen.append)
     recorder = tune._Recorder(cfg, None, StudyFolder(tmp_path), book.add)

@@ -1,6 +1,9 @@
 """Run one training step of the real trainer, alone or under torchrun (2 CPU processes, gloo).
 
-Writes the first step's total loss (averaged over processes) to the JSON file named by argv[1].
+    train_worker.py STUDY.yaml OUT.json
+
+Trains the study file's trial (``WORKER`` of ``tests/trainer/test_train.py``) and writes the
+first step's total loss (averaged over processes) to OUT.json.
 """
 
 import json
@@ -9,24 +12,10 @@ import sys
 import torch.distributed as dist
 
 import rcl_study.trainer.loop as train
-from rcl_study.config import parse_study
-
-CFG = {
-    "name": "dist",
-    "data": {"dataset": "digits_lt", "augment": "none", "test_limit": 50},
-    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8, "norm": "none"},
-    "train": {
-        "epochs": 1,
-        "batch_size": 32,
-        "max_steps_per_epoch": 1,
-        "warmup_epochs": 0,
-        "progress": False,
-    },
-    "loss": {"preset": "bcl+rcl", "scale": 1.3, "margin": 0.4},
-}
+from rcl_study.config import load_study
 
 
-def main(out_path):
+def main(study_path, out_path):
     seen = []
     original = train.total_loss
 
@@ -36,7 +25,7 @@ def main(out_path):
         return out
 
     train.total_loss = spy
-    train.train_trial(parse_study(CFG), log=lambda s: None)
+    train.train_trial(load_study(study_path), log=lambda s: None)
     loss = seen[0]
     world = 1
     if dist.is_available() and dist.is_initialized():
@@ -52,4 +41,4 @@ def main(out_path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])
