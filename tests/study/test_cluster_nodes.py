@@ -131,13 +131,17 @@ class Cluster:
         self.workers.append(worker)
         return worker
 
-    def kill_worker(self, worker: subprocess.Popen) -> None:
-        """The node dies: every process of its session, at once."""
-        try:
-            os.killpg(worker.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    def kill_worker(self, worker: subprocess.Popen) -> int:
+        """The node dies: all its processes at once (Ray's workers run in sessions of their own,
+        so the node is its process tree, not its session); returns how many were killed."""
+        tree = _descendants(worker.pid)
+        for pid in tree:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         worker.wait()
+        return len(tree)
 
     def stop(self) -> None:
         for node in [*reversed(self.workers), self.head]:
@@ -224,16 +228,23 @@ def test_records_travel_through_ray_when_nodes_share_no_disk(two_nodes, tmp_path
             assert r.metrics[key] == expected[tid].metrics[key], (tid, key)
 
 
-def _session_pids(sid: int) -> list[int]:
-    """Processes of the session ``sid`` (a node started with ``start_new_session``)."""
-    out = []
+def _descendants(root: int) -> list[int]:
+    """``root`` and every process below it (read from /proc)."""
+    children: dict[int, list[int]] = {}
     for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                if os.getsid(int(pid)) == sid:
-                    out.append(int(pid))
-            except OSError:
-                pass
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(pid))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
     return out
 
 
@@ -278,9 +289,8 @@ def test_a_lost_node_costs_only_the_epochs_since_its_last_checkpoint(cluster, tm
         assert time.time() < deadline, "no checkpoints reached the storage folder"
         time.sleep(0.2)
     t_kill = time.time()
-    on_a = _session_pids(a.pid)
-    cluster.kill_worker(a)
-    print(f"killed node A ({len(on_a)} processes) with both trials checkpointed", flush=True)
+    killed = cluster.kill_worker(a)
+    print(f"killed node A ({killed} processes) with both trials checkpointed", flush=True)
     out, err = driver.communicate(timeout=600)
     lost_s = time.time() - t_kill
     assert driver.returncode == 0, err[-3000:]
