@@ -330,6 +330,28 @@ class ResourcesConfig(_Strict):
     #: ``ray`` (Ray Tune, trials in parallel) or ``local`` (this process, one unit at a time,
     #: without importing Ray)
     executor: Literal["ray", "local"] = "ray"
+    #: live tracking on the driver, one run per trial (``rcl_study.study.tracking``):
+    #: ``tensorboard`` (event files in ``<output_dir>/tensorboard``), ``mlflow`` (runs in
+    #: ``mlflow_uri``; ``pip install "rcl_study[mlflow]"``), or ``none``
+    tracking: list[Literal["tensorboard", "mlflow", "none"]] = Field(
+        default_factory=lambda: ["tensorboard"]
+    )
+    #: the MLflow tracking store (None: ``sqlite:///<output_dir>/mlflow.db``)
+    mlflow_uri: str | None = None
+
+    @field_validator("tracking", mode="before")
+    @classmethod
+    def _tracking_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("tracking")
+    @classmethod
+    def _tracking_value(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"names a tracker twice: {v}")
+        if "none" in v and len(v) > 1:
+            raise ValueError(f"'none' cannot be combined with a tracker: {v}")
+        return v
 
     @model_validator(mode="after")
     def _check_gpus(self) -> ResourcesConfig:

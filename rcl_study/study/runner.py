@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,13 @@ from rcl_study.study.executor import Executor, OnEval, SearchRequest
 from rcl_study.study.lock import StudyLock
 from rcl_study.study.packing import plan_units, slots
 from rcl_study.study.progress import Progress
+from rcl_study.study.tracking import (
+    Tracker,
+    Trackers,
+    check_tracking,
+    make_trackers,
+    tracking_text,
+)
 from rcl_study.trials import ownership as folders
 from rcl_study.trials.design import describe, expand, search_distributions
 from rcl_study.trials.folder import StudyFolder
@@ -135,6 +142,7 @@ def dry_run_text(cfg: StudyFile, plans: list[TrialPlan] | None = None) -> str:
     )
     if cfg.study.kind == "search":
         n_units = n
+    lines.append(tracking_text(cfg))
     lines.append(disk.estimate_text(cfg, n, n_units, slots(cfg)))
     return "\n".join(lines)
 
@@ -237,6 +245,7 @@ def run_study(
     accept_changes: bool = False,
     only: Collection[str] | None = None,
     executor: Executor | None = None,
+    trackers: Sequence[Tracker] | None = None,
 ) -> list[TrialRecord]:
     """Run (or finish) the planned trials of a study; returns all its records.
 
@@ -249,6 +258,8 @@ def run_study(
         only: variant names or trial ids: run just these planned trials (ablation or grid); the
             others stay planned (``plan.json``) and unrun.
         executor: what runs the units (default: the one ``resources.executor`` names).
+        trackers: where each trial's evaluations and record go live (default: those
+            ``resources.tracking`` names, :func:`rcl_study.study.tracking.make_trackers`).
 
     One driver per study folder (``driver.lock``); a second one is refused before anything else.
     Damaged record lines are set aside first (their trials run again); failed trials are run
@@ -261,6 +272,8 @@ def run_study(
     if only is not None and cfg.study.kind == "search":
         raise ConfigError(f"{cfg.name}: only: a search's trials are sampled; run it whole")
     chosen = select(plans, only, cfg.name)
+    if trackers is None:
+        check_tracking(cfg)  # a tracker's missing package: refused before anything runs
     check_folders(cfg)  # whose folders these are, before the lock writes anything there
     created = _missing_dirs(cfg.output_dir)
     lock = StudyLock(cfg.output_dir)
@@ -269,6 +282,7 @@ def run_study(
         print(f"note: {note}", file=sys.stderr)
     started = False
     bar = Progress(progress, cfg.train.epochs)
+    tracking = Trackers(trackers or ())
     try:
         check_folder(cfg, resume, overwrite)  # before Ray starts
         if resume and not overwrite:
@@ -283,7 +297,11 @@ def run_study(
             "config": to_dict(cfg),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        book = RecordBook(folder, bar.record, bar.evaluation)
+        if trackers is None:
+            tracking = Trackers(make_trackers(cfg, plans))
+        book = RecordBook(
+            folder, _fan(bar.record, tracking.finished), _fan(bar.evaluation, tracking.evaluation)
+        )
         if cfg.study.kind == "search":
             _run_search(cfg, folder, meta, book, bar, executor)
         else:
@@ -294,6 +312,7 @@ def run_study(
             if todo:
                 executor.run(cfg, plan_units(cfg, plans, todo), folder, book.add, book.evaluation)
     finally:
+        tracking.close()  # never raises
         bar.close()
         executor.stop()
         lock.release()
@@ -304,6 +323,16 @@ def run_study(
                 except OSError:
                     break
     return StudyFolder(cfg.output_dir).records()
+
+
+def _fan(*calls: Callable[..., None]) -> Callable[..., None]:
+    """One callback that calls each of ``calls`` in turn with the same arguments."""
+
+    def call(*args: Any) -> None:
+        for c in calls:
+            c(*args)
+
+    return call
 
 
 def _set_aside(folder: StudyFolder, rerun: str) -> int:

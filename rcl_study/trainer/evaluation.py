@@ -94,12 +94,15 @@ def evaluation(
     """Evaluate after epoch ``done``: test metrics, the epoch's mean losses and timings.
 
     The entry (without per-class accuracy) is appended to ``trial.history``; ``elapsed`` is the
-    training time since this run started at ``trial.start_epoch``.
+    training time since this run started at ``trial.start_epoch``. Besides the test metrics and
+    losses it holds ``epoch``, ``lr`` (the learning rate of the epoch's last step),
+    ``seconds_per_epoch`` (mean since this run started) and ``epoch_seconds`` (this epoch).
     """
     metrics = evaluate_trial(trial)
     metrics.update(zip(LOSS_KEYS, mean_losses.tolist()))
     metrics.update(
         epoch=done,
+        lr=trial.sched.lr(done - 1, trial.sched.steps - 1),
         seconds_per_epoch=elapsed / (done - trial.start_epoch),
         epoch_seconds=epoch_seconds,
     )

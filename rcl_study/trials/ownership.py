@@ -24,6 +24,9 @@ MARKER = ".rcl_study"
 #: what the toolkit writes in a records folder (glob patterns; ``.*.tmp`` are atomic-write temps)
 RECORD_NAMES = (
     "records*",  # records.jsonl and any side file of damaged lines
+    "tensorboard",  # live tracking (rcl_study.study.tracking)
+    "mlflow.db*",
+    "mlartifacts",
     "plan.json",
     "trials",
     "ray",
