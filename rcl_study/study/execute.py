@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,28 @@ from rcl_study.trials.design import trial_config
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import TrialPlan, TrialRecord, TrialStatus, config_hash, environment
 from rcl_study.trials.unit import Unit
+
+#: where the trainer's progress lines go
+Log = Callable[[str], None]
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def log_path(folder: StudyFolder, unit: Unit) -> Path:
+    """``<output_dir>/logs/<unit>.log``: a trial's (or a pack's) own output, on the driver."""
+    return folder.root / "logs" / f"{unit.name}.log"
+
+
+def append_log(folder: StudyFolder, unit: Unit, lines: list[str]) -> None:
+    """Append a unit's output lines to its log file (the driver's copy)."""
+    if not lines:
+        return
+    path = log_path(folder, unit)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write("".join(line.rstrip("\n") + "\n" for line in lines))
 
 
 class Resolver:
@@ -83,8 +106,12 @@ def train_and_save(
     report: Report | None,
     threads: int,
     rank0: bool = True,
+    log: Log | None = None,
 ) -> dict[str, Any]:
-    """Train one trial in its own folder; rank 0 stores its config and result there."""
+    """Train one trial in its own folder; rank 0 stores its config and result there.
+
+    ``log`` receives the trainer's progress lines (default: this process's stdout).
+    """
     from rcl_study.trainer.loop import train_trial
 
     cfg, config = resolve(plan)
@@ -94,7 +121,7 @@ def train_and_save(
     if rank0:
         _write_config(folder, plan, config, None)
     t0 = time.time()
-    result = train_trial(cfg, report, workdir=workdir, log=lambda s: print(s, flush=True))
+    result = train_trial(cfg, report, workdir=workdir, log=log or _print)
     result.update(
         plan=plan.to_json(),
         wall_time=time.time() - t0,
@@ -127,6 +154,7 @@ def train_pack_and_save(
     folder: StudyFolder,
     report: Report | None,
     threads: int,
+    log: Log | None = None,
 ) -> list[dict[str, Any]]:
     """Train the members of one pack together; each member's config and result in its folder.
 
@@ -146,7 +174,7 @@ def train_pack_and_save(
         [p.trial_id for p in members],
         report,
         workdir=folder.trial_dir(pack),
-        log=lambda s: print(s, flush=True),
+        log=log or _print,
     )
     wall = time.time() - t0
     for plan, result in zip(members, results):
@@ -166,7 +194,12 @@ def train_pack_and_save(
 
 
 def train_unit(
-    unit: Unit, resolve: Resolver, folder: StudyFolder, report: Report | None, threads: int
+    unit: Unit,
+    resolve: Resolver,
+    folder: StudyFolder,
+    report: Report | None,
+    threads: int,
+    log: Log | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Train a unit's members; every member's result by trial id (what the driver records).
 
@@ -178,12 +211,14 @@ def train_unit(
     results = {p.trial_id: stored for p in unit.members if (stored := stored_result(folder, p))}
     todo = [p for p in unit.members if p.trial_id not in results]
     if len(todo) == 1:
-        results[todo[0].trial_id] = train_and_save(todo[0], resolve, folder, report, threads)
+        results[todo[0].trial_id] = train_and_save(
+            todo[0], resolve, folder, report, threads, log=log
+        )
     elif todo:
         name = unit.pack_id or "pack"
         if len(todo) < len(unit.members):  # some members stored already: a smaller pack
             name = f"{name}-{len(todo)}of{len(unit.members)}"
-        trained = train_pack_and_save(todo, name, resolve, folder, report, threads)
+        trained = train_pack_and_save(todo, name, resolve, folder, report, threads, log)
         results.update({p.trial_id: r for p, r in zip(todo, trained)})
     return {p.trial_id: results[p.trial_id] for p in unit.members}
 

@@ -13,7 +13,13 @@ import traceback
 from collections.abc import Sequence
 
 from rcl_study.config import ConfigError, StudyFile
-from rcl_study.study.execute import Resolver, evaluations, train_unit, unit_records
+from rcl_study.study.execute import (
+    Resolver,
+    append_log,
+    evaluations,
+    train_unit,
+    unit_records,
+)
 from rcl_study.study.executor import OnEval, OnRecord, SearchRequest
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import TrialStatus
@@ -71,10 +77,16 @@ class LocalExecutor:
             started = time.time()
             status, reason, results = TrialStatus.OK, "", {}
             report = evaluations(unit, on_eval) if on_eval else None
+
+            def log(line: str, unit: Unit = unit) -> None:
+                print(line, flush=True)
+                append_log(folder, unit, [line])
+
             try:
-                results = train_unit(unit, resolve, folder, report, threads)
+                results = train_unit(unit, resolve, folder, report, threads, log)
             except Exception as err:  # noqa: BLE001 - a failing trial is recorded, not fatal
                 status, reason = TrialStatus.FAILED, _error_line(err)
+                append_log(folder, unit, [traceback.format_exc()])
             wall = time.time() - started
             for record in unit_records(unit, resolve, results, status, reason, wall):
                 if record.status is TrialStatus.PRUNED:  # no result and no error: not possible

@@ -27,6 +27,7 @@ from rcl_study.study import cluster
 from rcl_study.study.cluster import ClusterError
 from rcl_study.study.execute import (
     Resolver,
+    append_log,
     evaluations,
     scalars,
     stored_result,
@@ -124,10 +125,31 @@ EVALS = "rcl_evaluations"
 RESULTS = "rcl_results"
 #: the trainer's checkpoint file in a trial's (or pack's) folder
 CHECKPOINT = "checkpoint.pt"
+#: key of a Tune result that holds the trainer's output lines since the last one (JSON list)
+LOG = "rcl_log"
+
+
+class _LogBuffer:
+    """The trainer's output lines, printed here and sent to the driver with the next report."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        print(line, flush=True)
+        self.lines.append(line)
+
+    def take(self) -> dict[str, str]:
+        """``{LOG: json lines}`` of the lines since the last call (empty when none)."""
+        lines, self.lines = self.lines, []
+        return {LOG: json.dumps(lines)} if lines else {}
 
 
 def _tune_report(
-    unit: Unit, send: Callable[..., None], checkpoint: Path | None = None
+    unit: Unit,
+    send: Callable[..., None],
+    checkpoint: Path | None = None,
+    log: _LogBuffer | None = None,
 ) -> Callable:
     """The trainer's ``report``: each evaluation through Ray's reporting channel (``send``).
 
@@ -151,7 +173,7 @@ def _tune_report(
             send({"epoch": float(metrics.get("epoch", 0))})
             return
         top = scalars(metrics) if not unit.is_pack else {"epoch": float(metrics["epoch"])}
-        payload = {**top, EVALS: json.dumps(evals)}
+        payload = {**top, EVALS: json.dumps(evals), **(log.take() if log else {})}
         stamp = _stamp(checkpoint)
         if stamp is None or stamp == sent["stamp"]:
             send(payload)
@@ -227,12 +249,17 @@ def _run_unit(
         _run_data_parallel(plan, study, out_dir, res)
         return
     restored = _restore(unit, folder)
-    report = _tune_report(unit, tune.report, _workdir(unit, folder) / CHECKPOINT)
-    results = train_unit(unit, Resolver(study), folder, report, int(res.cpus_per_trial))
+    log = _LogBuffer()
+    if restored is not None:
+        log(f"[{unit.name}] restarted by Ray Tune; resumed from its checkpoint at epoch {restored}")
+    # checkpoints go to Ray only with a storage every node reaches (resources.storage)
+    checkpoint = _workdir(unit, folder) / CHECKPOINT if res.storage else None
+    report = _tune_report(unit, tune.report, checkpoint, log)
+    results = train_unit(unit, Resolver(study), folder, report, int(res.cpus_per_trial), log)
     if restored is not None:  # the record says the trial restarted from Ray's storage
         for result in results.values():
             result["resumed_from_epoch"] = restored
-    tune.report(_final(unit, results))
+    tune.report({**_final(unit, results), **log.take()})
 
 
 def _data_parallel_worker(config: dict[str, Any]) -> None:
@@ -327,6 +354,12 @@ class _Recorder(tune.Callback):
             self.on_record(record)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if LOG in result:  # the trial's own output, kept on the driver under logs/
+            try:
+                lines = json.loads(result[LOG])
+            except ValueError:
+                lines = []
+            append_log(self.folder, _unit_of(trial.config, self.study, self.units), lines)
         if self.on_eval is None or EVALS not in result:
             return
         try:
@@ -340,7 +373,9 @@ class _Recorder(tune.Callback):
         self._record(trial, TrialStatus.OK, "")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._record(trial, TrialStatus.FAILED, _error_text(trial))
+        reason = _error_text(trial)
+        append_log(self.folder, _unit_of(trial.config, self.study, self.units), [reason])
+        self._record(trial, TrialStatus.FAILED, reason)
 
 
 def _error_text(trial) -> str:

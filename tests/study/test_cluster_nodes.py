@@ -132,16 +132,19 @@ class Cluster:
         return worker
 
     def kill_worker(self, worker: subprocess.Popen) -> int:
-        """The node dies: all its processes at once (Ray's workers run in sessions of their own,
-        so the node is its process tree, not its session); returns how many were killed."""
-        tree = _descendants(worker.pid)
-        for pid in tree:
+        """The node dies: every process in its mount namespace, at once (Ray's workers leave the
+        node's session and process tree, but not its namespace); returns how many."""
+        ns = os.readlink(f"/proc/{worker.pid}/ns/mnt")
+        killed = 0
+        for pid in os.listdir("/proc"):
             try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+                if pid.isdigit() and os.readlink(f"/proc/{pid}/ns/mnt") == ns:
+                    os.kill(int(pid), signal.SIGKILL)
+                    killed += 1
+            except OSError:
                 pass
         worker.wait()
-        return len(tree)
+        return killed
 
     def stop(self) -> None:
         for node in [*reversed(self.workers), self.head]:
@@ -217,6 +220,8 @@ def test_records_travel_through_ray_when_nodes_share_no_disk(two_nodes, tmp_path
     # the worker's trial folders never reached the driver's disk
     assert not list((runs / "tiny").glob("trials/*/result.json"))
     assert all(len(r.history) == 2 for r in records.values())  # per-evaluation history too
+    logs = sorted((runs / "tiny" / "logs").glob("*.log"))  # each unit's own output, remote
+    assert len(logs) == 2 and all("epoch 2/2" in p.read_text() for p in logs), logs
     (tmp_path / "local").mkdir()
     local_env = {k: v for k, v in env.items() if k != "RAY_AUTH_MODE"}
     here = _run(_study(tmp_path / "local", executor="local"), local_env)
@@ -226,26 +231,6 @@ def test_records_travel_through_ray_when_nodes_share_no_disk(two_nodes, tmp_path
     for tid, r in records.items():
         for key in ("top1", "balanced_acc", "many_acc", "few_acc"):
             assert r.metrics[key] == expected[tid].metrics[key], (tid, key)
-
-
-def _descendants(root: int) -> list[int]:
-    """``root`` and every process below it (read from /proc)."""
-    children: dict[int, list[int]] = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(pid))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
 
 
 def _checkpointed_trials(storage: Path) -> set[str]:
@@ -263,7 +248,13 @@ def test_a_lost_node_costs_only_the_epochs_since_its_last_checkpoint(cluster, tm
     _wait_for_cpus(cluster.address, cluster.env, 2)
     raw = {
         **TINY,
-        "train": {**TINY["train"], "epochs": 12, "checkpoint_every": 1, "max_steps_per_epoch": 4},
+        # whole epochs (about 0.4 s each here), so that a trial is still running when its node dies
+        "train": {
+            **TINY["train"],
+            "epochs": 30,
+            "checkpoint_every": 1,
+            "max_steps_per_epoch": None,
+        },
         "study": {**TINY["study"], "components": ["margin"]},
     }
     raw["resources"] = {
@@ -299,7 +290,7 @@ def test_a_lost_node_costs_only_the_epochs_since_its_last_checkpoint(cluster, tm
     restarted = [r for r in records.values() if r.metrics.get("restarts")]
     assert len(restarted) == 1, {t: r.metrics.get("restarts") for t, r in records.items()}
     resumed = restarted[0].metrics["resumed_from_epoch"]
-    assert 1 <= resumed < 12  # resumed from a checkpoint, not from scratch
+    assert 1 <= resumed < 30  # resumed from a checkpoint, not from scratch
     print(f"node lost: trial {restarted[0].trial_id} resumed at epoch {resumed}; {lost_s:.0f}s")
     # its final metrics equal an uninterrupted run of the same study in one process
     (tmp_path / "local").mkdir()
