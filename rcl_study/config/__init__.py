@@ -6,14 +6,12 @@ problem is a one-line :class:`ConfigError` naming the file and the key.
 
 from rcl_study.config.errors import ConfigError
 from rcl_study.config.keys import apply_overrides, check_key, set_in, set_path, to_dict, walk
+from rcl_study.config.metrics import METRIC_INFO, METRICS, RENAMED_METRICS
 from rcl_study.config.reader import load_study, read_yaml
 from rcl_study.config.schema import (
     COMPONENTS,
     DATASETS,
     DRIVER_CPU,
-    METRIC_INFO,
-    METRICS,
-    RENAMED_METRICS,
     DataConfig,
     LossConfig,
     ModelConfig,

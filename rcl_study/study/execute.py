@@ -236,6 +236,7 @@ def evaluations(unit: Unit, on_eval: OnEval) -> Report:
     """The trainer's ``report`` callback that hands each member's evaluation to ``on_eval``.
 
     A single trial's report is its metrics; a pack's holds ``member_metrics`` by trial id.
+    ``on_eval`` is typically a :class:`~rcl_study.study.executor.Sink`'s ``evaluation``.
     """
     only = unit.members[0].trial_id
 

@@ -2,7 +2,7 @@
 
 The study runner (:mod:`rcl_study.study.runner`) plans the units, then hands them to an
 :class:`Executor`; the executor trains them (here, or on a Ray cluster) and hands each member's
-:class:`~rcl_study.trials.records.TrialRecord` back through ``on_record``, which appends it to the
+:class:`~rcl_study.trials.records.TrialRecord` back to a :class:`Sink`, which appends it to the
 study folder. Two executors implement it: :class:`~rcl_study.study.local.LocalExecutor` (this
 process, no Ray) and :class:`~rcl_study.study.ray_tune.RayExecutor` (Ray Tune, Optuna searches).
 Tests run the same contract over both (``test_executor_contract.py``); the runner picks one with
@@ -20,10 +20,24 @@ from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import TrialRecord
 from rcl_study.trials.unit import Unit
 
-#: called in the driver with every member's record when its unit ends (the runner appends it)
-OnRecord = Callable[[TrialRecord], None]
 #: called in the driver with (trial id, scalar metrics) after each evaluation (live tracking)
 OnEval = Callable[[str, dict[str, float]], None]
+
+
+class Sink(Protocol):
+    """Where an executor hands, in the driver, what the trials produce.
+
+    The runner's :class:`~rcl_study.study.runner.RecordBook` is the sink of a study: it appends
+    each record to ``records.jsonl`` and tells the progress line and the trackers.
+    """
+
+    def record(self, record: TrialRecord) -> None:
+        """A member's record, when its unit ended (the sink numbers its attempts)."""
+        ...
+
+    def evaluation(self, trial_id: str, metrics: dict[str, float]) -> None:
+        """A member's evaluation, as it happens (scalar metrics, ``epoch`` among them)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -56,17 +70,10 @@ class Executor(Protocol):
         """Get ready to run ``study``'s trials; raise a one-line error when it cannot."""
         ...
 
-    def run(
-        self,
-        study: StudyFile,
-        units: Sequence[Unit],
-        folder: StudyFolder,
-        on_record: OnRecord,
-        on_eval: OnEval | None = None,
-    ) -> None:
-        """Train every unit in the study folder ``folder``; each member's record to ``on_record``.
+    def run(self, study: StudyFile, units: Sequence[Unit], folder: StudyFolder, sink: Sink) -> None:
+        """Train every unit in the study folder ``folder``; each member's record to ``sink``.
 
-        Each member's evaluations go to ``on_eval`` as they happen. Results reach the driver
+        Each member's evaluations go to the sink as they happen. Results reach the driver
         through the executor's own channel (Ray's reporting, or this process): the driver never
         reads a worker's disk.
 
@@ -76,12 +83,7 @@ class Executor(Protocol):
         ...
 
     def search(
-        self,
-        study: StudyFile,
-        request: SearchRequest,
-        folder: StudyFolder,
-        on_record: OnRecord,
-        on_eval: OnEval | None = None,
+        self, study: StudyFile, request: SearchRequest, folder: StudyFolder, sink: Sink
     ) -> None:
         """Sample and train ``request.n_trials`` search points at ``study.study.seeds[0]``.
 

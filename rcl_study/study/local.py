@@ -20,7 +20,7 @@ from rcl_study.study.execute import (
     train_unit,
     unit_records,
 )
-from rcl_study.study.executor import OnEval, OnRecord, SearchRequest
+from rcl_study.study.executor import SearchRequest, Sink
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import TrialStatus
 from rcl_study.trials.unit import Unit
@@ -52,31 +52,19 @@ class LocalExecutor:
         )
 
     def search(
-        self,
-        study: StudyFile,
-        request: SearchRequest,
-        folder: StudyFolder,
-        on_record: OnRecord,
-        on_eval: OnEval | None = None,
+        self, study: StudyFile, request: SearchRequest, folder: StudyFolder, sink: Sink
     ) -> None:
         """Refused: see :meth:`start`."""
         raise self._no_search(study)
 
-    def run(
-        self,
-        study: StudyFile,
-        units: Sequence[Unit],
-        folder: StudyFolder,
-        on_record: OnRecord,
-        on_eval: OnEval | None = None,
-    ) -> None:
-        """Train each unit here; members' evaluations to ``on_eval``, records to ``on_record``."""
+    def run(self, study: StudyFile, units: Sequence[Unit], folder: StudyFolder, sink: Sink) -> None:
+        """Train each unit here; each member's evaluations and record go to ``sink``."""
         resolve = Resolver(study)
         threads = max(1, int(study.resources.cpus_per_trial))
         for unit in units:
             started = time.time()
             status, reason, results = TrialStatus.OK, "", {}
-            report = evaluations(unit, on_eval) if on_eval else None
+            report = evaluations(unit, sink.evaluation)
 
             def log(line: str, unit: Unit = unit) -> None:
                 print(line, flush=True)
@@ -93,4 +81,4 @@ class LocalExecutor:
                     record = record.replace(
                         status=TrialStatus.FAILED, reason="the trial stored no result"
                     )
-                on_record(record)
+                sink.record(record)

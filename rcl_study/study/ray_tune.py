@@ -1,4 +1,4 @@
-"""The Ray Tune adapter, :class:`RayExecutor`: with :mod:`.cluster`, the only modules importing Ray.
+"""The Ray Tune adapter, :class:`RayExecutor` (the driver's side; the trial's is :mod:`.ray_trial`).
 
 Units travel to trials as Python objects (``tune.with_parameters`` puts the frozen study and the
 units in Ray's object store; a trial's config holds only its unit's index); a search's trials are
@@ -12,41 +12,29 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rcl_study.config import DRIVER_CPU, ResourcesConfig, StudyFile
+from ray import tune  # Ray reads the variables ray_trial sets when trials run, not at import
+
+from rcl_study.config import DRIVER_CPU, StudyFile
 from rcl_study.study import cluster
 from rcl_study.study.cluster import ClusterError
 from rcl_study.study.execute import (
     Resolver,
     append_log,
-    evaluations,
-    scalars,
-    stored_result,
-    train_and_save,
-    train_unit,
     unit_records,
 )
-from rcl_study.study.executor import OnEval, OnRecord, SearchRequest
-from rcl_study.trials.design import params_id
+from rcl_study.study.executor import SearchRequest, Sink
+from rcl_study.study.ray_trial import EVALS, LOG, RESULTS, run_unit, unit_of
 from rcl_study.trials.folder import StudyFolder
-from rcl_study.trials.records import TrialPlan, TrialStatus
+from rcl_study.trials.records import TrialStatus
 from rcl_study.trials.unit import Unit
-
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # verbose=0 then prints nothing
-os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials keep the study's working directory
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000")
-os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # ours asks Tune to stop (SIGUSR1)
-
-from ray import tune  # noqa: E402
 
 __all__ = ["ClusterError", "RayExecutor", "StudyInterrupted"]
 
@@ -107,212 +95,6 @@ class _Interrupt:
             signal.signal(signal.SIGINT, self._prev)
 
 
-def _search_unit(config: dict[str, Any], study: StudyFile) -> Unit:
-    """The unit of an Optuna-sampled search trial (its config: flat dotted keys)."""
-    params = {k: v for k, v in config.items() if "." in k}
-    plan = TrialPlan(f"search-{params_id(params)}", "search", study.study.seeds[0], params)
-    return Unit.single(plan)
-
-
-def _unit_of(config: dict[str, Any], study: StudyFile, units: Sequence[Unit] | None) -> Unit:
-    """A trial's unit: ``units[config["unit"]]``, or the sampled point of a search."""
-    return _search_unit(config, study) if units is None else units[config["unit"]]
-
-
-#: key of a Tune result that holds one evaluation of each member (JSON {trial id: scalars})
-EVALS = "rcl_evaluations"
-#: key of the last Tune result of a unit: every member's result (JSON {trial id: result})
-RESULTS = "rcl_results"
-#: the trainer's checkpoint file in a trial's (or pack's) folder
-CHECKPOINT = "checkpoint.pt"
-#: key of a Tune result that holds the trainer's output lines since the last one (JSON list)
-LOG = "rcl_log"
-
-
-class _LogBuffer:
-    """The trainer's output lines, printed here and sent to the driver with the next report."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, line: str) -> None:
-        print(line, flush=True)
-        self.lines.append(line)
-
-    def take(self) -> dict[str, str]:
-        """``{LOG: json lines}`` of the lines since the last call (empty when none)."""
-        lines, self.lines = self.lines, []
-        return {LOG: json.dumps(lines)} if lines else {}
-
-
-def _tune_report(
-    unit: Unit,
-    send: Callable[..., None],
-    checkpoint: Path | None = None,
-    log: _LogBuffer | None = None,
-) -> Callable:
-    """The trainer's ``report``: each evaluation through Ray's reporting channel (``send``).
-
-    A single trial's scalars also stand at the top level of the result, where ASHA and Optuna
-    read the study's metric; a pack's top level holds its epoch. When the trainer's
-    ``checkpoint`` file changed since the last report, a copy goes with the result, and Ray
-    persists it in ``resources.storage`` (what a restarted trial resumes from).
-    """
-    evals: dict[str, dict[str, float]] = {}
-    sent = {"stamp": None}
-
-    def collect(trial_id: str, metrics: dict[str, float]) -> None:
-        evals[trial_id] = metrics
-
-    forward = evaluations(unit, collect)
-
-    def report(metrics: dict[str, Any]) -> None:
-        evals.clear()
-        forward(metrics)
-        if not evals:  # another process of a data-parallel trial (Ray Train's report is collective)
-            send({"epoch": float(metrics.get("epoch", 0))})
-            return
-        top = scalars(metrics) if not unit.is_pack else {"epoch": float(metrics["epoch"])}
-        payload = {**top, EVALS: json.dumps(evals), **(log.take() if log else {})}
-        stamp = _stamp(checkpoint)
-        if stamp is None or stamp == sent["stamp"]:
-            send(payload)
-            return
-        with tempfile.TemporaryDirectory(prefix="rcl-ckpt-") as tmp:
-            shutil.copy2(checkpoint, Path(tmp) / CHECKPOINT)
-            send(payload, checkpoint=tune.Checkpoint.from_directory(tmp))
-        sent["stamp"] = stamp
-
-    return report
-
-
-def _stamp(path: Path | None) -> tuple[int, int] | None:
-    """(mtime, size) of a checkpoint file, None when there is none."""
-    try:
-        st = path.stat() if path is not None else None
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size) if st else None
-
-
-def _workdir(unit: Unit, folder: StudyFolder) -> Path:
-    """The folder of the unit's ``checkpoint.pt``: the trial's, or the pack's."""
-    return folder.trial_dir(unit.pack_id or unit.members[0].trial_id)
-
-
-def _restore(unit: Unit, folder: StudyFolder) -> int | None:
-    """Put the trial's last checkpoint from Ray's storage in its folder, on a restarted trial.
-
-    Tune hands a restarted trial (its node died, or it raised and ``resources.max_failures``
-    allows another try) the last checkpoint it reported. When this node's folder has none (a new
-    node), that copy is restored, so the trainer resumes from it. Returns the epoch restored,
-    None when nothing was restored.
-    """
-    from rcl_study.trainer.checkpoint import CheckpointError, read_checkpoint
-
-    ckpt = tune.get_checkpoint()
-    target = _workdir(unit, folder) / CHECKPOINT
-    if ckpt is None or target.exists():
-        return None
-    with ckpt.as_directory() as src:
-        source = Path(src) / CHECKPOINT
-        if not source.is_file():
-            return None
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
-    try:
-        return int(read_checkpoint(target).get("epoch", 0))
-    except CheckpointError:
-        target.unlink(missing_ok=True)  # unreadable: start over rather than fail
-        return None
-
-
-def _final(unit: Unit, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The last Tune result of a unit: every member's result, and a single trial's scalars."""
-    top = scalars(next(iter(results.values()))) if not unit.is_pack and results else {}
-    return {**top, "trial_finished": 1.0, RESULTS: json.dumps(results, default=float)}
-
-
-def _run_unit(
-    config: dict[str, Any], study: StudyFile, units: Sequence[Unit] | None, out_dir: str
-) -> None:
-    """Tune function trainable: one trial (here or on data-parallel workers) or one pack.
-
-    Everything the driver needs travels back through ``tune.report``; the trial's folder on this
-    node only serves its own checkpoints and resume.
-    """
-    unit = _unit_of(config, study, units)
-    folder = StudyFolder(out_dir)
-    res = study.resources
-    plan = unit.members[0]
-    if res.workers > 1 and not unit.is_pack and stored_result(folder, plan) is None:
-        _run_data_parallel(plan, study, out_dir, res)
-        return
-    restored = _restore(unit, folder)
-    log = _LogBuffer()
-    if restored is not None:
-        log(f"[{unit.name}] restarted by Ray Tune; resumed from its checkpoint at epoch {restored}")
-    # checkpoints go to Ray only with a storage every node reaches (resources.storage)
-    checkpoint = _workdir(unit, folder) / CHECKPOINT if res.storage else None
-    report = _tune_report(unit, tune.report, checkpoint, log)
-    results = train_unit(unit, Resolver(study), folder, report, int(res.cpus_per_trial), log)
-    if restored is not None:  # the record says the trial restarted from Ray's storage
-        for result in results.values():
-            result["resumed_from_epoch"] = restored
-    tune.report({**_final(unit, results), **log.take()})
-
-
-def _data_parallel_worker(config: dict[str, Any]) -> None:
-    """Ray Train worker: Accelerate inside picks up the process group Ray Train set up."""
-    import ray.train
-
-    rank = ray.train.get_context().get_world_rank()
-    unit = Unit.single(config["plan"])
-    result = train_and_save(
-        config["plan"],
-        Resolver(config["study"]),
-        StudyFolder(config["out_dir"]),
-        _tune_report(unit, ray.train.report),
-        config["threads"],
-        rank0=rank == 0,
-    )
-    final = _final(unit, {config["plan"].trial_id: result}) if rank == 0 else {"epoch": 0.0}
-    ray.train.report(final)
-
-
-def _run_data_parallel(
-    plan: TrialPlan, study: StudyFile, out_dir: str, res: ResourcesConfig
-) -> None:
-    """Run one trial as a Ray Train ``TorchTrainer`` (DDP over ``res.workers`` workers)."""
-    from ray.train import RunConfig as TrainRunConfig
-    from ray.train import ScalingConfig
-    from ray.train.torch import TorchTrainer
-    from ray.tune.integration.ray_train import TuneReportCallback
-
-    n = res.workers
-    per_worker = {"CPU": res.cpus_per_trial / n}
-    if res.gpus_per_trial:
-        per_worker["GPU"] = res.gpus_per_trial / n
-    trainer = TorchTrainer(
-        _data_parallel_worker,
-        train_loop_config={
-            "plan": plan,
-            "study": study,
-            "out_dir": out_dir,
-            "threads": max(1, int(res.cpus_per_trial / n)),
-        },
-        scaling_config=ScalingConfig(
-            num_workers=n, use_gpu=res.gpus_per_trial > 0, resources_per_worker=per_worker
-        ),
-        run_config=TrainRunConfig(
-            name=f"train-{plan.trial_id}-{int(time.time())}",
-            storage_path=str(Path(out_dir) / "ray-train"),
-            callbacks=[TuneReportCallback()],
-        ),
-    )
-    trainer.fit()
-
-
 class _Recorder(tune.Callback):
     """Driver-side: turn each finished, pruned or failed Tune trial into its members' records."""
 
@@ -321,12 +103,10 @@ class _Recorder(tune.Callback):
         study: StudyFile,
         units: Sequence[Unit] | None,
         folder: StudyFolder,
-        on_record: OnRecord,
+        sink: Sink,
         interrupt: _Interrupt | None = None,
-        on_eval: OnEval | None = None,
     ):
-        self.study, self.units, self.folder, self.on_record = study, units, folder, on_record
-        self.on_eval = on_eval
+        self.study, self.units, self.folder, self.sink = study, units, folder, sink
         self.resolve = Resolver(study)
         self.interrupt = interrupt
         self.started: dict[str, float] = {}
@@ -335,7 +115,7 @@ class _Recorder(tune.Callback):
         self.started[trial.trial_id] = time.time()
 
     def _record(self, trial, status: TrialStatus, reason: str) -> None:
-        unit = _unit_of(trial.config, self.study, self.units)
+        unit = unit_of(trial.config, self.study, self.units)
         last = trial.last_result or {}
         try:
             results = json.loads(last.get(RESULTS) or "{}")
@@ -351,7 +131,7 @@ class _Recorder(tune.Callback):
         for record in unit_records(
             unit, self.resolve, results, status, reason, wall, partial, finished_only
         ):
-            self.on_record(record)
+            self.sink.record(record)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if LOG in result:  # the trial's own output, kept on the driver under logs/
@@ -359,22 +139,22 @@ class _Recorder(tune.Callback):
                 lines = json.loads(result[LOG])
             except ValueError:
                 lines = []
-            append_log(self.folder, _unit_of(trial.config, self.study, self.units), lines)
-        if self.on_eval is None or EVALS not in result:
+            append_log(self.folder, unit_of(trial.config, self.study, self.units), lines)
+        if EVALS not in result:
             return
         try:
             evals = json.loads(result[EVALS])
         except ValueError:
             return
         for trial_id, metrics in evals.items():
-            self.on_eval(trial_id, metrics)
+            self.sink.evaluation(trial_id, metrics)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._record(trial, TrialStatus.OK, "")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         reason = _error_text(trial)
-        append_log(self.folder, _unit_of(trial.config, self.study, self.units), [reason])
+        append_log(self.folder, unit_of(trial.config, self.study, self.units), [reason])
         self._record(trial, TrialStatus.FAILED, reason)
 
 
@@ -415,26 +195,14 @@ class RayExecutor:
         """Leave the Ray instance this process started or joined."""
         cluster.disconnect()
 
-    def run(
-        self,
-        study: StudyFile,
-        units: Sequence[Unit],
-        folder: StudyFolder,
-        on_record: OnRecord,
-        on_eval: OnEval | None = None,
-    ) -> None:
-        """Run every unit as one Tune trial; members' records go to ``on_record``."""
+    def run(self, study: StudyFile, units: Sequence[Unit], folder: StudyFolder, sink: Sink) -> None:
+        """Run every unit as one Tune trial; members' evaluations and records go to ``sink``."""
         units = tuple(units)
         space = {"unit": tune.grid_search(list(range(len(units))))}
-        self._fit(study, units, folder, (on_record, on_eval), space, {})
+        self._fit(study, units, folder, sink, space, {})
 
     def search(
-        self,
-        study: StudyFile,
-        request: SearchRequest,
-        folder: StudyFolder,
-        on_record: OnRecord,
-        on_eval: OnEval | None = None,
+        self, study: StudyFile, request: SearchRequest, folder: StudyFolder, sink: Sink
     ) -> None:
         """Sample ``request.n_trials`` points with Optuna (optionally under ASHA) and run them."""
         from ray.tune.search import ConcurrencyLimiter
@@ -456,30 +224,27 @@ class RayExecutor:
             kwargs["scheduler"] = ASHAScheduler(
                 time_attr="epoch", max_t=study.train.epochs + 1, grace_period=1, reduction_factor=3
             )
-        self._fit(study, None, folder, (on_record, on_eval), {}, kwargs)
+        self._fit(study, None, folder, sink, {}, kwargs)
 
     def _fit(
         self,
         study: StudyFile,
         units: tuple[Unit, ...] | None,
         folder: StudyFolder,
-        sinks: tuple[OnRecord, OnEval | None],
+        sink: Sink,
         space: dict[str, Any],
         kwargs: dict[str, Any],
     ) -> None:
         res = study.resources
         out_dir = folder.root.resolve()
-        fn = tune.with_parameters(_run_unit, study=study, units=units, out_dir=str(out_dir))
+        fn = tune.with_parameters(run_unit, study=study, units=units, out_dir=str(out_dir))
         if res.workers > 1:  # the trial only drives a TorchTrainer, whose workers hold resources
             fn = tune.with_resources(fn, {"cpu": DRIVER_CPU})
         else:
             fn = tune.with_resources(fn, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
         if "search_alg" not in kwargs or not res.max_concurrent:
             kwargs = {"max_concurrent_trials": res.max_concurrent, **kwargs}
-        on_record, on_eval = sinks
-        recorder = _Recorder(
-            study, units, StudyFolder(out_dir), on_record, self._interrupt, on_eval
-        )
+        recorder = _Recorder(study, units, StudyFolder(out_dir), sink, self._interrupt)
         tuner = tune.Tuner(
             fn,
             param_space=space,

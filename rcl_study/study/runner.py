@@ -172,9 +172,11 @@ def prepare_folder(cfg: StudyFile, overwrite: bool) -> Path:
 class RecordBook:
     """The driver's side of ``records.jsonl``: each new record appended, its attempts counted.
 
-    Executors hand every member's record to :meth:`add` (their ``on_record``); the book numbers the
-    trial's attempts from the records it holds in memory (read once), appends the line and tells
-    the progress display. Appending costs the same whatever the number of records.
+    The executors' :class:`~rcl_study.study.executor.Sink`: every member's record comes to
+    :meth:`record`, which numbers the trial's attempts from the records it holds in memory (read
+    once), appends the line and tells the progress display and trackers (``progress``); every
+    evaluation to :meth:`evaluation` (passed on to ``on_eval``). Appending costs the same
+    whatever the number of records.
     """
 
     def __init__(
@@ -191,7 +193,7 @@ class RecordBook:
         if self.on_eval is not None:
             self.on_eval(trial_id, metrics)
 
-    def add(self, record: TrialRecord) -> None:
+    def record(self, record: TrialRecord) -> None:
         """Append ``record`` with its attempt number (``attempts`` = earlier records + 1)."""
         n = self.attempts.get(record.trial_id, 0) + 1
         record = record.replace(attempts=n)
@@ -310,7 +312,7 @@ def run_study(
             todo = [p for p in chosen if p.trial_id not in done]
             bar.start(len(chosen), len(chosen) - len(todo))
             if todo:
-                executor.run(cfg, plan_units(cfg, plans, todo), folder, book.add, book.evaluation)
+                executor.run(cfg, plan_units(cfg, plans, todo), folder, book)
     finally:
         tracking.close()  # never raises
         bar.close()
@@ -373,7 +375,7 @@ def _run_search(
     remaining = cfg.study.n_trials - n_search
     if remaining > 0:
         request = SearchRequest(dists, remaining, enqueue[:remaining], n_search + len(enqueue))
-        executor.search(cfg, request, folder, book.add, book.evaluation)
+        executor.search(cfg, request, folder, book)
     records = folder.records()
     scored = [
         r
@@ -388,4 +390,4 @@ def _run_search(
     done = folder.done_ids(cfg.study.retries)
     todo = [Unit.single(p) for p in plans if p.trial_id not in done]
     if todo:
-        executor.run(cfg, todo, folder, book.add, book.evaluation)
+        executor.run(cfg, todo, folder, book)

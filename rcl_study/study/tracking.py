@@ -1,7 +1,7 @@
 """Live tracking: every trial (pack members too) as its own run, written on the driver.
 
-The executors hand the driver each member's evaluation as it happens (``on_eval``) and each
-member's record when it ends (``on_record``); :func:`rcl_study.study.runner.run_study` passes both
+The executors hand the driver's sink (:class:`rcl_study.study.executor.Sink`) each member's
+evaluation as it happens and each member's record when it ends; ``run_study`` passes both
 to the trackers ``resources.tracking`` names (see :func:`make_trackers`), so trials on remote Ray
 workers appear as well as local ones. A :class:`Tracker` has three methods: :meth:`~Tracker.
 evaluation`, :meth:`~Tracker.finished` and :meth:`~Tracker.close`.

@@ -63,10 +63,10 @@ class RecordingExecutor:
     def start(self, study):
         pass
 
-    def run(self, study, units, folder, on_record):
+    def run(self, study, units, folder, sink):
         self.units.extend(units)
 
-    def search(self, study, request, folder, on_record):
+    def search(self, study, request, folder, sink):
         raise AssertionError("an ablation has no search")
 
     def stop(self):

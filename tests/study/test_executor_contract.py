@@ -57,7 +57,7 @@ def test_executor_runs_every_member_and_records_a_failure_without_stopping(tmp_p
     book = RecordBook(folder, seen.append, lambda tid, m: evals.append((tid, m)))
     executor.start(cfg)
     try:
-        executor.run(cfg, units, folder, book.add, book.evaluation)
+        executor.run(cfg, units, folder, book)
     finally:
         executor.stop()
         executor.stop()  # stop twice is safe
@@ -89,7 +89,7 @@ def test_both_executors_give_the_same_metrics(tmp_path):
 def test_local_executor_refuses_a_search_in_one_line(tmp_path):
     cfg = _study(tmp_path)
     with pytest.raises(ConfigError, match="a search needs 'ray'"):
-        make_executor(cfg).search(cfg, SearchRequest({}, 1), StudyFolder(tmp_path), print)
+        make_executor(cfg).search(cfg, SearchRequest({}, 1), StudyFolder(tmp_path), None)
 
 
 def test_only_runs_the_named_variants_and_keeps_the_rest_planned(tmp_path):

@@ -21,7 +21,7 @@ def test_local_units_write_their_progress_and_errors_to_their_log(tmp_path):
     broken = TrialPlan("broken__s0", "broken", 0, {"data.dataset": "arrays", "data.path": "/no"})
     units = [*plan_units(cfg, plans, plans), Unit.single(broken)]
     folder = StudyFolder(tmp_path)
-    LocalExecutor().run(cfg, units, folder, RecordBook(folder, lambda r: None).add)
+    LocalExecutor().run(cfg, units, folder, RecordBook(folder, lambda r: None))
     pack = units[0]
     lines = log_path(folder, pack).read_text().splitlines()
     for member in pack.members:  # one progress line per member and evaluation

@@ -201,7 +201,7 @@ def test_tune_recorder_records_a_pruned_search_trial_as_a_typed_record(tmp_path,
     cfg = tiny_study.parse(TINY_HERE, study=Only(kind="search", seeds=[4, 5]))
     seen = []
     book = RecordBook(StudyFolder(tmp_path), seen.append)
-    recorder = tune._Recorder(cfg, None, StudyFolder(tmp_path), book.add)
+    recorder = tune._Recorder(cfg, None, StudyFolder(tmp_path), book)
 
     class Trial:  # what the callback reads of a Tune trial that ASHA stopped after epoch 1
         trial_id = "t1"
