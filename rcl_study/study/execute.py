@@ -208,7 +208,8 @@ def train_unit(
     partly stored trains the rest as a smaller pack in its own folder (``<pack>-<k>of<n>``); a
     single member left trains alone.
     """
-    results = {p.trial_id: stored for p in unit.members if (stored := stored_result(folder, p))}
+    stored = {p.trial_id: stored_result(folder, p) for p in unit.members}
+    results = {tid: result for tid, result in stored.items() if result is not None}
     todo = [p for p in unit.members if p.trial_id not in results]
     if len(todo) == 1:
         results[todo[0].trial_id] = train_and_save(

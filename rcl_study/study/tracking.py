@@ -81,6 +81,10 @@ def _scalars(metrics: Mapping[str, Any]) -> tuple[int, dict[str, float]]:
     return step, out
 
 
+#: MLflow's state of a run that did not finish (an MLflow run state, not a trial status)
+RUN_KILLED = "KILLED"
+
+
 @runtime_checkable
 class Tracker(Protocol):
     """Receives each trial's evaluations and its final record, on the driver."""
@@ -227,7 +231,7 @@ class MlflowTracker:
         if record.pack:
             tags.append(RunTag("pack", record.pack))
         self.client.log_batch(run_id, tags=tags)
-        end = {"ok": "FINISHED", "pruned": "KILLED"}.get(record.status.value, "FAILED")
+        end = {"ok": "FINISHED", "pruned": RUN_KILLED}.get(record.status.value, "FAILED")
         self.client.set_terminated(run_id, status=end)
         del self.runs[record.trial_id]
 
@@ -235,7 +239,7 @@ class MlflowTracker:
         """Mark the runs of trials still open as KILLED (a stopped study)."""
         while self.runs:
             _, run_id = self.runs.popitem()
-            self.client.set_terminated(run_id, status="KILLED")
+            self.client.set_terminated(run_id, status=RUN_KILLED)
 
 
 def _one_line(err: BaseException) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 SCRIPTS = sorted((ROOT / "scripts").rglob("*.py"))
 
 #: what no script may contain: (pattern, why)
