@@ -62,6 +62,19 @@ class Resolver:
         return self._done[key]
 
 
+def cpu_name() -> str:
+    """The CPU's model name (Linux's ``/proc/cpuinfo``), else the machine type."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
 def worker_environment(device: str | None) -> dict[str, Any]:
     """Where a trial ran, measured in the process that trained it (sent with its result).
 
@@ -79,9 +92,7 @@ def worker_environment(device: str | None) -> dict[str, Any]:
             cudnn=str(torch.backends.cudnn.version()),
         )
     else:
-        import platform
-
-        hardware["device_name"] = platform.processor() or platform.machine() or "cpu"
+        hardware["device_name"] = cpu_name()
     return {**environment(), "hardware": hardware}
 
 
