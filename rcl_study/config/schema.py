@@ -212,10 +212,26 @@ class RangeSpec(_Strict):
     low: float | None = None
     high: float | None = None
     log: bool = False
+    #: the distance between two values (a grid sampler needs it for a float range)
+    step: float | None = Field(None, gt=0)
     choices: list[Any] | None = None
+
+    def grid_values(self) -> list[Any] | None:
+        """Every value of the range (choices; low to high by step), or None for a continuum."""
+        if self.type == "categorical":
+            return list(self.choices or [])
+        assert self.low is not None and self.high is not None
+        if self.type == "int":
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        if self.step is None:
+            return None
+        n = round((self.high - self.low) / self.step)
+        return [round(self.low + i * self.step, 12) for i in range(n + 1)]
 
     @model_validator(mode="after")
     def _check(self) -> RangeSpec:
+        if self.step is not None and (self.log or self.type == "categorical"):
+            raise ValueError("'step' is for a linear float or int range, not log or categorical")
         if self.type == "categorical":
             if not self.choices:
                 raise ValueError("a categorical range needs a non-empty 'choices' list")
@@ -237,6 +253,15 @@ class RangeSpec(_Strict):
                 raise ValueError(f"low ({self.low}) is greater than high ({self.high})")
             if self.log and self.low <= 0:
                 raise ValueError("a log range needs low > 0")
+            if self.step is not None:
+                if self.type == "int" and not self.step.is_integer():
+                    raise ValueError(f"an int range needs a whole step, got {self.step}")
+                n = (self.high - self.low) / self.step
+                if abs(n - round(n)) > 1e-9:
+                    raise ValueError(
+                        f"high ({self.high}) is not low ({self.low}) plus whole steps of "
+                        f"{self.step}"
+                    )
         return self
 
 
@@ -271,6 +296,18 @@ class StudyConfig(_Strict):
                 f"mode '{self.mode}' contradicts metric '{self.metric}' ({better} is better): "
                 f"set mode: {want}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _grid_sampler_values(self) -> StudyConfig:
+        if self.kind == "search" and self.sampler == "grid":
+            loose = [k for k, r in self.space.items() if r.grid_values() is None]
+            if loose:
+                raise ValueError(
+                    "sampler 'grid' tries listed values only: give "
+                    + ", ".join(f"study.space.{k}" for k in loose)
+                    + " 'choices' or a 'step'"
+                )
         return self
 
     @field_validator("seeds")

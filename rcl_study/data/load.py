@@ -61,6 +61,31 @@ READERS: dict[str, Callable[..., Split]] = {
 }
 
 
+def check_data_present(cfg) -> None:
+    """Raise :class:`DataError` when the files ``cfg`` (a ``DataConfig``) names are not there.
+
+    Looks for the files only (their existence, not their contents), so a dry run can tell a
+    missing data set without reading it; ``data.download: true`` fetches CIFAR and Fashion-MNIST.
+    """
+    need: list[Path] = []
+    if cfg.dataset in ("cifar10_lt", "cifar100_lt") and not cfg.download:
+        folder = "cifar-10-batches-py" if cfg.dataset == "cifar10_lt" else "cifar-100-python"
+        need.append(_root(cfg) / folder)
+    elif cfg.dataset == "fashion_mnist_lt" and cfg.root and not cfg.download:
+        need.append(_root(cfg))
+    elif cfg.dataset in ("imagenet_lt", "inaturalist", "places_lt"):
+        root = _root(cfg)
+        need.append(root)
+        for lst in (cfg.train_list, cfg.test_list):
+            if lst:
+                need.append(Path(lst) if Path(lst).is_absolute() else root / lst)
+    elif cfg.dataset == "arrays":
+        need.append(Path(cfg.path or _root(cfg)).expanduser())
+    for path in need:
+        if not path.exists():
+            raise DataError(f"data: {path} is not there ({cfg.dataset}); nothing was loaded")
+
+
 def load_data(cfg) -> LTData:
     """Read ``cfg.dataset`` and make its training split long-tailed as ``cfg`` says.
 

@@ -512,11 +512,9 @@ def _optuna_searcher(cfg: StudyFile, out_dir: Path, search: SearchRequest):
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
     }
     if cfg.study.sampler == "grid":
-        grid = {
-            k: (v.choices if v.type == "categorical" else [v.low, v.high])
-            for k, v in cfg.study.space.items()
-        }
-        sampler = optuna.samplers.GridSampler(grid, seed=seed)
+        from rcl_study.trials.design import grid_sampler
+
+        sampler = grid_sampler(cfg, seed)
     else:
         sampler = samplers[cfg.study.sampler]()
     storage = optuna.storages.JournalStorage(

@@ -159,14 +159,20 @@ def search_distributions(cfg: StudyFile) -> dict[str, Any]:
     if not cfg.study.space:
         raise ConfigError(f"{cfg.name}: study.space: a search needs at least one range")
     out: dict[str, Any] = {}
+    grid = cfg.study.sampler == "grid"
     for key, r in cfg.study.space.items():
         check_key(key, cfg.name, "study.space")
-        if r.type == "categorical":
+        if grid:  # the grid sampler tells only the values it lists
+            out[key] = optuna.distributions.CategoricalDistribution(r.grid_values())
+        elif r.type == "categorical":
             out[key] = optuna.distributions.CategoricalDistribution(r.choices)
         elif r.type == "int":
-            out[key] = optuna.distributions.IntDistribution(int(r.low), int(r.high), log=r.log)
+            step = int(r.step or 1)
+            out[key] = optuna.distributions.IntDistribution(
+                int(r.low), int(r.high), log=r.log, step=step
+            )
         else:
-            out[key] = optuna.distributions.FloatDistribution(r.low, r.high, log=r.log)
+            out[key] = optuna.distributions.FloatDistribution(r.low, r.high, log=r.log, step=r.step)
         try:  # every value a trial may get must be valid: all choices, both ends, a fraction
             for probe in _probes(r):
                 set_path(cfg, {key: probe})
@@ -175,6 +181,34 @@ def search_distributions(cfg: StudyFile) -> dict[str, Any]:
                 f"{cfg.name}: study.space.{key}: {str(err).split(': ', 1)[-1]}"
             ) from None
     return out
+
+
+def search_trials(cfg: StudyFile) -> int:
+    """How many search trials will really run: ``study.n_trials``, at most the grid's points."""
+    n = cfg.study.n_trials
+    if cfg.study.sampler == "grid":
+        points = 1
+        for r in cfg.study.space.values():
+            points *= len(r.grid_values() or [])
+        n = min(n, points)
+    return n
+
+
+def grid_sampler(cfg: StudyFile, seed: int) -> Any:
+    """Optuna's grid sampler over ``study.space``'s listed values, for ask-and-tell use.
+
+    Optuna's own sampler calls ``study.stop()`` once the grid is done, which raises outside
+    ``study.optimize`` (every tell after the last point, under Ray's ask and tell); here the
+    search asks for :func:`search_trials` points, so nothing needs stopping.
+    """
+    import optuna
+
+    class AskTellGridSampler(optuna.samplers.GridSampler):
+        def after_trial(self, study, trial, state, values) -> None:  # noqa: ARG002
+            return None
+
+    grid = {k: r.grid_values() for k, r in cfg.study.space.items()}
+    return AskTellGridSampler(grid, seed=seed)
 
 
 def _probes(r: Any) -> list[Any]:
