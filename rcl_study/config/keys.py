@@ -142,7 +142,7 @@ def check_overrides_used(cfg: StudyFile, overrides: list[str], source: str) -> N
     ``train.seed`` (``study.seeds`` sets it), a key that ``study.grid`` sweeps or that
     ``study.space`` searches (for a grid or search study).
     """
-    owned: dict[str, str] = {"train.seed": "study.seeds", "train.progress": "the trial runner"}
+    owned: dict[str, str] = {"train.seed": "study.seeds"}
     if cfg.study.kind == "grid":
         owned.update({k: "study.grid" for k in cfg.study.grid})
     elif cfg.study.kind == "search":
