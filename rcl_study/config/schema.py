@@ -81,6 +81,7 @@ KIND_KEYS = {
     "n_trials": "search",
     "sampler": "search",
     "asha": "search",
+    "storage": "search",
 }
 
 
@@ -277,6 +278,9 @@ class StudyConfig(_Strict):
     n_trials: int = Field(20, ge=1)
     sampler: Literal["tpe", "random", "grid"] = "tpe"
     asha: bool = False
+    #: where Optuna keeps the search: None, the journal file ``<output_dir>/optuna.journal``; or
+    #: an RDB URL (``sqlite:///runs/x/optuna.db``, ``postgresql://user@host/db``)
+    storage: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9+_]*://")
     metric: Literal[METRICS] = "balanced_acc"  # type: ignore[valid-type]
     mode: Literal["max", "min"] = "max"
     retries: int = Field(1, ge=0)  # --resume runs a failed trial again this many times

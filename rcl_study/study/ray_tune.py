@@ -517,9 +517,9 @@ def _optuna_searcher(cfg: StudyFile, out_dir: Path, search: SearchRequest):
         sampler = grid_sampler(cfg, seed)
     else:
         sampler = samplers[cfg.study.sampler]()
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(out_dir / "optuna.journal"))
-    )
+    from rcl_study.trials.design import optuna_storage
+
+    storage = optuna_storage(cfg, out_dir)
     return OptunaSearch(
         space=search.distributions,
         metric=cfg.study.metric,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from pathlib import Path
 from typing import Any
 
 from rcl_study.config import ConfigError, StudyFile, check_key, set_path, to_dict
@@ -209,6 +210,27 @@ def grid_sampler(cfg: StudyFile, seed: int) -> Any:
 
     grid = {k: r.grid_values() for k, r in cfg.study.space.items()}
     return AskTellGridSampler(grid, seed=seed)
+
+
+def optuna_storage(cfg: StudyFile, out_dir: Any) -> Any:
+    """The Optuna storage of a search: ``study.storage`` (an RDB URL) or the journal file.
+
+    The Optuna study is named after the study file (``name``); open it with
+    ``optuna.load_study(study_name=name, storage=URL)``.
+    """
+    import optuna
+
+    if cfg.study.storage:
+        try:
+            return optuna.storages.RDBStorage(cfg.study.storage)
+        except Exception as err:  # noqa: BLE001 - a bad URL, a missing driver: one line
+            raise ConfigError(
+                f"{cfg.name}: study.storage: cannot open '{cfg.study.storage}' "
+                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+            ) from None
+    return optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(Path(out_dir) / "optuna.journal"))
+    )
 
 
 def _probes(r: Any) -> list[Any]:
