@@ -130,7 +130,8 @@ def _check_seed(v: int | None) -> int | None:
 class DataConfig(_Strict):
     """Which data, how long-tailed, where it lives."""
 
-    dataset: Literal[DATASETS] = "digits_lt"  # type: ignore[valid-type]
+    #: a registered dataset (:data:`DATASETS`, or a plugin's: ``rcl_study.registry``)
+    dataset: str = "digits_lt"
     root: str | None = None
     download: bool = False
     imbalance_ratio: float = Field(10.0, ge=1.0)
@@ -151,16 +152,27 @@ class DataConfig(_Strict):
     def _seed_range(cls, v: int | None) -> int | None:
         return _check_seed(v)
 
+    @field_validator("dataset")
+    @classmethod
+    def _registered_dataset(cls, v: str) -> str:
+        return _registered("datasets", v)
+
 
 class ModelConfig(_Strict):
     """Backbone and heads (BCL: projection MLP, classifier, prototype MLP)."""
 
-    arch: Literal["auto", "small_cnn", "resnet32", "resnet50", "resnext50"] = "auto"
+    #: ``auto`` (by image size) or a registered backbone (``rcl_study.registry``)
+    arch: str = "auto"
     proj_hidden: int = Field(512, ge=1)
     proj_dim: int = Field(128, ge=1)
     width: int = Field(32, ge=1)
     norm: Literal["batch", "sync_batch", "none"] = "batch"
     classifier: Literal["linear", "cosine"] = "linear"
+
+    @field_validator("arch")
+    @classmethod
+    def _registered_arch(cls, v: str) -> str:
+        return v if v == "auto" else _registered("backbones", v)
 
 
 class TrainConfig(_Strict):
@@ -204,6 +216,15 @@ class LossConfig(_Strict):
     logit_adjust: bool | None = None
     tau_la: float = Field(1.0, ge=0)
     scale_on: Literal["all", "views"] = "all"
+    #: a registered classification loss replacing the preset's (None: the preset's CE or
+    #: logit-adjusted CE), called with ``classification_params`` as keyword arguments
+    classification: str | None = None
+    classification_params: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("classification")
+    @classmethod
+    def _registered_loss(cls, v: str | None) -> str | None:
+        return v if v is None else _registered("losses", v)
 
 
 class RangeSpec(_Strict):
@@ -465,6 +486,15 @@ class ReportConfig(_Strict):
     question: str | None = None
     bootstrap: int = Field(2000, ge=100)
     alpha: float = Field(0.05, gt=0, lt=1)
+
+
+def _registered(kind: str, name: str) -> str:
+    """``name`` when it is a registered part of ``kind``; else a one-line error with a hint."""
+    from rcl_study import registry
+
+    if name not in registry.names(kind):
+        raise ValueError(registry.unknown(kind, name))
+    return name
 
 
 def _same(a: Any, b: Any) -> bool:
