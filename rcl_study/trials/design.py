@@ -198,15 +198,9 @@ def search_trials(cfg: StudyFile) -> int:
 def grid_sampler(cfg: StudyFile, seed: int) -> Any:
     """Optuna's grid sampler over ``study.space``'s listed values, for ask-and-tell use.
 
-    Optuna's own sampler calls ``study.stop()`` once the grid is done, which raises outside
-    ``study.optimize`` (every tell after the last point, under Ray's ask and tell); here the
-    search asks for :func:`search_trials` points, so nothing needs stopping.
+    See :mod:`rcl_study.trials.grid_sampler` (Optuna's own raises once the grid is done).
     """
-    import optuna
-
-    class AskTellGridSampler(optuna.samplers.GridSampler):
-        def after_trial(self, study, trial, state, values) -> None:  # noqa: ARG002
-            return None
+    from rcl_study.trials.grid_sampler import AskTellGridSampler
 
     grid = {k: r.grid_values() for k, r in cfg.study.space.items()}
     return AskTellGridSampler(grid, seed=seed)

@@ -54,3 +54,21 @@ def test_storage_only_for_a_search(tiny_study, tmp_path):
     path = tiny_study.write(tmp_path, study={"storage": "sqlite:///x.db"})
     with pytest.raises(ConfigError, match="study.storage"):
         load_study(path)
+
+
+@pytest.mark.slow
+def test_a_grid_search_through_ray_on_sqlite(tmp_path, tiny_study, cli):
+    """End to end: a grid search (2 points, n_trials 5) on SQLite, read back with Optuna."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    space = tiny_study.Only({"loss.margin": {"type": "categorical", "choices": [0.0, 0.5]}})
+    path = tiny_study.write(
+        tmp_path,
+        SEARCH,
+        study={"sampler": "grid", "n_trials": 5, "storage": url, "space": space},
+        resources={"max_concurrent": 1},
+    )
+    proc = cli.run(path, "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stored = optuna.load_study(study_name="store", storage=url)
+    done = [t for t in stored.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(t.params["loss.margin"] for t in done) == [0.0, 0.5]

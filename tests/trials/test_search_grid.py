@@ -32,3 +32,10 @@ def test_grid_search_asks_and_tells_every_point(tiny_study):
         study.tell(trial, trial.params["loss.scale"])  # Optuna's GridSampler raised here
     points = {(t.params["loss.scale"], t.params["loss.margin"]) for t in study.trials}
     assert points == {(s, m) for s in (1.0, 1.5, 2.0) for m in (0.0, 0.5)}
+
+
+def test_the_grid_sampler_pickles(tiny_study):
+    import pickle
+
+    sampler = grid_sampler(tiny_study.parse(SPACE), seed=0)
+    assert type(pickle.loads(pickle.dumps(sampler))) is type(sampler)  # Ray saves the searcher
