@@ -137,7 +137,7 @@ def test_dry_run_shows_the_gpu_a_local_trial_takes(here, tiny_study, capsys):
     assert "1 GPU per trial" in out
 
 
-@pytest.mark.parametrize("module", ["rcl_study.run", "rcl_study.train"])
+@pytest.mark.parametrize("module", ["rcl_study.run", "rcl_study.train", "rcl_study.data.__main__"])
 def test_help_explains_every_argument(module, capsys):
     import argparse
     import importlib
