@@ -102,3 +102,16 @@ def test_parts_registered_in_this_process_train_a_trial(tiny_study):
     finally:
         registry.unregister("losses", "test_half_ce")
         registry.unregister("backbones", "test_linear")
+
+
+def test_a_plugin_that_does_not_import_is_one_data_error(tiny_study, monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    from rcl_study.data import DataError, load_data
+
+    broken = EntryPoint("test_broken", "no_such_module_xyz:read", "rcl_study.datasets")
+    plugins = registry._plugins()
+    monkeypatch.setitem(plugins["datasets"], "test_broken", broken)
+    cfg = tiny_study.parse(data={"dataset": "test_broken"}).data
+    with pytest.raises(DataError, match=r"test_broken.*does not load.*no_such_module_xyz"):
+        load_data(cfg)

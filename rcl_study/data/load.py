@@ -126,9 +126,13 @@ def load_data(cfg) -> LTData:
     tailed and are used as they are, as is any ``arrays`` file at ``imbalance_ratio: 1``; other
     ``arrays`` files are made long-tailed like CIFAR.
     """
-    from rcl_study.registry import get
+    from rcl_study.registry import RegistryError, get
 
-    raw = get("datasets", cfg.dataset)(cfg)
+    try:
+        reader = get("datasets", cfg.dataset)
+    except RegistryError as err:  # a plugin that does not import: one line, exit 2
+        raise DataError(f"data.dataset: {err}") from None
+    raw = reader(cfg)
     if not isinstance(raw, Split):
         raise DataError(
             f"data.dataset '{cfg.dataset}': its reader returned {type(raw).__name__}, not a Split"
