@@ -7,6 +7,7 @@ The public API, one name per stage of the data flow (study file -> trials -> rec
     study = load_study("studies/quickstart.yaml", ["study.seeds=[0,1]"])
     records = run_study(study, resume=True)           # list of TrialRecord
     StudyFolder(study.output_dir).records()           # the same, read back
+    StudyFolder(study.output_dir).dataframe()         # a pandas table, one row per trial
     write_report(study, "studies/quickstart.yaml")    # reports/quickstart/index.md
 
 Names are imported on first use, so ``import rcl_study`` stays light.

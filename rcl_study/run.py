@@ -13,6 +13,7 @@ import sys
 import time
 
 from rcl_study.config import ConfigError, load_study
+from rcl_study.config.keys import check_overrides_used
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -27,20 +28,30 @@ def _parser() -> argparse.ArgumentParser:
     p = _OneLineParser(
         prog="python -m rcl_study.run",
         description="Run a study (ablation, grid sweep or search) and write its report.",
+        epilog="Exit status: 0 done; 1 no trial succeeded; 2 bad input (one line on stderr); "
+        "130 stopped by Ctrl-C (finish with --resume).",
     )
-    p.add_argument("study", help="the study file (YAML)")
+    p.add_argument(
+        "study",
+        help="the study file (YAML): what to train, what the study varies, where it runs",
+    )
     p.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override one key, e.g. --set loss.scale=2.0 (repeatable)",
+        help="override one key of the study file, the value read as YAML, e.g. --set "
+        "loss.scale=2.0 (repeatable); a key of study.grid or study.space goes in brackets: "
+        "--set 'study.grid[loss.scale]=[1, 2]', --set 'study.space[loss.scale].high=3'; "
+        "a key that every trial sets (one the grid sweeps, the space searches, train.seed) is "
+        "refused",
     )
     p.add_argument(
         "--resume",
         action="store_true",
-        help="finish an interrupted study; recorded trials are not run again",
+        help="finish an interrupted study; recorded trials are not run again (failed ones "
+        "are, up to study.retries); not with --overwrite",
     )
     p.add_argument(
         "--accept-changes",
@@ -50,9 +61,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="delete the study's existing records and report, then start over",
+        help="delete the study's existing records and report, then start over; not with --resume",
     )
-    p.add_argument("--dry-run", action="store_true", help="print the trials and resources only")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the trials, the resources each asks for, the disk estimate and check that "
+        "the data is there (nothing is trained or written)",
+    )
     p.add_argument(
         "--report-only",
         action="store_true",
@@ -61,18 +77,58 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--smoke",
         action="store_true",
-        help="shrink the study (few steps, tiny subset, CPU) to try it out",
+        help="shrink the study to try it out: at most 2 epochs of 2 steps, batches of 32, 40 "
+        "images a class, 200 test images, 4 search trials, images at most 64 pixels, 1 CPU a "
+        "trial, records in runs/<name>-smoke; on a machine with CUDA the GPUs per trial and "
+        "train.device are kept (it runs on the GPU), without CUDA it runs on the CPU",
     )
-    p.add_argument("--no-progress", action="store_true", help="plain log lines, no progress bar")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="plain log lines, no live progress bar (for logs and CI)",
+    )
     p.add_argument(
         "--plan-seeds",
         action="store_true",
         help="print the minimum detectable effect and the seeds needed (no training); the sd "
         "of paired differences comes from the study's records (a pilot) or --sd",
     )
-    p.add_argument("--effect", type=float, action="append", help="target effect (repeatable)")
-    p.add_argument("--sd", type=float, help="assumed sd of paired differences (wins over records)")
+    p.add_argument(
+        "--effect",
+        type=float,
+        action="append",
+        help="with --plan-seeds: a target effect (difference in the study metric) to plan "
+        "seeds for (repeatable)",
+    )
+    p.add_argument(
+        "--sd",
+        type=float,
+        help="with --plan-seeds: the assumed sd of paired differences (wins over the records)",
+    )
     return p
+
+
+def _refused(a: argparse.Namespace) -> str | None:
+    """Flags that cannot be honoured together (one line), or None."""
+    if a.resume and a.overwrite:
+        return "--resume and --overwrite contradict each other; give one"
+    lone = [f for f, v in (("--effect", a.effect), ("--sd", a.sd)) if v is not None]
+    if lone and not a.plan_seeds:
+        return f"{' and '.join(lone)} only apply with --plan-seeds"
+    if a.accept_changes and not a.resume:
+        return "--accept-changes only applies with --resume"
+    modes = [
+        f
+        for f, v in (
+            ("--dry-run", a.dry_run),
+            ("--report-only", a.report_only),
+            ("--plan-seeds", a.plan_seeds),
+        )
+        if v
+    ]
+    if len(modes) > 1:
+        return f"{' and '.join(modes)}: give one of them"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         a = _parser().parse_args(argv)
     except SystemExit as stop:  # --help (0) or a usage error (2, one line already printed)
         return int(stop.code or 0)
+    refused = _refused(a)
+    if refused:
+        print(f"error: python -m rcl_study.run: {refused} (see --help)", file=sys.stderr)
+        return 2
     from rcl_study.data import DataError
     from rcl_study.study.checks import StudyExists, check_machine, check_study
     from rcl_study.study.lock import StudyLocked
@@ -89,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = None
     try:
         cfg = load_study(a.study, a.overrides)
+        check_overrides_used(cfg, a.overrides, a.study)
         if a.smoke:
             cfg = apply_smoke(cfg)
         plans = check_study(cfg)
@@ -100,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if a.dry_run:  # a plan may be made on a laptop for a GPU box: machine checks are notes
             print(dry_run_text(cfg, plans))
+            from rcl_study.data.load import check_data_present
+
+            check_data_present(cfg.data)
             try:
                 check_machine(cfg)
             except ConfigError as err:

@@ -20,16 +20,41 @@ from rcl_study.trainer.checkpoint import CheckpointError
 from rcl_study.trainer.loop import train_trial
 
 
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m rcl_study.train",
+        description="Train the one trial a study file describes (its data, model, train and loss "
+        "sections, at train.seed; the study section is not expanded), without Ray, and print "
+        "its final metrics as one JSON line.",
+        epilog="Exit status: 0 trained; 1 the trial failed (diverged); 2 bad input.",
+    )
+    p.add_argument("study", help="the study file (YAML) whose trial settings to train")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one key, the value read as YAML, e.g. --set loss.scale=2.0 or --set "
+        "train.seed=3 (repeatable)",
+    )
+    p.add_argument(
+        "--workdir",
+        default=None,
+        help="checkpoint folder: checkpoints are written there, and training resumes from the "
+        "latest one when it exists (default: no checkpoints)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="also write the full result (metrics, history, resolved config) as JSON to this file",
+    )
+    return p
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m rcl_study.train STUDY.yaml [--set k=v ...] [--workdir DIR] [--out F.json]``."""
-    p = argparse.ArgumentParser(
-        prog="python -m rcl_study.train", description=__doc__.split("\n")[0]
-    )
-    p.add_argument("study")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--workdir", default=None, help="checkpoint folder (resumes if one exists)")
-    p.add_argument("--out", default=None, help="write the final metrics as JSON here")
-    a = p.parse_args(argv)
+    a = _parser().parse_args(argv)
     try:
         cfg = load_study(a.study, a.overrides)
     except ConfigError as err:

@@ -29,6 +29,7 @@ from pathlib import Path
 #: the declared order of the parts, ground floor first; a part not listed counts as top floor
 ORDER = (
     "files",
+    "registry",
     "losses",
     "config",
     "data",

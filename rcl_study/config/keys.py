@@ -74,21 +74,91 @@ def _check_key_path(parts: list[str], source: str, where: str = "--set") -> None
             raise ConfigError(f"{source}: {where}: '{'.'.join(parts[: i + 1])}' has no sub-keys")
 
 
+#: the study keys whose own keys are dotted trial keys: ``--set`` names them in brackets
+BRACKETED = ("study.grid", "study.space")
+
+
+def split_key(key: str, source: str = "<study>") -> list[str]:
+    """The parts of an override key; ``[...]`` quotes one part that holds dots.
+
+    ``study.grid[loss.scale]`` is ``["study", "grid", "loss.scale"]`` and
+    ``study.space[loss.scale].high`` is ``["study", "space", "loss.scale", "high"]``.
+    """
+    parts: list[str] = []
+    rest = key.strip()
+    while rest:
+        if rest.startswith("["):
+            end = rest.find("]")
+            if end < 0:
+                raise ConfigError(f"{source}: --set '{key}': a '[' without its ']'")
+            parts.append(rest[1:end])
+            rest = rest[end + 1 :].removeprefix(".")
+            continue
+        cut = [i for i in (rest.find("."), rest.find("[")) if i >= 0]
+        end = min(cut) if cut else len(rest)
+        parts.append(rest[:end])
+        rest = rest[end:].removeprefix(".")
+    for owner in BRACKETED:
+        head = owner.split(".")
+        if parts[:2] == head and len(parts) > 2 and not key.strip().startswith(f"{owner}["):
+            name = ".".join(parts[2:4])
+            raise ConfigError(
+                f"{source}: --set '{key}': name a key of {owner} in brackets, e.g. "
+                f"{owner}[{name}]=..."
+            )
+    return parts
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str], source: str) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides (values parsed as YAML) to a raw study mapping."""
+    """Apply ``key.path=value`` overrides (values parsed as YAML) to a raw study mapping.
+
+    A key of ``study.grid`` or ``study.space`` (itself dotted) goes in brackets:
+    ``study.grid[loss.scale]=[1, 2]``, ``study.space[loss.scale].high=3``.
+    """
     out = copy.deepcopy(raw)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"{source}: --set '{item}': expected key.path=value")
         key, value = item.split("=", 1)
-        parts = key.strip().split(".")
+        parts = split_key(key, source)
         _check_key_path(parts, source)
         try:
             parsed = yaml.safe_load(value) if value.strip() else None
         except yaml.YAMLError:
             parsed = value
-        set_in(out, {key.strip(): parsed}, f"{source}: --set")
+        node: Any = out
+        for i, part in enumerate(parts[:-1]):
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                dotted = ".".join(parts[: i + 1])
+                raise ConfigError(f"{source}: --set: '{key}': '{dotted}' is not a mapping")
+        node[parts[-1]] = parsed
     return out
+
+
+def check_overrides_used(cfg: StudyFile, overrides: list[str], source: str) -> None:
+    """Refuse a ``--set`` on a key that each trial sets anyway (it would be ignored).
+
+    ``train.seed`` (``study.seeds`` sets it), a key that ``study.grid`` sweeps or that
+    ``study.space`` searches (for a grid or search study).
+    """
+    owned: dict[str, str] = {"train.seed": "study.seeds"}
+    if cfg.study.kind == "grid":
+        owned.update({k: "study.grid" for k in cfg.study.grid})
+    elif cfg.study.kind == "search":
+        owned.update({k: "study.space" for k in cfg.study.space})
+    hit: dict[str, str] = {}
+    for item in overrides:
+        key = ".".join(split_key(item.split("=", 1)[0], source))
+        for k, owner in owned.items():
+            if key == k or k.startswith(f"{key}.") or key.startswith(f"{k}."):
+                hit[k] = owner
+    if hit:
+        named = ", ".join(f"{k} (set by {o})" for k, o in hit.items())
+        raise ConfigError(
+            f"{source}: --set: every trial sets {named}; a --set there would be ignored: "
+            "change the study key instead"
+        )
 
 
 def to_dict(cfg: BaseModel) -> dict[str, Any]:

@@ -52,6 +52,7 @@ KIND_KEYS = {
     "n_trials": "search",
     "sampler": "search",
     "asha": "search",
+    "storage": "search",
 }
 
 
@@ -100,7 +101,8 @@ def _check_seed(v: int | None) -> int | None:
 class DataConfig(_Strict):
     """Which data, how long-tailed, where it lives."""
 
-    dataset: Literal[DATASETS] = "digits_lt"  # type: ignore[valid-type]
+    #: a registered dataset (:data:`DATASETS`, or a plugin's: ``rcl_study.registry``)
+    dataset: str = "digits_lt"
     root: str | None = None
     download: bool = False
     imbalance_ratio: float = Field(10.0, ge=1.0)
@@ -121,16 +123,27 @@ class DataConfig(_Strict):
     def _seed_range(cls, v: int | None) -> int | None:
         return _check_seed(v)
 
+    @field_validator("dataset")
+    @classmethod
+    def _registered_dataset(cls, v: str) -> str:
+        return _registered("datasets", v)
+
 
 class ModelConfig(_Strict):
     """Backbone and heads (BCL: projection MLP, classifier, prototype MLP)."""
 
-    arch: Literal["auto", "small_cnn", "resnet32", "resnet50", "resnext50"] = "auto"
+    #: ``auto`` (by image size) or a registered backbone (``rcl_study.registry``)
+    arch: str = "auto"
     proj_hidden: int = Field(512, ge=1)
     proj_dim: int = Field(128, ge=1)
     width: int = Field(32, ge=1)
     norm: Literal["batch", "sync_batch", "none"] = "batch"
     classifier: Literal["linear", "cosine"] = "linear"
+
+    @field_validator("arch")
+    @classmethod
+    def _registered_arch(cls, v: str) -> str:
+        return v if v == "auto" else _registered("backbones", v)
 
 
 class TrainConfig(_Strict):
@@ -174,6 +187,15 @@ class LossConfig(_Strict):
     logit_adjust: bool | None = None
     tau_la: float = Field(1.0, ge=0)
     scale_on: Literal["all", "views"] = "all"
+    #: a registered classification loss replacing the preset's (None: the preset's CE or
+    #: logit-adjusted CE), called with ``classification_params`` as keyword arguments
+    classification: str | None = None
+    classification_params: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("classification")
+    @classmethod
+    def _registered_loss(cls, v: str | None) -> str | None:
+        return v if v is None else _registered("losses", v)
 
 
 class RangeSpec(_Strict):
@@ -183,10 +205,26 @@ class RangeSpec(_Strict):
     low: float | None = None
     high: float | None = None
     log: bool = False
+    #: the distance between two values (a grid sampler needs it for a float range)
+    step: float | None = Field(None, gt=0)
     choices: list[Any] | None = None
+
+    def grid_values(self) -> list[Any] | None:
+        """Every value of the range (choices; low to high by step), or None for a continuum."""
+        if self.type == "categorical":
+            return list(self.choices or [])
+        assert self.low is not None and self.high is not None
+        if self.type == "int":
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        if self.step is None:
+            return None
+        n = round((self.high - self.low) / self.step)
+        return [round(self.low + i * self.step, 12) for i in range(n + 1)]
 
     @model_validator(mode="after")
     def _check(self) -> RangeSpec:
+        if self.step is not None and (self.log or self.type == "categorical"):
+            raise ValueError("'step' is for a linear float or int range, not log or categorical")
         if self.type == "categorical":
             if not self.choices:
                 raise ValueError("a categorical range needs a non-empty 'choices' list")
@@ -208,6 +246,15 @@ class RangeSpec(_Strict):
                 raise ValueError(f"low ({self.low}) is greater than high ({self.high})")
             if self.log and self.low <= 0:
                 raise ValueError("a log range needs low > 0")
+            if self.step is not None:
+                if self.type == "int" and not self.step.is_integer():
+                    raise ValueError(f"an int range needs a whole step, got {self.step}")
+                n = (self.high - self.low) / self.step
+                if abs(n - round(n)) > 1e-9:
+                    raise ValueError(
+                        f"high ({self.high}) is not low ({self.low}) plus whole steps of "
+                        f"{self.step}"
+                    )
         return self
 
 
@@ -223,6 +270,9 @@ class StudyConfig(_Strict):
     n_trials: int = Field(20, ge=1)
     sampler: Literal["tpe", "random", "grid"] = "tpe"
     asha: bool = False
+    #: where Optuna keeps the search: None, the journal file ``<output_dir>/optuna.journal``; or
+    #: an RDB URL (``sqlite:///runs/x/optuna.db``, ``postgresql://user@host/db``)
+    storage: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9+_]*://")
     metric: Literal[METRICS] = "balanced_acc"  # type: ignore[valid-type]
     mode: Literal["max", "min"] = "max"
     retries: int = Field(1, ge=0)  # --resume runs a failed trial again this many times
@@ -242,6 +292,18 @@ class StudyConfig(_Strict):
                 f"mode '{self.mode}' contradicts metric '{self.metric}' ({better} is better): "
                 f"set mode: {want}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _grid_sampler_values(self) -> StudyConfig:
+        if self.kind == "search" and self.sampler == "grid":
+            loose = [k for k, r in self.space.items() if r.grid_values() is None]
+            if loose:
+                raise ValueError(
+                    "sampler 'grid' tries listed values only: give "
+                    + ", ".join(f"study.space.{k}" for k in loose)
+                    + " 'choices' or a 'step'"
+                )
         return self
 
     @field_validator("seeds")
@@ -395,6 +457,15 @@ class ReportConfig(_Strict):
     question: str | None = None
     bootstrap: int = Field(2000, ge=100)
     alpha: float = Field(0.05, gt=0, lt=1)
+
+
+def _registered(kind: str, name: str) -> str:
+    """``name`` when it is a registered part of ``kind``; else a one-line error with a hint."""
+    from rcl_study import registry
+
+    if name not in registry.names(kind):
+        raise ValueError(registry.unknown(kind, name))
+    return name
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -18,17 +18,54 @@ from rcl_study.data.load import load_data
 from rcl_study.data.types import ListImages
 
 
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m rcl_study.data export",
+        description="Write the exact long-tailed training split (with its source indices) and "
+        "the test set as an .npz, for data.dataset: arrays (e.g. on a machine without the "
+        "source files).",
+    )
+    p.add_argument(
+        "--dataset",
+        required=True,
+        help="the registered dataset to read (data.dataset: digits_lt, cifar10_lt, ... or a "
+        "plugin's; not list-file datasets)",
+    )
+    p.add_argument(
+        "--imbalance-ratio",
+        type=float,
+        required=True,
+        help="largest over smallest training class (data.imbalance_ratio, e.g. 100)",
+    )
+    p.add_argument("--root", default=None, help="the folder of the source files (data.root)")
+    p.add_argument(
+        "--profile",
+        default="exponential",
+        choices=["exponential", "step"],
+        help="how class sizes fall from the largest to the smallest (data.profile)",
+    )
+    p.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="seed of the images kept in each class (data.split_seed; default 0)",
+    )
+    p.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch CIFAR or Fashion-MNIST into --root when absent (needs a network)",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        help="the file to write: F.npz (compressed), or F.npz.xz (xz, about 20%% smaller)",
+    )
+    return p
+
+
 def export(argv: list[str] | None = None) -> int:
     """Write the exact long-tailed split (with source indices) and the test set as an ``.npz``."""
-    p = argparse.ArgumentParser(prog="python -m rcl_study.data export")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--imbalance-ratio", type=float, required=True)
-    p.add_argument("--root", default=None)
-    p.add_argument("--profile", default="exponential", choices=["exponential", "step"])
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--download", action="store_true")
-    p.add_argument("--out", required=True)
-    a = p.parse_args(argv)
+    a = _parser().parse_args(argv)
     try:
         cfg = DataConfig(
             dataset=a.dataset,
@@ -83,6 +120,9 @@ def export(argv: list[str] | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``export`` is the only sub-command."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["-h"], ["--help"]):
+        _parser().print_help()
+        return 0
     if not argv or argv[0] != "export":
         print(
             "usage: python -m rcl_study.data export --dataset D --imbalance-ratio R --out F.npz",

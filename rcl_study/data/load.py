@@ -46,19 +46,77 @@ def _lists(cfg) -> Split:
     return read_lists(root, cfg.train_list, cfg.test_list, cfg.num_classes, cfg.image_size)
 
 
-#: ``data.dataset`` -> the reader, called with the ``DataConfig``
+def read_digits_lt(cfg) -> Split:
+    """The registered ``digits_lt``: scikit-learn's 8x8 digits."""
+    return read_digits()
+
+
+def read_cifar10_lt(cfg) -> Split:
+    """The registered ``cifar10_lt``: CIFAR-10 pickles under ``data.root``."""
+    return read_cifar(_root(cfg), 10, cfg.download)
+
+
+def read_cifar100_lt(cfg) -> Split:
+    """The registered ``cifar100_lt``: CIFAR-100 pickles under ``data.root``."""
+    return read_cifar(_root(cfg), 100, cfg.download)
+
+
+def read_fashion_mnist_lt(cfg) -> Split:
+    """The registered ``fashion_mnist_lt``: gzip IDX files under ``data.root`` (or Debian's)."""
+    return read_fashion_mnist(Path(cfg.root).expanduser() if cfg.root else None, cfg.download)
+
+
+def read_imagenet_lt(cfg) -> Split:
+    """The registered ``imagenet_lt``: list files plus an image folder."""
+    return _lists(cfg)
+
+
+read_inaturalist = read_places_lt = read_imagenet_lt
+
+
+def read_arrays_file(cfg) -> Split:
+    """The registered ``arrays``: an exported ``.npz`` (``data.path``, else ``data.root``)."""
+    return read_arrays(Path(cfg.path or _root(cfg)).expanduser())
+
+
+#: the built-in readers by ``data.dataset`` (``rcl_study.registry`` holds these and plugins')
 READERS: dict[str, Callable[..., Split]] = {
-    "digits_lt": lambda cfg: read_digits(),
-    "cifar10_lt": lambda cfg: read_cifar(_root(cfg), 10, cfg.download),
-    "cifar100_lt": lambda cfg: read_cifar(_root(cfg), 100, cfg.download),
-    "fashion_mnist_lt": lambda cfg: read_fashion_mnist(
-        Path(cfg.root).expanduser() if cfg.root else None, cfg.download
-    ),
-    "imagenet_lt": _lists,
-    "inaturalist": _lists,
-    "places_lt": _lists,
-    "arrays": lambda cfg: read_arrays(Path(cfg.path or _root(cfg)).expanduser()),
+    "digits_lt": read_digits_lt,
+    "cifar10_lt": read_cifar10_lt,
+    "cifar100_lt": read_cifar100_lt,
+    "fashion_mnist_lt": read_fashion_mnist_lt,
+    "imagenet_lt": read_imagenet_lt,
+    "inaturalist": read_inaturalist,
+    "places_lt": read_places_lt,
+    "arrays": read_arrays_file,
 }
+
+
+def check_data_present(cfg) -> None:
+    """Raise :class:`DataError` when the files ``cfg`` (a ``DataConfig``) names are not there.
+
+    Looks for the files only (their existence, not their contents), so a dry run can tell a
+    missing data set without reading it; ``data.download: true`` fetches CIFAR and Fashion-MNIST.
+    """
+    need: list[Path] = []
+    if cfg.dataset in ("cifar10_lt", "cifar100_lt") and not cfg.download:
+        folder = "cifar-10-batches-py" if cfg.dataset == "cifar10_lt" else "cifar-100-python"
+        need.append(_root(cfg) / folder)
+    elif cfg.dataset == "fashion_mnist_lt" and cfg.root and not cfg.download:
+        need.append(_root(cfg))
+    elif cfg.dataset in ("imagenet_lt", "inaturalist", "places_lt"):
+        root = _root(cfg)
+        need.append(root)
+        if not cfg.train_list or not cfg.test_list:
+            raise DataError(f"{cfg.dataset} needs data.train_list and data.test_list (list files)")
+        for lst in (cfg.train_list, cfg.test_list):
+            if lst:
+                need.append(Path(lst) if Path(lst).is_absolute() else root / lst)
+    elif cfg.dataset == "arrays":
+        need.append(Path(cfg.path or _root(cfg)).expanduser())
+    for path in need:
+        if not path.exists():
+            raise DataError(f"data: {path} is not there ({cfg.dataset}); nothing was loaded")
 
 
 def load_data(cfg) -> LTData:
@@ -68,7 +126,17 @@ def load_data(cfg) -> LTData:
     tailed and are used as they are, as is any ``arrays`` file at ``imbalance_ratio: 1``; other
     ``arrays`` files are made long-tailed like CIFAR.
     """
-    raw = READERS[cfg.dataset](cfg)
+    from rcl_study.registry import RegistryError, get
+
+    try:
+        reader = get("datasets", cfg.dataset)
+    except RegistryError as err:  # a plugin that does not import: one line, exit 2
+        raise DataError(f"data.dataset: {err}") from None
+    raw = reader(cfg)
+    if not isinstance(raw, Split):
+        raise DataError(
+            f"data.dataset '{cfg.dataset}': its reader returned {type(raw).__name__}, not a Split"
+        )
     train_y = raw.train_y  # readers checked: 1-D int64, non-empty, in [0, MAX_CLASSES)
     if cfg.num_classes is not None and cfg.num_classes > MAX_CLASSES:
         raise DataError(f"data.num_classes: {cfg.num_classes} is above {MAX_CLASSES}")

@@ -50,3 +50,19 @@ def logit_adjusted_cross_entropy(
     counts = class_counts.to(device=logits.device, dtype=torch.float32)
     log_prior = torch.log(counts / counts.sum())
     return cross_entropy(logits.float() + tau_la * log_prior, labels)
+
+
+# The registered classification losses (``loss.classification``; ``rcl_study.registry``): each is
+# ``fn(logits [B, C], labels [B], class_counts [C], **loss.classification_params) -> scalar``.
+
+
+def cross_entropy_loss(logits: Tensor, labels: Tensor, class_counts: Tensor) -> Tensor:
+    """The registered ``cross_entropy``: plain cross-entropy (``class_counts`` unused)."""
+    return cross_entropy(logits, labels)
+
+
+def logit_adjusted_loss(
+    logits: Tensor, labels: Tensor, class_counts: Tensor, tau: float = 1.0
+) -> Tensor:
+    """The registered ``logit_adjusted``: logit-adjusted cross-entropy at ``tau``."""
+    return logit_adjusted_cross_entropy(logits, labels, class_counts, tau)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from torch import Tensor
 
@@ -54,6 +54,10 @@ class LossSpec:
     alpha: float
     beta: float
     scale_on: str = "all"
+    #: a registered classification loss (``rcl_study.registry``) replacing CE / LA-CE, and its
+    #: keyword arguments
+    classification: str | None = None
+    classification_params: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, float | bool]:
         """Plain dict, for records."""
@@ -80,6 +84,8 @@ def resolve_loss(loss_cfg, alpha: float, beta: float) -> LossSpec:
         alpha=alpha,
         beta=beta if con else 0.0,
         scale_on=loss_cfg.scale_on,
+        classification=getattr(loss_cfg, "classification", None),
+        classification_params=dict(getattr(loss_cfg, "classification_params", {}) or {}),
     )
 
 
@@ -103,7 +109,12 @@ def total_loss(
         ``{"loss", "loss_cls", "loss_con"}`` scalars.
 
     """
-    if spec.logit_adjust:
+    if spec.classification is not None:
+        from rcl_study.registry import get
+
+        loss_fn = get("losses", spec.classification)
+        l_cls = loss_fn(logits, cls_labels, class_counts, **spec.classification_params)
+    elif spec.logit_adjust:
         l_cls = logit_adjusted_cross_entropy(logits, cls_labels, class_counts, spec.tau_la)
     else:
         l_cls = cross_entropy(logits, cls_labels)

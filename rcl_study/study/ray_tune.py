@@ -277,16 +277,14 @@ def _optuna_searcher(cfg: StudyFile, out_dir: Path, search: SearchRequest):
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
     }
     if cfg.study.sampler == "grid":
-        grid = {
-            k: (v.choices if v.type == "categorical" else [v.low, v.high])
-            for k, v in cfg.study.space.items()
-        }
-        sampler = optuna.samplers.GridSampler(grid, seed=seed)
+        from rcl_study.trials.design import grid_sampler
+
+        sampler = grid_sampler(cfg, seed)
     else:
         sampler = samplers[cfg.study.sampler]()
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(out_dir / "optuna.journal"))
-    )
+    from rcl_study.trials.design import optuna_storage
+
+    storage = optuna_storage(cfg, out_dir)
     return OptunaSearch(
         space=search.distributions,
         metric=cfg.study.metric,

@@ -37,7 +37,7 @@ from rcl_study.study.tracking import (
     tracking_text,
 )
 from rcl_study.trials import ownership as folders
-from rcl_study.trials.design import describe, expand, search_distributions
+from rcl_study.trials.design import describe, expand, search_distributions, search_trials
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import TrialPlan, TrialRecord
 from rcl_study.trials.unit import Unit
@@ -108,9 +108,12 @@ def dry_run_text(cfg: StudyFile, plans: list[TrialPlan] | None = None) -> str:
     lines = [f"study {cfg.name}: {json.dumps(describe(cfg))}"]
     if cfg.study.kind == "search":
         search_distributions(cfg)
-        n = cfg.study.n_trials + len(cfg.study.seeds) - 1
+        n_search = search_trials(cfg)
+        n = n_search + len(cfg.study.seeds) - 1
+        capped = f" (the grid's points; study.n_trials is {cfg.study.n_trials})"
         lines.append(
-            f"{cfg.study.n_trials} search trials (sampler {cfg.study.sampler}, ASHA "
+            f"{n_search} search trials{capped if n_search < cfg.study.n_trials else ''} "
+            f"(sampler {cfg.study.sampler}, ASHA "
             f"{'on' if cfg.study.asha else 'off'}) at seed {cfg.study.seeds[0]}, then the "
             f"best configuration x the {len(cfg.study.seeds) - 1} other seeds "
             f"{cfg.study.seeds[1:]} (selection and report never share a seed) = {n} trials"
@@ -137,7 +140,7 @@ def dry_run_text(cfg: StudyFile, plans: list[TrialPlan] | None = None) -> str:
         else f"{conc} at once, Ray at {res.address or 'a new local instance'}"
     )
     lines.append(
-        f"resources: {res.cpus_per_trial:g} CPU + {res.gpus_per_trial:g} GPU per trial or pack, "
+        f"resources: {res.cpus_per_trial:g} CPU + {_gpu_text(cfg)} per trial or pack, "
         f"{where}; records in {cfg.output_dir}, report in {cfg.report_dir}"
     )
     if cfg.study.kind == "search":
@@ -145,6 +148,19 @@ def dry_run_text(cfg: StudyFile, plans: list[TrialPlan] | None = None) -> str:
     lines.append(tracking_text(cfg))
     lines.append(disk.estimate_text(cfg, n, n_units, slots(cfg)))
     return "\n".join(lines)
+
+
+def _gpu_text(cfg: StudyFile) -> str:
+    """The GPUs a trial will really take: Ray's share, or (local executor) ``train.device``."""
+    if cfg.resources.executor != "local":
+        return f"{cfg.resources.gpus_per_trial:g} GPU"
+    device = cfg.train.device
+    if device == "auto":
+        import torch
+
+        here = "present" if torch.cuda.is_available() else "absent here"
+        return f"1 GPU when CUDA is present, else 0 (train.device auto; CUDA {here})"
+    return "1 GPU" if device == "cuda" else "0 GPU"
 
 
 def _pack_note(cfg: StudyFile, units) -> str:
@@ -366,13 +382,14 @@ def _run_search(
     for cfg_file in sorted(folder.trials_dir.glob("search-*/config.json")):
         if cfg_file.parent.name not in done:
             enqueue.append(json.loads(cfg_file.read_text())["plan"]["overrides"])
-    planned = [{"trial_id": f"search #{i}", "variant": "search"} for i in range(cfg.study.n_trials)]
+    n_trials = search_trials(cfg)
+    planned = [{"trial_id": f"search #{i}", "variant": "search"} for i in range(n_trials)]
     # selection (the search, at seeds[0]) and reporting (the best re-run) never share a seed
     report_seeds = cfg.study.seeds[1:]
     best_plans = [{"trial_id": f"best__s{s}", "variant": "best"} for s in report_seeds]
     folder.write_plan(planned + best_plans, meta)
     bar.start(len(planned) + len(best_plans), len(records))
-    remaining = cfg.study.n_trials - n_search
+    remaining = n_trials - n_search
     if remaining > 0:
         request = SearchRequest(dists, remaining, enqueue[:remaining], n_search + len(enqueue))
         executor.search(cfg, request, folder, book)

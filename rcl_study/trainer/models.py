@@ -214,6 +214,39 @@ class BCLNet(nn.Module):
 CLASSIFIERS = ("linear", "cosine")
 
 
+# The registered backbones (``model.arch``; ``rcl_study.registry``): each is
+# ``build(in_channels, image_size, width, norm) -> nn.Module`` with an int ``out_dim``, mapping
+# ``[B, in_channels, image_size, image_size]`` to ``[B, out_dim]`` features.
+
+
+def small_cnn(in_channels: int, image_size: int, width: int = 32, norm: str = "batch") -> nn.Module:
+    """The registered ``small_cnn``: :class:`SmallCNN`."""
+    return SmallCNN(in_channels, width, norm)
+
+
+def resnet32(in_channels: int, image_size: int, width: int = 32, norm: str = "batch") -> nn.Module:
+    """The registered ``resnet32``: :class:`ResNet32` (``width`` unused)."""
+    return ResNet32(in_channels, norm=norm)
+
+
+def _imagenet_net(arch: str, in_channels: int, norm: str) -> nn.Module:
+    if in_channels != 3:
+        raise ValueError(f"{arch} needs 3-channel images, got {in_channels}")
+    if norm == "none":
+        raise ValueError(f"{arch}: model.norm 'none' is only for resnet32 and small_cnn")
+    return _torchvision(arch)
+
+
+def resnet50(in_channels: int, image_size: int, width: int = 32, norm: str = "batch") -> nn.Module:
+    """The registered ``resnet50``: torchvision's ResNet-50 without its classifier."""
+    return _imagenet_net("resnet50", in_channels, norm)
+
+
+def resnext50(in_channels: int, image_size: int, width: int = 32, norm: str = "batch") -> nn.Module:
+    """The registered ``resnext50``: torchvision's ResNeXt-50 32x4d without its classifier."""
+    return _imagenet_net("resnext50", in_channels, norm)
+
+
 def pick_arch(arch: str, image_size: int) -> str:
     """Resolve ``auto``: small CNN below 32 px, ResNet-32 at 32 px, ResNet-50 above."""
     if arch != "auto":
@@ -242,19 +275,16 @@ def build_model(
     like the backbone's convs (LDAM-DRW resnet_cifar.py lines 32-35); the projection and
     prototype MLPs keep PyTorch's default init (they are not part of LDAM-DRW's network).
     """
+    from rcl_study.registry import RegistryError, get
+
     arch = pick_arch(arch, image_size)
-    if arch == "small_cnn":
-        backbone: nn.Module = SmallCNN(in_channels, width, norm)
-    elif arch == "resnet32":
-        backbone = ResNet32(in_channels, norm=norm)
-    elif arch in ("resnet50", "resnext50"):
-        if in_channels != 3:
-            raise ValueError(f"{arch} needs 3-channel images, got {in_channels}")
-        if norm == "none":
-            raise ValueError(f"{arch}: model.norm 'none' is only for resnet32 and small_cnn")
-        backbone = _torchvision(arch)
-    else:
-        raise ValueError(f"unknown arch '{arch}'")
+    try:
+        build = get("backbones", arch)
+    except RegistryError as err:
+        raise ValueError(str(err)) from None
+    backbone = build(in_channels=in_channels, image_size=image_size, width=width, norm=norm)
+    if not isinstance(getattr(backbone, "out_dim", None), int):
+        raise ValueError(f"backbone '{arch}' has no integer out_dim (its feature size)")
     net = BCLNet(backbone, num_classes, proj_hidden, proj_dim, norm, classifier)
     if arch == "resnet32" and isinstance(net.fc, nn.Linear):
         nn.init.kaiming_normal_(net.fc.weight, mode="fan_in", nonlinearity="relu")

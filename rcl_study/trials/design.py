@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from pathlib import Path
 from typing import Any
 
 from rcl_study.config import ConfigError, StudyFile, check_key, set_path, to_dict
@@ -159,14 +160,20 @@ def search_distributions(cfg: StudyFile) -> dict[str, Any]:
     if not cfg.study.space:
         raise ConfigError(f"{cfg.name}: study.space: a search needs at least one range")
     out: dict[str, Any] = {}
+    grid = cfg.study.sampler == "grid"
     for key, r in cfg.study.space.items():
         check_key(key, cfg.name, "study.space")
-        if r.type == "categorical":
+        if grid:  # the grid sampler tells only the values it lists
+            out[key] = optuna.distributions.CategoricalDistribution(r.grid_values())
+        elif r.type == "categorical":
             out[key] = optuna.distributions.CategoricalDistribution(r.choices)
         elif r.type == "int":
-            out[key] = optuna.distributions.IntDistribution(int(r.low), int(r.high), log=r.log)
+            step = int(r.step or 1)
+            out[key] = optuna.distributions.IntDistribution(
+                int(r.low), int(r.high), log=r.log, step=step
+            )
         else:
-            out[key] = optuna.distributions.FloatDistribution(r.low, r.high, log=r.log)
+            out[key] = optuna.distributions.FloatDistribution(r.low, r.high, log=r.log, step=r.step)
         try:  # every value a trial may get must be valid: all choices, both ends, a fraction
             for probe in _probes(r):
                 set_path(cfg, {key: probe})
@@ -175,6 +182,49 @@ def search_distributions(cfg: StudyFile) -> dict[str, Any]:
                 f"{cfg.name}: study.space.{key}: {str(err).split(': ', 1)[-1]}"
             ) from None
     return out
+
+
+def search_trials(cfg: StudyFile) -> int:
+    """How many search trials will really run: ``study.n_trials``, at most the grid's points."""
+    n = cfg.study.n_trials
+    if cfg.study.sampler == "grid":
+        points = 1
+        for r in cfg.study.space.values():
+            points *= len(r.grid_values() or [])
+        n = min(n, points)
+    return n
+
+
+def grid_sampler(cfg: StudyFile, seed: int) -> Any:
+    """Optuna's grid sampler over ``study.space``'s listed values, for ask-and-tell use.
+
+    See :mod:`rcl_study.trials.grid_sampler` (Optuna's own raises once the grid is done).
+    """
+    from rcl_study.trials.grid_sampler import AskTellGridSampler
+
+    grid = {k: r.grid_values() for k, r in cfg.study.space.items()}
+    return AskTellGridSampler(grid, seed=seed)
+
+
+def optuna_storage(cfg: StudyFile, out_dir: Any) -> Any:
+    """The Optuna storage of a search: ``study.storage`` (an RDB URL) or the journal file.
+
+    The Optuna study is named after the study file (``name``); open it with
+    ``optuna.load_study(study_name=name, storage=URL)``.
+    """
+    import optuna
+
+    if cfg.study.storage:
+        try:
+            return optuna.storages.RDBStorage(cfg.study.storage)
+        except Exception as err:  # noqa: BLE001 - a bad URL, a missing driver: one line
+            raise ConfigError(
+                f"{cfg.name}: study.storage: cannot open '{cfg.study.storage}' "
+                f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+            ) from None
+    return optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(Path(out_dir) / "optuna.journal"))
+    )
 
 
 def _probes(r: Any) -> list[Any]:

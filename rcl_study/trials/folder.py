@@ -126,6 +126,32 @@ class StudyFolder:
         """
         return [rec for _, _, rec in self._read()[0]]
 
+    def dataframe(self) -> Any:
+        """The records as a pandas DataFrame, one row per trial, for a notebook.
+
+        Columns: ``trial_id``, ``variant``, ``seed``, ``status`` (its string), ``reason``,
+        ``attempts``, ``pack``, ``wall_time``, ``device``, ``finished``; then one column per
+        override key (dotted, e.g. ``loss.scale``; empty where a trial does not set it); then one
+        per scalar metric of the last evaluation (``balanced_acc``, ``top1``, ...; lists such as
+        ``per_class_acc`` are left out; a name taken by a column above gets ``metrics.``).
+        """
+        import pandas as pd
+
+        base = ["trial_id", "variant", "seed", "status", "reason", "attempts", "pack"]
+        base += ["wall_time", "device", "finished"]
+        rows = []
+        for rec in self.records():
+            row: dict[str, Any] = {k: getattr(rec, k) for k in base}
+            row["status"] = rec.status.value
+            for key, value in rec.overrides.items():
+                row[key if key not in base else f"overrides.{key}"] = value
+            for key, value in rec.metrics.items():
+                if isinstance(value, (int, float)) or value is None:
+                    row[key if key not in row else f"metrics.{key}"] = value
+            rows.append(row)
+        columns = list(dict.fromkeys([*base, *(k for row in rows for k in row)]))
+        return pd.DataFrame(rows, columns=columns)
+
     def set_aside_damaged(self) -> int:
         """Move damaged lines to ``records.damaged.jsonl`` and compact; returns how many moved.
 

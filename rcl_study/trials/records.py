@@ -205,6 +205,11 @@ def defining_config(config: dict[str, Any]) -> dict[str, Any]:
             continue
         if node is not None:
             node.pop(leaf, None)
+    loss = out.get("loss")
+    if isinstance(loss, dict):  # keys added later hash as before while at their defaults
+        for key, default in (("classification", None), ("classification_params", {})):
+            if key in loss and loss[key] == default:
+                del loss[key]
     return out
 
 
