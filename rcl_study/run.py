@@ -190,6 +190,9 @@ def _report(cfg, study_path: str) -> int:
 
     folder = StudyFolder(cfg.output_dir)
     damaged = len(folder.damaged_lines())
+    why = folder.checked_plan()[1]
+    if why:
+        print(f"note: {why}", file=sys.stderr)
     if damaged:
         print(
             f"note: {folder.records_path}: {damaged} damaged line(s) left out of the report; "
