@@ -187,7 +187,10 @@ def _interrupted(cfg, a: argparse.Namespace) -> int:
 def _report(cfg, study_path: str) -> int:
     from rcl_study.report.render import write_report
     from rcl_study.trials.folder import DAMAGED, StudyFolder
+    from rcl_study.trials.ownership import check_links
 
+    check_links(cfg.output_dir, f"{study_path}: study.output_dir")  # read through no link
+    check_links(cfg.report_dir, f"{study_path}: report.dir")  # written through none
     folder = StudyFolder(cfg.output_dir)
     damaged = len(folder.damaged_lines())
     why = folder.checked_plan()[1]

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rcl_study.files import append_line, atomic_write_bytes, atomic_write_text
+from rcl_study.files import append_line, atomic_write_bytes, atomic_write_text, open_append
 from rcl_study.trials.records import TrialRecord, TrialStatus, dumps
 
 RECORDS = "records.jsonl"
@@ -195,7 +195,7 @@ class StudyFolder:
         """
         good, damaged, superseded = self._read()
         if damaged:  # kept before the table is rewritten without them
-            with open(self.damaged_path, "ab") as f:
+            with open_append(self.damaged_path) as f:  # never through a link
                 f.write(b"".join(line + b"\n" for line in damaged))
                 f.flush()
                 os.fsync(f.fileno())
