@@ -470,12 +470,12 @@ class StudyFile(_Strict):
     @property
     def output_dir(self) -> Path:
         """Folder of the study's records (trials, checkpoints, results table)."""
-        return Path(self.study.output_dir or f"runs/{self.name}")
+        return Path(self.study.output_dir or f"runs/{self.name}").expanduser()  # as checked
 
     @property
     def report_dir(self) -> Path:
         """Folder of the study's report."""
-        return Path(self.report.dir or f"reports/{self.name}")
+        return Path(self.report.dir or f"reports/{self.name}").expanduser()  # as checked
 
 
 def parse_study(raw: Any, source: str = "<study>") -> StudyFile:

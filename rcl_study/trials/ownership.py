@@ -80,6 +80,8 @@ def check_folder(path: Path, study: str, role: str, key: str, source: str) -> No
         raise ConfigError(f"{where} is the home folder or the file system root; name a subfolder")
     if p == _TOOLKIT_ROOT or p in _TOOLKIT_ROOT.parents:
         raise ConfigError(f"{where} holds the rcl_study checkout; name a subfolder")
+    if ".git" in p.parts or ".git" in Path(path).expanduser().parts:
+        raise ConfigError(f"{where} is inside a git folder (.git); name a folder outside it")
     if not p.exists():
         return
     if not p.is_dir():
