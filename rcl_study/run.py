@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
+import threading
 import time
 
 from rcl_study.config import ConfigError, load_study
@@ -76,7 +78,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
+    """Entry point; returns the exit status.
+
+    SIGTERM (a scheduler's stop, ``kill``) is handled as Ctrl-C while it runs: finished trials
+    kept, the ``--resume`` command printed (130).
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """The command; see :func:`main`."""
     try:
         a = _parser().parse_args(argv)
     except SystemExit as stop:  # --help (0) or a usage error (2, one line already printed)
