@@ -10,6 +10,7 @@ curves) add one fsynced line at a time with :func:`append_line`.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -23,9 +24,13 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # a new file of a name no one can guess (O_EXCL): a link planted at a temporary name is
+    # never followed (issue 23)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, 0o666)
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -57,7 +62,7 @@ def append_line(path: str | Path, line: str | bytes) -> None:
         raise ValueError("append_line: the line contains a newline")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "ab+") as f:
+    with open_append(path) as f:
         f.seek(0, os.SEEK_END)
         if f.tell() > 0:
             f.seek(-1, os.SEEK_END)
@@ -66,3 +71,15 @@ def append_line(path: str | Path, line: str | bytes) -> None:
         f.write(data + b"\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def open_append(path: str | Path) -> BinaryIO:
+    """``path`` opened to read and append (created when missing), never through a link.
+
+    Raises:
+        OSError: ``path`` is a symbolic link (``ELOOP``), or cannot be opened.
+
+    """
+    flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o666)
+    return os.fdopen(fd, "ab+")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
+import threading
 import time
 
 from rcl_study.config import ConfigError, load_study
@@ -132,7 +134,26 @@ def _refused(a: argparse.Namespace) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
+    """Entry point; returns the exit status.
+
+    SIGTERM (a scheduler's stop, ``kill``) is handled as Ctrl-C while it runs: finished trials
+    kept, the ``--resume`` command printed (130).
+    """
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """The command; see :func:`main`."""
     try:
         a = _parser().parse_args(argv)
     except SystemExit as stop:  # --help (0) or a usage error (2, one line already printed)
@@ -251,9 +272,15 @@ def _interrupted(cfg, a: argparse.Namespace) -> int:
 def _report(cfg, study_path: str) -> int:
     from rcl_study.report.render import write_report
     from rcl_study.trials.folder import DAMAGED, StudyFolder
+    from rcl_study.trials.ownership import check_links
 
+    check_links(cfg.output_dir, f"{study_path}: study.output_dir")  # read through no link
+    check_links(cfg.report_dir, f"{study_path}: report.dir")  # written through none
     folder = StudyFolder(cfg.output_dir)
     damaged = len(folder.damaged_lines())
+    why = folder.checked_plan()[1]
+    if why:
+        print(f"note: {why}", file=sys.stderr)
     if damaged:
         print(
             f"note: {folder.records_path}: {damaged} damaged line(s) left out of the report; "

@@ -11,11 +11,12 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 import torch
 
 from rcl_study.config import ConfigError, load_study, to_dict
+from rcl_study.data import DataError
+from rcl_study.files import atomic_write_text
 from rcl_study.trainer.checkpoint import CheckpointError
 from rcl_study.trainer.loop import train_trial
 
@@ -65,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except DataError as err:  # missing or bad data: one line naming the study and the file
+        print(f"error: {a.study}: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a read-only or full work folder
+        print(
+            f"error: {a.study}: {err.filename or a.workdir}: {err.strerror or err}", file=sys.stderr
+        )
+        return 2
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()  # leave together: a rank exiting mid-teardown aborts gloo
         torch.distributed.destroy_process_group()
@@ -73,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     result["config"] = to_dict(cfg)
     text = json.dumps(result, indent=2, default=float)
     if a.out:
-        Path(a.out).write_text(text)
+        try:  # atomic: a full disk leaves no temporary file and no half-written result
+            atomic_write_text(a.out, text)
+        except OSError as err:
+            print(f"error: {a.out}: cannot be written ({err.strerror or err})", file=sys.stderr)
+            return 2
     summary = {
         k: result.get(k)
         for k in (

@@ -112,7 +112,7 @@ class DataConfig(_Strict):
     train_list: str | None = None
     test_list: str | None = None
     num_classes: int | None = Field(None, ge=2)
-    image_size: int = Field(224, ge=8)
+    image_size: int = Field(224, ge=8, le=4096)
     augment: Literal["auto", "autoaugment", "bcl", "crop_flip", "crop", "none"] = "auto"
     max_per_class: int | None = Field(None, ge=1)
     test_limit: int | None = Field(None, ge=1)
@@ -149,9 +149,9 @@ class ModelConfig(_Strict):
 class TrainConfig(_Strict):
     """Optimisation. CIFAR defaults follow BCL (Zhu et al. 2022); sources in ``train.py``."""
 
-    epochs: int = Field(200, ge=1)
+    epochs: int = Field(200, ge=1, le=100_000)
     seed: int = 0
-    batch_size: int = Field(256, ge=2)
+    batch_size: int = Field(256, ge=2, le=1 << 20)
     lr: float = Field(0.15, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(5e-4, ge=0)
@@ -258,6 +258,26 @@ class RangeSpec(_Strict):
         return self
 
 
+#: the default of ``study.max_trials``
+MAX_TRIALS = 10_000
+
+
+def planned_trials(study: Any) -> int:
+    """How many trials a study section plans, counted arithmetically (nothing is expanded).
+
+    A grid: the product of its value counts times the seeds; an ablation: 2**components
+    (factorial) or components + 1, times the seeds; a search: ``n_trials`` plus one best re-run
+    per further seed.
+    """
+    seeds = len(study.seeds)
+    if study.kind == "grid":
+        return math.prod(len(v) for v in study.grid.values()) * seeds
+    if study.kind == "search":
+        return study.n_trials + max(seeds - 1, 0)
+    comps = len(study.components)
+    return (2**comps if study.design == "factorial" else comps + 1) * seeds
+
+
 class StudyConfig(_Strict):
     """What the study varies: an ablation, a grid sweep or an Optuna search."""
 
@@ -268,6 +288,9 @@ class StudyConfig(_Strict):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     space: dict[str, RangeSpec] = Field(default_factory=dict)
     n_trials: int = Field(20, ge=1)
+    #: the most trials a study may plan (a grid, an ablation or a search), counted before
+    #: anything is expanded; raise it to run a larger study
+    max_trials: int = Field(MAX_TRIALS, ge=1)
     sampler: Literal["tpe", "random", "grid"] = "tpe"
     asha: bool = False
     #: where Optuna keeps the search: None, the journal file ``<output_dir>/optuna.journal``; or
@@ -275,13 +298,23 @@ class StudyConfig(_Strict):
     storage: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9+_]*://")
     metric: Literal[METRICS] = "balanced_acc"  # type: ignore[valid-type]
     mode: Literal["max", "min"] = "max"
-    retries: int = Field(1, ge=0)  # --resume runs a failed trial again this many times
+    retries: int = Field(1, ge=0, le=100)  # --resume runs a failed trial again this many times
     output_dir: str | None = None
 
     @field_validator("metric", mode="before")
     @classmethod
     def _renamed_metric(cls, v: Any) -> Any:
         return RENAMED_METRICS.get(v, v) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _trials_within_bound(self) -> StudyConfig:
+        n = planned_trials(self)
+        if n > self.max_trials:
+            raise ValueError(
+                f"this {self.kind} plans {n} trials, more than max_trials ({self.max_trials}); "
+                "fix the design or raise study.max_trials"
+            )
+        return self
 
     @model_validator(mode="after")
     def _mode_matches_metric(self) -> StudyConfig:
@@ -455,7 +488,7 @@ class ReportConfig(_Strict):
     dir: str | None = None
     baseline: str | None = None
     question: str | None = None
-    bootstrap: int = Field(2000, ge=100)
+    bootstrap: int = Field(2000, ge=100, le=1_000_000)
     alpha: float = Field(0.05, gt=0, lt=1)
 
 
@@ -512,12 +545,12 @@ class StudyFile(_Strict):
     @property
     def output_dir(self) -> Path:
         """Folder of the study's records (trials, checkpoints, results table)."""
-        return Path(self.study.output_dir or f"runs/{self.name}")
+        return Path(self.study.output_dir or f"runs/{self.name}").expanduser()  # as checked
 
     @property
     def report_dir(self) -> Path:
         """Folder of the study's report."""
-        return Path(self.report.dir or f"reports/{self.name}")
+        return Path(self.report.dir or f"reports/{self.name}").expanduser()  # as checked
 
 
 def parse_study(raw: Any, source: str = "<study>") -> StudyFile:

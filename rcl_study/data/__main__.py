@@ -16,6 +16,7 @@ from rcl_study.config import DataConfig
 from rcl_study.data.checks import DataError
 from rcl_study.data.load import load_data
 from rcl_study.data.types import ListImages
+from rcl_study.files import atomic_write_bytes
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -86,9 +87,7 @@ def export(argv: list[str] | None = None) -> int:
         )
         return 2
     out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     extra = {"test_mask": data.test_mask} if data.test_mask is not None else {}
-    tmp = out.with_name(out.name + ".tmp")
     save = np.savez if out.suffix == ".xz" else np.savez_compressed
     buffer = io.BytesIO()
     save(
@@ -102,14 +101,16 @@ def export(argv: list[str] | None = None) -> int:
         source=np.str_(a.dataset),
         **extra,
     )
+    payload = buffer.getvalue()
     if out.suffix == ".xz":
         import lzma
 
-        with lzma.open(tmp, "wb", preset=9) as f:
-            f.write(buffer.getvalue())
-    else:
-        tmp.write_bytes(buffer.getvalue())
-    tmp.replace(out)
+        payload = lzma.compress(payload, preset=9)
+    try:  # a read-only folder, a full disk: one line, the temporary file removed
+        atomic_write_bytes(out, payload)
+    except OSError as err:
+        print(f"error: {out}: cannot be written ({err.strerror or err})", file=sys.stderr)
+        return 2
     print(
         f"wrote {out}: {len(data.train_y)} training images "
         f"{data.train_counts.tolist()}, {len(data.test_y)} test images"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,11 +74,23 @@ def check_images(x: np.ndarray, path: object, name: str) -> np.ndarray:
 
 
 def need(path: Path, what: str, dataset: str) -> Path:
-    """``path`` if it exists, else a :class:`DataError` saying what belongs there."""
+    """``path`` if it exists, else a :class:`DataError` saying what belongs there.
+
+    Only a folder or a regular file of plausible size (at most :func:`memory_cap` bytes) is
+    read: a device (``/dev/zero``), a FIFO or a socket is refused before it is opened.
+    """
     if not path.exists():
         raise DataError(
             f"{path}: not found; expected {what} there. Set data.root to the folder that holds it, "
             f"or data.download: true to fetch {dataset} with torchvision"
+        )
+    st = path.stat()
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        raise DataError(f"{path}: not a regular file (a device, FIFO or socket); expected {what}")
+    if stat.S_ISREG(st.st_mode) and st.st_size > memory_cap():
+        raise DataError(
+            f"{path}: {st.st_size} bytes, more than this machine's memory cap "
+            f"({memory_cap()} bytes); expected {what}"
         )
     return path
 

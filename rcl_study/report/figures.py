@@ -16,6 +16,9 @@ import seaborn as sns  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 matplotlib.rcParams["svg.hashsalt"] = "rcl_study"  # stable SVG ids: same records, same files
+# every label is a string from a study file or a record: drawn as itself, never as mathtext
+# ("$" in a grid value made matplotlib refuse every figure; issue 23)
+matplotlib.rcParams["text.parse_math"] = False
 
 
 def _save(fig, out_dir: Path, name: str) -> str:

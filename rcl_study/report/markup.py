@@ -2,16 +2,49 @@
 
 A block is a tuple: ``("h", level, text)``, ``("p", text)``, ``("ul", items)``,
 ``("table", header, rows)``, ``("img", relative_path, alt)`` or ``("code", text)``. Text may use
-``**bold**`` and ```code```.
+``**bold**`` and ```code```; a string from a study file or a record goes into such text through
+:func:`lit`, which backslash-escapes the characters Markdown (and GitHub's ``$`` maths) would read
+as markup, so it renders as itself in both renderers. Table cells and headings are plain text:
+escaped here; a code block gets a fence longer than any run of backticks in it (issue 23).
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 Block = tuple
+
+#: the characters :func:`lit` escapes (each may be backslash-escaped in CommonMark)
+MD_SPECIAL = "\\`*_[]<>|$~&#"
+_SPECIAL = re.compile("_+|[" + re.escape(MD_SPECIAL.replace("_", "")) + "]")
+_ESCAPED = re.compile("\\\\([" + re.escape(MD_SPECIAL) + "])")
+
+
+def lit(text: object) -> str:
+    """``text`` as literal Markdown: markup characters backslash-escaped, line breaks as spaces."""
+    s = " ".join(str(text).splitlines()) if text is not None else "None"
+
+    def escape(m: re.Match) -> str:
+        tok, start, end = m.group(0), m.start(), m.end()
+        # kept as is: "_" inside a word (balanced_acc, a__s0) is never emphasis; "[" and a "]"
+        # not followed by "(" or "[" make no link (the document defines no link references)
+        if tok[0] == "_":
+            inword = 0 < start and end < len(s) and s[start - 1].isalnum() and s[end].isalnum()
+            return tok if inword else "\\_" * len(tok)
+        if tok == "[" or (tok == "]" and s[end : end + 1] not in ("(", "[")):
+            return tok
+        return "\\" + tok
+
+    return _SPECIAL.sub(escape, s)
+
+
+def _fence(text: str) -> str:
+    """A backtick fence longer than any run of backticks in ``text`` (at least three)."""
+    longest = max((len(m) for m in re.findall("`+", text)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def to_markdown(blocks: list[Block]) -> str:
@@ -20,28 +53,38 @@ def to_markdown(blocks: list[Block]) -> str:
     for blk in blocks:
         kind = blk[0]
         if kind == "h":
-            out.append("#" * blk[1] + " " + blk[2])
+            out.append("#" * blk[1] + " " + lit(blk[2]))
         elif kind == "p":
             out.append(blk[1])
         elif kind == "ul":
             out.append("\n".join(f"- {x}" for x in blk[1]))
         elif kind == "table":
             header, rows = blk[1], blk[2]
-            lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+            lines = ["| " + " | ".join(map(lit, header)) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(map(lit, r)) + " |" for r in rows]
             out.append("\n".join(lines))
         elif kind == "img":
             out.append(f"![{blk[2]}]({blk[1]})")
         elif kind == "code":
-            out.append("```\n" + blk[1] + "\n```")
+            fence = _fence(blk[1])
+            out.append(fence + "\n" + blk[1] + "\n" + fence)
     return "\n\n".join(out) + "\n"
 
 
 def _inline(text: str) -> str:
+    """``**bold**`` and ```code``` as HTML; an escaped character (:func:`lit`) as itself."""
+    kept: list[str] = []
+
+    def keep(m: re.Match) -> str:
+        kept.append(m.group(1))
+        return f"\ue000{len(kept) - 1}\ue001"
+
+    text = _ESCAPED.sub(keep, text.replace("\ue000", "").replace("\ue001", ""))
     parts = html.escape(text).split("**")
     text = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
     parts = text.split("`")
-    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    text = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+    return re.sub("\ue000(\\d+)\ue001", lambda m: html.escape(kept[int(m.group(1))]), text)
 
 
 def to_html(blocks: list[Block], report_dir: Path, title: str) -> str:

@@ -16,7 +16,7 @@ import pandas as pd
 from rcl_study.config import StudyFile
 from rcl_study.files import atomic_write_text
 from rcl_study.report import analysis, drawing, power, wording
-from rcl_study.report.markup import Block, to_html, to_markdown
+from rcl_study.report.markup import Block, lit, to_html, to_markdown
 from rcl_study.report.provenance import provenance_block
 from rcl_study.report.wording import format_p  # noqa: F401 - re-exported for callers
 from rcl_study.trials import ownership as folders
@@ -157,7 +157,7 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
     metric = st["metric"]
     b: list[Block] = [("h", 1, f"Study report: {cfg.name}")]
     if cfg.report.question:
-        b.append(("p", f"**Question.** {cfg.report.question}"))
+        b.append(("p", f"**Question.** {lit(cfg.report.question)}"))
     done = st["recorded"]
     counts = ", ".join(f"{k} {v}" for k, v in st["status_counts"].items()) or "none"
     state = "complete" if done >= st["planned"] and st["planned"] else "partial"
@@ -335,6 +335,7 @@ def write_report(
     out_dir = Path(out_dir or cfg.output_dir)
     report_dir = Path(report_dir or cfg.report_dir)
     folders.check_folder(report_dir, cfg.name, "report", "report.dir", study_path)
+    folders.check_links(out_dir, f"{study_path}: study.output_dir")  # records read through none
     folders.claim(report_dir, cfg.name)
     built = build(cfg, study_path, out_dir, report_dir)
     atomic_write_text(report_dir / "results.csv", built["table"].to_csv(index=False))

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from rcl_study.report import analysis
-from rcl_study.report.markup import Block
+from rcl_study.report.markup import Block, lit
 
 
 def fmt(x: Any, digits: int = 4) -> str:
@@ -64,8 +64,9 @@ def summary_sentences(st: dict[str, Any]) -> list[str]:
     sig = [c for c in tested if c.get("p_ttest_holm") is not None and c["p_ttest_holm"] < alpha]
     for c in sig:
         out.append(
-            f"**{c['variant']}** is significantly {_better(c['mean_diff'], mode)} than "
-            f"**{c['baseline']}** on {metric} ({c['mean_diff']:+.4f}, paired t-test, Holm over "
+            f"**{lit(c['variant'])}** is significantly {_better(c['mean_diff'], mode)} than "
+            f"**{lit(c['baseline'])}** on {lit(metric)} ({c['mean_diff']:+.4f}, paired t-test, "
+            "Holm over "
             f"{len(tested)} comparisons with the baseline: p = "
             f"{format_p(c['p_ttest_holm'], alpha)}, {c['n']} seeds)."
         )
@@ -75,12 +76,14 @@ def summary_sentences(st: dict[str, Any]) -> list[str]:
         tail = f"; this study detects differences of about {mde:.3g} or more" if mde else ""
         out.append(
             "No significant difference from the baseline after Holm correction "
-            f"(alpha {alpha:g}) for: {', '.join(c['variant'] for c in nonsig)}{tail}."
+            f"(alpha {alpha:g}) for: {', '.join(lit(c['variant']) for c in nonsig)}{tail}."
         )
     for c in comps:
         if c["p_ttest"] is None:
             why = c.get("untested") or "no test"
-            out.append(f"**{c['variant']}** vs **{c['baseline']}**: not tested ({why}).")
+            out.append(
+                f"**{lit(c['variant'])}** vs **{lit(c['baseline'])}**: not tested ({lit(why)})."
+            )
     if fx and fx.get("effects"):
         if fx["effects"][0]["p"] is None:
             out.append(f"Factorial effects: not tested ({fx.get('note') or 'no residual df'}).")
@@ -91,7 +94,7 @@ def summary_sentences(st: dict[str, Any]) -> list[str]:
                 out.append(
                     f"Factorial terms significant ({family}): "
                     + ", ".join(
-                        f"{e['term']} ({e['effect']:+.4f}, p = {format_p(e['p_holm'], alpha)})"
+                        f"{lit(e['term'])} ({e['effect']:+.4f}, p = {format_p(e['p_holm'], alpha)})"
                         for e in clear
                     )
                     + "."
@@ -107,13 +110,14 @@ def summary_sentences(st: dict[str, Any]) -> list[str]:
 def _best_sentence(key: str, best: dict, mode: str, alpha: float) -> str:
     if best["held_out"]:
         head = (
-            f"**Best {key}:** {best['value']} (chosen on seeds {best['selected_on']}; on held-out "
+            f"**Best {lit(key)}:** {lit(best['value'])} (chosen on seeds "
+            f"{best['selected_on']}; on held-out "
             f"seeds {best['reported_on']}: mean {best['mean']:.4f}, 95% CI {fmt(best['ci_t'])})"
         )
     else:
-        head = f"**Best {key} by mean:** {best['value']} ({best['note']})"
+        head = f"**Best {lit(key)} by mean:** {lit(best['value'])} ({lit(best['note'])})"
     vs = [
-        f"{v['other']} {v['mean_diff']:+.4f} "
+        f"{lit(v['other'])} {v['mean_diff']:+.4f} "
         + (
             f"p = {format_p(v['p_holm'], alpha)}"
             if v["p_holm"] is not None

@@ -13,7 +13,7 @@ from rcl_study.config import ConfigError, StudyFile, to_dict
 from rcl_study.study.packing import pack_size
 from rcl_study.trials import ownership as folders
 from rcl_study.trials.design import baseline_variant, expand, search_distributions, trial_config
-from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.folder import MAX_PLAN_BYTES, StudyFolder, load_json
 from rcl_study.trials.records import TrialPlan, changed_keys, config_hash
 
 
@@ -60,8 +60,9 @@ def check_changes(
         StudyChanged: some recorded trial would now run differently, and ``accept`` is False.
 
     """
-    records = StudyFolder(cfg.output_dir).records()
-    if not records or accept:
+    folder = StudyFolder(cfg.output_dir)
+    records = folder.records()
+    if accept or not (records or folder.trials_dir.is_dir()):
         return
     if plans is None and cfg.study.kind != "search":
         plans = expand(cfg)
@@ -81,13 +82,43 @@ def check_changes(
         if diff:
             n += 1
             keys.update(dict.fromkeys(diff))
+    recorded = {r.trial_id for r in records}
+    stale = 0  # trials that ran (a checkpoint or a result in their folder) but have no record
+    for p in plans or []:
+        old = _folder_config(folder, p.trial_id) if p.trial_id not in recorded else None
+        if old is None:
+            continue
+        try:
+            new = to_dict(trial_config(cfg, p.overrides, p.seed))
+        except ConfigError:
+            continue
+        if config_hash(old) != config_hash(new) and (diff := changed_keys(old, new)):
+            stale += 1
+            keys.update(dict.fromkeys(diff))
     if keys:
         shown = ", ".join(list(keys)[:8]) + (", ..." if len(keys) > 8 else "")
+        if not n:
+            raise StudyChanged(
+                f"{cfg.name}: the study changed since {stale} of its unrecorded trials started "
+                f"({shown}); resume with --resume --accept-changes to train them again under "
+                "the new configuration, or start over with --overwrite"
+            )
         raise StudyChanged(
             f"{cfg.name}: the study changed since {n} of its {len(records)} recorded trials ran "
             f"({shown}); resume with --resume --accept-changes to keep those records as they "
             "are, or start over with --overwrite"
         )
+
+
+def _folder_config(folder: StudyFolder, trial_id: str) -> dict | None:
+    """The configuration ``trials/<id>/config.json`` was written for (None: none readable)."""
+    path = folder.trial_dir(trial_id) / "config.json"
+    try:
+        row = load_json(path.read_bytes(), MAX_PLAN_BYTES) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+    config = row.get("config") if isinstance(row, dict) else None
+    return config if isinstance(config, dict) else None
 
 
 def check_study(cfg: StudyFile) -> list[TrialPlan]:

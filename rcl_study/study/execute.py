@@ -19,7 +19,7 @@ from rcl_study.files import atomic_write_text
 from rcl_study.study.executor import OnEval
 from rcl_study.trainer import Report
 from rcl_study.trials.design import trial_config
-from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.folder import MAX_PLAN_BYTES, StudyFolder, load_json
 from rcl_study.trials.records import TrialPlan, TrialRecord, TrialStatus, config_hash, environment
 from rcl_study.trials.unit import Unit
 
@@ -110,6 +110,31 @@ def _write_config(folder: StudyFolder, plan: TrialPlan, config: dict, pack: str 
     atomic_write_text(folder.trial_dir(plan.trial_id) / "config.json", json.dumps(row))
 
 
+def _stale(folder: StudyFolder, plan: TrialPlan, config: dict) -> str | None:
+    """The hash of the configuration the trial's folder was written for, when it is not this one.
+
+    ``trials/<id>/config.json`` says which configuration its checkpoint and result belong to; a
+    folder written for another configuration (the study file changed, ``--accept-changes``) or
+    whose ``config.json`` cannot be read is stale: its work is never reused under this one.
+    None: no folder yet, or the same configuration.
+    """
+    path = folder.trial_dir(plan.trial_id) / "config.json"
+    if not path.exists():
+        return None
+    try:
+        old = config_hash(load_json(path.read_bytes(), MAX_PLAN_BYTES)["config"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return "unreadable"
+    return None if old == config_hash(config) else old
+
+
+def _set_aside(paths: list[Path], old: str) -> None:
+    """Rename ``paths`` that exist to ``<stem>.stale-<old hash><suffix>`` (never reused)."""
+    for path in paths:
+        if path.is_file() and not path.is_symlink():
+            path.replace(path.with_name(f"{path.stem}.stale-{old}{path.suffix}"))
+
+
 def train_and_save(
     plan: TrialPlan,
     resolve: Resolver,
@@ -130,6 +155,9 @@ def train_and_save(
     workdir = folder.trial_dir(plan.trial_id)
     workdir.mkdir(parents=True, exist_ok=True)
     if rank0:
+        old = _stale(folder, plan, config)
+        if old is not None:  # another configuration's checkpoint and result: set aside
+            _set_aside([workdir / "checkpoint.pt", workdir / "result.json"], old)
         _write_config(folder, plan, config, None)
     t0 = time.time()
     result = train_trial(cfg, report, workdir=workdir, log=log or _print)
@@ -138,6 +166,7 @@ def train_and_save(
         wall_time=time.time() - t0,
         environment=worker_environment(result.get("device")),
     )
+    result["config_hash"] = config_hash(config)  # the configuration this result belongs to
     if rank0:
         atomic_write_text(workdir / "result.json", json.dumps(result, default=float))
         if result.get("status") == "ok":
@@ -178,6 +207,10 @@ def train_pack_and_save(
     resolved = [resolve(p) for p in members]
     _set_threads(resolved[0][0], threads)
     for plan, (_, config) in zip(members, resolved):
+        old = _stale(folder, plan, config)
+        if old is not None:  # a member changed: the pack's checkpoint is not its work
+            _set_aside([folder.trial_dir(pack) / "checkpoint.pt"], old)
+            _set_aside([folder.trial_dir(plan.trial_id) / "result.json"], old)
         _write_config(folder, plan, config, pack)
     t0 = time.time()
     results = train_pack(
@@ -188,8 +221,9 @@ def train_pack_and_save(
         log=log or _print,
     )
     wall = time.time() - t0
-    for plan, result in zip(members, results):
+    for plan, (_, config), result in zip(members, resolved, results):
         result.update(
+            config_hash=config_hash(config),
             plan=plan.to_json(),
             pack=pack,
             wall_time=wall / len(members),
@@ -219,7 +253,9 @@ def train_unit(
     partly stored trains the rest as a smaller pack in its own folder (``<pack>-<k>of<n>``); a
     single member left trains alone.
     """
-    stored = {p.trial_id: stored_result(folder, p) for p in unit.members}
+    stored = {
+        p.trial_id: stored_result(folder, p, config_hash(resolve(p)[1])) for p in unit.members
+    }
     results = {tid: result for tid, result in stored.items() if result is not None}
     todo = [p for p in unit.members if p.trial_id not in results]
     if len(todo) == 1:
@@ -235,13 +271,24 @@ def train_unit(
     return {p.trial_id: results[p.trial_id] for p in unit.members}
 
 
-def stored_result(folder: StudyFolder, plan: TrialPlan) -> dict[str, Any] | None:
-    """The ``result.json`` this process's folder holds for ``plan`` (None: none, or damaged)."""
+def stored_result(
+    folder: StudyFolder, plan: TrialPlan, expected: str | None = None
+) -> dict[str, Any] | None:
+    """The ``result.json`` this process's folder holds for ``plan``, when it is this config's.
+
+    None: none, damaged, or (with ``expected``, the trial's current ``config_hash``) written for
+    another configuration or without a ``config_hash``: such a result is never reused.
+    """
     path = _result_path(folder, plan)
     try:
-        return json.loads(path.read_text()) if path.exists() else None
+        stored = load_json(path.read_bytes(), MAX_PLAN_BYTES) if path.exists() else None
     except (OSError, ValueError):
         return None
+    if not isinstance(stored, dict):
+        return None
+    if expected is not None and stored.get("config_hash") != expected:
+        return None
+    return stored
 
 
 def evaluations(unit: Unit, on_eval: OnEval) -> Report:
@@ -305,7 +352,7 @@ def make_record(
         metrics={
             k: v
             for k, v in result.items()
-            if k not in ("plan", "loss_spec", "pack", "pack_wall_time")
+            if k not in ("plan", "loss_spec", "pack", "pack_wall_time", "config_hash")
         },
         history=history,
         loss_spec=result.get("loss_spec"),

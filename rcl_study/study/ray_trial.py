@@ -30,7 +30,7 @@ from rcl_study.study.execute import (
 )
 from rcl_study.trials.design import params_id
 from rcl_study.trials.folder import StudyFolder
-from rcl_study.trials.records import TrialPlan
+from rcl_study.trials.records import TrialPlan, config_hash
 from rcl_study.trials.unit import Unit
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # verbose=0 then prints nothing
@@ -180,7 +180,8 @@ def run_unit(
     folder = StudyFolder(out_dir)
     res = study.resources
     plan = unit.members[0]
-    if res.workers > 1 and not unit.is_pack and stored_result(folder, plan) is None:
+    expected = config_hash(Resolver(study)(plan)[1])
+    if res.workers > 1 and not unit.is_pack and stored_result(folder, plan, expected) is None:
         _run_data_parallel(plan, study, out_dir, res)
         return
     restored = restore(unit, folder)

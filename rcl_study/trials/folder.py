@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rcl_study.files import append_line, atomic_write_bytes, atomic_write_text
+from rcl_study.files import append_line, atomic_write_bytes, atomic_write_text, open_append
 from rcl_study.trials.records import TrialRecord, TrialStatus, dumps
 
 RECORDS = "records.jsonl"
@@ -35,12 +35,72 @@ LOCK = "driver.lock"
 TRIALS = "trials"
 
 
-def _parse(line: bytes) -> tuple[dict[str, Any], TrialRecord] | None:
-    """(raw row, record) of one line, or None when it is not a whole, valid record."""
+#: the longest record line read (a record with a long history is well under it)
+MAX_LINE_BYTES = 16 * 1024 * 1024
+#: the deepest nesting of JSON containers read in a record or a plan
+MAX_JSON_DEPTH = 32
+#: the largest ``plan.json`` read
+MAX_PLAN_BYTES = 256 * 1024 * 1024
+
+
+def _depth(value: Any) -> int:
+    """How deeply JSON containers nest in ``value`` (0 for a scalar); no recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            deepest = max(deepest, d)
+            if d <= MAX_JSON_DEPTH:
+                stack.extend((v, d + 1) for v in node)
+    return deepest
+
+
+def load_json(data: bytes, limit: int | None = None) -> Any:
+    """Parse JSON ``data`` within a size and nesting limit (issue 23).
+
+    Raises:
+        ValueError: not UTF-8 JSON, longer than ``limit`` bytes (default
+            :data:`MAX_LINE_BYTES`), or nested deeper than
+            :data:`MAX_JSON_DEPTH` (a line of nested brackets is refused, never a RecursionError).
+
+    """
+    limit = MAX_LINE_BYTES if limit is None else limit
+    if len(data) > limit:
+        raise ValueError(f"longer than {limit} bytes")
     try:
-        row = json.loads(line.decode("utf-8"))
+        value = json.loads(data.decode("utf-8"))
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(str(e)) from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH}")
+    return value
+
+
+def _check_planned(t: Any) -> None:
+    """One entry of ``plan.json``'s trials: a string id; the other keys typed when given."""
+    if not isinstance(t, dict) or not isinstance(t.get("trial_id"), str):
+        raise ValueError("a trial without a string 'trial_id'")
+    seed = t.get("seed", 0)
+    if not isinstance(t.get("variant", ""), str) or not isinstance(seed, int) or seed is True:
+        raise ValueError(f"trial {t['trial_id']!r}: 'variant' or 'seed' of the wrong type")
+    if isinstance(seed, bool) or not isinstance(t.get("overrides", {}), dict):
+        raise ValueError(f"trial {t['trial_id']!r}: 'seed' or 'overrides' of the wrong type")
+
+
+def _parse(line: bytes) -> tuple[dict[str, Any], TrialRecord] | None:
+    """(raw row, record) of one line, or None when it is not a whole, valid record.
+
+    Invalid: not JSON, too long or too deep (:func:`load_json`), or against the record schema
+    (:func:`~rcl_study.trials.records.check_row`); such a line is handled as damaged.
+    """
+    try:
+        row = load_json(line)
         return row, TrialRecord.from_json(row)
-    except (UnicodeDecodeError, ValueError, TypeError):
+    except (ValueError, TypeError):
         return None
 
 
@@ -161,7 +221,7 @@ class StudyFolder:
         """
         good, damaged, superseded = self._read()
         if damaged:  # kept before the table is rewritten without them
-            with open(self.damaged_path, "ab") as f:
+            with open_append(self.damaged_path) as f:  # never through a link
                 f.write(b"".join(line + b"\n" for line in damaged))
                 f.flush()
                 os.fsync(f.fileno())
@@ -215,5 +275,29 @@ class StudyFolder:
 
     def plan(self) -> dict[str, Any]:
         """The stored plan (``{"meta": ..., "trials": [...]}``), empty when there is none."""
+        return self.checked_plan()[0]
+
+    def checked_plan(self) -> tuple[dict[str, Any], str | None]:
+        """The stored plan and, when it is damaged, why (then the plan returned is empty).
+
+        A damaged ``plan.json`` (not JSON, too large or deep, trials that are not plans) is
+        never trusted: the runner writes it again when it starts, a report counts the records.
+        """
+        empty: dict[str, Any] = {"meta": {}, "trials": []}
         path = self.plan_path
-        return json.loads(path.read_text()) if path.exists() else {"meta": {}, "trials": []}
+        if not path.exists():
+            return empty, None
+        try:
+            if path.stat().st_size > MAX_PLAN_BYTES:
+                raise ValueError(f"larger than {MAX_PLAN_BYTES} bytes")
+            raw = load_json(path.read_bytes(), MAX_PLAN_BYTES)
+            if not isinstance(raw, dict) or not isinstance(raw.get("meta", {}), dict):
+                raise ValueError("not a mapping with 'meta' and 'trials'")
+            trials = raw.get("trials", [])
+            if not isinstance(trials, list):
+                raise ValueError("'trials' is not a list")
+            for t in trials:
+                _check_planned(t)
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+            return empty, f"{path}: damaged ({e}); it is written again when the study runs"
+        return {"meta": raw.get("meta", {}), "trials": trials}, None

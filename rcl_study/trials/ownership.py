@@ -80,10 +80,13 @@ def check_folder(path: Path, study: str, role: str, key: str, source: str) -> No
         raise ConfigError(f"{where} is the home folder or the file system root; name a subfolder")
     if p == _TOOLKIT_ROOT or p in _TOOLKIT_ROOT.parents:
         raise ConfigError(f"{where} holds the rcl_study checkout; name a subfolder")
+    if ".git" in p.parts or ".git" in Path(path).expanduser().parts:
+        raise ConfigError(f"{where} is inside a git folder (.git); name a folder outside it")
     if not p.exists():
         return
     if not p.is_dir():
         raise ConfigError(f"{where} is a file, not a folder")
+    check_links(p, where)
     claimed = owner(p)
     if claimed is not None and claimed != study:
         raise ConfigError(f"{where} belongs to study '{claimed}'; give this study its own folder")
@@ -97,6 +100,30 @@ def check_folder(path: Path, study: str, role: str, key: str, source: str) -> No
                 f"{where} holds files the toolkit did not write (e.g. '{foreign[0]}'); "
                 "name a new or empty folder"
             )
+
+
+def find_link(path: Path) -> Path | None:
+    """The first symbolic link inside the folder ``path`` (walked without following links).
+
+    Every path the toolkit writes, appends to, reads as its own state or deletes lies in such a
+    folder, so a folder without links is one where no link is followed (issue 23).
+    """
+    for top, dirs, files in os.walk(path, followlinks=False):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            if os.path.islink(os.path.join(top, name)):
+                return Path(top, name)
+    return None
+
+
+def check_links(path: Path, where: str) -> None:
+    """Raise :class:`ConfigError` naming the first symbolic link inside the folder ``path``."""
+    link = find_link(Path(path)) if Path(path).is_dir() else None
+    if link is not None:
+        raise ConfigError(
+            f"{where}: {link} is a symbolic link; the toolkit follows no link inside its "
+            "folders (remove it or name another folder)"
+        )
 
 
 def check_pair(records: Path, report: Path, source: str) -> None:

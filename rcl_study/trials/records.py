@@ -143,6 +143,7 @@ class TrialRecord:
         status = row.get("status")
         if status not in STATUSES:
             raise ValueError(f"record status must be one of {STATUSES}, got {status!r}")
+        check_row(row)
         known = {f.name: row[f.name] for f in _FIELDS if f.name in row}
         for key in ("overrides", "metrics", "config", "versions", "hardware"):
             if known.get(key) is None and key in known:
@@ -158,6 +159,57 @@ class TrialRecord:
     def replace(self, **changes: Any) -> TrialRecord:
         """A copy with ``changes`` applied (records are frozen)."""
         return dataclasses.replace(self, **changes)
+
+
+_NUMBER = (int, float)
+_OPT_STR = (str, type(None))
+#: the JSON types each known key of a record may hold (``None`` always reads as the default)
+_ROW_TYPES: dict[str, tuple[type, ...]] = {
+    "variant": (str,),
+    "overrides": (dict, type(None)),
+    "reason": _OPT_STR,
+    "metrics": (dict, type(None)),
+    "history": (list, type(None)),
+    "wall_time": (*_NUMBER, type(None)),
+    "device": _OPT_STR,
+    "pack": _OPT_STR,
+    "config": (dict, type(None)),
+    "config_hash": _OPT_STR,
+    "finished": (str,),
+    "versions": (dict, type(None)),
+    "python": _OPT_STR,
+    "host": _OPT_STR,
+    "git_rev": _OPT_STR,
+    "hardware": (dict, type(None)),
+}
+
+
+def check_row(row: dict[str, Any]) -> None:
+    """Check a record's known keys against the record schema (issue 23).
+
+    A record written by the toolkit holds every field; a hand edit or a damaged line may not.
+    ``seed`` is an integer (or null) and present whenever ``variant`` is (a record of the full
+    form); ``attempts`` a positive integer; ``history`` a list of mappings; the other keys have
+    the JSON type of their field (``metrics``, ``config``, ``overrides`` mappings).
+    Unknown keys are not checked (they are kept in ``extra``).
+
+    Raises:
+        ValueError: the first key that breaks the schema, named.
+
+    """
+    for key, types in _ROW_TYPES.items():
+        if key in row and not isinstance(row[key], types):
+            raise ValueError(f"record key {key!r} must be {'/'.join(t.__name__ for t in types)}")
+    if "variant" in row and "seed" not in row:
+        raise ValueError("record key 'seed' is missing")
+    seed = row.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ValueError("record key 'seed' must be an integer")
+    attempts = row.get("attempts", 1)
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+        raise ValueError("record key 'attempts' must be a positive integer")
+    if not all(isinstance(h, dict) for h in row.get("history") or []):
+        raise ValueError("record key 'history' must be a list of metric mappings")
 
 
 _FIELDS = tuple(f for f in dataclasses.fields(TrialRecord) if f.name != "extra")

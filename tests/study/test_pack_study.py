@@ -190,12 +190,15 @@ def test_local_executor_never_imports_ray(tmp_path, tiny_study):
 
 def test_unit_with_a_stored_member_trains_the_rest_in_its_own_folder(tmp_path, monkeypatch):
     from rcl_study.study.execute import Resolver, train_unit
+    from rcl_study.trials.records import config_hash
 
     cfg = _cfg(tmp_path, resources={"pack": 4})
     unit = plan_units(cfg, expand(cfg), expand(cfg))[0]
     stored = unit.members[0].trial_id
     (tmp_path / "trials" / stored).mkdir(parents=True)
-    (tmp_path / "trials" / stored / "result.json").write_text("{}")
+    # a stored result is reused only under its trial's configuration (issue 23)
+    own = config_hash(Resolver(cfg)(unit.members[0])[1])
+    (tmp_path / "trials" / stored / "result.json").write_text(json.dumps({"config_hash": own}))
     seen = []
 
     def spy(cfgs, names, report=None, *, workdir=None, log=None):
