@@ -343,6 +343,7 @@ def test_results_table_rows_from_records_curves_and_gaps(tmp_path):
     rec = {
         "trial_id": "none__s0",
         "variant": "none",
+        "seed": 0,  # a record with a variant has a seed (a line without one counts as damaged)
         "status": "ok",
         "metrics": {
             "top1": 0.8123,
