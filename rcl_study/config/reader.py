@@ -13,9 +13,11 @@ from typing import Any
 
 import yaml
 
+from rcl_study.config.base import KIND_KEYS
 from rcl_study.config.errors import ConfigError
 from rcl_study.config.keys import apply_overrides
-from rcl_study.config.schema import KIND_KEYS, StudyConfig, StudyFile, parse_study
+from rcl_study.config.schema import StudyFile, parse_study
+from rcl_study.config.study_section import StudyConfig
 
 #: a study file is a page of settings: refuse anything larger before parsing it
 MAX_FILE_BYTES = 1 << 20
