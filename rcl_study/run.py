@@ -15,7 +15,7 @@ import threading
 import time
 
 from rcl_study.config import ConfigError, load_study
-from rcl_study.config.keys import check_overrides_used
+from rcl_study.config.keys import add_set_option, check_overrides_used
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -37,13 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         "study",
         help="the study file (YAML): what to train, what the study varies, where it runs",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one key of the study file, the value read as YAML, e.g. --set "
+    add_set_option(
+        p,
+        "override one key of the study file, the value read as YAML, e.g. --set "
         "loss.scale=2.0 (repeatable); a key of study.grid or study.space goes in brackets: "
         "--set 'study.grid[loss.scale]=[1, 2]', --set 'study.space[loss.scale].high=3'; "
         "a key that every trial sets (one the grid sweeps, the space searches, train.seed) is "

@@ -15,6 +15,7 @@ import sys
 import torch
 
 from rcl_study.config import ConfigError, load_study, to_dict
+from rcl_study.config.keys import add_set_option
 from rcl_study.data import DataError
 from rcl_study.files import atomic_write_text
 from rcl_study.trainer.checkpoint import CheckpointError
@@ -30,13 +31,9 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 trained; 1 the trial failed (diverged); 2 bad input.",
     )
     p.add_argument("study", help="the study file (YAML) whose trial settings to train")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one key, the value read as YAML, e.g. --set loss.scale=2.0 or --set "
+    add_set_option(
+        p,
+        "override one key, the value read as YAML, e.g. --set loss.scale=2.0 or --set "
         "train.seed=3 (repeatable)",
     )
     p.add_argument(

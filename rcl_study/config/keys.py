@@ -173,3 +173,13 @@ def set_path(cfg: StudyFile, updates: dict[str, Any]) -> StudyFile:
         check_key(key, cfg.name, "key")
     set_in(raw, updates, cfg.name)
     return parse_study(raw, cfg.name)
+
+
+def add_set_option(parser: Any, help: str) -> None:
+    """Add the command lines' ``--set KEY=VALUE`` option (repeatable) to an argparse parser.
+
+    The values collect in ``overrides``, for :func:`apply_overrides`.
+    """
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
+    )
