@@ -2,14 +2,17 @@
 
 Runs every trial of a study through Ray Tune, records each one, and writes the report to
 ``reports/<study>/``. Exit status: 0 done; 1 the study ran but no trial succeeded; 2 bad input
-(or the report could not be written; the records are kept); 130 stopped by Ctrl-C.
+(or the report could not be written; the records are kept); 130 stopped by Ctrl-C or SIGTERM
+(a batch system's preemption or time limit): finished trials are recorded, --resume runs the rest.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
+import threading
 import time
 
 from rcl_study.config import ConfigError, load_study
@@ -75,12 +78,47 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class _SigtermAsCtrlC:
+    """SIGTERM (``kill``, a batch system's preemption or time limit) does what Ctrl-C does.
+
+    The first one calls the SIGINT handler in force (during Ray Tune: stop the running trials
+    gracefully), or raises ``KeyboardInterrupt`` where SIGINT is ignored, as it is for a
+    background job of a shell script. Later ones are ignored, so a SIGTERM that reaches the
+    driver twice (from Slurm and from the batch script) never cuts the graceful stop short;
+    SIGKILL (or Ctrl-C twice) stops at once.
+    """
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self, signum, frame) -> None:
+        if self.seen:
+            return
+        self.seen = True
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     try:
         a = _parser().parse_args(argv)
     except SystemExit as stop:  # --help (0) or a usage error (2, one line already printed)
         return int(stop.code or 0)
+    if threading.current_thread() is not threading.main_thread():
+        return _main(a)
+    previous = signal.signal(signal.SIGTERM, _SigtermAsCtrlC())
+    try:
+        return _main(a)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(a: argparse.Namespace) -> int:
     from rcl_study.data import DataError
     from rcl_study.study.checks import StudyExists, check_machine, check_study
     from rcl_study.study.lock import StudyLocked
