@@ -2,7 +2,8 @@
 
 Runs every trial of a study through Ray Tune, records each one, and writes the report to
 ``reports/<study>/``. Exit status: 0 done; 1 the study ran but no trial succeeded; 2 bad input
-(or the report could not be written; the records are kept); 130 stopped by Ctrl-C.
+(or the report could not be written; the records are kept); 130 stopped by Ctrl-C or SIGTERM
+(a batch system's preemption or time limit): finished trials are recorded, --resume runs the rest.
 """
 
 from __future__ import annotations
@@ -129,23 +130,44 @@ def _refused(a: argparse.Namespace) -> str | None:
     return None
 
 
+class _SigtermAsCtrlC:
+    """SIGTERM (``kill``, a batch system's preemption or time limit) does what Ctrl-C does.
+
+    The first one calls the SIGINT handler in force (during Ray Tune: stop the running trials
+    gracefully), or raises ``KeyboardInterrupt`` where SIGINT is ignored, as it is for a
+    background job of a shell script. Later ones are ignored, so a SIGTERM that reaches the
+    driver twice (from Slurm and from the batch script) never cuts the graceful stop short;
+    SIGKILL (or Ctrl-C twice) stops at once.
+    """
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self, signum, frame) -> None:
+        if self.seen:
+            return
+        self.seen = True
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status.
 
     SIGTERM (a scheduler's stop, ``kill``) is handled as Ctrl-C while it runs: finished trials
     kept, the ``--resume`` command printed (130).
     """
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
     if threading.current_thread() is not threading.main_thread():
         return _main(argv)
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = signal.signal(signal.SIGTERM, _SigtermAsCtrlC())
     try:
         return _main(argv)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(argv: list[str] | None = None) -> int:

@@ -11,9 +11,12 @@ that imports Ray.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
 
 from rcl_study.config import ConfigError, StudyFile
 
@@ -126,6 +129,23 @@ def _probe_cluster(hostport: str, timeout: float = 10.0) -> None:
         )
 
 
+@contextmanager
+def _keep_sigterm_handler():
+    """Keep a SIGTERM handler installed from Python (the command line's) across ``ray.init``.
+
+    ``ray.init`` replaces it with its own (exit) and Ray's core worker with a crash handler that
+    aborts, so a ``kill`` or a batch system's SIGTERM would not stop the study as Ctrl-C does.
+    Without such a handler (the Python API), Ray's handling is left as it is.
+    """
+    main = threading.current_thread() is threading.main_thread()
+    handler = signal.getsignal(signal.SIGTERM) if main else None
+    try:
+        yield
+    finally:
+        if callable(handler):
+            signal.signal(signal.SIGTERM, handler)
+
+
 def connect(cfg: StudyFile) -> None:
     """Join ``resources.address`` or start a private local Ray instance; check resources.
 
@@ -143,18 +163,20 @@ def connect(cfg: StudyFile) -> None:
         _use_cluster_token()
         _probe_cluster(hostport)
         try:
-            ray.init(address=hostport, log_to_driver=False)
+            with _keep_sigterm_handler():
+                ray.init(address=hostport, log_to_driver=False)
         except (ConnectionError, RuntimeError, ray.exceptions.RayError) as err:
             msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ClusterError(f"resources.address: cannot join '{hostport}': {msg}") from None
     else:
-        ray.init(
-            address="local",
-            num_cpus=os.cpu_count(),
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        with _keep_sigterm_handler():
+            ray.init(
+                address="local",
+                num_cpus=os.cpu_count(),
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
     cluster = ray.cluster_resources()
     why = res.shortfall(cluster.get("CPU", 0), cluster.get("GPU", 0), "the Ray cluster")
     if why:

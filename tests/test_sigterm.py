@@ -1,0 +1,146 @@
+"""SIGTERM stops a study as Ctrl-C does: finished trials recorded, exit 130, --resume finishes.
+
+Slurm (preemption, the time limit, scancel) and other batch systems stop a job with SIGTERM, and
+a driver started in the background of a batch script has SIGINT ignored; a second SIGTERM (Slurm
+signals every process of the job, the script forwards its own) must not cut the stop short.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rcl_study.run import _SigtermAsCtrlC
+
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
+
+TINY = {
+    "name": "tiny",
+    "data": {"dataset": "digits_lt", "imbalance_ratio": 10, "test_limit": 100},
+    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
+    "train": {"epochs": 3, "batch_size": 32, "warmup_epochs": 0, "threads": 1},
+    "loss": {"preset": "bcl+rcl", "balance": 1.0, "margin": 0.5},
+    "study": {"kind": "ablation", "components": ["margin"], "seeds": [0, 1]},
+    "resources": {"cpus_per_trial": 1, "max_concurrent": 1, "pack": 1},
+}
+TRIALS = ["margin__s0", "margin__s1", "none__s0", "none__s1"]
+
+
+def test_the_first_sigterm_calls_the_sigint_handler_and_later_ones_are_ignored(monkeypatch):
+    calls = []
+    monkeypatch.setattr(signal, "getsignal", lambda sig: lambda s, f: calls.append(s))
+    handler = _SigtermAsCtrlC()
+    handler(signal.SIGTERM, None)
+    handler(signal.SIGTERM, None)
+    assert calls == [signal.SIGINT]
+
+
+@pytest.mark.parametrize("sigint", [signal.SIG_IGN, signal.SIG_DFL])
+def test_sigterm_is_a_keyboard_interrupt_where_sigint_has_no_python_handler(monkeypatch, sigint):
+    monkeypatch.setattr(signal, "getsignal", lambda sig: sigint)
+    with pytest.raises(KeyboardInterrupt):
+        _SigtermAsCtrlC()(signal.SIGTERM, None)
+
+
+def _study(tmp_path, executor: str, epochs: int) -> Path:
+    raw = json.loads(json.dumps(TINY))
+    raw["resources"]["executor"] = executor
+    raw["train"]["epochs"] = epochs
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _records(out: Path) -> list[dict]:
+    path = out / "records.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _ignore_sigint() -> None:  # as bash does for a background job of a script
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_with_sigterm(tmp_path, path: Path, times: int) -> tuple[int, str, dict]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rcl_study.run", str(path), "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_ignore_sigint,
+    )
+    out = tmp_path / "runs/tiny"
+    deadline = time.time() + 300
+    while not _records(out) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)  # into the next trial
+    for _ in range(times):
+        proc.send_signal(signal.SIGTERM)  # to the driver only, as a batch script's trap does
+        time.sleep(0.2)
+    try:
+        _, err = proc.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return proc.returncode, err, {r["trial_id"]: r["finished"] for r in _records(out)}
+
+
+def _resume(tmp_path, path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "rcl_study.run", str(path), "--resume", "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _check_stop_and_resume(tmp_path, path, code, err, before):
+    why = f"exit {code}, records {sorted(before)}, stderr:\n{err[-3000:]}"
+    assert code == 130, why
+    assert f"finish with: python -m rcl_study.run {path} --resume" in err, why
+    assert "Traceback" not in err and "SIGTERM received" not in err, why
+    assert 1 <= len(before) < 4, why
+    out = tmp_path / "runs/tiny"
+    assert all(r["status"] == "ok" for r in _records(out)), why  # no trial blamed for the stop
+    assert not (out / "driver.lock").exists(), why
+    resumed = _resume(tmp_path, path)
+    why += f"\n--resume: exit {resumed.returncode}, stderr:\n{resumed.stderr[-3000:]}"
+    assert resumed.returncode == 0, why
+    after = _records(out)
+    assert sorted(r["trial_id"] for r in after) == TRIALS, why  # each trial once
+    for r in after:
+        if r["trial_id"] in before:
+            assert r["finished"] == before[r["trial_id"]], why
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_local_study_like_ctrl_c(tmp_path):
+    path = _study(tmp_path, "local", epochs=20)
+    code, err, before = _stop_with_sigterm(tmp_path, path, times=1)
+    _check_stop_and_resume(tmp_path, path, code, err, before)
+
+
+@pytest.mark.slow
+def test_sigterm_twice_stops_a_ray_study_gracefully(tmp_path):
+    pytest.importorskip("ray")
+    path = _study(tmp_path, "ray", epochs=30)
+    code, err, before = _stop_with_sigterm(tmp_path, path, times=2)
+    assert "stopping the running trials" in err, f"exit {code}, stderr:\n{err[-3000:]}"
+    _check_stop_and_resume(tmp_path, path, code, err, before)
