@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.processes import free_port, kill_marked
+
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 SBATCH = ROOT / "scripts/slurm/study.sbatch"
 TINY = ROOT / "scripts/slurm/tiny.yaml"
@@ -176,12 +178,6 @@ def test_a_driver_that_fails_is_not_requeued(fake_slurm, tmp_path):
 # ------------------------------------------------------------- a real one-node Slurm cluster
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 SLURM_CONF = """\
 ClusterName=rcltest
 SlurmctldHost={host}
@@ -223,22 +219,6 @@ def _munge_works() -> bool:
     return enc.returncode == 0 and dec.returncode == 0
 
 
-def _kill_marked(marker: str) -> None:
-    """SIGKILL every process whose command line names ``marker`` (this test's Ray only)."""
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmd:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-
 @pytest.fixture
 def slurm_cluster(tmp_path):
     """env for sbatch & co: a slurmctld and a slurmd on this machine, stopped afterwards."""
@@ -257,8 +237,8 @@ def slurm_cluster(tmp_path):
     conf.write_text(
         SLURM_CONF.format(
             host=host,
-            ctld_port=_free_port(),
-            d_port=_free_port(),
+            ctld_port=free_port(),
+            d_port=free_port(),
             auth=auth,
             dir=conf_dir,
             cpus=2,
@@ -312,7 +292,7 @@ def slurm_cluster(tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        _kill_marked(ray_tmp)
+        kill_marked(ray_tmp)
         shutil.rmtree(conf_dir, ignore_errors=True)
         shutil.rmtree(ray_tmp, ignore_errors=True)
 

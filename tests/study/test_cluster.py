@@ -24,18 +24,13 @@ import pytest
 from rcl_study.study import cluster as adapter
 from rcl_study.trials.folder import StudyFolder
 from tests.conftest import TINY_STUDY, Only, run_cli
+from tests.helpers.processes import free_port, kill_marked
 
 #: this file's tiny study: two trials (margin off and on, one seed)
 TINY_HERE = {
     "loss": Only(preset="bcl+rcl", margin=0.5),
     "study": {"components": ["margin"], "seeds": [0]},
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Server:
@@ -123,18 +118,7 @@ def _stop_cluster(head: subprocess.Popen, temp_dir: str) -> None:
     except ProcessLookupError:
         pass
     head.wait()
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if temp_dir.encode() in cmd:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    kill_marked(temp_dir)
 
 
 @pytest.fixture
@@ -143,7 +127,7 @@ def ray_head(tmp_path):
     token = tmp_path / "auth_token"
     token.write_text(secrets.token_hex(32))
     temp_dir = tempfile.mkdtemp(prefix="rclc", dir="/tmp")  # short: Unix socket paths are
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "RAY_AUTH_TOKEN_PATH": str(token)}
     env.pop("RAY_AUTH_MODE", None)
     env.pop("RAY_ADDRESS", None)

@@ -22,6 +22,7 @@ import yaml
 
 from rcl_study.trials.folder import StudyFolder
 from tests.conftest import TINY_STUDY
+from tests.helpers.processes import free_port, kill_marked
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +36,6 @@ TINY = TINY_STUDY(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _kill_tree(proc: subprocess.Popen, marker: str) -> None:
     """Stop one node: its session, then any process whose command line names ``marker``."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -49,18 +44,7 @@ def _kill_tree(proc: subprocess.Popen, marker: str) -> None:
             proc.wait(timeout=30)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             pass
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmd:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    kill_marked(marker)
 
 
 class Cluster:
@@ -70,7 +54,7 @@ class Cluster:
         token = tmp_path / "auth_token"
         token.write_text(secrets.token_hex(32))
         self.temp_dir = tempfile.mkdtemp(prefix="rcln", dir="/tmp")
-        self.port = _free_port()
+        self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
