@@ -179,11 +179,12 @@ def run_unit(
     unit = unit_of(config, study, units)
     folder = StudyFolder(out_dir)
     res = study.resources
+    resolve = Resolver(study)  # each member's config validated once in this process
     plan = unit.members[0]
-    expected = config_hash(Resolver(study)(plan)[1])
-    if res.workers > 1 and not unit.is_pack and stored_result(folder, plan, expected) is None:
-        _run_data_parallel(plan, study, out_dir, res)
-        return
+    if res.workers > 1 and not unit.is_pack:
+        if stored_result(folder, plan, config_hash(resolve(plan)[1])) is None:
+            _run_data_parallel(plan, study, out_dir, res)
+            return
     restored = restore(unit, folder)
     log = LogBuffer()
     if restored is not None:
@@ -191,7 +192,7 @@ def run_unit(
     # checkpoints go to Ray only with a storage every node reaches (resources.storage)
     checkpoint = workdir(unit, folder) / CHECKPOINT if res.storage else None
     report = tune_report(unit, tune.report, checkpoint, log)
-    results = train_unit(unit, Resolver(study), folder, report, int(res.cpus_per_trial), log)
+    results = train_unit(unit, resolve, folder, report, int(res.cpus_per_trial), log)
     if restored is not None:  # the record says the trial restarted from Ray's storage
         for result in results.values():
             result["resumed_from_epoch"] = restored
