@@ -28,11 +28,30 @@ METRIC_INFO: dict[str, tuple[str, tuple[float, float] | None]] = {
     "few_acc": ("max", (0.0, 1.0)),
     "top1_lossless": ("max", (0.0, 1.0)),
     "balanced_acc_lossless": ("max", (0.0, 1.0)),
+    # test score at the epoch chosen on validation (rcl_study.trainer.evaluation.chosen_of)
+    "chosen_top1": ("max", (0.0, 1.0)),
+    "chosen_balanced_acc": ("max", (0.0, 1.0)),
+    # old records: the maximum over evaluations, chosen on the test set (optimistic)
     "best_top1": ("max", (0.0, 1.0)),
     "best_balanced_acc": ("max", (0.0, 1.0)),
     "compactness": ("max", (-1.0, 1.0)),
     # sd (degrees) of the pairwise angles between class means; 0 = all equal (equiangular)
     "equiangular_gap_deg": ("min", (0.0, 180.0)),
 }
+#: the metrics an evaluation also computes on the validation split, as ``val_`` + name
+VALIDATED = ("top1", "balanced_acc", "many_acc", "medium_acc", "few_acc")
+
+
+def selection_metric(metric: str, has_validation: bool) -> str:
+    """The key every choice about ``metric`` is made on: ``val_<metric>`` when validated.
+
+    A grid's best value, a search's objective (Optuna, ASHA) and the best epoch all read this
+    key; ``metric`` itself (the test score) is only reported. Without a validation split
+    (``data.val_per_class: 0``) or for a metric without a validation counterpart, the test key
+    is returned: the caller must then say the choice was made on test.
+    """
+    return f"val_{metric}" if has_validation and metric in VALIDATED else metric
+
+
 #: metric keys renamed since records were first written: old -> new (old records stay readable)
 RENAMED_METRICS = {"balancedness": "equiangular_gap_deg"}

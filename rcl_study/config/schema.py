@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from rcl_study.config.base import (
     Strict,
@@ -20,6 +20,7 @@ from rcl_study.config.base import (
     registered,
 )
 from rcl_study.config.errors import ConfigError, format_error
+from rcl_study.config.metrics import VALIDATED, selection_metric
 from rcl_study.config.resources_section import ResourcesConfig
 from rcl_study.config.study_section import StudyConfig
 from rcl_study.losses.presets import PRESETS
@@ -43,6 +44,14 @@ class DataConfig(Strict):
     augment: Literal["auto", "autoaugment", "bcl", "crop_flip", "crop", "none"] = "auto"
     max_per_class: int | None = Field(None, ge=1)
     test_limit: int | None = Field(None, ge=1)
+    #: images of the head class before the long tail (default: the source's largest class;
+    #: digits_lt its smallest): 300 at IR 100 keeps 300, 179, ..., 3 images per class
+    head_images: int | None = Field(None, ge=1, le=10_000_000)
+    #: validation images per class, class-balanced, disjoint from training and test (see
+    #: docs/recipe.md, "Validation split"); 0: no validation split (choices fall back to test)
+    val_per_class: int = Field(20, ge=0, le=100_000)
+    #: a list dataset's validation list file (ImageNet-LT, iNaturalist and Places-LT ship one)
+    val_list: str | None = None
     workers: int = Field(4, ge=0)
 
     @field_validator("split_seed")
@@ -160,6 +169,22 @@ class StudyFile(Strict):
     study: StudyConfig = Field(default_factory=StudyConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+
+    @model_validator(mode="after")
+    def _search_chooses_on_validation(self) -> StudyFile:
+        metric = self.study.metric
+        if self.study.kind == "search" and self.data.val_per_class > 0 and metric not in VALIDATED:
+            raise ValueError(
+                f"study.metric: a search chooses on the validation split, and '{metric}' has no "
+                f"validation counterpart; use one of {', '.join(VALIDATED)} (or set "
+                "data.val_per_class: 0 to choose on test, optimistic)"
+            )
+        return self
+
+    @property
+    def selection_metric(self) -> str:
+        """The key the study's choices read (``val_<study.metric>``; see ``selection_metric``)."""
+        return selection_metric(self.study.metric, self.data.val_per_class > 0)
 
     @property
     def output_dir(self) -> Path:

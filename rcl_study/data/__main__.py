@@ -52,6 +52,18 @@ def _parser() -> argparse.ArgumentParser:
         help="seed of the images kept in each class (data.split_seed; default 0)",
     )
     p.add_argument(
+        "--val-per-class",
+        type=int,
+        default=20,
+        help="validation images per class, stored as val_x/val_y (data.val_per_class; 0: none)",
+    )
+    p.add_argument(
+        "--head-images",
+        type=int,
+        default=None,
+        help="images of the head class before the long tail (data.head_images)",
+    )
+    p.add_argument(
         "--download",
         action="store_true",
         help="fetch CIFAR or Fashion-MNIST into --root when absent (needs a network)",
@@ -75,6 +87,8 @@ def export(argv: list[str] | None = None) -> int:
             profile=a.profile,
             split_seed=a.split_seed,
             download=a.download,
+            val_per_class=a.val_per_class,
+            head_images=a.head_images,
         )
         data = load_data(cfg)
     except (DataError, ValueError) as err:
@@ -88,6 +102,8 @@ def export(argv: list[str] | None = None) -> int:
         return 2
     out = Path(a.out)
     extra = {"test_mask": data.test_mask} if data.test_mask is not None else {}
+    if data.val_y is not None:
+        extra.update(val_x=data.val_x, val_y=data.val_y)
     save = np.savez if out.suffix == ".xz" else np.savez_compressed
     buffer = io.BytesIO()
     save(
@@ -113,7 +129,9 @@ def export(argv: list[str] | None = None) -> int:
         return 2
     print(
         f"wrote {out}: {len(data.train_y)} training images "
-        f"{data.train_counts.tolist()}, {len(data.test_y)} test images"
+        f"{data.train_counts.tolist()}, "
+        f"{0 if data.val_y is None else len(data.val_y)} validation and "
+        f"{len(data.test_y)} test images"
     )
     return 0
 

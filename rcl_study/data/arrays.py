@@ -52,8 +52,9 @@ def read_arrays(path: Path) -> Split:
     """Read an ``.npz`` with uint8 ``train_x``, ``train_y``, ``test_x``, ``test_y``.
 
     Optional arrays: ``test_mask``, ``train_index`` and ``imbalance_ratio`` (as ``export`` writes
-    them). Shapes, dtypes and sizes are checked from the file's headers before any array is
-    loaded, and the labels before anything is sized by them.
+    them), and a validation set ``val_x`` / ``val_y`` (both or neither). Shapes, dtypes and sizes
+    are checked from the file's headers before any array is loaded, and the labels before
+    anything is sized by them.
     """
     need(path, "an .npz file with train_x, train_y, test_x, test_y", "the arrays")
     try:
@@ -75,7 +76,11 @@ def read_arrays(path: Path) -> Split:
         for k in ARRAY_KEYS:
             if k not in heads:
                 raise DataError(f"{path}: missing array '{k}' (has {sorted(heads)})")
-        for k in ("train_x", "test_x"):
+        if ("val_x" in heads) != ("val_y" in heads):
+            raise DataError(f"{path}: 'val_x' and 'val_y' come together (has {sorted(heads)})")
+        for k in ("train_x", "test_x", "val_x"):
+            if k not in heads:
+                continue
             shape, dtype = heads[k]
             # a zero-stride stand-in of the declared shape: checked before anything is allocated
             ghost = np.lib.stride_tricks.as_strided(np.zeros(1, dtype), shape, (0,) * len(shape))
@@ -90,15 +95,15 @@ def read_arrays(path: Path) -> Split:
         raise DataError(
             f"{path}: corrupt or truncated .npz ({type(err).__name__}: {err})"
         ) from None
-    for k in ("train_x", "test_x"):
-        out[k] = check_images(out[k], path, k)
-    out["train_y"] = check_labels(out["train_y"], path, "train_y", len(out["train_x"]))
-    out["test_y"] = check_labels(out["test_y"], path, "test_y", len(out["test_x"]))
-    if out["train_x"].shape[1:] != out["test_x"].shape[1:]:
-        raise DataError(
-            f"{path}: 'train_x' images {out['train_x'].shape[1:]} and 'test_x' images "
-            f"{out['test_x'].shape[1:]} differ in size or channels"
-        )
+    parts = ("train", "test", "val") if "val_x" in out else ("train", "test")
+    for p in parts:
+        out[f"{p}_x"] = check_images(out[f"{p}_x"], path, f"{p}_x")
+        out[f"{p}_y"] = check_labels(out[f"{p}_y"], path, f"{p}_y", len(out[f"{p}_x"]))
+        if out[f"{p}_x"].shape[1:] != out["train_x"].shape[1:]:
+            raise DataError(
+                f"{path}: 'train_x' images {out['train_x'].shape[1:]} and '{p}_x' images "
+                f"{out[f'{p}_x'].shape[1:]} differ in size or channels"
+            )
     mask = out.get("test_mask")
     if mask is not None and (mask.dtype != np.bool_ or mask.shape != out["test_y"].shape):
         raise DataError(f"{path}: 'test_mask' must be bool of shape {out['test_y'].shape}")
@@ -110,4 +115,6 @@ def read_arrays(path: Path) -> Split:
         test_mask=mask,
         train_index=idx,
         imbalance_ratio=out.get("imbalance_ratio"),
+        val_x=out.get("val_x"),
+        val_y=out.get("val_y"),
     )

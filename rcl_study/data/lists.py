@@ -40,17 +40,33 @@ def read_list_file(path: Path, num_classes: int | None) -> tuple[list[str], np.n
 
 
 def read_lists(
-    root: Path, train_list: str, test_list: str, num_classes: int | None, image_size: int
+    root: Path,
+    train_list: str,
+    test_list: str,
+    num_classes: int | None,
+    image_size: int,
+    val_list: str | None = None,
 ) -> Split:
-    """Both list files (relative to ``root`` unless absolute), every named image checked present.
+    """The list files (relative to ``root`` unless absolute), every named image checked present.
 
     The images stay on disk (:class:`ListImages`, decoded at ``image_size``); the split is marked
-    already long-tailed.
+    already long-tailed. ``val_list`` (optional) is the dataset's official validation list.
     """
     rel = lambda p: Path(p) if Path(p).is_absolute() else root / p  # noqa: E731
     tr_paths, tr_y = read_list_file(rel(train_list), num_classes)
     te_paths, te_y = read_list_file(rel(test_list), num_classes)
-    for lst, paths in ((train_list, tr_paths), (test_list, te_paths)):
+    lists = [(train_list, tr_paths), (test_list, te_paths)]
+    va_paths, va_y = None, None
+    if val_list:
+        va_paths, va_y = read_list_file(rel(val_list), num_classes)
+        lists.append((val_list, va_paths))
+        shared = set(va_paths) & (set(tr_paths) | set(te_paths))
+        if shared:
+            raise DataError(
+                f"{rel(val_list)}: {len(shared)} image(s) also in the training or test list, "
+                f"e.g. '{sorted(shared)[0]}'; the validation set must be disjoint from both"
+            )
+    for lst, paths in lists:
         missing = [p for p in paths if not (root / p).is_file()]
         if missing:
             raise DataError(
@@ -63,4 +79,6 @@ def read_lists(
         test_x=ListImages(root, te_paths, image_size),
         test_y=te_y,
         already_long_tailed=True,
+        val_x=ListImages(root, va_paths, image_size) if va_paths is not None else None,
+        val_y=va_y,
     )

@@ -27,7 +27,12 @@ from rcl_study.data.cifar import read_cifar
 from rcl_study.data.digits import read_digits
 from rcl_study.data.fashion_mnist import read_fashion_mnist
 from rcl_study.data.lists import read_lists
-from rcl_study.data.longtail import class_counts, long_tail_indices, stratified_subset
+from rcl_study.data.longtail import (
+    class_counts,
+    long_tail_split,
+    stratified_holdout,
+    stratified_subset,
+)
 from rcl_study.data.types import ListImages, LTData, Split
 
 
@@ -43,7 +48,9 @@ def _lists(cfg) -> Split:
     root = _root(cfg)
     if not cfg.train_list or not cfg.test_list:
         raise DataError(f"{cfg.dataset} needs data.train_list and data.test_list (list files)")
-    return read_lists(root, cfg.train_list, cfg.test_list, cfg.num_classes, cfg.image_size)
+    return read_lists(
+        root, cfg.train_list, cfg.test_list, cfg.num_classes, cfg.image_size, cfg.val_list
+    )
 
 
 def read_digits_lt(cfg) -> Split:
@@ -79,6 +86,9 @@ def read_arrays_file(cfg) -> Split:
     return read_arrays(Path(cfg.path or _root(cfg)).expanduser())
 
 
+#: datasets read from list files (``data.train_list``, ``data.test_list``, ``data.val_list``)
+LIST_DATASETS = ("imagenet_lt", "inaturalist", "places_lt")
+
 #: the built-in readers by ``data.dataset`` (``rcl_study.registry`` holds these and plugins')
 READERS: dict[str, Callable[..., Split]] = {
     "digits_lt": read_digits_lt,
@@ -109,7 +119,7 @@ def check_data_present(cfg) -> None:
         need.append(root)
         if not cfg.train_list or not cfg.test_list:
             raise DataError(f"{cfg.dataset} needs data.train_list and data.test_list (list files)")
-        for lst in (cfg.train_list, cfg.test_list):
+        for lst in (cfg.train_list, cfg.test_list, cfg.val_list):
             if lst:
                 need.append(Path(lst) if Path(lst).is_absolute() else root / lst)
     elif cfg.dataset == "arrays":
@@ -157,19 +167,65 @@ def load_data(cfg) -> LTData:
             f"but data.imbalance_ratio is {cfg.imbalance_ratio:g}; re-export or change the ratio"
         )
     as_is = cfg.dataset == "arrays" and cfg.imbalance_ratio == 1  # a file used as it is
+    k = cfg.val_per_class
+    val_x, val_y, val_source = raw.val_x, raw.val_y, "none"
+    if val_y is not None and k > 0:
+        if len(val_y) and val_y.max() >= num_classes:
+            raise DataError(f"{cfg.dataset}: validation labels outside [0, {num_classes})")
+        val_source = "shipped with the data (val_x/val_y or data.val_list)"
+    elif k == 0:
+        val_x = val_y = None
     if raw.already_long_tailed or stored_ir is not None or as_is:
         keep = raw.train_index if raw.train_index is not None else np.arange(len(train_y))
         train_x, train_y_kept = raw.train_x, train_y
+        if k > 0 and val_y is None:  # nothing discarded to draw from: hold out a stratified part
+            try:
+                rest, held = stratified_holdout(train_y, k, seed=cfg.split_seed or 0)
+            except ValueError as err:
+                hint = "; or give data.val_list" if cfg.dataset in LIST_DATASETS else ""
+                raise DataError(f"data.val_per_class: {cfg.dataset}: {err}{hint}") from None
+            val_x, val_y = _take(train_x, held), train_y[held]
+            train_x, train_y_kept, keep = (
+                _take(train_x, rest),
+                train_y[rest],
+                np.asarray(keep)[rest],
+            )
+            val_source = f"held out: {k} training images per class (seeded, stratified)"
     else:
+        source_x, offset = raw.train_x, np.arange(len(train_y))
+        if cfg.dataset == "digits_lt" and k > 0 and val_y is None:
+            # digits' head is its smallest class, which the long tail keeps whole: the
+            # validation part is held out (stratified) before the long tail is drawn, so the
+            # imbalance ratio stays exact
+            try:
+                offset, held = stratified_holdout(train_y, k, seed=cfg.split_seed or 0)
+            except ValueError as err:
+                raise DataError(f"data.val_per_class: {cfg.dataset}: {err}") from None
+            val_x, val_y = raw.train_x[held], train_y[held]
+            source_x, train_y = raw.train_x[offset], train_y[offset]
+            val_source = f"held out: {k} training images per class (seeded, stratified)"
         per_class = np.bincount(train_y, minlength=num_classes)
         n_max = int(per_class.min() if cfg.dataset == "digits_lt" else per_class.max())
+        if cfg.head_images is not None:
+            if cfg.head_images > n_max:
+                raise DataError(
+                    f"data.head_images: {cfg.head_images} is more than the {n_max} images the "
+                    f"head class of {cfg.dataset} has"
+                )
+            n_max = cfg.head_images
+        draw = k if val_y is None else 0  # digits: 0, its validation part is held out above
         try:
             counts = class_counts(n_max, num_classes, cfg.imbalance_ratio, cfg.profile)
-            idx = long_tail_indices(train_y, counts, seed=cfg.split_seed or 0)
+            idx, held, moved = long_tail_split(train_y, counts, draw, seed=cfg.split_seed or 0)
         except ValueError as err:
-            raise DataError(f"data.imbalance_ratio: {cfg.dataset}: {err}") from None
-        keep = idx
-        train_x, train_y_kept = raw.train_x[idx], train_y[idx]
+            raise DataError(f"data.imbalance_ratio/val_per_class: {cfg.dataset}: {err}") from None
+        keep = offset[idx]
+        train_x, train_y_kept = source_x[idx], train_y[idx]
+        if draw:
+            val_x, val_y = source_x[held], train_y[held]
+            val_source = f"{k} per class from the training images the long tail discarded" + (
+                f" ({moved} from the head's kept images)" if moved else ""
+            )
     counts_now = np.bincount(train_y_kept, minlength=num_classes)
     if (counts_now == 0).any():
         raise DataError(
@@ -186,7 +242,17 @@ def load_data(cfg) -> LTData:
         test_x, test_y = _take(test_x, sub), test_y[sub]
         mask = mask[sub] if mask is not None else None
     return LTData(
-        cfg.dataset, train_x, train_y_kept, test_x, test_y, num_classes, np.asarray(keep), mask
+        cfg.dataset,
+        train_x,
+        train_y_kept,
+        test_x,
+        test_y,
+        num_classes,
+        np.asarray(keep),
+        mask,
+        val_x=val_x,
+        val_y=val_y,
+        val_source=val_source,
     )
 
 

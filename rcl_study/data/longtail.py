@@ -57,6 +57,67 @@ def long_tail_indices(labels: np.ndarray, counts: list[int], seed: int = 0) -> n
     return np.concatenate(keep)
 
 
+def long_tail_split(
+    labels: np.ndarray, counts: list[int], val_per_class: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The kept training indices and a class-balanced validation set from the discarded images.
+
+    Each class's indices are shuffled exactly as :func:`long_tail_indices` does (one
+    ``RandomState(seed)``, class order), so the kept images are the published LDAM-DRW split;
+    the validation images are the next ``val_per_class`` of the same shuffled order, i.e. images
+    the long-tailed subsampling discarded. A class with fewer than ``val_per_class`` discarded
+    images (the head class keeps all of its images) gives the missing ones from the end of its
+    kept images, which then leave training.
+
+    Returns ``(keep, val, moved)``: ``moved`` is how many images left training that way (0 for
+    every class whose discarded images suffice).
+    """
+    if val_per_class < 0:
+        raise ValueError(f"val_per_class must be >= 0, got {val_per_class}")
+    labels = np.asarray(labels)
+    rng = np.random.RandomState(seed)
+    keep, val, moved = [], [], 0
+    for c, n_c in enumerate(counts):
+        idx = np.where(labels == c)[0]
+        if len(idx) < n_c:
+            raise ValueError(f"class {c} has {len(idx)} images, fewer than the {n_c} asked for")
+        if len(idx) < val_per_class + 1:
+            raise ValueError(
+                f"class {c} has {len(idx)} images: too few for {val_per_class} validation "
+                "images and one training image (lower data.val_per_class)"
+            )
+        rng.shuffle(idx)
+        n_train = min(n_c, len(idx) - val_per_class)
+        moved += n_c - n_train
+        keep.append(idx[:n_train])
+        val.append(idx[n_train : n_train + val_per_class])
+    return np.concatenate(keep), np.concatenate(val), moved
+
+
+def stratified_holdout(
+    labels: np.ndarray, per_class: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(rest, held)``: ``per_class`` seeded random indices of each class held out, sorted.
+
+    For training sets used as they are (exported or already long-tailed files without a
+    validation part); every class must keep at least one training image.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.RandomState(seed)
+    held = []
+    for c in np.unique(labels):
+        idx = np.where(labels == c)[0]
+        if len(idx) < per_class + 1:
+            raise ValueError(
+                f"class {c} has {len(idx)} training images: too few to hold out {per_class} "
+                "for validation and keep one (lower data.val_per_class, or give a validation set)"
+            )
+        held.append(rng.permutation(idx)[:per_class])
+    held_idx = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    rest = np.setdiff1d(np.arange(len(labels)), held_idx)
+    return rest, held_idx
+
+
 def shot_groups(train_counts: np.ndarray | list[int]) -> dict[str, np.ndarray]:
     """Class indices of the many- (> 100), medium- (20..100) and few-shot (< 20) groups."""
     counts = np.asarray(train_counts)

@@ -65,7 +65,8 @@ class Split:
     Every reader returns one. ``test_mask`` marks a trusted test subset (CIFAR-10's lossless
     images) when the source has one; ``train_index`` and ``imbalance_ratio`` are what an exported
     ``arrays`` file stored (``imbalance_ratio`` as stored, a 0-d array); ``already_long_tailed``
-    marks sources used as they are (list files).
+    marks sources used as they are (list files); ``val_x`` / ``val_y`` are a validation set the
+    source ships (a list dataset's ``val_list``, an ``arrays`` file's ``val_x`` / ``val_y``).
     """
 
     train_x: np.ndarray | ListImages
@@ -76,6 +77,8 @@ class Split:
     train_index: np.ndarray | None = None
     imbalance_ratio: np.ndarray | None = None
     already_long_tailed: bool = False
+    val_x: np.ndarray | ListImages | None = None
+    val_y: np.ndarray | None = None
 
     def __getitem__(self, key: str) -> object:
         """``split["train_y"]`` is ``split.train_y``: read access for code written for dicts."""
@@ -86,11 +89,14 @@ class Split:
 
 @dataclass
 class LTData:
-    """A long-tailed training split and a (balanced) test set.
+    """A long-tailed training split, a validation set and a (balanced) test set.
 
-    ``train_x``/``test_x`` are uint8 ``[N, H, W, C]`` arrays (or :class:`ListImages`);
+    ``train_x``/``val_x``/``test_x`` are uint8 ``[N, H, W, C]`` arrays (or :class:`ListImages`);
     ``train_index`` are the kept images' indices in the source training set; ``test_mask`` marks a
-    trusted test subset (the lossless CIFAR-10 images) when the data has one.
+    trusted test subset (the lossless CIFAR-10 images) when the data has one. The validation set
+    (what every choice is made on) is disjoint from both; ``val_source`` says where it came from.
+    ``val_x`` is None only when ``data.val_per_class`` is 0 (no validation: choices fall back to
+    the test set, and say so).
     """
 
     name: str
@@ -102,6 +108,9 @@ class LTData:
     train_index: np.ndarray
     test_mask: np.ndarray | None = None
     class_names: list[str] = field(default_factory=list)
+    val_x: np.ndarray | ListImages | None = None
+    val_y: np.ndarray | None = None
+    val_source: str = "none"
 
     @property
     def train_counts(self) -> np.ndarray:

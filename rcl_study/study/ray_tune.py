@@ -124,7 +124,8 @@ class _Recorder(tune.Callback):
         restarts = int(getattr(trial, "num_failures", 0) or 0)
         for result in results.values() if restarts else ():
             result["restarts"] = restarts  # Tune restarted it (e.g. its node died)
-        partial = {k: v for k, v in last.items() if k in ("top1", "balanced_acc", "epoch", "loss")}
+        keep = ("top1", "balanced_acc", "val_top1", "val_balanced_acc", "epoch", "loss")
+        partial = {k: v for k, v in last.items() if k in keep}
         wall = time.time() - self.started.get(trial.trial_id, time.time())
         # stopped by Ctrl-C before finishing: not recorded, it runs again on --resume
         finished_only = bool(self.interrupt and self.interrupt.set)
@@ -210,7 +211,7 @@ class RayExecutor:
         res = study.resources
         kwargs: dict[str, Any] = {
             "num_samples": request.n_trials,
-            "metric": study.study.metric,
+            "metric": study.selection_metric,  # val_<metric>: chosen on validation
             "mode": study.study.mode,
             "search_alg": _optuna_searcher(study, folder.root, request),
         }
@@ -287,7 +288,7 @@ def _optuna_searcher(cfg: StudyFile, out_dir: Path, search: SearchRequest):
     storage = optuna_storage(cfg, out_dir)
     return OptunaSearch(
         space=search.distributions,
-        metric=cfg.study.metric,
+        metric=cfg.selection_metric,  # val_<metric>: Optuna never sees the test score
         mode=cfg.study.mode,
         sampler=sampler,
         storage=storage,

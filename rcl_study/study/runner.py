@@ -394,17 +394,26 @@ def _run_search(
         request = SearchRequest(dists, remaining, enqueue[:remaining], n_search + len(enqueue))
         executor.search(cfg, request, folder, book)
     records = folder.records()
-    scored = [
-        r
-        for r in records
-        if r.variant == "search" and r.ok and r.metrics.get(cfg.study.metric) is not None
-    ]
-    if not scored:
+    best = best_search_trial(records, cfg.selection_metric, cfg.study.mode)
+    if best is None:
         return
-    pick = max if cfg.study.mode == "max" else min
-    best = pick(scored, key=lambda r: r.metrics[cfg.study.metric])
     plans = [TrialPlan(f"best__s{s}", "best", s, best.overrides) for s in report_seeds]
     done = folder.done_ids(cfg.study.retries)
     todo = [Unit.single(p) for p in plans if p.trial_id not in done]
     if todo:
         executor.run(cfg, todo, folder, book)
+
+
+def best_search_trial(records: list[TrialRecord], key: str, mode: str) -> TrialRecord | None:
+    """The finished search trial with the best ``key`` (the validation score: never the test's).
+
+    ``key`` is the study's :attr:`~rcl_study.config.schema.StudyFile.selection_metric`; the first
+    of equal bests wins; None when no search trial has finished with a score.
+    """
+    scored = [
+        r
+        for r in records
+        if r.variant == "search" and r.ok and isinstance(r.metrics.get(key), (int, float))
+    ]
+    pick = max if mode == "max" else min
+    return pick(scored, key=lambda r: r.metrics[key]) if scored else None

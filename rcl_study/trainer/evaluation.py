@@ -1,7 +1,9 @@
-"""Evaluation of a trial: test metrics in float32, and what the trial reports from them.
+"""Evaluation of a trial: test and validation metrics in float32, and what the trial reports.
 
-:func:`evaluation` adds one entry per evaluation to the trial's history, :func:`best_of` picks the
-best entry, and :func:`finish_result` assembles what ``train_trial`` returns.
+:func:`evaluation` adds one entry per evaluation to the trial's history (test metrics under their
+names, validation metrics under ``val_`` + name), :func:`chosen_of` picks the evaluation with the
+best VALIDATION score (never the test score), and :func:`finish_result` assembles what
+``train_trial`` returns.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from rcl_study.config.metrics import VALIDATED
 from rcl_study.trainer.metrics import classification_metrics, feature_measures
 from rcl_study.trainer.setup import Trial
 
@@ -38,11 +41,13 @@ def evaluate(
     device,
     mask: np.ndarray | None = None,
     batch_size: int = 512,
+    features: bool = True,
 ) -> dict[str, Any]:
     """Accuracy metrics (raw logits) and feature-space measures on a test set, in float32.
 
     ``model`` should be the plain module (``Net.core``): autocast is switched off here, but a
-    forward still wrapped by Accelerate's mixed precision would switch it back on.
+    forward still wrapped by Accelerate's mixed precision would switch it back on. ``features``:
+    also the feature-space measures (compactness, equiangular gap).
     """
     device = torch.device(device)
     model.eval()
@@ -57,34 +62,49 @@ def evaluate(
     model.train()
     y_pred = torch.cat(preds).numpy()
     out = classification_metrics(labels, y_pred, train_counts, mask)
-    out.update(feature_measures(torch.cat(feats), torch.as_tensor(labels), len(train_counts)))
+    if features:
+        out.update(feature_measures(torch.cat(feats), torch.as_tensor(labels), len(train_counts)))
     return out
 
 
+#: the validation metrics an evaluation adds, each as ``val_`` + name (declared with the metrics)
+VAL_KEYS = VALIDATED
+
+
 def evaluate_trial(trial: Trial) -> dict[str, Any]:
-    """:func:`evaluate` of the trial's network on its test set."""
+    """:func:`evaluate` of the trial's network on its test set, plus ``val_*`` on validation.
+
+    The validation metrics (:data:`VAL_KEYS`) are absent when the trial has no validation set
+    (``data.val_per_class: 0``).
+    """
     d = trial.data
-    return evaluate(
-        trial.net.core, d.test_x, d.test_y, d.counts_np, d.mean, d.std, trial.device, d.test_mask
-    )
+    core, dev = trial.net.core, trial.device
+    out = evaluate(core, d.test_x, d.test_y, d.counts_np, d.mean, d.std, dev, d.test_mask)
+    if d.val_x is not None and d.val_y is not None:
+        val = evaluate(core, d.val_x, d.val_y, d.counts_np, d.mean, d.std, dev, features=False)
+        out.update({f"val_{k}": val[k] for k in VAL_KEYS if k in val})
+    return out
 
 
-BEST_KEYS = ("top1", "balanced_acc")
+CHOSEN_KEYS = ("top1", "balanced_acc")
 
 
-def best_of(history: list[dict[str, Any]]) -> dict[str, Any]:
-    """The best evaluation of ``history`` (optimistic: chosen on the test set).
+def chosen_of(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The evaluation chosen on VALIDATION, per metric, and its test score.
 
-    Returns ``best_top1``, ``best_balanced_acc`` (the maximum over evaluations) and
-    ``best_epoch_top1``, ``best_epoch_balanced_acc`` (the first epoch reaching it); None when no
-    evaluation has the metric.
+    For each ``m`` of :data:`CHOSEN_KEYS`: ``chosen_epoch_<m>`` is the first epoch with the
+    highest ``val_<m>``, ``chosen_val_<m>`` that validation score and ``chosen_<m>`` the TEST
+    ``<m>`` at that epoch (what a paper reports for the best epoch without looking at the test
+    set). None when no evaluation has a validation score (no validation split): nothing is then
+    chosen, in particular not on the test set.
     """
     out: dict[str, Any] = {}
-    for key in BEST_KEYS:
-        scored = [h for h in history if isinstance(h.get(key), (int, float))]
-        best = max(scored, key=lambda h: h[key], default=None)  # first of equal maxima
-        out[f"best_{key}"] = best[key] if best else None
-        out[f"best_epoch_{key}"] = best["epoch"] if best else None
+    for key in CHOSEN_KEYS:
+        scored = [h for h in history if isinstance(h.get(f"val_{key}"), (int, float))]
+        best = max(scored, key=lambda h: h[f"val_{key}"], default=None)  # first of equal maxima
+        out[f"chosen_{key}"] = best.get(key) if best else None
+        out[f"chosen_val_{key}"] = best[f"val_{key}"] if best else None
+        out[f"chosen_epoch_{key}"] = best["epoch"] if best else None
     return out
 
 
@@ -119,16 +139,23 @@ def progress_line(name: str, epochs: int, metrics: dict[str, Any]) -> str:
 
 
 def finish_result(trial: Trial, result: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    """``result`` (status, reason, device) completed with the last metrics, history and best."""
-    history = trial.history
+    """``result`` (status, reason, device) completed with the last metrics and history.
+
+    Also the validation-chosen evaluation (:func:`chosen_of`) and the split sizes (``n_train``,
+    ``n_val``, ``n_test``).
+    """
+    history, d = trial.history, trial.data
     result.update(metrics)
     result.update(
         history=history,
         epoch=history[-1]["epoch"] if history else 0,
-        train_counts=trial.data.counts_np.tolist(),
+        train_counts=d.counts_np.tolist(),
         loss_spec=trial.spec.as_dict(),
+        n_train=int(d.counts_np.sum()),
+        n_val=0 if d.val_y is None else len(d.val_y),
+        n_test=len(d.test_y),
     )
-    result.update(best_of(history))
+    result.update(chosen_of(history))
     return result
 
 

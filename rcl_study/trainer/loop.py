@@ -171,7 +171,7 @@ def train_trial(
     Returns:
         The last evaluation's metrics plus ``status`` (``ok`` or ``diverged``), ``reason``,
         ``epoch``, ``history`` (one entry per evaluation), the best evaluation (see
-        :func:`.evaluation.best_of`), ``seconds_per_epoch`` and ``device``.
+        :func:`.evaluation.chosen_of`, chosen on validation), ``seconds_per_epoch`` and ``device``.
 
     Raises:
         CheckpointError: the checkpoint in ``workdir`` cannot be loaded safely.

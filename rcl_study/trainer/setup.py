@@ -70,7 +70,7 @@ def _make_accelerator(cfg: StudyFile, find_unused: bool):
 class TrialData:
     """A trial's data where it trains: images, labels, class counts, normalisation, views.
 
-    ``train_x`` / ``test_x`` are uint8 ``[N, H, W, C]`` tensors on the device, or
+    ``train_x`` / ``val_x`` / ``test_x`` are uint8 ``[N, H, W, C]`` tensors on the device, or
     :class:`ListImages` decoded from files batch by batch; ``mean`` / ``std`` are ``[1, C, 1, 1]``.
     """
 
@@ -79,6 +79,8 @@ class TrialData:
     test_x: torch.Tensor | ListImages
     test_y: np.ndarray
     test_mask: np.ndarray | None
+    val_x: torch.Tensor | ListImages | None
+    val_y: np.ndarray | None
     counts_np: np.ndarray
     counts: torch.Tensor
     mean: torch.Tensor
@@ -154,10 +156,11 @@ def prepare_data(cfg: StudyFile, data: LTData, device: torch.device) -> TrialDat
     if not isinstance(data.train_x, ListImages):  # arrays live on the device, augmentation too
         train_x = torch.from_numpy(data.train_x).to(device)
         test_x = torch.from_numpy(data.test_x).to(device)
+        val_x = None if data.val_x is None else torch.from_numpy(data.val_x).to(device)
         mean = train_x.float().mean(dim=(0, 1, 2)).div(255).view(1, -1, 1, 1)
         std = train_x.float().std(dim=(0, 1, 2)).div(255).clamp_min(1e-3).view(1, -1, 1, 1)
     else:
-        train_x, test_x = data.train_x, data.test_x
+        train_x, test_x, val_x = data.train_x, data.test_x, data.val_x
         mean = torch.tensor([0.485, 0.456, 0.406], device=device).view(1, -1, 1, 1)
         std = torch.tensor([0.229, 0.224, 0.225], device=device).view(1, -1, 1, 1)
     return TrialData(
@@ -166,6 +169,8 @@ def prepare_data(cfg: StudyFile, data: LTData, device: torch.device) -> TrialDat
         test_x=test_x,
         test_y=data.test_y,
         test_mask=data.test_mask,
+        val_x=val_x,
+        val_y=data.val_y,
         counts_np=counts_np,
         counts=torch.as_tensor(counts_np, device=device),
         mean=mean,

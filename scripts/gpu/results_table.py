@@ -48,7 +48,7 @@ def _curve(path: Path) -> list[dict[str, Any]]:
 
 def trial_rows(folder: Path) -> list[dict[str, Any]]:
     """One dict per trial: its record's metrics, or (unfinished) its curve's last evaluation."""
-    from rcl_study.trainer.evaluation import best_of
+    from rcl_study.trainer.evaluation import chosen_of
     from rcl_study.trials.folder import StudyFolder
 
     out: dict[str, dict[str, Any]] = {}
@@ -71,7 +71,7 @@ def trial_rows(folder: Path) -> list[dict[str, Any]]:
                 "variant": tid.rsplit("__s", 1)[0],
                 "status": f"unfinished (epoch {curve[-1]['epoch']})",
                 **curve[-1],
-                **best_of(curve),
+                **chosen_of(curve),
             }
     return list(out.values())
 
@@ -81,8 +81,9 @@ def tables(folder: Path, published: float) -> str:
     folder = Path(folder)
     gaps = _json(folder / "meta" / "gaps.json") or {}
     lines = [
-        "| trial | status | top-1 last | top-1 best (epoch) | balanced last | balanced best "
-        "(epoch) | top-1 lossless 1,000 | JPEG-75 copies | gap [95% CI] | many | medium | few | "
+        "| trial | status | top-1 last | top-1 at the validation-chosen epoch (epoch) | "
+        "balanced last | balanced at the validation-chosen epoch (epoch) | "
+        "top-1 lossless 1,000 | JPEG-75 copies | gap [95% CI] | many | medium | few | "
         "compactness | equiangular gap deg | s/epoch | published |",
         "| --- " * 16 + "|",
     ]
@@ -93,9 +94,9 @@ def tables(folder: Path, published: float) -> str:
         pub = f"{published}" if r["variant"] == "none" else "-"
         lines.append(
             f"| {r['trial_id']} | {r['status']} | {_pct(r.get('top1'))} | "
-            f"{_pct(r.get('best_top1'))} ({r.get('best_epoch_top1', '-')}) | "
-            f"{_pct(r.get('balanced_acc'))} | {_pct(r.get('best_balanced_acc'))} "
-            f"({r.get('best_epoch_balanced_acc', '-')}) | {_pct(r.get('top1_lossless'))} | "
+            f"{_pct(r.get('chosen_top1'))} ({r.get('chosen_epoch_top1', '-')}) | "
+            f"{_pct(r.get('balanced_acc'))} | {_pct(r.get('chosen_balanced_acc'))} "
+            f"({r.get('chosen_epoch_balanced_acc', '-')}) | {_pct(r.get('top1_lossless'))} | "
             f"{_pct(g.get('acc_jpeg'))} | {gap} | {_pct(r.get('many_acc'))} | "
             f"{_pct(r.get('medium_acc'))} | {_pct(r.get('few_acc'))} | "
             f"{_num(r.get('compactness'))} | {_num(r.get('equiangular_gap_deg'), '.2f')} | "

@@ -124,7 +124,9 @@ def _cifar_dir(root: Path, n_classes: int, per_class: int, n_test: int = 5):
 
 def test_cifar10_layout(tmp_path):
     base = _cifar_dir(tmp_path, 10, 50)
-    d = load_data(DataConfig(dataset="cifar10_lt", root=str(tmp_path), imbalance_ratio=10))
+    d = load_data(
+        DataConfig(dataset="cifar10_lt", root=str(tmp_path), imbalance_ratio=10, val_per_class=0)
+    )
     assert d.train_counts.tolist() == class_counts(50, 10, 10)
     assert d.train_x.shape[1:] == (32, 32, 3) and d.train_x.dtype == np.uint8
     # pixel layout: row = R plane, G plane, B plane of a 32x32 image
@@ -140,7 +142,9 @@ def test_cifar10_layout(tmp_path):
 
 def test_cifar100_layout(tmp_path):
     _cifar_dir(tmp_path, 100, 20)
-    d = load_data(DataConfig(dataset="cifar100_lt", root=str(tmp_path), imbalance_ratio=10))
+    d = load_data(
+        DataConfig(dataset="cifar100_lt", root=str(tmp_path), imbalance_ratio=10, val_per_class=0)
+    )
     assert d.num_classes == 100 and d.train_counts.tolist() == class_counts(20, 100, 10)
     assert len(d.test_y) == 500
 
@@ -165,7 +169,11 @@ def _fashion_dir(root: Path, per_class=30):
 
 def test_fashion_idx_layout(tmp_path):
     _fashion_dir(tmp_path)
-    d = load_data(DataConfig(dataset="fashion_mnist_lt", root=str(tmp_path), imbalance_ratio=5))
+    d = load_data(
+        DataConfig(
+            dataset="fashion_mnist_lt", root=str(tmp_path), imbalance_ratio=5, val_per_class=0
+        )
+    )
     assert d.train_x.shape[1:] == (28, 28, 1) and d.train_counts.tolist() == class_counts(30, 10, 5)
 
 
@@ -199,6 +207,7 @@ def test_list_file_layout(tmp_path):
             train_list="train.txt",
             test_list="test.txt",
             image_size=16,
+            val_per_class=0,
         )
     )
     assert d.train_counts.tolist() == [2, 1]
@@ -295,7 +304,8 @@ def test_digits_default():
     reason="the real CIFAR-10 copy (../shared/data/cifar10) is not on this machine",
 )
 def test_real_cifar10():
-    d = load_data(DataConfig(dataset="cifar10_lt", root=str(REAL_CIFAR), imbalance_ratio=100))
+    cfg = DataConfig(dataset="cifar10_lt", root=str(REAL_CIFAR), imbalance_ratio=100)
+    d = load_data(cfg.model_copy(update={"val_per_class": 0}))
     assert d.train_counts.tolist() == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
     assert len(d.test_y) == 10000 and np.bincount(d.test_y).tolist() == [1000] * 10
     assert d.test_mask is not None and int(d.test_mask.sum()) == 1000
@@ -318,7 +328,7 @@ DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
     reason="Debian's dataset-fashion-mnist is not installed",
 )
 def test_real_fashion_mnist_from_debian():
-    d = load_data(DataConfig(dataset="fashion_mnist_lt", imbalance_ratio=100))
+    d = load_data(DataConfig(dataset="fashion_mnist_lt", imbalance_ratio=100, val_per_class=0))
     assert d.train_counts.tolist() == class_counts(6000, 10, 100)
     assert d.train_x.shape[1:] == (28, 28, 1) and len(d.test_y) == 10000
     assert np.bincount(d.test_y).tolist() == [1000] * 10

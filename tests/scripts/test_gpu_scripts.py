@@ -347,16 +347,21 @@ def test_results_table_rows_from_records_curves_and_gaps(tmp_path):
         "status": "ok",
         "metrics": {
             "top1": 0.8123,
-            "best_top1": 0.8200,
-            "best_epoch_top1": 195,
+            "chosen_top1": 0.8200,
+            "chosen_epoch_top1": 195,
             "balanced_acc": 0.8,
             "top1_lossless": 0.851,
             "seconds_per_epoch": 0.5,
         },
     }
     (tmp_path / "records.jsonl").write_text(json.dumps(rec) + "\n")
-    # an unfinished member: its curve's last evaluation, its best from the curve
-    curve = [{"epoch": 5, "top1": 0.3}, {"epoch": 10, "top1": 0.5}, {"epoch": 15, "top1": 0.4}]
+    # an unfinished member: its curve's last evaluation, the test score at its curve's best
+    # VALIDATION epoch (epoch 10, although epoch 15 has the best test score)
+    curve = [
+        {"epoch": 5, "top1": 0.3, "val_top1": 0.2},
+        {"epoch": 10, "top1": 0.5, "val_top1": 0.6},
+        {"epoch": 15, "top1": 0.7, "val_top1": 0.5},
+    ]
     (tmp_path / "metrics" / "margin__s0.jsonl").write_text(
         "".join(json.dumps(c) + "\n" for c in curve) + '{"epoch": 20, "to'
     )
@@ -370,7 +375,7 @@ def test_results_table_rows_from_records_curves_and_gaps(tmp_path):
     assert none[1:6] == ["ok", "81.23", "82.00 (195)", "80.00", "- (-)"]
     assert none[6:9] == ["85.10", "83.00", "2.10 [0.50, 3.70]"] and none[-1] == "84.3 |"
     margin = rows["margin__s0"].split(" | ")
-    assert margin[1:4] == ["unfinished (epoch 15)", "40.00", "50.00 (10)"]
+    assert margin[1:4] == ["unfinished (epoch 15)", "70.00", "50.00 (10)"]
     assert rows["smoke"] == "| smoke | 41.20 | 0 |"
     assert rt.main([str(tmp_path / "absent")]) == 2
 

@@ -17,6 +17,7 @@ import rcl_study.trainer.checkpoint as checkpoint
 import rcl_study.trainer.evaluation as evaluation
 import rcl_study.trainer.loop as train
 import rcl_study.trainer.setup as trial_setup
+from rcl_study.data.checks import DataError
 from rcl_study.losses import PRESETS
 from rcl_study.trainer.metrics import classification_metrics, confusion_matrix, feature_measures
 from rcl_study.trainer.models import ResNet32, build_model, count_parameters
@@ -143,12 +144,13 @@ def test_resume_equals_uninterrupted(tmp_path):
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
-    # the best evaluation survives the resume: it comes from the checkpointed history
+    # the validation-chosen evaluation survives the resume: it comes from the checkpointed
+    # history
     assert len(resumed["history"]) == 4
-    best = max(full["history"], key=lambda h: h["top1"])
-    assert resumed["best_top1"] == full["best_top1"] == best["top1"]
-    assert resumed["best_epoch_top1"] == full["best_epoch_top1"]
-    assert resumed["best_balanced_acc"] == max(h["balanced_acc"] for h in full["history"])
+    best = max(full["history"], key=lambda h: h["val_top1"])
+    assert resumed["chosen_top1"] == full["chosen_top1"] == best["top1"]
+    assert resumed["chosen_epoch_top1"] == full["chosen_epoch_top1"] == best["epoch"]
+    assert resumed["chosen_val_balanced_acc"] == max(h["val_balanced_acc"] for h in full["history"])
 
 
 def test_same_seed_same_metrics_different_seed_differs():
@@ -250,28 +252,33 @@ def test_list_file_dataset_trains(tmp_path):
 
     rng = np.random.default_rng(0)
     lines = []
-    for i in range(24):
+    for i in range(30):
         (tmp_path / "img").mkdir(exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(
             tmp_path / "img" / f"{i}.png"
         )
         lines.append(f"img/{i}.png {i % 3}")
     (tmp_path / "train.txt").write_text("\n".join(lines[:18]) + "\n")
-    (tmp_path / "test.txt").write_text("\n".join(lines[18:]) + "\n")
-    cfg = _cfg(
-        data={
-            "dataset": "imagenet_lt",
-            "root": str(tmp_path),
-            "train_list": "train.txt",
-            "test_list": "test.txt",
-            "image_size": 16,
-            "test_limit": None,
-        },
-        train={"epochs": 2, "batch_size": 4, "max_steps_per_epoch": None},
-    )
+    (tmp_path / "test.txt").write_text("\n".join(lines[18:24]) + "\n")
+    (tmp_path / "val.txt").write_text("\n".join(lines[24:]) + "\n")
+    data = {
+        "dataset": "imagenet_lt",
+        "root": str(tmp_path),
+        "train_list": "train.txt",
+        "test_list": "test.txt",
+        "val_list": "val.txt",
+        "image_size": 16,
+        "test_limit": None,
+    }
+    cfg = _cfg(data=data, train={"epochs": 2, "batch_size": 4, "max_steps_per_epoch": None})
     res = train.train_trial(cfg, log=_quiet)
     assert res["status"] == "ok" and res["epoch"] == 2 and len(res["per_class_acc"]) == 3
     assert math.isfinite(res["loss"])
+    assert (res["n_train"], res["n_val"], res["n_test"]) == (18, 6, 6)
+    assert 0 <= res["val_balanced_acc"] <= 1 and res["chosen_epoch_balanced_acc"] in (1, 2)
+    # without the validation list, 6 training images per class cannot give 20 to validation
+    with pytest.raises(DataError, match="val_list"):
+        train.train_trial(_cfg(data={**data, "val_list": None}), log=_quiet)
 
 
 class _OpenOnLoad:
@@ -300,32 +307,42 @@ def test_checkpoint_with_pickled_code_is_refused_and_nothing_runs(tmp_path, caps
     assert not marker.exists()
 
 
-def test_best_of_hand_made_histories():
+def test_chosen_of_picks_on_validation_never_on_test():
+    # the test scores peak at other epochs than the validation scores: the choice follows
+    # validation and reports the test score at the chosen epoch
     hist = [
-        {"epoch": 1, "top1": 0.5, "balanced_acc": 0.4},
-        {"epoch": 2, "top1": 0.7, "balanced_acc": 0.6},
-        {"epoch": 3, "top1": 0.7, "balanced_acc": 0.65},  # ties top1: the first epoch counts
-        {"epoch": 4, "top1": 0.6, "balanced_acc": 0.5},
+        {"epoch": 1, "top1": 0.9, "balanced_acc": 0.9, "val_top1": 0.5, "val_balanced_acc": 0.4},
+        {"epoch": 2, "top1": 0.6, "balanced_acc": 0.5, "val_top1": 0.7, "val_balanced_acc": 0.6},
+        # ties val_top1 with epoch 2: the first epoch counts
+        {"epoch": 3, "top1": 0.8, "balanced_acc": 0.55, "val_top1": 0.7, "val_balanced_acc": 0.65},
+        {"epoch": 4, "top1": 0.95, "balanced_acc": 0.95, "val_top1": 0.6, "val_balanced_acc": 0.5},
     ]
-    assert evaluation.best_of(hist) == {
-        "best_top1": 0.7,
-        "best_epoch_top1": 2,
-        "best_balanced_acc": 0.65,
-        "best_epoch_balanced_acc": 3,
+    assert evaluation.chosen_of(hist) == {
+        "chosen_top1": 0.6,
+        "chosen_val_top1": 0.7,
+        "chosen_epoch_top1": 2,
+        "chosen_balanced_acc": 0.55,
+        "chosen_val_balanced_acc": 0.65,
+        "chosen_epoch_balanced_acc": 3,
     }
-    assert evaluation.best_of([]) == {
-        "best_top1": None,
-        "best_epoch_top1": None,
-        "best_balanced_acc": None,
-        "best_epoch_balanced_acc": None,
-    }
+    empty = dict.fromkeys(
+        [f"chosen{p}_{k}" for k in ("top1", "balanced_acc") for p in ("", "_val", "_epoch")]
+    )
+    assert evaluation.chosen_of([]) == empty
+    # no validation scores (data.val_per_class: 0): nothing is chosen, least of all on test
+    assert evaluation.chosen_of([{k: v for k, v in h.items() if "val" not in k} for h in hist]) == (
+        empty
+    )
 
 
-def test_trial_result_has_last_and_best_evaluation():
+def test_trial_result_has_last_and_validation_chosen_evaluation():
     res = train.train_trial(_cfg(train={"epochs": 3, "eval_every": 1}), log=_quiet)
     tops = [h["top1"] for h in res["history"]]
-    assert res["top1"] == tops[-1] and res["best_top1"] == max(tops)
-    assert res["best_epoch_top1"] == 1 + tops.index(max(tops))
+    vals = [h["val_top1"] for h in res["history"]]
+    assert res["top1"] == tops[-1]
+    assert res["chosen_epoch_top1"] == 1 + vals.index(max(vals))
+    assert res["chosen_top1"] == tops[vals.index(max(vals))]
+    assert res["n_val"] == 20 * 10 and res["n_train"] == sum(res["train_counts"])
 
 
 def _bf16_cpu_accelerator(cfg, find_unused):
