@@ -208,9 +208,23 @@ def test_search_then_best_config_rerun_over_seeds(tmp_path, tiny_study, cli):
     statuses = [r["status"] for r in search]
     assert set(statuses) <= {"ok", "pruned"} and "ok" in statuses
     ok = [r for r in search if r["status"] == "ok"]
-    top = max(ok, key=lambda r: r["metrics"]["balanced_acc"])
+    # the best configuration is chosen on VALIDATION, never on the test score
+    top = max(ok, key=lambda r: r["metrics"]["val_balanced_acc"])
     assert all(r["overrides"] == top["overrides"] for r in best)
     assert (tmp_path / "runs/tiny/optuna.journal").exists()
+    # Optuna was told each finished trial's validation score (the objective), not its test score
+    import optuna
+
+    from rcl_study.config import load_study
+    from rcl_study.trials.design import optuna_storage
+
+    stored = optuna.load_study(
+        study_name="tiny", storage=optuna_storage(load_study(path), tmp_path / "runs/tiny")
+    )
+    told = sorted(t.value for t in stored.trials if t.value is not None)
+    finished = [r["metrics"] for r in search if r["status"] == "ok"]
+    assert told and set(told) <= {m["val_balanced_acc"] for m in finished}
+    assert all(m["val_balanced_acc"] != m["balanced_acc"] for m in finished)  # they differ
     assert "Optimisation history" in (tmp_path / "reports/tiny/index.md").read_text()
 
 
