@@ -7,9 +7,10 @@
 Recipe defaults (``config.TrainConfig``) follow BCL's CIFAR setting (Zhu et al. 2022, CVPR; its
 official code has no CIFAR script): ResNet-32, 200 epochs, batch 256, SGD momentum 0.9, lr 0.15
 (BCL-derived CIFAR code, ConCutMix's ``run_files/cifar10_imb100.sh``; BCL's README gives only its
-ImageNet-LT and iNaturalist commands), 5 linear warm-up epochs then cosine decay, weight decay 5e-4,
-temperature 0.1, alpha 2.0 (CE weight), beta 0.6 (contrastive weight), projection MLP 512 -> 128.
-Every value and its source: ``docs/recipe.md``.
+ImageNet-LT and iNaturalist commands), 5 linear warm-up epochs then cosine decay (the CIFAR studies
+set ``train.schedule: step``, x0.1 at epochs 160 and 180, and the cosine classifier), weight decay
+5e-4, temperature 0.1, alpha 2.0 (CE weight), beta 0.6 (contrastive weight), projection MLP
+512 -> 128. Every value and its source: ``docs/recipe.md``.
 Three views per image: one classifier view (crop + flip + RandAugment)
 and two SimCLR-style contrastive views, passed through the network in one forward pass.
 

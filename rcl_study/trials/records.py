@@ -257,11 +257,17 @@ def defining_config(config: dict[str, Any]) -> dict[str, Any]:
             continue
         if node is not None:
             node.pop(leaf, None)
-    loss = out.get("loss")
-    if isinstance(loss, dict):  # keys added later hash as before while at their defaults
-        for key, default in (("classification", None), ("classification_params", {})):
-            if key in loss and loss[key] == default:
-                del loss[key]
+    # keys added later hash as before while at their defaults (which compute what records
+    # written before them computed: no extra loss, cosine decay)
+    for section, key, default in (
+        ("loss", "classification", None),
+        ("loss", "classification_params", {}),
+        ("train", "schedule", "cosine"),
+        ("train", "milestones", None),
+    ):
+        node = out.get(section)
+        if isinstance(node, dict) and key in node and node[key] == default:
+            del node[key]
     return out
 
 
