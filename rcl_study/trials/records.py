@@ -65,13 +65,16 @@ class TrialStatus(str, Enum):
     """How a trial ended (the ``status`` of its record).
 
     ``ok``; ``diverged`` (a non-finite loss); ``failed`` (raised, or stored no result);
-    ``pruned`` (stopped early by the ASHA scheduler).
+    ``pruned`` (stopped early by the ASHA scheduler); ``stopped`` (SIGTERM, Ctrl-C or a pack's
+    time budget ended it before its last epoch: a partial result, its last evaluation and
+    ``epochs_trained`` in ``metrics``; ``--resume`` trains it again, from its checkpoint).
     """
 
     OK = "ok"
     FAILED = "failed"
     DIVERGED = "diverged"
     PRUNED = "pruned"
+    STOPPED = "stopped"
 
     def __str__(self) -> str:
         return self.value
