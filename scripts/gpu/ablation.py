@@ -207,11 +207,12 @@ def member_states(study_dir: Path) -> dict[str, dict[str, Any]]:
         epoch = int(state.get("epoch", 0))
         found = state["members"].items() if "members" in state else [(ckpt.parent.name, state)]
         for tid, s in found:
-            if tid not in out or out[tid]["epoch"] <= epoch:
+            trained = int(s.get("epochs_trained", epoch))  # a member dropped earlier: its own
+            if tid not in out or out[tid]["epoch"] <= trained:
                 out[tid] = {
                     "model": s["model"],
                     "history": list(s.get("history", [])),
-                    "epoch": epoch,
+                    "epoch": trained,
                     "path": str(ckpt),
                 }
     return out

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -300,9 +301,10 @@ TINY_ABLATION = TINY_STUDY(
 
 
 @pytest.mark.slow
-def test_a_stopped_engine_run_leaves_curves_in_out_and_resumes(tmp_path):
-    """SIGTERM mid-pack: exit 124, the lock released; a sync returns the members' curves so far;
-    the same command resumes from the pack checkpoint and records all 8 trials."""
+def test_a_stopped_engine_run_records_every_member_stopped_and_resumes(tmp_path):
+    """The CPU rehearsal of issue 21 item 3: SIGTERM mid-pack at tiny size. Exit 124, the lock
+    released, all 8 members recorded ``stopped`` with their last evaluation and epoch; a sync
+    returns their curves; the same command resumes from the pack checkpoint to the end."""
     from rcl_study.trials.folder import StudyFolder
 
     ab = _load("ablation")
@@ -311,14 +313,7 @@ def test_a_stopped_engine_run_leaves_curves_in_out_and_resumes(tmp_path):
     raw = {**TINY_ABLATION, "study": {**TINY_ABLATION["study"], "output_dir": str(out)}}
     raw["train"] = {**raw["train"], "epochs": 40}
     study.write_text(yaml.safe_dump(raw))
-    cmd = [
-        sys.executable,
-        str(ROOT / "scripts" / "gpu" / "ablation.py"),
-        "run",
-        str(study),
-        "--plan",
-        "a",
-    ]
+    cmd = [sys.executable, str(ROOT / "scripts" / "gpu" / "ablation.py"), "run", str(study)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     ckpts = out / "trials"
     deadline = time.time() + 180
@@ -329,23 +324,84 @@ def test_a_stopped_engine_run_leaves_curves_in_out_and_resumes(tmp_path):
         time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 124
-    assert not (out / "driver.lock").exists() and StudyFolder(out).read_rows()[0] == []
+    assert not (out / "driver.lock").exists()
+    stopped = StudyFolder(out).records()
+    assert len(stopped) == 8
+    at = {r.metrics["epochs_trained"] for r in stopped}
+    assert len(at) == 1 and min(at) >= 2  # one pack: every member stopped at the same epoch
+    for r in stopped:
+        n = r.metrics["epochs_trained"]
+        assert r.status.value == "stopped"
+        assert r.reason == f"stopped by SIGTERM after epoch {n} of 40"
+        assert r.metrics["epoch"] == n  # evaluated every epoch: the last evaluation is epoch n
+        assert [h["epoch"] for h in r.history] == list(range(1, n + 1))
     box = tmp_path / "OUT"
     ab.sync_once(out, box, [])
     back = tmp_path / "back"
     assert ab.restore(box, back)["checkpoints"]
-    curves = sorted((back / "metrics").glob("*.jsonl"))
-    assert len(curves) == 8
-    stopped_at = len(curves[0].read_text().splitlines())
-    assert stopped_at >= 2
-    # the same command, the same study (a changed one is refused: its checkpoints are another
-    # configuration's), resumes from the pack checkpoint to the end
+    assert len(sorted((back / "metrics").glob("*.jsonl"))) == 8
+    # the same command resumes from the pack checkpoint to the end
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    recs = StudyFolder(out).read_rows()[0]
-    assert len(recs) == 8
+    recs = StudyFolder(out).records()
+    assert len(recs) == 8 and all(r.ok and r.attempts == 2 for r in recs)
     for r in recs:  # one evaluation per epoch, none lost or repeated across the stop
-        assert [h["epoch"] for h in r["history"]] == list(range(1, 41))
+        assert [h["epoch"] for h in r.history] == list(range(1, 41))
+
+
+def test_smoke_gates_only_on_device_bf16_and_the_resumed_trial(monkeypatch, capsys):
+    smoke = _load("smoke")
+
+    def boom(*args):
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(smoke, "check_bf16_channels_last", lambda device: "fine")
+    monkeypatch.setattr(smoke, "check_train_resume", lambda *args: "fine")
+    monkeypatch.setattr(smoke, "check_augment", boom)
+    monkeypatch.setattr(smoke, "check_cuda_tests", boom)
+    assert smoke.main(["s.yaml", "--cpu"]) == 0  # the logged checks fail, the run goes on
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(x["check"], x["ok"], x["gate"]) for x in lines] == [
+        ("device", True, True),
+        ("bf16_channels_last", True, True),
+        ("train_resume", True, True),
+        ("augment", False, False),
+        ("cuda_tests", False, False),
+    ]
+    monkeypatch.setattr(smoke, "check_train_resume", boom)
+    assert smoke.main(["s.yaml", "--cpu"]) == 1  # a gate: stops there
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["check"] for x in lines] == ["device", "bf16_channels_last", "train_resume"]
+
+
+def _phases(script: str) -> list[str]:
+    """Each ``phase NAME COMMAND ...`` call of a script (continuation lines joined)."""
+    text = (ROOT / "scripts" / "gpu" / script).read_text().replace("\\\n", " ")
+    lines = [ln.strip() for ln in text.splitlines()]
+    return [ln for ln in lines if re.search(r"(^|[!&|] *)phase \w", ln)]
+
+
+@pytest.mark.parametrize("script", ["ablation.sh", "run.sh"])
+def test_every_phase_runs_under_a_timeout_and_out_is_outside_the_repository(script):
+    calls = _phases(script)
+    assert len(calls) >= 4
+    for call in calls:
+        assert re.search(r"phase \w+ timeout ", call), call
+    text = (ROOT / "scripts" / "gpu" / script).read_text()
+    assert "OUT=${OUT:-/tmp/" in text  # absolute, outside the checkout
+    assert "SMOKE_S=${SMOKE_S:-120}" in text
+
+
+def test_the_data_is_copied_and_no_typing_extensions_wheel_is_prepared():
+    gpu = ROOT / "scripts" / "gpu"
+    ablation = (gpu / "ablation.sh").read_text()
+    assert "ln -s" not in ablation and 'cp -f .export/cifar10_lt_ir100.npz.xz "$DATA"' in ablation
+    prepare = (gpu / "prepare.sh").read_text()
+    assert "typing-extensions==" not in prepare and "typing_extensions" not in re.sub(
+        r"rm -f \.whl/typing_extensions-\*\.whl", "", prepare
+    )
+    speed = (gpu / "speed.sh").read_text()
+    assert "OUT=${OUT:-/tmp/" in speed
 
 
 def test_results_table_rows_from_records_curves_and_gaps(tmp_path):
