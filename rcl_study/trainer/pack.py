@@ -17,12 +17,13 @@ A member whose loss turns non-finite is marked ``diverged`` at the end of that e
 ``train_trial`` does) and the others go on. One checkpoint holds the whole pack.
 
 Stopping (:mod:`rcl_study.trainer.budget`): with a :class:`~.budget.PackBudget` the members are in
-priority order; after the deciding epoch those that do not fit are ``stopped`` there, and before
-an epoch that would not end in time every member left is evaluated and ``stopped``. On SIGTERM
-or Ctrl-C the pack raises :class:`~.budget.TrialsStopped` with every member's result (``stopped``
-members: their last evaluation and ``epochs_trained``). A resumed pack trains again the members
-stopped at its checkpoint's epoch; one stopped earlier stays stopped (it cannot rejoin the pack's
-batches; a later run trains it afresh).
+priority order; the deciding epoch is timed and evaluated (whatever ``train.eval_every``), the
+members that do not fit are ``stopped`` there, and before an epoch that would not end in time
+every member left is evaluated and ``stopped``. On SIGTERM or Ctrl-C the pack raises
+:class:`~.budget.TrialsStopped` with every member's result (``stopped`` members: their last
+evaluation and ``epochs_trained``). A resumed pack trains again the members stopped at its
+checkpoint's epoch; one stopped earlier stays stopped (it cannot rejoin the pack's batches; a
+later run trains it afresh).
 """
 
 from __future__ import annotations
@@ -271,7 +272,7 @@ def train_pack(
             active = [m for m in members if m.status == "ok"]
             if not active:
                 break
-            if budget and not clock.next_epoch_fits(budget, active, tc.epochs):
+            if budget and not clock.next_epoch_fits(budget, active):
                 clock.stop_all(active, f"budget end after epoch {epoch} of {tc.epochs}")
                 if ckpt:
                     save_pack(ckpt, members, epoch)
@@ -365,7 +366,7 @@ class _PackClock:
             share = budget.shared + (1 - budget.shared) * keep / trained
             self.last_epoch = (epoch_s * share, keep)
 
-    def next_epoch_fits(self, budget: PackBudget, active: list[Member], epochs: int) -> bool:
+    def next_epoch_fits(self, budget: PackBudget, active: list[Member]) -> bool:
         """Whether one more epoch and the members' final evaluation end before the deadline."""
         if self.last_epoch is None:
             return True  # nothing timed yet: the first epochs always run
