@@ -179,7 +179,8 @@ def run(
         keys = ("epoch", "epochs_trained", "top1", "balanced_acc", "seconds_per_epoch")
         print(json.dumps(row | {k: r.metrics.get(k) for k in keys}, default=float), flush=True)
     if stopped or any(r.status.value == "stopped" for r in records):
-        print(f"stopped ({stopped or 'budget'}): records written, resume with the same command")
+        why = stopped if stopped.startswith("stopped") else f"stopped by {stopped or 'the budget'}"
+        print(f"{why}: every member recorded, resume with the same command", flush=True)
         return 124
     return 0 if records and all(r.ok for r in records) else 1
 
