@@ -216,7 +216,7 @@ def train_trial(
     except Diverged as err:
         result.update(status="diverged", reason=str(err))
     except KeyboardInterrupt as err:  # SIGTERM or Ctrl-C: hand back what was done
-        why = f"stopped by {err or 'SIGINT'}"
+        why = f"stopped by {err or 'Ctrl-C or SIGTERM'}"
         result.update(
             status=STOPPED,
             reason=f"{why} after epoch {trained} of {tc.epochs}",

@@ -302,7 +302,7 @@ def train_pack(
             if ckpt and (done % tc.checkpoint_every == 0 or done == tc.epochs or deciding):
                 save_pack(ckpt, members, done)
     except KeyboardInterrupt as err:
-        why = f"stopped by {err or 'SIGINT'}"
+        why = f"stopped by {err or 'Ctrl-C or SIGTERM'}"
         for m in members:
             if m.status == "ok":
                 m.stop(f"{why} after epoch {m.epochs_trained} of {tc.epochs}")
