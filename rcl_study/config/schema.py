@@ -92,6 +92,11 @@ class TrainConfig(Strict):
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(5e-4, ge=0)
     warmup_epochs: int = Field(5, ge=0)
+    #: after the warm-up: ``cosine`` decay to 0, or ``step``: x0.1 at each of ``milestones``
+    #: (0-based epochs; BCL's CIFAR recipe: [160, 180], set in the CIFAR studies, see
+    #: ``docs/recipe.md`` row 19; the default stays cosine for every other study)
+    schedule: Literal["cosine", "step"] = "cosine"
+    milestones: list[int] | None = None
     alpha: float = Field(2.0, ge=0)
     beta: float = Field(0.6, ge=0)
     checkpoint_every: int = Field(1, ge=1)
@@ -108,6 +113,32 @@ class TrainConfig(Strict):
     @classmethod
     def _seed_range(cls, v: int) -> int:
         return check_seed(v)  # type: ignore[return-value]
+
+    @model_validator(mode="after")
+    def _schedule_milestones(self) -> TrainConfig:
+        """``step`` needs increasing milestones after the warm-up; ``cosine`` takes none.
+
+        A milestone at or past ``epochs`` is allowed (it never fires): a short rehearsal of a
+        200-epoch study (``--set train.epochs=2``) keeps the study's milestones.
+        """
+        ms = self.milestones
+        if self.schedule == "cosine":
+            if ms is not None:
+                raise ValueError(
+                    "milestones: only for schedule 'step' (cosine ignores them); "
+                    "set train.schedule: step or drop train.milestones"
+                )
+            return self
+        if not ms:
+            raise ValueError("schedule 'step' needs milestones, e.g. train.milestones: [160, 180]")
+        if any(b <= a for a, b in zip(ms, ms[1:])):
+            raise ValueError(f"milestones must increase strictly, got {ms}")
+        if ms[0] <= self.warmup_epochs:
+            raise ValueError(
+                f"milestones must come after the warm-up (warmup_epochs {self.warmup_epochs}), "
+                f"got {ms}"
+            )
+        return self
 
 
 class LossConfig(Strict):

@@ -160,7 +160,10 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
         b.append(("p", f"**Question.** {lit(cfg.report.question)}"))
     done = st["recorded"]
     counts = ", ".join(f"{k} {v}" for k, v in st["status_counts"].items()) or "none"
-    state = "complete" if done >= st["planned"] and st["planned"] else "partial"
+    stopped = st["status_counts"].get("stopped", 0)  # ended before their last epoch
+    if stopped:
+        counts += f": {stopped} partial, at their last evaluation"
+    state = "complete" if done >= st["planned"] and st["planned"] and not stopped else "partial"
     b.append(
         (
             "p",
@@ -297,7 +300,10 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
             (
                 "table",
                 ["trial", "status", "reason"],
-                [[r.trial_id, r.status, str(r.reason)] for r in bad.itertuples()],
+                [
+                    [r.trial_id, r.status + " (partial)" * (r.status == "stopped"), str(r.reason)]
+                    for r in bad.itertuples()
+                ],
             )
         )
     b.append(("h", 2, "Reproduce"))

@@ -18,6 +18,7 @@ from rcl_study.config import StudyFile, to_dict
 from rcl_study.files import atomic_write_text
 from rcl_study.study.executor import OnEval
 from rcl_study.trainer import Report
+from rcl_study.trainer.budget import PackBudget, TrialsStopped
 from rcl_study.trials.design import trial_config
 from rcl_study.trials.folder import MAX_PLAN_BYTES, StudyFolder, load_json
 from rcl_study.trials.records import TrialPlan, TrialRecord, TrialStatus, config_hash, environment
@@ -160,18 +161,30 @@ def train_and_save(
             _set_aside([workdir / "checkpoint.pt", workdir / "result.json"], old)
         _write_config(folder, plan, config, None)
     t0 = time.time()
-    result = train_trial(cfg, report, workdir=workdir, log=log or _print)
-    result.update(
-        plan=plan.to_json(),
-        wall_time=time.time() - t0,
-        environment=worker_environment(result.get("device")),
-    )
-    result["config_hash"] = config_hash(config)  # the configuration this result belongs to
+    try:
+        result = train_trial(cfg, report, workdir=workdir, log=log or _print)
+    except TrialsStopped as stop:  # named by trial id, as the driver records it
+        (result,) = stop.results if isinstance(stop.results, list) else stop.results.values()
+        _complete(result, plan, config, time.time() - t0)
+        if rank0:
+            atomic_write_text(workdir / "result.json", json.dumps(result, default=float))
+        raise TrialsStopped({plan.trial_id: result}, stop.why) from None
+    _complete(result, plan, config, time.time() - t0)
     if rank0:
         atomic_write_text(workdir / "result.json", json.dumps(result, default=float))
         if result.get("status") == "ok":
             drop_checkpoint(cfg, workdir)
     return result
+
+
+def _complete(result: dict[str, Any], plan: TrialPlan, config: dict, wall: float) -> None:
+    """Add the plan, wall time, environment and configuration hash to a trial's result."""
+    result.update(
+        plan=plan.to_json(),
+        wall_time=wall,
+        environment=worker_environment(result.get("device")),
+    )
+    result["config_hash"] = config_hash(config)  # the configuration this result belongs to
 
 
 def drop_checkpoint(cfg: StudyFile, workdir: Path) -> bool:
@@ -195,12 +208,16 @@ def train_pack_and_save(
     report: Report | None,
     threads: int,
     log: Log | None = None,
+    budget: PackBudget | None = None,
 ) -> list[dict[str, Any]]:
     """Train the members of one pack together; each member's config and result in its folder.
 
     ``report`` is called with ``{"epoch": n, "members": k}`` after each evaluation (progress
     only: members' metrics go to their own folders). The pack's checkpoint is
-    ``trials/<pack>/checkpoint.pt``.
+    ``trials/<pack>/checkpoint.pt``. ``budget``: the pack's time budget, ``members`` in priority
+    order (:mod:`rcl_study.trainer.budget`). Stopped by SIGTERM or Ctrl-C, it writes every
+    member's result and raises :class:`~rcl_study.trainer.budget.TrialsStopped` with them by
+    trial id.
     """
     from rcl_study.trainer.pack import train_pack
 
@@ -213,13 +230,18 @@ def train_pack_and_save(
             _set_aside([folder.trial_dir(plan.trial_id) / "result.json"], old)
         _write_config(folder, plan, config, pack)
     t0 = time.time()
-    results = train_pack(
-        [cfg for cfg, _ in resolved],
-        [p.trial_id for p in members],
-        report,
-        workdir=folder.trial_dir(pack),
-        log=log or _print,
-    )
+    stopped: TrialsStopped | None = None
+    try:
+        results = train_pack(
+            [cfg for cfg, _ in resolved],
+            [p.trial_id for p in members],
+            report,
+            workdir=folder.trial_dir(pack),
+            log=log or _print,
+            budget=budget,
+        )
+    except TrialsStopped as stop:
+        stopped, results = stop, list(stop.results)  # the trainer's: one per member, in order
     wall = time.time() - t0
     for plan, (_, config), result in zip(members, resolved, results):
         result.update(
@@ -233,6 +255,9 @@ def train_pack_and_save(
         atomic_write_text(
             folder.trial_dir(plan.trial_id) / "result.json", json.dumps(result, default=float)
         )
+    if stopped is not None:
+        named = {p.trial_id: r for p, r in zip(members, results)}
+        raise TrialsStopped(named, stopped.why) from None
     if all(r.get("status") == "ok" for r in results):
         drop_checkpoint(resolved[0][0], folder.trial_dir(pack))
     return results
@@ -245,29 +270,39 @@ def train_unit(
     report: Report | None,
     threads: int,
     log: Log | None = None,
+    budget: PackBudget | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Train a unit's members; every member's result by trial id (what the driver records).
 
     A member whose ``result.json`` is already in this process's study folder (an earlier run on
-    this machine) is not trained again: its stored result is returned. A pack whose members are
-    partly stored trains the rest as a smaller pack in its own folder (``<pack>-<k>of<n>``); a
-    single member left trains alone.
+    this machine) is not trained again: its stored result is returned (not a ``stopped`` one).
+    A pack whose members are partly stored trains the rest as a smaller pack in its own folder
+    (``<pack>-<k>of<n>``); a single member left trains alone. ``budget``: a pack's time budget.
+
+    Raises:
+        TrialsStopped: SIGTERM or Ctrl-C; its ``results`` hold every member's by trial id
+            (stored ones as they were, the others ``stopped``).
+
     """
     stored = {
         p.trial_id: stored_result(folder, p, config_hash(resolve(p)[1])) for p in unit.members
     }
     results = {tid: result for tid, result in stored.items() if result is not None}
     todo = [p for p in unit.members if p.trial_id not in results]
-    if len(todo) == 1:
-        results[todo[0].trial_id] = train_and_save(
-            todo[0], resolve, folder, report, threads, log=log
-        )
-    elif todo:
-        name = unit.pack_id or "pack"
-        if len(todo) < len(unit.members):  # some members stored already: a smaller pack
-            name = f"{name}-{len(todo)}of{len(unit.members)}"
-        trained = train_pack_and_save(todo, name, resolve, folder, report, threads, log)
-        results.update({p.trial_id: r for p, r in zip(todo, trained)})
+    try:
+        if len(todo) == 1:
+            results[todo[0].trial_id] = train_and_save(
+                todo[0], resolve, folder, report, threads, log=log
+            )
+        elif todo:
+            name = unit.pack_id or "pack"
+            if len(todo) < len(unit.members):  # some members stored already: a smaller pack
+                name = f"{name}-{len(todo)}of{len(unit.members)}"
+            trained = train_pack_and_save(todo, name, resolve, folder, report, threads, log, budget)
+            results.update({p.trial_id: r for p, r in zip(todo, trained)})
+    except TrialsStopped as stop:
+        assert isinstance(stop.results, dict)  # named by train_and_save / train_pack_and_save
+        raise TrialsStopped({**results, **stop.results}, stop.why) from None
     return {p.trial_id: results[p.trial_id] for p in unit.members}
 
 
@@ -276,16 +311,17 @@ def stored_result(
 ) -> dict[str, Any] | None:
     """The ``result.json`` this process's folder holds for ``plan``, when it is this config's.
 
-    None: none, damaged, or (with ``expected``, the trial's current ``config_hash``) written for
-    another configuration or without a ``config_hash``: such a result is never reused.
+    None: none, damaged, ``stopped`` (partial), or (with ``expected``, the trial's current
+    ``config_hash``) written for another configuration or without a ``config_hash``: such a
+    result is never reused.
     """
     path = _result_path(folder, plan)
     try:
         stored = load_json(path.read_bytes(), MAX_PLAN_BYTES) if path.exists() else None
     except (OSError, ValueError):
         return None
-    if not isinstance(stored, dict):
-        return None
+    if not isinstance(stored, dict) or stored.get("status") == TrialStatus.STOPPED.value:
+        return None  # a stopped trial's result is partial: it trains on (from its checkpoint)
     if expected is not None and stored.get("config_hash") != expected:
         return None
     return stored
@@ -377,7 +413,7 @@ def unit_records(
     partial: dict[str, Any] | None = None,
     finished_only: bool = False,
 ) -> list[TrialRecord]:
-    """The records of a unit's members after it ended with ``status`` (ok or failed).
+    """The records of a unit's members after it ended with ``status`` (ok, failed or stopped).
 
     ``results`` maps trial id to the result the executor received from the trainer (through Ray's
     reporting channel, or in this process): nothing is read from disk, so the driver needs no

@@ -4,6 +4,9 @@ For machines where Ray cannot be installed (the GPU machine) or is not wanted. T
 run in this process, in plan order, through the same :mod:`.execute` functions as under Ray, and
 become the same records. A unit that raises is recorded ``failed`` (with the exception's last
 line) and the study goes on; ``--resume`` retries it (up to ``study.retries``), as under Ray.
+SIGTERM or Ctrl-C during training records each member of the unit ``stopped`` (its last
+evaluation and ``epochs_trained``; members finished before keep their own status), then stops the
+study as Ctrl-C does; ``--resume`` trains the stopped ones again from their checkpoint.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from rcl_study.study.execute import (
     unit_records,
 )
 from rcl_study.study.executor import SearchRequest, Sink
+from rcl_study.trainer.budget import PackBudget, TrialsStopped
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import TrialStatus
 from rcl_study.trials.unit import Unit
@@ -32,9 +36,16 @@ def _error_line(err: BaseException) -> str:
 
 
 class LocalExecutor:
-    """Runs units in this process, in order (implements :class:`~.executor.Executor`)."""
+    """Runs units in this process, in order (implements :class:`~.executor.Executor`).
+
+    ``budget``: a time budget for the packs (:class:`~rcl_study.trainer.budget.PackBudget`),
+    their members in priority order; None: no budget.
+    """
 
     name = "local"
+
+    def __init__(self, budget: PackBudget | None = None) -> None:
+        self.budget = budget
 
     def start(self, study: StudyFile) -> None:
         """Nothing to start; a search needs Ray's search loop and is refused here."""
@@ -71,7 +82,15 @@ class LocalExecutor:
                 append_log(folder, unit, [line])
 
             try:
-                results = train_unit(unit, resolve, folder, report, threads, log)
+                results = train_unit(unit, resolve, folder, report, threads, log, self.budget)
+            except TrialsStopped as stop:  # every member's result, then stop as Ctrl-C does
+                named = stop.results if isinstance(stop.results, dict) else {}
+                wall = time.time() - started
+                for record in unit_records(
+                    unit, resolve, named, TrialStatus.STOPPED, stop.why, wall
+                ):
+                    sink.record(record)
+                raise
             except Exception as err:  # noqa: BLE001 - a failing trial is recorded, not fatal
                 status, reason = TrialStatus.FAILED, _error_line(err)
                 append_log(folder, unit, [traceback.format_exc()])

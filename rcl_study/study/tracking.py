@@ -231,7 +231,9 @@ class MlflowTracker:
         if record.pack:
             tags.append(RunTag("pack", record.pack))
         self.client.log_batch(run_id, tags=tags)
-        end = {"ok": "FINISHED", "pruned": RUN_KILLED}.get(record.status.value, "FAILED")
+        end = {"ok": "FINISHED", "pruned": RUN_KILLED, "stopped": RUN_KILLED}.get(
+            record.status.value, "FAILED"
+        )
         self.client.set_terminated(run_id, status=end)
         del self.runs[record.trial_id]
 

@@ -7,9 +7,10 @@
 Recipe defaults (``config.TrainConfig``) follow BCL's CIFAR setting (Zhu et al. 2022, CVPR; its
 official code has no CIFAR script): ResNet-32, 200 epochs, batch 256, SGD momentum 0.9, lr 0.15
 (BCL-derived CIFAR code, ConCutMix's ``run_files/cifar10_imb100.sh``; BCL's README gives only its
-ImageNet-LT and iNaturalist commands), 5 linear warm-up epochs then cosine decay, weight decay 5e-4,
-temperature 0.1, alpha 2.0 (CE weight), beta 0.6 (contrastive weight), projection MLP 512 -> 128.
-Every value and its source: ``docs/recipe.md``.
+ImageNet-LT and iNaturalist commands), 5 linear warm-up epochs then cosine decay (the CIFAR studies
+set ``train.schedule: step``, x0.1 at epochs 160 and 180, and the cosine classifier), weight decay
+5e-4, temperature 0.1, alpha 2.0 (CE weight), beta 0.6 (contrastive weight), projection MLP
+512 -> 128. Every value and its source: ``docs/recipe.md``.
 Three views per image: one classifier view (crop + flip + RandAugment)
 and two SimCLR-style contrastive views, passed through the network in one forward pass.
 
@@ -33,6 +34,7 @@ from rcl_study.data.augment import make_views
 from rcl_study.losses import LossSpec, total_loss
 from rcl_study.trainer import Report
 from rcl_study.trainer.batches import EpochOrder, epoch_order, gather_batch
+from rcl_study.trainer.budget import STOPPED, TrialsStopped
 from rcl_study.trainer.checkpoint import load_checkpoint, save_checkpoint
 from rcl_study.trainer.evaluation import (
     LOSS_KEYS,
@@ -175,6 +177,8 @@ def train_trial(
 
     Raises:
         CheckpointError: the checkpoint in ``workdir`` cannot be loaded safely.
+        TrialsStopped: SIGTERM or Ctrl-C (a ``KeyboardInterrupt``) during training; it carries
+            the result with ``status: stopped``, the last evaluation and ``epochs_trained``.
 
     """
     tc = cfg.train
@@ -193,12 +197,13 @@ def train_trial(
     }
     metrics: dict[str, Any] = trial.history[-1] if trial.history else {}
     elapsed = 0.0
+    trained = trial.start_epoch
     trial.net.model.train()
     try:
         for epoch in _epochs(cfg, trial.start_epoch, show_bar):
             losses, epoch_seconds = timed(lambda e=epoch: train_epoch(trial, e))
             elapsed += epoch_seconds
-            done = epoch + 1
+            done = trained = epoch + 1
             if evaluates_after(done, tc.epochs, tc.eval_every):
                 timing = (elapsed, epoch_seconds)
                 metrics = _evaluate_and_report(trial, losses, done, timing, metrics, report, emit)
@@ -210,6 +215,14 @@ def train_trial(
                 save_checkpoint(ckpt_path, core, opt, trial.gens, trial.history, done)
     except Diverged as err:
         result.update(status="diverged", reason=str(err))
+    except KeyboardInterrupt as err:  # SIGTERM or Ctrl-C: hand back what was done
+        why = f"stopped by {err or 'Ctrl-C or SIGTERM'}"
+        result.update(
+            status=STOPPED,
+            reason=f"{why} after epoch {trained} of {tc.epochs}",
+            epochs_trained=trained,
+        )
+        raise TrialsStopped([finish_result(trial, result, metrics)], why) from None
     return finish_result(trial, result, metrics)
 
 

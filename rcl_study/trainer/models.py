@@ -130,9 +130,10 @@ class NormedLinear(nn.Module):
     308); here it is ``[out, in]`` like ``nn.Linear``, so :meth:`BCLNet.prototypes` reads
     ``fc.weight`` for either classifier. Init as BCL's: uniform in [-1, 1], then every class vector
     rescaled to unit L2 norm (``uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)``).
-    BCL's code covers ImageNet-LT and iNaturalist only; the BCL-derived CIFAR code of ProCo keeps a
-    plain linear classifier by default (github.com/LeapLabTHU/ProCo, ProCo_cifar/main.py line 66,
-    ``--use_norm`` default False, commit af9e78e), hence ``model.classifier: linear`` by default.
+    BCL's code covers ImageNet-LT and iNaturalist only; BCL-derived CIFAR codes keep a plain linear
+    classifier by default (ProCo_cifar/main.py line 66), without BCL's per-class prototypes. The
+    CIFAR studies choose this classifier (``model.classifier: cosine``, ``docs/recipe.md`` row 6);
+    the global default stays ``linear``.
 
     Shape:
         - input: ``[B, in_features]``; weight: ``[out_features, in_features]``;

@@ -15,11 +15,21 @@ pack saves on a CPU is each trial's start-up, data loading and augmentation.
 
 A member whose loss turns non-finite is marked ``diverged`` at the end of that epoch (as
 ``train_trial`` does) and the others go on. One checkpoint holds the whole pack.
+
+Stopping (:mod:`rcl_study.trainer.budget`): with a :class:`~.budget.PackBudget` the members are in
+priority order; the deciding epoch is timed and evaluated (whatever ``train.eval_every``), the
+members that do not fit are ``stopped`` there, and before an epoch that would not end in time
+every member left is evaluated and ``stopped``. On SIGTERM or Ctrl-C the pack raises
+:class:`~.budget.TrialsStopped` with every member's result (``stopped`` members: their last
+evaluation and ``epochs_trained``). A resumed pack trains again the members stopped at its
+checkpoint's epoch; one stopped earlier stays stopped (it cannot rejoin the pack's batches; a
+later run trains it afresh).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +42,7 @@ from rcl_study.losses import resolve_loss
 from rcl_study.trainer import Report
 from rcl_study.trainer import evaluation as ev
 from rcl_study.trainer.batches import epoch_order, gather_batch
+from rcl_study.trainer.budget import STOPPED, PackBudget, TrialsStopped
 from rcl_study.trainer.checkpoint import CheckpointError, atomic_save, plain, read_checkpoint
 from rcl_study.trainer.loop import batch_inputs, update
 from rcl_study.trainer.setup import (
@@ -65,6 +76,12 @@ class Member:
     status: str = "ok"
     reason: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: epochs this member has trained (its last evaluation may be older)
+    epochs_trained: int = 0
+
+    def stop(self, why: str) -> None:
+        """Mark the member ``stopped`` (it keeps its weights, history and epochs trained)."""
+        self.status, self.reason = STOPPED, why
 
 
 def _fixed_part(cfg: StudyFile) -> dict[str, Any]:
@@ -161,6 +178,7 @@ def save_pack(path: Path, members: list[Member], epoch: int) -> None:
                     "history": [plain(h) for h in m.trial.history],
                     "status": m.status,
                     "reason": m.reason,
+                    "epochs_trained": m.epochs_trained,
                 }
                 for m in members
             },
@@ -194,6 +212,9 @@ def load_pack(path: Path, members: list[Member]) -> int:
         m.trial.net.opt.load_state_dict(s["optimizer"])
         m.trial.history = list(s["history"])
         m.status, m.reason = s["status"], s["reason"]
+        m.epochs_trained = int(s.get("epochs_trained", state["epoch"]))
+        if m.status == STOPPED and m.epochs_trained == int(state["epoch"]):
+            m.status, m.reason = "ok", ""  # stopped with the pack: it trains on
         m.metrics = m.trial.history[-1] if m.trial.history else {}
     gens.perm.set_state(state["perm_gen"])
     gens.aug.set_state(state["aug_gen"].to(gens.aug.get_state().device))
@@ -208,6 +229,7 @@ def train_pack(
     *,
     workdir: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    budget: PackBudget | None = None,
 ) -> list[dict[str, Any]]:
     """Train the members of a pack together; one result per member, as ``train_trial``'s.
 
@@ -218,14 +240,17 @@ def train_pack(
             "member_metrics": {name: metrics}}`` (k: members still training).
         workdir: folder of the pack's ``checkpoint.pt``; an existing one is resumed from.
         log: where plain progress lines go (default: stderr).
+        budget: the pack's time budget (module docstring); ``cfgs`` in priority order.
 
     Returns:
         Per member, what :func:`rcl_study.trainer.loop.train_trial` returns
-        (``seconds_per_epoch`` is the pack's: all members' steps).
+        (``seconds_per_epoch`` is the pack's: all members' steps); a ``stopped`` member's also
+        holds ``epochs_trained``.
 
     Raises:
         ValueError: members that differ in more than their loss knobs.
         CheckpointError: the checkpoint in ``workdir`` cannot be loaded or is another pack's.
+        TrialsStopped: SIGTERM or Ctrl-C; it carries every member's result.
 
     """
     check_packable(cfgs)
@@ -238,34 +263,125 @@ def train_pack(
     start = load_pack(ckpt, members) if ckpt and ckpt.exists() else 0
     for m in members:
         m.trial.start_epoch = start
+        if m.status == "ok":
+            m.epochs_trained = start
         m.trial.net.model.train()
-    elapsed = 0.0
-    for epoch in range(start, tc.epochs):
+    clock = _PackClock(emit)
+    try:
+        for epoch in range(start, tc.epochs):
+            active = [m for m in members if m.status == "ok"]
+            if not active:
+                break
+            if budget and not clock.next_epoch_fits(budget, active):
+                clock.stop_all(active, f"budget end after epoch {epoch} of {tc.epochs}")
+                if ckpt:
+                    save_pack(ckpt, members, epoch)
+                break
+            means, epoch_seconds = ev.timed(lambda a=active, e=epoch: train_pack_epoch(a, e))
+            done = epoch + 1
+            for m in active:
+                m.epochs_trained = done
+            clock.elapsed += epoch_seconds
+            clock.last_epoch = (epoch_seconds, len(active))
+            clock.means.update(means)
+            deciding = budget is not None and done == start + budget.decide_after
+            if ev.evaluates_after(done, tc.epochs, tc.eval_every) or deciding:
+                clock.evaluate([m for m in active if m.status == "ok"], means, done, epoch_seconds)
+                if report:
+                    report(
+                        {
+                            "epoch": done,
+                            "members": sum(m.status == "ok" for m in members),
+                            "member_metrics": {
+                                m.name: dict(m.metrics) for m in active if m.metrics
+                            },
+                        }
+                    )
+            if deciding and budget is not None and done < tc.epochs:
+                clock.drop_beyond_budget(budget, members, done, tc.epochs, tc.eval_every)
+            if ckpt and (done % tc.checkpoint_every == 0 or done == tc.epochs or deciding):
+                save_pack(ckpt, members, done)
+    except KeyboardInterrupt as err:
+        why = f"stopped by {err or 'Ctrl-C or SIGTERM'}"
+        for m in members:
+            if m.status == "ok":
+                m.stop(f"{why} after epoch {m.epochs_trained} of {tc.epochs}")
+        raise TrialsStopped([_result(m) for m in members], why) from None
+    return [_result(m) for m in members]
+
+
+def _result(m: Member) -> dict[str, Any]:
+    """A member's result as ``train_trial``'s (a stopped one with ``epochs_trained``)."""
+    result: dict[str, Any] = {
+        "status": m.status,
+        "reason": m.reason,
+        "device": str(m.trial.device),
+        "processes": 1,
+    }
+    if m.status == STOPPED:
+        result["epochs_trained"] = m.epochs_trained
+    return ev.finish_result(m.trial, result, m.metrics)
+
+
+class _PackClock:
+    """The pack's timings in this run and the budget's decisions made from them.
+
+    Training seconds so far, the last epoch (seconds, members), one member's evaluation.
+    """
+
+    def __init__(self, emit: Callable[[str], None]) -> None:
+        self.emit = emit
+        self.elapsed = 0.0
+        self.last_epoch: tuple[float, int] | None = None  # (seconds, members trained)
+        self.eval_s = 0.0  # one member's evaluation, the latest measured
+        self.means: dict[str, torch.Tensor] = {}  # each member's mean losses of its last epoch
+
+    def evaluate(
+        self, members: list[Member], means: dict[str, torch.Tensor], done: int, epoch_s: float
+    ) -> None:
+        """Evaluate ``members`` after epoch ``done``; time one evaluation."""
+        t0 = time.perf_counter()
+        for m in members:
+            m.metrics = ev.evaluation(m.trial, means[m.name], done, self.elapsed, epoch_s)
+            self.emit(ev.progress_line(m.name, m.trial.cfg.train.epochs, m.metrics))
+        if members:
+            self.eval_s = (time.perf_counter() - t0) / len(members)
+
+    def drop_beyond_budget(
+        self, budget: PackBudget, members: list[Member], done: int, epochs: int, eval_every: int
+    ) -> None:
+        """After the deciding epoch: keep the first members that fit, stop the rest."""
         active = [m for m in members if m.status == "ok"]
-        if not active:
-            break
-        means, epoch_seconds = ev.timed(lambda a=active, e=epoch: train_pack_epoch(a, e))
-        elapsed += epoch_seconds
-        done = epoch + 1
-        if ev.evaluates_after(done, tc.epochs, tc.eval_every):
-            for m in (m for m in active if m.status == "ok"):
-                m.metrics = ev.evaluation(m.trial, means[m.name], done, elapsed, epoch_seconds)
-                emit(ev.progress_line(m.name, tc.epochs, m.metrics))
-            if report:
-                report(
-                    {
-                        "epoch": done,
-                        "members": sum(m.status == "ok" for m in members),
-                        "member_metrics": {m.name: dict(m.metrics) for m in active if m.metrics},
-                    }
+        if self.last_epoch is None or not active:
+            return
+        epoch_s, trained = self.last_epoch
+        later = range(done + 1, epochs + 1)
+        evals_left = sum(ev.evaluates_after(e, epochs, eval_every) for e in later)
+        keep = budget.keep(trained, epoch_s, self.eval_s, epochs - done, evals_left)
+        keep = min(keep, len(active))
+        self.emit(f"[pack] budget: {keep} of {len(active)} members fit ({budget.decisions[-1]})")
+        for m in active[keep:]:
+            m.stop(f"dropped after epoch {done}: only {keep} member(s) fit the budget")
+        if keep < len(active):  # the predicted epoch of the members kept
+            share = budget.shared + (1 - budget.shared) * keep / trained
+            self.last_epoch = (epoch_s * share, keep)
+
+    def next_epoch_fits(self, budget: PackBudget, active: list[Member]) -> bool:
+        """Whether one more epoch and the members' final evaluation end before the deadline."""
+        if self.last_epoch is None:
+            return True  # nothing timed yet: the first epochs always run
+        epoch_s, trained = self.last_epoch
+        epoch_s *= len(active) / max(1, trained)  # fewer when a member diverged
+        return budget.next_epoch_fits(epoch_s, self.eval_s * len(active))
+
+    def stop_all(self, active: list[Member], why: str) -> None:
+        """The budget's end: evaluate members whose last evaluation is older, stop them all."""
+        for m in active:
+            if m.name in self.means and (
+                not m.trial.history or m.trial.history[-1]["epoch"] < m.epochs_trained
+            ):
+                m.metrics = ev.evaluation(
+                    m.trial, self.means[m.name], m.epochs_trained, self.elapsed, 0.0
                 )
-        if ckpt and (done % tc.checkpoint_every == 0 or done == tc.epochs):
-            save_pack(ckpt, members, done)
-    return [
-        ev.finish_result(
-            m.trial,
-            {"status": m.status, "reason": m.reason, "device": str(m.trial.device), "processes": 1},
-            m.metrics,
-        )
-        for m in members
-    ]
+                self.emit(ev.progress_line(m.name, m.trial.cfg.train.epochs, m.metrics))
+            m.stop(why)

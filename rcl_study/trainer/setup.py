@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +23,29 @@ from rcl_study.data.types import ListImages, LTData
 from rcl_study.losses import LossSpec, check_loss_inputs, resolve_loss
 from rcl_study.trainer.models import build_model
 
+#: the step schedule's factor at each milestone (BCL's and its CIFAR descendants' ``adjust_lr``:
+#: ``lr *= 0.1 if epoch >= milestone``; sources in ``docs/recipe.md``, row 19)
+STEP_FACTOR = 0.1
 
-def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
-    """Linear warm-up to ``base_lr`` over ``warmup_steps``, then cosine decay to 0."""
+
+def lr_at(
+    step: int,
+    total_steps: int,
+    warmup_steps: int,
+    base_lr: float,
+    milestone_steps: Sequence[int] | None = None,
+) -> float:
+    """The learning rate of optimisation step ``step`` (0-based).
+
+    A linear warm-up to ``base_lr`` over ``warmup_steps`` (step s at ``base_lr * (s + 1) /
+    warmup_steps``), then, with ``milestone_steps`` None, cosine decay to 0 at ``total_steps``;
+    else the step schedule: ``base_lr`` times :data:`STEP_FACTOR` once for every milestone step
+    reached (``step >= m``).
+    """
     if step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
+    if milestone_steps is not None:
+        return base_lr * STEP_FACTOR ** sum(step >= m for m in milestone_steps)
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return 0.5 * base_lr * (1 + math.cos(math.pi * min(1.0, progress)))
 
@@ -104,10 +123,18 @@ class Schedule:
     total_steps: int
     warmup_steps: int
     base_lr: float
+    #: the first step of each milestone epoch (``train.schedule: step``); None: cosine
+    milestone_steps: tuple[int, ...] | None = None
 
     def lr(self, epoch: int, step: int) -> float:
         """The learning rate of ``step`` of ``epoch`` (a Python float: no device read)."""
-        return lr_at(epoch * self.steps + step, self.total_steps, self.warmup_steps, self.base_lr)
+        return lr_at(
+            epoch * self.steps + step,
+            self.total_steps,
+            self.warmup_steps,
+            self.base_lr,
+            self.milestone_steps,
+        )
 
 
 @dataclass
@@ -209,7 +236,11 @@ def build_network(cfg: StudyFile, data: LTData, acc) -> Net:
 
 
 def make_schedule(cfg: StudyFile, n: int, num_processes: int) -> Schedule:
-    """Steps per epoch, per-process batch and warm-up of a training set of ``n`` images."""
+    """Steps per epoch, per-process batch, warm-up and decay of a training set of ``n`` images.
+
+    ``train.schedule: step`` drops the rate at the start of each ``train.milestones`` epoch
+    (0-based epoch index ``>= milestone``, as BCL's ``adjust_lr``); ``cosine`` decays it per step.
+    """
     tc = cfg.train
     global_batch = min(tc.batch_size, n)
     steps = max(1, n // global_batch)
@@ -223,6 +254,9 @@ def make_schedule(cfg: StudyFile, n: int, num_processes: int) -> Schedule:
         total_steps=steps * tc.epochs,
         warmup_steps=steps * tc.warmup_epochs,
         base_lr=tc.lr,
+        milestone_steps=(
+            tuple(steps * m for m in tc.milestones or ()) if tc.schedule == "step" else None
+        ),
     )
 
 

@@ -249,13 +249,15 @@ class StudyFolder:
     def done_ids(self, retries: int | None = None) -> set[str]:
         """Ids of trials that resume does not run again.
 
-        Every recorded trial, except (when ``retries`` is given) a failed one attempted at most
-        ``retries`` times so far (``attempts`` counts the runs of a trial; 1 when absent).
+        Every recorded trial, except a ``stopped`` one (it did not end: it resumes) and (when
+        ``retries`` is given) a failed one attempted at most ``retries`` times so far
+        (``attempts`` counts the runs of a trial; 1 when absent).
         """
         return {
             r.trial_id
             for r in self.records()
-            if retries is None or r.status is not TrialStatus.FAILED or r.attempts > retries
+            if r.status is not TrialStatus.STOPPED
+            and (retries is None or r.status is not TrialStatus.FAILED or r.attempts > retries)
         }
 
     def attempts(self) -> dict[str, int]:

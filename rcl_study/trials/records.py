@@ -65,13 +65,16 @@ class TrialStatus(str, Enum):
     """How a trial ended (the ``status`` of its record).
 
     ``ok``; ``diverged`` (a non-finite loss); ``failed`` (raised, or stored no result);
-    ``pruned`` (stopped early by the ASHA scheduler).
+    ``pruned`` (stopped early by the ASHA scheduler); ``stopped`` (SIGTERM, Ctrl-C or a pack's
+    time budget ended it before its last epoch: a partial result, its last evaluation and
+    ``epochs_trained`` in ``metrics``; ``--resume`` trains it again, from its checkpoint).
     """
 
     OK = "ok"
     FAILED = "failed"
     DIVERGED = "diverged"
     PRUNED = "pruned"
+    STOPPED = "stopped"
 
     def __str__(self) -> str:
         return self.value
@@ -257,11 +260,17 @@ def defining_config(config: dict[str, Any]) -> dict[str, Any]:
             continue
         if node is not None:
             node.pop(leaf, None)
-    loss = out.get("loss")
-    if isinstance(loss, dict):  # keys added later hash as before while at their defaults
-        for key, default in (("classification", None), ("classification_params", {})):
-            if key in loss and loss[key] == default:
-                del loss[key]
+    # keys added later hash as before while at their defaults (which compute what records
+    # written before them computed: no extra loss, cosine decay)
+    for section, key, default in (
+        ("loss", "classification", None),
+        ("loss", "classification_params", {}),
+        ("train", "schedule", "cosine"),
+        ("train", "milestones", None),
+    ):
+        node = out.get(section)
+        if isinstance(node, dict) and key in node and node[key] == default:
+            del node[key]
     return out
 
 

@@ -1,29 +1,21 @@
-"""Issue 15's GPU run, step by step (called by ``scripts/gpu/ablation.sh``; no Ray needed).
+"""Issue 21's GPU run, step by step (called by ``scripts/gpu/ablation.sh``; no Ray needed).
 
-    python scripts/gpu/ablation.py measure STUDY [--set k=v ...] --k 1 2 8 --out speed.json
-    python scripts/gpu/ablation.py choose --speed speed.json --left SECONDS [--force a|b|c]
-    python scripts/gpu/ablation.py run STUDY [--set k=v ...] --plan a|b|c
+    python scripts/gpu/ablation.py run STUDY [--set k=v ...] [--budget-s SECONDS]
     python scripts/gpu/ablation.py gap STUDY [--set k=v ...] --study-dir DIR --out gaps.json
     python scripts/gpu/ablation.py sync --study-dir DIR --out OUT [--meta F ...] [--every S]
     python scripts/gpu/ablation.py restore --fetched OUT_COPY --to DIR
 
-``measure``: seconds per epoch of the plan, on the study's real settings: a single trial (the
-``none`` variant) and packs of the first K variants, each trained 2 epochs with an evaluation
-after each (no checkpoint); the second epoch is timed (the first pays cuDNN's autotuning), and
-one evaluation round is the time between the two evaluations less that epoch. ``K`` > 1 is
-measured only while its extrapolation could still fit ``--left`` (see :func:`worth_measuring`).
-
-``choose``: the largest plan that fits ``--left`` seconds (:data:`PLANS`, :func:`choose`): (a)
-the whole 2^3 ablation as one pack of 8, (b) ``none`` (BCL) and ``balance+scale+margin``
-(BCL+RCL) as a pack of 2, (c) ``none`` alone (run even when it does not fit: its checkpoint
-resumes in a later call).
-
 ``run``: the study through the study engine (``rcl_study.study.runner.run_study``, resume on,
-``resources.executor: local``), restricted to the plan's variants (its ``only``): the whole plan
-is written to ``plan.json``, the trials of the chosen variants are packed as ``resources.pack``
-allows and trained; the others stay planned, so ``--resume`` (or a later ``run --plan a``)
-finishes them from the same folder. SIGTERM stops it like Ctrl-C (the driver lock is released;
-the pack's checkpoint stays and resumes).
+``resources.executor: local``) with the members of each pack in priority order (:data:`PRIORITY`:
+``none`` = BCL, then ``balance+scale+margin`` = BCL+RCL, then the single components, then the
+pairs) and a time budget of ``--budget-s`` seconds (:class:`rcl_study.trainer.budget.PackBudget`):
+the pack starts with every member; the second epoch it trains (the first pays cuDNN's autotuning)
+is timed and decides how many members, first in priority, can finish in the seconds left; the
+others are dropped there (``stopped``, their evaluation at that epoch recorded). Before an epoch
+that would not end in time every member left is evaluated and recorded ``stopped``; SIGTERM or
+Ctrl-C records every member ``stopped`` with its last evaluation and epoch. No fixed menu of
+plans and no separate measuring run: the pack measures itself. ``--resume`` (the same command
+later) trains the stopped trials again.
 
 ``gap``: the paired lossless-vs-JPEG measure of ``rcl_study.report.jpeg_gap`` (the one behind
 ``scripts/jpeg_gap.py``) on every member's latest checkpoint, the data loaded once.
@@ -51,6 +43,7 @@ import signal
 import sys
 import tarfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,21 +52,25 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from rcl_study.files import atomic_write_bytes  # noqa: E402
+from rcl_study.trials.unit import Unit  # noqa: E402
 
 if TYPE_CHECKING:
     from rcl_study.study.executor import Executor
+    from rcl_study.trainer.budget import PackBudget
 
-#: plan -> the variants it trains (None: every variant of the study)
-PLANS: dict[str, list[str] | None] = {
-    "a": None,
-    "b": ["none", "balance+scale+margin"],
-    "c": ["none"],
-}
-#: members trained together by each plan (what ``measure`` times for it)
-PLAN_K = {"a": 8, "b": 2, "c": 1}
+#: the ablation's variants in the order a pack keeps them when not all fit the budget: BCL, then
+#: BCL+RCL, then each component alone, then the pairs
+PRIORITY = (
+    "none",
+    "balance+scale+margin",
+    "balance",
+    "scale",
+    "margin",
+    "balance+scale",
+    "balance+margin",
+    "scale+margin",
+)
 PART_BYTES = 15 * 1024 * 1024
-#: a plan is chosen when its predicted seconds are at most this share of the seconds left
-SAFETY = 0.9
 SKIP_NAMES = ("driver.lock",)
 
 
@@ -84,187 +81,108 @@ def _load_study(path: str, overrides: list[str]):
 
 
 def _stop(signum, frame):  # noqa: ARG001
+    """SIGTERM as Ctrl-C, once.
+
+    A second one (the shell's, the timeout's) does not cut the records being written.
+    """
+    signal.signal(signum, signal.SIG_IGN)
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 # ---------------------------------------------------------------------------------------------
-# measure and choose
+# run: the study engine, members in priority order, a time budget
 
 
-def plan_seconds(row: dict[str, Any], epochs: int, eval_every: int) -> float:
-    """Predicted seconds of ``epochs`` epochs of a measured unit, evaluations and setup included.
+def priority_rank(variant: str) -> tuple[int, str]:
+    """Sort key of a variant in :data:`PRIORITY` (component names in any order; others last)."""
+    parts = frozenset(variant.split("+"))
+    for i, name in enumerate(PRIORITY):
+        if frozenset(name.split("+")) == parts:
+            return i, variant
+    return len(PRIORITY), variant
 
-    ``row`` holds ``epoch_s`` (one epoch of all members), ``eval_s`` (one evaluation round of all
-    members) and ``setup_s``.
+
+def prioritised(units: Sequence[Unit]) -> list[Unit]:
+    """The units with their members in priority order, the unit of the first member first."""
+    out = [
+        Unit(tuple(sorted(u.members, key=lambda p: priority_rank(p.variant))), u.pack_id)
+        for u in units
+    ]
+    return sorted(out, key=lambda u: priority_rank(u.members[0].variant))
+
+
+def priority_executor(budget: PackBudget | None) -> Executor:
+    """The local executor with packs in :data:`PRIORITY` order under ``budget`` (None: none).
+
+    A :class:`~rcl_study.study.local.LocalExecutor` whose units' members are sorted by
+    :func:`prioritised` before they train.
     """
-    evals = epochs // eval_every + (epochs % eval_every != 0)
-    return row["setup_s"] + epochs * row["epoch_s"] + evals * row["eval_s"]
+    from rcl_study.study.local import LocalExecutor
+
+    class PriorityExecutor(LocalExecutor):
+        def run(self, study, units, folder, sink) -> None:  # noqa: D102 - LocalExecutor.run
+            super().run(study, prioritised(units), folder, sink)
+
+    return PriorityExecutor(budget)
 
 
-def worth_measuring(
-    k: int, measured: dict[int, dict[str, Any]], left: float, epochs: int, eval_every: int
-) -> bool:
-    """Whether a pack of ``k`` could fit ``left`` s, extrapolated from the largest measured one.
+def run(
+    study: str,
+    overrides: list[str],
+    budget_s: float | None = None,
+    *,
+    executor: Executor | None = None,
+) -> int:
+    """Run the study through ``run_study`` (resume on) with :func:`priority_executor`.
 
-    A pack of k does the work of k networks; what it can share (data, views, launches) is
-    bounded here by assuming at best twice the per-member speed of the largest pack measured.
-    """
-    if not measured:
-        return True
-    j = max(measured)
-    per_member = plan_seconds(measured[j], epochs, eval_every) / j
-    return k * per_member / 2 <= left
-
-
-def measure(
-    study: str, overrides: list[str], ks: list[int], left: float, epochs_timed: int = 2
-) -> dict[str, Any]:
-    """Time a single trial and packs of the first K variants (see the module docstring)."""
-    import torch
-
-    from rcl_study.trainer.loop import train_trial
-    from rcl_study.trainer.pack import train_pack
-    from rcl_study.trials.design import expand, trial_config
-
-    cfg = _load_study(study, overrides)
-    plans = expand(cfg)
-    short = {"train.epochs": epochs_timed, "train.eval_every": 1, "train.checkpoint_every": 10**6}
-    out: dict[str, Any] = {
-        "epochs": cfg.train.epochs,
-        "eval_every": cfg.train.eval_every,
-        "left_s": left,
-        "rows": {},
-    }
-    measured: dict[int, dict[str, Any]] = {}
-    for k in sorted(ks):
-        if k > len(plans):
-            continue
-        if not worth_measuring(k, measured, left, cfg.train.epochs, cfg.train.eval_every):
-            out["rows"][str(k)] = {"skipped": "cannot fit, extrapolated from smaller packs"}
-            continue
-        from rcl_study.config import set_path
-
-        cfgs = [set_path(trial_config(cfg, p.overrides, p.seed), short) for p in plans[:k]]
-        stamps: list[float] = []
-        stamp = stamps.append
-        t0 = time.perf_counter()
-        if k == 1:
-            res = [
-                train_trial(
-                    cfgs[0], lambda m, st=stamp: st(time.perf_counter()), log=lambda s: None
-                )
-            ]
-        else:
-            res = train_pack(
-                cfgs,
-                [p.trial_id for p in plans[:k]],
-                lambda m, st=stamp: st(time.perf_counter()),
-                log=lambda s: None,
-            )
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        hist = res[0]["history"]
-        e1, e2 = hist[0]["epoch_seconds"], hist[-1]["epoch_seconds"]
-        eval_s = max(0.0, (stamps[-1] - stamps[-2]) - e2) if len(stamps) >= 2 else 0.0
-        row = {
-            "k": k,
-            "epoch_s": e2,
-            "first_epoch_s": e1,
-            "eval_s": eval_s,
-            "setup_s": max(0.0, stamps[0] - t0 - e1 - eval_s),
-            "device": res[0].get("device"),
-        }
-        row["plan_s"] = plan_seconds(row, cfg.train.epochs, cfg.train.eval_every)
-        row["s_per_epoch_per_member"] = (e2 + eval_s / cfg.train.eval_every) / k
-        measured[k] = row
-        out["rows"][str(k)] = row
-        print(json.dumps(row), flush=True)
-    return out
-
-
-def choose(
-    speed: dict[str, Any], left: float, force: str | None = None, safety: float = SAFETY
-) -> tuple[str, str]:
-    """(plan, why): the largest plan whose prediction fits ``safety * left`` seconds; else (c).
-
-    The margin covers the run's own start-up and timing noise: a pack cut short records none of
-    its members, and a pack of 8's checkpoint is too large to carry back for a resume.
-    """
-    if force:
-        return force, f"forced ({force})"
-    rows = speed["rows"]
-    for plan in ("a", "b"):
-        row = rows.get(str(PLAN_K[plan]), {})
-        if "plan_s" in row and row["plan_s"] <= safety * left:
-            return plan, (
-                f"pack of {PLAN_K[plan]}: {row['plan_s']:.0f} s predicted <= {safety:g} x "
-                f"{left:.0f} s left"
-            )
-    row = rows.get("1", {})
-    pred = f"{row['plan_s']:.0f} s predicted" if "plan_s" in row else "not measured"
-    return "c", f"only the fallback: BCL alone ({pred}, {left:.0f} s left; resumable)"
-
-
-# ---------------------------------------------------------------------------------------------
-# run (the study engine, restricted to the plan's variants)
-
-
-def run(study: str, overrides: list[str], plan: str, *, executor: Executor | None = None) -> int:
-    """Run the plan's variants of the study through ``run_study`` with the local executor.
-
-    ``run_study(..., resume=True, only=<the plan's variants>)``: the whole plan is written, the
-    chosen variants' missing trials are packed and trained, the rest stay planned. Prints one
-    JSON line per record of the plan's variants; 0 when all are ``ok``, 1 when not, 2 on a study
-    this script cannot run, 124 when stopped (SIGTERM or Ctrl-C; the checkpoints stay).
-    ``executor``: what trains the units (default a :class:`~rcl_study.study.local.LocalExecutor`).
+    Prints one JSON line per record (status, reason, epochs, top-1, balanced accuracy); returns
+    0 when all are ``ok``, 124 when any was stopped (budget, SIGTERM, Ctrl-C: every member
+    recorded, the checkpoints kept), 1 otherwise, 2 on a study this script cannot run.
+    ``executor``: what trains the units (default: :func:`priority_executor` with a budget of
+    ``budget_s`` seconds from now).
     """
     from rcl_study.config import ConfigError
     from rcl_study.study.checks import check_machine, check_study
-    from rcl_study.study.local import LocalExecutor
-    from rcl_study.study.packing import plan_units
-    from rcl_study.study.runner import absolute_paths, run_study, select
+    from rcl_study.study.runner import absolute_paths, run_study
     from rcl_study.trials.folder import StudyFolder
 
     cfg = _load_study(study, overrides)
     if cfg.resources.executor != "local":
         print(f"error: {study}: resources.executor must be 'local' here", file=sys.stderr)
         return 2
-    keep = PLANS[plan]
     folder = StudyFolder(absolute_paths(cfg).output_dir)
     try:
-        plans = check_study(cfg)
+        check_study(cfg)
         check_machine(cfg)
-        chosen = select(plans, keep, cfg.name)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    done = folder.done_ids(cfg.study.retries)
-    todo = [p for p in chosen if p.trial_id not in done]
-    units = plan_units(cfg, plans, todo) if todo else []
-    print(f"plan {plan}: {len(todo)} trial(s) in {len(units)} unit(s)", flush=True)
-    signal.signal(signal.SIGTERM, _stop)
+    print(f"run: budget {budget_s or 'none'} s, priority {', '.join(PRIORITY)}", flush=True)
+    previous = signal.signal(signal.SIGTERM, _stop)
+    stopped = ""
     try:
-        run_study(cfg, resume=True, progress=False, only=keep, executor=executor or LocalExecutor())
+        if executor is None:
+            from rcl_study.trainer.budget import PackBudget
+
+            executor = priority_executor(PackBudget.seconds(budget_s) if budget_s else None)
+        run_study(cfg, resume=True, progress=False, executor=executor)
     except KeyboardInterrupt as err:
-        print(
-            f"stopped ({err or 'SIGINT'}): checkpoints kept, resume with the same command",
-            flush=True,
-        )
-        return 124
+        stopped = str(err) or "SIGINT"
     except ConfigError as err:  # e.g. the study changed since its records were written
         print(f"error: {err}", file=sys.stderr)
         return 2
-    wanted = [r for r in folder.records() if keep is None or r.variant in keep]
-    for r in wanted:
-        print(
-            json.dumps(
-                {"trial_id": r.trial_id, "status": r.status.value, "reason": r.reason}
-                | {k: r.metrics.get(k) for k in ("top1", "balanced_acc", "seconds_per_epoch")},
-                default=float,
-            ),
-            flush=True,
-        )
-    return 0 if wanted and all(r.ok for r in wanted) else 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    records = folder.records()
+    for r in records:
+        row = {"trial_id": r.trial_id, "status": r.status.value, "reason": r.reason}
+        keys = ("epoch", "epochs_trained", "top1", "balanced_acc", "seconds_per_epoch")
+        print(json.dumps(row | {k: r.metrics.get(k) for k in keys}, default=float), flush=True)
+    if stopped or any(r.status.value == "stopped" for r in records):
+        why = stopped if stopped.startswith("stopped") else f"stopped by {stopped or 'the budget'}"
+        print(f"{why}: every member recorded, resume with the same command", flush=True)
+        return 124
+    return 0 if records and all(r.ok for r in records) else 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,11 +208,12 @@ def member_states(study_dir: Path) -> dict[str, dict[str, Any]]:
         epoch = int(state.get("epoch", 0))
         found = state["members"].items() if "members" in state else [(ckpt.parent.name, state)]
         for tid, s in found:
-            if tid not in out or out[tid]["epoch"] <= epoch:
+            trained = int(s.get("epochs_trained", epoch))  # a member dropped earlier: its own
+            if tid not in out or out[tid]["epoch"] <= trained:
                 out[tid] = {
                     "model": s["model"],
                     "history": list(s.get("history", [])),
-                    "epoch": epoch,
+                    "epoch": trained,
                     "path": str(ckpt),
                 }
     return out
@@ -522,18 +441,11 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("study")
         sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
-    m = sub.add_parser("measure")
-    with_study(m)
-    m.add_argument("--k", type=int, nargs="+", default=[1, 2, 8])
-    m.add_argument("--left", type=float, default=float("inf"))
-    m.add_argument("--out", required=True)
-    c = sub.add_parser("choose")
-    c.add_argument("--speed", required=True)
-    c.add_argument("--left", type=float, required=True)
-    c.add_argument("--force", choices=sorted(PLANS), default=None)
     r = sub.add_parser("run")
     with_study(r)
-    r.add_argument("--plan", choices=sorted(PLANS), required=True)
+    r.add_argument(
+        "--budget-s", type=float, default=None, help="seconds the run may take (default: none)"
+    )
     g = sub.add_parser("gap")
     with_study(g)
     g.add_argument("--study-dir", required=True)
@@ -550,16 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     rs.add_argument("--to", required=True)
     a = p.parse_args(argv)
 
-    if a.cmd == "measure":
-        res = measure(a.study, a.overrides, a.k, a.left)
-        atomic_write_bytes(Path(a.out), json.dumps(res, indent=1).encode())
-        return 0
-    if a.cmd == "choose":
-        plan, why = choose(json.loads(Path(a.speed).read_text()), a.left, a.force)
-        print(f"{plan}\t{why}")
-        return 0
     if a.cmd == "run":
-        return run(a.study, a.overrides, a.plan)
+        return run(a.study, a.overrides, a.budget_s)
     if a.cmd == "gap":
         res = gap(a.study, a.overrides, Path(a.study_dir), a.limit)
         atomic_write_bytes(Path(a.out), json.dumps(res, indent=1).encode())

@@ -7,11 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=${1:-../shared/data/cifar10}
 mkdir -p .export .whl
+rm -f .whl/typing_extensions-*.whl  # an earlier prepare's: it would shadow the device's copy
 { git check-ignore -q .whl && git check-ignore -q .export; } || { echo "prepare.sh: .whl/ and .export/ must be git-ignored" >&2; exit 2; }
 [ -f .export/cifar10_lt_ir100.npz.xz ] || python -m rcl_study.data export --dataset cifar10_lt \
     --imbalance-ratio 100 --root "$root" --out .export/cifar10_lt_ir100.npz.xz
+# no typing-extensions: the device's own copy (torch's, accelerate's) must not be shadowed
 for pkg in pydantic==2.13.4 pydantic-core==2.46.4 annotated-types==0.7.0 \
-           typing-inspection==0.4.2 typing-extensions==4.15.0; do
+           typing-inspection==0.4.2; do
   python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 -d .whl "$pkg"

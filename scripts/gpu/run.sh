@@ -4,9 +4,11 @@
 #     OUT=$OUT bash scripts/gpu/run.sh          (timeout_s 600; LIMIT_S below keeps it inside)
 # Phases, each timed into $OUT/phases.tsv (phase, seconds, exit status):
 #   setup  pydantic from .whl/ when the device lacks it; the GPU's name into $OUT/run.log
-#   smoke  scripts/gpu/smoke.py, killed past SMOKE_S (60 s): bf16, channels-last, device
-#          augmentation, the CUDA tests of tests/, a resumed 2-epoch trial; a failure stops the
-#          script at once (exit 3) before any training time is spent
+#          (under SETUP_S, 90 s; every phase runs under a `timeout`)
+#   smoke  scripts/gpu/smoke.py, killed past SMOKE_S (120 s): it gates only on the device, bf16
+#          and a resumed 2-epoch trial (a failure stops the script at once, exit 3, before any
+#          training time is spent); device augmentation and the CUDA tests of tests/ run and are
+#          logged, not gating
 #   train  BCL alone, studies/reproduce_bcl.yaml (200 epochs, seed 0), with the checkpoint written
 #          every epoch to $OUT/bcl/checkpoint.pt (resumable) and every evaluation (every 5 epochs)
 #          appended to $OUT/bcl/metrics.jsonl as it happens; stopped with SIGTERM when the budget
@@ -19,16 +21,17 @@
 # Files back from $OUT (at most 8 come back): run.log, phases.tsv, bcl.json, jpeg_gap.json,
 # bcl/checkpoint.pt, bcl/metrics.jsonl. The speed benchmark is a separate run: scripts/gpu/speed.sh.
 # TINY=1: the CPU rehearsal (smoke --cpu, batch 64, 2 epochs of 2 steps, 200 test images, gap on
-# 200 images, no time limits).
+# 200 images, no time limits). OUT defaults to /tmp/rcl_gpu_out, outside the repository.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-gpu_out}
+OUT=${OUT:-/tmp/rcl_gpu_out}
 PY=${PY:-python3}
 if [ "${TINY:-0}" = 1 ]; then  # the CPU rehearsal: the same phases, small, and no time limits
   LIMIT_S=${LIMIT_S:-7200} SMOKE_S=${SMOKE_S:-3600} GAP_S=${GAP_S:-3600}
 fi
 LIMIT_S=${LIMIT_S:-570}
-SMOKE_S=${SMOKE_S:-60}
+SETUP_S=${SETUP_S:-90}
+SMOKE_S=${SMOKE_S:-120}
 GAP_S=${GAP_S:-45}
 T0=$(date +%s)
 mkdir -p "$OUT/bcl"
@@ -71,8 +74,11 @@ if [ "${TINY:-0}" = 1 ]; then
   gap=(--limit 200)
 fi
 
-phase setup setup || { echo "setup failed (see $LOG)"; exit 2; }
-if ! phase smoke timeout -k 5 "$SMOKE_S" "$PY" scripts/gpu/smoke.py "$study" "${smoke[@]}"; then
+export PY
+phase setup timeout -k 5 "$SETUP_S" bash -c "$(declare -f setup); setup" || {
+  echo "setup failed (see $LOG)"; exit 2; }
+if ! phase smoke timeout -k 5 "$SMOKE_S" "$PY" scripts/gpu/smoke.py "$study" \
+    --budget-s $((SMOKE_S - 10)) "${smoke[@]}"; then
   echo "smoke check failed: no training started (see $LOG)"
   tail -n 5 "$LOG"
   exit 3

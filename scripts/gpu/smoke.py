@@ -1,21 +1,26 @@
-"""GPU smoke check (well under a minute): every GPU-only path, before a run is spent.
+"""GPU smoke check (well under two minutes): every GPU-only path, before a run is spent.
 
-    python scripts/gpu/smoke.py STUDY.yaml [--set k=v ...] [--cpu]
+    python scripts/gpu/smoke.py STUDY.yaml [--set k=v ...] [--cpu] [--budget-s S]
 
-Checks, in order, stopping at the first failure (exit 1, its reason on stderr):
+Gating checks, in order, stopping at the first failure (exit 1, its reason on stderr): only what
+a run cannot do without (issue 21):
 
 1. ``device``: CUDA is visible and supports bf16 (``--cpu``: the CPU rehearsal, no GPU asked for);
-2. ``cuda_tests``: every test in ``tests/`` whose decorators mention ``cuda`` (the ``skipif`` of
-   the GPU-only tests) runs and passes; on a GPU a skip is a failure;
-3. ``augment``: every ``data.augment`` recipe turns a uint8 batch on the device into three finite
-   views in [0, 1] on the device, the same seed giving the same views;
-4. ``bf16_channels_last``: ResNet-32 with BCL's heads in channels-last memory, forward and backward
+2. ``bf16_channels_last``: ResNet-32 with BCL's heads in channels-last memory, forward and backward
    under bf16 autocast: bf16 logits, finite gradients, logits close to float32's;
-5. ``train_resume``: the study itself for one epoch of 3 steps, then resumed from its checkpoint
+3. ``train_resume``: the study itself for one epoch of 3 steps, then resumed from its checkpoint
    for a second (the trainer's bf16 + channels-last + device-augmentation path, on the device the
    run will use): status ok, evaluations at epochs 1 and 2, finite losses.
 
-One JSON line per check goes to stdout (name, ok, seconds, detail).
+Then, run and logged but not gating (a failure is reported and the run goes on):
+
+4. ``augment``: every ``data.augment`` recipe turns a uint8 batch on the device into three finite
+   views in [0, 1] on the device, the same seed giving the same views;
+5. ``cuda_tests``: every test in ``tests/`` whose decorators mention ``cuda`` (the ``skipif`` of
+   the GPU-only tests), in a pytest subprocess cut at the seconds left of ``--budget-s``; on a
+   GPU a skip counts as a failure.
+
+One JSON line per check goes to stdout (name, ok, gate, seconds, detail).
 """
 
 from __future__ import annotations
@@ -69,25 +74,27 @@ def check_device(cpu: bool) -> str:
     return f"{torch.cuda.get_device_name()} torch {torch.__version__}"
 
 
-def check_cuda_tests(cpu: bool) -> str:
-    """Run the GPU-only tests; on a GPU none may skip."""
-    import pytest
+def check_cuda_tests(cpu: bool, seconds: float) -> str:
+    """Run the GPU-only tests in a pytest subprocess of at most ``seconds``.
+
+    On a GPU none may skip.
+    """
+    import subprocess
 
     ids = cuda_test_ids(ROOT / "tests")
     _need(bool(ids), "no test in tests/ is marked for CUDA")
-    outcomes: dict[str, str] = {}
-
-    class Record:
-        def pytest_runtest_logreport(self, report):
-            if report.when == "call" or report.outcome != "passed":
-                outcomes[report.nodeid] = report.outcome
-
-    code = pytest.main(["-q", "-p", "no:cacheprovider", *ids], plugins=[Record()])
-    bad = {k: v for k, v in outcomes.items() if v == "failed"}
-    _need(code in (0, 5) and not bad, f"CUDA tests failed: {bad or code}")
-    skipped = [k for k, v in outcomes.items() if v == "skipped"]
-    _need(cpu or not skipped, f"CUDA tests skipped on the GPU: {skipped}")
-    return f"{len(outcomes)} run: {sorted(set(outcomes.values()))}"
+    _need(seconds >= 5, f"no time left for the CUDA tests ({seconds:.0f} s)")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *ids]
+    try:
+        done = subprocess.run(
+            cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise SmokeFailure(f"{len(ids)} CUDA tests not done in {seconds:.0f} s") from None
+    last = (done.stdout.strip().splitlines() or ["no output"])[-1]
+    _need(done.returncode in (0, 5), f"CUDA tests failed (exit {done.returncode}): {last}")
+    _need(cpu or "skipped" not in last, f"CUDA tests skipped on the GPU: {last}")
+    return f"{len(ids)} run: {last}"
 
 
 def check_augment(device: torch.device) -> str:
@@ -171,31 +178,49 @@ def check_train_resume(study: str, overrides: list[str], device: torch.device) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the checks in order; exit 1 at the first failure."""
+    """Run the gating checks (exit 1 at the first failure), then the logged ones."""
+    start = time.perf_counter()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("study")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--cpu", action="store_true", help="CPU rehearsal: no GPU, CUDA tests may skip")
+    p.add_argument(
+        "--budget-s",
+        type=float,
+        default=110.0,
+        help="seconds for all checks (the CUDA tests get what the others leave)",
+    )
     a = p.parse_args(argv)
     device = torch.device("cpu" if a.cpu else "cuda")
-    checks = [
-        ("device", lambda: check_device(a.cpu)),
-        ("cuda_tests", lambda: check_cuda_tests(a.cpu)),
-        ("augment", lambda: check_augment(device)),
-        ("bf16_channels_last", lambda: check_bf16_channels_last(device)),
-        ("train_resume", lambda: check_train_resume(a.study, a.overrides, device)),
+    checks = [  # (name, gate, check)
+        ("device", True, lambda: check_device(a.cpu)),
+        ("bf16_channels_last", True, lambda: check_bf16_channels_last(device)),
+        ("train_resume", True, lambda: check_train_resume(a.study, a.overrides, device)),
+        ("augment", False, lambda: check_augment(device)),
+        (
+            "cuda_tests",
+            False,
+            lambda: check_cuda_tests(a.cpu, a.budget_s - (time.perf_counter() - start)),
+        ),
     ]
-    for name, check in checks:
+    for name, gate, check in checks:
         t0 = time.perf_counter()
         try:
             detail, ok = check(), True
-        except Exception as err:  # noqa: BLE001 - any failure stops the run, with its reason
+        except Exception as err:  # noqa: BLE001 - any failure is reported with its reason
             detail, ok = f"{type(err).__name__}: {err}", False
-        line = {"check": name, "ok": ok, "seconds": round(time.perf_counter() - t0, 2)}
+        line = {
+            "check": name,
+            "ok": ok,
+            "gate": gate,
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
         print(json.dumps({**line, "detail": detail}), flush=True)
-        if not ok:
+        if not ok and gate:
             print(f"smoke: {name} failed: {detail}", file=sys.stderr)
             return 1
+        if not ok:
+            print(f"smoke: {name} failed (logged, not gating): {detail}", file=sys.stderr)
     return 0
 
 

@@ -6,21 +6,22 @@
 #      vs K separate processes, 2 epochs of full CIFAR-10-LT IR 100 ($OUT/pack_speed.jsonl).
 # Carry .export and .whl; on the device (timeout_s 300: each part is cut at its own limit):
 #     OUT=$OUT bash scripts/gpu/speed.sh        (log: $OUT/speed.log)
-# EPOCH_S / PACK_S (150 s each) bound the two parts. TINY=1: the CPU rehearsal (512 synthetic
+# EPOCH_S / PACK_S (150 s each) bound the two parts; setup is under `timeout` too. TINY=1: the CPU rehearsal (512 synthetic
 # images for epoch_speed; pack_speed on its reduced CPU ResNet-32, K = 1 2).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-gpu_out}
+OUT=${OUT:-/tmp/rcl_gpu_out}  # outside the repository
 PY=${PY:-python3}
 EPOCH_S=${EPOCH_S:-150}
 PACK_S=${PACK_S:-150}
 mkdir -p "$OUT"
-if ls .whl/*.whl > /dev/null 2>&1 && ! "$PY" -c "import pydantic" 2> /dev/null; then
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || exit 2
+if ls .whl/*.whl > /dev/null 2>&1 && ! timeout 30 "$PY" -c "import pydantic" 2> /dev/null; then
+  timeout -k 5 60 "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+    --upgrade --target /tmp/site .whl/*.whl || exit 2
 fi
 export PYTHONPATH=$PWD:/tmp/site:${PYTHONPATH:-} PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$OUT/speed.log" 2>&1 || true
+timeout 20 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$OUT/speed.log" 2>&1 \
+  || true
 if [ "${TINY:-0}" = 1 ]; then
   args=(--synthetic --images 512 --workers 2)
   pack=(--only resnet32 --k 1 2 --epochs 1 --images 64 --batch 16)

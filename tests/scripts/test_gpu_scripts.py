@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -103,51 +104,102 @@ def test_a_stopped_run_leaves_its_curve_and_a_checkpoint_that_resumes(tmp_path, 
     assert epochs == list(range(1, res["epoch"] + 1))
 
 
-# --- scripts/gpu/ablation.py (issue 15): plan choice, syncs into $OUT, restore, the engine run
+# --- scripts/gpu/ablation.py (issues 15, 21): priority packs, syncs into $OUT, restore, the run
 
 
-def _row(k, epoch_s, eval_s, setup_s=0.0):
-    return {"k": k, "epoch_s": epoch_s, "eval_s": eval_s, "setup_s": setup_s}
+def test_priority_order_puts_bcl_then_bcl_rcl_then_singles_then_pairs():
+    from rcl_study.trials.records import TrialPlan
+    from rcl_study.trials.unit import Unit
 
-
-def test_plan_seconds_counts_epochs_evaluations_and_setup():
     ab = _load("ablation")
-    # 200 epochs, an evaluation every 5 (40), + setup: by hand
-    assert ab.plan_seconds(_row(1, 0.5, 0.2, 7.0), 200, 5) == pytest.approx(7 + 100 + 8)
-    # the last epoch is evaluated even off the grid: 12 epochs every 5 -> 5, 10, 12
-    assert ab.plan_seconds(_row(1, 1.0, 1.0), 12, 5) == pytest.approx(12 + 3)
+    # the study's own variant order (expand): none, singles, pairs, all three
+    names = ["none", "balance", "margin", "scale", "balance+margin", "balance+scale"]
+    names += ["scale+margin", "balance+scale+margin"]
+    unit = Unit(tuple(TrialPlan(f"{v}__s0", v, 0) for v in names), "pack__s0__x")
+    (got,) = ab.prioritised([unit])
+    assert [p.variant for p in got.members] == [
+        "none",
+        "balance+scale+margin",
+        "balance",
+        "scale",
+        "margin",
+        "balance+scale",
+        "balance+margin",
+        "scale+margin",
+    ]
+    assert got.pack_id == unit.pack_id
+    assert ab.priority_rank("margin+balance") == ab.priority_rank("balance+margin")[:1] + (
+        "margin+balance",
+    )
 
 
-def test_choose_takes_the_largest_plan_that_fits_else_bcl_alone():
+class _SyntheticSpeed:
+    """A device of synthetic speed: a pack epoch of k members takes ``shared + per_member * k``
+    seconds on a fake clock (the budget's), whatever the CPU takes."""
+
+    def __init__(self, shared: float, per_member: float) -> None:
+        self.now = 0.0
+        self.shared, self.per_member = shared, per_member
+
+    def clock(self) -> float:
+        return self.now
+
+    def timed(self, run):
+        out = run()  # train_pack_epoch: the mean losses of each member trained
+        seconds = self.shared + self.per_member * len(out)
+        self.now += seconds
+        return out, seconds
+
+
+@pytest.mark.parametrize(
+    "epochs, seconds_left_after_2, kept, budget_end",
+    [
+        # 8 members: 10 s an epoch (2 + 1 per member), 20 s for the first two. With 12.9 s left,
+        # 2 epochs and 2 evaluations to go: k members need 2 (2 + k) + 2 k e <= 0.9 x 12.9 =
+        # 11.61 (e: one evaluation, < 0.2 s here) -> 3 fit; they finish (epochs 3, 4: 5 s each)
+        (4, 12.9, 3, False),
+        # 6 s left for 4 epochs: not even one member fits; BCL alone trains on (3 s an epoch),
+        # and before epoch 4 (3 s + its evaluation > 3 s left) the budget ends: stopped at 3
+        (6, 6.0, 1, True),
+    ],
+)
+def test_a_priority_pack_keeps_what_the_timed_second_epoch_says_fits(
+    tmp_path, monkeypatch, epochs, seconds_left_after_2, kept, budget_end
+):
+    """The CPU rehearsal of issue 21 item 2: the whole ablation as one pack, a synthetic device."""
+    import rcl_study.trainer.pack as pack
+    from rcl_study.trainer.budget import PackBudget
+    from rcl_study.trials.folder import StudyFolder
+
     ab = _load("ablation")
-
-    def speed(*rows):
-        out = {"rows": {}}
-        for r in rows:
-            r["plan_s"] = ab.plan_seconds(r, 200, 5)
-            out["rows"][str(r["k"])] = r
-        return out
-
-    s = speed(_row(1, 0.5, 0.2), _row(2, 0.9, 0.4), _row(8, 3.0, 1.6))  # 108, 196, 664 s
-    assert ab.choose(s, 740)[0] == "a"  # 664 <= 0.9 x 740
-    assert ab.choose(s, 730)[0] == "b"  # 664 > 0.9 x 730: kept for the margin
-    assert ab.choose(s, 730, safety=1.0)[0] == "a"
-    assert ab.choose(s, 600)[0] == "b"
-    assert ab.choose(s, 150)[0] == "c"
-    assert ab.choose(s, 50)[0] == "c"  # nothing fits: BCL alone anyway (it resumes later)
-    assert ab.choose(s, 50, force="a")[0] == "a"
-    skipped = {"rows": {"1": s["rows"]["1"], "2": s["rows"]["2"], "8": {"skipped": "x"}}}
-    assert ab.choose(skipped, 10**6)[0] == "b"  # an unmeasured pack is never chosen
-    assert ab.PLANS["b"] == ["none", "balance+scale+margin"] and ab.PLANS["c"] == ["none"]
-
-
-def test_a_pack_is_measured_only_while_it_could_fit():
-    ab = _load("ablation")
-    one = {1: _row(1, 0.5, 0.0)}  # 100 s for 200 epochs per member
-    assert ab.worth_measuring(1, {}, 1.0, 200, 5)
-    # 8 members at best twice as fast per member: 400 s
-    assert ab.worth_measuring(8, one, 400, 200, 5)
-    assert not ab.worth_measuring(8, one, 399, 200, 5)
+    out = tmp_path / "runs"
+    raw = {**TINY_ABLATION, "study": {**TINY_ABLATION["study"], "output_dir": str(out)}}
+    raw["train"] = {**raw["train"], "epochs": epochs}
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump(raw))
+    speed = _SyntheticSpeed(shared=2.0, per_member=1.0)
+    monkeypatch.setattr(pack.ev, "timed", speed.timed)
+    budget = PackBudget(deadline=20.0 + seconds_left_after_2, clock=speed.clock)
+    rc = ab.run(str(study), [], executor=ab.priority_executor(budget))
+    assert rc == 124  # some members stopped
+    assert [d["keep"] for d in budget.decisions] == [kept]
+    assert budget.decisions[0]["members"] == 8 and budget.decisions[0]["epoch_s"] == 10.0
+    recs = {r.variant: r for r in StudyFolder(out).records()}
+    assert len(recs) == 8
+    first = list(ab.PRIORITY[:kept])
+    for variant, r in recs.items():
+        if variant in first:
+            if budget_end:
+                assert r.status.value == "stopped"
+                assert r.reason == f"budget end after epoch 3 of {epochs}"
+                assert r.metrics["epochs_trained"] == 3 and r.metrics["epoch"] == 3
+            else:
+                assert r.ok and r.metrics["epoch"] == epochs
+        else:  # dropped after the deciding epoch, its evaluation there kept
+            assert r.status.value == "stopped", variant
+            assert r.reason == f"dropped after epoch 2: only {kept} member(s) fit the budget"
+            assert r.metrics["epochs_trained"] == 2 and r.metrics["epoch"] == 2
+            assert [h["epoch"] for h in r.history] == [1, 2]
 
 
 def _fake_study(root, ab, n_members=3, width=40000):
@@ -249,48 +301,10 @@ TINY_ABLATION = TINY_STUDY(
 
 
 @pytest.mark.slow
-def test_plan_b_then_a_through_the_engine_records_each_trial_once(tmp_path):
-    """(b) trains BCL and BCL+RCL as a pack of 2; (a) then finishes the other 6 as one pack."""
-    from rcl_study.trials.folder import StudyFolder
-
-    study = tmp_path / "s.yaml"
-    out = tmp_path / "runs"
-    study.write_text(
-        yaml.safe_dump(
-            {
-                **TINY_ABLATION,
-                "study": {**TINY_ABLATION["study"], "output_dir": str(out)},
-                "report": {"dir": str(tmp_path / "rep")},
-            }
-        )
-    )
-    cmd = [sys.executable, str(ROOT / "scripts" / "gpu" / "ablation.py"), "run", str(study)]
-    done = subprocess.run([*cmd, "--plan", "b"], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    recs = StudyFolder(out).read_rows()[0]
-    assert sorted(r["variant"] for r in recs) == ["balance+scale+margin", "none"]
-    assert {r["pack"] for r in recs} == {recs[0]["pack"]} and recs[0]["pack"]  # one pack of 2
-    assert len(StudyFolder(out).plan()["trials"]) == 8  # the rest stay planned
-    done = subprocess.run([*cmd, "--plan", "a"], cwd=ROOT, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    recs = StudyFolder(out).read_rows()[0]
-    assert len(recs) == 8 and len({r["trial_id"] for r in recs}) == 8
-    assert all(r["status"] == "ok" and r["metrics"]["epoch"] == 3 for r in recs)
-    assert len({r["pack"] for r in recs}) == 2
-    rep = subprocess.run(
-        [sys.executable, "-m", "rcl_study.run", str(study), "--report-only"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert rep.returncode == 0, rep.stderr[-2000:]
-    assert (tmp_path / "rep" / "index.md").is_file()
-
-
-@pytest.mark.slow
-def test_a_stopped_engine_run_leaves_curves_in_out_and_resumes(tmp_path):
-    """SIGTERM mid-pack: exit 124, the lock released; a sync returns the members' curves so far;
-    the same command resumes from the pack checkpoint and records all 8 trials."""
+def test_a_stopped_engine_run_records_every_member_stopped_and_resumes(tmp_path):
+    """The CPU rehearsal of issue 21 item 3: SIGTERM mid-pack at tiny size. Exit 124, the lock
+    released, all 8 members recorded ``stopped`` with their last evaluation and epoch; a sync
+    returns their curves; the same command resumes from the pack checkpoint to the end."""
     from rcl_study.trials.folder import StudyFolder
 
     ab = _load("ablation")
@@ -299,14 +313,7 @@ def test_a_stopped_engine_run_leaves_curves_in_out_and_resumes(tmp_path):
     raw = {**TINY_ABLATION, "study": {**TINY_ABLATION["study"], "output_dir": str(out)}}
     raw["train"] = {**raw["train"], "epochs": 40}
     study.write_text(yaml.safe_dump(raw))
-    cmd = [
-        sys.executable,
-        str(ROOT / "scripts" / "gpu" / "ablation.py"),
-        "run",
-        str(study),
-        "--plan",
-        "a",
-    ]
+    cmd = [sys.executable, str(ROOT / "scripts" / "gpu" / "ablation.py"), "run", str(study)]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     ckpts = out / "trials"
     deadline = time.time() + 180
@@ -317,23 +324,87 @@ def test_a_stopped_engine_run_leaves_curves_in_out_and_resumes(tmp_path):
         time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == 124
-    assert not (out / "driver.lock").exists() and StudyFolder(out).read_rows()[0] == []
+    assert not (out / "driver.lock").exists()
+    stopped = StudyFolder(out).records()
+    assert len(stopped) == 8
+    at = {r.metrics["epochs_trained"] for r in stopped}
+    assert len(at) == 1 and min(at) >= 2  # one pack: every member stopped at the same epoch
+    for r in stopped:
+        n = r.metrics["epochs_trained"]
+        assert r.status.value == "stopped"
+        assert r.reason == f"stopped by SIGTERM after epoch {n} of 40"
+        # evaluated every epoch: the last evaluation is epoch n, or n - 1 for a member whose
+        # evaluation after epoch n the TERM came before
+        last = r.metrics["epoch"]
+        assert last in (n - 1, n)
+        assert [h["epoch"] for h in r.history] == list(range(1, last + 1))
     box = tmp_path / "OUT"
     ab.sync_once(out, box, [])
     back = tmp_path / "back"
     assert ab.restore(box, back)["checkpoints"]
-    curves = sorted((back / "metrics").glob("*.jsonl"))
-    assert len(curves) == 8
-    stopped_at = len(curves[0].read_text().splitlines())
-    assert stopped_at >= 2
-    # the same command, the same study (a changed one is refused: its checkpoints are another
-    # configuration's), resumes from the pack checkpoint to the end
+    assert len(sorted((back / "metrics").glob("*.jsonl"))) == 8
+    # the same command resumes from the pack checkpoint to the end
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    recs = StudyFolder(out).read_rows()[0]
-    assert len(recs) == 8
+    recs = StudyFolder(out).records()
+    assert len(recs) == 8 and all(r.ok and r.attempts == 2 for r in recs)
     for r in recs:  # one evaluation per epoch, none lost or repeated across the stop
-        assert [h["epoch"] for h in r["history"]] == list(range(1, 41))
+        assert [h["epoch"] for h in r.history] == list(range(1, 41))
+
+
+def test_smoke_gates_only_on_device_bf16_and_the_resumed_trial(monkeypatch, capsys):
+    smoke = _load("smoke")
+
+    def boom(*args):
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(smoke, "check_bf16_channels_last", lambda device: "fine")
+    monkeypatch.setattr(smoke, "check_train_resume", lambda *args: "fine")
+    monkeypatch.setattr(smoke, "check_augment", boom)
+    monkeypatch.setattr(smoke, "check_cuda_tests", boom)
+    assert smoke.main(["s.yaml", "--cpu"]) == 0  # the logged checks fail, the run goes on
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(x["check"], x["ok"], x["gate"]) for x in lines] == [
+        ("device", True, True),
+        ("bf16_channels_last", True, True),
+        ("train_resume", True, True),
+        ("augment", False, False),
+        ("cuda_tests", False, False),
+    ]
+    monkeypatch.setattr(smoke, "check_train_resume", boom)
+    assert smoke.main(["s.yaml", "--cpu"]) == 1  # a gate: stops there
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["check"] for x in lines] == ["device", "bf16_channels_last", "train_resume"]
+
+
+def _phases(script: str) -> list[str]:
+    """Each ``phase NAME COMMAND ...`` call of a script (continuation lines joined)."""
+    text = (ROOT / "scripts" / "gpu" / script).read_text().replace("\\\n", " ")
+    lines = [ln.strip() for ln in text.splitlines()]
+    return [ln for ln in lines if re.search(r"(^|[!&|] *)phase \w", ln)]
+
+
+@pytest.mark.parametrize("script", ["ablation.sh", "run.sh"])
+def test_every_phase_runs_under_a_timeout_and_out_is_outside_the_repository(script):
+    calls = _phases(script)
+    assert len(calls) >= 4
+    for call in calls:
+        assert re.search(r"phase \w+ timeout ", call), call
+    text = (ROOT / "scripts" / "gpu" / script).read_text()
+    assert "OUT=${OUT:-/tmp/" in text  # absolute, outside the checkout
+    assert "SMOKE_S=${SMOKE_S:-120}" in text
+
+
+def test_the_data_is_copied_and_no_typing_extensions_wheel_is_prepared():
+    gpu = ROOT / "scripts" / "gpu"
+    ablation = (gpu / "ablation.sh").read_text()
+    assert "ln -s" not in ablation and 'cp -f .export/cifar10_lt_ir100.npz.xz "$DATA"' in ablation
+    prepare = (gpu / "prepare.sh").read_text()
+    assert "typing-extensions==" not in prepare and "typing_extensions" not in re.sub(
+        r"rm -f \.whl/typing_extensions-\*\.whl", "", prepare
+    )
+    speed = (gpu / "speed.sh").read_text()
+    assert "OUT=${OUT:-/tmp/" in speed
 
 
 def test_results_table_rows_from_records_curves_and_gaps(tmp_path):

@@ -82,8 +82,7 @@ def _ablation():
     return mod
 
 
-@pytest.mark.parametrize("plan", ["a", "b", "c"])
-def test_ablation_run_gives_the_engine_only_the_plans_variants(tmp_path, capsys, plan):
+def test_ablation_run_gives_the_engine_the_whole_ablation_as_one_pack(tmp_path, capsys):
     from rcl_study.study.executor import Executor
     from rcl_study.trials.folder import StudyFolder
 
@@ -111,15 +110,9 @@ def test_ablation_run_gives_the_engine_only_the_plans_variants(tmp_path, capsys,
     ex = RecordingExecutor()
     assert isinstance(ex, Executor)
     # nothing trained, so nothing recorded: "not all ok"
-    assert ab.run(str(study), [], plan, executor=ex) == 1
+    assert ab.run(str(study), [], 100.0, executor=ex) == 1
     members = [m for u in ex.units for m in u.members]
-    want = ab.PLANS[plan]
-    if want is None:
-        assert len(members) == 8 and len(ex.units) == 1  # the whole 2^3 ablation, one pack
-    else:
-        assert sorted(m.variant for m in members) == sorted(want)
-        assert len(ex.units) == 1  # (b): one pack of 2; (c): BCL alone
-        assert (ex.units[0].pack_id is None) == (len(want) == 1)
-    assert len(StudyFolder(out).plan()["trials"]) == 8  # the rest stay planned
-    n = len(members)
-    assert f"plan {plan}: {n} trial(s) in 1 unit(s)" in capsys.readouterr().out
+    assert len(members) == 8 and len(ex.units) == 1  # the whole 2^3 ablation, one pack
+    assert ex.units[0].pack_id is not None
+    assert len(StudyFolder(out).plan()["trials"]) == 8
+    assert "run: budget 100.0 s, priority none, balance+scale+margin" in capsys.readouterr().out

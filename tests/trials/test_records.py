@@ -166,7 +166,7 @@ def test_unknown_status_is_a_damaged_line(tmp_path):
 
 
 def test_status_enum_covers_every_status_the_code_writes(tiny_study):
-    assert set(STATUSES) == {"ok", "failed", "diverged", "pruned"}
+    assert set(STATUSES) == {"ok", "failed", "diverged", "pruned", "stopped"}
     written: set[str] = set()
     patterns = (
         r'\bstatus"?\]?\s*(?::\s*str\s*)?[=:]\s*"(\w+)"',  # status = "x", "status": "x", status="x"
