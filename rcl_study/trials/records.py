@@ -260,13 +260,17 @@ def defining_config(config: dict[str, Any]) -> dict[str, Any]:
             continue
         if node is not None:
             node.pop(leaf, None)
-    # keys added later hash as before while at their defaults (which compute what records
-    # written before them computed: no extra loss, cosine decay)
+    # keys added later hash as before while at the values that compute what records written
+    # before them computed (no extra loss, cosine decay, no validation split: the same training
+    # images); the default validation split changes the training set, so it changes the hash
     for section, key, default in (
         ("loss", "classification", None),
         ("loss", "classification_params", {}),
         ("train", "schedule", "cosine"),
         ("train", "milestones", None),
+        ("data", "val_per_class", 0),
+        ("data", "head_images", None),
+        ("data", "val_list", None),
     ):
         node = out.get(section)
         if isinstance(node, dict) and key in node and node[key] == default:
