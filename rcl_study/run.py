@@ -9,6 +9,7 @@ Runs every trial of a study through Ray Tune, records each one, and writes the r
 from __future__ import annotations
 
 import argparse
+import errno
 import shlex
 import signal
 import sys
@@ -247,6 +248,15 @@ def _main(argv: list[str] | None = None) -> int:
                 msg = f"{a.study}: {msg[len(name) + 2 :]}"
         print(f"error: {msg}", file=sys.stderr)
         return 2
+    except OSError as err:  # a link planted inside a study folder during the run
+        if err.errno != errno.ELOOP:
+            raise
+        print(
+            f"error: {a.study}: {err.filename} is a symbolic link inside a study folder; the "
+            "toolkit follows no link there (remove it, then run again with --resume)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         status = _report(cfg, a.study)
     except Exception as err:  # noqa: BLE001 - the records are safe; say so in one line
@@ -288,6 +298,7 @@ def _interrupted(cfg, a: argparse.Namespace) -> int:
 
 
 def _report(cfg, study_path: str) -> int:
+    from rcl_study.files import record_tree
     from rcl_study.report.render import write_report
     from rcl_study.trials.folder import DAMAGED, StudyFolder
     from rcl_study.trials.ownership import check_links
@@ -311,7 +322,9 @@ def _report(cfg, study_path: str) -> int:
             file=sys.stderr,
         )
         return 2
+    since = time.time_ns()
     path = write_report(cfg, study_path)
+    record_tree(cfg.report_dir, ("figures",), since)  # matplotlib's files: the toolkit's too
     print(f"report: {path}")
     return 0
 

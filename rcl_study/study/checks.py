@@ -39,6 +39,9 @@ def check_folder(cfg: StudyFile, resume: bool, overwrite: bool) -> None:
     """Refuse a folder that is not this study's, or holds records, unless told how."""
     check_folders(cfg)
     out = cfg.output_dir
+    if overwrite:  # before anything starts: --overwrite deletes only what a manifest lists
+        folders.check_clear(out, cfg.name)
+        folders.check_clear(cfg.report_dir, cfg.name)
     folder = StudyFolder(out)
     if folder.holds_study() and not (resume or overwrite):
         raise StudyExists(

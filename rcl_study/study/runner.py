@@ -175,13 +175,21 @@ def _pack_note(cfg: StudyFile, units) -> str:
 
 
 def prepare_folder(cfg: StudyFile, overwrite: bool) -> Path:
-    """Create the output folder (emptied first, with the old report, under ``--overwrite``)."""
+    """Create the output folder (emptied first, with the old report, under ``--overwrite``).
+
+    ``--overwrite`` deletes only what the folders' manifests list as the toolkit's and still
+    matches (:func:`rcl_study.trials.ownership.clear`); what it keeps is said in one line.
+    """
     check_folders(cfg)
     out = folders.claim(cfg.output_dir, cfg.name)
-    if overwrite:  # only the names the toolkit writes; the folders and anything else stay
-        folders.clear(out, cfg.name, "records")
+    if overwrite:
+        kept = {out: folders.clear(out, cfg.name, "records")[1]}
         if cfg.report_dir.exists():
-            folders.clear(folders.claim(cfg.report_dir, cfg.name), cfg.name, "report")
+            rep = folders.claim(cfg.report_dir, cfg.name)
+            kept[rep] = folders.clear(rep, cfg.name, "report")[1]
+        note = folders.kept_note(kept)
+        if note:
+            print(note, file=sys.stderr)
     return out
 
 
@@ -299,6 +307,7 @@ def run_study(
     if note:
         print(f"note: {note}", file=sys.stderr)
     started = False
+    since = time.time_ns()
     bar = Progress(progress, cfg.train.epochs)
     tracking = Trackers(trackers or ())
     try:
@@ -333,6 +342,8 @@ def run_study(
         tracking.close()  # never raises
         bar.close()
         executor.stop()
+        if started:  # what TensorBoard, MLflow, Ray and Optuna wrote: the toolkit's too
+            folders.record_libraries(cfg.output_dir, since)
         lock.release()
         if not started:  # refused before any work: leave no folder behind
             for d in created:
