@@ -239,6 +239,54 @@ def open_append(path: str | Path) -> BinaryIO:
     return _open_append(str(path))
 
 
+def make_folder(path: str | Path) -> Path:
+    """Create the folder ``path`` (and its parents) through no link inside a study folder."""
+    with open_folder(path):
+        pass
+    return Path(path)
+
+
+def open_read(path: str | Path) -> BinaryIO:
+    """``path`` opened to read, reached through no link inside a study folder (``ELOOP``)."""
+    path = Path(path)
+    with open_folder(path.parent, create=False) as folder:
+        folder.check_name(path.name)
+        fd = os.open(path.name, os.O_RDONLY | _NOFOLLOW, dir_fd=folder.fd)
+    return os.fdopen(fd, "rb")
+
+
+def remove_file(path: str | Path) -> bool:
+    """Delete the file ``path`` (reached through no link); whether there was one to delete."""
+    path = Path(path)
+    try:
+        with open_folder(path.parent, create=False) as folder:
+            folder.check_name(path.name)
+            os.unlink(path.name, dir_fd=folder.fd)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def rename_file(path: str | Path, new_name: str) -> bool:
+    """Rename the file ``path`` to ``new_name`` in its folder, through no link, and record it.
+
+    Returns whether there was a regular file to rename (a link there is ``ELOOP``).
+    """
+    path = Path(path)
+    try:
+        with open_folder(path.parent, create=False) as folder:
+            folder.check_name(path.name)
+            folder.check_name(new_name)
+            st = os.stat(path.name, dir_fd=folder.fd, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode):
+                return False
+            os.replace(path.name, new_name, src_dir_fd=folder.fd, dst_dir_fd=folder.fd)
+            folder.record(new_name, os.stat(new_name, dir_fd=folder.fd, follow_symlinks=False))
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def read_manifest(root: str | Path) -> dict[str, dict[str, Any]]:
     """The manifest of the study folder ``root``: its last entry per relative path.
 

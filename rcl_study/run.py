@@ -15,6 +15,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rcl_study.config import ConfigError, load_study
 from rcl_study.config.keys import add_set_option, check_overrides_used
@@ -155,20 +157,32 @@ class _SigtermAsCtrlC:
             raise KeyboardInterrupt
 
 
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """While inside, SIGTERM is handled as Ctrl-C (:class:`_SigtermAsCtrlC`); restored after.
+
+    Outside the main thread (where no handler can be set) nothing changes. Every command line
+    of the toolkit runs inside one (``rcl_study.run``, ``rcl_study.train``).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _SigtermAsCtrlC())
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status.
 
     SIGTERM (a scheduler's stop, ``kill``) is handled as Ctrl-C while it runs: finished trials
     kept, the ``--resume`` command printed (130).
     """
-    if threading.current_thread() is not threading.main_thread():
+    with sigterm_as_ctrl_c():
         return _main(argv)
-    previous = signal.signal(signal.SIGTERM, _SigtermAsCtrlC())
-    try:
-        return _main(argv)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(argv: list[str] | None = None) -> int:
