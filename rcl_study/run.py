@@ -162,16 +162,21 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
     """While inside, SIGTERM is handled as Ctrl-C (:class:`_SigtermAsCtrlC`); restored after.
 
     Outside the main thread (where no handler can be set) nothing changes. Every command line
-    of the toolkit runs inside one (``rcl_study.run``, ``rcl_study.train``).
+    of the toolkit runs inside one (``rcl_study.run``, ``rcl_study.train``). Once a SIGTERM has
+    been handled, later ones stay ignored after the block too, so that one arriving while the
+    command prints its last line and exits cannot kill it midway.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _SigtermAsCtrlC())
+    handler = _SigtermAsCtrlC()
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
         yield
     finally:
-        if previous is not None:
+        if handler.seen:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        elif previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
