@@ -203,7 +203,7 @@ def _main(argv: list[str] | None = None) -> int:
     from rcl_study.data import DataError
     from rcl_study.study.checks import StudyExists, check_machine, check_study
     from rcl_study.study.lock import StudyLocked
-    from rcl_study.study.runner import apply_smoke, dry_run_text
+    from rcl_study.study.runner import absolute_paths, apply_smoke, dry_run_text
 
     cfg = None
     try:
@@ -211,6 +211,7 @@ def _main(argv: list[str] | None = None) -> int:
         check_overrides_used(cfg, a.overrides, a.study)
         if a.smoke:
             cfg = apply_smoke(cfg)
+        cfg = absolute_paths(cfg)  # each user path resolved once: what is checked is used
         plans = check_study(cfg)
         if a.plan_seeds:
             from rcl_study.report.plan import study_plan

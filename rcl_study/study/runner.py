@@ -8,6 +8,7 @@ the folder, the plan, the units (:mod:`.packing`), the executor (:mod:`.executor
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -93,13 +94,31 @@ def apply_smoke(cfg: StudyFile) -> StudyFile:
 
 
 def absolute_paths(cfg: StudyFile) -> StudyFile:
-    """Data paths made absolute, so that trials find them whatever their working directory."""
-    updates = {
+    """Every user path of ``cfg`` resolved once; the result is what is checked and used.
+
+    Data paths (``data.root``, ``data.path``): ``~`` expanded, made absolute and resolved, so
+    trials find them whatever their working directory. The records and report folders: ``~``
+    expanded, made absolute and ``..`` folded (links above them are the user's own). Applying it
+    again changes nothing.
+    """
+    updates: dict[str, str] = {
         f"data.{k}": str(Path(v).expanduser().resolve())
         for k in ("root", "path")
         if (v := getattr(cfg.data, k)) is not None
     }
+    for key, given, path in (
+        ("study.output_dir", cfg.study.output_dir, cfg.output_dir),
+        ("report.dir", cfg.report.dir, cfg.report_dir),
+    ):
+        if given != (absolute := os.path.abspath(path)):
+            updates[key] = absolute
+    updates = {k: v for k, v in updates.items() if v != _get(cfg, k)}
     return set_path(cfg, updates) if updates else cfg
+
+
+def _get(cfg: StudyFile, dotted: str) -> object:
+    section, key = dotted.split(".")
+    return getattr(getattr(cfg, section), key)
 
 
 def dry_run_text(cfg: StudyFile, plans: list[TrialPlan] | None = None) -> str:
