@@ -54,6 +54,7 @@ def _record(cfg, plan, status="ok", **extra):
 def _record_all(folder: Path, study: Path) -> list:
     cfg = absolute_paths(load_study(study))
     plans = expand(cfg)
+    claim(folder / "runs/tiny", "tiny")  # as a run leaves it: marked
     for p in plans:
         StudyFolder(folder / "runs/tiny").append(_record(cfg, p))
     return plans
