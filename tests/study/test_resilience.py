@@ -100,7 +100,9 @@ def test_append_keeps_damaged_lines_instead_of_dropping_them(tmp_path):
     assert (tmp_path / DAMAGED).read_bytes().splitlines() == bad
 
 
-def test_damaged_records_do_not_block_folder_checks_and_overwrite_keeps_them(tmp_path, monkeypatch, tiny_study):
+def test_damaged_records_do_not_block_checks_and_overwrite_keeps_them(
+    tmp_path, monkeypatch, tiny_study
+):
     monkeypatch.chdir(tmp_path)
     cfg = tiny_study.parse(TINY_HERE)
     claim(cfg.output_dir, cfg.name)
