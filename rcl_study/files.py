@@ -338,6 +338,26 @@ def matches(entry: dict[str, Any], st: os.stat_result, read: Callable[[], bytes]
     return st.st_mtime_ns == entry["mtime_ns"]
 
 
+def compact_manifest(root: str | Path) -> int:
+    """Rewrite the manifest of ``root`` with one line per file still there; returns how many.
+
+    Called where no other process writes into the folder (a run's end): the manifest grows by
+    a line per write (a checkpoint per epoch), and this keeps it at one line per file.
+    """
+    root = Path(root)
+    entries = read_manifest(root)
+    keep = []
+    for rel, entry in entries.items():
+        try:
+            if stat.S_ISREG(os.lstat(root / rel).st_mode):
+                keep.append(json.dumps(entry, ensure_ascii=True) + "\n")
+        except OSError:
+            continue
+    if entries or (root / MANIFEST).exists():
+        atomic_write_text(root / MANIFEST, "".join(keep))
+    return len(keep)
+
+
 def record_tree(folder: str | Path, names: tuple[str, ...], since_ns: int) -> int:
     """Record in the manifest the files under ``folder`` whose names match ``names`` (globs).
 

@@ -32,6 +32,7 @@ from rcl_study.files import (
     MANIFEST,
     MARKER,
     atomic_write_text,
+    compact_manifest,
     matches,
     open_folder,
     read_manifest,
@@ -232,9 +233,16 @@ def record_libraries(path: Path, since_ns: int, names: tuple[str, ...] = LIBRARY
 
     Called when a run ends (also on Ctrl-C or SIGTERM): the files under those libraries' names
     modified since the run started (``since_ns``, :func:`time.time_ns`). A run killed outright
-    records none; :func:`clear` keeps them and says so.
+    records none; :func:`clear` keeps them and says so. The manifest is then compacted to one
+    line per file (:func:`~rcl_study.files.compact_manifest`). Returns how many were recorded.
     """
-    return record_tree(path, names, since_ns)
+    n = record_tree(path, names, since_ns)
+    try:
+        if read_marker(Path(path)) is not None:
+            compact_manifest(path)  # one line per file again (no trial writes now)
+    except (OSError, ValueError):
+        pass
+    return n
 
 
 def clear(path: Path, study: str, role: str = "records") -> tuple[list[str], list[str]]:

@@ -295,3 +295,65 @@ def test_overwrite_of_a_folder_from_before_the_manifest_is_refused(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "before rcl_study recorded" in err, err
     assert (files(out), files(rep)) == before
+
+
+class Writes:
+    """An executor that trains nothing and writes as the libraries a run drives do."""
+
+    def __init__(self, write: Callable[[Path], None]) -> None:
+        self.write = write
+
+    def start(self, study) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def run(self, study, units, folder: StudyFolder, sink) -> None:
+        self.write(folder.root)
+
+
+def _old_user_file(o: Path) -> None:
+    (o / "tensorboard").mkdir()
+    (o / "tensorboard" / "mine.txt").write_text("mine")
+    os.utime(o / "tensorboard" / "mine.txt", ns=(0, 0))  # from before the run
+
+
+def _mkfile(o: Path, rel: str) -> None:
+    (o / rel).parent.mkdir(parents=True, exist_ok=True)
+    (o / rel).write_bytes(b"written by a library")
+
+
+#: (name, what is written into the records folder during the run, what survives --overwrite)
+LIBRARY_CASES = [
+    ("TensorBoard event files", lambda o: _mkfile(o, "tensorboard/t__s0/events.out"), []),
+    ("MLflow's store", lambda o: _mkfile(o, "mlflow.db"), []),
+    ("Ray's storage", lambda o: _mkfile(o, "ray/exp/trial/result.json"), []),
+    ("Optuna's journal", lambda o: _mkfile(o, "optuna.journal"), []),
+    (
+        "a file of the user's in tensorboard/ from before the run",
+        _old_user_file,
+        ["tensorboard/mine.txt"],
+    ),
+    (
+        "a file under a name no library writes",
+        lambda o: _mkfile(o, "scratch/notes.txt"),
+        ["scratch/notes.txt"],
+    ),
+]
+
+
+@pytest.mark.parametrize("name,write,kept", LIBRARY_CASES, ids=[c[0] for c in LIBRARY_CASES])
+def test_what_the_libraries_wrote_during_a_run_goes_with_overwrite(
+    name, write, kept, tmp_path, monkeypatch, capsys
+):
+    from rcl_study.study.runner import run_study
+
+    monkeypatch.chdir(tmp_path)
+    cfg = TINY_STUDY.parse(SEC, name=NAME)
+    run_study(cfg, executor=Writes(write), trackers=[], progress=False)
+    run_study(cfg, overwrite=True, executor=Writes(lambda o: None), trackers=[], progress=False)
+    out = tmp_path / "runs" / NAME
+    assert [f for f in files(out) if f != "plan.json"] == kept
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len([line for line in lines if "--overwrite kept" in line]) == (1 if kept else 0)
