@@ -329,13 +329,18 @@ def matches(entry: dict[str, Any], st: os.stat_result, read: Callable[[], bytes]
     """Whether a regular file (``st``; ``read`` gives its bytes) is still as its manifest entry.
 
     The size must match, then the SHA-256 where the entry has one (so a copied or unpacked study
-    folder still matches), else the modification time to the nanosecond.
+    folder still matches), else the modification time: to the microsecond (an archive that
+    stores times as floating-point seconds), or to the second when the file's time has no
+    fraction of a second (a tar archive that keeps whole seconds only).
     """
     if not stat.S_ISREG(st.st_mode) or st.st_size != entry["size"]:
         return False
     if entry.get("sha256") is not None:
         return hashlib.sha256(read()).hexdigest() == entry["sha256"]
-    return st.st_mtime_ns == entry["mtime_ns"]
+    if abs(st.st_mtime_ns - entry["mtime_ns"]) <= 1000:
+        return True
+    whole = st.st_mtime_ns % 1_000_000_000 == 0
+    return whole and st.st_mtime_ns // 1_000_000_000 == entry["mtime_ns"] // 1_000_000_000
 
 
 def compact_manifest(root: str | Path) -> int:

@@ -357,3 +357,65 @@ def test_what_the_libraries_wrote_during_a_run_goes_with_overwrite(
     assert [f for f in files(out) if f != "plan.json"] == kept
     lines = capsys.readouterr().err.strip().splitlines()
     assert len([line for line in lines if "--overwrite kept" in line]) == (1 if kept else 0)
+
+
+def _tar(fmt: int) -> Callable[[Path, Path], None]:
+    def copy(src: Path, dst: Path) -> None:
+        import tarfile
+
+        archive = src.parent / "study.tar"
+        with tarfile.open(archive, "w", format=fmt) as tar:
+            tar.add(src, arcname=dst.name)
+        with tarfile.open(archive) as tar:
+            tar.extractall(dst.parent, filter="tar")
+
+    return copy
+
+
+def _copytree(keep_times: bool) -> Callable[[Path, Path], None]:
+    import shutil
+
+    fn = shutil.copy2 if keep_times else shutil.copyfile
+    return lambda src, dst: shutil.copytree(src, dst, copy_function=fn)
+
+
+#: (name, how the study folders travel, whether --overwrite then deletes all the toolkit wrote)
+TRAVEL_CASES = [
+    ("a GNU tar archive (whole seconds)", "gnu", True),
+    ("a ustar archive (whole seconds)", "ustar", True),
+    ("a pax archive", "pax", True),
+    ("a copy that keeps times", "copy2", True),
+    ("a copy that drops times: records.jsonl unproven, refused", "copyfile", False),
+]
+
+
+@pytest.mark.parametrize("name,how,deleted", TRAVEL_CASES, ids=[c[0] for c in TRAVEL_CASES])
+def test_a_study_folder_handed_on_is_still_known_by_its_manifest(
+    name, how, deleted, tmp_path, monkeypatch, no_training
+):
+    import tarfile
+
+    copy = {
+        "gnu": _tar(tarfile.GNU_FORMAT),
+        "ustar": _tar(tarfile.USTAR_FORMAT),
+        "pax": _tar(tarfile.PAX_FORMAT),
+        "copy2": _copytree(True),
+        "copyfile": _copytree(False),
+    }[how]
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    out, rep = a_run(tmp_path / "a")
+    there = tmp_path / "b"
+    (there / "runs").mkdir(parents=True)
+    (there / "reports").mkdir()
+    copy(out.resolve(), there / "runs" / NAME)
+    copy(rep.resolve(), there / "reports" / NAME)
+    monkeypatch.chdir(there)
+    cfg = TINY_STUDY.parse(SEC, name=NAME)
+    if not deleted:
+        with pytest.raises(ConfigError, match="changed since the toolkit wrote it"):
+            prepare_folder(cfg, overwrite=True)
+        assert files(there / "runs" / NAME) == TOOLKIT  # nothing deleted
+        return
+    prepare_folder(cfg, overwrite=True)
+    assert files(there / "runs" / NAME) == [] and files(there / "reports" / NAME) == []
