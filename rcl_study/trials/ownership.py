@@ -35,6 +35,7 @@ from rcl_study.files import (
     compact_manifest,
     matches,
     open_folder,
+    open_read,
     read_manifest,
     record_tree,
 )
@@ -225,7 +226,7 @@ def _changed(root: Path, rel: str) -> bool:
     except FileNotFoundError:
         return False
     entry = read_manifest(root).get(rel)
-    return entry is None or not matches(entry, st, lambda: (root / rel).read_bytes())
+    return entry is None or not matches(entry, st, lambda: _read(root / rel))
 
 
 def record_libraries(path: Path, since_ns: int, names: tuple[str, ...] = LIBRARY_NAMES) -> int:
@@ -275,7 +276,7 @@ def clear(path: Path, study: str, role: str = "records") -> tuple[list[str], lis
                 if not matches(entries[rel], st, lambda fd=here.fd, n=name: _read_at(fd, n)):
                     continue
                 os.unlink(name, dir_fd=here.fd)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # gone, or a folder became a file
             continue
         gone.append(rel)
         while parent:
@@ -302,7 +303,7 @@ def clear(path: Path, study: str, role: str = "records") -> tuple[list[str], lis
                 if stat.S_ISDIR(st.st_mode):
                     os.rmdir(name, dir_fd=here.fd)
         except OSError as err:
-            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+            if err.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT, errno.ENOTDIR):
                 raise
     atomic_write_text(p / MANIFEST, "")
     return gone, kept
@@ -322,6 +323,11 @@ def kept_note(kept: dict[Path, list[str]], shown: int = 5) -> str | None:
         f"note: --overwrite kept {len(items)} file(s) in {', '.join(map(str, folders))} that "
         f"the toolkit did not write (or that changed since): {', '.join(items[:shown])}{more}"
     )
+
+
+def _read(path: Path) -> bytes:
+    with open_read(path) as f:  # through no link
+        return f.read()
 
 
 def _read_at(dir_fd: int, name: str) -> bytes:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -150,6 +151,14 @@ OVERWRITE_CASES = [
             (o / "plan.json" / "x").write_text("mine"),
         ),
         kept_out=("plan.json/x",),
+    ),
+    OverwriteCase(
+        "a trial's folder replaced by a file of the user's",
+        lambda o, r, x: (
+            shutil.rmtree(o / "trials" / "t__s0"),
+            (o / "trials" / "t__s0").write_text("mine"),
+        ),
+        kept_out=("trials/t__s0",),
     ),
     OverwriteCase(
         "a hand-made manifest line climbing out (..)",
