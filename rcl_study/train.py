@@ -20,6 +20,7 @@ from rcl_study.config.keys import add_set_option
 from rcl_study.data import DataError
 from rcl_study.files import atomic_write_text
 from rcl_study.run import sigterm_as_ctrl_c
+from rcl_study.study.runner import absolute_paths
 from rcl_study.trainer.checkpoint import CheckpointError, set_aside, stored_hash
 from rcl_study.trainer.loop import train_trial
 from rcl_study.trials.records import config_hash
@@ -79,7 +80,7 @@ def _main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     a.workdir, a.out = _absolute(a.workdir), _absolute(a.out)
     try:
-        cfg = load_study(a.study, a.overrides)
+        cfg = absolute_paths(load_study(a.study, a.overrides))  # data paths resolved once
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
