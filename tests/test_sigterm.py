@@ -157,6 +157,7 @@ TRAIN_STOPS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,sigs,ignore", TRAIN_STOPS, ids=[c[0] for c in TRAIN_STOPS])
 def test_a_stopped_single_trial_command_is_one_line_and_exit_130(tmp_path, name, sigs, ignore):
     raw = json.loads(json.dumps(TINY))
