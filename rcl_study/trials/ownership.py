@@ -251,9 +251,10 @@ def clear(path: Path, study: str, role: str = "records") -> tuple[list[str], lis
 
     Deleted: each file the manifest lists that still matches its entry (reached without
     following any link; a link met is ``OSError`` ``ELOOP``), the atomic writer's temporary
-    files, then every folder that held a deleted file once it is empty. Kept: everything else
-    (the marker and manifest, a driver lock, files the user added or changed, folders that still
-    hold anything). The manifest is emptied afterwards. ``role`` is kept for callers' clarity.
+    files (``.<name>.<pid>.<8 hex>.tmp``) in the folders the manifest lists files in, then
+    every folder that held a deleted file once it is empty. Kept: everything else (the marker
+    and manifest, a driver lock, files the user added or changed, folders that still hold
+    anything). The manifest is emptied afterwards. ``role`` is kept for callers' clarity.
 
     Raises:
         ConfigError: see :func:`check_clear`.
@@ -282,6 +283,8 @@ def clear(path: Path, study: str, role: str = "records") -> tuple[list[str], lis
         while parent:
             parents.add(parent)
             parent = parent.rpartition("/")[0]
+    # folders the toolkit writes into: the top, and every folder of a listed file
+    ours = {"."} | {f"{r.rpartition('/')[0] or '.'}" for r in entries}
     kept: list[str] = []
     for top, dirs, files in os.walk(p, followlinks=False):
         rel_top = Path(top).relative_to(p).as_posix()
@@ -289,7 +292,8 @@ def clear(path: Path, study: str, role: str = "records") -> tuple[list[str], lis
             rel = name if rel_top == "." else f"{rel_top}/{name}"
             if rel in (MARKER, MANIFEST, LOCK_NAME):
                 continue
-            if _TEMP.fullmatch(name) and not os.path.islink(os.path.join(top, name)):
+            temp = _TEMP.fullmatch(name) and rel_top in ours
+            if temp and not os.path.islink(os.path.join(top, name)):
                 with open_folder(top, create=False) as here:
                     os.unlink(name, dir_fd=here.fd)
                 gone.append(rel)

@@ -168,6 +168,18 @@ OVERWRITE_CASES = [
         "a hand-made manifest line with an absolute path",
         lambda o, r, x: _manifest_line(o, {"path": str(x), "size": 4, "mtime_ns": 0}),
     ),
+    OverwriteCase(
+        "a crash's temporary file beside a trial's files: goes",
+        lambda o, r, x: (o / "trials" / "t__s0" / ".result.json.123.deadbeef.tmp").write_text("{"),
+    ),
+    OverwriteCase(
+        "a temporary-file name in a folder of the user's: stays",
+        lambda o, r, x: (
+            (o / "mine").mkdir(),
+            (o / "mine" / ".x.1.deadbeef.tmp").write_text("mine"),
+        ),
+        kept_out=("mine/.x.1.deadbeef.tmp",),
+    ),
     OverwriteCase("nothing changed: everything the toolkit wrote goes", lambda o, r, x: None),
 ]
 
