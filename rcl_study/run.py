@@ -9,11 +9,14 @@ Runs every trial of a study through Ray Tune, records each one, and writes the r
 from __future__ import annotations
 
 import argparse
+import errno
 import shlex
 import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rcl_study.config import ConfigError, load_study
 from rcl_study.config.keys import add_set_option, check_overrides_used
@@ -154,20 +157,37 @@ class _SigtermAsCtrlC:
             raise KeyboardInterrupt
 
 
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """While inside, SIGTERM is handled as Ctrl-C (:class:`_SigtermAsCtrlC`); restored after.
+
+    Outside the main thread (where no handler can be set) nothing changes. Every command line
+    of the toolkit runs inside one (``rcl_study.run``, ``rcl_study.train``). Once a SIGTERM has
+    been handled, later ones stay ignored after the block too, so that one arriving while the
+    command prints its last line and exits cannot kill it midway.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = _SigtermAsCtrlC()
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        if handler.seen:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        elif previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status.
 
     SIGTERM (a scheduler's stop, ``kill``) is handled as Ctrl-C while it runs: finished trials
     kept, the ``--resume`` command printed (130).
     """
-    if threading.current_thread() is not threading.main_thread():
+    with sigterm_as_ctrl_c():
         return _main(argv)
-    previous = signal.signal(signal.SIGTERM, _SigtermAsCtrlC())
-    try:
-        return _main(argv)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -183,7 +203,7 @@ def _main(argv: list[str] | None = None) -> int:
     from rcl_study.data import DataError
     from rcl_study.study.checks import StudyExists, check_machine, check_study
     from rcl_study.study.lock import StudyLocked
-    from rcl_study.study.runner import apply_smoke, dry_run_text
+    from rcl_study.study.runner import absolute_paths, apply_smoke, dry_run_text
 
     cfg = None
     try:
@@ -191,6 +211,7 @@ def _main(argv: list[str] | None = None) -> int:
         check_overrides_used(cfg, a.overrides, a.study)
         if a.smoke:
             cfg = apply_smoke(cfg)
+        cfg = absolute_paths(cfg)  # each user path resolved once: what is checked is used
         plans = check_study(cfg)
         if a.plan_seeds:
             from rcl_study.report.plan import study_plan
@@ -247,6 +268,15 @@ def _main(argv: list[str] | None = None) -> int:
                 msg = f"{a.study}: {msg[len(name) + 2 :]}"
         print(f"error: {msg}", file=sys.stderr)
         return 2
+    except OSError as err:  # a link planted inside a study folder during the run
+        if err.errno != errno.ELOOP:
+            raise
+        print(
+            f"error: {a.study}: {err.filename} is a symbolic link inside a study folder; the "
+            "toolkit follows no link there (remove it, then run again with --resume)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         status = _report(cfg, a.study)
     except Exception as err:  # noqa: BLE001 - the records are safe; say so in one line
@@ -288,6 +318,7 @@ def _interrupted(cfg, a: argparse.Namespace) -> int:
 
 
 def _report(cfg, study_path: str) -> int:
+    from rcl_study.files import record_tree
     from rcl_study.report.render import write_report
     from rcl_study.trials.folder import DAMAGED, StudyFolder
     from rcl_study.trials.ownership import check_links
@@ -311,7 +342,9 @@ def _report(cfg, study_path: str) -> int:
             file=sys.stderr,
         )
         return 2
+    since = time.time_ns()
     path = write_report(cfg, study_path)
+    record_tree(cfg.report_dir, ("figures",), since)  # matplotlib's files: the toolkit's too
     print(f"report: {path}")
     return 0
 

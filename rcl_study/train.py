@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 import torch
 
@@ -18,8 +19,11 @@ from rcl_study.config import ConfigError, load_study, to_dict
 from rcl_study.config.keys import add_set_option
 from rcl_study.data import DataError
 from rcl_study.files import atomic_write_text
-from rcl_study.trainer.checkpoint import CheckpointError
+from rcl_study.run import sigterm_as_ctrl_c
+from rcl_study.study.runner import absolute_paths
+from rcl_study.trainer.checkpoint import CheckpointError, set_aside, stored_hash
 from rcl_study.trainer.loop import train_trial
+from rcl_study.trials.records import config_hash
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Train the one trial a study file describes (its data, model, train and loss "
         "sections, at train.seed; the study section is not expanded), without Ray, and print "
         "its final metrics as one JSON line.",
-        epilog="Exit status: 0 trained; 1 the trial failed (diverged); 2 bad input.",
+        epilog="Exit status: 0 trained; 1 the trial failed (diverged); 2 bad input (a "
+        "checkpoint of another configuration included); 130 stopped by Ctrl-C or SIGTERM.",
     )
     p.add_argument("study", help="the study file (YAML) whose trial settings to train")
     add_set_option(
@@ -47,19 +52,51 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="also write the full result (metrics, history, resolved config) as JSON to this file",
     )
+    p.add_argument(
+        "--accept-changes",
+        action="store_true",
+        help="a checkpoint in --workdir written for another configuration (or carrying none) is "
+        "set aside (checkpoint.stale-<hash>.pt) and the trial trains afresh; without it, such a "
+        "checkpoint is refused (exit 2)",
+    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m rcl_study.train STUDY.yaml [--set k=v ...] [--workdir DIR] [--out F.json]``."""
+    """``python -m rcl_study.train STUDY.yaml [--set k=v ...] [--workdir DIR] [--out F.json]``.
+
+    SIGTERM is handled as Ctrl-C: one line (the last checkpoint kept in ``--workdir``), 130.
+    """
+    with sigterm_as_ctrl_c():
+        return _main(argv)
+
+
+def _absolute(path: str | None) -> str | None:
+    """``path`` with ``~`` expanded and made absolute (``..`` folded) once, as it is used."""
+    return None if path is None else os.path.abspath(os.path.expanduser(path))
+
+
+def _main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
+    a.workdir, a.out = _absolute(a.workdir), _absolute(a.out)
     try:
-        cfg = load_study(a.study, a.overrides)
+        cfg = absolute_paths(load_study(a.study, a.overrides))  # data paths resolved once
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    chash = config_hash(to_dict(cfg))
     try:
-        result = train_trial(cfg, workdir=a.workdir)
+        if a.accept_changes and a.workdir:
+            _set_aside_other(Path(a.workdir) / "checkpoint.pt", chash)
+        result = train_trial(cfg, workdir=a.workdir, config_hash=chash)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the last checkpoint (atomic) is kept
+        kept = f"the last checkpoint is kept in {a.workdir}; " if a.workdir else ""
+        print(
+            f"interrupted: {a.study}: training stopped; {kept}run the same command to "
+            f"{'resume' if a.workdir else 'start again'}",
+            file=sys.stderr,
+        )
+        return 130
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -100,6 +137,21 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(summary, default=float))
     return 0 if result["status"] == "ok" else 1
+
+
+def _set_aside_other(path: Path, expected: str) -> None:
+    """``--accept-changes``: rename a checkpoint not carrying ``expected`` (one line says so)."""
+    if not path.exists():
+        return
+    stored = stored_hash(path)
+    if stored != expected:
+        set_aside(path, stored)
+        print(
+            f"note: {path}: written for configuration {stored or 'unknown'}, not this one "
+            f"({expected}); set aside as checkpoint.stale-{stored or 'unknown'}.pt, training "
+            "afresh",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

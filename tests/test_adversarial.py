@@ -677,7 +677,7 @@ FOLDER_CASES = [
     FolderCase(
         "report.dir .",
         {"report": {"dir": "."}},
-        lambda c: _record(c / "runs" / "adv"),
+        lambda c: _claimed(c / "runs" / "adv", "adv"),
         "report.dir",
     ),
     FolderCase(
@@ -693,6 +693,11 @@ FOLDER_CASES = [
         "belongs to study 'someone'",
     ),
 ]
+
+
+def _claimed(folder: Path, name: str) -> None:
+    _record(folder)
+    (folder / ".rcl_study").write_text(json.dumps({"study": name}))
 
 
 def _marked(folder: Path, name: str) -> None:
@@ -722,36 +727,46 @@ def test_overwrite_never_deletes_outside_the_study(case, tmp_path, monkeypatch, 
 
 def test_overwrite_deletes_only_what_the_toolkit_wrote(tmp_path, monkeypatch):
     from rcl_study.config import parse_study
+    from rcl_study.files import atomic_write_text
     from rcl_study.study.runner import prepare_folder
+    from rcl_study.trials.folder import StudyFolder
 
     monkeypatch.chdir(tmp_path)
     cfg = parse_study(yaml.safe_load(study()))
     out = prepare_folder(cfg, overwrite=False)
-    assert json.loads((out / ".rcl_study").read_text()) == {"study": "adv"}
-    _record(out)
-    (out / "trials" / "t").mkdir(parents=True)
+    marker = json.loads((out / ".rcl_study").read_text())
+    assert marker == {"study": "adv", "manifest": ".rcl_study.files"}
+    StudyFolder(out).append({"trial_id": "x", "status": "ok"})  # through the toolkit's writers
+    atomic_write_text(out / "trials" / "t" / "config.json", "{}")
     (out / "notes.txt").write_text("mine")
-    (out / "records.damaged.jsonl").write_text("{")  # a side file of the toolkit: goes
-    (out / "study.lock").write_text("1 host")  # a lock belongs to its holder: stays
+    (out / "records.damaged.jsonl").write_text("{")  # a toolkit-like name the user made: stays
+    (out / "study.lock").write_text("1 host")
     rep = tmp_path / "reports" / "adv"
     rep.mkdir(parents=True)
-    (rep / ".rcl_study").write_text(json.dumps({"study": "adv"}))
-    (rep / "index.md").write_text("old")
+    (rep / ".rcl_study").write_text(json.dumps({"study": "adv", "manifest": ".rcl_study.files"}))
+    atomic_write_text(rep / "index.md", "old")
     (rep / "my.txt").write_text("mine")
     prepare_folder(cfg, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == [".rcl_study", "notes.txt", "study.lock"]
-    assert sorted(p.name for p in rep.iterdir()) == [".rcl_study", "my.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".rcl_study",
+        ".rcl_study.files",
+        "notes.txt",
+        "records.damaged.jsonl",
+        "study.lock",
+    ]
+    assert sorted(p.name for p in rep.iterdir()) == [".rcl_study", ".rcl_study.files", "my.txt"]
 
 
-def test_folder_from_before_markers_is_adopted(tmp_path, monkeypatch):
-    from rcl_study.config import parse_study
+def test_folder_from_before_markers_is_refused(tmp_path, monkeypatch):
+    from rcl_study.config import ConfigError, parse_study
     from rcl_study.study.runner import check_folder, prepare_folder
 
     monkeypatch.chdir(tmp_path)
     cfg = parse_study(yaml.safe_load(study()))
     _record(tmp_path / "runs" / "adv")
     (tmp_path / "runs" / "adv" / "plan.json").write_text("{}")
-    check_folder(cfg, resume=True, overwrite=False)
-    prepare_folder(cfg, overwrite=False)
-    assert (tmp_path / "runs" / "adv" / ".rcl_study").exists()
-    assert (tmp_path / "runs" / "adv" / "records.jsonl").exists()
+    with pytest.raises(ConfigError, match="did not write"):
+        check_folder(cfg, resume=True, overwrite=False)
+    with pytest.raises(ConfigError, match="did not write"):
+        prepare_folder(cfg, overwrite=False)
+    assert not (tmp_path / "runs" / "adv" / ".rcl_study").exists()

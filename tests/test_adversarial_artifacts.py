@@ -94,7 +94,7 @@ def test_accepted_changes_never_resume_old_work(tmp_path, monkeypatch, name, cha
     cfg, folder, _, resolve = setup(tmp_path, **change)
     seen: dict[str, Any] = {}
 
-    def fake_train(cfg, report=None, workdir=None, log=None):
+    def fake_train(cfg, report=None, workdir=None, log=None, config_hash=None):
         seen["checkpoint"] = (workdir / "checkpoint.pt").exists()
         return {"status": "ok", "balanced_acc": 0.5}
 

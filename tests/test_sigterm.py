@@ -154,3 +154,57 @@ def test_sigterm_twice_stops_a_ray_study_gracefully(tmp_path):
     code, err, before = _stop_with_sigterm(tmp_path, path, times=2)
     assert "stopping the running trials" in err, f"exit {code}, stderr:\n{err[-3000:]}"
     _check_stop_and_resume(tmp_path, path, code, err, before)
+
+
+# ------------------------------------------------- python -m rcl_study.train, stopped midway
+
+#: (name, signals sent one after the other, whether SIGINT is ignored in the command)
+TRAIN_STOPS = [
+    ("SIGTERM", (signal.SIGTERM,), False),
+    ("SIGTERM twice", (signal.SIGTERM, signal.SIGTERM), False),
+    ("SIGTERM with SIGINT ignored (a background job)", (signal.SIGTERM,), True),
+    ("SIGINT (Ctrl-C)", (signal.SIGINT,), False),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,sigs,ignore", TRAIN_STOPS, ids=[c[0] for c in TRAIN_STOPS])
+def test_a_stopped_single_trial_command_is_one_line_and_exit_130(tmp_path, name, sigs, ignore):
+    raw = json.loads(json.dumps(TINY))
+    raw["train"].update(epochs=400, max_steps_per_epoch=2, eval_every=400)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    work = tmp_path / "w"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rcl_study.train", str(path), "--workdir", str(work)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        preexec_fn=_ignore_sigint if ignore else None,
+    )
+    deadline = time.time() + 300
+    while not (work / "checkpoint.pt").exists() and proc.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    for sig in sigs:
+        proc.send_signal(sig)
+        time.sleep(0.2)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    why = f"exit {proc.returncode}, stderr:\n{err[-3000:]}"
+    assert proc.returncode == 130, why
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines[-1].startswith("interrupted: ") and str(work) in lines[-1], why
+    assert "Traceback" not in err and out == "", why  # no metrics line: it did not finish
+    import torch  # the checkpoint left is whole (written atomically)
+
+    state = torch.load(work / "checkpoint.pt", map_location="cpu", weights_only=True)
+    assert 1 <= state["epoch"] < 400, why

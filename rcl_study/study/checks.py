@@ -28,17 +28,27 @@ class StudyChanged(ConfigError):
 def check_folders(cfg: StudyFile, source: str | None = None) -> None:
     """Refuse records or report folders that are not this study's own (see ``folders``)."""
     src = source or cfg.name
-    key = "study.output_dir" if cfg.study.output_dir else "name"
+    key = _key(cfg.study.output_dir, f"runs/{cfg.name}", "study.output_dir")
     folders.check_folder(cfg.output_dir, cfg.name, "records", key, src)
-    key = "report.dir" if cfg.report.dir else "name"
+    key = _key(cfg.report.dir, f"reports/{cfg.name}", "report.dir")
     folders.check_folder(cfg.report_dir, cfg.name, "report", key, src)
     folders.check_pair(cfg.output_dir, cfg.report_dir, src)
+
+
+def _key(given: str | None, default: str, key: str) -> str:
+    """The key that named a folder: ``key`` when given, ``name`` for the default (made absolute)."""
+    if given and os.path.abspath(os.path.expanduser(given)) != os.path.abspath(default):
+        return key
+    return "name"
 
 
 def check_folder(cfg: StudyFile, resume: bool, overwrite: bool) -> None:
     """Refuse a folder that is not this study's, or holds records, unless told how."""
     check_folders(cfg)
     out = cfg.output_dir
+    if overwrite:  # before anything starts: --overwrite deletes only what a manifest lists
+        folders.check_clear(out, cfg.name)
+        folders.check_clear(cfg.report_dir, cfg.name)
     folder = StudyFolder(out)
     if folder.holds_study() and not (resume or overwrite):
         raise StudyExists(

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from rcl_study.config import StudyFile, to_dict
-from rcl_study.files import atomic_write_text
+from rcl_study.files import (
+    append_bytes,
+    atomic_write_text,
+    make_folder,
+    remove_file,
+    rename_file,
+)
 from rcl_study.study.executor import OnEval
 from rcl_study.trainer import Report
 from rcl_study.trainer.budget import PackBudget, TrialsStopped
@@ -41,10 +47,8 @@ def append_log(folder: StudyFolder, unit: Unit, lines: list[str]) -> None:
     """Append a unit's output lines to its log file (the driver's copy)."""
     if not lines:
         return
-    path = log_path(folder, unit)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as f:
-        f.write("".join(line.rstrip("\n") + "\n" for line in lines))
+    text = "".join(line.rstrip("\n") + "\n" for line in lines)
+    append_bytes(log_path(folder, unit), text.encode("utf-8"))  # no link; in the manifest
 
 
 class Resolver:
@@ -131,9 +135,32 @@ def _stale(folder: StudyFolder, plan: TrialPlan, config: dict) -> str | None:
 
 def _set_aside(paths: list[Path], old: str) -> None:
     """Rename ``paths`` that exist to ``<stem>.stale-<old hash><suffix>`` (never reused)."""
-    for path in paths:
-        if path.is_file() and not path.is_symlink():
-            path.replace(path.with_name(f"{path.stem}.stale-{old}{path.suffix}"))
+    for path in paths:  # through no link, the new name recorded in the manifest
+        rename_file(path, f"{path.stem}.stale-{old}{path.suffix}")
+
+
+def _names(members: list[TrialPlan]) -> list[str]:
+    return [p.trial_id for p in members]
+
+
+def _set_aside_foreign(path: Path, expected: str | dict[str, str]) -> None:
+    """Set aside the checkpoint ``path`` unless it carries ``expected`` (its trial's hash).
+
+    ``expected``: the trial's ``config_hash``, or a pack's member -> hash mapping. A checkpoint
+    that carries another hash, or none (written before checkpoints carried one), is renamed to
+    ``checkpoint.stale-<its hash>.pt`` and never resumed; one that cannot be read is left for
+    the trainer to refuse.
+    """
+    from rcl_study.trainer.checkpoint import CheckpointError, read_checkpoint, set_aside
+
+    if not path.exists():
+        return
+    try:
+        stored = read_checkpoint(path).get("config_hash")
+    except CheckpointError:
+        return
+    if stored != expected:
+        set_aside(path, stored if isinstance(stored, str) else None)
 
 
 def train_and_save(
@@ -153,16 +180,17 @@ def train_and_save(
 
     cfg, config = resolve(plan)
     _set_threads(cfg, threads)
-    workdir = folder.trial_dir(plan.trial_id)
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = make_folder(folder.trial_dir(plan.trial_id))  # through no link
+    chash = config_hash(config)
     if rank0:
         old = _stale(folder, plan, config)
         if old is not None:  # another configuration's checkpoint and result: set aside
             _set_aside([workdir / "checkpoint.pt", workdir / "result.json"], old)
+        _set_aside_foreign(workdir / "checkpoint.pt", chash)
         _write_config(folder, plan, config, None)
     t0 = time.time()
     try:
-        result = train_trial(cfg, report, workdir=workdir, log=log or _print)
+        result = train_trial(cfg, report, workdir=workdir, log=log or _print, config_hash=chash)
     except TrialsStopped as stop:  # named by trial id, as the driver records it
         (result,) = stop.results if isinstance(stop.results, list) else stop.results.values()
         _complete(result, plan, config, time.time() - t0)
@@ -194,10 +222,9 @@ def drop_checkpoint(cfg: StudyFile, workdir: Path) -> bool:
     was deleted. Only the checkpoint the trainer wrote is touched.
     """
     path = workdir / "checkpoint.pt"
-    if cfg.train.keep_checkpoints != "none" or not path.is_file() or path.is_symlink():
+    if cfg.train.keep_checkpoints != "none":
         return False
-    path.unlink()
-    return True
+    return remove_file(path)  # a regular file reached through no link (a link: ELOOP)
 
 
 def train_pack_and_save(
@@ -222,6 +249,7 @@ def train_pack_and_save(
     from rcl_study.trainer.pack import train_pack
 
     resolved = [resolve(p) for p in members]
+    hashes = [config_hash(config) for _, config in resolved]
     _set_threads(resolved[0][0], threads)
     for plan, (_, config) in zip(members, resolved):
         old = _stale(folder, plan, config)
@@ -229,6 +257,7 @@ def train_pack_and_save(
             _set_aside([folder.trial_dir(pack) / "checkpoint.pt"], old)
             _set_aside([folder.trial_dir(plan.trial_id) / "result.json"], old)
         _write_config(folder, plan, config, pack)
+    _set_aside_foreign(folder.trial_dir(pack) / "checkpoint.pt", dict(zip(_names(members), hashes)))
     t0 = time.time()
     stopped: TrialsStopped | None = None
     try:
@@ -239,6 +268,7 @@ def train_pack_and_save(
             workdir=folder.trial_dir(pack),
             log=log or _print,
             budget=budget,
+            config_hashes=hashes,
         )
     except TrialsStopped as stop:
         stopped, results = stop, list(stop.results)  # the trainer's: one per member, in order

@@ -8,6 +8,7 @@ the folder, the plan, the units (:mod:`.packing`), the executor (:mod:`.executor
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -93,13 +94,31 @@ def apply_smoke(cfg: StudyFile) -> StudyFile:
 
 
 def absolute_paths(cfg: StudyFile) -> StudyFile:
-    """Data paths made absolute, so that trials find them whatever their working directory."""
-    updates = {
+    """Every user path of ``cfg`` resolved once; the result is what is checked and used.
+
+    Data paths (``data.root``, ``data.path``): ``~`` expanded, made absolute and resolved, so
+    trials find them whatever their working directory. The records and report folders: ``~``
+    expanded, made absolute and ``..`` folded (links above them are the user's own). Applying it
+    again changes nothing.
+    """
+    updates: dict[str, str] = {
         f"data.{k}": str(Path(v).expanduser().resolve())
         for k in ("root", "path")
         if (v := getattr(cfg.data, k)) is not None
     }
+    for key, given, path in (
+        ("study.output_dir", cfg.study.output_dir, cfg.output_dir),
+        ("report.dir", cfg.report.dir, cfg.report_dir),
+    ):
+        if given != (absolute := os.path.abspath(path)):
+            updates[key] = absolute
+    updates = {k: v for k, v in updates.items() if v != _get(cfg, k)}
     return set_path(cfg, updates) if updates else cfg
+
+
+def _get(cfg: StudyFile, dotted: str) -> object:
+    section, key = dotted.split(".")
+    return getattr(getattr(cfg, section), key)
 
 
 def dry_run_text(cfg: StudyFile, plans: list[TrialPlan] | None = None) -> str:
@@ -175,13 +194,21 @@ def _pack_note(cfg: StudyFile, units) -> str:
 
 
 def prepare_folder(cfg: StudyFile, overwrite: bool) -> Path:
-    """Create the output folder (emptied first, with the old report, under ``--overwrite``)."""
+    """Create the output folder (emptied first, with the old report, under ``--overwrite``).
+
+    ``--overwrite`` deletes only what the folders' manifests list as the toolkit's and still
+    matches (:func:`rcl_study.trials.ownership.clear`); what it keeps is said in one line.
+    """
     check_folders(cfg)
     out = folders.claim(cfg.output_dir, cfg.name)
-    if overwrite:  # only the names the toolkit writes; the folders and anything else stay
-        folders.clear(out, cfg.name, "records")
+    if overwrite:
+        kept = {out: folders.clear(out, cfg.name, "records")[1]}
         if cfg.report_dir.exists():
-            folders.clear(folders.claim(cfg.report_dir, cfg.name), cfg.name, "report")
+            rep = folders.claim(cfg.report_dir, cfg.name)
+            kept[rep] = folders.clear(rep, cfg.name, "report")[1]
+        note = folders.kept_note(kept)
+        if note:
+            print(note, file=sys.stderr)
     return out
 
 
@@ -299,6 +326,7 @@ def run_study(
     if note:
         print(f"note: {note}", file=sys.stderr)
     started = False
+    since = time.time_ns()
     bar = Progress(progress, cfg.train.epochs)
     tracking = Trackers(trackers or ())
     try:
@@ -333,6 +361,8 @@ def run_study(
         tracking.close()  # never raises
         bar.close()
         executor.stop()
+        if started:  # what TensorBoard, MLflow, Ray and Optuna wrote: the toolkit's too
+            folders.record_libraries(cfg.output_dir, since)
         lock.release()
         if not started:  # refused before any work: leave no folder behind
             for d in created:

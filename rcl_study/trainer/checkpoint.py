@@ -1,4 +1,9 @@
-"""Checkpoints of a trial: written atomically, read back with ``weights_only=True``."""
+"""Checkpoints of a trial: written atomically, read back with ``weights_only=True``.
+
+Each checkpoint carries the ``config_hash`` of the trial that wrote it (the caller passes it:
+the trainer knows nothing of studies), so that it is never resumed under another configuration
+(:func:`load_checkpoint` with ``expected``; issue 23).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from rcl_study.files import atomic_write
+from rcl_study.files import atomic_write, open_read, rename_file
 from rcl_study.trainer.setup import Generators
 
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read safely (names the file)."""
+
+
+class CheckpointMismatch(CheckpointError):
+    """A checkpoint written for another configuration than the trial's (names both hashes)."""
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -22,14 +31,20 @@ def atomic_save(obj: Any, path: Path) -> None:
 
 
 def save_checkpoint(
-    path: Path, core, opt, gens: Generators, history: list[dict[str, Any]], epoch: int
+    path: Path,
+    core,
+    opt,
+    gens: Generators,
+    history: list[dict[str, Any]],
+    epoch: int,
+    config_hash: str | None = None,
 ) -> None:
     """Write model, optimiser, random streams and history atomically to ``path``.
 
     Everything stored is a tensor or a plain list/dict of numbers and strings, so that
-    :func:`read_checkpoint` can load it with ``weights_only=True``.
+    :func:`read_checkpoint` can load it with ``weights_only=True``. ``config_hash``: the
+    configuration the trial trains (stored, checked when it is loaded).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(
         {
             "model": core.state_dict(),
@@ -39,6 +54,7 @@ def save_checkpoint(
             "torch_rng": torch.get_rng_state(),
             "history": [plain(h) for h in history],
             "epoch": int(epoch),
+            "config_hash": config_hash,
         },
         path,
     )
@@ -52,7 +68,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
     """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with open_read(path) as f:  # reached through no link inside a study folder
+            return torch.load(f, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint gets one clear line
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
@@ -61,9 +78,51 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         ) from None
 
 
-def load_checkpoint(path: Path, core, opt, gens: Generators) -> tuple[list[dict[str, Any]], int]:
-    """Restore ``core``, ``opt`` and the random streams from ``path``; (history, epoch)."""
+def check_hash(path: Path, state: dict[str, Any], expected: str | None) -> None:
+    """Raise :class:`CheckpointMismatch` unless ``state`` carries ``expected`` (None: no check).
+
+    A checkpoint without a ``config_hash`` (written before they carried one) is a mismatch too:
+    nothing proves which configuration it trained.
+    """
+    if expected is None:
+        return
+    got = state.get("config_hash") if isinstance(state, dict) else None
+    if got != expected:
+        raise CheckpointMismatch(
+            f"{path}: a checkpoint of configuration {got or 'unknown (it carries no hash)'}, "
+            f"not of this trial's {expected}; run with --accept-changes to set it aside and "
+            "train afresh, or delete it"
+        )
+
+
+def stored_hash(path: Path) -> str | None:
+    """The ``config_hash`` the checkpoint at ``path`` carries (None: none stored).
+
+    Raises:
+        CheckpointError: see :func:`read_checkpoint`.
+
+    """
+    got = read_checkpoint(path).get("config_hash")
+    return got if isinstance(got, str) else None
+
+
+def set_aside(path: Path, old: str | None) -> bool:
+    """Rename the checkpoint ``path`` to ``<stem>.stale-<old hash><suffix>`` (never resumed)."""
+    return rename_file(path, f"{path.stem}.stale-{old or 'unknown'}{path.suffix}")
+
+
+def load_checkpoint(
+    path: Path, core, opt, gens: Generators, expected: str | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """Restore ``core``, ``opt`` and the random streams from ``path``; (history, epoch).
+
+    Raises:
+        CheckpointMismatch: ``expected`` is given and the checkpoint does not carry it.
+        CheckpointError: see :func:`read_checkpoint`.
+
+    """
     state = read_checkpoint(path)
+    check_hash(path, state, expected)
     core.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     gens.perm.set_state(state["perm_gen"])

@@ -160,6 +160,7 @@ def train_trial(
     *,
     workdir: str | Path | None = None,
     log: Callable[[str], None] | None = None,
+    config_hash: str | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one trial; never raises for a diverged run.
 
@@ -169,6 +170,8 @@ def train_trial(
             data-parallel run, with ``{"epoch": n}`` only).
         workdir: folder for ``checkpoint.pt``; an existing checkpoint is resumed from.
         log: where plain progress lines go (default: stderr when it is not a terminal).
+        config_hash: the trial's configuration hash: stored in its checkpoints, and a
+            checkpoint that does not carry it is refused (``CheckpointMismatch``).
 
     Returns:
         The last evaluation's metrics plus ``status`` (``ok`` or ``diverged``), ``reason``,
@@ -186,7 +189,9 @@ def train_trial(
     acc, core, opt = trial.net.acc, trial.net.core, trial.net.opt
     ckpt_path = Path(workdir) / "checkpoint.pt" if workdir else None
     if ckpt_path and ckpt_path.exists():
-        trial.history, trial.start_epoch = load_checkpoint(ckpt_path, core, opt, trial.gens)
+        trial.history, trial.start_epoch = load_checkpoint(
+            ckpt_path, core, opt, trial.gens, config_hash
+        )
     show_bar = tc.progress and sys.stderr.isatty() and acc.is_main_process and log is None
     emit = None if show_bar else (log or _to_stderr)
     result: dict[str, Any] = {
@@ -212,7 +217,7 @@ def train_trial(
                 and (done % tc.checkpoint_every == 0 or done == tc.epochs)
                 and acc.is_main_process
             ):
-                save_checkpoint(ckpt_path, core, opt, trial.gens, trial.history, done)
+                save_checkpoint(ckpt_path, core, opt, trial.gens, trial.history, done, config_hash)
     except Diverged as err:
         result.update(status="diverged", reason=str(err))
     except KeyboardInterrupt as err:  # SIGTERM or Ctrl-C: hand back what was done

@@ -43,7 +43,13 @@ from rcl_study.trainer import Report
 from rcl_study.trainer import evaluation as ev
 from rcl_study.trainer.batches import epoch_order, gather_batch
 from rcl_study.trainer.budget import STOPPED, PackBudget, TrialsStopped
-from rcl_study.trainer.checkpoint import CheckpointError, atomic_save, plain, read_checkpoint
+from rcl_study.trainer.checkpoint import (
+    CheckpointError,
+    CheckpointMismatch,
+    atomic_save,
+    plain,
+    read_checkpoint,
+)
 from rcl_study.trainer.loop import batch_inputs, update
 from rcl_study.trainer.setup import (
     Trial,
@@ -165,10 +171,14 @@ def train_pack_epoch(members: list[Member], epoch: int) -> dict[str, torch.Tenso
     return {m.name: sums[m.name] / sched.steps for m in members}
 
 
-def save_pack(path: Path, members: list[Member], epoch: int) -> None:
-    """Every member's model, optimiser, history and status plus the shared random streams."""
+def save_pack(
+    path: Path, members: list[Member], epoch: int, config_hashes: list[str] | None = None
+) -> None:
+    """Every member's model, optimiser, history and status plus the shared random streams.
+
+    ``config_hashes``: each member's configuration hash, stored (checked by :func:`load_pack`).
+    """
     gens = members[0].trial.gens
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_save(
         {
             "members": {
@@ -186,19 +196,26 @@ def save_pack(path: Path, members: list[Member], epoch: int) -> None:
             "aug_gen": gens.aug.get_state(),
             "torch_rng": torch.get_rng_state(),
             "epoch": int(epoch),
+            "config_hash": dict(zip([m.name for m in members], config_hashes or [])) or None,
         },
         path,
     )
 
 
-def load_pack(path: Path, members: list[Member]) -> int:
+def load_pack(path: Path, members: list[Member], config_hashes: list[str] | None = None) -> int:
     """Restore a pack saved by :func:`save_pack`; the epoch it had finished.
 
     Raises:
-        CheckpointError: unreadable, or saved for other members.
+        CheckpointError: unreadable, or saved for other members (or configurations).
 
     """
     state = read_checkpoint(path)
+    want = dict(zip([m.name for m in members], config_hashes or []))
+    if config_hashes is not None and state.get("config_hash") != want:  # as save_pack stores
+        raise CheckpointMismatch(
+            f"{path}: a pack checkpoint of other configurations than its members' "
+            f"({state.get('config_hash') or 'it carries no hash'}); it is never resumed"
+        )
     stored = state.get("members", {})
     if sorted(stored) != sorted(m.name for m in members):
         raise CheckpointError(
@@ -230,6 +247,7 @@ def train_pack(
     workdir: str | Path | None = None,
     log: Callable[[str], None] | None = None,
     budget: PackBudget | None = None,
+    config_hashes: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Train the members of a pack together; one result per member, as ``train_trial``'s.
 
@@ -241,6 +259,8 @@ def train_pack(
         workdir: folder of the pack's ``checkpoint.pt``; an existing one is resumed from.
         log: where plain progress lines go (default: stderr).
         budget: the pack's time budget (module docstring); ``cfgs`` in priority order.
+        config_hashes: the members' configuration hashes: stored in the checkpoint, and one
+            that does not carry them is refused (``CheckpointMismatch``).
 
     Returns:
         Per member, what :func:`rcl_study.trainer.loop.train_trial` returns
@@ -260,7 +280,7 @@ def train_pack(
     tc = cfgs[0].train
     emit = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     ckpt = Path(workdir) / "checkpoint.pt" if workdir else None
-    start = load_pack(ckpt, members) if ckpt and ckpt.exists() else 0
+    start = load_pack(ckpt, members, config_hashes) if ckpt and ckpt.exists() else 0
     for m in members:
         m.trial.start_epoch = start
         if m.status == "ok":
@@ -275,7 +295,7 @@ def train_pack(
             if budget and not clock.next_epoch_fits(budget, active):
                 clock.stop_all(active, f"budget end after epoch {epoch} of {tc.epochs}")
                 if ckpt:
-                    save_pack(ckpt, members, epoch)
+                    save_pack(ckpt, members, epoch, config_hashes)
                 break
             means, epoch_seconds = ev.timed(lambda a=active, e=epoch: train_pack_epoch(a, e))
             done = epoch + 1
@@ -300,7 +320,7 @@ def train_pack(
             if deciding and budget is not None and done < tc.epochs:
                 clock.drop_beyond_budget(budget, members, done, tc.epochs, tc.eval_every)
             if ckpt and (done % tc.checkpoint_every == 0 or done == tc.epochs or deciding):
-                save_pack(ckpt, members, done)
+                save_pack(ckpt, members, done, config_hashes)
     except KeyboardInterrupt as err:
         why = f"stopped by {err or 'Ctrl-C or SIGTERM'}"
         for m in members:

@@ -20,12 +20,11 @@ exactly as they were read (an old record keeps its keys).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rcl_study.files import append_line, atomic_write_bytes, atomic_write_text, open_append
+from rcl_study.files import append_bytes, append_line, atomic_write_bytes, atomic_write_text
 from rcl_study.trials.records import TrialRecord, TrialStatus, dumps
 
 RECORDS = "records.jsonl"
@@ -221,10 +220,8 @@ class StudyFolder:
         """
         good, damaged, superseded = self._read()
         if damaged:  # kept before the table is rewritten without them
-            with open_append(self.damaged_path) as f:  # never through a link
-                f.write(b"".join(line + b"\n" for line in damaged))
-                f.flush()
-                os.fsync(f.fileno())
+            # never through a link; recorded in the study folder's manifest
+            append_bytes(self.damaged_path, b"".join(line + b"\n" for line in damaged))
         if damaged or superseded:
             atomic_write_bytes(self.records_path, b"".join(line + b"\n" for line, _, _ in good))
         return len(damaged)

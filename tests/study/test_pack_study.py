@@ -201,7 +201,7 @@ def test_unit_with_a_stored_member_trains_the_rest_in_its_own_folder(tmp_path, m
     (tmp_path / "trials" / stored / "result.json").write_text(json.dumps({"config_hash": own}))
     seen = []
 
-    def spy(cfgs, names, report=None, *, workdir=None, log=None, budget=None):
+    def spy(cfgs, names, report=None, *, workdir=None, log=None, budget=None, config_hashes=None):
         seen.append((list(names), Path(workdir).name))
         return [{"status": "ok", "reason": ""} for _ in names]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rcl_study import run
-from rcl_study.config import load_study, to_dict
+from rcl_study.config import ConfigError, load_study, to_dict
 from rcl_study.study import runner
 from rcl_study.study.lock import LOCK, StudyLock, StudyLocked
 from rcl_study.study.runner import (
@@ -24,6 +24,7 @@ from rcl_study.study.runner import (
 )
 from rcl_study.trials.design import expand, trial_config
 from rcl_study.trials.folder import DAMAGED, RECORDS, StudyFolder
+from rcl_study.trials.ownership import claim
 from rcl_study.trials.records import config_hash
 from tests.conftest import DROP, Only
 
@@ -53,6 +54,7 @@ def _record(cfg, plan, status="ok", **extra):
 def _record_all(folder: Path, study: Path) -> list:
     cfg = absolute_paths(load_study(study))
     plans = expand(cfg)
+    claim(folder / "runs/tiny", "tiny")  # as a run leaves it: marked
     for p in plans:
         StudyFolder(folder / "runs/tiny").append(_record(cfg, p))
     return plans
@@ -98,13 +100,21 @@ def test_append_keeps_damaged_lines_instead_of_dropping_them(tmp_path):
     assert (tmp_path / DAMAGED).read_bytes().splitlines() == bad
 
 
-def test_damaged_records_do_not_block_folder_checks_or_overwrite(tmp_path, monkeypatch, tiny_study):
+def test_damaged_records_do_not_block_checks_and_overwrite_keeps_them(
+    tmp_path, monkeypatch, tiny_study
+):
     monkeypatch.chdir(tmp_path)
     cfg = tiny_study.parse(TINY_HERE)
+    claim(cfg.output_dir, cfg.name)
     _damage(cfg.output_dir)
     with pytest.raises(runner.StudyExists):
         check_folder(cfg, resume=False, overwrite=False)
     check_folder(cfg, resume=True, overwrite=False)
+    # the damage is a change the toolkit did not make: --overwrite keeps the file, so refuses
+    with pytest.raises(ConfigError, match="changed since the toolkit wrote it"):
+        check_folder(cfg, resume=False, overwrite=True)
+    assert len(StudyFolder(cfg.output_dir).damaged_lines()) == 4
+    StudyFolder(cfg.output_dir).set_aside_damaged()  # what --resume does first
     check_folder(cfg, resume=False, overwrite=True)
     out = prepare_folder(cfg, overwrite=True)
     assert StudyFolder(out).read_rows()[0] == []

@@ -138,9 +138,12 @@ def test_default_mlflow_store_is_the_study_folder_and_overwrite_clears_it(tmp_pa
     from rcl_study.trials import ownership
 
     (tmp_path / "runs" / "tensorboard").mkdir()
+    (tmp_path / "runs" / "tensorboard" / "events").write_text("e")
     ownership.claim(tmp_path / "runs", "tracked")
-    gone = ownership.clear(tmp_path / "runs", "tracked", "records")
-    assert {"mlflow.db", "tensorboard"} <= set(gone)
+    ownership.record_libraries(tmp_path / "runs", 0)  # what a run's end records
+    gone, kept = ownership.clear(tmp_path / "runs", "tracked", "records")
+    assert {"mlflow.db", "tensorboard/events"} <= set(gone) and kept == []
+    assert not (tmp_path / "runs" / "tensorboard").exists()
 
 
 class Broken:

@@ -10,6 +10,7 @@ from rcl_study.config import load_study
 from rcl_study.study.execute import Resolver, make_record
 from rcl_study.study.runner import StudyExists, apply_smoke, check_folder
 from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.ownership import claim
 from rcl_study.trials.records import STATUSES, TrialPlan, TrialRecord, TrialStatus
 from tests.conftest import DROP, Only
 
@@ -47,6 +48,7 @@ def test_existing_study_folder_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = load_study(ROOT / "studies/quickstart.yaml")
     check_folder(cfg, resume=False, overwrite=False)  # nothing there yet
+    claim(cfg.output_dir, cfg.name)
     StudyFolder(cfg.output_dir).append({"trial_id": "a", "status": "ok"})
     with pytest.raises(StudyExists, match="--resume"):
         check_folder(cfg, resume=False, overwrite=False)

@@ -1,0 +1,251 @@
+"""The one writer and appender: the manifest they keep, and no link followed at write time.
+
+Rows of RECORD_CASES write through :mod:`rcl_study.files` in a marked study folder (or outside
+one) and name the manifest entries that must follow, checked against the files as they are on
+disk (size, SHA-256 of the bytes, modification time). Rows of LINK_CASES plant a symbolic link
+inside a study folder *after* any check a command makes at its start, right before a write,
+append or delete: the operation fails (``ELOOP``, naming the link) and the link's target outside
+is exactly as it was (issue 23, class 1 at the time of the write).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from rcl_study import files
+from rcl_study.study import local
+from rcl_study.trials import ownership
+from rcl_study.trials.folder import StudyFolder
+from tests.conftest import TINY_STUDY
+
+MANIFEST = ".rcl_study.files"
+
+
+def study_folder(tmp: Path) -> Path:
+    root = tmp / "runs" / "s"
+    root.mkdir(parents=True)
+    (root / ".rcl_study").write_text(json.dumps({"study": "s", "manifest": MANIFEST}))
+    return root
+
+
+def manifest(root: Path) -> dict[str, dict]:
+    """The last manifest line of each path (read here, independently of the toolkit)."""
+    path = root / MANIFEST
+    if not path.exists():
+        return {}
+    return {e["path"]: e for e in map(json.loads, path.read_text().splitlines())}
+
+
+def on_disk(root: Path, rel: str, digest: bool) -> dict:
+    st = (root / rel).stat()
+    entry = {"path": rel, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if digest:
+        entry["sha256"] = hashlib.sha256((root / rel).read_bytes()).hexdigest()
+    return entry
+
+
+class RecordCase(NamedTuple):
+    """``write(root)`` writes through the toolkit; ``expect``: (relative path, digest?) pairs."""
+
+    name: str
+    write: Callable[[Path], None]
+    expect: tuple[tuple[str, bool], ...]
+
+
+def _twice(root: Path) -> None:
+    files.atomic_write_text(root / "plan.json", "{}")
+    files.atomic_write_text(root / "plan.json", '{"trials": []}')
+
+
+def _append_two(root: Path) -> None:
+    files.append_line(root / "records.jsonl", '{"a": 1}')
+    files.append_line(root / "records.jsonl", '{"b": 2}')
+
+
+def _set_aside(root: Path) -> None:
+    (root / "records.jsonl").write_text('{"trial_id": "a", "status": "ok"}\n{cut\n')
+    assert StudyFolder(root).set_aside_damaged() == 1
+
+
+RECORD_CASES = [
+    RecordCase(
+        "text at the top",
+        lambda r: files.atomic_write_text(r / "plan.json", "{}"),
+        (("plan.json", True),),
+    ),
+    RecordCase(
+        "bytes in new subfolders",
+        lambda r: files.atomic_write_bytes(r / "trials" / "t" / "x.bin", b"\x00\x01"),
+        (("trials/t/x.bin", True),),
+    ),
+    RecordCase(
+        "a callback writer (a checkpoint): size and time, no digest",
+        lambda r: files.atomic_write(r / "trials" / "c.pt", lambda f: f.write(b"ckpt")),
+        (("trials/c.pt", False),),
+    ),
+    RecordCase("written twice: the last write counts", _twice, (("plan.json", True),)),
+    RecordCase("appended twice: the size after the last", _append_two, (("records.jsonl", False),)),
+    RecordCase(
+        "damaged lines set aside: the side file appended, the records rewritten",
+        _set_aside,
+        (("records.damaged.jsonl", False), ("records.jsonl", True)),
+    ),
+    RecordCase(
+        "the marker itself is never listed",
+        lambda r: files.atomic_write_text(r / ".rcl_study", json.dumps({"study": "s"})),
+        (),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", RECORD_CASES, ids=[c.name for c in RECORD_CASES])
+def test_every_write_in_a_study_folder_is_recorded(case, tmp_path):
+    root = study_folder(tmp_path)
+    case.write(root)
+    assert manifest(root) == {rel: on_disk(root, rel, digest) for rel, digest in case.expect}
+
+
+OUTSIDE_CASES = [
+    ("no marker anywhere", lambda t: t / "plain"),
+    ("a marker that is a link marks nothing", lambda t: t / "linked"),
+    ("a marker that is a folder marks nothing", lambda t: t / "dirmark"),
+]
+
+
+@pytest.mark.parametrize("name,where", OUTSIDE_CASES, ids=[c[0] for c in OUTSIDE_CASES])
+def test_no_manifest_outside_a_study_folder(name, where, tmp_path):
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "real-marker").write_text(json.dumps({"study": "s"}))
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / ".rcl_study").symlink_to(tmp_path / "real-marker")
+    (tmp_path / "dirmark" / ".rcl_study").mkdir(parents=True)
+    folder = where(tmp_path)
+    files.atomic_write_text(folder / "a" / "plan.json", "{}")
+    files.append_line(folder / "records.jsonl", "{}")
+    assert not list(tmp_path.rglob(MANIFEST))
+
+
+# ------------------------------------------------------------- links planted at write time
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every entry under ``folder`` (files with their bytes, folders as None)."""
+    return {
+        str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None)
+        for p in folder.rglob("*")
+    }
+
+
+def plant(at: Path, to: Path) -> None:
+    at.parent.mkdir(parents=True, exist_ok=True)
+    at.symlink_to(to)
+
+
+def _clear_through_link(root: Path, out: Path) -> None:
+    files.atomic_write_text(root / "trials" / "t" / "config.json", "{}")
+    (out / "t").mkdir()
+    (out / "t" / "config.json").write_text("{}")  # the same bytes: only the link differs
+    os.unlink(root / "trials" / "t" / "config.json")
+    os.rmdir(root / "trials" / "t")
+    os.rmdir(root / "trials")
+    plant(root / "trials", out)
+    ownership.clear(root, "s", "records")
+
+
+class LinkCase(NamedTuple):
+    """``act(root, outside)`` plants the link and then writes; ``link``: the name in the error."""
+
+    name: str
+    act: Callable[[Path, Path], None]
+    link: str
+
+
+LINK_CASES = [
+    LinkCase(
+        "trials/ to a folder outside, then a trial's config",
+        lambda r, o: (
+            plant(r / "trials", o),
+            files.atomic_write_text(r / "trials" / "t" / "config.json", "{}"),
+        ),
+        "trials",
+    ),
+    LinkCase(
+        "a trial's folder to a folder outside, then its result",
+        lambda r, o: (
+            plant(r / "trials" / "t", o),
+            files.atomic_write_text(r / "trials" / "t" / "result.json", "{}"),
+        ),
+        "t",
+    ),
+    LinkCase(
+        "plan.json itself to a file outside, then the plan",
+        lambda r, o: (
+            plant(r / "plan.json", o / "f"),
+            files.atomic_write_text(r / "plan.json", "{}"),
+        ),
+        "plan.json",
+    ),
+    LinkCase(
+        "a subfolder to a folder outside, then an append",
+        lambda r, o: (plant(r / "sub", o), files.append_line(r / "sub" / "records.jsonl", "{}")),
+        "sub",
+    ),
+    LinkCase(
+        "tensorboard/ to a folder outside, then a checkpoint-like write",
+        lambda r, o: (
+            plant(r / "tensorboard", o),
+            files.atomic_write(r / "tensorboard" / "x" / "ev", lambda f: f.write(b"e")),
+        ),
+        "tensorboard",
+    ),
+    LinkCase(
+        "--overwrite's delete: trials/ swapped for a link to a same-content folder",
+        _clear_through_link,
+        "trials",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", LINK_CASES, ids=[c.name for c in LINK_CASES])
+def test_a_link_planted_before_a_write_is_never_followed(case, tmp_path):
+    root = study_folder(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "f").write_text("keep\n")
+    with pytest.raises(OSError) as err:
+        case.act(root, outside)
+    assert err.value.errno == errno.ELOOP, err.value
+    assert Path(err.value.filename).name == case.link
+    after = snapshot(outside)
+    assert after.get("f") == b"keep\n"
+    assert set(after) <= {"f", "t", "t/config.json"}  # nothing created outside
+    assert all(v is None or v in (b"keep\n", b"{}") for v in after.values()), after
+
+
+def test_a_link_planted_during_a_run_is_exit_2_naming_it(tmp_path, monkeypatch, capsys):
+    from rcl_study import run
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+
+    def plant_then_write(self, cfg, units, folder, sink) -> None:
+        plant(folder.root / "trials", outside)  # after every check at the start
+        files.atomic_write_text(folder.trial_dir("t__s0") / "config.json", "{}")
+
+    monkeypatch.setattr(local.LocalExecutor, "run", plant_then_write)
+    monkeypatch.chdir(tmp_path)
+    study = TINY_STUDY.write(
+        tmp_path, name="s", resources={"executor": "local"}, study={"seeds": [0]}
+    )
+    assert run.main([str(study)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "symbolic link" in err and "trials" in err, err
+    assert list(outside.iterdir()) == []
