@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from rcl_study.report import analysis
+from rcl_study.report import analysis, robust, stats
 from rcl_study.report.markup import Block, lit
 
 
@@ -45,6 +45,17 @@ def format_p(x: float | None, alpha: float = 0.05) -> str:
 def with_ci(x: Any, ci: Any, digits: int = 2) -> str:
     """A value followed by its interval in brackets."""
     return "n/a" if x is None else f"{fmt(x, digits)} {fmt(ci, digits)}"
+
+
+def with_boot_ci(x: Any, ci: Any, digits: int = 2) -> str:
+    """A value with its bootstrap interval, or the value alone where none was computed."""
+    return "n/a" if x is None else (fmt(x, digits) if ci is None else with_ci(x, ci, digits))
+
+
+def iqm_words(ns: list[int]) -> str:
+    """Which runs the IQM averages at each number of seeds ``ns`` (e.g. "the middle 4 of 6")."""
+    said = [f"the middle {robust.iqm_kept(n)} of {n} seeds" for n in sorted(set(ns)) if n]
+    return ", ".join(said) or "no seeds"
 
 
 def _direction_word(metric: str) -> str:
@@ -143,11 +154,14 @@ def definitions(st: dict[str, Any]) -> list[str]:
         "a finite metric / trials recorded (a NaN metric counts as a failed trial).",
         "95% CI (t): Student-t interval of the mean over seeds, clipped to the metric's range "
         "(e.g. [0, 1] for accuracies) where it crosses it.",
-        "95% CI (bootstrap): percentile bootstrap over seeds (seeded), shown only from "
-        "10 seeds up: below that a nominal 95% interval covers about 50-84% of the time.",
-        "IQM: interquartile mean (mean of the middle 50% of seeds, scipy trim_mean 0.25), with a "
-        "95% percentile stratified-bootstrap interval (rliable; resampling seeds within the "
-        "variant; seeded).",
+        "95% CI (bootstrap): percentile bootstrap over seeds (seeded), computed only from "
+        f"{stats.MIN_BOOT_SEEDS} seeds up, as every bootstrap interval of this report (IQM, "
+        "P(improve), performance profiles): below that a nominal 95% interval covers about "
+        "50-89% of the time; elsewhere: " + stats.BOOT_NOT_COMPUTED + ".",
+        "IQM: interquartile mean, scipy trim_mean(x, 0.25) as rliable: floor(n/4) seeds are cut "
+        f"from each end, so here it averages {iqm_words([v['n'] for v in st['variants']])}; "
+        "with a 95% percentile stratified-bootstrap interval (rliable; resampling seeds within "
+        "the variant; seeded) from 10 seeds up.",
         "last epoch vs best epoch: the primary numbers are the last epoch's; a best-epoch column "
         "(maximum over evaluations) is optimistic: the epoch is chosen on the test set.",
         "diff, 95% CI: mean of paired differences variant - baseline over common seeds, "
@@ -161,7 +175,8 @@ def definitions(st: dict[str, Any]) -> list[str]:
         "interval scaled (from 3 seeds up).",
         "P(improve): rliable's probability of improvement, P(variant better than baseline) over "
         "all pairs of runs (Mann-Whitney U / (n m), ties count 1/2; unpaired), with a 95% "
-        "stratified-bootstrap interval; share improved: share of common seeds on which the "
+        "stratified-bootstrap interval (50,000 resamples, rliable's default) from 10 seeds up; "
+        "share improved: share of common seeds on which the "
         "variant is better (paired, ties 1/2).",
         "effect (factorial): change in the mean when a component goes off -> on, averaged over "
         "the other components (twice the -1/+1 coded OLS coefficient), t-test of the "
@@ -186,7 +201,7 @@ def variant_table(st: dict[str, Any]) -> tuple[Block, list[str]]:
     best = any(s.get(best_key) is not None for s in vs)
     head = ["variant", "ok/trials", "mean (last epoch)", "sd", "95% CI (t)"]
     head += ["95% CI (bootstrap)"] if boot else []
-    head += ["IQM [95% CI]"]
+    head += ["IQM [95% CI from 10 seeds]"]
     head += ["best epoch (optimistic: chosen on the test set)"] if best else []
     head += ["many", "medium", "few"]
     head += [f"{k} ({_direction_word(k)})" for k in ("compactness", "equiangular_gap_deg")]
@@ -202,7 +217,7 @@ def variant_table(st: dict[str, Any]) -> tuple[Block, list[str]]:
             fmt(s["ci_t"]),
         ]
         row += [fmt(s["ci_boot"])] if boot else []
-        row += [with_ci(s["iqm"], s["iqm_ci"], 4)]
+        row += [with_boot_ci(s["iqm"], s["iqm_ci"], 4)]
         row += [fmt(s.get(best_key))] if best else []
         row += [
             fmt(s[f"{k}_mean"], 3) for k in ("many_acc", "medium_acc", "few_acc", "compactness")
@@ -228,7 +243,7 @@ def comparison_table(st: dict[str, Any]) -> Block:
             format_p(c.get("p_wilcoxon_holm"), alpha),
             with_ci(c["d_z"], c["d_z_ci"]),
             with_ci(c["g_z"], c["g_z_ci"]),
-            with_ci(c["prob_improvement"], c["prob_improvement_ci"]),
+            with_boot_ci(c["prob_improvement"], c["prob_improvement_ci"]),
             fmt(c["share_improved"], 2),
             "; ".join(c["notes"]),
         ]
@@ -245,7 +260,7 @@ def comparison_table(st: dict[str, Any]) -> Block:
         "p (W, Holm)",
         "d_z [95% CI]",
         "g_z [95% CI]",
-        "P(improve) [95% CI]",
+        "P(improve) [95% CI from 10 seeds]",
         "share improved",
         "notes",
     ]

@@ -132,9 +132,12 @@ def test_prob_improvement_is_rliable_p_x_greater_y_with_interval():
     r = stats.paired_comparison(base, var)
     u = sps.mannwhitneyu(var, base).statistic  # U counts ties one half
     assert r["prob_improvement"] == pytest.approx(u / 16)
+    assert r["prob_improvement_ci"] is None  # 4 seeds: no bootstrap interval (issue 20)
+    r = stats.paired_comparison(base * 3, var * 3)  # 12 seeds
     lo, hi = r["prob_improvement_ci"]
     assert lo <= r["prob_improvement"] <= hi
-    assert r["prob_improvement_ci"] == stats.paired_comparison(base, var)["prob_improvement_ci"]
+    again = stats.paired_comparison(base * 3, var * 3)["prob_improvement_ci"]
+    assert r["prob_improvement_ci"] == again
 
 
 def test_dropped_seeds_are_named_and_a_nan_metric_counts_as_failed(tmp_path):

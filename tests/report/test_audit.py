@@ -1,0 +1,119 @@
+"""Issue 20, item 3: each defect of the audit with the test that failed before its fix."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from rcl_study.report import robust, stats, wording
+from tests.report.test_report import _ablation_records, _write
+
+NOT_COMPUTED = "not computed (n < 10: the bootstrap under-covers)"
+
+
+# ------------------------------------------------------------ no bootstrap below 10 seeds
+
+
+@pytest.mark.parametrize("n", [2, 3, 6, 9])
+def test_no_bootstrap_interval_below_ten_seeds(n):
+    rng = np.random.default_rng(n)
+    x, y = rng.normal(0.6, 0.02, n), rng.normal(0.62, 0.02, n)
+    s = stats.summarize(x)
+    assert s["ci_boot"] is None and s["iqm_ci"] is None
+    assert any(NOT_COMPUTED in note for note in s["notes"])
+    c = stats.paired_comparison(x, y)
+    assert c["prob_improvement_ci"] is None and c["prob_improvement"] is not None
+    assert robust.iqm_interval(x) is None and robust.prob_improvement_interval(y, x) is None
+    band = robust.performance_profile({"a": x}, [0.5, 0.6, 0.7], n_boot=200)["a"]
+    assert band["lo"] is None and band["hi"] is None and len(band["share"]) == 3
+
+
+def test_bootstrap_intervals_from_ten_seeds():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(0.6, 0.02, 10), rng.normal(0.62, 0.02, 10)
+    s = stats.summarize(x)
+    assert s["ci_boot"] is not None and s["iqm_ci"] is not None
+    assert stats.paired_comparison(x, y)["prob_improvement_ci"] is not None
+
+
+def test_report_at_three_seeds_shows_no_bootstrap_interval(tmp_path):
+    _, path = _write(tmp_path, {"kind": "ablation"}, _ablation_records())
+    md = path.read_text()
+    table = md.split("## Results")[1].split("##")[0]
+    row = next(line for line in table.splitlines() if line.startswith("| none |"))
+    iqm_cell = row.split(" | ")[5]
+    assert "[" not in iqm_cell  # the IQM alone, no interval
+    comps = md.split("## Paired comparisons")[1].split("##")[0]
+    assert NOT_COMPUTED in md
+    for line in comps.splitlines():
+        if line.startswith("| balance |"):
+            assert line.split(" | ")[10].count("[") == 0  # P(improve) without an interval
+
+
+# ------------------------------------------------------------ P(improve): 50,000 resamples
+
+
+def test_prob_improvement_interval_has_rliable_resamples_and_agrees_with_scipy():
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(0.62, 0.02, 12), rng.normal(0.60, 0.02, 10)
+    assert robust.PI_REPS == 50_000
+    t0 = time.perf_counter()
+    lo, hi = robust.prob_improvement_interval(x, y)
+    assert time.perf_counter() - t0 < 2.0  # vectorised: 50,000 resamples in well under 2 s
+
+    def stat(a, b, axis=-1):
+        d = a[..., :, None] - b[..., None, :]
+        return ((d > 0) + 0.5 * (d == 0)).mean(axis=(-2, -1))
+
+    ref = sps.bootstrap(
+        (x, y),
+        stat,
+        n_resamples=50_000,
+        method="percentile",
+        vectorized=True,
+        batch=2000,
+        random_state=np.random.default_rng(9),
+    ).confidence_interval
+    # two Monte Carlo estimates of the same quantiles: at 50,000 reps they agree to ~0.005
+    assert lo == pytest.approx(ref.low, abs=0.01) and hi == pytest.approx(ref.high, abs=0.01)
+    # the report's comparisons use the same 50,000 resamples, whatever report.bootstrap says
+    c = stats.paired_comparison(y[:10], x[:10], n_boot=100)
+    assert c["prob_improvement_ci"] == pytest.approx(
+        robust.prob_improvement_interval(x[:10], y[:10])
+    )
+
+
+def test_prob_improvement_interval_matches_a_plain_loop():
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(0, 1, 10), np.round(rng.normal(0.3, 1, 11), 1)
+    got = robust.prob_improvement_interval(x, y, n_boot=3000, seed=4)
+    g = np.random.default_rng(4)
+    wx = g.multinomial(len(x), np.full(len(x), 1 / len(x)), size=3000)
+    wy = g.multinomial(len(y), np.full(len(y), 1 / len(y)), size=3000)
+    reps = [robust.prob_improvement(np.repeat(x, a), np.repeat(y, b)) for a, b in zip(wx, wy)]
+    assert got == pytest.approx(tuple(np.quantile(reps, [0.025, 0.975])))
+
+
+# ------------------------------------------------------------ IQM wording
+
+
+@pytest.mark.parametrize(("n", "k"), [(4, 2), (6, 4), (8, 4), (10, 6), (12, 6)])
+def test_iqm_says_which_k_of_n_it_averages(n, k):
+    x = np.arange(n, dtype=float) ** 2  # distinct, skewed: the trimmed mean is unambiguous
+    assert robust.iqm_kept(n) == k
+    middle = np.sort(x)[(n - k) // 2 : (n - k) // 2 + k]
+    assert robust.iqm(x) == pytest.approx(middle.mean())
+    assert robust.iqm(x) == pytest.approx(sps.trim_mean(x, 0.25))
+    st = {"metric": "balanced_acc", "mode": "max", "alpha": 0.05, "variants": [{"n": n}]}
+    text = " ".join(wording.definitions(st))
+    assert "middle 50%" not in text
+    assert f"the middle {k} of {n} seeds" in text
+
+
+def test_report_iqm_definition_names_k_of_n(tmp_path):
+    _, path = _write(tmp_path, {"kind": "ablation"}, _ablation_records())
+    defs = path.read_text().split("## Definitions")[1]
+    assert "middle 50%" not in defs and "the middle 3 of 3 seeds" in defs
+    assert json.loads((tmp_path / "report" / "stats.json").read_text())
