@@ -195,8 +195,12 @@ def _main(argv: list[str] | None = None) -> int:
         if a.plan_seeds:
             from rcl_study.report.plan import study_plan
             from rcl_study.report.power import plan_lines
+            from rcl_study.report.shipped import records_folder
 
-            print("\n".join(plan_lines(study_plan(cfg, a.sd, a.effect))))
+            source, note = records_folder(cfg) if a.sd is None else (cfg.output_dir, None)
+            if note:
+                print(note, file=sys.stderr)
+            print("\n".join(plan_lines(study_plan(cfg, a.sd, a.effect, source))))
             return 0
         if a.dry_run:  # a plan may be made on a laptop for a GPU box: machine checks are notes
             print(dry_run_text(cfg, plans))
@@ -289,12 +293,16 @@ def _interrupted(cfg, a: argparse.Namespace) -> int:
 
 def _report(cfg, study_path: str) -> int:
     from rcl_study.report.render import write_report
+    from rcl_study.report.shipped import records_folder
     from rcl_study.trials.folder import DAMAGED, StudyFolder
     from rcl_study.trials.ownership import check_links
 
     check_links(cfg.output_dir, f"{study_path}: study.output_dir")  # read through no link
     check_links(cfg.report_dir, f"{study_path}: report.dir")  # written through none
-    folder = StudyFolder(cfg.output_dir)
+    source, note = records_folder(cfg)
+    if note:
+        print(note, file=sys.stderr)
+    folder = StudyFolder(source)
     damaged = len(folder.damaged_lines())
     why = folder.checked_plan()[1]
     if why:
@@ -311,7 +319,7 @@ def _report(cfg, study_path: str) -> int:
             file=sys.stderr,
         )
         return 2
-    path = write_report(cfg, study_path)
+    path = write_report(cfg, study_path, source)
     print(f"report: {path}")
     return 0
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from rcl_study.config import StudyFile
 from rcl_study.files import atomic_write_text
-from rcl_study.report import analysis, drawing, power, wording
+from rcl_study.report import analysis, drawing, power, shipped, wording
 from rcl_study.report.markup import Block, lit, to_html, to_markdown
 from rcl_study.report.provenance import provenance_block
 from rcl_study.report.wording import format_p  # noqa: F401 - re-exported for callers
@@ -305,7 +305,8 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
         (
             "p",
             "Each row below is one trial; its full resolved configuration is stored in "
-            f"`{cfg.output_dir}/records.jsonl` (key `config`) and "
+            f"`{cfg.output_dir}/records.jsonl` (key `config`), in the copy of those records "
+            "shipped with this report (`records.jsonl` beside it), and in "
             f"`{cfg.output_dir}/trials/<trial>/config.json`.",
         )
     )
@@ -331,13 +332,18 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
 def write_report(
     cfg: StudyFile, study_path: str, out_dir: Path | None = None, report_dir: Path | None = None
 ) -> Path:
-    """Build and write the report of a study from its stored records; returns ``index.md``."""
+    """Build and write the report of a study from its stored records; returns ``index.md``.
+
+    The report folder also gets a copy of the records and plan it was made from
+    (``records.jsonl``, ``plan.json``: :mod:`.shipped`), so it rebuilds without ``runs/``.
+    """
     out_dir = Path(out_dir or cfg.output_dir)
     report_dir = Path(report_dir or cfg.report_dir)
     folders.check_folder(report_dir, cfg.name, "report", "report.dir", study_path)
     folders.check_links(out_dir, f"{study_path}: study.output_dir")  # records read through none
     folders.claim(report_dir, cfg.name)
     built = build(cfg, study_path, out_dir, report_dir)
+    shipped.ship(StudyFolder(out_dir), report_dir, list(built["table"]["trial_id"]))
     atomic_write_text(report_dir / "results.csv", built["table"].to_csv(index=False))
     atomic_write_text(report_dir / "stats.json", json.dumps(built["stats"], indent=1, default=str))
     atomic_write_text(report_dir / "index.md", to_markdown(built["blocks"]))

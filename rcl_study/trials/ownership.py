@@ -35,8 +35,18 @@ RECORD_NAMES = (
     ".*.tmp",
     "*.tmp",
 )
-#: what the toolkit writes in a report folder
-REPORT_NAMES = ("index.md", "index.html", "results.csv", "stats.json", "figures", ".*.tmp", "*.tmp")
+#: what the toolkit writes in a report folder (records.jsonl, plan.json: the records it ships)
+REPORT_NAMES = (
+    "index.md",
+    "index.html",
+    "results.csv",
+    "stats.json",
+    "figures",
+    "records.jsonl",
+    "plan.json",
+    ".*.tmp",
+    "*.tmp",
+)
 #: the toolkit's too, but never deleted: a lock file belongs to whichever driver holds it
 KEEP_NAMES = ("*.lock", ".lock*", "lock")
 _TOOLKIT_ROOT = Path(__file__).resolve().parents[1]
