@@ -83,7 +83,10 @@ def draw_all(cfg, records, ok, st, fig_dir) -> list[tuple[str, str]]:
     if len(grid) == 2:
         figs.append(("Heatmap", figures.heatmap(ok, grid, metric, fig_dir)))
     figs.append(
-        ("Per-class accuracy", _per_class_fig(records, summary, st["baseline"], mode, fig_dir))
+        (
+            "Per-class accuracy (test)",
+            _per_class_fig(records, summary, st["baseline"], metric, mode, fig_dir),
+        )
     )
     shot = [c for c in ("many_acc", "medium_acc", "few_acc") if c in ok]
     long = ok.melt(id_vars=["variant", "seed"], value_vars=shot, var_name="group", value_name="a")
@@ -106,7 +109,10 @@ def draw_all(cfg, records, ok, st, fig_dir) -> list[tuple[str, str]]:
     if st["search"]:
         s = st["search"]
         figs.append(
-            ("Optimisation history", figures.search_history(s["history"], metric, fig_dir, mode))
+            (
+                "Optimisation history",
+                figures.search_history(s["history"], s.get("objective", metric), fig_dir, mode),
+            )
         )
         figs.append(("Parameter importances", figures.importances(s["importances"], fig_dir)))
     return [(t, f) for t, f in figs if f]
@@ -122,18 +128,27 @@ def _history(records: list[TrialRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _per_class_fig(records, summary, baseline, mode, fig_dir) -> str | None:
+def _per_class_fig(records, summary, baseline, metric, mode, fig_dir) -> str | None:
+    """Test accuracy per class of the baseline and of the best variant.
+
+    The best by mean validation metric where the records have one; by test mean (old records,
+    said in the label) otherwise.
+    """
     ok = [r for r in records if r.ok and r.metrics.get("per_class_acc")]
     if not ok:
         return None
-    means = {s["variant"]: s["mean"] for s in summary if s["mean"] is not None}
+    key = f"{analysis.val(metric)}_mean"
+    on_val = any(s.get(key) is not None for s in summary)
+    key = key if on_val else "mean"
+    means = {s["variant"]: s[key] for s in summary if s.get(key) is not None}
     best = (max if mode == "max" else min)(means, key=means.get) if means else None
     curves = {}
     for name in dict.fromkeys([baseline, best]):
         rs = [r for r in ok if r.variant == name]
         if rs:
             arr = pd.DataFrame([r.metrics["per_class_acc"] for r in rs]).mean(axis=0)
-            label = f"{name} (baseline)" if name == baseline else f"{name} (best)"
+            chosen = "best on validation" if on_val else "best on test mean, old records"
+            label = f"{name} (baseline)" if name == baseline else f"{name} ({chosen})"
             curves[label] = arr.tolist()
     counts = ok[0].metrics.get("train_counts")
     return figures.per_class(counts, curves, fig_dir) if counts and curves else None

@@ -15,7 +15,7 @@ import pandas as pd
 
 from rcl_study.config import StudyFile
 from rcl_study.files import atomic_write_text
-from rcl_study.report import analysis, drawing, power, shipped, wording
+from rcl_study.report import analysis, drawing, power, shipped, stats, wording
 from rcl_study.report.markup import Block, lit, to_html, to_markdown
 from rcl_study.report.provenance import provenance_block
 from rcl_study.report.wording import format_p  # noqa: F401 - re-exported for callers
@@ -206,7 +206,7 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
     b.append(where)
     plan = st.get("plan")
     if st["variants"]:
-        b.append(("h", 2, f"Results ({metric}, over seeds)"))
+        b.append(("h", 2, f"Results (test {metric}, over seeds)"))
         if plan and plan["mde_now"] is not None:
             b.append(
                 (
@@ -234,7 +234,7 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
         b.append(wording.comparison_table(st))
     fx = st["factorial"]
     if fx:
-        b.append(("h", 2, "Factorial effects"))
+        b.append(("h", 2, f"Factorial effects (test {metric})"))
         if fx.get("model"):
             b.append(
                 (
@@ -262,6 +262,11 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
     if st["search"]:
         s = st["search"]
         b.append(("h", 2, "Search"))
+        split = s.get("objective_split", "test")
+        said = f"{split} {lit(s.get('objective', metric))}"
+        if split == "test":
+            said += f" ({stats.ON_TEST})"
+        b.append(("p", f"Search objective: {said}; importances and history on it."))
         b.append(
             (
                 "p",

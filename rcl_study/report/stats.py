@@ -309,31 +309,59 @@ def factorial_effects(
     return out
 
 
-def best_of_sweep(
-    groups: dict[str, dict[int, float]], mode: str = "max", alpha: float = 0.05
-) -> dict | None:
-    """The swept value with the best mean, chosen on some seeds and reported on others.
+#: what a choice made on the test set says (records from before the validation split)
+ON_TEST = "chosen on the test set (old records without a validation split): optimistic"
 
-    ``groups`` maps each swept value (as text) to ``{seed: result}``. On the seeds every value
-    finished: with 4 or more, the first half (sorted) selects the best value and the second half
-    reports its mean, t-interval and paired tests against every other value (Holm over those
-    tests); with fewer, selection and tests share the seeds, no interval of the best is given and
-    the note says the advantage is optimistic.
-    """
-    groups = {
+
+def _finite_groups(groups: dict[str, dict[int, float]]) -> dict[str, dict[int, float]]:
+    """``groups`` without missing or non-finite results, and without empty values."""
+    out = {
         k: {s: v for s, v in g.items() if v is not None and np.isfinite(v)}
         for k, g in groups.items()
     }
-    groups = {k: g for k, g in groups.items() if g}
+    return {k: g for k, g in out.items() if g}
+
+
+def split_seeds(common: Sequence[int]) -> tuple[list[int], list[int], bool]:
+    """(selection seeds, report seeds, held out): halves from 4 common seeds up, else all both."""
+    common = sorted(common)
+    if len(common) >= 4:
+        return common[: len(common) // 2], common[len(common) // 2 :], True
+    return common, common, False
+
+
+def best_of_sweep(
+    groups: dict[str, dict[int, float]],
+    mode: str = "max",
+    alpha: float = 0.05,
+    select: dict[str, dict[int, float]] | None = None,
+) -> dict | None:
+    """The swept value chosen on validation of some seeds, reported on test of others.
+
+    ``groups`` maps each swept value (as text) to ``{seed: test result}``; ``select`` the same
+    for the validation results (``val_<metric>``). On the seeds every value finished (in both):
+    with 4 or more, the first half (sorted) selects the value with the best mean validation
+    result, and the second half reports its mean TEST result, t-interval and paired tests
+    (on test) against every other value, Holm over those tests; with fewer, selection and report
+    share the seeds, no interval of the best is given and the note says the advantage is
+    optimistic. Without ``select`` (old records without a validation split) the choice is made
+    on test and the note says so (:data:`ON_TEST`). ``selected_by`` names the split chosen on.
+    """
+    groups = _finite_groups(groups)
+    chooser = _finite_groups(select) if select is not None else None
+    if chooser is not None:
+        groups = {k: g for k, g in groups.items() if k in chooser}
+        chooser = {k: chooser[k] for k in groups}
     if not groups:
         return None
-    common = sorted(set.intersection(*(set(g) for g in groups.values())))
-    held_out = len(common) >= 4
-    select = common[: len(common) // 2] if held_out else common
-    report = common[len(common) // 2 :] if held_out else common
-    if not select:
+    on = chooser if chooser is not None else groups
+    common = sorted(
+        set.intersection(*(set(g) for g in groups.values()), *(set(g) for g in on.values()))
+    )
+    sel, report, held_out = split_seeds(common)
+    if not sel:
         return {"value": None, "note": "no seed where every value finished"}
-    sel_means = {k: float(np.mean([g[s] for s in select])) for k, g in groups.items()}
+    sel_means = {k: float(np.mean([g[s] for s in sel])) for k, g in on.items()}
     best = (max if mode == "max" else min)(sel_means, key=sel_means.get)
     best_vals = [groups[best][s] for s in report]
     comps = []
@@ -344,25 +372,29 @@ def best_of_sweep(
                 {
                     "other": k,
                     "mean_diff": c["mean_diff"],
+                    "sd_diff": c["sd_diff"],
+                    "n": c["n"],
                     "p": c["p_ttest"],
                     "untested": c["untested"],
                 }
             )
     for c, adj in zip(comps, holm([c["p"] for c in comps])):
         c["p_holm"] = adj
-    note = (
-        None
-        if held_out
-        else f"only {len(common)} common seeds: chosen and tested on the same seeds, so the best's "
-        "advantage is optimistic"
-    )
+    notes = [] if chooser is not None else [ON_TEST]
+    if not held_out:
+        notes.append(
+            f"only {len(common)} common seeds: chosen and reported on the same seeds, so the "
+            "best's advantage is optimistic"
+        )
     return {
         "value": best,
-        "selected_on": [int(s) for s in select],
+        "selected_by": "validation" if chooser is not None else "test",
+        "selected_on": [int(s) for s in sel],
+        "selection_means": sel_means,
         "reported_on": [int(s) for s in report],
         "held_out": held_out,
         "mean": float(np.mean(best_vals)),
         "ci_t": t_interval(best_vals) if held_out else None,
         "versus": comps,
-        "note": note,
+        "note": "; ".join(notes) or None,
     }

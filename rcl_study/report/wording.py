@@ -76,8 +76,8 @@ def summary_sentences(st: dict[str, Any]) -> list[str]:
     for c in sig:
         out.append(
             f"**{lit(c['variant'])}** is significantly {_better(c['mean_diff'], mode)} than "
-            f"**{lit(c['baseline'])}** on {lit(metric)} ({c['mean_diff']:+.4f}, paired t-test, "
-            "Holm over "
+            f"**{lit(c['baseline'])}** on test {lit(metric)} ({c['mean_diff']:+.4f}, "
+            "paired t-test, Holm over "
             f"{len(tested)} comparisons with the baseline: p = "
             f"{format_p(c['p_ttest_holm'], alpha)}, {c['n']} seeds)."
         )
@@ -114,33 +114,40 @@ def summary_sentences(st: dict[str, Any]) -> list[str]:
                 out.append(f"No factorial main effect or interaction is significant ({family}).")
     for key, best in (st["sweeps"] or {}).items():
         if best and best.get("value") is not None:
-            out.append(_best_sentence(key, best, mode, alpha))
+            out.append(_best_sentence(key, best, metric, mode, alpha))
     return out
 
 
-def _best_sentence(key: str, best: dict, mode: str, alpha: float) -> str:
-    if best["held_out"]:
-        head = (
-            f"**Best {lit(key)}:** {lit(best['value'])} (chosen on seeds "
-            f"{best['selected_on']}; on held-out "
-            f"seeds {best['reported_on']}: mean {best['mean']:.4f}, 95% CI {fmt(best['ci_t'])})"
-        )
-    else:
-        head = f"**Best {lit(key)} by mean:** {lit(best['value'])} ({lit(best['note'])})"
+def _best_sentence(key: str, best: dict, metric: str, mode: str, alpha: float) -> str:
+    """The best value of one swept key: the split it was chosen on, the split it is reported on."""
+    sel, rep = best["selected_on"], best["reported_on"]
+    on_val = best.get("selected_by") == "validation"
+    chosen = (
+        f"chosen on validation {lit(analysis.val(metric))} of seeds {sel}"
+        if on_val
+        else f"chosen on test {lit(metric)} of seeds {sel}"
+    )
+    where = f"on held-out seeds {rep}" if best["held_out"] else f"on the same seeds {rep}"
+    ci = f", 95% CI {fmt(best['ci_t'])}" if best["held_out"] else ""
+    head = (
+        f"**Best {lit(key)}:** {lit(best['value'])} ({chosen}; test {lit(metric)} {where}: "
+        f"mean {best['mean']:.4f}{ci})"
+    )
+    if best.get("note"):
+        head += f" ({lit(best['note'])})"
     vs = [
         f"{lit(v['other'])} {v['mean_diff']:+.4f} "
         + (
             f"p = {format_p(v['p_holm'], alpha)}"
             if v["p_holm"] is not None
-            else f"not tested ({v['untested']})"
+            else f"not tested ({lit(v['untested'])})"
         )
         for v in best["versus"]
     ]
     return (
         head
-        + f"; best minus each other value on those seeds (paired t-test, Holm over {len(vs)}): "
-        + ("; ".join(vs) or "none")
-        + "."
+        + f"; best minus each other value on test {lit(metric)} of those seeds (paired t-test, "
+        f"Holm over {len(vs)}): " + ("; ".join(vs) or "none") + "."
     )
 
 
@@ -162,8 +169,14 @@ def definitions(st: dict[str, Any]) -> list[str]:
         f"from each end, so here it averages {iqm_words([v['n'] for v in st['variants']])}; "
         "with a 95% percentile stratified-bootstrap interval (rliable; resampling seeds within "
         "the variant; seeded) from 10 seeds up.",
-        "last epoch vs best epoch: the primary numbers are the last epoch's; a best-epoch column "
-        "(maximum over evaluations) is optimistic: the epoch is chosen on the test set.",
+        "splits: every number is on the test split unless it says validation (val_ keys); "
+        "choices (a grid's best value, a search's objective, the chosen epoch) are made on "
+        "validation, never on test, except for old records without a validation split, where "
+        "the report says: " + stats.ON_TEST + ".",
+        "last epoch vs chosen epoch: the primary numbers are the last epoch's; 'test at the "
+        "validation-chosen epoch' is the test metric at the first epoch with the highest "
+        "validation metric (chosen_<metric>); old records' best-epoch column (maximum over "
+        "evaluations on test) is optimistic.",
         "diff, 95% CI: mean of paired differences variant - baseline over common seeds, "
         "Student-t interval; p (t): two-sided paired t-test; p (Wilcoxon): two-sided Wilcoxon "
         "signed-rank test (zero differences dropped).",
@@ -185,26 +198,41 @@ def definitions(st: dict[str, Any]) -> list[str]:
         "t-test finds with 80% power at level alpha/m (m: the Holm family size; the "
         "conservative bound for Holm), from the pooled sd of paired differences (scipy's "
         "noncentral t, checked against statsmodels' TTestPower).",
-        "best value (grid): with 4 or more common seeds, chosen on the first half and reported "
-        "on the held-out second half; with fewer, chosen and tested on the same seeds "
-        "(optimistic, no interval of the best); tested against each other value, Holm.",
+        "best value (grid): the value with the best mean validation metric on the selection "
+        "seeds; with 4 or more common seeds those are the first half and the test metric is "
+        "reported on the held-out second half; with fewer, chosen and reported on the same seeds "
+        "(optimistic, no interval of the best); tested on test against each other value, Holm.",
         "not tested (reason): no test was run (one seed, no common seed, or no variance); this "
         "is not evidence of no difference.",
     ]
+
+
+def _epoch_column(st: dict[str, Any]) -> tuple[str, str] | None:
+    """(summary key, header) of the chosen-epoch column, or None when the records have none."""
+    metric, vs = st["metric"], st["variants"]
+    for key, head in (
+        (f"chosen_{metric}_mean", "test at the validation-chosen epoch"),
+        (f"best_{metric}_mean", f"best epoch ({stats.ON_TEST})"),
+    ):
+        if any(s.get(key) is not None for s in vs):
+            return key, head
+    return None
 
 
 def variant_table(st: dict[str, Any]) -> tuple[Block, list[str]]:
     """The variant table, and the notes every variant shares (said once, under the table)."""
     metric, vs = st["metric"], st["variants"]
     boot = any(s["ci_boot"] for s in vs)
-    best_key = f"best_{metric}_mean"
-    best = any(s.get(best_key) is not None for s in vs)
-    head = ["variant", "ok/trials", "mean (last epoch)", "sd", "95% CI (t)"]
+    val_key = f"{analysis.val(metric)}_mean"
+    has_val = any(s.get(val_key) is not None for s in vs)
+    epoch = _epoch_column(st)
+    head = ["variant", "ok/trials", "mean (test, last epoch)", "sd", "95% CI (t)"]
     head += ["95% CI (bootstrap)"] if boot else []
     head += ["IQM [95% CI from 10 seeds]"]
-    head += ["best epoch (optimistic: chosen on the test set)"] if best else []
-    head += ["many", "medium", "few"]
-    head += [f"{k} ({_direction_word(k)})" for k in ("compactness", "equiangular_gap_deg")]
+    head += ["mean (validation, last epoch)"] if has_val else []
+    head += [epoch[1]] if epoch else []
+    head += ["many (test)", "medium (test)", "few (test)"]
+    head += [f"{k} (test, {_direction_word(k)})" for k in ("compactness", "equiangular_gap_deg")]
     head += ["notes"]
     common = set.intersection(*(set(s["notes"]) for s in vs)) if len(vs) > 1 else set()
     rows = []
@@ -218,7 +246,8 @@ def variant_table(st: dict[str, Any]) -> tuple[Block, list[str]]:
         ]
         row += [fmt(s["ci_boot"])] if boot else []
         row += [with_boot_ci(s["iqm"], s["iqm_ci"], 4)]
-        row += [fmt(s.get(best_key))] if best else []
+        row += [fmt(s.get(val_key))] if has_val else []
+        row += [fmt(s.get(epoch[0]))] if epoch else []
         row += [
             fmt(s[f"{k}_mean"], 3) for k in ("many_acc", "medium_acc", "few_acc", "compactness")
         ]
@@ -252,7 +281,7 @@ def comparison_table(st: dict[str, Any]) -> Block:
     head = [
         "variant",
         "seeds",
-        "diff",
+        "diff (test)",
         "95% CI",
         "p (t)",
         "p (t, Holm)",

@@ -260,7 +260,7 @@ def test_grid_reports_one_and_two_keys(tmp_path):
         "sensitivity_data_imbalance_ratio.png",
         "heatmap.png",
     } <= figs
-    assert "**Best loss.scale by mean:** 1.5" in path.read_text()
+    assert "**Best loss.scale:** 1.5 (chosen on test" in path.read_text()
 
 
 def test_search_report_and_partial_progress(tmp_path):

@@ -212,7 +212,7 @@ def test_grid_best_value_is_never_given_a_ci_on_the_data_that_chose_it(tmp_path)
     md = path.read_text()
     best = _stats(tmp_path)["sweeps"]["loss.scale"]
     assert best["ci_t"] is None and "optimistic" in best["note"]
-    assert "**Best loss.scale by mean:** 1.5" in md and "Holm over 2" in md
+    assert "**Best loss.scale:** 1.5 (chosen on test" in md and "Holm over 2" in md
 
 
 def test_search_trials_are_not_pooled_and_best_uses_other_seeds(tmp_path):
@@ -248,11 +248,11 @@ def test_old_balancedness_records_read_as_equiangular_gap(tmp_path):
 def test_best_epoch_column_only_when_records_have_it(tmp_path):
     recs = _ablation_records()
     _, path = _write(tmp_path, {"kind": "ablation"}, recs)
-    assert "optimistic: chosen on the test set)" not in path.read_text().split("## Paired")[0]
+    assert "best epoch (" not in path.read_text().split("## Paired")[0]
     for r in recs:
         r["metrics"]["best_balanced_acc"] = r["metrics"]["balanced_acc"] + 0.02
     _, path = _write(tmp_path / "b", {"kind": "ablation"}, recs)
-    assert "best epoch (optimistic: chosen on the test set)" in path.read_text()
+    assert f"best epoch ({stats.ON_TEST})" in path.read_text()
 
 
 def test_every_report_has_definitions(tmp_path):
