@@ -9,7 +9,7 @@ import pandas as pd
 
 from rcl_study.config import METRIC_INFO, METRICS, RENAMED_METRICS
 from rcl_study.losses import OFF_VALUES
-from rcl_study.report import stats
+from rcl_study.report import power, stats
 from rcl_study.trials.records import TrialRecord
 
 #: prefix of a validation metric in a record (``val_balanced_acc``: balanced_acc on validation)
@@ -265,7 +265,10 @@ def sweeps(
         if key not in ok:
             continue
         select = _per_seed(ok, key, val(metric)) if on_val else None
-        out[key] = stats.best_of_sweep(_per_seed(ok, key, metric), mode, alpha, select)
+        best = stats.best_of_sweep(_per_seed(ok, key, metric), mode, alpha, select)
+        if best and best.get("value") is not None:
+            best["mde"] = sweep_mde(key, best, alpha)
+        out[key] = best
     return out
 
 
@@ -351,3 +354,55 @@ def interval_rows(df: pd.DataFrame, by: list[str], col: str, clip=None) -> list[
             }
         )
     return out
+
+
+def comparisons_mde(plan: dict[str, Any] | None, alpha: float) -> dict[str, Any] | None:
+    """The MDE of the paired comparisons with the baseline, from the seed plan (its pooled sd)."""
+    if not plan or plan.get("mde_now") is None:
+        return None
+    return power.mde_info(
+        plan["mde_now"],
+        "paired comparisons with the baseline",
+        "paired t-test",
+        alpha,
+        plan["family"],
+        f"{plan['n_now']} seeds, pooled sd of paired differences {plan['sd']:.3g}",
+    )
+
+
+def factorial_mde(fx: dict[str, Any] | None, alpha: float) -> dict[str, Any] | None:
+    """The MDE of a factorial model's terms: the t-test of one term at alpha / (its terms).
+
+    From the largest standard error of a term (all are equal in a complete 2^k design) and the
+    model's residual df; None without standard errors.
+    """
+    ses = [e["se"] for e in (fx or {}).get("effects", []) if e.get("se") is not None]
+    if not ses:
+        return None
+    se, df, m = max(ses), int(fx["df_resid"]), len(fx["effects"])
+    return power.mde_info(
+        power.mde_se(se, df, alpha, m),
+        "factorial terms",
+        "t-test of a term in the OLS model",
+        alpha,
+        m,
+        f"standard error of an effect {se:.3g}, {df} residual df",
+    )
+
+
+def sweep_mde(key: str, best: dict[str, Any] | None, alpha: float) -> dict[str, Any] | None:
+    """The MDE of a grid's best-versus-other tests on the report seeds (pooled paired sd)."""
+    if not best or not best.get("versus"):
+        return None
+    pooled = power.pooled_sd([(v.get("sd_diff"), v.get("n", 0)) for v in best["versus"]])
+    if not pooled:
+        return None
+    n, m = len(best["reported_on"]), len(best["versus"])
+    return power.mde_info(
+        power.mde(n, pooled[0], alpha, m),
+        f"best-versus-other tests of {key}",
+        "paired t-test",
+        alpha,
+        m,
+        f"{n} report seeds, pooled sd of paired differences {pooled[0]:.3g}",
+    )

@@ -141,6 +141,9 @@ def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> d
         "search": search,
     }
     stats_out["plan"] = seed_plan(stats_out, cfg)
+    stats_out["mde"] = analysis.comparisons_mde(stats_out["plan"], alpha)
+    if effects:
+        effects["mde"] = analysis.factorial_mde(effects, alpha)
     ok = analysis.ok_rows(dfa, metric) if len(df) else df
     runs = {
         s["variant"]: ok.loc[ok["variant"] == s["variant"], metric].astype(float).tolist()
@@ -207,17 +210,8 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
     plan = st.get("plan")
     if st["variants"]:
         b.append(("h", 2, f"Results (test {metric}, over seeds)"))
-        if plan and plan["mde_now"] is not None:
-            b.append(
-                (
-                    "p",
-                    f"**Minimum detectable effect of this study:** {plan['mde_now']:.4g} "
-                    f"on {metric} ({plan['n_now']} seeds, 80% power, paired t-test at "
-                    f"alpha/m = {plan['alpha']:g}/{plan['family']}; sd of paired "
-                    f"differences {plan['sd']:.3g} from these records). Smaller true "
-                    "differences are likely to be missed.",
-                )
-            )
+        if st.get("mde"):
+            b.append(("p", f"**Power.** {wording.mde_text(st['mde'], metric)}."))
         table, common = wording.variant_table(st)
         b.append(table)
         if common:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from rcl_study.report import analysis, robust, stats
+from rcl_study.report import analysis, power, robust, stats
 from rcl_study.report.markup import Block, lit
 
 
@@ -58,6 +58,12 @@ def iqm_words(ns: list[int]) -> str:
     return ", ".join(said) or "no seeds"
 
 
+def mde_text(info: dict, metric: str) -> str:
+    """One analysis's MDE in words (:func:`.power.mde_words`), its names escaped."""
+    named = {**info, "analysis": lit(info["analysis"]), "basis": lit(info["basis"])}
+    return power.mde_words(named, lit(metric))
+
+
 def _direction_word(metric: str) -> str:
     return "higher better" if analysis.direction(metric) == "max" else "lower better"
 
@@ -83,8 +89,8 @@ def summary_sentences(st: dict[str, Any]) -> list[str]:
         )
     nonsig = [c for c in tested if c not in sig]
     if nonsig:
-        mde = (st.get("plan") or {}).get("mde_now")
-        tail = f"; this study detects differences of about {mde:.3g} or more" if mde else ""
+        mde = st.get("mde")
+        tail = f" ({mde_text(mde, metric)})" if mde else ""
         out.append(
             "No significant difference from the baseline after Holm correction "
             f"(alpha {alpha:g}) for: {', '.join(lit(c['variant']) for c in nonsig)}{tail}."
@@ -97,21 +103,26 @@ def summary_sentences(st: dict[str, Any]) -> list[str]:
             )
     if fx and fx.get("effects"):
         if fx["effects"][0]["p"] is None:
-            out.append(f"Factorial effects: not tested ({fx.get('note') or 'no residual df'}).")
+            why = lit(fx.get("note") or "no residual df")
+            out.append(f"Factorial effects: not tested ({why}).")
         else:
             clear = [e for e in fx["effects"] if e["p_holm"] is not None and e["p_holm"] < alpha]
-            family = f"Holm over the {len(fx['effects'])} terms of {fx['model']}"
+            family = f"Holm over the {len(fx['effects'])} terms of {lit(fx['model'])}"
+            own = f" ({mde_text(fx['mde'], metric)})" if fx.get("mde") else ""
             if clear:
                 out.append(
-                    f"Factorial terms significant ({family}): "
+                    f"Factorial terms significant on test {lit(metric)} ({family}): "
                     + ", ".join(
                         f"{lit(e['term'])} ({e['effect']:+.4f}, p = {format_p(e['p_holm'], alpha)})"
                         for e in clear
                     )
-                    + "."
+                    + f"{own}."
                 )
             else:
-                out.append(f"No factorial main effect or interaction is significant ({family}).")
+                out.append(
+                    "No factorial main effect or interaction is significant on test "
+                    f"{lit(metric)} ({family}){own}."
+                )
     for key, best in (st["sweeps"] or {}).items():
         if best and best.get("value") is not None:
             out.append(_best_sentence(key, best, metric, mode, alpha))
@@ -144,10 +155,11 @@ def _best_sentence(key: str, best: dict, metric: str, mode: str, alpha: float) -
         )
         for v in best["versus"]
     ]
+    own = f" ({mde_text(best['mde'], metric)})" if best.get("mde") else ""
     return (
         head
         + f"; best minus each other value on test {lit(metric)} of those seeds (paired t-test, "
-        f"Holm over {len(vs)}): " + ("; ".join(vs) or "none") + "."
+        f"Holm over {len(vs)}): " + ("; ".join(vs) or "none") + own + "."
     )
 
 
@@ -194,10 +206,12 @@ def definitions(st: dict[str, Any]) -> list[str]:
         "effect (factorial): change in the mean when a component goes off -> on, averaged over "
         "the other components (twice the -1/+1 coded OLS coefficient), t-test of the "
         "coefficient in the model named beside the table.",
-        "MDE: minimum detectable effect: the smallest true mean paired difference the paired "
-        "t-test finds with 80% power at level alpha/m (m: the Holm family size; the "
-        "conservative bound for Holm), from the pooled sd of paired differences (scipy's "
-        "noncentral t, checked against statsmodels' TTestPower).",
+        "MDE: minimum detectable effect, one per analysis (paired comparisons with the baseline, "
+        "factorial terms, each grid key's best-versus-other tests), each from its own test and "
+        "family: the true difference that analysis's t-test calls significant with 80% power "
+        "at level alpha/m (m: its Holm family size; the conservative bound for Holm): a true "
+        "difference that large is missed in 20% of repeated studies, a smaller one more often "
+        "(scipy's noncentral t, checked against statsmodels' TTestPower and a simulation).",
         "best value (grid): the value with the best mean validation metric on the selection "
         "seeds; with 4 or more common seeds those are the first half and the test metric is "
         "reported on the held-out second half; with fewer, chosen and reported on the same seeds "

@@ -74,7 +74,8 @@ def test_factorial_terms_are_holm_corrected_before_called_significant(tmp_path):
     summary = path.read_text().split("## Summary")[1].split("##")[0]
     assert "scale (" not in summary  # not called out as a significant term
     assert (
-        "No factorial main effect or interaction is significant (Holm over the 7 terms" in summary
+        "No factorial main effect or interaction is significant on test balanced_acc (Holm over "
+        "the 7 terms" in summary
     )
     eff = {e["term"]: e for e in _stats(tmp_path)["factorial"]["effects"]}
     assert eff["scale"]["p"] < 0.05 < eff["scale"]["p_holm"]
