@@ -134,6 +134,7 @@ def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> d
         "recorded": len(records),
         "status_counts": status_counts,
         "baseline": baseline,
+        "on_validation": analysis.has_validation(df, metric),
         "variants": summary,
         "comparisons": comps,
         "factorial": effects,
@@ -178,31 +179,8 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
                 "reasons are listed below.",
             )
         )
-    design = (
-        f"{cfg.study.kind} ({cfg.study.design})" if cfg.study.kind == "ablation" else cfg.study.kind
-    )
-    better = "higher" if st["mode"] == "max" else "lower"
     b.append(("h", 2, "Design"))
-    b.append(
-        (
-            "ul",
-            [
-                f"kind: {design}",
-                f"seeds: {list(cfg.study.seeds)}",
-                f"data: {cfg.data.dataset}, imbalance ratio {cfg.data.imbalance_ratio:g}",
-                f"loss preset: {cfg.loss.preset}; temperature {cfg.loss.temperature}",
-                f"training: {cfg.train.epochs} epochs, batch {cfg.train.batch_size}",
-                f"metric: {metric} ({better} is better); baseline: {st['baseline']}; "
-                f"alpha {st['alpha']:g}",
-            ]
-            + (
-                [f"components: {', '.join(cfg.study.components)}"]
-                if cfg.study.kind == "ablation"
-                else []
-            )
-            + ([f"grid: {json.dumps(cfg.study.grid)}"] if cfg.study.kind == "grid" else []),
-        )
-    )
+    b.append(("ul", wording.design_lines(cfg, st)))
     where = provenance_block(records)
     if where[0] == "table":
         b.append(("p", "**Where the numbers came from** (the trials ran on different settings):"))
@@ -217,7 +195,13 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
         if common:
             b.append(("p", "Every variant: " + "; ".join(common) + "."))
     if st["comparisons"]:
-        b.append(("h", 2, f"Paired comparisons with the baseline ({st['baseline']})"))
+        b.append(
+            (
+                "h",
+                2,
+                f"Paired comparisons with the baseline ({wording.baseline_label(cfg, st, False)})",
+            )
+        )
         b.append(
             (
                 "p",

@@ -7,6 +7,7 @@ study's minimum detectable effect), or not tested and why; each metric's directi
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
@@ -56,6 +57,70 @@ def iqm_words(ns: list[int]) -> str:
     """Which runs the IQM averages at each number of seeds ``ns`` (e.g. "the middle 4 of 6")."""
     said = [f"the middle {robust.iqm_kept(n)} of {n} seeds" for n in sorted(set(ns)) if n]
     return ", ".join(said) or "no seeds"
+
+
+def varied_keys(cfg: Any) -> dict[str, str]:
+    """The dotted keys the study varies between trials, each with what varies it."""
+    study = cfg.study
+    if study.kind == "grid":
+        return {k: "the grid" for k in study.grid}
+    if study.kind == "search":
+        return {k: "the search space" for k in study.space}
+    return {f"loss.{c}": "the ablation" for c in study.components}
+
+
+def baseline_label(cfg: Any, st: dict[str, Any], escape: bool = True) -> str:
+    """The baseline's name, saying what an ablation's all-off or all-on variant is.
+
+    An ablation's all-off variant is named "none": it reads 'the all-off variant "none"
+    (balance, scale off)', never "baseline: none" (as if there were no baseline).
+    """
+    name, q = st.get("baseline"), (lit if escape else str)
+    if name is None:
+        return "none (no variant to compare with)"
+    comps = ", ".join(q(c) for c in cfg.study.components)
+    if cfg.study.kind == "ablation" and name == "none":
+        return f'the all-off variant "none" ({comps} off)'
+    if cfg.study.kind == "ablation" and name == "all" and cfg.study.design == "leave_one_out":
+        return f'the all-on variant "all" ({comps} on)'
+    return q(name)
+
+
+def design_lines(cfg: Any, st: dict[str, Any]) -> list[str]:
+    """The Design block: what the study fixed and what it varied.
+
+    A key the study varies (a grid's ``loss.preset``) is never shown as a fixed setting.
+    """
+    varied = varied_keys(cfg)
+
+    def setting(key: str, label: str, value: Any) -> str:
+        return f"{label} varied by {varied[key]}" if key in varied else f"{label} {lit(value)}"
+
+    kind = cfg.study.kind
+    design = f"{kind} ({cfg.study.design})" if kind == "ablation" else kind
+    better = "higher" if st["mode"] == "max" else "lower"
+    lines = [
+        f"kind: {design}",
+        f"seeds: {list(cfg.study.seeds)}",
+        f"data: {setting('data.dataset', 'dataset', cfg.data.dataset)}, "
+        f"{setting('data.imbalance_ratio', 'imbalance ratio', f'{cfg.data.imbalance_ratio:g}')}",
+        f"loss: {setting('loss.preset', 'preset', cfg.loss.preset)}; "
+        f"{setting('loss.temperature', 'temperature', cfg.loss.temperature)}",
+        f"training: {setting('train.epochs', 'epochs', cfg.train.epochs)}, "
+        f"{setting('train.batch_size', 'batch', cfg.train.batch_size)}",
+        f"metric: test {lit(st['metric'])} ({better} is better; "
+        + (
+            f"choices on validation {lit(analysis.val(st['metric']))}"
+            if st.get("on_validation")
+            else f"old records without a validation split: choices {stats.ON_TEST}"
+        )
+        + f"); baseline: {baseline_label(cfg, st)}; alpha {st['alpha']:g}",
+    ]
+    if kind == "ablation":
+        lines.append(f"components: {', '.join(lit(c) for c in cfg.study.components)}")
+    if kind == "grid":
+        lines.append(f"grid: {lit(json.dumps(cfg.study.grid))}")
+    return lines
 
 
 def mde_text(info: dict, metric: str) -> str:

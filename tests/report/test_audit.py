@@ -204,3 +204,32 @@ def test_grid_best_has_its_own_mde(tmp_path):
     got = TTestPower().power(effect_size=best["mde"]["value"] / sd, nobs=2, alpha=0.05 / 2)
     assert got == pytest.approx(0.8, abs=1e-4)
     assert best["mde"]["analysis"] == "best-versus-other tests of loss.scale"
+
+
+# ------------------------------------------------------------ labels of the Design block
+
+
+def _design(md):
+    return md.split("## Design")[1].split("\n## ")[0]
+
+
+def test_a_grid_over_the_loss_preset_does_not_show_a_fixed_preset(tmp_path):
+    recs = [
+        _record(f"{p}__s{s}", f"loss.preset={p}", s, {"loss.preset": p}, 0.5 + 0.01 * s + i / 50)
+        for i, p in enumerate(("ce", "la", "bcl", "bcl+rcl"))
+        for s in (0, 1, 2)
+    ]
+    study = {"kind": "grid", "grid": {"loss.preset": ["ce", "la", "bcl", "bcl+rcl"]}}
+    _, path = _write(tmp_path, study, recs)
+    design = _design(path.read_text())
+    assert "bcl+rcl;" not in design and "loss preset: bcl+rcl" not in design
+    assert "preset varied by the grid" in design
+    assert "temperature 0.1" in design  # what is fixed is still said
+
+
+def test_the_all_off_ablation_baseline_is_not_read_as_no_baseline(tmp_path):
+    _, path = _write(tmp_path, {"kind": "ablation"}, _ablation_records())
+    md = path.read_text()
+    assert "baseline: none" not in md
+    assert 'baseline: the all-off variant "none" (balance, scale, margin off)' in _design(md)
+    assert '## Paired comparisons with the baseline (the all-off variant "none"' in md
