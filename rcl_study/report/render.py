@@ -16,7 +16,7 @@ import pandas as pd
 from rcl_study.config import StudyFile
 from rcl_study.files import atomic_write_text
 from rcl_study.report import analysis, drawing, power, shipped, stats, wording
-from rcl_study.report.markup import Block, lit, to_html, to_markdown
+from rcl_study.report.markup import Block, code, lit, to_html, to_markdown
 from rcl_study.report.provenance import provenance_block
 from rcl_study.report.wording import format_p  # noqa: F401 - re-exported for callers
 from rcl_study.trials import ownership as folders
@@ -92,8 +92,58 @@ def in_plan_order(records: list, plan: dict[str, Any], kind: str) -> list:
     return sorted(records, key=lambda r: order.get(r.trial_id, len(order)))
 
 
-def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> dict[str, Any]:
-    """Compute tables and statistics and draw figures; returns ``(blocks, stats)`` as a dict."""
+#: how a secondary analysis is labelled wherever its tests appear
+SECONDARY = "secondary (not part of the primary Holm family)"
+
+
+def secondary_config(cfg: StudyFile, name: str) -> StudyFile:
+    """The study as its secondary analysis ``name`` reads it: that baseline, question and folder.
+
+    Raises :class:`~rcl_study.config.ConfigError` when ``name`` is not declared in
+    ``report.secondary``.
+    """
+    sec = cfg.secondary(name)
+    report = cfg.report.model_copy(
+        update={
+            "baseline": sec.baseline,
+            "question": sec.question or cfg.report.question,
+            "dir": str(cfg.secondary_dir(name)),
+            "secondary": [],
+        }
+    )
+    return cfg.model_copy(update={"report": report})
+
+
+def _secondary_info(cfg: StudyFile, secondary: str | None, primary: StudyFile) -> dict:
+    """What the report says about secondary analyses: which one it is, or which it has."""
+    if secondary:
+        return {"secondary": {"name": secondary, "primary_report": str(primary.report_dir)}}
+    return {
+        "secondary": None,
+        "secondaries": [
+            {"name": s.name, "baseline": s.baseline, "dir": str(cfg.secondary_dir(s.name))}
+            for s in cfg.report.secondary
+        ],
+    }
+
+
+def regenerate_command(study_path: str, secondary: str | None = None) -> str:
+    """The command that rebuilds this report (a secondary analysis's names it)."""
+    cmd = ["python", "-m", "rcl_study.run", study_path, "--report-only"]
+    return shlex.join(cmd + (["--secondary", secondary] if secondary else []))
+
+
+def build(
+    cfg: StudyFile,
+    study_path: str,
+    out_dir: Path,
+    report_dir: Path,
+    about: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Compute tables and statistics and draw figures; returns ``(blocks, stats)`` as a dict.
+
+    ``about`` (:func:`_secondary_info`) says whether this is a secondary analysis.
+    """
     folder = StudyFolder(out_dir)
     plan = folder.plan()
     records = _normalise(in_plan_order(folder.records(), plan, cfg.study.kind))
@@ -135,6 +185,7 @@ def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> d
         "status_counts": status_counts,
         "baseline": baseline,
         "on_validation": analysis.has_validation(df, metric),
+        **(about or {"secondary": None, "secondaries": []}),
         "variants": summary,
         "comparisons": comps,
         "factorial": effects,
@@ -159,11 +210,22 @@ def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> d
 
 def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
     metric = st["metric"]
-    b: list[Block] = [("h", 1, f"Study report: {cfg.name}")]
+    sec = st.get("secondary")
+    b: list[Block] = [("h", 1, report_title(cfg, sec))]
+    if sec:
+        b.append(
+            (
+                "p",
+                f"**Secondary analysis {lit(sec['name'])}** of study {lit(cfg.name)}, declared "
+                "in the study file (report.secondary): the same records compared with another "
+                f"baseline; its tests are {SECONDARY}: they form their own Holm family. The "
+                f"primary report: {lit(sec['primary_report'])}.",
+            )
+        )
     if cfg.report.question:
         b.append(("p", f"**Question.** {lit(cfg.report.question)}"))
     done = st["recorded"]
-    counts = ", ".join(f"{k} {v}" for k, v in st["status_counts"].items()) or "none"
+    counts = ", ".join(f"{lit(k)} {v}" for k, v in st["status_counts"].items()) or "none"
     state = "complete" if done >= st["planned"] and st["planned"] else "partial"
     b.append(
         (
@@ -193,19 +255,21 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
         table, common = wording.variant_table(st)
         b.append(table)
         if common:
-            b.append(("p", "Every variant: " + "; ".join(common) + "."))
+            b.append(("p", "Every variant: " + "; ".join(map(lit, common)) + "."))
     if st["comparisons"]:
         b.append(
             (
                 "h",
                 2,
-                f"Paired comparisons with the baseline ({wording.baseline_label(cfg, st, False)})",
+                f"Paired comparisons with the baseline ({wording.baseline_label(cfg, st, False)})"
+                + (f", {SECONDARY}" if sec else ""),
             )
         )
         b.append(
             (
                 "p",
-                f"One Holm family: the {len(st['comparisons'])} comparisons with the "
+                ("Its own Holm family, " + SECONDARY if sec else "One Holm family")
+                + f": the {len(st['comparisons'])} comparisons with the "
                 "baseline (separately for the t-test and the Wilcoxon columns).",
             )
         )
@@ -217,13 +281,13 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
             b.append(
                 (
                     "p",
-                    f"Model: {fx['model']} (ordinary least squares, statsmodels; "
+                    f"Model: {lit(fx['model'])} (ordinary least squares, statsmodels; "
                     "factors coded -1/+1; seeds as blocks where every cell has every "
                     f"seed). Holm family: the {len(fx['effects'])} terms.",
                 )
             )
         if fx.get("note"):
-            b.append(("p", f"Note: {fx['note']}."))
+            b.append(("p", f"Note: {lit(fx['note'])}."))
         rows = [
             [
                 e["term"],
@@ -261,15 +325,15 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
                 )
             )
         if s.get("note"):
-            b.append(("p", f"Note: {s['note']}."))
-    b.append(("h", 2, "Summary"))
+            b.append(("p", f"Note: {lit(s['note'])}."))
+    b.append(("h", 2, "Summary" + (f" ({SECONDARY})" if sec else "")))
     sentences = wording.summary_sentences(st)
     b.append(("ul", sentences or ["Not enough successful trials for a test."]))
     if plan:
         b.append(("h", 2, "Seed planning"))
-        b.append(("ul", power.plan_lines(plan)))
+        b.append(("ul", [lit(line) for line in power.plan_lines(plan)]))
     b.append(("h", 2, "Definitions"))
-    b.append(("ul", wording.definitions(st)))
+    b.append(("ul", [lit(line) for line in wording.definitions(st)]))
     for title, fname in figs:
         b.append(("h", 3, title))
         b.append(("img", f"figures/{fname}", title))
@@ -288,9 +352,9 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
         (
             "p",
             "Each row below is one trial; its full resolved configuration is stored in "
-            f"`{cfg.output_dir}/records.jsonl` (key `config`), in the copy of those records "
-            "shipped with this report (`records.jsonl` beside it), and in "
-            f"`{cfg.output_dir}/trials/<trial>/config.json`.",
+            f"{code(f'{cfg.output_dir}/records.jsonl')} (key `config`), in the copy of those "
+            "records shipped with this report (`records.jsonl` beside it), and in "
+            f"{code(f'{cfg.output_dir}/trials/<trial>/config.json')}.",
         )
     )
     b.append(
@@ -302,35 +366,60 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
             ),
         )
     )
+    for other in st.get("secondaries") or []:
+        b.append(
+            (
+                "p",
+                f"Secondary analysis {lit(other['name'])} ({SECONDARY}): baseline "
+                f"{lit(other['baseline'])}, report in {lit(other['dir'])}, rebuilt by "
+                f"{code(regenerate_command(study_path, other['name']))}.",
+            )
+        )
     b.append(
         (
             "p",
-            f"Regenerate this report without training: "
-            f"`python -m rcl_study.run {study_path} --report-only`.",
+            "Regenerate this report without training: "
+            f"{code(regenerate_command(study_path, sec['name'] if sec else None))}.",
         )
     )
     return b
 
 
+def report_title(cfg: StudyFile, sec: dict[str, Any] | None) -> str:
+    """The report's title (a secondary analysis names itself)."""
+    return f"Study report: {cfg.name}" + (f", secondary analysis {sec['name']}" if sec else "")
+
+
 def write_report(
-    cfg: StudyFile, study_path: str, out_dir: Path | None = None, report_dir: Path | None = None
+    cfg: StudyFile,
+    study_path: str,
+    out_dir: Path | None = None,
+    report_dir: Path | None = None,
+    secondary: str | None = None,
 ) -> Path:
     """Build and write the report of a study from its stored records; returns ``index.md``.
 
     The report folder also gets a copy of the records and plan it was made from
     (``records.jsonl``, ``plan.json``: :mod:`.shipped`), so it rebuilds without ``runs/``.
+    ``secondary`` names a secondary analysis (``report.secondary``) to write instead, into its
+    own folder.
     """
+    primary = cfg
+    if secondary:
+        cfg = secondary_config(cfg, secondary)
+    about = _secondary_info(cfg, secondary, primary)
     out_dir = Path(out_dir or cfg.output_dir)
     report_dir = Path(report_dir or cfg.report_dir)
     folders.check_folder(report_dir, cfg.name, "report", "report.dir", study_path)
     folders.check_links(out_dir, f"{study_path}: study.output_dir")  # records read through none
     folders.claim(report_dir, cfg.name)
-    built = build(cfg, study_path, out_dir, report_dir)
+    built = build(cfg, study_path, out_dir, report_dir, about)
     shipped.ship(StudyFolder(out_dir), report_dir, list(built["table"]["trial_id"]))
     atomic_write_text(report_dir / "results.csv", built["table"].to_csv(index=False))
     atomic_write_text(report_dir / "stats.json", json.dumps(built["stats"], indent=1, default=str))
     atomic_write_text(report_dir / "index.md", to_markdown(built["blocks"]))
     atomic_write_text(
-        report_dir / "index.html", to_html(built["blocks"], report_dir, f"Study report: {cfg.name}")
+        report_dir / "index.html",
+        to_html(built["blocks"], report_dir, report_title(cfg, about["secondary"])),
     )
     return report_dir / "index.md"

@@ -16,19 +16,23 @@ from rcl_study.trials.records import dumps
 __all__ = ["PLAN", "RECORDS", "records_folder", "ship"]
 
 
-def records_folder(cfg: StudyFile) -> tuple[Path, str | None]:
-    """The folder to read the study's records from, and a one-line note when it is the report's.
+def records_folder(cfg: StudyFile, also: tuple[Path, ...] = ()) -> tuple[Path, str | None]:
+    """The folder to read the study's records from, and a one-line note when it is a report's.
 
-    ``study.output_dir`` when it holds records; else the report folder when a report shipped its
-    records there; else ``study.output_dir`` (whose absence the caller reports).
+    ``study.output_dir`` when it holds records; else the report folder (then each of ``also``,
+    e.g. the primary report of a secondary analysis) where a report shipped its records; else
+    ``study.output_dir`` (whose absence the caller reports).
     """
-    runs, report = Path(cfg.output_dir), Path(cfg.report_dir)
-    if (runs / RECORDS).exists() or not (report / RECORDS).exists():
+    runs = Path(cfg.output_dir)
+    if (runs / RECORDS).exists():
         return runs, None
-    return report, (
-        f"note: {runs} holds no records: using the records shipped with the report, "
-        f"{report / RECORDS}"
-    )
+    for report in (Path(cfg.report_dir), *map(Path, also)):
+        if (report / RECORDS).exists():
+            return report, (
+                f"note: {runs} holds no records: using the records shipped with the report, "
+                f"{report / RECORDS}"
+            )
+    return runs, None
 
 
 def ship(source: StudyFolder, report_dir: Path, order: list[str] | None = None) -> None:

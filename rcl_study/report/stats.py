@@ -64,9 +64,9 @@ def t_interval(
 def bootstrap_interval(
     values: Sequence[float], confidence: float = 0.95, n_boot: int = 2000, seed: int = 0
 ) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of the mean (resampling seeds); None with < 2 values."""
+    """Percentile bootstrap interval of the mean (resampling seeds); None below MIN_BOOT_SEEDS."""
     x = _clean(values)
-    if len(x) < 2:
+    if len(x) < MIN_BOOT_SEEDS:
         return None
     rng = np.random.default_rng(seed)
     means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)

@@ -26,6 +26,7 @@ def test_no_bootstrap_interval_below_ten_seeds(n):
     c = stats.paired_comparison(x, y)
     assert c["prob_improvement_ci"] is None and c["prob_improvement"] is not None
     assert robust.iqm_interval(x) is None and robust.prob_improvement_interval(y, x) is None
+    assert stats.bootstrap_interval(x) is None
     band = robust.performance_profile({"a": x}, [0.5, 0.6, 0.7], n_boot=200)["a"]
     assert band["lo"] is None and band["hi"] is None and len(band["share"]) == 3
 
@@ -46,7 +47,9 @@ def test_report_at_three_seeds_shows_no_bootstrap_interval(tmp_path):
     iqm_cell = row.split(" | ")[5]
     assert "[" not in iqm_cell  # the IQM alone, no interval
     comps = md.split("## Paired comparisons")[1].split("##")[0]
-    assert NOT_COMPUTED in md
+    assert NOT_COMPUTED.replace("<", "\\<") in md  # "<" escaped in Markdown prose
+    html_page = (tmp_path / "report" / "index.html").read_text()
+    assert NOT_COMPUTED.replace("<", "&lt;") in html_page
     for line in comps.splitlines():
         if line.startswith("| balance |"):
             assert line.split(" | ")[10].count("[") == 0  # P(improve) without an interval
