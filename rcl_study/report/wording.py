@@ -150,7 +150,7 @@ def summary_sentences(st: dict[str, Any]) -> list[str]:
             f"**{lit(c['baseline'])}** on test {lit(metric)} ({c['mean_diff']:+.4f}, "
             "paired t-test, Holm over "
             f"{len(tested)} comparisons with the baseline: p = "
-            f"{format_p(c['p_ttest_holm'], alpha)}, {c['n']} seeds)."
+            f"{lit(format_p(c['p_ttest_holm'], alpha))}, {c['n']} seeds)."
         )
     nonsig = [c for c in tested if c not in sig]
     if nonsig:
@@ -178,7 +178,8 @@ def summary_sentences(st: dict[str, Any]) -> list[str]:
                 out.append(
                     f"Factorial terms significant on test {lit(metric)} ({family}): "
                     + ", ".join(
-                        f"{lit(e['term'])} ({e['effect']:+.4f}, p = {format_p(e['p_holm'], alpha)})"
+                        f"{lit(e['term'])} ({e['effect']:+.4f}, "
+                        f"p = {lit(format_p(e['p_holm'], alpha))})"
                         for e in clear
                     )
                     + f"{own}."
@@ -214,7 +215,7 @@ def _best_sentence(key: str, best: dict, metric: str, mode: str, alpha: float) -
     vs = [
         f"{lit(v['other'])} {v['mean_diff']:+.4f} "
         + (
-            f"p = {format_p(v['p_holm'], alpha)}"
+            f"p = {lit(format_p(v['p_holm'], alpha))}"
             if v["p_holm"] is not None
             else f"not tested ({lit(v['untested'])})"
         )
@@ -232,7 +233,8 @@ def definitions(st: dict[str, Any]) -> list[str]:
     """One line per statistic of the report and the test behind each column."""
     better = "higher" if st["mode"] == "max" else "lower"
     return [
-        f"Metric: {st['metric']} ({better} is better: study.mode {st['mode']}); significance "
+        f"Metric: {st['metric']} on the test split ({better} is better: study.mode {st['mode']}); "
+        "significance "
         f"level alpha = {st['alpha']:g}.",
         "mean, sd: mean and sample standard deviation (ddof 1) over seeds; n/trials: seeds with "
         "a finite metric / trials recorded (a NaN metric counts as a failed trial).",
