@@ -77,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
         help="regenerate the report from stored records, without training",
     )
     p.add_argument(
+        "--secondary",
+        metavar="NAME",
+        help="with --report-only: rebuild only the secondary analysis NAME declared in "
+        "report.secondary (its own report and Holm family); --report-only alone rebuilds the "
+        "primary report and every secondary one",
+    )
+    p.add_argument(
         "--smoke",
         action="store_true",
         help="shrink the study to try it out: at most 2 epochs of 2 steps, batches of 32, 40 "
@@ -119,6 +126,8 @@ def _refused(a: argparse.Namespace) -> str | None:
         return f"{' and '.join(lone)} only apply with --plan-seeds"
     if a.accept_changes and not a.resume:
         return "--accept-changes only applies with --resume"
+    if a.secondary is not None and not a.report_only:
+        return "--secondary only applies with --report-only"
     modes = [
         f
         for f, v in (
@@ -216,8 +225,12 @@ def _main(argv: list[str] | None = None) -> int:
         if a.plan_seeds:
             from rcl_study.report.plan import study_plan
             from rcl_study.report.power import plan_lines
+            from rcl_study.report.shipped import records_folder
 
-            print("\n".join(plan_lines(study_plan(cfg, a.sd, a.effect))))
+            source, note = records_folder(cfg) if a.sd is None else (cfg.output_dir, None)
+            if note:
+                print(note, file=sys.stderr)
+            print("\n".join(plan_lines(study_plan(cfg, a.sd, a.effect, source))))
             return 0
         if a.dry_run:  # a plan may be made on a laptop for a GPU box: machine checks are notes
             print(dry_run_text(cfg, plans))
@@ -230,7 +243,9 @@ def _main(argv: list[str] | None = None) -> int:
                 print(f"note: this machine could not run it: {str(err).split(': ', 2)[-1]}")
             return 0
         if a.report_only:
-            return _report(cfg, a.study)
+            if a.secondary is not None:
+                cfg.secondary(a.secondary)  # a name not declared: one line, exit 2
+            return _report(cfg, a.study, a.secondary)
         check_machine(cfg)
         from rcl_study.data import load_data
 
@@ -317,15 +332,35 @@ def _interrupted(cfg, a: argparse.Namespace) -> int:
     return 130
 
 
-def _report(cfg, study_path: str) -> int:
+def _report(cfg, study_path: str, secondary: str | None = None) -> int:
+    """Write the report (and every secondary one), or only the secondary analysis named."""
+    if secondary is not None:
+        from rcl_study.report.render import secondary_config
+
+        return _one_report(secondary_config(cfg, secondary), study_path, cfg, secondary)
+    status = _one_report(cfg, study_path)
+    for sec in cfg.report.secondary if status == 0 else ():
+        from rcl_study.report.render import secondary_config
+
+        status = _one_report(secondary_config(cfg, sec.name), study_path, cfg, sec.name)
+    return status
+
+
+def _one_report(view, study_path: str, cfg=None, secondary: str | None = None) -> int:
+    """Write one report; ``view`` is the study as this report reads it (its report folder)."""
     from rcl_study.files import record_tree
     from rcl_study.report.render import write_report
+    from rcl_study.report.shipped import records_folder
     from rcl_study.trials.folder import DAMAGED, StudyFolder
     from rcl_study.trials.ownership import check_links
 
-    check_links(cfg.output_dir, f"{study_path}: study.output_dir")  # read through no link
-    check_links(cfg.report_dir, f"{study_path}: report.dir")  # written through none
-    folder = StudyFolder(cfg.output_dir)
+    cfg = cfg or view
+    check_links(view.output_dir, f"{study_path}: study.output_dir")  # read through no link
+    check_links(view.report_dir, f"{study_path}: report.dir")  # written through none
+    source, note = records_folder(view, (cfg.report_dir,))
+    if note:
+        print(note, file=sys.stderr)
+    folder = StudyFolder(source)
     damaged = len(folder.damaged_lines())
     why = folder.checked_plan()[1]
     if why:
@@ -338,13 +373,13 @@ def _report(cfg, study_path: str) -> int:
         )
     if not folder.records():
         print(
-            f"error: {study_path}: no records in {cfg.output_dir}; run the study first",
+            f"error: {study_path}: no records in {view.output_dir}; run the study first",
             file=sys.stderr,
         )
         return 2
     since = time.time_ns()
-    path = write_report(cfg, study_path)
-    record_tree(cfg.report_dir, ("figures",), since)  # matplotlib's files: the toolkit's too
+    path = write_report(cfg, study_path, source, view.report_dir, secondary)
+    record_tree(view.report_dir, ("figures",), since)  # matplotlib's files: the toolkit's too
     print(f"report: {path}")
     return 0
 

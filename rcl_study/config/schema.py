@@ -165,6 +165,19 @@ class LossConfig(Strict):
         return v if v is None else registered("losses", v)
 
 
+class SecondaryReport(Strict):
+    """A secondary analysis of the study's records: another baseline, its own Holm family.
+
+    Written to its own report (``dir``, default ``<report.dir>_<name>``), labelled secondary (not
+    part of the primary Holm family), rebuilt by ``--report-only --secondary <name>``.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", min_length=1, max_length=100)
+    baseline: str
+    question: str | None = None
+    dir: str | None = None
+
+
 class ReportConfig(Strict):
     """Where and how the report is written."""
 
@@ -173,6 +186,17 @@ class ReportConfig(Strict):
     question: str | None = None
     bootstrap: int = Field(2000, ge=100, le=1_000_000)
     alpha: float = Field(0.05, gt=0, lt=1)
+    #: analyses declared secondary (each its own report and Holm family)
+    secondary: list[SecondaryReport] = Field(default_factory=list, max_length=100)
+
+    @field_validator("secondary")
+    @classmethod
+    def _unique_names(cls, v: list[SecondaryReport]) -> list[SecondaryReport]:
+        names = [s.name for s in v]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"two secondary analyses are named '{twice[0]}'; names are unique")
+        return v
 
 
 #: the longest file name most file systems allow (bytes), less the ``-smoke`` suffix
@@ -226,6 +250,23 @@ class StudyFile(Strict):
     def report_dir(self) -> Path:
         """Folder of the study's report."""
         return Path(self.report.dir or f"reports/{self.name}").expanduser()  # as checked
+
+    def secondary(self, name: str) -> SecondaryReport:
+        """The secondary analysis called ``name`` (:class:`ConfigError` naming those declared)."""
+        for s in self.report.secondary:
+            if s.name == name:
+                return s
+        declared = ", ".join(s.name for s in self.report.secondary) or "none declared"
+        raise ConfigError(
+            f"{self.name}: --secondary '{name}' is not in report.secondary ({declared})"
+        )
+
+    def secondary_dir(self, name: str) -> Path:
+        """Folder of a secondary analysis's report: its ``dir``, else ``<report dir>_<name>``."""
+        s = self.secondary(name)
+        if s.dir:
+            return Path(s.dir).expanduser()
+        return self.report_dir.with_name(f"{self.report_dir.name}_{name}")
 
 
 def parse_study(raw: Any, source: str = "<study>") -> StudyFile:

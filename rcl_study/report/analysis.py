@@ -9,12 +9,39 @@ import pandas as pd
 
 from rcl_study.config import METRIC_INFO, METRICS, RENAMED_METRICS
 from rcl_study.losses import OFF_VALUES
-from rcl_study.report import stats
+from rcl_study.report import power, stats
 from rcl_study.trials.records import TrialRecord
 
-#: best-over-evaluations metrics a trainer may add (chosen on the test set: optimistic)
+#: prefix of a validation metric in a record (``val_balanced_acc``: balanced_acc on validation)
+VAL = "val_"
+#: best-over-evaluations metrics of old records (chosen on the test set: optimistic)
 BEST_COLUMNS = ("best_top1", "best_balanced_acc", "best_epoch_top1", "best_epoch_balanced_acc")
-METRIC_COLUMNS = (*METRICS, "seconds_per_epoch", *BEST_COLUMNS)
+#: the metrics whose epoch a trainer chooses on validation
+CHOSEN_METRICS = ("top1", "balanced_acc")
+#: at the first epoch with the highest val_<m>: the epoch, test <m> and val_<m> there
+CHOSEN_COLUMNS = tuple(
+    f"chosen{part}_{m}" for m in CHOSEN_METRICS for part in ("_epoch", "", "_val")
+)
+METRIC_COLUMNS = (
+    *METRICS,
+    *(VAL + m for m in METRICS),
+    "seconds_per_epoch",
+    *CHOSEN_COLUMNS,
+    *BEST_COLUMNS,
+)
+
+
+def val(metric: str) -> str:
+    """The record key of ``metric`` on the validation split."""
+    return VAL + metric
+
+
+def has_validation(df: pd.DataFrame, metric: str) -> bool:
+    """True when some finished trial of ``df`` has a finite ``val_<metric>``."""
+    if not len(df) or val(metric) not in df:
+        return False
+    vals = pd.to_numeric(df.loc[df["status"] == "ok", val(metric)], errors="coerce")
+    return bool(np.isfinite(vals).any())
 
 
 def direction(metric: str, mode: str | None = None) -> str:
@@ -109,6 +136,8 @@ def variant_summary(
             "equiangular_gap_deg",
             "top1",
             "top1_lossless",
+            val(metric),
+            *CHOSEN_COLUMNS,
             *BEST_COLUMNS,
         ):
             s[f"{extra}_mean"] = _mean(ok[extra]) if extra in ok else None
@@ -210,41 +239,57 @@ def factorial(df: pd.DataFrame, metric: str, components: list[str]) -> dict[str,
     return out
 
 
+def _per_seed(ok: pd.DataFrame, key: str, col: str) -> dict[str, dict[int, float]]:
+    """``{value of key: {seed: mean of col over the other keys' values}}`` (finite ``col``)."""
+    y = pd.to_numeric(ok[col], errors="coerce")
+    use = ok.assign(_y=y)[np.isfinite(y)]
+    groups: dict[str, dict[int, float]] = {}
+    for (value, seed), m in use.groupby([key, "seed"])["_y"].mean().items():
+        groups.setdefault(str(value), {})[int(seed)] = float(m)
+    return groups
+
+
 def sweeps(
     df: pd.DataFrame, metric: str, keys: list[str], mode: str, alpha: float = 0.05
 ) -> dict[str, Any]:
     """Best value of each swept key (averaged per seed over the other keys' values).
 
-    Chosen on selection seeds and reported on held-out seeds (see ``stats.best_of_sweep``).
+    Chosen on validation (``val_<metric>``) of selection seeds and reported on test of held-out
+    seeds (see ``stats.best_of_sweep``); on test, said to be optimistic, for old records without
+    a validation split.
     """
     ok = ok_rows(df, metric)
+    on_val = has_validation(ok, metric)
     out = {}
     for key in keys:
         if key not in ok:
             continue
-        per_seed = ok.assign(_y=ok[metric].astype(float)).groupby([key, "seed"])["_y"].mean()
-        groups: dict[str, dict[int, float]] = {}
-        for (value, seed), y in per_seed.items():
-            groups.setdefault(str(value), {})[int(seed)] = float(y)
-        out[key] = stats.best_of_sweep(groups, mode, alpha)
+        select = _per_seed(ok, key, val(metric)) if on_val else None
+        best = stats.best_of_sweep(_per_seed(ok, key, metric), mode, alpha, select)
+        if best and best.get("value") is not None:
+            best["mde"] = sweep_mde(key, best, alpha)
+        out[key] = best
     return out
 
 
 def search_analysis(
     records: list[TrialRecord], distributions: dict[str, Any], metric: str, mode: str
 ) -> dict[str, Any]:
-    """Optuna's parameter importances and the optimisation history of a search."""
+    """Optuna's parameter importances and the optimisation history of a search.
+
+    On the search's objective: ``val_<metric>`` where the records have it, else (old records)
+    ``metric`` on test; ``objective`` names it.
+    """
     import optuna
 
-    trials = [
-        r
-        for r in records
-        if r.variant == "search" and r.ok and _finite(current_metrics(r.metrics).get(metric))
-    ]
+    done = [r for r in records if r.variant == "search" and r.ok]
+    has_val = any(_finite(current_metrics(r.metrics).get(val(metric))) for r in done)
+    objective = val(metric) if has_val else metric
+    trials = [r for r in done if _finite(current_metrics(r.metrics).get(objective))]
     history = [
         {
             "trial": i,
-            "value": float(current_metrics(r.metrics)[metric]),
+            "value": float(current_metrics(r.metrics)[objective]),
             "params": r.overrides,
         }
         for i, r in enumerate(sorted(trials, key=lambda r: r.finished))
@@ -256,7 +301,13 @@ def search_analysis(
         best_so_far.append(best)
     for h, b in zip(history, best_so_far):
         h["best_so_far"] = b
-    out: dict[str, Any] = {"history": history, "importances": None, "note": None}
+    out: dict[str, Any] = {
+        "history": history,
+        "importances": None,
+        "note": None,
+        "objective": objective,
+        "objective_split": "validation" if has_val else "test",
+    }
     if len(trials) < 2 or not distributions:
         out["note"] = "fewer than 2 finished search trials: no importances"
         return out
@@ -270,7 +321,7 @@ def search_analysis(
             optuna.trial.create_trial(
                 params=params,
                 distributions=distributions,
-                value=float(current_metrics(r.metrics)[metric]),
+                value=float(current_metrics(r.metrics)[objective]),
             )
         )
     try:
@@ -303,3 +354,55 @@ def interval_rows(df: pd.DataFrame, by: list[str], col: str, clip=None) -> list[
             }
         )
     return out
+
+
+def comparisons_mde(plan: dict[str, Any] | None, alpha: float) -> dict[str, Any] | None:
+    """The MDE of the paired comparisons with the baseline, from the seed plan (its pooled sd)."""
+    if not plan or plan.get("mde_now") is None:
+        return None
+    return power.mde_info(
+        plan["mde_now"],
+        "paired comparisons with the baseline",
+        "paired t-test",
+        alpha,
+        plan["family"],
+        f"{plan['n_now']} seeds, pooled sd of paired differences {plan['sd']:.3g}",
+    )
+
+
+def factorial_mde(fx: dict[str, Any] | None, alpha: float) -> dict[str, Any] | None:
+    """The MDE of a factorial model's terms: the t-test of one term at alpha / (its terms).
+
+    From the largest standard error of a term (all are equal in a complete 2^k design) and the
+    model's residual df; None without standard errors.
+    """
+    ses = [e["se"] for e in (fx or {}).get("effects", []) if e.get("se") is not None]
+    if not ses:
+        return None
+    se, df, m = max(ses), int(fx["df_resid"]), len(fx["effects"])
+    return power.mde_info(
+        power.mde_se(se, df, alpha, m),
+        "factorial terms",
+        "t-test of a term in the OLS model",
+        alpha,
+        m,
+        f"standard error of an effect {se:.3g}, {df} residual df",
+    )
+
+
+def sweep_mde(key: str, best: dict[str, Any] | None, alpha: float) -> dict[str, Any] | None:
+    """The MDE of a grid's best-versus-other tests on the report seeds (pooled paired sd)."""
+    if not best or not best.get("versus"):
+        return None
+    pooled = power.pooled_sd([(v.get("sd_diff"), v.get("n", 0)) for v in best["versus"]])
+    if not pooled:
+        return None
+    n, m = len(best["reported_on"]), len(best["versus"])
+    return power.mde_info(
+        power.mde(n, pooled[0], alpha, m),
+        f"best-versus-other tests of {key}",
+        "paired t-test",
+        alpha,
+        m,
+        f"{n} report seeds, pooled sd of paired differences {pooled[0]:.3g}",
+    )

@@ -38,12 +38,12 @@ def draw_all(cfg, records, ok, st, fig_dir) -> list[tuple[str, str]]:
         for s in summary
         if s["n"]
     ]
-    figs.append(("Variants", figures.variant_means(rows, metric, mode, fig_dir)))
+    figs.append(("Variants (test)", figures.variant_means(rows, metric, mode, fig_dir)))
     if st["profile"]:
         p = st["profile"]
         figs.append(
             (
-                "Performance profiles",
+                "Performance profiles (test)",
                 figures.performance_profile(p["curves"], p["taus"], metric, mode, fig_dir),
             )
         )
@@ -58,7 +58,7 @@ def draw_all(cfg, records, ok, st, fig_dir) -> list[tuple[str, str]]:
             for e in fx["effects"]
         ]
         title = f"main effects and interactions on {metric}"
-        figs.append(("Factorial effects", figures.effects(rows, fig_dir, "effects", title)))
+        figs.append(("Factorial effects (test)", figures.effects(rows, fig_dir, "effects", title)))
     if comps:
         rows = [
             {
@@ -71,42 +71,51 @@ def draw_all(cfg, records, ok, st, fig_dir) -> list[tuple[str, str]]:
         ]
         title = f"{metric}: variant - {st['baseline']} (paired)"
         figs.append(
-            ("Differences to the baseline", figures.effects(rows, fig_dir, "vs_baseline", title))
+            (
+                "Differences to the baseline (test)",
+                figures.effects(rows, fig_dir, "vs_baseline", title),
+            )
         )
     grid = list(cfg.study.grid) if cfg.study.kind == "grid" else []
     for key in grid:
         per_seed = ok.assign(_y=ok[metric].astype(float)).groupby([key, "seed"])["_y"].mean()
         rows = analysis.interval_rows(per_seed.reset_index(), [key], "_y", analysis.bounds(metric))
         figs.append(
-            (f"Sensitivity to {key}", figures.sensitivity(rows, key, metric, mode, fig_dir))
+            (f"Sensitivity to {key} (test)", figures.sensitivity(rows, key, metric, mode, fig_dir))
         )
     if len(grid) == 2:
-        figs.append(("Heatmap", figures.heatmap(ok, grid, metric, fig_dir)))
+        figs.append(("Heatmap (test)", figures.heatmap(ok, grid, metric, fig_dir)))
     figs.append(
-        ("Per-class accuracy", _per_class_fig(records, summary, st["baseline"], mode, fig_dir))
+        (
+            "Per-class accuracy (test)",
+            _per_class_fig(records, summary, st["baseline"], metric, mode, fig_dir),
+        )
     )
     shot = [c for c in ("many_acc", "medium_acc", "few_acc") if c in ok]
     long = ok.melt(id_vars=["variant", "seed"], value_vars=shot, var_name="group", value_name="a")
     long["group"] = long["group"].str.replace("_acc", "")
     shot_rows = analysis.interval_rows(long, ["variant", "group"], "a", (0.0, 1.0))
-    figs.append(("Shot groups", figures.shot_groups(shot_rows, order, fig_dir)))
+    figs.append(("Shot groups (test)", figures.shot_groups(shot_rows, order, fig_dir)))
     hist = _history(records)
     curve = (
         analysis.interval_rows(hist, ["variant", "epoch"], metric, analysis.bounds(metric))
         if len(hist) and metric in hist
         else []
     )
-    figs.append(("Learning curves", figures.learning_curves(curve, metric, mode, fig_dir)))
+    figs.append(("Learning curves (test)", figures.learning_curves(curve, metric, mode, fig_dir)))
     feats = {
         c: analysis.interval_rows(ok, ["variant"], c, analysis.bounds(c))
         for c in ("compactness", "equiangular_gap_deg")
     }
     modes = {c: analysis.direction(c) for c in feats}  # METRIC_INFO: the one declaration
-    figs.append(("Feature-space measures", figures.feature_measures(feats, fig_dir, modes)))
+    figs.append(("Feature-space measures (test)", figures.feature_measures(feats, fig_dir, modes)))
     if st["search"]:
         s = st["search"]
         figs.append(
-            ("Optimisation history", figures.search_history(s["history"], metric, fig_dir, mode))
+            (
+                f"Optimisation history ({s.get('objective_split', 'test')})",
+                figures.search_history(s["history"], s.get("objective", metric), fig_dir, mode),
+            )
         )
         figs.append(("Parameter importances", figures.importances(s["importances"], fig_dir)))
     return [(t, f) for t, f in figs if f]
@@ -122,18 +131,27 @@ def _history(records: list[TrialRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _per_class_fig(records, summary, baseline, mode, fig_dir) -> str | None:
+def _per_class_fig(records, summary, baseline, metric, mode, fig_dir) -> str | None:
+    """Test accuracy per class of the baseline and of the best variant.
+
+    The best by mean validation metric where the records have one; by test mean (old records,
+    said in the label) otherwise.
+    """
     ok = [r for r in records if r.ok and r.metrics.get("per_class_acc")]
     if not ok:
         return None
-    means = {s["variant"]: s["mean"] for s in summary if s["mean"] is not None}
+    key = f"{analysis.val(metric)}_mean"
+    on_val = any(s.get(key) is not None for s in summary)
+    key = key if on_val else "mean"
+    means = {s["variant"]: s[key] for s in summary if s.get(key) is not None}
     best = (max if mode == "max" else min)(means, key=means.get) if means else None
     curves = {}
     for name in dict.fromkeys([baseline, best]):
         rs = [r for r in ok if r.variant == name]
         if rs:
             arr = pd.DataFrame([r.metrics["per_class_acc"] for r in rs]).mean(axis=0)
-            label = f"{name} (baseline)" if name == baseline else f"{name} (best)"
+            chosen = "best on validation" if on_val else "best on test mean, old records"
+            label = f"{name} (baseline)" if name == baseline else f"{name} ({chosen})"
             curves[label] = arr.tolist()
     counts = ok[0].metrics.get("train_counts")
     return figures.per_class(counts, curves, fig_dir) if counts and curves else None

@@ -210,15 +210,22 @@ def performance_profile(
     if not profile:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
+    banded = any(p["lo"] is not None for p in profile.values())
     for i, (name, p) in enumerate(profile.items()):
         ax.step(taus, p["share"], where="post", color=f"C{i % 10}", label=name)
-        ax.fill_between(taus, p["lo"], p["hi"], step="post", color=f"C{i % 10}", alpha=0.15)
+        if p["lo"] is not None:  # no band below 10 runs (the bootstrap under-covers)
+            ax.fill_between(taus, p["lo"], p["hi"], step="post", color=f"C{i % 10}", alpha=0.15)
     word = "above" if mode == "max" else "below"
     ax.set(
         xlabel=f"threshold tau on {_label(metric, mode)}",
         ylabel=f"share of runs {word} tau",
         ylim=(-0.02, 1.02),
-        title="performance profiles (95% stratified-bootstrap band)",
+        title="performance profiles"
+        + (
+            " (95% stratified-bootstrap band from 10 runs up)"
+            if banded
+            else " (no band: fewer than 10 runs)"
+        ),
     )
     ax.legend(fontsize=7)
     return _save(fig, out_dir, "performance_profile")

@@ -41,6 +41,21 @@ def lit(text: object) -> str:
     return _SPECIAL.sub(escape, s)
 
 
+def code(text: object) -> str:
+    """``text`` as one inline code span that shows it as itself (paths, commands).
+
+    Markdown reads no escape inside a code span, so :func:`lit` is not applied; instead the
+    fence is one backtick longer than any run of backticks in ``text``, padded with a space
+    where ``text`` starts or ends with a backtick or a space (CommonMark strips one space each
+    side); line breaks become spaces. :func:`to_html` reads such spans the same way.
+    """
+    s = " ".join(str(text).splitlines()) if text is not None else "None"
+    longest = max((len(m) for m in re.findall("`+", s)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if s[:1] in ("`", " ") or s[-1:] in ("`", " ") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
 def _fence(text: str) -> str:
     """A backtick fence longer than any run of backticks in ``text`` (at least three)."""
     longest = max((len(m) for m in re.findall("`+", text)), default=0)
@@ -64,27 +79,62 @@ def to_markdown(blocks: list[Block]) -> str:
             lines += ["| " + " | ".join(map(lit, r)) + " |" for r in rows]
             out.append("\n".join(lines))
         elif kind == "img":
-            out.append(f"![{blk[2]}]({blk[1]})")
+            out.append(f"![{lit(blk[2])}]({blk[1]})")
         elif kind == "code":
             fence = _fence(blk[1])
             out.append(fence + "\n" + blk[1] + "\n" + fence)
     return "\n\n".join(out) + "\n"
 
 
+_TOKEN = re.compile("\\\\([" + re.escape(MD_SPECIAL) + "])|(`+)")
+
+
+def _code_span(text: str, start: int, run: str) -> tuple[str, int] | None:
+    """(content, end) of the code span opened by ``run`` at ``start``, None when unclosed."""
+    close = re.compile("(?<!`)" + run + "(?!`)").search(text, start)
+    if close is None:
+        return None
+    body = text[start : close.start()]
+    if len(body) >= 2 and body[0] == " " and body[-1] == " " and body.strip():
+        body = body[1:-1]
+    return body, close.end()
+
+
 def _inline(text: str) -> str:
-    """``**bold**`` and ```code``` as HTML; an escaped character (:func:`lit`) as itself."""
+    """``**bold**``, code spans (any fence length) and :func:`lit`'s escapes as HTML.
+
+    Read left to right as CommonMark does: an escaped character is itself, a backtick run opens
+    a code span closed by a run of the same length (no escapes inside), the rest is text.
+    """
+    text = text.replace("\ue000", "").replace("\ue001", "")
     kept: list[str] = []
+    plain: list[str] = []
 
-    def keep(m: re.Match) -> str:
-        kept.append(m.group(1))
-        return f"\ue000{len(kept) - 1}\ue001"
+    def keep(html_text: str) -> None:
+        kept.append(html_text)
+        plain.append(f"\ue000{len(kept) - 1}\ue001")
 
-    text = _ESCAPED.sub(keep, text.replace("\ue000", "").replace("\ue001", ""))
-    parts = html.escape(text).split("**")
-    text = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
-    parts = text.split("`")
-    text = "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
-    return re.sub("\ue000(\\d+)\ue001", lambda m: html.escape(kept[int(m.group(1))]), text)
+    i = 0
+    while i < len(text):
+        m = _TOKEN.search(text, i)
+        if m is None:
+            plain.append(text[i:])
+            break
+        plain.append(text[i : m.start()])
+        if m.group(1) is not None:
+            keep(html.escape(m.group(1)))
+            i = m.end()
+            continue
+        span = _code_span(text, m.end(), m.group(2))
+        if span is None:
+            keep(html.escape(m.group(2)))
+            i = m.end()
+        else:
+            keep(f"<code>{html.escape(span[0])}</code>")
+            i = span[1]
+    parts = html.escape("".join(plain)).split("**")
+    out = "".join(f"<b>{p}</b>" if i % 2 else p for i, p in enumerate(parts))
+    return re.sub("\ue000(\\d+)\ue001", lambda m: kept[int(m.group(1))], out)
 
 
 def to_html(blocks: list[Block], report_dir: Path, title: str) -> str:

@@ -5,6 +5,7 @@ Used by ``python -m rcl_study.run STUDY.yaml --plan-seeds [--effect E] [--sd S]`
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rcl_study.config import ConfigError, StudyFile
@@ -24,7 +25,9 @@ def family_size(cfg: StudyFile) -> int:
     return max(1, len({p.variant for p in expand(cfg)}) - 1)
 
 
-def pilot_sd(cfg: StudyFile, records: list[TrialRecord]) -> tuple[float, str] | None:
+def pilot_sd(
+    cfg: StudyFile, records: list[TrialRecord], where: Path | None = None
+) -> tuple[float, str] | None:
     """Pooled sd of paired differences with the baseline in ``records`` and where it came from."""
     records = [r.replace(metrics=analysis.current_metrics(r.metrics)) for r in records]
     df = analysis.results_table(records, cfg.study.metric)
@@ -39,27 +42,33 @@ def pilot_sd(cfg: StudyFile, records: list[TrialRecord]) -> tuple[float, str] | 
     used = [c for c in comps if c["sd_diff"] is not None]
     return pooled[0], (
         f"pilot: pooled over {len(used)} paired comparisons with {base} in "
-        f"{cfg.output_dir}, {pooled[1]} df"
+        f"{where or cfg.output_dir}, {pooled[1]} df"
     )
 
 
 def study_plan(
-    cfg: StudyFile, sd: float | None = None, effects: list[float] | None = None
+    cfg: StudyFile,
+    sd: float | None = None,
+    effects: list[float] | None = None,
+    records_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The seed plan: MDE at the study's seeds and seeds needed per target effect.
 
     ``sd`` (assumed sd of paired differences) wins over the records; without it the study's
-    stored records are the pilot, and without records this is a :class:`ConfigError`.
+    stored records (in ``records_dir``, default ``study.output_dir``; the records shipped with
+    the report when ``runs/`` is absent: :func:`.shipped.records_folder`) are the pilot, and
+    without records this is a :class:`ConfigError`.
     """
+    where = Path(records_dir or cfg.output_dir)
     if sd is not None:
         if sd <= 0:
             raise ConfigError(f"{cfg.name}: --sd must be positive, got {sd:g}")
         source = "assumed (--sd)"
     else:
-        pilot = pilot_sd(cfg, StudyFolder(cfg.output_dir).records())
+        pilot = pilot_sd(cfg, StudyFolder(where).records(), where)
         if pilot is None:
             raise ConfigError(
-                f"{cfg.name}: --plan-seeds: no paired results in {cfg.output_dir} to estimate "
+                f"{cfg.name}: --plan-seeds: no paired results in {where} to estimate "
                 "the sd of paired differences; pass --sd (an assumed sd)"
             )
         sd, source = pilot

@@ -20,14 +20,12 @@ POWER = 0.8
 MAX_SEEDS = 100_000
 
 
-def t_power(effect_size: float, n: int, alpha: float) -> float:
-    """Power of the two-sided paired t-test with ``n`` pairs at level ``alpha``.
+def t_power_nc(nc: float, df: int, alpha: float) -> float:
+    """Power of a two-sided t-test at level ``alpha`` with noncentrality ``nc`` and ``df`` df.
 
-    ``effect_size`` is standardised (mean / sd of the differences). scipy's noncentral t with
-    noncentrality ``effect_size * sqrt(n)`` and ``n - 1`` df (statsmodels' TTestPower computes
-    the same quantity).
+    P(|T| > t_crit) for T ~ noncentral t(df, nc) (scipy; statsmodels' TTestPower computes the
+    same quantity for the paired case).
     """
-    df, nc = n - 1, effect_size * math.sqrt(n)
     crit = stats.t.isf(alpha / 2, df)
     p = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
     if np.isfinite(p):
@@ -43,21 +41,78 @@ def t_power(effect_size: float, n: int, alpha: float) -> float:
     return float(integrate.quad(f, 0, np.inf, limit=200)[0])
 
 
-def mde(n: int, sd: float, alpha: float = 0.05, family: int = 1, power: float = POWER):
-    """Minimum detectable mean paired difference with ``n`` seeds (None below 2 seeds)."""
-    if n < 2 or sd is None or not np.isfinite(sd):
-        return None
-    if sd == 0:
-        return 0.0
-    a = alpha / family
+def t_power(effect_size: float, n: int, alpha: float) -> float:
+    """Power of the two-sided paired t-test with ``n`` pairs at level ``alpha``.
 
-    def gap(d: float) -> float:
-        return t_power(d, n, a) - power
+    ``effect_size`` is standardised (mean / sd of the differences): noncentrality
+    ``effect_size * sqrt(n)`` with ``n - 1`` df (:func:`t_power_nc`).
+    """
+    return t_power_nc(effect_size * math.sqrt(n), n - 1, alpha)
+
+
+def mde_se(
+    se: float | None, df: int, alpha: float = 0.05, family: int = 1, power: float = POWER
+) -> float | None:
+    """Minimum detectable effect of a two-sided t-test of an estimate with standard error ``se``.
+
+    The smallest true effect found with ``power`` at level ``alpha / family``: ``nc * se`` with
+    ``t_power_nc(nc, df, alpha / family) = power``. None without df or a finite ``se``. The one
+    power computation of every analysis (paired comparisons: ``se = sd / sqrt(n)``,
+    ``df = n - 1``; a factorial term: its OLS standard error and residual df).
+    """
+    if df < 1 or se is None or not np.isfinite(se):
+        return None
+    if se == 0:
+        return 0.0
+    a = alpha / max(1, family)
+
+    def gap(nc: float) -> float:
+        return t_power_nc(nc, df, a) - power
 
     hi = 1.0
     while gap(hi) < 0:
         hi *= 2
-    return float(optimize.brentq(gap, 0.0, hi, xtol=1e-12)) * sd
+    return float(optimize.brentq(gap, 0.0, hi, xtol=1e-12)) * se
+
+
+def mde(n: int, sd: float, alpha: float = 0.05, family: int = 1, power: float = POWER):
+    """Minimum detectable mean paired difference with ``n`` seeds (None below 2 seeds)."""
+    if n < 2 or sd is None or not np.isfinite(sd):
+        return None
+    return mde_se(sd / math.sqrt(n), n - 1, alpha, family, power)
+
+
+def mde_info(
+    value: float | None, analysis: str, test: str, alpha: float, family: int, basis: str
+) -> dict | None:
+    """One analysis's MDE with what it applies to (for the report's words); None without one."""
+    if value is None:
+        return None
+    return {
+        "value": value,
+        "analysis": analysis,
+        "test": test,
+        "alpha": alpha,
+        "family": max(1, family),
+        "power": POWER,
+        "basis": basis,
+    }
+
+
+def mde_words(info: dict, metric: str) -> str:
+    """What an MDE means, said plainly (no "detects differences of about X").
+
+    "80% power at alpha/m for X": if the true difference were X, this design would call it
+    significant in 80% of repetitions and miss it in 20%; smaller ones are missed more often.
+    """
+    return (
+        f"MDE of the {info['analysis']}: {info['value']:.3g} on test {metric} ({info['test']} "
+        f"at alpha/m = {info['alpha']:g}/{info['family']}, {info['basis']}): were the true "
+        f"difference {info['value']:.3g}, this design would find it significant in "
+        f"{info['power']:.0%} of repeated studies and miss it in {1 - info['power']:.0%}; "
+        "smaller true differences are missed more often, so a non-significant result does not "
+        "show that the difference is smaller"
+    )
 
 
 def seeds_needed(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from rcl_study.report.markup import lit
 from rcl_study.trials.records import TrialRecord
 
 COLUMNS = ("host", "device", "torch", "CUDA", "cuDNN", "commit")
@@ -36,7 +37,7 @@ def provenance_block(records: list[TrialRecord]) -> tuple:
         return ("p", "**Where the numbers came from.** No trial recorded.")
     if len(counts) == 1:
         ((values, n),) = counts.items()
-        said = "; ".join(f"{k} {v}" for k, v in zip(COLUMNS, values))
+        said = "; ".join(f"{k} {lit(v)}" for k, v in zip(COLUMNS, values))
         return ("p", f"**Where the numbers came from.** All {n} trials: {said}.")
     rows = [[*values, str(n)] for values, n in sorted(counts.items())]
     return ("table", [*COLUMNS, "trials"], rows)

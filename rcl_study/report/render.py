@@ -15,8 +15,8 @@ import pandas as pd
 
 from rcl_study.config import StudyFile
 from rcl_study.files import atomic_write_text
-from rcl_study.report import analysis, drawing, power, wording
-from rcl_study.report.markup import Block, lit, to_html, to_markdown
+from rcl_study.report import analysis, drawing, power, shipped, stats, wording
+from rcl_study.report.markup import Block, code, lit, to_html, to_markdown
 from rcl_study.report.provenance import provenance_block
 from rcl_study.report.wording import format_p  # noqa: F401 - re-exported for callers
 from rcl_study.trials import ownership as folders
@@ -92,8 +92,58 @@ def in_plan_order(records: list, plan: dict[str, Any], kind: str) -> list:
     return sorted(records, key=lambda r: order.get(r.trial_id, len(order)))
 
 
-def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> dict[str, Any]:
-    """Compute tables and statistics and draw figures; returns ``(blocks, stats)`` as a dict."""
+#: how a secondary analysis is labelled wherever its tests appear
+SECONDARY = "secondary (not part of the primary Holm family)"
+
+
+def secondary_config(cfg: StudyFile, name: str) -> StudyFile:
+    """The study as its secondary analysis ``name`` reads it: that baseline, question and folder.
+
+    Raises :class:`~rcl_study.config.ConfigError` when ``name`` is not declared in
+    ``report.secondary``.
+    """
+    sec = cfg.secondary(name)
+    report = cfg.report.model_copy(
+        update={
+            "baseline": sec.baseline,
+            "question": sec.question or cfg.report.question,
+            "dir": str(cfg.secondary_dir(name)),
+            "secondary": [],
+        }
+    )
+    return cfg.model_copy(update={"report": report})
+
+
+def _secondary_info(cfg: StudyFile, secondary: str | None, primary: StudyFile) -> dict:
+    """What the report says about secondary analyses: which one it is, or which it has."""
+    if secondary:
+        return {"secondary": {"name": secondary, "primary_report": str(primary.report_dir)}}
+    return {
+        "secondary": None,
+        "secondaries": [
+            {"name": s.name, "baseline": s.baseline, "dir": str(cfg.secondary_dir(s.name))}
+            for s in cfg.report.secondary
+        ],
+    }
+
+
+def regenerate_command(study_path: str, secondary: str | None = None) -> str:
+    """The command that rebuilds this report (a secondary analysis's names it)."""
+    cmd = ["python", "-m", "rcl_study.run", study_path, "--report-only"]
+    return shlex.join(cmd + (["--secondary", secondary] if secondary else []))
+
+
+def build(
+    cfg: StudyFile,
+    study_path: str,
+    out_dir: Path,
+    report_dir: Path,
+    about: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Compute tables and statistics and draw figures; returns ``(blocks, stats)`` as a dict.
+
+    ``about`` (:func:`_secondary_info`) says whether this is a secondary analysis.
+    """
     folder = StudyFolder(out_dir)
     plan = folder.plan()
     records = _normalise(in_plan_order(folder.records(), plan, cfg.study.kind))
@@ -134,6 +184,8 @@ def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> d
         "recorded": len(records),
         "status_counts": status_counts,
         "baseline": baseline,
+        "on_validation": analysis.has_validation(df, metric),
+        **(about or {"secondary": None, "secondaries": []}),
         "variants": summary,
         "comparisons": comps,
         "factorial": effects,
@@ -141,6 +193,9 @@ def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> d
         "search": search,
     }
     stats_out["plan"] = seed_plan(stats_out, cfg)
+    stats_out["mde"] = analysis.comparisons_mde(stats_out["plan"], alpha)
+    if effects:
+        effects["mde"] = analysis.factorial_mde(effects, alpha)
     ok = analysis.ok_rows(dfa, metric) if len(df) else df
     runs = {
         s["variant"]: ok.loc[ok["variant"] == s["variant"], metric].astype(float).tolist()
@@ -155,11 +210,22 @@ def build(cfg: StudyFile, study_path: str, out_dir: Path, report_dir: Path) -> d
 
 def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
     metric = st["metric"]
-    b: list[Block] = [("h", 1, f"Study report: {cfg.name}")]
+    sec = st.get("secondary")
+    b: list[Block] = [("h", 1, report_title(cfg, sec))]
+    if sec:
+        b.append(
+            (
+                "p",
+                f"**Secondary analysis {lit(sec['name'])}** of study {lit(cfg.name)}, declared "
+                "in the study file (report.secondary): the same records compared with another "
+                f"baseline; its tests are {SECONDARY}: they form their own Holm family. The "
+                f"primary report: {lit(sec['primary_report'])}.",
+            )
+        )
     if cfg.report.question:
         b.append(("p", f"**Question.** {lit(cfg.report.question)}"))
     done = st["recorded"]
-    counts = ", ".join(f"{k} {v}" for k, v in st["status_counts"].items()) or "none"
+    counts = ", ".join(f"{lit(k)} {v}" for k, v in st["status_counts"].items()) or "none"
     stopped = st["status_counts"].get("stopped", 0)  # ended before their last epoch
     if stopped:
         counts += f": {stopped} partial, at their last evaluation"
@@ -178,77 +244,53 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
                 "reasons are listed below.",
             )
         )
-    design = (
-        f"{cfg.study.kind} ({cfg.study.design})" if cfg.study.kind == "ablation" else cfg.study.kind
-    )
-    better = "higher" if st["mode"] == "max" else "lower"
     b.append(("h", 2, "Design"))
-    b.append(
-        (
-            "ul",
-            [
-                f"kind: {design}",
-                f"seeds: {list(cfg.study.seeds)}",
-                f"data: {cfg.data.dataset}, imbalance ratio {cfg.data.imbalance_ratio:g}",
-                f"loss preset: {cfg.loss.preset}; temperature {cfg.loss.temperature}",
-                f"training: {cfg.train.epochs} epochs, batch {cfg.train.batch_size}",
-                f"metric: {metric} ({better} is better); baseline: {st['baseline']}; "
-                f"alpha {st['alpha']:g}",
-            ]
-            + (
-                [f"components: {', '.join(cfg.study.components)}"]
-                if cfg.study.kind == "ablation"
-                else []
-            )
-            + ([f"grid: {json.dumps(cfg.study.grid)}"] if cfg.study.kind == "grid" else []),
-        )
-    )
+    b.append(("ul", wording.design_lines(cfg, st)))
     where = provenance_block(records)
     if where[0] == "table":
         b.append(("p", "**Where the numbers came from** (the trials ran on different settings):"))
     b.append(where)
     plan = st.get("plan")
     if st["variants"]:
-        b.append(("h", 2, f"Results ({metric}, over seeds)"))
-        if plan and plan["mde_now"] is not None:
-            b.append(
-                (
-                    "p",
-                    f"**Minimum detectable effect of this study:** {plan['mde_now']:.4g} "
-                    f"on {metric} ({plan['n_now']} seeds, 80% power, paired t-test at "
-                    f"alpha/m = {plan['alpha']:g}/{plan['family']}; sd of paired "
-                    f"differences {plan['sd']:.3g} from these records). Smaller true "
-                    "differences are likely to be missed.",
-                )
-            )
+        b.append(("h", 2, f"Results (test {metric}, over seeds)"))
+        if st.get("mde"):
+            b.append(("p", f"**Power.** {wording.mde_text(st['mde'], metric)}."))
         table, common = wording.variant_table(st)
         b.append(table)
         if common:
-            b.append(("p", "Every variant: " + "; ".join(common) + "."))
+            b.append(("p", "Every variant: " + "; ".join(map(lit, common)) + "."))
     if st["comparisons"]:
-        b.append(("h", 2, f"Paired comparisons with the baseline ({st['baseline']})"))
+        b.append(
+            (
+                "h",
+                2,
+                f"Paired comparisons with the baseline ({wording.baseline_label(cfg, st, False)})"
+                + (f", {SECONDARY}" if sec else ""),
+            )
+        )
         b.append(
             (
                 "p",
-                f"One Holm family: the {len(st['comparisons'])} comparisons with the "
+                ("Its own Holm family, " + SECONDARY if sec else "One Holm family")
+                + f": the {len(st['comparisons'])} comparisons with the "
                 "baseline (separately for the t-test and the Wilcoxon columns).",
             )
         )
         b.append(wording.comparison_table(st))
     fx = st["factorial"]
     if fx:
-        b.append(("h", 2, "Factorial effects"))
+        b.append(("h", 2, f"Factorial effects (test {metric})"))
         if fx.get("model"):
             b.append(
                 (
                     "p",
-                    f"Model: {fx['model']} (ordinary least squares, statsmodels; "
+                    f"Model: {lit(fx['model'])} (ordinary least squares, statsmodels; "
                     "factors coded -1/+1; seeds as blocks where every cell has every "
                     f"seed). Holm family: the {len(fx['effects'])} terms.",
                 )
             )
         if fx.get("note"):
-            b.append(("p", f"Note: {fx['note']}."))
+            b.append(("p", f"Note: {lit(fx['note'])}."))
         rows = [
             [
                 e["term"],
@@ -265,6 +307,11 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
     if st["search"]:
         s = st["search"]
         b.append(("h", 2, "Search"))
+        split = s.get("objective_split", "test")
+        said = f"{split} {lit(s.get('objective', metric))}"
+        if split == "test":
+            said += f" ({stats.ON_TEST})"
+        b.append(("p", f"Search objective: {said}; importances and history on it."))
         b.append(
             (
                 "p",
@@ -281,15 +328,15 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
                 )
             )
         if s.get("note"):
-            b.append(("p", f"Note: {s['note']}."))
-    b.append(("h", 2, "Summary"))
+            b.append(("p", f"Note: {lit(s['note'])}."))
+    b.append(("h", 2, "Summary" + (f" ({SECONDARY})" if sec else "")))
     sentences = wording.summary_sentences(st)
     b.append(("ul", sentences or ["Not enough successful trials for a test."]))
     if plan:
         b.append(("h", 2, "Seed planning"))
-        b.append(("ul", power.plan_lines(plan)))
+        b.append(("ul", [lit(line) for line in power.plan_lines(plan)]))
     b.append(("h", 2, "Definitions"))
-    b.append(("ul", wording.definitions(st)))
+    b.append(("ul", [lit(line) for line in wording.definitions(st)]))
     for title, fname in figs:
         b.append(("h", 3, title))
         b.append(("img", f"figures/{fname}", title))
@@ -311,8 +358,9 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
         (
             "p",
             "Each row below is one trial; its full resolved configuration is stored in "
-            f"`{cfg.output_dir}/records.jsonl` (key `config`) and "
-            f"`{cfg.output_dir}/trials/<trial>/config.json`.",
+            f"{code(f'{cfg.output_dir}/records.jsonl')} (key `config`), in the copy of those "
+            "records shipped with this report (`records.jsonl` beside it), and in "
+            f"{code(f'{cfg.output_dir}/trials/<trial>/config.json')}.",
         )
     )
     b.append(
@@ -324,30 +372,60 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
             ),
         )
     )
+    for other in st.get("secondaries") or []:
+        b.append(
+            (
+                "p",
+                f"Secondary analysis {lit(other['name'])} ({SECONDARY}): baseline "
+                f"{lit(other['baseline'])}, report in {lit(other['dir'])}, rebuilt by "
+                f"{code(regenerate_command(study_path, other['name']))}.",
+            )
+        )
     b.append(
         (
             "p",
-            f"Regenerate this report without training: "
-            f"`python -m rcl_study.run {study_path} --report-only`.",
+            "Regenerate this report without training: "
+            f"{code(regenerate_command(study_path, sec['name'] if sec else None))}.",
         )
     )
     return b
 
 
+def report_title(cfg: StudyFile, sec: dict[str, Any] | None) -> str:
+    """The report's title (a secondary analysis names itself)."""
+    return f"Study report: {cfg.name}" + (f", secondary analysis {sec['name']}" if sec else "")
+
+
 def write_report(
-    cfg: StudyFile, study_path: str, out_dir: Path | None = None, report_dir: Path | None = None
+    cfg: StudyFile,
+    study_path: str,
+    out_dir: Path | None = None,
+    report_dir: Path | None = None,
+    secondary: str | None = None,
 ) -> Path:
-    """Build and write the report of a study from its stored records; returns ``index.md``."""
+    """Build and write the report of a study from its stored records; returns ``index.md``.
+
+    The report folder also gets a copy of the records and plan it was made from
+    (``records.jsonl``, ``plan.json``: :mod:`.shipped`), so it rebuilds without ``runs/``.
+    ``secondary`` names a secondary analysis (``report.secondary``) to write instead, into its
+    own folder.
+    """
+    primary = cfg
+    if secondary:
+        cfg = secondary_config(cfg, secondary)
+    about = _secondary_info(cfg, secondary, primary)
     out_dir = Path(out_dir or cfg.output_dir)
     report_dir = Path(report_dir or cfg.report_dir)
     folders.check_folder(report_dir, cfg.name, "report", "report.dir", study_path)
     folders.check_links(out_dir, f"{study_path}: study.output_dir")  # records read through none
     folders.claim(report_dir, cfg.name)
-    built = build(cfg, study_path, out_dir, report_dir)
+    built = build(cfg, study_path, out_dir, report_dir, about)
+    shipped.ship(StudyFolder(out_dir), report_dir, list(built["table"]["trial_id"]))
     atomic_write_text(report_dir / "results.csv", built["table"].to_csv(index=False))
     atomic_write_text(report_dir / "stats.json", json.dumps(built["stats"], indent=1, default=str))
     atomic_write_text(report_dir / "index.md", to_markdown(built["blocks"]))
     atomic_write_text(
-        report_dir / "index.html", to_html(built["blocks"], report_dir, f"Study report: {cfg.name}")
+        report_dir / "index.html",
+        to_html(built["blocks"], report_dir, report_title(cfg, about["secondary"])),
     )
     return report_dir / "index.md"

@@ -5,8 +5,12 @@ stratified-bootstrap interval: runs (seeds) are resampled with replacement withi
 (here one stratum per variant, since a study has one task), with a fixed seed so a report is
 reproducible. We do not depend on the ``rliable`` package (1.2.0): it pulls in ``arch``
 (pinned below 8) and ``absl-py`` for three short functions that numpy and scipy compute
-directly and the tests check by hand; its bootstrap (``arch``, 50,000 reps by default, seeded
-through ``random_state``) would give the same kind of interval.
+directly and the tests check by hand and against scipy; the probability of improvement is
+resampled 50,000 times, as rliable's bootstrap (``arch``) does by default.
+
+No bootstrap interval is computed below :data:`MIN_BOOT_SEEDS` runs (the functions return None,
+a profile has no band): the audit of issue 20 measured the coverage of a nominal 95% percentile
+interval at 0.52 (IQM, 2 seeds), 0.89 (IQM, 6 seeds) and 0.63 (P(improve), 2 seeds).
 """
 
 from __future__ import annotations
@@ -17,6 +21,12 @@ import numpy as np
 from scipy import stats
 
 SEED = 0
+#: fewest runs (per variant) for which a bootstrap interval is computed
+MIN_BOOT_SEEDS = 10
+#: resamples of the probability of improvement's interval (rliable's default)
+PI_REPS = 50_000
+#: resampled pairs held in memory at once by :func:`prob_improvement_interval`
+_CHUNK_CELLS = 4_000_000
 
 
 def _arr(x: Sequence[float]) -> np.ndarray:
@@ -24,10 +34,16 @@ def _arr(x: Sequence[float]) -> np.ndarray:
     return a[np.isfinite(a)]
 
 
-def iqm(x: Sequence[float]) -> float | None:
-    """Interquartile mean: the mean of the middle 50% of runs.
+def iqm_kept(n: int) -> int:
+    """How many of ``n`` runs the IQM averages: ``floor(n / 4)`` are cut from each end."""
+    return n - 2 * (n // 4)
 
-    25% trimmed from each end, as ``scipy.stats.trim_mean(x, 0.25)``, which rliable uses.
+
+def iqm(x: Sequence[float]) -> float | None:
+    """Interquartile mean: the mean of the middle :func:`iqm_kept` runs.
+
+    ``floor(n / 4)`` trimmed from each end, as ``scipy.stats.trim_mean(x, 0.25)``, which rliable
+    uses (at 6 runs it averages 4, at 3 all 3).
     """
     a = _arr(x)
     return float(stats.trim_mean(a, 0.25)) if len(a) else None
@@ -41,9 +57,9 @@ def _percentile(reps: np.ndarray, confidence: float) -> tuple[float, float]:
 def iqm_interval(
     x: Sequence[float], confidence: float = 0.95, n_boot: int = 2000, seed: int = SEED
 ) -> tuple[float, float] | None:
-    """Percentile stratified-bootstrap interval of the IQM (None with < 2 runs)."""
+    """Percentile stratified-bootstrap interval of the IQM (None below ``MIN_BOOT_SEEDS`` runs)."""
     a = _arr(x)
-    if len(a) < 2:
+    if len(a) < MIN_BOOT_SEEDS:
         return None
     rng = np.random.default_rng(seed)
     samples = a[rng.integers(0, len(a), size=(n_boot, len(a)))]
@@ -70,22 +86,50 @@ def prob_improvement(x: Sequence[float], y: Sequence[float], mode: str = "max") 
     return float(_pairwise_better(a, b, mode))
 
 
+def _better_matrix(a: np.ndarray, b: np.ndarray, mode: str) -> np.ndarray:
+    """``K[i, j] = 1[a_i better than b_j] + 0.5 * 1[a_i == b_j]``, shape ``[n, m]``."""
+    diff = a[:, None] - b[None, :]
+    if mode == "min":
+        diff = -diff
+    return (diff > 0) + 0.5 * (diff == 0)
+
+
+def _resample_counts(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    """``[n_boot, n]``: how often each of ``n`` runs is drawn in each bootstrap resample.
+
+    Row r counts the indexes ``rng.integers(0, n, (n_boot, n))[r]`` (a plain resample of runs).
+    """
+    idx = rng.integers(0, n, size=(n_boot, n))
+    flat = (idx + n * np.arange(n_boot)[:, None]).ravel()
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(float)
+
+
 def prob_improvement_interval(
     x: Sequence[float],
     y: Sequence[float],
     mode: str = "max",
     confidence: float = 0.95,
-    n_boot: int = 2000,
+    n_boot: int = PI_REPS,
     seed: int = SEED,
 ) -> tuple[float, float] | None:
-    """Stratified-bootstrap interval of P(X > Y): X's and Y's runs resampled separately."""
+    """Stratified-bootstrap interval of P(X > Y): X's and Y's runs resampled separately.
+
+    None below ``MIN_BOOT_SEEDS`` runs of either. Vectorised: a resample is a pair of
+    count vectors ``w`` (over X's runs) and ``v`` (over Y's), and its P(X > Y) is
+    ``w K v / (n m)`` with the fixed ``[n, m]`` matrix K of :func:`_better_matrix`, so 50,000
+    resamples cost one matrix product (in chunks of bounded memory).
+    """
     a, b = _arr(x), _arr(y)
-    if len(a) < 2 or len(b) < 2:
+    if len(a) < MIN_BOOT_SEEDS or len(b) < MIN_BOOT_SEEDS:
         return None
     rng = np.random.default_rng(seed)
-    xa = a[rng.integers(0, len(a), size=(n_boot, len(a)))]
-    yb = b[rng.integers(0, len(b), size=(n_boot, len(b)))]
-    return _percentile(_pairwise_better(xa, yb, mode), confidence)
+    wx, wy = _resample_counts(rng, len(a), n_boot), _resample_counts(rng, len(b), n_boot)
+    k = _better_matrix(a, b, mode)
+    step = max(1, _CHUNK_CELLS // max(len(a), len(b)))
+    reps = np.concatenate(
+        [((wx[i : i + step] @ k) * wy[i : i + step]).sum(axis=1) for i in range(0, n_boot, step)]
+    ) / (len(a) * len(b))
+    return _percentile(reps, confidence)
 
 
 def performance_profile(
@@ -99,9 +143,10 @@ def performance_profile(
     """Run-score distribution (performance profile) of each variant.
 
     The share of its runs scoring better than each threshold tau (above tau for ``max``, below
-    for ``min``), with a stratified-bootstrap band.
+    for ``min``), with a stratified-bootstrap band from ``MIN_BOOT_SEEDS`` runs up.
 
-    Returns ``{variant: {"share": [...], "lo": [...], "hi": [...]}}`` over ``taus``.
+    Returns ``{variant: {"share": [...], "lo": [...], "hi": [...]}}`` over ``taus``; ``lo`` and
+    ``hi`` are None below ``MIN_BOOT_SEEDS`` runs.
     """
     t = np.asarray(taus, dtype=float)
     out = {}
@@ -112,6 +157,9 @@ def performance_profile(
             continue
         above = (a[:, None] > t) if mode == "max" else (a[:, None] < t)
         share = above.mean(axis=0)
+        if len(a) < MIN_BOOT_SEEDS:
+            out[name] = {"share": share.tolist(), "lo": None, "hi": None}
+            continue
         boot = a[rng.integers(0, len(a), size=(n_boot, len(a)))]
         bab = (boot[..., None] > t) if mode == "max" else (boot[..., None] < t)
         lo, hi = np.quantile(bab.mean(axis=1), [(1 - confidence) / 2, 0.5 + confidence / 2], 0)

@@ -19,9 +19,12 @@ from rcl_study.report import robust
 
 #: relative tolerance below which a spread counts as none (round-off, not variance)
 TOL = 1e-9
-#: fewest seeds for which a percentile bootstrap interval is shown (measured coverage of a
-#: nominal 95% interval: 0.50 at 2 seeds, 0.73 at 3, 0.84 at 5)
-MIN_BOOT_SEEDS = 10
+#: fewest seeds for which any bootstrap interval is computed (mean, IQM, P(improve), profiles;
+#: measured coverage of a nominal 95% interval of the mean: 0.50 at 2 seeds, 0.73 at 3, 0.84 at
+#: 5; of the IQM 0.52 at 2, 0.89 at 6; of P(improve) 0.63 at 2)
+MIN_BOOT_SEEDS = robust.MIN_BOOT_SEEDS
+#: what a report says where a bootstrap interval is left out
+BOOT_NOT_COMPUTED = f"not computed (n < {MIN_BOOT_SEEDS}: the bootstrap under-covers)"
 
 
 def _clean(x: Sequence[float]) -> np.ndarray:
@@ -61,9 +64,9 @@ def t_interval(
 def bootstrap_interval(
     values: Sequence[float], confidence: float = 0.95, n_boot: int = 2000, seed: int = 0
 ) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of the mean (resampling seeds); None with < 2 values."""
+    """Percentile bootstrap interval of the mean (resampling seeds); None below MIN_BOOT_SEEDS."""
     x = _clean(values)
-    if len(x) < 2:
+    if len(x) < MIN_BOOT_SEEDS:
         return None
     rng = np.random.default_rng(seed)
     means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
@@ -97,7 +100,7 @@ def summarize(
         "ci_t": clipped,
         "ci_boot": bootstrap_interval(x, confidence, n_boot) if enough else None,
         "iqm": robust.iqm(x) if len(x) else None,
-        "iqm_ci": robust.iqm_interval(x, confidence, n_boot) if len(x) >= 2 else None,
+        "iqm_ci": robust.iqm_interval(x, confidence, n_boot) if enough else None,
         "notes": notes,
     }
     if len(x) == 0:
@@ -107,7 +110,7 @@ def summarize(
     elif identical:
         notes.insert(0, "identical values on every seed: zero spread")
     if 2 <= len(x) < MIN_BOOT_SEEDS:
-        notes.append(f"bootstrap interval not shown below {MIN_BOOT_SEEDS} seeds (under-covers)")
+        notes.append(f"bootstrap intervals (mean, IQM, P(improve)): {BOOT_NOT_COMPUTED}")
     return out
 
 
@@ -201,9 +204,7 @@ def paired_comparison(
         **paired_effect_sizes(d),
         "share_improved": float(np.mean((gain > 0) + 0.5 * (gain == 0))) if len(d) else None,
         "prob_improvement": robust.prob_improvement(b, a, mode) if len(d) else None,
-        "prob_improvement_ci": (
-            robust.prob_improvement_interval(b, a, mode, n_boot=n_boot) if len(d) >= 2 else None
-        ),
+        "prob_improvement_ci": robust.prob_improvement_interval(b, a, mode),
         "untested": None,
         "notes": [],
     }
@@ -308,31 +309,59 @@ def factorial_effects(
     return out
 
 
-def best_of_sweep(
-    groups: dict[str, dict[int, float]], mode: str = "max", alpha: float = 0.05
-) -> dict | None:
-    """The swept value with the best mean, chosen on some seeds and reported on others.
+#: what a choice made on the test set says (records from before the validation split)
+ON_TEST = "chosen on the test set (old records without a validation split): optimistic"
 
-    ``groups`` maps each swept value (as text) to ``{seed: result}``. On the seeds every value
-    finished: with 4 or more, the first half (sorted) selects the best value and the second half
-    reports its mean, t-interval and paired tests against every other value (Holm over those
-    tests); with fewer, selection and tests share the seeds, no interval of the best is given and
-    the note says the advantage is optimistic.
-    """
-    groups = {
+
+def _finite_groups(groups: dict[str, dict[int, float]]) -> dict[str, dict[int, float]]:
+    """``groups`` without missing or non-finite results, and without empty values."""
+    out = {
         k: {s: v for s, v in g.items() if v is not None and np.isfinite(v)}
         for k, g in groups.items()
     }
-    groups = {k: g for k, g in groups.items() if g}
+    return {k: g for k, g in out.items() if g}
+
+
+def split_seeds(common: Sequence[int]) -> tuple[list[int], list[int], bool]:
+    """(selection seeds, report seeds, held out): halves from 4 common seeds up, else all both."""
+    common = sorted(common)
+    if len(common) >= 4:
+        return common[: len(common) // 2], common[len(common) // 2 :], True
+    return common, common, False
+
+
+def best_of_sweep(
+    groups: dict[str, dict[int, float]],
+    mode: str = "max",
+    alpha: float = 0.05,
+    select: dict[str, dict[int, float]] | None = None,
+) -> dict | None:
+    """The swept value chosen on validation of some seeds, reported on test of others.
+
+    ``groups`` maps each swept value (as text) to ``{seed: test result}``; ``select`` the same
+    for the validation results (``val_<metric>``). On the seeds every value finished (in both):
+    with 4 or more, the first half (sorted) selects the value with the best mean validation
+    result, and the second half reports its mean TEST result, t-interval and paired tests
+    (on test) against every other value, Holm over those tests; with fewer, selection and report
+    share the seeds, no interval of the best is given and the note says the advantage is
+    optimistic. Without ``select`` (old records without a validation split) the choice is made
+    on test and the note says so (:data:`ON_TEST`). ``selected_by`` names the split chosen on.
+    """
+    groups = _finite_groups(groups)
+    chooser = _finite_groups(select) if select is not None else None
+    if chooser is not None:
+        groups = {k: g for k, g in groups.items() if k in chooser}
+        chooser = {k: chooser[k] for k in groups}
     if not groups:
         return None
-    common = sorted(set.intersection(*(set(g) for g in groups.values())))
-    held_out = len(common) >= 4
-    select = common[: len(common) // 2] if held_out else common
-    report = common[len(common) // 2 :] if held_out else common
-    if not select:
+    on = chooser if chooser is not None else groups
+    common = sorted(
+        set.intersection(*(set(g) for g in groups.values()), *(set(g) for g in on.values()))
+    )
+    sel, report, held_out = split_seeds(common)
+    if not sel:
         return {"value": None, "note": "no seed where every value finished"}
-    sel_means = {k: float(np.mean([g[s] for s in select])) for k, g in groups.items()}
+    sel_means = {k: float(np.mean([g[s] for s in sel])) for k, g in on.items()}
     best = (max if mode == "max" else min)(sel_means, key=sel_means.get)
     best_vals = [groups[best][s] for s in report]
     comps = []
@@ -343,25 +372,29 @@ def best_of_sweep(
                 {
                     "other": k,
                     "mean_diff": c["mean_diff"],
+                    "sd_diff": c["sd_diff"],
+                    "n": c["n"],
                     "p": c["p_ttest"],
                     "untested": c["untested"],
                 }
             )
     for c, adj in zip(comps, holm([c["p"] for c in comps])):
         c["p_holm"] = adj
-    note = (
-        None
-        if held_out
-        else f"only {len(common)} common seeds: chosen and tested on the same seeds, so the best's "
-        "advantage is optimistic"
-    )
+    notes = [] if chooser is not None else [ON_TEST]
+    if not held_out:
+        notes.append(
+            f"only {len(common)} common seeds: chosen and reported on the same seeds, so the "
+            "best's advantage is optimistic"
+        )
     return {
         "value": best,
-        "selected_on": [int(s) for s in select],
+        "selected_by": "validation" if chooser is not None else "test",
+        "selected_on": [int(s) for s in sel],
+        "selection_means": sel_means,
         "reported_on": [int(s) for s in report],
         "held_out": held_out,
         "mean": float(np.mean(best_vals)),
         "ci_t": t_interval(best_vals) if held_out else None,
         "versus": comps,
-        "note": note,
+        "note": "; ".join(notes) or None,
     }

@@ -7,11 +7,12 @@ study's minimum detectable effect), or not tested and why; each metric's directi
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pandas as pd
 
-from rcl_study.report import analysis
+from rcl_study.report import analysis, power, robust, stats
 from rcl_study.report.markup import Block, lit
 
 
@@ -47,6 +48,87 @@ def with_ci(x: Any, ci: Any, digits: int = 2) -> str:
     return "n/a" if x is None else f"{fmt(x, digits)} {fmt(ci, digits)}"
 
 
+def with_boot_ci(x: Any, ci: Any, digits: int = 2) -> str:
+    """A value with its bootstrap interval, or the value alone where none was computed."""
+    return "n/a" if x is None else (fmt(x, digits) if ci is None else with_ci(x, ci, digits))
+
+
+def iqm_words(ns: list[int]) -> str:
+    """Which runs the IQM averages at each number of seeds ``ns`` (e.g. "the middle 4 of 6")."""
+    said = [f"the middle {robust.iqm_kept(n)} of {n} seeds" for n in sorted(set(ns)) if n]
+    return ", ".join(said) or "no seeds"
+
+
+def varied_keys(cfg: Any) -> dict[str, str]:
+    """The dotted keys the study varies between trials, each with what varies it."""
+    study = cfg.study
+    if study.kind == "grid":
+        return {k: "the grid" for k in study.grid}
+    if study.kind == "search":
+        return {k: "the search space" for k in study.space}
+    return {f"loss.{c}": "the ablation" for c in study.components}
+
+
+def baseline_label(cfg: Any, st: dict[str, Any], escape: bool = True) -> str:
+    """The baseline's name, saying what an ablation's all-off or all-on variant is.
+
+    An ablation's all-off variant is named "none": it reads 'the all-off variant "none"
+    (balance, scale off)', never "baseline: none" (as if there were no baseline).
+    """
+    name, q = st.get("baseline"), (lit if escape else str)
+    if name is None:
+        return "none (no variant to compare with)"
+    comps = ", ".join(q(c) for c in cfg.study.components)
+    if cfg.study.kind == "ablation" and name == "none":
+        return f'the all-off variant "none" ({comps} off)'
+    if cfg.study.kind == "ablation" and name == "all" and cfg.study.design == "leave_one_out":
+        return f'the all-on variant "all" ({comps} on)'
+    return q(name)
+
+
+def design_lines(cfg: Any, st: dict[str, Any]) -> list[str]:
+    """The Design block: what the study fixed and what it varied.
+
+    A key the study varies (a grid's ``loss.preset``) is never shown as a fixed setting.
+    """
+    varied = varied_keys(cfg)
+
+    def setting(key: str, label: str, value: Any) -> str:
+        return f"{label} varied by {varied[key]}" if key in varied else f"{label} {lit(value)}"
+
+    kind = cfg.study.kind
+    design = f"{kind} ({cfg.study.design})" if kind == "ablation" else kind
+    better = "higher" if st["mode"] == "max" else "lower"
+    lines = [
+        f"kind: {design}",
+        f"seeds: {list(cfg.study.seeds)}",
+        f"data: {setting('data.dataset', 'dataset', cfg.data.dataset)}, "
+        f"{setting('data.imbalance_ratio', 'imbalance ratio', f'{cfg.data.imbalance_ratio:g}')}",
+        f"loss: {setting('loss.preset', 'preset', cfg.loss.preset)}; "
+        f"{setting('loss.temperature', 'temperature', cfg.loss.temperature)}",
+        f"training: {setting('train.epochs', 'epochs', cfg.train.epochs)}, "
+        f"{setting('train.batch_size', 'batch', cfg.train.batch_size)}",
+        f"metric: test {lit(st['metric'])} ({better} is better; "
+        + (
+            f"choices on validation {lit(analysis.val(st['metric']))}"
+            if st.get("on_validation")
+            else f"old records without a validation split: choices {stats.ON_TEST}"
+        )
+        + f"); baseline: {baseline_label(cfg, st)}; alpha {st['alpha']:g}",
+    ]
+    if kind == "ablation":
+        lines.append(f"components: {', '.join(lit(c) for c in cfg.study.components)}")
+    if kind == "grid":
+        lines.append(f"grid: {lit(json.dumps(cfg.study.grid))}")
+    return lines
+
+
+def mde_text(info: dict, metric: str) -> str:
+    """One analysis's MDE in words (:func:`.power.mde_words`), its names escaped."""
+    named = {**info, "analysis": lit(info["analysis"]), "basis": lit(info["basis"])}
+    return power.mde_words(named, lit(metric))
+
+
 def _direction_word(metric: str) -> str:
     return "higher better" if analysis.direction(metric) == "max" else "lower better"
 
@@ -65,15 +147,15 @@ def summary_sentences(st: dict[str, Any]) -> list[str]:
     for c in sig:
         out.append(
             f"**{lit(c['variant'])}** is significantly {_better(c['mean_diff'], mode)} than "
-            f"**{lit(c['baseline'])}** on {lit(metric)} ({c['mean_diff']:+.4f}, paired t-test, "
-            "Holm over "
+            f"**{lit(c['baseline'])}** on test {lit(metric)} ({c['mean_diff']:+.4f}, "
+            "paired t-test, Holm over "
             f"{len(tested)} comparisons with the baseline: p = "
-            f"{format_p(c['p_ttest_holm'], alpha)}, {c['n']} seeds)."
+            f"{lit(format_p(c['p_ttest_holm'], alpha))}, {c['n']} seeds)."
         )
     nonsig = [c for c in tested if c not in sig]
     if nonsig:
-        mde = (st.get("plan") or {}).get("mde_now")
-        tail = f"; this study detects differences of about {mde:.3g} or more" if mde else ""
+        mde = st.get("mde")
+        tail = f" ({mde_text(mde, metric)})" if mde else ""
         out.append(
             "No significant difference from the baseline after Holm correction "
             f"(alpha {alpha:g}) for: {', '.join(lit(c['variant']) for c in nonsig)}{tail}."
@@ -86,50 +168,64 @@ def summary_sentences(st: dict[str, Any]) -> list[str]:
             )
     if fx and fx.get("effects"):
         if fx["effects"][0]["p"] is None:
-            out.append(f"Factorial effects: not tested ({fx.get('note') or 'no residual df'}).")
+            why = lit(fx.get("note") or "no residual df")
+            out.append(f"Factorial effects: not tested ({why}).")
         else:
             clear = [e for e in fx["effects"] if e["p_holm"] is not None and e["p_holm"] < alpha]
-            family = f"Holm over the {len(fx['effects'])} terms of {fx['model']}"
+            family = f"Holm over the {len(fx['effects'])} terms of {lit(fx['model'])}"
+            own = f" ({mde_text(fx['mde'], metric)})" if fx.get("mde") else ""
             if clear:
                 out.append(
-                    f"Factorial terms significant ({family}): "
+                    f"Factorial terms significant on test {lit(metric)} ({family}): "
                     + ", ".join(
-                        f"{lit(e['term'])} ({e['effect']:+.4f}, p = {format_p(e['p_holm'], alpha)})"
+                        f"{lit(e['term'])} ({e['effect']:+.4f}, "
+                        f"p = {lit(format_p(e['p_holm'], alpha))})"
                         for e in clear
                     )
-                    + "."
+                    + f"{own}."
                 )
             else:
-                out.append(f"No factorial main effect or interaction is significant ({family}).")
+                out.append(
+                    "No factorial main effect or interaction is significant on test "
+                    f"{lit(metric)} ({family}){own}."
+                )
     for key, best in (st["sweeps"] or {}).items():
         if best and best.get("value") is not None:
-            out.append(_best_sentence(key, best, mode, alpha))
+            out.append(_best_sentence(key, best, metric, mode, alpha))
     return out
 
 
-def _best_sentence(key: str, best: dict, mode: str, alpha: float) -> str:
-    if best["held_out"]:
-        head = (
-            f"**Best {lit(key)}:** {lit(best['value'])} (chosen on seeds "
-            f"{best['selected_on']}; on held-out "
-            f"seeds {best['reported_on']}: mean {best['mean']:.4f}, 95% CI {fmt(best['ci_t'])})"
-        )
-    else:
-        head = f"**Best {lit(key)} by mean:** {lit(best['value'])} ({lit(best['note'])})"
+def _best_sentence(key: str, best: dict, metric: str, mode: str, alpha: float) -> str:
+    """The best value of one swept key: the split it was chosen on, the split it is reported on."""
+    sel, rep = best["selected_on"], best["reported_on"]
+    on_val = best.get("selected_by") == "validation"
+    chosen = (
+        f"chosen on validation {lit(analysis.val(metric))} of seeds {sel}"
+        if on_val
+        else f"chosen on test {lit(metric)} of seeds {sel}"
+    )
+    where = f"on held-out seeds {rep}" if best["held_out"] else f"on the same seeds {rep}"
+    ci = f", 95% CI {fmt(best['ci_t'])}" if best["held_out"] else ""
+    head = (
+        f"**Best {lit(key)}:** {lit(best['value'])} ({chosen}; test {lit(metric)} {where}: "
+        f"mean {best['mean']:.4f}{ci})"
+    )
+    if best.get("note"):
+        head += f" ({lit(best['note'])})"
     vs = [
         f"{lit(v['other'])} {v['mean_diff']:+.4f} "
         + (
-            f"p = {format_p(v['p_holm'], alpha)}"
+            f"p = {lit(format_p(v['p_holm'], alpha))}"
             if v["p_holm"] is not None
-            else f"not tested ({v['untested']})"
+            else f"not tested ({lit(v['untested'])})"
         )
         for v in best["versus"]
     ]
+    own = f" ({mde_text(best['mde'], metric)})" if best.get("mde") else ""
     return (
         head
-        + f"; best minus each other value on those seeds (paired t-test, Holm over {len(vs)}): "
-        + ("; ".join(vs) or "none")
-        + "."
+        + f"; best minus each other value on test {lit(metric)} of those seeds (paired t-test, "
+        f"Holm over {len(vs)}): " + ("; ".join(vs) or "none") + own + "."
     )
 
 
@@ -137,19 +233,29 @@ def definitions(st: dict[str, Any]) -> list[str]:
     """One line per statistic of the report and the test behind each column."""
     better = "higher" if st["mode"] == "max" else "lower"
     return [
-        f"Metric: {st['metric']} ({better} is better: study.mode {st['mode']}); significance "
+        f"Metric: {st['metric']} on the test split ({better} is better: study.mode {st['mode']}); "
+        "significance "
         f"level alpha = {st['alpha']:g}.",
         "mean, sd: mean and sample standard deviation (ddof 1) over seeds; n/trials: seeds with "
         "a finite metric / trials recorded (a NaN metric counts as a failed trial).",
         "95% CI (t): Student-t interval of the mean over seeds, clipped to the metric's range "
         "(e.g. [0, 1] for accuracies) where it crosses it.",
-        "95% CI (bootstrap): percentile bootstrap over seeds (seeded), shown only from "
-        "10 seeds up: below that a nominal 95% interval covers about 50-84% of the time.",
-        "IQM: interquartile mean (mean of the middle 50% of seeds, scipy trim_mean 0.25), with a "
-        "95% percentile stratified-bootstrap interval (rliable; resampling seeds within the "
-        "variant; seeded).",
-        "last epoch vs best epoch: the primary numbers are the last epoch's; a best-epoch column "
-        "(maximum over evaluations) is optimistic: the epoch is chosen on the test set.",
+        "95% CI (bootstrap): percentile bootstrap over seeds (seeded), computed only from "
+        f"{stats.MIN_BOOT_SEEDS} seeds up, as every bootstrap interval of this report (IQM, "
+        "P(improve), performance profiles): below that a nominal 95% interval covers about "
+        "50-89% of the time; elsewhere: " + stats.BOOT_NOT_COMPUTED + ".",
+        "IQM: interquartile mean, scipy trim_mean(x, 0.25) as rliable: floor(n/4) seeds are cut "
+        f"from each end, so here it averages {iqm_words([v['n'] for v in st['variants']])}; "
+        "with a 95% percentile stratified-bootstrap interval (rliable; resampling seeds within "
+        "the variant; seeded) from 10 seeds up.",
+        "splits: every number is on the test split unless it says validation (val_ keys); "
+        "choices (a grid's best value, a search's objective, the chosen epoch) are made on "
+        "validation, never on test, except for old records without a validation split, where "
+        "the report says: " + stats.ON_TEST + ".",
+        "last epoch vs chosen epoch: the primary numbers are the last epoch's; 'test at the "
+        "validation-chosen epoch' is the test metric at the first epoch with the highest "
+        "validation metric (chosen_<metric>); old records' best-epoch column (maximum over "
+        "evaluations on test) is optimistic.",
         "diff, 95% CI: mean of paired differences variant - baseline over common seeds, "
         "Student-t interval; p (t): two-sided paired t-test; p (Wilcoxon): two-sided Wilcoxon "
         "signed-rank test (zero differences dropped).",
@@ -161,35 +267,53 @@ def definitions(st: dict[str, Any]) -> list[str]:
         "interval scaled (from 3 seeds up).",
         "P(improve): rliable's probability of improvement, P(variant better than baseline) over "
         "all pairs of runs (Mann-Whitney U / (n m), ties count 1/2; unpaired), with a 95% "
-        "stratified-bootstrap interval; share improved: share of common seeds on which the "
+        "stratified-bootstrap interval (50,000 resamples, rliable's default) from 10 seeds up; "
+        "share improved: share of common seeds on which the "
         "variant is better (paired, ties 1/2).",
         "effect (factorial): change in the mean when a component goes off -> on, averaged over "
         "the other components (twice the -1/+1 coded OLS coefficient), t-test of the "
         "coefficient in the model named beside the table.",
-        "MDE: minimum detectable effect: the smallest true mean paired difference the paired "
-        "t-test finds with 80% power at level alpha/m (m: the Holm family size; the "
-        "conservative bound for Holm), from the pooled sd of paired differences (scipy's "
-        "noncentral t, checked against statsmodels' TTestPower).",
-        "best value (grid): with 4 or more common seeds, chosen on the first half and reported "
-        "on the held-out second half; with fewer, chosen and tested on the same seeds "
-        "(optimistic, no interval of the best); tested against each other value, Holm.",
+        "MDE: minimum detectable effect, one per analysis (paired comparisons with the baseline, "
+        "factorial terms, each grid key's best-versus-other tests), each from its own test and "
+        "family: the true difference that analysis's t-test calls significant with 80% power "
+        "at level alpha/m (m: its Holm family size; the conservative bound for Holm): a true "
+        "difference that large is missed in 20% of repeated studies, a smaller one more often "
+        "(scipy's noncentral t, checked against statsmodels' TTestPower and a simulation).",
+        "best value (grid): the value with the best mean validation metric on the selection "
+        "seeds; with 4 or more common seeds those are the first half and the test metric is "
+        "reported on the held-out second half; with fewer, chosen and reported on the same seeds "
+        "(optimistic, no interval of the best); tested on test against each other value, Holm.",
         "not tested (reason): no test was run (one seed, no common seed, or no variance); this "
         "is not evidence of no difference.",
     ]
+
+
+def _epoch_column(st: dict[str, Any]) -> tuple[str, str] | None:
+    """(summary key, header) of the chosen-epoch column, or None when the records have none."""
+    metric, vs = st["metric"], st["variants"]
+    for key, head in (
+        (f"chosen_{metric}_mean", "test at the validation-chosen epoch"),
+        (f"best_{metric}_mean", f"best epoch ({stats.ON_TEST})"),
+    ):
+        if any(s.get(key) is not None for s in vs):
+            return key, head
+    return None
 
 
 def variant_table(st: dict[str, Any]) -> tuple[Block, list[str]]:
     """The variant table, and the notes every variant shares (said once, under the table)."""
     metric, vs = st["metric"], st["variants"]
     boot = any(s["ci_boot"] for s in vs)
-    best_key = f"best_{metric}_mean"
-    best = any(s.get(best_key) is not None for s in vs)
-    head = ["variant", "ok/trials", "mean (last epoch)", "sd", "95% CI (t)"]
+    val_key = f"{analysis.val(metric)}_mean"
+    has_val = any(s.get(val_key) is not None for s in vs)
+    epoch = _epoch_column(st)
+    head = ["variant", "ok/trials", "mean (test, last epoch)", "sd", "95% CI (t)"]
     head += ["95% CI (bootstrap)"] if boot else []
-    head += ["IQM [95% CI]"]
-    head += ["best epoch (optimistic: chosen on the test set)"] if best else []
-    head += ["many", "medium", "few"]
-    head += [f"{k} ({_direction_word(k)})" for k in ("compactness", "equiangular_gap_deg")]
+    head += ["IQM [95% CI from 10 seeds]"]
+    head += ["mean (validation, last epoch)"] if has_val else []
+    head += [epoch[1]] if epoch else []
+    head += ["many (test)", "medium (test)", "few (test)"]
+    head += [f"{k} (test, {_direction_word(k)})" for k in ("compactness", "equiangular_gap_deg")]
     head += ["notes"]
     common = set.intersection(*(set(s["notes"]) for s in vs)) if len(vs) > 1 else set()
     rows = []
@@ -202,8 +326,9 @@ def variant_table(st: dict[str, Any]) -> tuple[Block, list[str]]:
             fmt(s["ci_t"]),
         ]
         row += [fmt(s["ci_boot"])] if boot else []
-        row += [with_ci(s["iqm"], s["iqm_ci"], 4)]
-        row += [fmt(s.get(best_key))] if best else []
+        row += [with_boot_ci(s["iqm"], s["iqm_ci"], 4)]
+        row += [fmt(s.get(val_key))] if has_val else []
+        row += [fmt(s.get(epoch[0]))] if epoch else []
         row += [
             fmt(s[f"{k}_mean"], 3) for k in ("many_acc", "medium_acc", "few_acc", "compactness")
         ]
@@ -228,7 +353,7 @@ def comparison_table(st: dict[str, Any]) -> Block:
             format_p(c.get("p_wilcoxon_holm"), alpha),
             with_ci(c["d_z"], c["d_z_ci"]),
             with_ci(c["g_z"], c["g_z_ci"]),
-            with_ci(c["prob_improvement"], c["prob_improvement_ci"]),
+            with_boot_ci(c["prob_improvement"], c["prob_improvement_ci"]),
             fmt(c["share_improved"], 2),
             "; ".join(c["notes"]),
         ]
@@ -237,7 +362,7 @@ def comparison_table(st: dict[str, Any]) -> Block:
     head = [
         "variant",
         "seeds",
-        "diff",
+        "diff (test)",
         "95% CI",
         "p (t)",
         "p (t, Holm)",
@@ -245,7 +370,7 @@ def comparison_table(st: dict[str, Any]) -> Block:
         "p (W, Holm)",
         "d_z [95% CI]",
         "g_z [95% CI]",
-        "P(improve) [95% CI]",
+        "P(improve) [95% CI from 10 seeds]",
         "share improved",
         "notes",
     ]
