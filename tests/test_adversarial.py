@@ -558,7 +558,7 @@ def _fashion_cfg(root: Path) -> dict:
 
 @pytest.mark.parametrize("case", DATA_CASES, ids=[c.name for c in DATA_CASES])
 def test_bad_data_file(case: DataCase, tmp_path):
-    cfg = DataConfig(**case.build(tmp_path))
+    cfg = DataConfig(**{"val_per_class": 0, **case.build(tmp_path)})  # the files, not the split
     with pytest.raises(DataError) as err:
         load_data(cfg)
     msg = str(err.value)
@@ -586,8 +586,8 @@ def test_good_arrays_still_load(tmp_path, suffix):
     path = _npz(tmp_path / "ok.npz")
     if suffix == ".npz.xz":
         path = _write(tmp_path / "ok.npz.xz", lzma.compress(path.read_bytes()))
-    d = load_data(DataConfig(dataset="arrays", path=str(path), imbalance_ratio=1))
-    assert d.num_classes == 2 and d.train_counts.tolist() == [10, 10]
+    d = load_data(DataConfig(dataset="arrays", path=str(path), imbalance_ratio=1, val_per_class=2))
+    assert d.num_classes == 2 and d.train_counts.tolist() == [8, 8] and len(d.val_y) == 4
 
 
 REAL_CIFAR = next(
@@ -602,7 +602,8 @@ REAL_CIFAR = next(
 
 @pytest.mark.skipif(REAL_CIFAR is None, reason="no real CIFAR-10 copy on this machine")
 def test_real_cifar10_loads_through_the_restricted_unpickler():
-    d = load_data(DataConfig(dataset="cifar10_lt", root=str(REAL_CIFAR), imbalance_ratio=100))
+    cfg = DataConfig(dataset="cifar10_lt", root=str(REAL_CIFAR), imbalance_ratio=100)
+    d = load_data(cfg.model_copy(update={"val_per_class": 0}))
     assert d.train_counts.tolist() == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
 
 
@@ -620,7 +621,9 @@ def test_cifar_pickle_protocols_load(tmp_path, protocol):
             "filenames": ["a.png"] * 10,
         }
         (base / name).write_bytes(pickle.dumps(d, protocol=protocol))
-    data = load_data(DataConfig(dataset="cifar10_lt", root=str(tmp_path), imbalance_ratio=1))
+    data = load_data(
+        DataConfig(dataset="cifar10_lt", root=str(tmp_path), imbalance_ratio=1, val_per_class=0)
+    )
     i = int(data.train_index[0])
     row = pickle.loads((base / f"data_batch_{i // 10 + 1}").read_bytes())["data"][i % 10]
     assert data.train_x[0, 0, 0].tolist() == [row[0], row[1024], row[2048]]

@@ -49,7 +49,13 @@ def test_train_resolves_each_path_once(data, where, out, lands, tmp_path, monkey
     study = TINY_STUDY.write(
         tmp_path / "work",
         name="paths",
-        data={"dataset": "arrays", "path": data, "imbalance_ratio": 1, "test_limit": DROP},
+        data={
+            "dataset": "arrays",
+            "path": data,
+            "imbalance_ratio": 1,
+            "test_limit": DROP,
+            "val_per_class": 2,
+        },
         train={"batch_size": 8},
     )
     assert train_cli.main([str(study), "--out", out]) == 0, capsys.readouterr().err

@@ -120,7 +120,9 @@ def _tiny_study(tmp_path):
         tmp_path,
         filename="s.yaml",
         name="gap",
-        data=Only(dataset="arrays", path=str(tmp_path / "d.npz"), imbalance_ratio=1),
+        data=Only(
+            dataset="arrays", path=str(tmp_path / "d.npz"), imbalance_ratio=1, val_per_class=3
+        ),
         model={"width": 4, "proj_hidden": 8, "proj_dim": 4},
         train=DROP,
         loss=DROP,

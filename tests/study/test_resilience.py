@@ -126,7 +126,7 @@ def test_report_only_survives_a_damaged_line(tmp_path, monkeypatch, capsys, tiny
     _damage(tmp_path / "runs/tiny")
     seen = {}
 
-    def fake_write_report(cfg, study_path):
+    def fake_write_report(cfg, study_path, *args):
         seen["ids"] = [r["trial_id"] for r in StudyFolder(cfg.output_dir).read_rows()[0]]
         return cfg.report_dir / "index.md"
 
@@ -294,7 +294,7 @@ def test_report_failure_after_trials_is_exit_2_and_keeps_records(
         StudyFolder(cfg.output_dir).append({"trial_id": "a", "status": "ok"})
         return StudyFolder(cfg.output_dir).read_rows()[0]
 
-    def broken_report(cfg, study_path):
+    def broken_report(cfg, study_path, *args):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(runner, "run_study", fake_run_study)

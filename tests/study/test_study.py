@@ -92,6 +92,12 @@ def test_quickstart_reduced_end_to_end_and_no_silent_overwrite(tmp_path, tiny_st
     ):
         assert key in r
     assert r["config"]["train"]["seed"] == r["seed"]
+    # every trial's best epoch is chosen on validation, and its TEST score reported
+    for rec in records:
+        chosen = max(rec["history"], key=lambda h: h["val_balanced_acc"])  # first of ties
+        assert rec["metrics"]["chosen_epoch_balanced_acc"] == chosen["epoch"]
+        assert rec["metrics"]["chosen_balanced_acc"] == chosen["balanced_acc"]
+        assert rec["metrics"]["n_val"] == 200 and rec["metrics"]["n_test"] > 0
     trial_cfg = json.loads(
         (tmp_path / "runs/tiny/trials" / r["trial_id"] / "config.json").read_text()
     )
