@@ -127,6 +127,19 @@ def _secondary_info(cfg: StudyFile, secondary: str | None, primary: StudyFile) -
     }
 
 
+def shown_path(path: str | Path) -> str:
+    """``path`` as a report shows it: relative to the working folder when inside it.
+
+    Folders are resolved to absolute paths once per command; a committed report must not carry
+    the machine's checkout path, so a path under the working folder is shown relative to it.
+    """
+    p = Path(path)
+    try:
+        return str(p.relative_to(Path.cwd())) if p.is_absolute() else str(p)
+    except ValueError:
+        return str(p)
+
+
 def regenerate_command(study_path: str, secondary: str | None = None) -> str:
     """The command that rebuilds this report (a secondary analysis's names it)."""
     cmd = ["python", "-m", "rcl_study.run", study_path, "--report-only"]
@@ -354,13 +367,14 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
             )
         )
     b.append(("h", 2, "Reproduce"))
+    runs = shown_path(cfg.output_dir)
     b.append(
         (
             "p",
             "Each row below is one trial; its full resolved configuration is stored in "
-            f"{code(f'{cfg.output_dir}/records.jsonl')} (key `config`), in the copy of those "
+            f"{code(f'{runs}/records.jsonl')} (key `config`), in the copy of those "
             "records shipped with this report (`records.jsonl` beside it), and in "
-            f"{code(f'{cfg.output_dir}/trials/<trial>/config.json')}.",
+            f"{code(f'{runs}/trials/<trial>/config.json')}.",
         )
     )
     b.append(

@@ -37,6 +37,9 @@ def test_report_ships_its_records_and_rebuilds_without_runs(tmp_path, monkeypatc
     assert not list(report.glob(".*.tmp"))  # written atomically: no temporary left
     first = (report / "index.md").read_text(), (report / "stats.json").read_text()
     assert "24 of 25 planned trials recorded (partial" in first[0]
+    # a committed report carries no machine path: folders under the working folder are shown
+    # relative to it (they are made absolute once per command)
+    assert str(tmp_path) not in first[0] and "`runs/syn/records.jsonl`" in first[0]
     capsys.readouterr()
     plan_before = run.main(["studies/syn.yaml", "--plan-seeds"])
     before = capsys.readouterr().out
