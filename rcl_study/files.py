@@ -29,7 +29,9 @@ import hashlib
 import json
 import os
 import secrets
+import signal
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from fnmatch import fnmatchcase as fnmatch
@@ -145,6 +147,34 @@ def open_folder(folder: str | Path, create: bool = True) -> Iterator[_Folder]:
             os.close(root_fd)
 
 
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then deliver them to their handlers.
+
+    A Ctrl-C or SIGTERM that lands inside a write (``torch.save``'s zip writer turns the
+    ``KeyboardInterrupt`` into a ``RuntimeError``, a traceback instead of a clean stop) waits
+    for the write to finish; the signal is then raised again, so the installed handlers (e.g.
+    ``rcl_study.run``'s SIGTERM-as-Ctrl-C) see it as they would have. Outside the main thread,
+    where handlers cannot be set, the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    names = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.getsignal(s) for s in names}
+    for s in names:
+        if callable(before[s]) or before[s] is signal.default_int_handler:
+            signal.signal(s, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)
+
+
 def atomic_write(
     path: str | Path, write: Callable[[BinaryIO], object], sha256: str | None = None
 ) -> None:
@@ -153,10 +183,11 @@ def atomic_write(
     The parent folder is created when missing, and reached through no link inside a study folder
     (:func:`open_folder`); a link at ``path`` itself there is refused (``ELOOP``). On any error
     the temporary file is removed and ``path`` keeps what it held. In a study folder the file is
-    then recorded in the manifest (``sha256``: the written bytes' digest, when known).
+    then recorded in the manifest (``sha256``: the written bytes' digest, when known). A Ctrl-C
+    or SIGTERM during the write is delivered when it is done (:func:`interrupts_deferred`).
     """
     path = Path(path)
-    with open_folder(path.parent) as folder:
+    with interrupts_deferred(), open_folder(path.parent) as folder:
         folder.check_name(path.name)
         # a new file of a name no one can guess (O_EXCL): a link planted at a temporary name is
         # never followed (issue 23)

@@ -14,6 +14,7 @@ import errno
 import hashlib
 import json
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -249,3 +250,25 @@ def test_a_link_planted_during_a_run_is_exit_2_naming_it(tmp_path, monkeypatch, 
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "symbolic link" in err and "trials" in err, err
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_inside_a_write_waits_for_the_write(tmp_path, signum):
+    # torch.save turned a Ctrl-C inside its zip writer into a RuntimeError traceback (seen with
+    # SIGTERM to `rcl_study.train` during a checkpoint); the signal now waits for the write
+    target = tmp_path / "f.bin"
+    before = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as run.py: SIGTERM is Ctrl-C
+    try:
+
+        def write(f):
+            f.write(b"a" * 1000)
+            signal.raise_signal(signum)
+            f.write(b"b" * 1000)
+
+        with pytest.raises(KeyboardInterrupt):
+            files.atomic_write(target, write)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert target.read_bytes() == b"a" * 1000 + b"b" * 1000  # whole, then the interrupt
+    assert not list(tmp_path.glob(".*.tmp"))

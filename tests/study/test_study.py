@@ -227,10 +227,15 @@ def test_search_then_best_config_rerun_over_seeds(tmp_path, tiny_study, cli):
     stored = optuna.load_study(
         study_name="tiny", storage=optuna_storage(load_study(path), tmp_path / "runs/tiny")
     )
-    told = sorted(t.value for t in stored.trials if t.value is not None)
-    finished = [r["metrics"] for r in search if r["status"] == "ok"]
-    assert told and set(told) <= {m["val_balanced_acc"] for m in finished}
-    assert all(m["val_balanced_acc"] != m["balanced_acc"] for m in finished)  # they differ
+    by_point = {
+        tuple(sorted(r["overrides"].items())): r["metrics"] for r in search if r["status"] == "ok"
+    }
+    told = [
+        (t.value, by_point[tuple(sorted(t.params.items()))])
+        for t in stored.trials
+        if t.value is not None and tuple(sorted(t.params.items())) in by_point
+    ]
+    assert told and all(value == m["val_balanced_acc"] for value, m in told)
     assert "Optimisation history" in (tmp_path / "reports/tiny/index.md").read_text()
 
 
