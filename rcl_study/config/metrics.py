@@ -42,6 +42,11 @@ METRIC_INFO: dict[str, tuple[str, tuple[float, float] | None]] = {
 VALIDATED = ("top1", "balanced_acc", "many_acc", "medium_acc", "few_acc")
 
 
+def val_key(metric: str) -> str:
+    """The record key of ``metric`` on the validation split: ``val_<metric>``."""
+    return f"val_{metric}"
+
+
 def selection_metric(metric: str, has_validation: bool) -> str:
     """The key every choice about ``metric`` is made on: ``val_<metric>`` when validated.
 
@@ -50,7 +55,7 @@ def selection_metric(metric: str, has_validation: bool) -> str:
     (``data.val_per_class: 0``) or for a metric without a validation counterpart, the test key
     is returned: the caller must then say the choice was made on test.
     """
-    return f"val_{metric}" if has_validation and metric in VALIDATED else metric
+    return val_key(metric) if has_validation and metric in VALIDATED else metric
 
 
 #: metric keys renamed since records were first written: old -> new (old records stay readable)

@@ -179,31 +179,22 @@ def load_data(cfg) -> LTData:
         keep = raw.train_index if raw.train_index is not None else np.arange(len(train_y))
         train_x, train_y_kept = raw.train_x, train_y
         if k > 0 and val_y is None:  # nothing discarded to draw from: hold out a stratified part
-            try:
-                rest, held = stratified_holdout(train_y, k, seed=cfg.split_seed or 0)
-            except ValueError as err:
-                hint = "; or give data.val_list" if cfg.dataset in LIST_DATASETS else ""
-                raise DataError(f"data.val_per_class: {cfg.dataset}: {err}{hint}") from None
+            rest, held, val_source = _held_out(cfg, train_y)
             val_x, val_y = _take(train_x, held), train_y[held]
             train_x, train_y_kept, keep = (
                 _take(train_x, rest),
                 train_y[rest],
                 np.asarray(keep)[rest],
             )
-            val_source = f"held out: {k} training images per class (seeded, stratified)"
     else:
         source_x, offset = raw.train_x, np.arange(len(train_y))
         if cfg.dataset == "digits_lt" and k > 0 and val_y is None:
             # digits' head is its smallest class, which the long tail keeps whole: the
             # validation part is held out (stratified) before the long tail is drawn, so the
             # imbalance ratio stays exact
-            try:
-                offset, held = stratified_holdout(train_y, k, seed=cfg.split_seed or 0)
-            except ValueError as err:
-                raise DataError(f"data.val_per_class: {cfg.dataset}: {err}") from None
+            offset, held, val_source = _held_out(cfg, train_y)
             val_x, val_y = raw.train_x[held], train_y[held]
             source_x, train_y = raw.train_x[offset], train_y[offset]
-            val_source = f"held out: {k} training images per class (seeded, stratified)"
         per_class = np.bincount(train_y, minlength=num_classes)
         n_max = int(per_class.min() if cfg.dataset == "digits_lt" else per_class.max())
         if cfg.head_images is not None:
@@ -254,6 +245,21 @@ def load_data(cfg) -> LTData:
         val_y=val_y,
         val_source=val_source,
     )
+
+
+def _held_out(cfg, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(rest, held, source)``: ``data.val_per_class`` images a class held out, seeded.
+
+    For sources with nothing discarded to draw validation images from; a class too small for it
+    is a one-line :class:`DataError` (list datasets are pointed at ``data.val_list``).
+    """
+    k = cfg.val_per_class
+    try:
+        rest, held = stratified_holdout(labels, k, seed=cfg.split_seed or 0)
+    except ValueError as err:
+        hint = "; or give data.val_list" if cfg.dataset in LIST_DATASETS else ""
+        raise DataError(f"data.val_per_class: {cfg.dataset}: {err}{hint}") from None
+    return rest, held, f"held out: {k} training images per class (seeded, stratified)"
 
 
 def _take(x, idx):

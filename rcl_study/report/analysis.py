@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 
 from rcl_study.config import METRIC_INFO, METRICS, RENAMED_METRICS
+from rcl_study.config.metrics import val_key
 from rcl_study.losses import OFF_VALUES
 from rcl_study.report import power, stats
 from rcl_study.trials.records import TrialRecord
 
 #: prefix of a validation metric in a record (``val_balanced_acc``: balanced_acc on validation)
-VAL = "val_"
 #: best-over-evaluations metrics of old records (chosen on the test set: optimistic)
 BEST_COLUMNS = ("best_top1", "best_balanced_acc", "best_epoch_top1", "best_epoch_balanced_acc")
 #: the metrics whose epoch a trainer chooses on validation
@@ -24,23 +24,18 @@ CHOSEN_COLUMNS = tuple(
 )
 METRIC_COLUMNS = (
     *METRICS,
-    *(VAL + m for m in METRICS),
+    *(val_key(m) for m in METRICS),
     "seconds_per_epoch",
     *CHOSEN_COLUMNS,
     *BEST_COLUMNS,
 )
 
 
-def val(metric: str) -> str:
-    """The record key of ``metric`` on the validation split."""
-    return VAL + metric
-
-
 def has_validation(df: pd.DataFrame, metric: str) -> bool:
     """True when some finished trial of ``df`` has a finite ``val_<metric>``."""
-    if not len(df) or val(metric) not in df:
+    if not len(df) or val_key(metric) not in df:
         return False
-    vals = pd.to_numeric(df.loc[df["status"] == "ok", val(metric)], errors="coerce")
+    vals = pd.to_numeric(df.loc[df["status"] == "ok", val_key(metric)], errors="coerce")
     return bool(np.isfinite(vals).any())
 
 
@@ -136,7 +131,7 @@ def variant_summary(
             "equiangular_gap_deg",
             "top1",
             "top1_lossless",
-            val(metric),
+            val_key(metric),
             *CHOSEN_COLUMNS,
             *BEST_COLUMNS,
         ):
@@ -264,7 +259,7 @@ def sweeps(
     for key in keys:
         if key not in ok:
             continue
-        select = _per_seed(ok, key, val(metric)) if on_val else None
+        select = _per_seed(ok, key, val_key(metric)) if on_val else None
         best = stats.best_of_sweep(_per_seed(ok, key, metric), mode, alpha, select)
         if best and best.get("value") is not None:
             best["mde"] = sweep_mde(key, best, alpha)
@@ -283,8 +278,8 @@ def search_analysis(
     import optuna
 
     done = [r for r in records if r.variant == "search" and r.ok]
-    has_val = any(_finite(current_metrics(r.metrics).get(val(metric))) for r in done)
-    objective = val(metric) if has_val else metric
+    has_val = any(_finite(current_metrics(r.metrics).get(val_key(metric))) for r in done)
+    objective = val_key(metric) if has_val else metric
     trials = [r for r in done if _finite(current_metrics(r.metrics).get(objective))]
     history = [
         {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rcl_study.config.metrics import val_key
 from rcl_study.report import analysis, figures, robust
 from rcl_study.trials.records import TrialRecord
 
@@ -140,7 +141,7 @@ def _per_class_fig(records, summary, baseline, metric, mode, fig_dir) -> str | N
     ok = [r for r in records if r.ok and r.metrics.get("per_class_acc")]
     if not ok:
         return None
-    key = f"{analysis.val(metric)}_mean"
+    key = f"{val_key(metric)}_mean"
     on_val = any(s.get(key) is not None for s in summary)
     key = key if on_val else "mean"
     means = {s["variant"]: s[key] for s in summary if s.get(key) is not None}

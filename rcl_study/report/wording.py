@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from rcl_study.config.metrics import val_key
 from rcl_study.report import analysis, power, robust, stats
 from rcl_study.report.markup import Block, lit
 
@@ -110,7 +111,7 @@ def design_lines(cfg: Any, st: dict[str, Any]) -> list[str]:
         f"{setting('train.batch_size', 'batch', cfg.train.batch_size)}",
         f"metric: test {lit(st['metric'])} ({better} is better; "
         + (
-            f"choices on validation {lit(analysis.val(st['metric']))}"
+            f"choices on validation {lit(val_key(st['metric']))}"
             if st.get("on_validation")
             else f"old records without a validation split: choices {stats.ON_TEST}"
         )
@@ -200,7 +201,7 @@ def _best_sentence(key: str, best: dict, metric: str, mode: str, alpha: float) -
     sel, rep = best["selected_on"], best["reported_on"]
     on_val = best.get("selected_by") == "validation"
     chosen = (
-        f"chosen on validation {lit(analysis.val(metric))} of seeds {sel}"
+        f"chosen on validation {lit(val_key(metric))} of seeds {sel}"
         if on_val
         else f"chosen on test {lit(metric)} of seeds {sel}"
     )
@@ -304,8 +305,8 @@ def variant_table(st: dict[str, Any]) -> tuple[Block, list[str]]:
     """The variant table, and the notes every variant shares (said once, under the table)."""
     metric, vs = st["metric"], st["variants"]
     boot = any(s["ci_boot"] for s in vs)
-    val_key = f"{analysis.val(metric)}_mean"
-    has_val = any(s.get(val_key) is not None for s in vs)
+    val_mean = f"{val_key(metric)}_mean"
+    has_val = any(s.get(val_mean) is not None for s in vs)
     epoch = _epoch_column(st)
     head = ["variant", "ok/trials", "mean (test, last epoch)", "sd", "95% CI (t)"]
     head += ["95% CI (bootstrap)"] if boot else []
@@ -327,7 +328,7 @@ def variant_table(st: dict[str, Any]) -> tuple[Block, list[str]]:
         ]
         row += [fmt(s["ci_boot"])] if boot else []
         row += [with_boot_ci(s["iqm"], s["iqm_ci"], 4)]
-        row += [fmt(s.get(val_key))] if has_val else []
+        row += [fmt(s.get(val_mean))] if has_val else []
         row += [fmt(s.get(epoch[0]))] if epoch else []
         row += [
             fmt(s[f"{k}_mean"], 3) for k in ("many_acc", "medium_acc", "few_acc", "compactness")

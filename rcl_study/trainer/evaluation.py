@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from rcl_study.config.metrics import VALIDATED
+from rcl_study.config.metrics import VALIDATED, val_key
 from rcl_study.trainer.metrics import classification_metrics, feature_measures
 from rcl_study.trainer.setup import Trial
 
@@ -58,7 +58,8 @@ def evaluate(
             x = _batch(images, idx, device).permute(0, 3, 1, 2).float().div_(255)
             f, logits, _ = model((x - mean) / std)
             preds.append(logits.argmax(1).cpu())
-            feats.append(f.float().cpu())
+            if features:
+                feats.append(f.float().cpu())
     model.train()
     y_pred = torch.cat(preds).numpy()
     out = classification_metrics(labels, y_pred, train_counts, mask)
@@ -67,22 +68,18 @@ def evaluate(
     return out
 
 
-#: the validation metrics an evaluation adds, each as ``val_`` + name (declared with the metrics)
-VAL_KEYS = VALIDATED
-
-
 def evaluate_trial(trial: Trial) -> dict[str, Any]:
     """:func:`evaluate` of the trial's network on its test set, plus ``val_*`` on validation.
 
-    The validation metrics (:data:`VAL_KEYS`) are absent when the trial has no validation set
-    (``data.val_per_class: 0``).
+    The validation metrics (``rcl_study.config.metrics.VALIDATED``) are absent when the trial has
+    no validation set (``data.val_per_class: 0``).
     """
     d = trial.data
     core, dev = trial.net.core, trial.device
     out = evaluate(core, d.test_x, d.test_y, d.counts_np, d.mean, d.std, dev, d.test_mask)
     if d.val_x is not None and d.val_y is not None:
         val = evaluate(core, d.val_x, d.val_y, d.counts_np, d.mean, d.std, dev, features=False)
-        out.update({f"val_{k}": val[k] for k in VAL_KEYS if k in val})
+        out.update({val_key(k): val[k] for k in VALIDATED if k in val})
     return out
 
 
@@ -100,10 +97,11 @@ def chosen_of(history: list[dict[str, Any]]) -> dict[str, Any]:
     """
     out: dict[str, Any] = {}
     for key in CHOSEN_KEYS:
-        scored = [h for h in history if isinstance(h.get(f"val_{key}"), (int, float))]
-        best = max(scored, key=lambda h: h[f"val_{key}"], default=None)  # first of equal maxima
+        vk = val_key(key)
+        scored = [h for h in history if isinstance(h.get(vk), (int, float))]
+        best = max(scored, key=lambda h: h[vk], default=None)  # first of equal maxima
         out[f"chosen_{key}"] = best.get(key) if best else None
-        out[f"chosen_val_{key}"] = best[f"val_{key}"] if best else None
+        out[f"chosen_val_{key}"] = best[vk] if best else None
         out[f"chosen_epoch_{key}"] = best["epoch"] if best else None
     return out
 
