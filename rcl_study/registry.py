@@ -49,6 +49,7 @@ BUILTINS: dict[str, dict[str, str]] = {
     },
     "backbones": {
         "small_cnn": "rcl_study.trainer.models:small_cnn",
+        "small_cnn_s2": "rcl_study.trainer.models:small_cnn_s2",
         "resnet32": "rcl_study.trainer.models:resnet32",
         "resnet50": "rcl_study.trainer.models:resnet50",
         "resnext50": "rcl_study.trainer.models:resnext50",

@@ -18,12 +18,21 @@ def _norm1d(kind: str, channels: int) -> nn.Module:
 
 
 class SmallCNN(nn.Module):
-    """A small CNN for the 8x8 digits (or any small image): three conv layers, global pooling."""
+    """A small CNN for the 8x8 digits (or any small image): three conv layers, global pooling.
 
-    def __init__(self, in_channels: int = 1, width: int = 32, norm: str = "batch"):
+    ``stem_stride`` is the first convolution's stride: 1 (``small_cnn``) keeps the input's size
+    until the max-pool; 2 (``small_cnn_s2``) halves it at once, so a 28 px image is convolved at
+    14 and 7 px: about a quarter of the multiply-adds (``benchmarks/small_cnn_stem.py``).
+    """
+
+    def __init__(
+        self, in_channels: int = 1, width: int = 32, norm: str = "batch", stem_stride: int = 1
+    ):
         super().__init__()
+        if stem_stride < 1:
+            raise ValueError(f"stem_stride must be >= 1, got {stem_stride}")
         self.net = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.Conv2d(in_channels, width, 3, stride=stem_stride, padding=1),
             _norm2d(norm, width),
             nn.ReLU(),
             nn.Conv2d(width, 2 * width, 3, padding=1),
@@ -225,6 +234,19 @@ def small_cnn(in_channels: int, image_size: int, width: int = 32, norm: str = "b
     return SmallCNN(in_channels, width, norm)
 
 
+def small_cnn_s2(
+    in_channels: int, image_size: int, width: int = 32, norm: str = "batch"
+) -> nn.Module:
+    """The registered ``small_cnn_s2``: :class:`SmallCNN` with a stride-2 first convolution.
+
+    For 28 px images (Fashion-MNIST) on a CPU: the real-data sweeps use it to afford enough
+    steps to train to a plateau. Needs ``image_size >= 4`` (two halvings leave at least 1 px).
+    """
+    if image_size < 4:
+        raise ValueError(f"small_cnn_s2 halves the image twice: needs >= 4 px, got {image_size}")
+    return SmallCNN(in_channels, width, norm, stem_stride=2)
+
+
 def resnet32(in_channels: int, image_size: int, width: int = 32, norm: str = "batch") -> nn.Module:
     """The registered ``resnet32``: :class:`ResNet32` (``width`` unused)."""
     return ResNet32(in_channels, norm=norm)
@@ -234,7 +256,7 @@ def _imagenet_net(arch: str, in_channels: int, norm: str) -> nn.Module:
     if in_channels != 3:
         raise ValueError(f"{arch} needs 3-channel images, got {in_channels}")
     if norm == "none":
-        raise ValueError(f"{arch}: model.norm 'none' is only for resnet32 and small_cnn")
+        raise ValueError(f"{arch}: model.norm 'none' is only for resnet32 and the small CNNs")
     return _torchvision(arch)
 
 

@@ -5,6 +5,7 @@ On the floor below ``study/`` and ``report/``: both read the design from here.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -111,7 +112,43 @@ def grid_variants(cfg: StudyFile) -> list[tuple[str, dict[str, Any]]]:
     for combo in itertools.product(*(grid[k] for k in keys)):
         ov = dict(zip(keys, combo))
         out.append((",".join(f"{k}={v}" for k, v in ov.items()), ov))
+    _refuse_same_training(cfg, out)
     return out
+
+
+def _trained(cfg: StudyFile, overrides: dict[str, Any]) -> str:
+    """What a variant trains, as canonical JSON: its config with the loss resolved to its spec.
+
+    Two grid points that differ only in ``loss.preset`` train the same loss when the loss section
+    sets every knob in which the presets differ (``bcl`` with ``balance: 1, scale: 1.2, margin:
+    0.5`` is ``bcl+rcl``).
+    """
+    tc = trial_config(cfg, overrides, 0)
+    raw = to_dict(tc)
+    raw["loss"] = dataclasses.asdict(resolve_loss(tc.loss, tc.train.alpha, tc.train.beta))
+    return json.dumps(raw, sort_keys=True, default=str)
+
+
+def _refuse_same_training(cfg: StudyFile, variants: list[tuple[str, dict[str, Any]]]) -> None:
+    """Raise ``ConfigError`` when two grid points would train the same thing.
+
+    Such an arm wastes its trials, and the report would compare a loss with itself.
+    """
+    seen: dict[str, str] = {}
+    for name, ov in variants:
+        first = seen.setdefault(_trained(cfg, ov), name)
+        if first != name:
+            keys = sorted(k for k in ov if k.startswith("loss."))
+            hint = (
+                "; the loss section's explicit knobs override what the presets differ in: "
+                "remove them (loss.balance, loss.scale, loss.margin, ...) to compare presets"
+                if "loss.preset" in keys
+                else ""
+            )
+            raise ConfigError(
+                f"{cfg.name}: study.grid: '{first}' and '{name}' train the same model with the "
+                f"same loss{hint}"
+            )
 
 
 def expand(cfg: StudyFile) -> list[TrialPlan]:

@@ -144,3 +144,28 @@ def test_bclnet_with_either_classifier(classifier):
 def test_unknown_classifier_is_rejected():
     with pytest.raises(ValueError, match="classifier"):
         build_model("resnet32", 3, 5, 32, classifier="cos")
+
+
+def test_small_cnn_s2_is_small_cnn_with_a_stride_2_stem():
+    """Same weights as ``small_cnn`` (same parameter count, same init stream); the first conv at
+    stride 2, so its output is half the input's size (28 -> 14; the max-pool then gives 7)."""
+    torch.manual_seed(0)
+    plain = build_model("small_cnn", 1, 10, 28, 32, 16, 8)
+    torch.manual_seed(0)
+    s2 = build_model("small_cnn_s2", 1, 10, 28, 32, 16, 8)
+    assert count_parameters(s2) == count_parameters(plain)
+    for (na, a), (nb, b) in zip(plain.state_dict().items(), s2.state_dict().items(), strict=True):
+        assert na == nb and torch.equal(a, b)
+    x = torch.rand(3, 1, 28, 28)
+    stem = s2.backbone.net[0]
+    assert stem.stride == (2, 2) and plain.backbone.net[0].stride == (1, 1)
+    assert stem(x).shape == (3, 8, 14, 14)
+    # by hand: the stride-2 stem is the stride-1 stem's output at every other pixel
+    assert torch.allclose(stem(x), plain.backbone.net[0](x)[:, :, ::2, ::2], atol=1e-6)
+    feats, logits, proj = s2(x)
+    assert feats.shape == (3, 16) and logits.shape == (3, 10) and proj.shape == (3, 16)
+
+
+def test_small_cnn_s2_refuses_images_too_small_to_halve_twice():
+    with pytest.raises(ValueError, match="needs >= 4 px"):
+        build_model("small_cnn_s2", 1, 10, 3)
