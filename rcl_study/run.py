@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-progress",
         action="store_true",
-        help="plain log lines, no live progress bar (for logs and CI)",
+        help="quiet: no live progress bar and no status lines, only a line per finished trial (for CI)",
     )
     p.add_argument(
         "--plan-seeds",

@@ -14,8 +14,9 @@ from typing import Any
 import pandas as pd
 
 from rcl_study.config import StudyFile
+from rcl_study.config.metrics import val_key
 from rcl_study.files import atomic_write_text
-from rcl_study.report import analysis, drawing, power, shipped, stats, wording
+from rcl_study.report import analysis, drawing, plateau, power, shipped, stats, wording
 from rcl_study.report.markup import Block, code, lit, to_html, to_markdown
 from rcl_study.report.provenance import provenance_block
 from rcl_study.report.wording import format_p  # noqa: F401 - re-exported for callers
@@ -205,6 +206,7 @@ def build(
         "sweeps": sweep,
         "search": search,
     }
+    stats_out["plateau"] = _plateau(records, metric, cfg, stats_out["on_validation"])
     stats_out["plan"] = seed_plan(stats_out, cfg)
     stats_out["mde"] = analysis.comparisons_mde(stats_out["plan"], alpha)
     if effects:
@@ -219,6 +221,80 @@ def build(
     figs = drawing.draw_all(cfg, records, ok, stats_out, report_dir / "figures")
     blocks = _blocks(cfg, study_path, df, records, stats_out, figs)
     return {"blocks": blocks, "stats": stats_out, "table": df}
+
+
+def _plateau(
+    records: list[TrialRecord], metric: str, cfg: StudyFile, on_val: bool
+) -> dict[str, Any] | None:
+    """The plateau criterion on test ``metric``, and on validation when recorded.
+
+    None for a search (its trials are not repeated variants).
+    """
+    if cfg.study.kind == "search" or not records:
+        return None
+    out = {"metric": metric, "test": plateau.plateau_check(records, metric)}
+    out["validation"] = plateau.plateau_check(records, val_key(metric)) if on_val else None
+    return out
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    if row["plateau"] is None:
+        return f"not checked ({row['why']})"
+    return "yes" if row["plateau"] else "no"
+
+
+def _plateau_blocks(pl: dict[str, Any]) -> list[Block]:
+    """The section "Training to a plateau": the criterion, a count, one row per variant."""
+    test, val = pl["test"], pl.get("validation")
+    if not any(r["plateau"] is not None for r in test):
+        why = "; ".join(sorted({r["why"] for r in test})) or "no finished trial"
+        return [("h", 2, "Training to a plateau"), ("p", f"Not checked ({lit(why)}).")]
+    metric = lit(pl["metric"])
+
+    def count(rows: list[dict[str, Any]]) -> str:
+        checked = [r for r in rows if r["plateau"] is not None]
+        return f"{sum(r['plateau'] for r in checked)} of {len(checked)} variants"
+
+    said = f"On test {metric}, {count(test)} are at a plateau"
+    if val:
+        said += f" (on validation {metric}: {count(val)})"
+    head = ["variant", "last fifth (epochs)", "movement", "seed sd", "at a plateau"]
+    rows = []
+    vrows = {r["variant"]: r for r in val or []}
+    for r in test:
+        tail = r["tail_epochs"]
+        row = [
+            r["variant"],
+            f"{tail[0]}-{tail[-1]} ({len(tail)} evaluations)" if tail else "n/a",
+            wording.fmt(r["movement"]),
+            wording.fmt(r["sd"]),
+            _verdict(r),
+        ]
+        if val:
+            v = vrows.get(r["variant"], {"plateau": None, "why": "no validation"})
+            row.append(
+                _verdict(v)
+                + (
+                    f" ({wording.fmt(v['movement'])} vs {wording.fmt(v['sd'])})"
+                    if v.get("movement") is not None
+                    else ""
+                )
+            )
+        rows.append(row)
+    if val:
+        head.append("on validation (movement vs sd)")
+    return [
+        ("h", 2, f"Training to a plateau (test {metric})"),
+        (
+            "p",
+            f"{said}. Criterion: over the last fifth of the epochs, the variant's mean learning "
+            "curve (mean over seeds at each evaluation) moves by less than the sample sd over "
+            "seeds of its final value (movement: the curve's max - min there). A descriptive "
+            "criterion, not a statistical test; where a variant is not at a plateau, its numbers "
+            "answer the question for this training budget only.",
+        ),
+        ("table", head, rows),
+    ]
 
 
 def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
@@ -272,6 +348,8 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
         b.append(table)
         if common:
             b.append(("p", "Every variant: " + "; ".join(map(lit, common)) + "."))
+    if st.get("plateau"):
+        b.extend(_plateau_blocks(st["plateau"]))
     if st["comparisons"]:
         b.append(
             (

@@ -1,0 +1,77 @@
+"""Whether a study's trials trained to a plateau: the last fifth of each variant's learning curve.
+
+Criterion (issue 20; ``docs/results.md``, "Training to a plateau"): over the last fifth of the
+training epochs, the variant's mean learning curve (the mean over its seeds at each evaluated
+epoch) moves the metric by less than the sample sd over seeds of its final value. Movement is the
+range (max - min) of that mean curve over the evaluated epochs ``e >= E - E / 5``, ``E`` the last
+epoch. It is a descriptive criterion, not a statistical test: it says whether the reported numbers
+were still moving, so that a conclusion is not one about a training budget.
+
+Pure functions of the records' histories; nothing is chosen by it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from rcl_study.trials.records import TrialRecord
+
+#: the fraction of the training epochs that forms the tail of the curve
+TAIL = 0.2
+
+
+def _curve(record: TrialRecord, key: str) -> dict[int, float]:
+    """``epoch -> value`` of ``key`` over a record's evaluations (finite values only)."""
+    out: dict[int, float] = {}
+    for point in record.history:
+        epoch, value = point.get("epoch"), point.get(key)
+        if isinstance(epoch, int) and isinstance(value, (int, float)) and math.isfinite(value):
+            out[epoch] = float(value)
+    return out
+
+
+def variant_plateau(curves: list[dict[int, float]]) -> dict[str, Any]:
+    """The criterion for one variant from its seeds' curves (``epoch -> value`` each).
+
+    Returns ``{"n", "last_epoch", "tail_epochs", "movement", "sd", "plateau", "why"}``:
+    ``plateau`` is True or False, or None with ``why`` when it cannot be checked (fewer than 2
+    seeds, seeds that end at different epochs, fewer than 2 evaluations in the last fifth).
+    """
+    out: dict[str, Any] = {"n": len(curves), "last_epoch": None, "tail_epochs": []}
+    out.update(movement=None, sd=None, plateau=None, why="")
+    curves = [c for c in curves if c]
+    if len(curves) < 2:
+        out["why"] = "fewer than 2 seeds with a learning curve"
+        return out
+    ends = {max(c) for c in curves}
+    if len(ends) != 1:
+        out["why"] = f"seeds end at different epochs ({', '.join(map(str, sorted(ends)))})"
+        return out
+    last = ends.pop()
+    common = set.intersection(*(set(c) for c in curves))
+    tail = sorted(e for e in common if e >= last - TAIL * last)
+    out["last_epoch"], out["tail_epochs"] = last, tail
+    if len(tail) < 2:
+        out["why"] = f"fewer than 2 evaluations in the last fifth (epochs {last * 0.8:g}-{last})"
+        return out
+    mean = [float(np.mean([c[e] for c in curves])) for e in tail]
+    out["movement"] = max(mean) - min(mean)
+    out["sd"] = float(np.std([c[last] for c in curves], ddof=1))
+    out["plateau"] = bool(out["movement"] < out["sd"])
+    return out
+
+
+def plateau_check(records: list[TrialRecord], key: str) -> list[dict[str, Any]]:
+    """The criterion for every variant of ``records`` (finished trials only) on metric ``key``.
+
+    One row per variant, in the records' order: ``{"variant", **variant_plateau(...)}``.
+    """
+    by_variant: dict[str, list[dict[int, float]]] = defaultdict(list)
+    for r in records:
+        if r.status == "ok":
+            by_variant[r.variant].append(_curve(r, key))
+    return [{"variant": v, **variant_plateau(c)} for v, c in by_variant.items()]
