@@ -94,7 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-progress",
         action="store_true",
-        help="quiet: no live progress bar and no status lines, only a line per finished trial (for CI)",
+        help=(
+            "quiet: no live progress bar and no status lines, only a line per finished trial "
+            "(for CI)"
+        ),
     )
     p.add_argument(
         "--plan-seeds",
