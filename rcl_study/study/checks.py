@@ -33,6 +33,9 @@ def check_folders(cfg: StudyFile, source: str | None = None) -> None:
     key = _key(cfg.report.dir, f"reports/{cfg.name}", "report.dir")
     folders.check_folder(cfg.report_dir, cfg.name, "report", key, src)
     folders.check_pair(cfg.output_dir, cfg.report_dir, src)
+    for sec in cfg.report.secondary:
+        key = f"report.secondary '{sec.name}'"
+        folders.check_folder(cfg.secondary_dir(sec.name), cfg.name, "report", key, src)
 
 
 def _key(given: str | None, default: str, key: str) -> str:
@@ -49,6 +52,8 @@ def check_folder(cfg: StudyFile, resume: bool, overwrite: bool) -> None:
     if overwrite:  # before anything starts: --overwrite deletes only what a manifest lists
         folders.check_clear(out, cfg.name)
         folders.check_clear(cfg.report_dir, cfg.name)
+        for sec in cfg.report.secondary:
+            folders.check_clear(cfg.secondary_dir(sec.name), cfg.name)
     folder = StudyFolder(out)
     if folder.holds_study() and not (resume or overwrite):
         raise StudyExists(
@@ -152,7 +157,14 @@ def check_study(cfg: StudyFile) -> list[TrialPlan]:
         pack_size(cfg, [])
         return []
     plans = expand(cfg)
-    baseline_variant(cfg, list(dict.fromkeys(p.variant for p in plans)))
+    variants = list(dict.fromkeys(p.variant for p in plans))
+    baseline_variant(cfg, variants)
+    for sec in cfg.report.secondary:  # refused now, not when its report is written
+        if sec.baseline not in variants:
+            raise ConfigError(
+                f"{cfg.name}: report.secondary '{sec.name}': baseline '{sec.baseline}' is not a "
+                f"variant of this study ({', '.join(variants)})"
+            )
     pack_size(cfg, plans)
     return plans
 

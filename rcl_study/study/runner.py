@@ -193,8 +193,13 @@ def _pack_note(cfg: StudyFile, units) -> str:
     )
 
 
+def report_dirs(cfg: StudyFile) -> list[Path]:
+    """The study's report folders: the primary one, then each secondary analysis's."""
+    return [cfg.report_dir, *(cfg.secondary_dir(s.name) for s in cfg.report.secondary)]
+
+
 def prepare_folder(cfg: StudyFile, overwrite: bool) -> Path:
-    """Create the output folder (emptied first, with the old report, under ``--overwrite``).
+    """Create the output folder (emptied first, with the old reports, under ``--overwrite``).
 
     ``--overwrite`` deletes only what the folders' manifests list as the toolkit's and still
     matches (:func:`rcl_study.trials.ownership.clear`); what it keeps is said in one line.
@@ -203,9 +208,10 @@ def prepare_folder(cfg: StudyFile, overwrite: bool) -> Path:
     out = folders.claim(cfg.output_dir, cfg.name)
     if overwrite:
         kept = {out: folders.clear(out, cfg.name, "records")[1]}
-        if cfg.report_dir.exists():
-            rep = folders.claim(cfg.report_dir, cfg.name)
-            kept[rep] = folders.clear(rep, cfg.name, "report")[1]
+        for report_dir in report_dirs(cfg):  # the primary report and each secondary one
+            if report_dir.exists():
+                rep = folders.claim(report_dir, cfg.name)
+                kept[rep] = folders.clear(rep, cfg.name, "report")[1]
         note = folders.kept_note(kept)
         if note:
             print(note, file=sys.stderr)

@@ -99,3 +99,34 @@ def test_secondary_refusals(tmp_path, monkeypatch, capsys):
     assert len(err.strip().splitlines()) == 1
     assert run.main(["studies/losses.yaml", "--secondary", "vs_bcl"]) == 2
     assert "--secondary only applies with --report-only" in capsys.readouterr().err
+
+
+def test_a_secondary_baseline_that_is_not_a_variant_is_refused_before_anything_runs(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    _study(tmp_path, [{"name": "vs_x", "baseline": "loss.preset=nope"}])
+    assert run.main(["studies/losses.yaml", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "report.secondary 'vs_x': baseline 'loss.preset=nope' is not a variant" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_overwrite_clears_the_secondary_reports_too(tmp_path, monkeypatch):
+    from rcl_study.config import load_study, set_path
+    from rcl_study.study.runner import prepare_folder
+
+    monkeypatch.chdir(tmp_path)
+    _study(tmp_path, [{"name": "vs_bcl", "baseline": "loss.preset=bcl"}])
+    assert run.main(["studies/losses.yaml", "--report-only"]) == 0
+    assert run.main(["studies/losses.yaml", "--report-only", "--secondary", "vs_bcl"]) == 0
+    sec_dir = tmp_path / "reports" / "losses_vs_bcl"
+    mine = sec_dir / "notes.txt"  # a user's own file in the secondary folder survives
+    mine.write_text("keep")
+    assert (sec_dir / "index.md").exists()
+    # records in a folder of the toolkit's own (the synthetic ones above were written unmarked)
+    cfg = set_path(load_study("studies/losses.yaml"), {"study.output_dir": "runs/fresh"})
+    prepare_folder(cfg, overwrite=True)
+    assert not (sec_dir / "index.md").exists() and not (sec_dir / "stats.json").exists()
+    assert mine.read_text() == "keep"
+    assert not (tmp_path / "reports" / "losses" / "index.md").exists()
