@@ -188,6 +188,10 @@ class ReportConfig(Strict):
     alpha: float = Field(0.05, gt=0, lt=1)
     #: analyses declared secondary (each its own report and Holm family)
     secondary: list[SecondaryReport] = Field(default_factory=list, max_length=100)
+    #: a two-key grid whose other key has two values: that key's effect (second value minus
+    #: first) at each value of this key, one Holm family, and whether it changes across them
+    #: (one-way ANOVA); replaces the comparisons with the first variant unless ``baseline`` is set
+    within: str | None = None
 
     @field_validator("secondary")
     @classmethod

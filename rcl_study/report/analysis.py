@@ -401,3 +401,91 @@ def sweep_mde(key: str, best: dict[str, Any] | None, alpha: float) -> dict[str, 
         m,
         f"{n} report seeds, pooled sd of paired differences {pooled[0]:.3g}",
     )
+
+
+def within_effects(
+    df: pd.DataFrame,
+    metric: str,
+    within: str,
+    other: str,
+    values: list[Any],
+    mode: str = "max",
+    alpha: float = 0.05,
+    n_boot: int = 2000,
+) -> dict[str, Any]:
+    """The effect of ``other`` (``values[1]`` minus ``values[0]``) at each value of ``within``.
+
+    Paired by seed at each value of ``within`` (:func:`stats.paired_comparison`), Holm over the
+    values of ``within`` (one family); whether the effect changes across them: a one-way ANOVA of
+    the per-seed differences (scipy ``f_oneway``; the groups are treated as independent, as each
+    value of ``within`` trains on its own data); the MDE of the paired tests from their pooled sd.
+    """
+    ok = ok_rows(df, metric)
+    control, treatment = (str(v) for v in values)
+    rows: list[dict[str, Any]] = []
+    groups: list[np.ndarray] = []
+    if within not in ok or other not in ok:
+        return {"within": within, "other": other, "rows": [], "anova": None, "mde": None}
+    levels = list(dict.fromkeys(ok[within].astype(str)))
+    for level in levels:
+        at = ok[ok[within].astype(str) == level]
+        c = at[at[other].astype(str) == control].set_index("seed")[metric].astype(float)
+        t = at[at[other].astype(str) == treatment].set_index("seed")[metric].astype(float)
+        seeds = sorted(set(c.index) & set(t.index))
+        res = stats.paired_comparison(
+            c.loc[seeds].tolist(), t.loc[seeds].tolist(), mode, alpha, n_boot
+        )
+        res.update(
+            level=level,
+            seeds=[int(s) for s in seeds],
+            control_mean=_mean(c.loc[seeds]),
+            treatment_mean=_mean(t.loc[seeds]),
+        )
+        rows.append(res)
+        groups.append(t.loc[seeds].to_numpy() - c.loc[seeds].to_numpy())
+    for key in ("p_ttest", "p_wilcoxon"):
+        for r, a in zip(rows, stats.holm([r[key] for r in rows])):
+            r[f"{key}_holm"] = a
+    return {
+        "within": within,
+        "other": other,
+        "control": control,
+        "treatment": treatment,
+        "rows": rows,
+        "anova": _anova(groups),
+        "mde": _within_mde(rows, other, alpha),
+    }
+
+
+def _anova(groups: list[np.ndarray]) -> dict[str, Any]:
+    """One-way ANOVA of the per-seed differences across the groups (``untested`` says why not)."""
+    from scipy import stats as sps
+
+    usable = [g for g in groups if len(g) >= 2]
+    n = sum(len(g) for g in usable)
+    out: dict[str, Any] = {"F": None, "p": None, "df": None, "untested": None}
+    if len(usable) < 2 or n - len(usable) < 1:
+        out["untested"] = "fewer than two values with at least two seeds each"
+    elif all(stats.no_variance(g) for g in usable):
+        out["untested"] = "no variance within any value"
+    if out["untested"]:
+        return out
+    res = sps.f_oneway(*usable)
+    out.update(F=float(res.statistic), p=float(res.pvalue), df=[len(usable) - 1, n - len(usable)])
+    return out
+
+
+def _within_mde(rows: list[dict[str, Any]], other: str, alpha: float) -> dict[str, Any] | None:
+    tested = [r for r in rows if r.get("sd_diff") is not None]
+    pooled = power.pooled_sd([(r["sd_diff"], r["n"]) for r in tested])
+    if not pooled or not tested:
+        return None
+    n, m = min(r["n"] for r in tested), len(rows)
+    return power.mde_info(
+        power.mde(n, pooled[0], alpha, m),
+        f"paired tests of {other} at each value",
+        "paired t-test",
+        alpha,
+        m,
+        f"{n} seeds, pooled sd of paired differences {pooled[0]:.3g}",
+    )

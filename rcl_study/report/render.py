@@ -175,6 +175,9 @@ def build(
         for s in summary:
             if s["variant"] == "best":
                 s["notes"].append(best_note)
+    within = _within(cfg, df, metric, mode, alpha, n_boot)
+    if within and not cfg.report.baseline:  # the declared analysis replaces the first-variant one
+        baseline = None
     comps = (
         analysis.comparisons(dfa, metric, baseline, mode, alpha, n_boot, exclude) if len(df) else []
     )
@@ -182,7 +185,9 @@ def build(
     if cfg.study.kind == "ablation" and cfg.study.design == "factorial" and len(df):
         effects = analysis.factorial(df, metric, list(cfg.study.components))
     sweep = (
-        analysis.sweeps(df, metric, list(cfg.study.grid), mode, alpha)
+        analysis.sweeps(
+            df, metric, [k for k in cfg.study.grid if k != cfg.report.within], mode, alpha
+        )
         if cfg.study.kind == "grid" and len(df)
         else {}
     )
@@ -205,6 +210,7 @@ def build(
         "factorial": effects,
         "sweeps": sweep,
         "search": search,
+        "within": within,
     }
     stats_out["plateau"] = _plateau(records, metric, cfg, stats_out["on_validation"])
     stats_out["plan"] = seed_plan(stats_out, cfg)
@@ -221,6 +227,74 @@ def build(
     figs = drawing.draw_all(cfg, records, ok, stats_out, report_dir / "figures")
     blocks = _blocks(cfg, study_path, df, records, stats_out, figs)
     return {"blocks": blocks, "stats": stats_out, "table": df}
+
+
+def _within(cfg: StudyFile, df, metric: str, mode: str, alpha: float, n_boot: int):
+    """The declared ``report.within`` analysis (None when not declared or no records)."""
+    key = cfg.report.within
+    grid = cfg.study.grid if cfg.study.kind == "grid" else {}
+    if not key or not len(df) or len(grid) != 2 or key not in grid:
+        return None
+    other = next(k for k in grid if k != key)
+    if len(grid[other]) != 2:
+        return None
+    return analysis.within_effects(df, metric, key, other, list(grid[other]), mode, alpha, n_boot)
+
+
+def _within_blocks(w: dict[str, Any], metric: str, alpha: float) -> list[Block]:
+    """The section of a ``report.within`` analysis: one row per value, the ANOVA, the MDE."""
+    other, key = lit(w["other"]), lit(w["within"])
+    diff = f"{lit(w['treatment'])} - {lit(w['control'])}"
+    head = [key, "seeds", lit(w["control"]), lit(w["treatment"]), "difference [95% CI]"]
+    head += ["p (t-test)", "p (Holm)", "p (Wilcoxon, Holm)", "note"]
+    rows = [
+        [
+            r["level"],
+            str(r["n"]),
+            wording.fmt(r["control_mean"]),
+            wording.fmt(r["treatment_mean"]),
+            f"{wording.fmt(r['mean_diff'])} {wording.fmt(r['ci_diff'])}",
+            wording.format_p(r["p_ttest"], alpha),
+            wording.format_p(r["p_ttest_holm"], alpha),
+            wording.format_p(r["p_wilcoxon_holm"], alpha),
+            "; ".join(r["notes"]),
+        ]
+        for r in w["rows"]
+    ]
+    out: list[Block] = [
+        ("h", 2, f"Effect of {other} ({diff}) at each {key} (test {lit(metric)})"),
+        (
+            "p",
+            f"Declared in the study file (report.within). Paired by seed at each value of {key}; "
+            f"one Holm family: the {len(rows)} tests (separately for the t-test and the Wilcoxon "
+            "columns).",
+        ),
+        ("table", head, rows),
+    ]
+    a = w["anova"]
+    if a and a["p"] is not None:
+        out.append(
+            (
+                "p",
+                f"**Does the effect change with {key}?** One-way ANOVA of the per-seed "
+                f"differences across the {a['df'][0] + 1} values (each value trains on its own "
+                f"data, so the groups are treated as independent): F({a['df'][0]}, {a['df'][1]}) "
+                f"= {a['F']:.3g}, p = {lit(wording.format_p(a['p'], alpha))}"
+                + (
+                    ": the effect differs between values."
+                    if a["p"] < alpha
+                    else ": no significant change (a non-significant F does not show that the "
+                    "effect is the same at every value)."
+                ),
+            )
+        )
+    elif a:
+        out.append(
+            ("p", f"Whether the effect changes with {key}: not tested ({lit(a['untested'])}).")
+        )
+    if w.get("mde"):
+        out.append(("p", f"**Power.** {wording.mde_text(w['mde'], metric)}."))
+    return out
 
 
 def _plateau(
@@ -350,6 +424,8 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
             b.append(("p", "Every variant: " + "; ".join(map(lit, common)) + "."))
     if st.get("plateau"):
         b.extend(_plateau_blocks(st["plateau"]))
+    if st.get("within"):
+        b.extend(_within_blocks(st["within"], metric, st["alpha"]))
     if st["comparisons"]:
         b.append(
             (

@@ -193,6 +193,43 @@ def summary_sentences(st: dict[str, Any]) -> list[str]:
     for key, best in (st["sweeps"] or {}).items():
         if best and best.get("value") is not None:
             out.append(_best_sentence(key, best, metric, mode, alpha))
+    if st.get("within"):
+        out.extend(_within_sentences(st["within"], metric, mode, alpha))
+    return out
+
+
+def _within_sentences(w: dict, metric: str, mode: str, alpha: float) -> list[str]:
+    """The ``report.within`` analysis in words: each value's test after Holm, then the ANOVA."""
+    other, key, treat = lit(w["other"]), lit(w["within"]), lit(w["treatment"])
+    family = f"paired t-test, Holm over the {len(w['rows'])} values of {key}"
+    out = []
+    for r in w["rows"]:
+        at = f"At {key} = {lit(r['level'])}"
+        if r["p_ttest"] is None:
+            out.append(f"{at}: {other} not tested ({lit(r.get('untested') or 'no test')}).")
+        elif r["p_ttest_holm"] < alpha:
+            out.append(
+                f"{at}, **{treat}** is significantly {_better(r['mean_diff'], mode)} than "
+                f"**{lit(w['control'])}** on test {lit(metric)} ({r['mean_diff']:+.4f} "
+                f"{fmt(r['ci_diff'])}; {family}: p = {lit(format_p(r['p_ttest_holm'], alpha))}, "
+                f"{r['n']} seeds)."
+            )
+        else:
+            out.append(
+                f"{at}: no significant difference between {treat} and {lit(w['control'])} "
+                f"({r['mean_diff']:+.4f} {fmt(r['ci_diff'])}; {family}: p = "
+                f"{lit(format_p(r['p_ttest_holm'], alpha))})."
+            )
+    nonsig = [r for r in w["rows"] if r["p_ttest"] is not None and r["p_ttest_holm"] >= alpha]
+    if nonsig and w.get("mde"):
+        out.append(f"For the non-significant values: {mde_text(w['mde'], metric)}.")
+    a = w["anova"]
+    if a and a["p"] is not None:
+        verdict = "changes" if a["p"] < alpha else "no significant change"
+        out.append(
+            f"Across {key}: {verdict} in the effect of {other} (one-way ANOVA, F({a['df'][0]}, "
+            f"{a['df'][1]}) = {a['F']:.3g}, p = {lit(format_p(a['p'], alpha))})."
+        )
     return out
 
 

@@ -159,6 +159,7 @@ def check_study(cfg: StudyFile) -> list[TrialPlan]:
     plans = expand(cfg)
     variants = list(dict.fromkeys(p.variant for p in plans))
     baseline_variant(cfg, variants)
+    check_within(cfg)
     for sec in cfg.report.secondary:  # refused now, not when its report is written
         if sec.baseline not in variants:
             raise ConfigError(
@@ -167,6 +168,25 @@ def check_study(cfg: StudyFile) -> list[TrialPlan]:
             )
     pack_size(cfg, plans)
     return plans
+
+
+def check_within(cfg: StudyFile) -> None:
+    """``report.within`` needs a two-key grid naming it, whose other key has two values."""
+    within = cfg.report.within
+    if within is None:
+        return
+    grid = cfg.study.grid if cfg.study.kind == "grid" else {}
+    if len(grid) != 2 or within not in grid:
+        raise ConfigError(
+            f"{cfg.name}: report.within: '{within}' must be one of the two keys of a grid study "
+            f"(study.grid has {', '.join(grid) or 'none'})"
+        )
+    other = next(k for k in grid if k != within)
+    if len(grid[other]) != 2:
+        raise ConfigError(
+            f"{cfg.name}: report.within: the other grid key, {other}, needs exactly two values "
+            f"(control first, then treatment); it has {len(grid[other])}"
+        )
 
 
 def check_machine(cfg: StudyFile) -> None:

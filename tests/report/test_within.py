@@ -1,0 +1,123 @@
+"""``report.within``: one grid key's effect at each value of the other, against scipy/statsmodels.
+
+The imbalance sweep's question (does BCL+RCL's gain over BCL depend on the imbalance ratio) needs
+the paired difference of the two presets at each ratio, one Holm family over the ratios, and a
+test of whether the difference changes across them; the grid's default analysis (every variant
+against the first one) does not answer it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+
+from rcl_study.config import ConfigError, parse_study
+from rcl_study.report.render import write_report
+from rcl_study.study.checks import check_study
+from rcl_study.trials.folder import StudyFolder
+from tests.report.test_report import _record
+
+IRS = [10, 50, 100]
+SEEDS = [0, 1, 2, 3, 4]
+GAIN = {10: 0.0, 50: 0.02, 100: 0.05}  # the true gain of bcl+rcl grows with the ratio
+
+
+def _acc(ir, preset, seed):
+    rng = np.random.default_rng([ir, seed, preset == "bcl+rcl"])
+    base = 0.8 - 0.001 * ir + 0.01 * seed  # seed effect shared by both presets (pairing matters)
+    return base + (GAIN[ir] if preset == "bcl+rcl" else 0.0) + rng.normal(0, 0.01)
+
+
+def _study(tmp_path, **report):
+    raw = {
+        "name": "imb",
+        "data": {"dataset": "digits_lt"},
+        "study": {
+            "kind": "grid",
+            "grid": {"data.imbalance_ratio": IRS, "loss.preset": ["bcl", "bcl+rcl"]},
+            "seeds": SEEDS,
+        },
+        "report": {"dir": str(tmp_path / "report"), "within": "data.imbalance_ratio", **report},
+    }
+    return parse_study(raw)
+
+
+def _write(tmp_path, cfg):
+    out = tmp_path / "runs"
+    for ir in IRS:
+        for p in ("bcl", "bcl+rcl"):
+            for s in SEEDS:
+                ov = {"data.imbalance_ratio": ir, "loss.preset": p}
+                name = f"data.imbalance_ratio={ir},loss.preset={p}"
+                StudyFolder(out).append(_record(f"{ir}_{p}__s{s}", name, s, ov, _acc(ir, p, s)))
+    StudyFolder(out).write_plan([{"trial_id": f"p{i}"} for i in range(30)], {})
+    return write_report(cfg, "studies/imb.yaml", out, tmp_path / "report")
+
+
+def test_each_ratio_is_a_paired_test_in_one_holm_family_and_the_anova_matches_scipy(tmp_path):
+    path = _write(tmp_path, _study(tmp_path))
+    st = json.loads((path.parent / "stats.json").read_text())
+    w = st["within"]
+    assert (w["within"], w["other"], w["control"], w["treatment"]) == (
+        "data.imbalance_ratio",
+        "loss.preset",
+        "bcl",
+        "bcl+rcl",
+    )
+    diffs = []
+    for row, ir in zip(w["rows"], IRS, strict=True):
+        a = [_acc(ir, "bcl", s) for s in SEEDS]
+        b = [_acc(ir, "bcl+rcl", s) for s in SEEDS]
+        d = np.subtract(b, a)
+        diffs.append(d)
+        assert row["level"] == str(ir) and row["n"] == 5
+        assert row["mean_diff"] == pytest.approx(d.mean())
+        assert row["p_ttest"] == pytest.approx(sps.ttest_rel(b, a).pvalue)
+        half = sps.t.ppf(0.975, 4) * d.std(ddof=1) / np.sqrt(5)
+        assert row["ci_diff"] == pytest.approx([d.mean() - half, d.mean() + half])
+    holm = multipletests([r["p_ttest"] for r in w["rows"]], method="holm")[1]
+    assert [r["p_ttest_holm"] for r in w["rows"]] == pytest.approx(list(holm))
+    ref = sps.f_oneway(*diffs)
+    assert w["anova"]["F"] == pytest.approx(ref.statistic)
+    assert w["anova"]["p"] == pytest.approx(ref.pvalue) and w["anova"]["df"] == [2, 12]
+    # the MDE: 5 seeds, pooled sd of the paired differences, alpha 0.05 / 3
+    pooled = np.sqrt(np.mean([np.var(d, ddof=1) for d in diffs]))
+    assert w["mde"]["family"] == 3 and f"{pooled:.3g}" in w["mde"]["basis"]
+    # the declared analysis replaces "every variant against the first one"
+    assert st["comparisons"] == [] and st["baseline"] is None
+    md = path.read_text()
+    assert "## Effect of loss.preset (bcl+rcl - bcl) at each data.imbalance_ratio" in md
+    assert "**Does the effect change with data.imbalance_ratio?** One-way ANOVA" in md
+    assert "Paired comparisons with the baseline" not in md
+    assert "At data.imbalance_ratio = 100, **bcl+rcl** is significantly better than **bcl**" in md
+    # the ratio is a condition, not a choice: no "best data.imbalance_ratio"
+    assert "Best data.imbalance_ratio" not in md and "data.imbalance_ratio" not in st["sweeps"]
+
+
+def test_an_explicit_baseline_keeps_its_own_family_beside_it(tmp_path):
+    cfg = _study(tmp_path, baseline="data.imbalance_ratio=10,loss.preset=bcl")
+    st = json.loads((_write(tmp_path, cfg).parent / "stats.json").read_text())
+    assert len(st["comparisons"]) == 5 and st["within"]["rows"]
+
+
+@pytest.mark.parametrize(
+    ("grid", "match"),
+    [
+        ({"data.imbalance_ratio": [10, 50]}, "one of the two keys of a grid"),
+        ({"data.imbalance_ratio": [10, 50], "loss.scale": [1.0, 1.5, 2.0]}, "exactly two values"),
+        ({"loss.margin": [0.0, 0.5], "loss.scale": [1.0, 1.5]}, "one of the two keys"),
+    ],
+)
+def test_within_needs_a_two_key_grid_whose_other_key_has_two_values(grid, match):
+    raw = {
+        "name": "w",
+        "data": {"dataset": "digits_lt"},
+        "study": {"kind": "grid", "grid": grid, "seeds": [0, 1]},
+        "report": {"within": "data.imbalance_ratio"},
+    }
+    with pytest.raises(ConfigError, match=match):
+        check_study(parse_study(raw))
