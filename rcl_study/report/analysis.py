@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -403,40 +404,72 @@ def sweep_mde(key: str, best: dict[str, Any] | None, alpha: float) -> dict[str, 
     )
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two grid values are the same point.
+
+    Numbers by value (``100 == 100.0``, as pandas stores a mixed column); a missing value (None,
+    NaN) equals only another missing one; booleans only booleans; anything else by its text.
+    """
+
+    def missing(v: Any) -> bool:
+        return v is None or (isinstance(v, float) and math.isnan(v))
+
+    if missing(a) or missing(b):
+        return missing(a) and missing(b)
+    numeric = (int, float, np.integer, np.floating)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, numeric) and isinstance(b, numeric):
+        return float(a) == float(b)
+    return str(a) == str(b)
+
+
 def within_effects(
     df: pd.DataFrame,
     metric: str,
     within: str,
     other: str,
     values: list[Any],
+    levels: list[Any],
     mode: str = "max",
     alpha: float = 0.05,
     n_boot: int = 2000,
 ) -> dict[str, Any]:
-    """The effect of ``other`` (``values[1]`` minus ``values[0]``) at each value of ``within``.
+    """The effect of ``other`` (``values[1]`` minus ``values[0]``) at each of ``levels``.
 
-    Paired by seed at each value of ``within`` (:func:`stats.paired_comparison`), Holm over the
-    values of ``within`` (one family); whether the effect changes across them: a one-way ANOVA of
-    the per-seed differences (scipy ``f_oneway``; the groups are treated as independent, as each
-    value of ``within`` trains on its own data); the MDE of the paired tests from their pooled sd.
+    ``levels`` are the grid's values of ``within``, in its order. Rows are matched to grid
+    values by :func:`same_value`. Paired by seed at each level
+    (:func:`stats.paired_comparison`; seeds missing from either arm are left out and named), Holm
+    over the levels that could be tested (one family; ``tested`` counts them); whether the effect
+    changes across levels: a one-way ANOVA of the per-seed differences (scipy ``f_oneway``; the
+    levels are assumed independent: an assumption, since they share seed numbers and the test
+    set); the MDE of the paired tests from the pooled sd of the tested levels.
     """
     ok = ok_rows(df, metric)
-    control, treatment = (str(v) for v in values)
+    control, treatment = values
+    out: dict[str, Any] = {"within": within, "other": other, "control": str(control)}
+    out.update(treatment=str(treatment), rows=[], anova=None, mde=None, tested=0)
+    if within not in ok or other not in ok:
+        return out
     rows: list[dict[str, Any]] = []
     groups: list[np.ndarray] = []
-    if within not in ok or other not in ok:
-        return {"within": within, "other": other, "rows": [], "anova": None, "mde": None}
-    levels = list(dict.fromkeys(ok[within].astype(str)))
+
+    def arm(at: pd.DataFrame, value: Any) -> pd.Series:
+        keep = at[other].map(lambda v: same_value(v, value))
+        return at[keep.astype(bool)].set_index("seed")[metric].astype(float)
+
     for level in levels:
-        at = ok[ok[within].astype(str) == level]
-        c = at[at[other].astype(str) == control].set_index("seed")[metric].astype(float)
-        t = at[at[other].astype(str) == treatment].set_index("seed")[metric].astype(float)
+        at = ok[ok[within].map(lambda v, lv=level: same_value(v, lv)).astype(bool)]
+        c, t = arm(at, control), arm(at, treatment)
         seeds = sorted(set(c.index) & set(t.index))
         res = stats.paired_comparison(
             c.loc[seeds].tolist(), t.loc[seeds].tolist(), mode, alpha, n_boot
         )
+        missing = sorted(set(c.index) ^ set(t.index))
+        if missing:
+            res["notes"].append(f"seeds {missing} have one arm only: left out")
         res.update(
-            level=level,
+            level=str(level),
             seeds=[int(s) for s in seeds],
             control_mean=_mean(c.loc[seeds]),
             treatment_mean=_mean(t.loc[seeds]),
@@ -446,15 +479,10 @@ def within_effects(
     for key in ("p_ttest", "p_wilcoxon"):
         for r, a in zip(rows, stats.holm([r[key] for r in rows])):
             r[f"{key}_holm"] = a
-    return {
-        "within": within,
-        "other": other,
-        "control": control,
-        "treatment": treatment,
-        "rows": rows,
-        "anova": _anova(groups),
-        "mde": _within_mde(rows, other, alpha),
-    }
+    tested = [r for r in rows if r["p_ttest"] is not None]
+    out.update(rows=rows, tested=len(tested), anova=_anova(groups))
+    out["mde"] = _within_mde(tested, other, alpha)
+    return out
 
 
 def _anova(groups: list[np.ndarray]) -> dict[str, Any]:
@@ -475,12 +503,12 @@ def _anova(groups: list[np.ndarray]) -> dict[str, Any]:
     return out
 
 
-def _within_mde(rows: list[dict[str, Any]], other: str, alpha: float) -> dict[str, Any] | None:
-    tested = [r for r in rows if r.get("sd_diff") is not None]
+def _within_mde(tested: list[dict[str, Any]], other: str, alpha: float) -> dict[str, Any] | None:
+    """The MDE of the tested levels' paired t-tests (Holm family: those levels)."""
     pooled = power.pooled_sd([(r["sd_diff"], r["n"]) for r in tested])
-    if not pooled or not tested:
+    if not pooled or not pooled[0]:
         return None
-    n, m = min(r["n"] for r in tested), len(rows)
+    n, m = min(r["n"] for r in tested), len(tested)
     return power.mde_info(
         power.mde(n, pooled[0], alpha, m),
         f"paired tests of {other} at each value",

@@ -110,6 +110,7 @@ def secondary_config(cfg: StudyFile, name: str) -> StudyFile:
             "question": sec.question or cfg.report.question,
             "dir": str(cfg.secondary_dir(name)),
             "secondary": [],
+            "within": None,  # the declared analysis belongs to the primary report
         }
     )
     return cfg.model_copy(update={"report": report})
@@ -238,14 +239,18 @@ def _within(cfg: StudyFile, df, metric: str, mode: str, alpha: float, n_boot: in
     other = next(k for k in grid if k != key)
     if len(grid[other]) != 2:
         return None
-    return analysis.within_effects(df, metric, key, other, list(grid[other]), mode, alpha, n_boot)
+    return analysis.within_effects(
+        df, metric, key, other, list(grid[other]), list(grid[key]), mode, alpha, n_boot
+    )
 
 
 def _within_blocks(w: dict[str, Any], metric: str, alpha: float) -> list[Block]:
-    """The section of a ``report.within`` analysis: one row per value, the ANOVA, the MDE."""
-    other, key = lit(w["other"]), lit(w["within"])
-    diff = f"{lit(w['treatment'])} - {lit(w['control'])}"
-    head = [key, "seeds", lit(w["control"]), lit(w["treatment"]), "difference [95% CI]"]
+    """The section of a ``report.within`` analysis: one row per value, the ANOVA, the MDE.
+
+    Heading and table text go raw (the renderer escapes them); paragraph text through ``lit``.
+    """
+    other, key = w["other"], w["within"]
+    head = [key, "seeds", w["control"], w["treatment"], "difference [95% CI]"]
     head += ["p (t-test)", "p (Holm)", "p (Wilcoxon, Holm)", "note"]
     rows = [
         [
@@ -261,37 +266,42 @@ def _within_blocks(w: dict[str, Any], metric: str, alpha: float) -> list[Block]:
         ]
         for r in w["rows"]
     ]
+    untested = [r["level"] for r in w["rows"] if r["p_ttest"] is None]
+    family = f"one Holm family: the {w['tested']} values tested"
+    if untested:
+        family += f" (not tested: {', '.join(map(lit, untested))}; see the note column)"
+    diff = f"{w['treatment']} - {w['control']}"
     out: list[Block] = [
-        ("h", 2, f"Effect of {other} ({diff}) at each {key} (test {lit(metric)})"),
+        ("h", 2, f"Effect of {other} ({diff}) at each {key} (test {metric})"),
         (
             "p",
-            f"Declared in the study file (report.within). Paired by seed at each value of {key}; "
-            f"one Holm family: the {len(rows)} tests (separately for the t-test and the Wilcoxon "
-            "columns).",
+            f"Declared in the study file (report.within). Paired by seed at each value of "
+            f"{lit(key)}; {family} (separately for the t-test and the Wilcoxon columns).",
         ),
         ("table", head, rows),
     ]
-    a = w["anova"]
+    a, k = w["anova"], lit(key)
     if a and a["p"] is not None:
+        verdict = (
+            ": the effect differs between values."
+            if a["p"] < alpha
+            else ": no significant change (this does not show that the effect is the same at "
+            "every value)."
+        )
         out.append(
             (
                 "p",
-                f"**Does the effect change with {key}?** One-way ANOVA of the per-seed "
-                f"differences across the {a['df'][0] + 1} values (each value trains on its own "
-                f"data, so the groups are treated as independent): F({a['df'][0]}, {a['df'][1]}) "
-                f"= {a['F']:.3g}, p = {lit(wording.format_p(a['p'], alpha))}"
-                + (
-                    ": the effect differs between values."
-                    if a["p"] < alpha
-                    else ": no significant change (a non-significant F does not show that the "
-                    "effect is the same at every value)."
-                ),
+                f"**Does the effect change with {k}?** One-way ANOVA of the per-seed differences "
+                f"across the {a['df'][0] + 1} values, assuming the values independent (they "
+                f"train on different data, but share seed numbers and the test set): "
+                f"F({a['df'][0]}, {a['df'][1]}) = {a['F']:.3g}, p = "
+                f"{lit(wording.format_p(a['p'], alpha))}{verdict} It asks whether the effect "
+                "differs anywhere, not whether it grows.",
             )
         )
     elif a:
-        out.append(
-            ("p", f"Whether the effect changes with {key}: not tested ({lit(a['untested'])}).")
-        )
+        why = lit(a["untested"])
+        out.append(("p", f"Whether the effect changes with {k}: not tested ({why})."))
     if w.get("mde"):
         out.append(("p", f"**Power.** {wording.mde_text(w['mde'], metric)}."))
     return out
@@ -329,10 +339,10 @@ def _plateau_blocks(pl: dict[str, Any]) -> list[Block]:
         checked = [r for r in rows if r["plateau"] is not None]
         return f"{sum(r['plateau'] for r in checked)} of {len(checked)} variants"
 
-    said = f"On test {metric}, {count(test)} are at a plateau"
+    said = f"On test {metric}, {count(test)} meet the plateau criterion"
     if val:
         said += f" (on validation {metric}: {count(val)})"
-    head = ["variant", "last fifth (epochs)", "movement", "seed sd", "at a plateau"]
+    head = ["variant", "last fifth (epochs)", "movement", "seed sd", "meets the criterion"]
     rows = []
     vrows = {r["variant"]: r for r in val or []}
     for r in test:
@@ -363,9 +373,10 @@ def _plateau_blocks(pl: dict[str, Any]) -> list[Block]:
             "p",
             f"{said}. Criterion: over the last fifth of the epochs, the variant's mean learning "
             "curve (mean over seeds at each evaluation) moves by less than the sample sd over "
-            "seeds of its final value (movement: the curve's max - min there). A descriptive "
-            "criterion, not a statistical test; where a variant is not at a plateau, its numbers "
-            "answer the question for this training budget only.",
+            "seeds of its final value (movement: the curve's max - min there; a curve that does "
+            "not move meets it). A descriptive criterion, not a statistical test, and a lenient "
+            "one where the seeds disagree widely (a large sd); where a variant does not meet it, "
+            "its numbers answer the question for this training budget only.",
         ),
         ("table", head, rows),
     ]

@@ -201,7 +201,7 @@ def summary_sentences(st: dict[str, Any]) -> list[str]:
 def _within_sentences(w: dict, metric: str, mode: str, alpha: float) -> list[str]:
     """The ``report.within`` analysis in words: each value's test after Holm, then the ANOVA."""
     other, key, treat = lit(w["other"]), lit(w["within"]), lit(w["treatment"])
-    family = f"paired t-test, Holm over the {len(w['rows'])} values of {key}"
+    family = f"paired t-test, Holm over the {w['tested']} values of {key} tested"
     out = []
     for r in w["rows"]:
         at = f"At {key} = {lit(r['level'])}"

@@ -8,6 +8,7 @@ what recorded trials compute (:func:`check_changes`). Each failure is one line n
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from rcl_study.config import ConfigError, StudyFile, to_dict
 from rcl_study.study.packing import pack_size
@@ -33,9 +34,15 @@ def check_folders(cfg: StudyFile, source: str | None = None) -> None:
     key = _key(cfg.report.dir, f"reports/{cfg.name}", "report.dir")
     folders.check_folder(cfg.report_dir, cfg.name, "report", key, src)
     folders.check_pair(cfg.output_dir, cfg.report_dir, src)
+    taken = {Path(cfg.report_dir).resolve(): "report.dir"}
     for sec in cfg.report.secondary:
         key = f"report.secondary '{sec.name}'"
-        folders.check_folder(cfg.secondary_dir(sec.name), cfg.name, "report", key, src)
+        where = cfg.secondary_dir(sec.name)
+        folders.check_folder(where, cfg.name, "report", key, src)
+        folders.check_pair(cfg.output_dir, where, src)
+        first = taken.setdefault(Path(where).resolve(), key)
+        if first != key:
+            raise ConfigError(f"{src}: {key}: its folder {where} is also {first}'s; name another")
 
 
 def _key(given: str | None, default: str, key: str) -> str:
@@ -142,6 +149,7 @@ def check_study(cfg: StudyFile) -> list[TrialPlan]:
     Returns the planned trials of an ablation or grid (``[]`` for a search, whose trials are
     sampled), so that a caller expands the design once.
     """
+    check_within(cfg)
     if cfg.study.kind == "search":
         search_distributions(cfg)
         if len(cfg.study.seeds) < 2:
@@ -159,7 +167,6 @@ def check_study(cfg: StudyFile) -> list[TrialPlan]:
     plans = expand(cfg)
     variants = list(dict.fromkeys(p.variant for p in plans))
     baseline_variant(cfg, variants)
-    check_within(cfg)
     for sec in cfg.report.secondary:  # refused now, not when its report is written
         if sec.baseline not in variants:
             raise ConfigError(

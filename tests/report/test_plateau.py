@@ -59,16 +59,40 @@ def test_only_finished_trials_count_and_non_finite_points_are_skipped():
     def rec(tid, variant, status, hist):
         return TrialRecord(trial_id=tid, variant=variant, status=status, history=hist)
 
-    hist = [{"epoch": e, "balanced_acc": 0.5} for e in (8, 9, 10)]
+    def hist(*values):
+        return [{"epoch": e, "balanced_acc": v} for e, v in zip((8, 9, 10), values)]
+
     records = [
-        rec("a0", "a", "ok", hist),
-        rec("a1", "a", "ok", [*hist[:2], {"epoch": 10, "balanced_acc": 0.6}]),
-        rec("a2", "a", "failed", [{"epoch": 10, "balanced_acc": 0.0}]),
-        rec("b0", "b", "ok", [{"epoch": 10, "balanced_acc": float("nan")}]),
+        rec("a0", "a", "ok", hist(0.5, 0.5, 0.5)),
+        rec("a1", "a", "ok", hist(0.5, 0.5, 0.6)),
+        rec("a2", "a", "failed", hist(0.0, 0.0, 0.0)),  # would move the mean curve if counted
+        # b: a NaN at epoch 9 in one seed; epoch 9 then lacks that seed and is left out of the
+        # tail (mean over 8 and 10 only: 0.5, 0.55), not averaged as 0.9 from the other seed
+        rec("b0", "b", "ok", hist(0.5, float("nan"), 0.5)),
+        rec("b1", "b", "ok", hist(0.5, 0.9, 0.6)),
     ]
     rows = {r["variant"]: r for r in plateau_check(records, "balanced_acc")}
     assert rows["a"]["n"] == 2 and rows["a"]["movement"] == pytest.approx(0.05)
-    assert rows["b"]["plateau"] is None
+    assert rows["b"]["tail_epochs"] == [8, 10] and rows["b"]["movement"] == pytest.approx(0.05)
+
+
+def test_a_flat_curve_whose_seeds_agree_exactly_meets_the_criterion():
+    row = variant_plateau([{8: 0.5, 9: 0.5, 10: 0.5}, {8: 0.5, 9: 0.5, 10: 0.5}])
+    assert row["movement"] == 0 and row["sd"] == 0 and row["plateau"] is True
+
+
+def test_a_chosen_metric_is_read_from_its_learning_curve():
+    records = [
+        TrialRecord(
+            trial_id=f"a{s}",
+            variant="a",
+            status="ok",
+            history=[{"epoch": e, "balanced_acc": 0.5 + s / 10} for e in (8, 9, 10)],
+        )
+        for s in (0, 1)
+    ]
+    (row,) = plateau_check(records, "chosen_balanced_acc")
+    assert row["plateau"] is True and row["tail_epochs"] == [8, 9, 10]
 
 
 def test_the_report_has_the_section_with_its_numbers(tmp_path):
@@ -93,6 +117,6 @@ def test_the_report_table_gives_each_variants_movement_sd_and_verdict(tmp_path):
     _, path = _write(tmp_path, {"kind": "ablation"}, recs)
     md = path.read_text()
     # tail: epochs 8, 9, 10; flat: range 0, sd 0.02 -> yes; climbing: range 0.1 -> no
-    assert "On test balanced_acc, 1 of 2 variants are at a plateau." in md
+    assert "On test balanced_acc, 1 of 2 variants meet the plateau criterion." in md
     assert "| flat | 8-10 (3 evaluations) | 0.0000 | 0.0200 | yes |" in md
     assert "| climbing | 8-10 (3 evaluations) | 0.1000 | 0.0200 | no |" in md

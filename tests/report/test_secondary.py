@@ -130,3 +130,19 @@ def test_overwrite_clears_the_secondary_reports_too(tmp_path, monkeypatch):
     assert not (sec_dir / "index.md").exists() and not (sec_dir / "stats.json").exists()
     assert mine.read_text() == "keep"
     assert not (tmp_path / "reports" / "losses" / "index.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("where", "match"), [("reports/losses", "also report.dir"), ("runs/fresh/rep", "overlap")]
+)
+def test_a_secondary_folder_on_the_primary_report_or_the_records_is_refused(
+    tmp_path, monkeypatch, where, match
+):
+    from rcl_study.config import load_study, set_path
+    from rcl_study.study.checks import check_folders
+
+    monkeypatch.chdir(tmp_path)
+    _study(tmp_path, [{"name": "vs_bcl", "baseline": "loss.preset=bcl", "dir": where}])
+    cfg = set_path(load_study("studies/losses.yaml"), {"study.output_dir": "runs/fresh"})
+    with pytest.raises(ConfigError, match=match):
+        check_folders(cfg)

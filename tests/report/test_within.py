@@ -121,3 +121,102 @@ def test_within_needs_a_two_key_grid_whose_other_key_has_two_values(grid, match)
     }
     with pytest.raises(ConfigError, match=match):
         check_study(parse_study(raw))
+
+
+def _records_2x(out, within_vals, other_key, other_vals, acc, seeds=(0, 1, 2, 3), skip=()):
+    """Records of a grid data.imbalance_ratio x ``other_key``; ``skip``: (ir, value, seed) left out
+    or, with a 4th element "failed", recorded as failed."""
+    skipped = {s[:3]: (s[3] if len(s) > 3 else None) for s in skip}
+    for ir in within_vals:
+        for v in other_vals:
+            for s in seeds:
+                how = skipped.get((ir, v, s), "keep")
+                if how is None:
+                    continue
+                ov = {"data.imbalance_ratio": ir, other_key: v}
+                name = f"data.imbalance_ratio={ir},{other_key}={v}"
+                status = "failed" if how == "failed" else "ok"
+                rec = _record(f"{ir}_{v}__s{s}", name, s, ov, acc(ir, v, s), status)
+                StudyFolder(out).append(rec)
+    StudyFolder(out).write_plan([{"trial_id": "p"}], {})
+
+
+def _cfg(tmp_path, grid):
+    return parse_study(
+        {
+            "name": "w",
+            "data": {"dataset": "digits_lt"},
+            "study": {"kind": "grid", "grid": grid, "seeds": [0, 1, 2, 3]},
+            "report": {"dir": str(tmp_path / "report"), "within": "data.imbalance_ratio"},
+        }
+    )
+
+
+@pytest.mark.parametrize("values", [[1, 1.5], [None, 0.5]])
+def test_float_and_null_grid_values_are_matched_to_their_rows(tmp_path, values):
+    """pandas stores [1, 1.5] as 1.0 / 1.5 and None as NaN: the arms must still be found."""
+    key = "loss.scale" if values[0] == 1 else "loss.margin"
+
+    def acc(ir, v, s):
+        return 0.6 + 0.01 * s + (0.03 if v == values[1] else 0.0) + 0.002 * (s % 2) * (v is None)
+
+    out = tmp_path / "runs"
+    _records_2x(out, [10, 50], key, values, acc)
+    cfg = _cfg(tmp_path, {"data.imbalance_ratio": [10, 50], key: values})
+    write_report(cfg, "studies/w.yaml", out, tmp_path / "report")
+    st = json.loads((tmp_path / "report" / "stats.json").read_text())
+    rows = st["within"]["rows"]
+    assert [r["n"] for r in rows] == [4, 4]
+    assert [r["mean_diff"] for r in rows] == pytest.approx([0.03 - 0.001 * (values[0] is None)] * 2)
+
+
+def test_untested_levels_leave_the_family_and_the_mde(tmp_path):
+    """IR 10: the same difference at every seed (untested); IR 50: a seed with one arm only and a
+    failed trial; IR 100: one common seed (untested). The family is the tested levels only."""
+    noise = {0: 0.0, 1: 0.004, 2: -0.003, 3: 0.006}
+
+    def acc(ir, v, s):
+        gain = 0.02 if v == "bcl+rcl" else 0.0
+        return 0.6 + 0.01 * s + gain + (noise[s] if (ir != 10 and v == "bcl+rcl") else 0.0)
+
+    skip = [(50, "bcl", 3), (50, "bcl+rcl", 2, "failed")]
+    skip += [(100, "bcl", s) for s in (1, 2, 3)]
+    out = tmp_path / "runs"
+    _records_2x(out, [10, 50, 100], "loss.preset", ["bcl", "bcl+rcl"], acc, skip=skip)
+    cfg = _cfg(tmp_path, {"data.imbalance_ratio": [10, 50, 100], "loss.preset": ["bcl", "bcl+rcl"]})
+    md = write_report(cfg, "studies/w.yaml", out, tmp_path / "report").read_text()
+    w = json.loads((tmp_path / "report" / "stats.json").read_text())["within"]
+    r10, r50, r100 = w["rows"]
+    assert r10["p_ttest"] is None and "no variance" in r10["untested"]
+    assert r100["p_ttest"] is None and r100["untested"] == "one seed"
+    assert r50["seeds"] == [0, 1] and "seeds [2, 3] have one arm only" in "; ".join(r50["notes"])
+    assert w["tested"] == 1 and r50["p_ttest_holm"] == pytest.approx(r50["p_ttest"])
+    d = np.array([noise[0], noise[1]]) + 0.02
+    assert w["mde"]["family"] == 1 and f"{d.std(ddof=1):.3g}" in w["mde"]["basis"]
+    assert "one Holm family: the 1 values tested (not tested: 10, 100" in md
+    assert "Holm over the 1 values of data.imbalance_ratio tested" in md
+
+
+def test_within_on_a_search_is_refused():
+    raw = {
+        "name": "s",
+        "data": {"dataset": "digits_lt"},
+        "study": {
+            "kind": "search",
+            "seeds": [0, 1],
+            "n_trials": 2,
+            "space": {"loss.scale": {"low": 1.0, "high": 2.0}},
+        },
+        "report": {"within": "data.imbalance_ratio"},
+    }
+    with pytest.raises(ConfigError, match="one of the two keys of a grid"):
+        check_study(parse_study(raw))
+
+
+def test_a_secondary_report_does_not_repeat_the_within_family(tmp_path):
+    from rcl_study.report.render import secondary_config
+
+    cfg = _study(
+        tmp_path, secondary=[{"name": "v", "baseline": "data.imbalance_ratio=10,loss.preset=bcl"}]
+    )
+    assert secondary_config(cfg, "v").report.within is None
