@@ -368,7 +368,7 @@ def _plateau_blocks(pl: dict[str, Any]) -> list[Block]:
     if val:
         head.append("on validation (movement vs sd)")
     return [
-        ("h", 2, f"Training to a plateau (test {metric})"),
+        ("h", 2, f"Training to a plateau (test {pl['metric']})"),
         (
             "p",
             f"{said}. Criterion: over the last fifth of the epochs, the variant's mean learning "
