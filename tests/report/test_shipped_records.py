@@ -66,3 +66,27 @@ def test_without_runs_or_shipped_records_the_error_stays(tmp_path, monkeypatch, 
     assert run.main(["studies/syn.yaml", "--report-only"]) == 2
     err = capsys.readouterr().err
     assert "no records in " in err and "runs/syn;" in err  # the folder, made absolute once
+
+
+def test_shipped_records_leave_out_the_machines_absolute_folders(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recs = _study(tmp_path)
+    runs = StudyFolder(tmp_path / "runs" / "syn")
+    config = {
+        "name": "syn",
+        "study": {"output_dir": "/home/alice/work/runs/syn", "seeds": [0]},
+        "report": {"dir": "/home/alice/work/reports/syn", "alpha": 0.05},
+        "data": {"root": "/data/mnist"},  # data paths are kept: they may define the trial
+    }
+    runs.append({**recs[0], "config": config})  # a later attempt of the first trial
+    runs.write_plan([{"trial_id": r["trial_id"]} for r in recs], {"config": config})
+    assert run.main(["studies/syn.yaml", "--report-only"]) == 0
+    report = tmp_path / "reports" / "syn"
+    text = (report / "records.jsonl").read_text() + (report / "plan.json").read_text()
+    assert "/home/alice" not in text and "/data/mnist" in text
+    shipped = {json.loads(line)["trial_id"]: json.loads(line) for line in text.splitlines()[:24]}
+    got = shipped[recs[0]["trial_id"]]["config"]
+    assert got["study"] == {"output_dir": None, "seeds": [0]}
+    assert got["report"] == {"dir": None, "alpha": 0.05}
+    # the study's own records are untouched
+    assert "/home/alice" in (tmp_path / "runs" / "syn" / "records.jsonl").read_text()
