@@ -351,7 +351,6 @@ def _report(cfg, study_path: str, secondary: str | None = None) -> int:
 
 def _one_report(view, study_path: str, cfg=None, secondary: str | None = None) -> int:
     """Write one report; ``view`` is the study as this report reads it (its report folder)."""
-    from rcl_study.files import record_tree
     from rcl_study.report.render import write_report
     from rcl_study.report.shipped import records_folder
     from rcl_study.trials.folder import DAMAGED, StudyFolder
@@ -380,9 +379,7 @@ def _one_report(view, study_path: str, cfg=None, secondary: str | None = None) -
             file=sys.stderr,
         )
         return 2
-    since = time.time_ns()
     path = write_report(cfg, study_path, source, view.report_dir, secondary)
-    record_tree(view.report_dir, ("figures",), since)  # matplotlib's files: the toolkit's too
     print(f"report: {path}")
     return 0
 

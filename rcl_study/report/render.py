@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pandas as pd
 
 from rcl_study.config import StudyFile
 from rcl_study.config.metrics import val_key
-from rcl_study.files import atomic_write_text
+from rcl_study.files import atomic_write_text, compact_manifest, record_tree
 from rcl_study.report import analysis, drawing, plateau, power, shipped, stats, wording
 from rcl_study.report.markup import Block, code, lit, to_html, to_markdown
 from rcl_study.report.provenance import provenance_block
@@ -598,6 +599,7 @@ def write_report(
     folders.check_folder(report_dir, cfg.name, "report", "report.dir", study_path)
     folders.check_links(out_dir, f"{study_path}: study.output_dir")  # records read through none
     folders.claim(report_dir, cfg.name)
+    since = time.time_ns()
     built = build(cfg, study_path, out_dir, report_dir, about)
     shipped.ship(StudyFolder(out_dir), report_dir, list(built["table"]["trial_id"]))
     atomic_write_text(report_dir / "results.csv", built["table"].to_csv(index=False))
@@ -607,4 +609,8 @@ def write_report(
         report_dir / "index.html",
         to_html(built["blocks"], report_dir, report_title(cfg, about["secondary"])),
     )
+    record_tree(report_dir, ("figures",), since)  # matplotlib's files: the toolkit's too
+    # one manifest line per file: a rebuild appends a line per file it rewrites (a file that is
+    # left unlisted by a concurrent rebuild is kept by --overwrite, never wrongly deleted)
+    compact_manifest(report_dir)
     return report_dir / "index.md"

@@ -90,3 +90,16 @@ def test_shipped_records_leave_out_the_machines_absolute_folders(tmp_path, monke
     assert got["report"] == {"dir": None, "alpha": 0.05}
     # the study's own records are untouched
     assert "/home/alice" in (tmp_path / "runs" / "syn" / "records.jsonl").read_text()
+
+
+def test_rebuilding_a_report_keeps_its_manifest_at_one_line_per_file(tmp_path, monkeypatch):
+    from rcl_study.files import MANIFEST, read_manifest
+
+    monkeypatch.chdir(tmp_path)
+    _study(tmp_path)
+    report = tmp_path / "reports" / "syn"
+    for _ in range(3):
+        assert run.main(["studies/syn.yaml", "--report-only"]) == 0
+    lines = (report / MANIFEST).read_text().splitlines()
+    files = [p for p in report.rglob("*") if p.is_file() and not p.name.startswith(".rcl_study")]
+    assert len(lines) == len(read_manifest(report)) == len(files)
