@@ -386,22 +386,33 @@ def factorial_mde(fx: dict[str, Any] | None, alpha: float) -> dict[str, Any] | N
     )
 
 
+def _pooled_mde(
+    pairs: list[tuple[Any, int]], n: int, m: int, analysis: str, alpha: float, seeds: str
+) -> dict[str, Any] | None:
+    """The MDE of a family of ``m`` paired t-tests on ``n`` seeds, from their pooled sd.
+
+    ``pairs``: ``(sd of paired differences, n)`` per test. None without a positive pooled sd.
+    """
+    pooled = power.pooled_sd(pairs)
+    if not pooled or not pooled[0]:
+        return None
+    return power.mde_info(
+        power.mde(n, pooled[0], alpha, m),
+        analysis,
+        "paired t-test",
+        alpha,
+        m,
+        f"{n} {seeds}, pooled sd of paired differences {pooled[0]:.3g}",
+    )
+
+
 def sweep_mde(key: str, best: dict[str, Any] | None, alpha: float) -> dict[str, Any] | None:
     """The MDE of a grid's best-versus-other tests on the report seeds (pooled paired sd)."""
     if not best or not best.get("versus"):
         return None
-    pooled = power.pooled_sd([(v.get("sd_diff"), v.get("n", 0)) for v in best["versus"]])
-    if not pooled:
-        return None
+    pairs = [(v.get("sd_diff"), v.get("n", 0)) for v in best["versus"]]
     n, m = len(best["reported_on"]), len(best["versus"])
-    return power.mde_info(
-        power.mde(n, pooled[0], alpha, m),
-        f"best-versus-other tests of {key}",
-        "paired t-test",
-        alpha,
-        m,
-        f"{n} report seeds, pooled sd of paired differences {pooled[0]:.3g}",
-    )
+    return _pooled_mde(pairs, n, m, f"best-versus-other tests of {key}", alpha, "report seeds")
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -505,15 +516,8 @@ def _anova(groups: list[np.ndarray]) -> dict[str, Any]:
 
 def _within_mde(tested: list[dict[str, Any]], other: str, alpha: float) -> dict[str, Any] | None:
     """The MDE of the tested levels' paired t-tests (Holm family: those levels)."""
-    pooled = power.pooled_sd([(r["sd_diff"], r["n"]) for r in tested])
-    if not pooled or not pooled[0]:
+    if not tested:
         return None
+    pairs = [(r["sd_diff"], r["n"]) for r in tested]
     n, m = min(r["n"] for r in tested), len(tested)
-    return power.mde_info(
-        power.mde(n, pooled[0], alpha, m),
-        f"paired tests of {other} at each value",
-        "paired t-test",
-        alpha,
-        m,
-        f"{n} seeds, pooled sd of paired differences {pooled[0]:.3g}",
-    )
+    return _pooled_mde(pairs, n, m, f"paired tests of {other} at each value", alpha, "seeds")
