@@ -18,10 +18,30 @@ from rcl_study.trials.records import TrialRecord
 DEFAULT_EFFECTS = (0.01, 0.02, 0.05)
 
 
+def within_keys(cfg: StudyFile) -> tuple[str, str] | None:
+    """``(within, other)`` when the study's primary family is its ``report.within`` analysis.
+
+    That is a two-key grid declaring ``report.within`` without a ``report.baseline`` (with one,
+    the comparisons with the baseline stay the primary family).
+    """
+    grid = cfg.study.grid if cfg.study.kind == "grid" else {}
+    key = cfg.report.within
+    if not key or cfg.report.baseline or len(grid) != 2 or key not in grid:
+        return None
+    return key, next(k for k in grid if k != key)
+
+
 def family_size(cfg: StudyFile) -> int:
-    """Comparisons with the baseline the summary corrects together (Holm family): variants - 1."""
+    """Tests the summary corrects together (its Holm family).
+
+    The variants - 1 comparisons with the baseline, or, for a ``report.within`` study, the values
+    of its ``within`` key.
+    """
     if cfg.study.kind == "search":
         return 1
+    keys = within_keys(cfg)
+    if keys:
+        return max(1, len(cfg.study.grid[keys[0]]))
     return max(1, len({p.variant for p in expand(cfg)}) - 1)
 
 
@@ -33,17 +53,33 @@ def pilot_sd(
     df = analysis.results_table(records, cfg.study.metric)
     if not len(df):
         return None
-    variants = list(dict.fromkeys(df["variant"]))
-    base = baseline_variant(cfg, variants)
-    comps = analysis.comparisons(df, cfg.study.metric, base, cfg.study.mode, n_boot=100)
+    keys = within_keys(cfg)
+    if keys:
+        within, other = keys
+        grid = cfg.study.grid
+        w = analysis.within_effects(
+            df,
+            cfg.study.metric,
+            within,
+            other,
+            grid[other],
+            grid[within],
+            cfg.study.mode,
+            n_boot=100,
+        )
+        comps = [r for r in w["rows"] if r["p_ttest"] is not None]
+        what = f"paired tests of {other} at each {within}"
+    else:
+        base = baseline_variant(cfg, list(dict.fromkeys(df["variant"])))
+        comps = analysis.comparisons(df, cfg.study.metric, base, cfg.study.mode, n_boot=100)
+        what = f"paired comparisons with {base}"
     pooled = power.pooled_sd([(c["sd_diff"], c["n"]) for c in comps])
     if not pooled:
         return None
     used = [c for c in comps if c["sd_diff"] is not None]
-    return pooled[0], (
-        f"pilot: pooled over {len(used)} paired comparisons with {base} in "
-        f"{where or cfg.output_dir}, {pooled[1]} df"
-    )
+    return pooled[
+        0
+    ], f"pilot: pooled over {len(used)} {what} in {where or cfg.output_dir}, {pooled[1]} df"
 
 
 def study_plan(

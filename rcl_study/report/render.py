@@ -62,8 +62,16 @@ def _search_best_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
 
 
 def seed_plan(st: dict[str, Any], cfg: StudyFile, effects=None) -> dict | None:
-    """The seed plan from this study's own records (sd of paired differences, pooled)."""
+    """The seed plan from this study's own records (sd of paired differences, pooled).
+
+    On the comparisons with the baseline; for a ``report.within`` study without them, on its
+    tested values (that family's size).
+    """
     comps = [c for c in st["comparisons"] if c.get("sd_diff") is not None]
+    family, what = max(1, len(st["comparisons"])), "comparisons with the baseline"
+    if not st["comparisons"] and st.get("within"):
+        comps = [r for r in st["within"]["rows"] if r["p_ttest"] is not None]
+        family, what = max(1, len(comps)), f"paired tests of {st['within']['other']}"
     pooled = power.pooled_sd([(c["sd_diff"], c["n"]) for c in comps])
     if not pooled:
         return None
@@ -75,9 +83,9 @@ def seed_plan(st: dict[str, Any], cfg: StudyFile, effects=None) -> dict | None:
         sd,
         len(cfg.study.seeds),
         cfg.report.alpha,
-        max(1, len(st["comparisons"])),
+        family,
         effects,
-        f"pooled over {len(comps)} comparisons with the baseline in these records, {df} df",
+        f"pooled over {len(comps)} {what} in these records, {df} df",
     )
 
 
@@ -216,7 +224,8 @@ def build(
     }
     stats_out["plateau"] = _plateau(records, metric, cfg, stats_out["on_validation"])
     stats_out["plan"] = seed_plan(stats_out, cfg)
-    stats_out["mde"] = analysis.comparisons_mde(stats_out["plan"], alpha)
+    # the comparisons' MDE (a within study's plan is on its own family, whose MDE it states)
+    stats_out["mde"] = analysis.comparisons_mde(stats_out["plan"], alpha) if comps else None
     if effects:
         effects["mde"] = analysis.factorial_mde(effects, alpha)
     ok = analysis.ok_rows(dfa, metric) if len(df) else df

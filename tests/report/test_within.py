@@ -220,3 +220,40 @@ def test_a_secondary_report_does_not_repeat_the_within_family(tmp_path):
         tmp_path, secondary=[{"name": "v", "baseline": "data.imbalance_ratio=10,loss.preset=bcl"}]
     )
     assert secondary_config(cfg, "v").report.within is None
+
+
+def test_seed_plans_of_a_within_study_use_its_family(tmp_path, monkeypatch, capsys):
+    """--plan-seeds and the report's seed plan: the within tests' pooled sd, family = values."""
+    import yaml
+
+    from rcl_study import run
+
+    path = _write(tmp_path, _study(tmp_path))
+    st = json.loads((path.parent / "stats.json").read_text())
+    diffs = [
+        np.subtract([_acc(ir, "bcl+rcl", s) for s in SEEDS], [_acc(ir, "bcl", s) for s in SEEDS])
+        for ir in IRS
+    ]
+    pooled = float(np.sqrt(np.mean([np.var(d, ddof=1) for d in diffs])))
+    assert st["plan"]["family"] == 3 and st["plan"]["sd"] == pytest.approx(pooled)
+    assert st["mde"] is None  # no comparisons with a baseline: no MDE of them
+    assert "paired tests of loss.preset" in st["plan"]["source"]
+    # the command line, from the same records
+    monkeypatch.chdir(tmp_path)
+    raw = {
+        "name": "imb",
+        "data": {"dataset": "digits_lt"},
+        "study": {
+            "kind": "grid",
+            "grid": {"data.imbalance_ratio": IRS, "loss.preset": ["bcl", "bcl+rcl"]},
+            "seeds": SEEDS,
+            "output_dir": str(tmp_path / "runs"),
+        },
+        "report": {"dir": str(tmp_path / "report"), "within": "data.imbalance_ratio"},
+    }
+    (tmp_path / "imb.yaml").write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    assert run.main(["imb.yaml", "--plan-seeds"]) == 0
+    out = capsys.readouterr().out
+    assert "family of 3 comparisons" in out and f"{pooled:.4g}" in out
+    assert "paired tests of loss.preset at each data.imbalance_ratio" in out
