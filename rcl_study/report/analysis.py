@@ -12,6 +12,7 @@ from rcl_study.config import METRIC_INFO, METRICS, RENAMED_METRICS
 from rcl_study.config.metrics import val_key
 from rcl_study.losses import OFF_VALUES
 from rcl_study.report import power, stats
+from rcl_study.trials.design import within_keys
 from rcl_study.trials.records import TrialRecord
 
 #: prefix of a validation metric in a record (``val_balanced_acc``: balanced_acc on validation)
@@ -494,6 +495,29 @@ def within_effects(
     out.update(rows=rows, tested=len(tested), anova=_anova(groups))
     out["mde"] = _within_mde(tested, other, alpha)
     return out
+
+
+def within_of(cfg: Any, df: pd.DataFrame, n_boot: int = 2000) -> dict[str, Any] | None:
+    """The study's declared ``report.within`` analysis (:func:`within_effects` on its grid).
+
+    None when it declares none or ``df`` is empty.
+    """
+    keys = within_keys(cfg)
+    if not keys or not len(df):
+        return None
+    within, other = keys
+    grid, st = cfg.study.grid, cfg.study
+    return within_effects(
+        df,
+        st.metric,
+        within,
+        other,
+        list(grid[other]),
+        list(grid[within]),
+        st.mode,
+        cfg.report.alpha,
+        n_boot,
+    )
 
 
 def _anova(groups: list[np.ndarray]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from rcl_study.config import ConfigError, StudyFile
 from rcl_study.report import analysis, power
-from rcl_study.trials.design import baseline_variant, expand
+from rcl_study.trials.design import baseline_variant, expand, within_keys
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import TrialRecord
 
@@ -18,17 +18,12 @@ from rcl_study.trials.records import TrialRecord
 DEFAULT_EFFECTS = (0.01, 0.02, 0.05)
 
 
-def within_keys(cfg: StudyFile) -> tuple[str, str] | None:
+def _within_family(cfg: StudyFile) -> tuple[str, str] | None:
     """``(within, other)`` when the study's primary family is its ``report.within`` analysis.
 
-    That is a two-key grid declaring ``report.within`` without a ``report.baseline`` (with one,
-    the comparisons with the baseline stay the primary family).
+    That is, declared without a ``report.baseline`` (with one, its comparisons stay primary).
     """
-    grid = cfg.study.grid if cfg.study.kind == "grid" else {}
-    key = cfg.report.within
-    if not key or cfg.report.baseline or len(grid) != 2 or key not in grid:
-        return None
-    return key, next(k for k in grid if k != key)
+    return None if cfg.report.baseline else within_keys(cfg)
 
 
 def family_size(cfg: StudyFile) -> int:
@@ -39,7 +34,7 @@ def family_size(cfg: StudyFile) -> int:
     """
     if cfg.study.kind == "search":
         return 1
-    keys = within_keys(cfg)
+    keys = _within_family(cfg)
     if keys:
         return max(1, len(cfg.study.grid[keys[0]]))
     return max(1, len({p.variant for p in expand(cfg)}) - 1)
@@ -53,22 +48,11 @@ def pilot_sd(
     df = analysis.results_table(records, cfg.study.metric)
     if not len(df):
         return None
-    keys = within_keys(cfg)
+    keys = _within_family(cfg)
     if keys:
-        within, other = keys
-        grid = cfg.study.grid
-        w = analysis.within_effects(
-            df,
-            cfg.study.metric,
-            within,
-            other,
-            grid[other],
-            grid[within],
-            cfg.study.mode,
-            n_boot=100,
-        )
-        comps = [r for r in w["rows"] if r["p_ttest"] is not None]
-        what = f"paired tests of {other} at each {within}"
+        rows = analysis.within_of(cfg, df, n_boot=100)["rows"]
+        comps = [r for r in rows if r["p_ttest"] is not None]
+        what = f"paired tests of {keys[1]} at each {keys[0]}"
     else:
         base = baseline_variant(cfg, list(dict.fromkeys(df["variant"])))
         comps = analysis.comparisons(df, cfg.study.metric, base, cfg.study.mode, n_boot=100)
@@ -77,9 +61,8 @@ def pilot_sd(
     if not pooled:
         return None
     used = [c for c in comps if c["sd_diff"] is not None]
-    return pooled[
-        0
-    ], f"pilot: pooled over {len(used)} {what} in {where or cfg.output_dir}, {pooled[1]} df"
+    where = where or cfg.output_dir
+    return pooled[0], f"pilot: pooled over {len(used)} {what} in {where}, {pooled[1]} df"
 
 
 def study_plan(

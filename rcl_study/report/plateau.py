@@ -55,10 +55,11 @@ def variant_plateau(curves: list[dict[int, float]]) -> dict[str, Any]:
         return out
     last = ends.pop()
     common = set.intersection(*(set(c) for c in curves))
-    tail = sorted(e for e in common if e >= last - TAIL * last)
+    start = last - TAIL * last
+    tail = sorted(e for e in common if e >= start)
     out["last_epoch"], out["tail_epochs"] = last, tail
     if len(tail) < 2:
-        out["why"] = f"fewer than 2 evaluations in the last fifth (epochs {last * 0.8:g}-{last})"
+        out["why"] = f"fewer than 2 evaluations in the last fifth (epochs {start:g}-{last})"
         return out
     mean = [float(np.mean([c[e] for c in curves])) for e in tail]
     out["movement"] = max(mean) - min(mean)

@@ -185,7 +185,7 @@ def build(
         for s in summary:
             if s["variant"] == "best":
                 s["notes"].append(best_note)
-    within = _within(cfg, df, metric, mode, alpha, n_boot)
+    within = analysis.within_of(cfg, df, n_boot)
     if within and not cfg.report.baseline:  # the declared analysis replaces the first-variant one
         baseline = None
     comps = (
@@ -238,20 +238,6 @@ def build(
     figs = drawing.draw_all(cfg, records, ok, stats_out, report_dir / "figures")
     blocks = _blocks(cfg, study_path, df, records, stats_out, figs)
     return {"blocks": blocks, "stats": stats_out, "table": df}
-
-
-def _within(cfg: StudyFile, df, metric: str, mode: str, alpha: float, n_boot: int):
-    """The declared ``report.within`` analysis (None when not declared or no records)."""
-    key = cfg.report.within
-    grid = cfg.study.grid if cfg.study.kind == "grid" else {}
-    if not key or not len(df) or len(grid) != 2 or key not in grid:
-        return None
-    other = next(k for k in grid if k != key)
-    if len(grid[other]) != 2:
-        return None
-    return analysis.within_effects(
-        df, metric, key, other, list(grid[other]), list(grid[key]), mode, alpha, n_boot
-    )
 
 
 def _within_blocks(w: dict[str, Any], metric: str, alpha: float) -> list[Block]:

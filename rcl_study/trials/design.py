@@ -174,6 +174,20 @@ def expand(cfg: StudyFile) -> list[TrialPlan]:
     return plans
 
 
+def within_keys(cfg: StudyFile) -> tuple[str, str] | None:
+    """``(within, other)`` of the study's ``report.within``, or None.
+
+    Only where it is declared on a two-key grid whose other key has two values (what
+    ``study.checks.check_within`` requires).
+    """
+    key = cfg.report.within
+    grid = cfg.study.grid if cfg.study.kind == "grid" else {}
+    if not key or len(grid) != 2 or key not in grid:
+        return None
+    other = next(k for k in grid if k != key)
+    return (key, other) if len(grid[other]) == 2 else None
+
+
 def baseline_variant(cfg: StudyFile, variants: list[str]) -> str | None:
     """The variant every other one is compared with."""
     if cfg.report.baseline:

@@ -32,8 +32,9 @@ def _acc(ir, preset, seed):
     return base + (GAIN[ir] if preset == "bcl+rcl" else 0.0) + rng.normal(0, 0.01)
 
 
-def _study(tmp_path, **report):
-    raw = {
+def _raw(tmp_path, **report):
+    """The study file's mapping: IR x preset, within the ratio, report in ``tmp_path/report``."""
+    return {
         "name": "imb",
         "data": {"dataset": "digits_lt"},
         "study": {
@@ -43,7 +44,10 @@ def _study(tmp_path, **report):
         },
         "report": {"dir": str(tmp_path / "report"), "within": "data.imbalance_ratio", **report},
     }
-    return parse_study(raw)
+
+
+def _study(tmp_path, **report):
+    return parse_study(_raw(tmp_path, **report))
 
 
 def _write(tmp_path, cfg):
@@ -240,17 +244,8 @@ def test_seed_plans_of_a_within_study_use_its_family(tmp_path, monkeypatch, caps
     assert "paired tests of loss.preset" in st["plan"]["source"]
     # the command line, from the same records
     monkeypatch.chdir(tmp_path)
-    raw = {
-        "name": "imb",
-        "data": {"dataset": "digits_lt"},
-        "study": {
-            "kind": "grid",
-            "grid": {"data.imbalance_ratio": IRS, "loss.preset": ["bcl", "bcl+rcl"]},
-            "seeds": SEEDS,
-            "output_dir": str(tmp_path / "runs"),
-        },
-        "report": {"dir": str(tmp_path / "report"), "within": "data.imbalance_ratio"},
-    }
+    raw = _raw(tmp_path)
+    raw["study"]["output_dir"] = str(tmp_path / "runs")
     (tmp_path / "imb.yaml").write_text(yaml.safe_dump(raw))
     capsys.readouterr()
     assert run.main(["imb.yaml", "--plan-seeds"]) == 0
