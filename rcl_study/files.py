@@ -325,23 +325,32 @@ def read_manifest(root: str | Path) -> dict[str, dict[str, Any]]:
     climbs out (``..``) or names the marker or the manifest are skipped: such a file counts as
     not written by the toolkit, so it is kept.
     """
-    entries: dict[str, dict[str, Any]] = {}
+    return {e["path"]: e for e in _manifest_entries(root)}
+
+
+def _manifest_entries(root: str | Path) -> list[dict[str, Any]]:
+    """Every valid entry of the manifest of ``root``, in the order written."""
     try:
         with open_folder(root, create=False) as folder:
             fd = os.open(MANIFEST, os.O_RDONLY | _NOFOLLOW, dir_fd=folder.fd)
             with os.fdopen(fd, "rb") as f:
                 lines = f.read().splitlines()
     except FileNotFoundError:
-        return entries
+        return []
+    entries = []
     for raw in lines:
         try:
             e = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             continue
-        if not isinstance(e, dict) or not _valid_entry(e):
-            continue
-        entries[e["path"]] = e
+        if isinstance(e, dict) and _valid_entry(e):
+            entries.append(e)
     return entries
+
+
+def _same_bytes(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two entries of one path prove the same bytes (both by digest)."""
+    return a["size"] == b["size"] and a.get("sha256") is not None and a["sha256"] == b["sha256"]
 
 
 def _valid_entry(e: dict[str, Any]) -> bool:
@@ -378,10 +387,16 @@ def compact_manifest(root: str | Path) -> int:
     """Rewrite the manifest of ``root`` with one line per file still there; returns how many.
 
     Called where no other process writes into the folder (a run's end): the manifest grows by
-    a line per write (a checkpoint per epoch), and this keeps it at one line per file.
+    a line per write (a checkpoint per epoch), and this keeps it at one line per file: the last
+    written, except that a file rewritten with the same bytes (both entries with a digest, which
+    alone proves such a file) keeps its earlier entry, so that rebuilding a report leaves its
+    manifest, like its files, byte for byte as it was (a committed report stays clean in git).
     """
     root = Path(root)
-    entries = read_manifest(root)
+    entries: dict[str, dict[str, Any]] = {}
+    for e in _manifest_entries(root):
+        if e["path"] not in entries or not _same_bytes(entries[e["path"]], e):
+            entries[e["path"]] = e
     keep = []
     for rel, entry in entries.items():
         try:
@@ -394,14 +409,17 @@ def compact_manifest(root: str | Path) -> int:
     return len(keep)
 
 
-def record_tree(folder: str | Path, names: tuple[str, ...], since_ns: int) -> int:
+def record_tree(
+    folder: str | Path, names: tuple[str, ...], since_ns: int, digest: bool = False
+) -> int:
     """Record in the manifest the files under ``folder`` whose names match ``names`` (globs).
 
     For what other libraries write into a study folder for the toolkit (TensorBoard event files,
     Ray's and Optuna's state, MLflow's store, the report's figures): walked without following
     links, every regular file modified at or after ``since_ns`` (the run's start) is recorded,
-    at any depth below a matching entry. Returns how many were recorded; nothing happens outside
-    a study folder or when ``folder`` is missing.
+    at any depth below a matching entry, with its SHA-256 when ``digest`` (a file then stays
+    known after a copy or a clone that drops times). Returns how many were recorded; nothing
+    happens outside a study folder or when ``folder`` is missing.
     """
     base = Path(os.path.abspath(folder))
     try:
@@ -424,8 +442,18 @@ def record_tree(folder: str | Path, names: tuple[str, ...], since_ns: int) -> in
                     for f in files:
                         st = os.stat(f, dir_fd=here.fd, follow_symlinks=False)
                         if stat.S_ISREG(st.st_mode) and st.st_mtime_ns >= since_ns:
-                            here.record(f, st)
+                            here.record(f, st, _digest(f, here.fd) if digest else None)
                             n += 1
             except OSError:
                 continue
     return n
+
+
+def _digest(name: str, dir_fd: int) -> str:
+    """The SHA-256 of the file ``name`` of an open folder (no link followed)."""
+    fd = os.open(name, os.O_RDONLY | _NOFOLLOW, dir_fd=dir_fd)
+    h = hashlib.sha256()
+    with os.fdopen(fd, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -272,3 +272,43 @@ def test_an_interrupt_inside_a_write_waits_for_the_write(tmp_path, signum):
         signal.signal(signal.SIGTERM, before)
     assert target.read_bytes() == b"a" * 1000 + b"b" * 1000  # whole, then the interrupt
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_compacting_keeps_the_entry_of_a_file_rewritten_with_the_same_bytes(tmp_path):
+    """A rebuilt report rewrites its files with the same bytes: its manifest stays as it was (a
+    committed report's manifest is not dirtied by a rebuild), and still proves every file."""
+    root = study_folder(tmp_path)
+    files.atomic_write_text(root / "index.md", "same")
+    files.atomic_write_text(root / "stats.json", "one")
+    first = manifest(root)
+    os.utime(root / "index.md", ns=(1, 1))  # so that a rewrite cannot keep the same time
+    files.atomic_write_text(root / "index.md", "same")
+    files.atomic_write_text(root / "stats.json", "two")
+    files.compact_manifest(root)
+    now = manifest(root)
+    assert now["index.md"] == first["index.md"]  # the same bytes: the first entry kept
+    assert now["stats.json"] == on_disk(root, "stats.json", True)  # changed: the new one
+    assert len((root / MANIFEST).read_text().splitlines()) == 2
+    for rel in ("index.md", "stats.json"):  # each still the toolkit's: --overwrite deletes it
+        st = os.lstat(root / rel)
+        assert files.matches(now[rel], st, (root / rel).read_bytes)
+
+
+def test_compacting_keeps_the_latest_entry_of_a_file_recorded_by_time(tmp_path):
+    """Entries without a digest prove a file by its time: the latest one must stay."""
+    root = study_folder(tmp_path)
+    (root / "figures").mkdir()
+    (root / "figures" / "a.png").write_bytes(b"png")
+    files.record_tree(root, ("figures",), 0)
+    os.utime(root / "figures" / "a.png", ns=(10**18, 10**18))
+    files.record_tree(root, ("figures",), 0)
+    files.compact_manifest(root)
+    assert manifest(root)["figures/a.png"]["mtime_ns"] == 10**18
+
+
+def test_record_tree_can_record_digests(tmp_path):
+    root = study_folder(tmp_path)
+    (root / "figures").mkdir()
+    (root / "figures" / "a.svg").write_bytes(b"<svg/>")
+    assert files.record_tree(root, ("figures",), 0, digest=True) == 1
+    assert manifest(root)["figures/a.svg"] == on_disk(root, "figures/a.svg", True)

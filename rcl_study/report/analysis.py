@@ -60,6 +60,10 @@ def current_metrics(m: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: statuses that are failures; ``stopped`` (partial) and ``pruned`` (cut by the scheduler) are not
+FAILURES = ("failed", "diverged")
+
+
 def _finite(v: Any) -> bool:
     try:
         return v is not None and bool(np.isfinite(float(v)))
@@ -122,7 +126,7 @@ def variant_summary(
         s.update(
             variant=variant,
             trials=len(g),
-            failed=int((g["status"] != "ok").sum()),
+            failed=int(g["status"].isin(FAILURES).sum()),
             seeds=sorted(int(x) for x in ok["seed"]),
         )
         for extra in (

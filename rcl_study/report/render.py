@@ -407,11 +407,16 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
         )
     )
     if done and not st["status_counts"].get("ok"):
+        failed = sum(st["status_counts"].get(s, 0) for s in analysis.FAILURES)
         b.append(
             (
                 "p",
                 "**Every recorded trial failed**, so there is nothing to compare. The "
-                "reasons are listed below.",
+                "reasons are listed below."
+                if failed == done
+                else f"**No recorded trial finished** ({counts}), so there is nothing to "
+                "compare yet; the reasons are listed below (`--resume` trains stopped trials "
+                "again).",
             )
         )
     b.append(("h", 2, "Design"))
@@ -604,7 +609,7 @@ def write_report(
         report_dir / "index.html",
         to_html(built["blocks"], report_dir, report_title(cfg, about["secondary"])),
     )
-    record_tree(report_dir, ("figures",), since)  # matplotlib's files: the toolkit's too
+    record_tree(report_dir, ("figures",), since, digest=True)  # matplotlib's: the toolkit's too
     # one manifest line per file: a rebuild appends a line per file it rewrites (a file that is
     # left unlisted by a concurrent rebuild is kept by --overwrite, never wrongly deleted)
     compact_manifest(report_dir)

@@ -30,7 +30,8 @@
 # Back here: python scripts/gpu/ablation.py restore --fetched <files_at> --to runs/gpu_ablation
 # then python -m rcl_study.run studies/gpu_ablation.yaml --report-only (docs/results.md).
 # RESUME=folder (a restored records folder carried under .export/, e.g. .export/resume)
-# continues an earlier call's run: its stopped trials train again.
+# continues an earlier call's run: its stopped trials train again, the data copied to the path
+# that run's plan names (records hash data.path), whatever WORK is now.
 # Budget: LIMIT_S (570 s) for the whole script; training gets what is left less GAP_S (40 s) and
 # SYNC_END_S (15 s), and its pack a budget TRAIN_MARGIN_S (25 s) shorter than its timeout. OUT
 # defaults to /tmp/rcl_gpu_out, outside the repository (a rehearsal's files must not travel
@@ -78,6 +79,26 @@ phase() {  # phase NAME COMMAND...: run, log, time it; returns the command's sta
   return $rc
 }
 left() { echo $((LIMIT_S - ($(date +%s) - T0))); }
+
+resume_data_path() {  # FOLDER DEFAULT: the data path FOLDER's plan ran on, if the same file name
+  local was
+  was=$("$PY" -c 'import json, sys
+try:
+    print(json.load(open(sys.argv[1]))["meta"]["config"]["data"]["path"] or "")
+except Exception:
+    pass' "$1/plan.json" 2> /dev/null)
+  case "$was" in
+    /*/"$(basename "$2")") echo "$was" ;;
+    *) echo "$2" ;;
+  esac
+}
+# A resumed run must see the data at the path its records hashed (else "the study changed"):
+# the stopped run's, whatever WORK it had (json only: pydantic may not be installed yet)
+if [ -n "${RESUME:-}" ]; then
+  DATA=$(resume_data_path "$RESUME" "$DATA")
+  mkdir -p "$(dirname "$DATA")"
+  echo "resume: $RESUME, data at $DATA (the path its records hashed)" >> "$LOG"
+fi
 
 setup() {
   if ls .whl/*.whl > /dev/null 2>&1 && ! "$PY" -c "import pydantic" 2> /dev/null; then

@@ -299,8 +299,32 @@ def test_all_failed_report_says_so(tmp_path):
     assert "Every recorded trial failed" in path.read_text()
 
 
+def test_stopped_trials_are_partial_not_failed(tmp_path):
+    """A run cut at a deadline records its trials `stopped`: the report must not call them
+    failed."""
+    recs = [_record(f"none__s{s}", "none", s, {"loss.margin": 0.0}, 0.5, "stopped") for s in (0, 1)]
+    recs.append(_record("margin__s0", "margin", 0, {"loss.margin": 0.5}, 0, "failed"))
+    _, path = _write(tmp_path, {"kind": "ablation", "components": ["margin"]}, recs)
+    md = path.read_text()
+    assert "Every recorded trial failed" not in md
+    assert "No recorded trial finished" in md and "stopped 2" in md
+    st = json.loads((tmp_path / "report" / "stats.json").read_text())
+    by = {v["variant"]: v for v in st["variants"]}
+    assert (by["none"]["trials"], by["none"]["failed"]) == (2, 0)  # stopped: partial
+    assert (by["margin"]["trials"], by["margin"]["failed"]) == (1, 1)
+
+
 def test_report_is_reproducible(tmp_path):
+    """A rebuild writes the same report, figures and manifest (a committed report stays clean)."""
     cfg, path = _write(tmp_path, {"kind": "ablation"}, _ablation_records())
-    first = path.read_text(), (tmp_path / "report" / "stats.json").read_text()
-    write_report(cfg, "studies/syn.yaml", tmp_path / "runs", tmp_path / "report")
-    assert (path.read_text(), (tmp_path / "report" / "stats.json").read_text()) == first
+    rep = tmp_path / "report"
+
+    def written():
+        return {
+            p.relative_to(rep).as_posix(): p.read_bytes() for p in rep.rglob("*") if p.is_file()
+        }
+
+    first = written()
+    assert ".rcl_study.files" in first and "figures/variants.png" in first
+    write_report(cfg, "studies/syn.yaml", tmp_path / "runs", rep)
+    assert written() == first

@@ -407,6 +407,33 @@ def test_the_data_is_copied_and_no_typing_extensions_wheel_is_prepared():
     assert "OUT=${OUT:-/tmp/" in speed
 
 
+def _resume_data_path(folder: Path, default: str) -> str:
+    """ablation.sh's own ``resume_data_path`` function, run by bash."""
+    text = (ROOT / "scripts" / "gpu" / "ablation.sh").read_text()
+    fn = re.search(r"^resume_data_path\(\) \{.*?^\}$", text, re.S | re.M).group(0)
+    cmd = f'PY="{sys.executable}"\n{fn}\nresume_data_path "$1" "$2"'
+    out = subprocess.run(["bash", "-c", cmd, "x", str(folder), default], capture_output=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.decode().strip()
+
+
+def test_a_resumed_run_gets_the_data_at_the_path_its_records_hashed(tmp_path):
+    """Rehearsal: a stopped run's restored folder resumed with another WORK found the study
+    "changed (data.path)" and trained nothing; the resumed run now reuses the stopped run's path."""
+    default = "/tmp/rcl_gpu/data/cifar10_lt_ir100.npz.xz"
+    assert _resume_data_path(tmp_path, default) == default  # no plan: the default
+    was = "/tmp/other_work/data/cifar10_lt_ir100.npz.xz"
+    plan = {"meta": {"config": {"data": {"path": was}}}, "trials": []}
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    assert _resume_data_path(tmp_path, default) == was
+    for bad in ("/tmp/x/other.npz", "relative/cifar10_lt_ir100.npz.xz", None):
+        plan["meta"]["config"]["data"]["path"] = bad
+        (tmp_path / "plan.json").write_text(json.dumps(plan))
+        assert _resume_data_path(tmp_path, default) == default
+    (tmp_path / "plan.json").write_text("{damaged")
+    assert _resume_data_path(tmp_path, default) == default
+
+
 def test_results_table_rows_from_records_curves_and_gaps(tmp_path):
     rt = _load("results_table")
     (tmp_path / "metrics").mkdir()
