@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="print the trials, the resources each asks for, the disk estimate and check that "
-        "the data is there (nothing is trained or written)",
+        "the data is there and that the records and report folders may be used, as the run "
+        "checks them (nothing is trained or written)",
     )
     p.add_argument(
         "--report-only",
@@ -213,7 +214,7 @@ def _main(argv: list[str] | None = None) -> int:
         print(f"error: python -m rcl_study.run: {refused} (see --help)", file=sys.stderr)
         return 2
     from rcl_study.data import DataError
-    from rcl_study.study.checks import StudyExists, check_machine, check_study
+    from rcl_study.study.checks import StudyExists, check_folder, check_machine, check_study
     from rcl_study.study.lock import StudyLocked
     from rcl_study.study.runner import absolute_paths, apply_smoke, dry_run_text
 
@@ -240,6 +241,10 @@ def _main(argv: list[str] | None = None) -> int:
             from rcl_study.data.load import check_data_present
 
             check_data_present(cfg.data)
+            try:  # the folders as the run checks them (reads only): refused here as there
+                check_folder(cfg, a.resume, a.overwrite)
+            except StudyExists as err:
+                print(f"note: {err}")
             try:
                 check_machine(cfg)
             except ConfigError as err:

@@ -130,6 +130,39 @@ def test_dry_run_checks_the_data_is_there(here, tiny_study, capsys):
     _one_line_error(code, err, "missing.npz")
 
 
+def test_dry_run_refuses_the_folders_the_run_refuses(here, tiny_study, capsys):
+    """A dry run said nothing of a records folder that the run itself then refused."""
+    path = tiny_study.write(here)
+    (here / "runs" / "tiny").mkdir(parents=True)
+    (here / "runs" / "tiny" / "notes.txt").write_text("the user's own file")
+    code, _, dry = _run(capsys, path, "--dry-run")
+    _one_line_error(code, dry, "runs/tiny", "notes.txt")
+    code, _, real = _run(capsys, path, "--no-progress")
+    assert (code, real) == (2, dry)  # the same line as the run's
+    assert (here / "runs" / "tiny" / "notes.txt").read_text() == "the user's own file"
+    path = tiny_study.write(
+        here, report={"dir": "elsewhere/tiny/report"}, study={"output_dir": "elsewhere/tiny"}
+    )
+    code, _, err = _run(capsys, path, "--dry-run")
+    _one_line_error(code, err, "overlap")
+    assert not (here / "elsewhere").exists()  # a dry run writes nothing
+
+
+def test_dry_run_says_when_the_study_folder_needs_resume(here, tiny_study, capsys):
+    from rcl_study.trials import ownership
+    from rcl_study.trials.folder import StudyFolder
+
+    path = tiny_study.write(here)
+    ownership.claim(here / "runs" / "tiny", "tiny")
+    StudyFolder(here / "runs" / "tiny").append({"trial_id": "none__s0", "status": "ok"})
+    code, out, err = _run(capsys, path, "--dry-run")
+    assert code == 0, err
+    note = [line for line in out.splitlines() if line.startswith("note: ")]
+    assert len(note) == 1 and "1 trials recorded" in note[0] and "--resume" in note[0]
+    code, out, err = _run(capsys, path, "--dry-run", "--resume")
+    assert code == 0 and "note: " not in out, err
+
+
 def test_dry_run_shows_the_gpu_a_local_trial_takes(here, tiny_study, capsys):
     path = tiny_study.write(here, resources={"executor": "local"}, train={"device": "cuda"})
     code, out, err = _run(capsys, path, "--dry-run")
