@@ -16,10 +16,12 @@ links are the user's own and are followed.
 **The manifest.** Beside the marker, :data:`MANIFEST` lists what the toolkit wrote in that
 folder: one JSON line per write, appended (``O_APPEND``, one ``write`` call per line) right after
 the file is in place: ``{"path": relative path, "size": bytes, "mtime_ns": ..., "sha256": ...}``
-(``sha256`` where the bytes are in hand, i.e. every file but checkpoints). The last line of a
-path wins. ``--overwrite`` deletes a listed file only while it still matches its line
-(:func:`matches`), so a file the user added or changed is never deleted. A crash between a write
-and its line leaves the file unlisted: it is kept, never wrongly deleted.
+(``sha256`` where the bytes are in hand, i.e. every file but checkpoints, and the report's
+figures). The last line of a path wins (:func:`compact_manifest` keeps an earlier line that
+proves the same bytes by digest, an equivalent one). ``--overwrite`` deletes a listed file only
+while it still matches its line (:func:`matches`), so a file the user added or changed is never
+deleted. A crash between a write and its line leaves the file unlisted: it is kept, never
+wrongly deleted.
 """
 
 from __future__ import annotations
@@ -350,7 +352,8 @@ def _manifest_entries(root: str | Path) -> list[dict[str, Any]]:
 
 def _same_bytes(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Whether two entries of one path prove the same bytes (both by digest)."""
-    return a["size"] == b["size"] and a.get("sha256") is not None and a["sha256"] == b["sha256"]
+    digest = a.get("sha256")
+    return a["size"] == b["size"] and digest is not None and digest == b.get("sha256")
 
 
 def _valid_entry(e: dict[str, Any]) -> bool:
@@ -441,19 +444,38 @@ def record_tree(
                 with open_folder(dirpath, create=False) as here:
                     for f in files:
                         st = os.stat(f, dir_fd=here.fd, follow_symlinks=False)
-                        if stat.S_ISREG(st.st_mode) and st.st_mtime_ns >= since_ns:
-                            here.record(f, st, _digest(f, here.fd) if digest else None)
-                            n += 1
+                        if not stat.S_ISREG(st.st_mode) or st.st_mtime_ns < since_ns:
+                            continue
+                        sha = None
+                        if digest:
+                            st, sha = _digested(f, here.fd)  # replaced since: its own status
+                            if sha is None or st.st_mtime_ns < since_ns:  # unlisted, so kept
+                                continue
+                        here.record(f, st, sha)
+                        n += 1
             except OSError:
                 continue
     return n
 
 
-def _digest(name: str, dir_fd: int) -> str:
-    """The SHA-256 of the file ``name`` of an open folder (no link followed)."""
-    fd = os.open(name, os.O_RDONLY | _NOFOLLOW, dir_fd=dir_fd)
-    h = hashlib.sha256()
+def _digested(name: str, dir_fd: int) -> tuple[os.stat_result, str | None]:
+    """The status and SHA-256 of the regular file ``name`` of an open folder, from one open file.
+
+    No link is followed. The digest is None when the file changed while it was read, or is not
+    a regular file: it must then stay unlisted (an entry would prove other bytes).
+    """
+    fd = os.open(name, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=dir_fd)
     with os.fdopen(fd, "rb") as f:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            return before, None
+        h = hashlib.sha256()
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
+        after = os.fstat(fd)
+    same = (before.st_size, before.st_mtime_ns, before.st_ino) == (
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ino,
+    )
+    return before, h.hexdigest() if same else None

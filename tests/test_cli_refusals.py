@@ -155,12 +155,20 @@ def test_dry_run_says_when_the_study_folder_needs_resume(here, tiny_study, capsy
     path = tiny_study.write(here)
     ownership.claim(here / "runs" / "tiny", "tiny")
     StudyFolder(here / "runs" / "tiny").append({"trial_id": "none__s0", "status": "ok"})
+
+    def tree():
+        return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in here.rglob("*") if p.is_file()}
+
+    before = tree()
     code, out, err = _run(capsys, path, "--dry-run")
     assert code == 0, err
     note = [line for line in out.splitlines() if line.startswith("note: ")]
     assert len(note) == 1 and "1 trials recorded" in note[0] and "--resume" in note[0]
     code, out, err = _run(capsys, path, "--dry-run", "--resume")
     assert code == 0 and "note: " not in out, err
+    code, out, err = _run(capsys, path, "--dry-run", "--overwrite")
+    assert code == 0 and "note: " not in out, err
+    assert tree() == before  # a dry run writes nothing, whatever it is told
 
 
 def test_dry_run_shows_the_gpu_a_local_trial_takes(here, tiny_study, capsys):

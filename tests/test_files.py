@@ -312,3 +312,43 @@ def test_record_tree_can_record_digests(tmp_path):
     (root / "figures" / "a.svg").write_bytes(b"<svg/>")
     assert files.record_tree(root, ("figures",), 0, digest=True) == 1
     assert manifest(root)["figures/a.svg"] == on_disk(root, "figures/a.svg", True)
+
+
+def test_compacting_a_digest_entry_then_a_time_only_one_keeps_the_later(tmp_path):
+    """A time-only line after a digest line of the same size (a hand edit, an older writer)
+    proves nothing about the bytes: the later line wins, and nothing crashes (review)."""
+    root = study_folder(tmp_path)
+    files.atomic_write_text(root / "index.md", "same")
+    later = {"path": "index.md", "size": 4, "mtime_ns": 5}
+    with open(root / MANIFEST, "a") as f:
+        f.write(json.dumps(later) + "\n")
+    assert files.compact_manifest(root) == 1
+    assert manifest(root)["index.md"] == later
+
+
+def test_a_file_changed_while_its_digest_is_taken_is_left_unlisted(tmp_path, monkeypatch):
+    """Its size and time from one moment and its digest from another would prove the wrong bytes:
+    --overwrite could then delete what the user wrote there (review)."""
+    root = study_folder(tmp_path)
+    (root / "figures").mkdir()
+    target = root / "figures" / "a.png"
+    target.write_bytes(b"png")
+    real = files.hashlib.sha256
+
+    class Meddling:
+        def __init__(self) -> None:
+            self.h, self.meddled = real(), False
+
+        def update(self, block: bytes) -> None:
+            if not self.meddled:  # the same file, written to while it is read (once)
+                self.meddled = True
+                with open(target, "ab") as f:
+                    f.write(b"USER")
+            self.h.update(block)
+
+        def hexdigest(self) -> str:
+            return self.h.hexdigest()
+
+    monkeypatch.setattr(files.hashlib, "sha256", Meddling)
+    assert files.record_tree(root, ("figures",), 0, digest=True) == 0
+    assert "figures/a.png" not in manifest(root)

@@ -415,8 +415,8 @@ def _blocks(cfg, study_path, df, records, st, figs) -> list[Block]:
                 "reasons are listed below."
                 if failed == done
                 else f"**No recorded trial finished** ({counts}), so there is nothing to "
-                "compare yet; the reasons are listed below (`--resume` trains stopped trials "
-                "again).",
+                "compare; the reasons are listed below"
+                + (" (`--resume` trains the stopped trials again)." if stopped else "."),
             )
         )
     b.append(("h", 2, "Design"))

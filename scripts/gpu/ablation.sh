@@ -80,17 +80,24 @@ phase() {  # phase NAME COMMAND...: run, log, time it; returns the command's sta
 }
 left() { echo $((LIMIT_S - ($(date +%s) - T0))); }
 
-resume_data_path() {  # FOLDER DEFAULT: the data path FOLDER's plan ran on, if the same file name
-  local was
-  was=$("$PY" -c 'import json, sys
+resume_data_path() {  # FOLDER DEFAULT: the data path FOLDER's plan ran on, if a plain absolute
+  # path to a file of DEFAULT's name in a folder named data (as this script makes), else DEFAULT
+  "$PY" -c 'import json, os, sys
+default = sys.argv[2]
 try:
-    print(json.load(open(sys.argv[1]))["meta"]["config"]["data"]["path"] or "")
+    p = json.load(open(sys.argv[1]))["meta"]["config"]["data"]["path"]
 except Exception:
-    pass' "$1/plan.json" 2> /dev/null)
-  case "$was" in
-    /*/"$(basename "$2")") echo "$was" ;;
-    *) echo "$2" ;;
-  esac
+    p = None
+ok = (
+    isinstance(p, str)
+    and p.isprintable()
+    and os.path.isabs(p)
+    and os.path.normpath(p) == p
+    and not p.startswith("//")
+    and os.path.basename(p) == os.path.basename(default)
+    and os.path.basename(os.path.dirname(p)) == "data"
+)
+print(p if ok else default)' "$1/plan.json" "$2" 2> /dev/null || echo "$2"
 }
 # A resumed run must see the data at the path its records hashed (else "the study changed"):
 # the stopped run's, whatever WORK it had (json only: pydantic may not be installed yet)

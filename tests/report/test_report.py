@@ -312,6 +312,17 @@ def test_stopped_trials_are_partial_not_failed(tmp_path):
     by = {v["variant"]: v for v in st["variants"]}
     assert (by["none"]["trials"], by["none"]["failed"]) == (2, 0)  # stopped: partial
     assert (by["margin"]["trials"], by["margin"]["failed"]) == (1, 1)
+    assert "`--resume` trains the stopped trials again" in md
+
+
+def test_pruned_trials_are_not_failed_and_not_promised_a_resume(tmp_path):
+    """Pruned trials (the scheduler's cut) are not trained again by --resume (review)."""
+    recs = [_record(f"none__s{s}", "none", s, {"loss.margin": 0.0}, 0.5, "pruned") for s in (0, 1)]
+    recs.append(_record("margin__s0", "margin", 0, {"loss.margin": 0.5}, 0, "failed"))
+    _, path = _write(tmp_path, {"kind": "ablation", "components": ["margin"]}, recs)
+    md = path.read_text()
+    assert "No recorded trial finished" in md and "pruned 2" in md
+    assert "--resume" not in md.split("No recorded trial finished")[1].split("\n")[0]
 
 
 def test_report_is_reproducible(tmp_path):

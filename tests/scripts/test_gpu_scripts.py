@@ -426,7 +426,17 @@ def test_a_resumed_run_gets_the_data_at_the_path_its_records_hashed(tmp_path):
     plan = {"meta": {"config": {"data": {"path": was}}}, "trials": []}
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     assert _resume_data_path(tmp_path, default) == was
-    for bad in ("/tmp/x/other.npz", "relative/cifar10_lt_ir100.npz.xz", None):
+    for bad in (
+        "/tmp/x/other.npz",
+        "relative/cifar10_lt_ir100.npz.xz",
+        None,
+        ["/tmp/data/cifar10_lt_ir100.npz.xz"],
+        "/tmp/../etc/data/cifar10_lt_ir100.npz.xz",  # review: climbs out
+        "/tmp/a\n/data/cifar10_lt_ir100.npz.xz",  # a newline
+        "/tmp/x/data/cifar10_lt_ir100.npz.xz\n",
+        "//data/cifar10_lt_ir100.npz.xz",
+        "/etc/cifar10_lt_ir100.npz.xz",  # not in a data folder, as this script makes
+    ):
         plan["meta"]["config"]["data"]["path"] = bad
         (tmp_path / "plan.json").write_text(json.dumps(plan))
         assert _resume_data_path(tmp_path, default) == default
