@@ -13,7 +13,13 @@ from pathlib import Path
 from rcl_study.config import ConfigError, StudyFile, to_dict
 from rcl_study.study.packing import pack_size
 from rcl_study.trials import ownership as folders
-from rcl_study.trials.design import baseline_variant, expand, search_distributions, trial_config
+from rcl_study.trials.design import (
+    baseline_variant,
+    expand,
+    search_distributions,
+    trial_config,
+    within_design,
+)
 from rcl_study.trials.folder import MAX_PLAN_BYTES, StudyFolder, load_json
 from rcl_study.trials.records import TrialPlan, changed_keys, config_hash
 
@@ -45,6 +51,11 @@ def check_folders(cfg: StudyFile, source: str | None = None) -> None:
             raise ConfigError(f"{src}: {key}: its folder {where} is also {first}'s; name another")
 
 
+def report_dirs(cfg: StudyFile) -> list[Path]:
+    """The study's report folders: the primary one, then each secondary analysis's."""
+    return [cfg.report_dir, *(cfg.secondary_dir(s.name) for s in cfg.report.secondary)]
+
+
 def _key(given: str | None, default: str, key: str) -> str:
     """The key that named a folder: ``key`` when given, ``name`` for the default (made absolute)."""
     if given and os.path.abspath(os.path.expanduser(given)) != os.path.abspath(default):
@@ -58,9 +69,8 @@ def check_folder(cfg: StudyFile, resume: bool, overwrite: bool) -> None:
     out = cfg.output_dir
     if overwrite:  # before anything starts: --overwrite deletes only what a manifest lists
         folders.check_clear(out, cfg.name)
-        folders.check_clear(cfg.report_dir, cfg.name)
-        for sec in cfg.report.secondary:
-            folders.check_clear(cfg.secondary_dir(sec.name), cfg.name)
+        for report_dir in report_dirs(cfg):
+            folders.check_clear(report_dir, cfg.name)
     folder = StudyFolder(out)
     if folder.holds_study() and not (resume or overwrite):
         raise StudyExists(
@@ -179,21 +189,9 @@ def check_study(cfg: StudyFile) -> list[TrialPlan]:
 
 def check_within(cfg: StudyFile) -> None:
     """``report.within`` needs a two-key grid naming it, whose other key has two values."""
-    within = cfg.report.within
-    if within is None:
-        return
-    grid = cfg.study.grid if cfg.study.kind == "grid" else {}
-    if len(grid) != 2 or within not in grid:
-        raise ConfigError(
-            f"{cfg.name}: report.within: '{within}' must be one of the two keys of a grid study "
-            f"(study.grid has {', '.join(grid) or 'none'})"
-        )
-    other = next(k for k in grid if k != within)
-    if len(grid[other]) != 2:
-        raise ConfigError(
-            f"{cfg.name}: report.within: the other grid key, {other}, needs exactly two values "
-            f"(control first, then treatment); it has {len(grid[other])}"
-        )
+    _, why = within_design(cfg)
+    if why:
+        raise ConfigError(f"{cfg.name}: report.within: {why}")
 
 
 def check_machine(cfg: StudyFile) -> None:

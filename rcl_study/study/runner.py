@@ -25,6 +25,7 @@ from rcl_study.study.checks import (
     check_folders,
     check_machine,
     check_study,
+    report_dirs,
 )
 from rcl_study.study.executor import Executor, OnEval, SearchRequest
 from rcl_study.study.lock import StudyLock
@@ -191,11 +192,6 @@ def _pack_note(cfg: StudyFile, units) -> str:
         f"{len(packs)} packs of {'/'.join(map(str, sizes))} members "
         f"(resources.pack: {cfg.resources.pack}), {len(units) - len(packs)} trials alone"
     )
-
-
-def report_dirs(cfg: StudyFile) -> list[Path]:
-    """The study's report folders: the primary one, then each secondary analysis's."""
-    return [cfg.report_dir, *(cfg.secondary_dir(s.name) for s in cfg.report.secondary)]
 
 
 def prepare_folder(cfg: StudyFile, overwrite: bool) -> Path:

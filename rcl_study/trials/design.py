@@ -174,18 +174,34 @@ def expand(cfg: StudyFile) -> list[TrialPlan]:
     return plans
 
 
-def within_keys(cfg: StudyFile) -> tuple[str, str] | None:
-    """``(within, other)`` of the study's ``report.within``, or None.
+def within_design(cfg: StudyFile) -> tuple[tuple[str, str] | None, str | None]:
+    """``((within, other), None)`` for a valid ``report.within``, else ``(None, why not)``.
 
-    Only where it is declared on a two-key grid whose other key has two values (what
-    ``study.checks.check_within`` requires).
+    Valid: declared on a two-key grid whose other key has two values (control, treatment).
+    Not declared: ``(None, None)``. The one statement of these rules, for
+    ``study.checks.check_within`` (which raises the reason) and :func:`within_keys`.
     """
     key = cfg.report.within
+    if key is None:
+        return None, None
     grid = cfg.study.grid if cfg.study.kind == "grid" else {}
-    if not key or len(grid) != 2 or key not in grid:
-        return None
+    if len(grid) != 2 or key not in grid:
+        return None, (
+            f"'{key}' must be one of the two keys of a grid study "
+            f"(study.grid has {', '.join(grid) or 'none'})"
+        )
     other = next(k for k in grid if k != key)
-    return (key, other) if len(grid[other]) == 2 else None
+    if len(grid[other]) != 2:
+        return None, (
+            f"the other grid key, {other}, needs exactly two values (control first, then "
+            f"treatment); it has {len(grid[other])}"
+        )
+    return (key, other), None
+
+
+def within_keys(cfg: StudyFile) -> tuple[str, str] | None:
+    """``(within, other)`` of the study's ``report.within``, or None (see :func:`within_design`)."""
+    return within_design(cfg)[0]
 
 
 def baseline_variant(cfg: StudyFile, variants: list[str]) -> str | None:
