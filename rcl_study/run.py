@@ -257,7 +257,7 @@ def _main(argv: list[str] | None = None) -> int:
         check_machine(cfg)
         from rcl_study.data import load_data
 
-        load_data(cfg.data)  # fail early, before Ray starts, when the data is missing
+        load_data(cfg.data, cfg.train.seed)  # fail early, before Ray starts: data missing
         from rcl_study.study.runner import run_study
 
         if cfg.resources.executor == "ray":

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"--quality must be in 1..95, got {a.quality}")
     try:
         cfg = load_study(a.study, a.overrides)
-        data = load_data(cfg.data)
+        data = load_data(cfg.data, cfg.train.seed)
     except (ConfigError, DataError) as err:
         return _fail(str(err))
     if data.test_mask is None or not np.any(data.test_mask):

@@ -49,10 +49,14 @@ KIND_KEYS = {
 
 
 def _numeric_shape(ann: Any) -> str | None:
-    """``"scalar"`` for int/float (optional) annotations, ``"list"`` for lists of them."""
+    """``"scalar"`` for int/float annotations, ``"list"`` for lists of them.
+
+    In a union the numeric member decides (``int | Literal["trial"] | None`` is a scalar): a
+    boolean is never one of its numbers.
+    """
     origin = typing.get_origin(ann)
     if origin in (typing.Union, types.UnionType):
-        shapes = {_numeric_shape(a) for a in typing.get_args(ann) if a is not type(None)}
+        shapes = {_numeric_shape(a) for a in typing.get_args(ann)} - {None}
         return shapes.pop() if len(shapes) == 1 else None
     if ann in (int, float):
         return "scalar"

@@ -35,7 +35,13 @@ class DataConfig(Strict):
     download: bool = False
     imbalance_ratio: float = Field(10.0, ge=1.0)
     profile: Literal["exponential", "step"] = "exponential"
-    split_seed: int | None = None
+    #: the seed of the long-tailed subset and the validation split: a number (None: 0, the
+    #: published LDAM-DRW split), or ``trial``: each trial draws its own with its ``train.seed``
+    #: (every variant of one seed trains on the same draw, so comparisons stay paired)
+    split_seed: int | Literal["trial"] | None = None
+    #: which classes are head and tail: ``fixed`` (class 0 the head, the last class the tail, as
+    #: LDAM-DRW) or ``random`` (a permutation of the classes drawn from the split seed)
+    class_order: Literal["fixed", "random"] = "fixed"
     path: str | None = None
     train_list: str | None = None
     test_list: str | None = None
@@ -56,8 +62,8 @@ class DataConfig(Strict):
 
     @field_validator("split_seed")
     @classmethod
-    def _seed_range(cls, v: int | None) -> int | None:
-        return check_seed(v)
+    def _seed_range(cls, v: int | str | None) -> int | str | None:
+        return v if isinstance(v, str) else check_seed(v)
 
     @field_validator("dataset")
     @classmethod

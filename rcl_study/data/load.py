@@ -129,13 +129,44 @@ def check_data_present(cfg) -> None:
             raise DataError(f"data: {path} is not there ({cfg.dataset}); nothing was loaded")
 
 
-def load_data(cfg) -> LTData:
+def split_seed_of(cfg, trial_seed: int | None = None) -> int:
+    """The seed of the long-tailed subset and validation split that ``cfg`` asks for.
+
+    ``data.split_seed``: a number is used as it is, None is 0 (the published LDAM-DRW split),
+    ``trial`` is the trial's seed (``train.seed``, given as ``trial_seed``).
+
+    Raises:
+        DataError: ``trial`` without a trial seed.
+
+    """
+    if cfg.split_seed == "trial":
+        if trial_seed is None:
+            raise DataError("data.split_seed: trial draws with a trial's seed; none was given")
+        return int(trial_seed)
+    return int(cfg.split_seed or 0)
+
+
+def head_to_tail(num_classes: int, order: str, seed: int) -> list[int]:
+    """The classes from head to tail: ``fixed`` 0, 1, ..., C-1; ``random`` a seeded permutation.
+
+    The permutation has its own stream (seeded with ``(seed, 1)``), so the images kept of each
+    class are drawn as they would be under a fixed order with the same counts.
+    """
+    if order == "fixed":
+        return list(range(num_classes))
+    return [int(c) for c in np.random.default_rng((seed, 1)).permutation(num_classes)]
+
+
+def load_data(cfg, trial_seed: int | None = None) -> LTData:
     """Read ``cfg.dataset`` and make its training split long-tailed as ``cfg`` says.
 
-    ``cfg`` is a ``DataConfig``. List-file datasets and exported ``arrays`` files are already long
+    ``cfg`` is a ``DataConfig``; ``trial_seed`` the trial's ``train.seed`` (needed by
+    ``data.split_seed: trial``). List-file datasets and exported ``arrays`` files are already long
     tailed and are used as they are, as is any ``arrays`` file at ``imbalance_ratio: 1``; other
-    ``arrays`` files are made long-tailed like CIFAR.
+    ``arrays`` files are made long-tailed like CIFAR, with the classes from head to tail in
+    ``data.class_order``.
     """
+    seed = split_seed_of(cfg, trial_seed)
     from rcl_study.registry import RegistryError, get
 
     try:
@@ -175,11 +206,17 @@ def load_data(cfg) -> LTData:
         val_source = "shipped with the data (val_x/val_y or data.val_list)"
     elif k == 0:
         val_x = val_y = None
+    order: list[int] = []
     if raw.already_long_tailed or stored_ir is not None or as_is:
+        if cfg.class_order != "fixed":
+            raise DataError(
+                f"data.class_order: {cfg.class_order}: {cfg.dataset} is used as it is (already "
+                "long-tailed), so which classes are head and tail is fixed; use fixed"
+            )
         keep = raw.train_index if raw.train_index is not None else np.arange(len(train_y))
         train_x, train_y_kept = raw.train_x, train_y
         if k > 0 and val_y is None:  # nothing discarded to draw from: hold out a stratified part
-            rest, held, val_source = _held_out(cfg, train_y)
+            rest, held, val_source = _held_out(cfg, train_y, seed)
             val_x, val_y = _take(train_x, held), train_y[held]
             train_x, train_y_kept, keep = (
                 _take(train_x, rest),
@@ -192,7 +229,7 @@ def load_data(cfg) -> LTData:
             # digits' head is its smallest class, which the long tail keeps whole: the
             # validation part is held out (stratified) before the long tail is drawn, so the
             # imbalance ratio stays exact
-            offset, held, val_source = _held_out(cfg, train_y)
+            offset, held, val_source = _held_out(cfg, train_y, seed)
             val_x, val_y = raw.train_x[held], train_y[held]
             source_x, train_y = raw.train_x[offset], train_y[offset]
         per_class = np.bincount(train_y, minlength=num_classes)
@@ -205,9 +242,13 @@ def load_data(cfg) -> LTData:
                 )
             n_max = cfg.head_images
         draw = k if val_y is None else 0  # digits: 0, its validation part is held out above
+        order = head_to_tail(num_classes, cfg.class_order, seed)
         try:
-            counts = class_counts(n_max, num_classes, cfg.imbalance_ratio, cfg.profile)
-            idx, held, moved = long_tail_split(train_y, counts, draw, seed=cfg.split_seed or 0)
+            ranked = class_counts(n_max, num_classes, cfg.imbalance_ratio, cfg.profile)
+            counts = [0] * num_classes
+            for rank, c in enumerate(order):
+                counts[c] = ranked[rank]
+            idx, held, moved = long_tail_split(train_y, counts, draw, seed=seed)
         except ValueError as err:
             raise DataError(f"data.imbalance_ratio/val_per_class: {cfg.dataset}: {err}") from None
         keep = offset[idx]
@@ -244,10 +285,12 @@ def load_data(cfg) -> LTData:
         val_x=val_x,
         val_y=val_y,
         val_source=val_source,
+        split_seed=seed,
+        class_order=order,
     )
 
 
-def _held_out(cfg, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+def _held_out(cfg, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
     """``(rest, held, source)``: ``data.val_per_class`` images a class held out, seeded.
 
     For sources with nothing discarded to draw validation images from; a class too small for it
@@ -255,7 +298,7 @@ def _held_out(cfg, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
     """
     k = cfg.val_per_class
     try:
-        rest, held = stratified_holdout(labels, k, seed=cfg.split_seed or 0)
+        rest, held = stratified_holdout(labels, k, seed=seed)
     except ValueError as err:
         hint = "; or give data.val_list" if cfg.dataset in LIST_DATASETS else ""
         raise DataError(f"data.val_per_class: {cfg.dataset}: {err}{hint}") from None

@@ -6,6 +6,7 @@ Every reader returns a :class:`Split`; :func:`~rcl_study.data.load.load_data` re
 
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,31 @@ class Split:
         return getattr(self, key)
 
 
+@dataclass(frozen=True)
+class TrainSplit:
+    """The name of a trial's training split, as its record keeps it (``train_split``).
+
+    ``digest``: SHA-256 of the kept images' source indices and labels (int64, little-endian),
+    equal for two trials exactly when they train on the same images with the same labels;
+    ``class_counts``: training images per class; ``class_order``: the classes from head to tail
+    (empty where the data was used as it is); ``split_seed``: the seed it was drawn with.
+    """
+
+    digest: str
+    class_counts: list[int]
+    class_order: list[int]
+    split_seed: int
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON form a record stores."""
+        return {
+            "digest": self.digest,
+            "class_counts": list(self.class_counts),
+            "class_order": list(self.class_order),
+            "split_seed": self.split_seed,
+        }
+
+
 @dataclass
 class LTData:
     """A long-tailed training split, a validation set and a (balanced) test set.
@@ -111,6 +137,22 @@ class LTData:
     val_x: np.ndarray | ListImages | None = None
     val_y: np.ndarray | None = None
     val_source: str = "none"
+    #: the seed the long-tailed subset and the validation split were drawn with
+    split_seed: int = 0
+    #: the classes from head to tail (``data.class_order``); empty for data used as it is
+    class_order: list[int] = field(default_factory=list)
+
+    def train_split(self) -> TrainSplit:
+        """What names this training split: its digest, class counts, class order and seed."""
+        index = np.ascontiguousarray(np.asarray(self.train_index, dtype="<i8"))
+        labels = np.ascontiguousarray(np.asarray(self.train_y, dtype="<i8"))
+        digest = hashlib.sha256(index.tobytes() + b"|" + labels.tobytes()).hexdigest()
+        return TrainSplit(
+            digest=digest,
+            class_counts=[int(n) for n in self.train_counts],
+            class_order=list(self.class_order),
+            split_seed=int(self.split_seed),
+        )
 
     @property
     def train_counts(self) -> np.ndarray:

@@ -278,7 +278,7 @@ def setup_start(cfg: StudyFile) -> tuple[LossSpec, Any, LTData]:
     acc = _make_accelerator(cfg, find_unused=not (spec.contrastive and spec.prototypes))
     if acc.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels
-    return spec, acc, load_data(cfg.data)
+    return spec, acc, load_data(cfg.data, cfg.train.seed)
 
 
 def setup(cfg: StudyFile) -> Trial:

@@ -230,7 +230,7 @@ def gap(study: str, overrides: list[str], study_dir: Path, limit: int | None) ->
     from rcl_study.report import jpeg_gap as jg
 
     cfg = _load_study(study, overrides)
-    data = load_data(cfg.data)
+    data = load_data(cfg.data, cfg.train.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     mean, std = jg.input_normalisation(data, device)
     idx = jg.lossless_indices(data.test_mask, limit)
