@@ -17,7 +17,17 @@ METRICS = (
     "balanced_acc_lossless",
     "compactness",
     "equiangular_gap_deg",
+    "proj_compactness",
+    "proj_compactness_many",
+    "proj_compactness_medium",
+    "proj_compactness_few",
+    "proj_min_angle_deg",
+    "proj_mean_angle_deg",
+    "proj_ncm_balanced_acc",
 )
+#: the measures of the normalised projections, where the contrastive loss acts
+#: (:func:`rcl_study.trainer.metrics.projection_measures`)
+PROJECTION_METRICS = tuple(m for m in METRICS if m.startswith("proj_"))
 #: the one declaration of each metric's direction ("max": higher is better) and range (None:
 #: unbounded), used by study.mode's check, the report's tables, figures and summary
 METRIC_INFO: dict[str, tuple[str, tuple[float, float] | None]] = {
@@ -37,6 +47,14 @@ METRIC_INFO: dict[str, tuple[str, tuple[float, float] | None]] = {
     "compactness": ("max", (-1.0, 1.0)),
     # sd (degrees) of the pairwise angles between class means; 0 = all equal (equiangular)
     "equiangular_gap_deg": ("min", (0.0, 180.0)),
+    # the same kind of measures on the normalised projections (the contrastive loss's space)
+    "proj_compactness": ("max", (-1.0, 1.0)),
+    "proj_compactness_many": ("max", (-1.0, 1.0)),
+    "proj_compactness_medium": ("max", (-1.0, 1.0)),
+    "proj_compactness_few": ("max", (-1.0, 1.0)),
+    "proj_min_angle_deg": ("max", (0.0, 180.0)),
+    "proj_mean_angle_deg": ("max", (0.0, 180.0)),
+    "proj_ncm_balanced_acc": ("max", (0.0, 1.0)),
 }
 #: the metrics an evaluation also computes on the validation split, as ``val_`` + name
 VALIDATED = ("top1", "balanced_acc", "many_acc", "medium_acc", "few_acc")

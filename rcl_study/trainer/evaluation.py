@@ -16,7 +16,12 @@ import numpy as np
 import torch
 
 from rcl_study.config.metrics import VALIDATED, val_key
-from rcl_study.trainer.metrics import classification_metrics, feature_measures
+from rcl_study.trainer.metrics import (
+    classification_metrics,
+    feature_measures,
+    projection_measures,
+    train_class_means,
+)
 from rcl_study.trainer.setup import Trial
 
 T = TypeVar("T")
@@ -31,6 +36,23 @@ def _batch(images, idx: np.ndarray, device) -> torch.Tensor:
 
 
 @torch.no_grad()
+def _outputs(model, images, n: int, mean, std, device, batch_size: int, keep: bool):
+    """Predictions ``[N]`` and (``keep``) backbone features and projections of ``n`` images."""
+    preds, feats, projs = [], [], []
+    with torch.autocast(device_type=device.type, enabled=False):
+        for start in range(0, n, batch_size):
+            idx = np.arange(start, min(start + batch_size, n))
+            x = _batch(images, idx, device).permute(0, 3, 1, 2).float().div_(255)
+            f, logits, z = model((x - mean) / std)
+            preds.append(logits.argmax(1).cpu())
+            if keep:
+                feats.append(f.float().cpu())
+                projs.append(z.float().cpu())
+    cat = torch.cat
+    return cat(preds).numpy(), (cat(feats) if keep else None), (cat(projs) if keep else None)
+
+
+@torch.no_grad()
 def evaluate(
     model,
     images,
@@ -42,30 +64,39 @@ def evaluate(
     mask: np.ndarray | None = None,
     batch_size: int = 512,
     features: bool = True,
+    train_means: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Accuracy metrics (raw logits) and feature-space measures on a test set, in float32.
 
     ``model`` should be the plain module (``Net.core``): autocast is switched off here, but a
     forward still wrapped by Accelerate's mixed precision would switch it back on. ``features``:
-    also the feature-space measures (compactness, equiangular gap).
+    also the backbone's feature measures (compactness, equiangular gap) and the projections'
+    (``proj_*``, :func:`~rcl_study.trainer.metrics.projection_measures`; ``train_means``: the
+    training projections' class means, for the nearest-class-mean accuracy).
     """
     device = torch.device(device)
     model.eval()
-    preds, feats = [], []
-    with torch.autocast(device_type=device.type, enabled=False):
-        for start in range(0, len(labels), batch_size):
-            idx = np.arange(start, min(start + batch_size, len(labels)))
-            x = _batch(images, idx, device).permute(0, 3, 1, 2).float().div_(255)
-            f, logits, _ = model((x - mean) / std)
-            preds.append(logits.argmax(1).cpu())
-            if features:
-                feats.append(f.float().cpu())
+    y_pred, feats, projs = _outputs(
+        model, images, len(labels), mean, std, device, batch_size, features
+    )
     model.train()
-    y_pred = torch.cat(preds).numpy()
     out = classification_metrics(labels, y_pred, train_counts, mask)
     if features:
-        out.update(feature_measures(torch.cat(feats), torch.as_tensor(labels), len(train_counts)))
+        y = torch.as_tensor(labels)
+        out.update(feature_measures(feats, y, len(train_counts)))
+        out.update(projection_measures(projs, y, train_counts, train_means))
     return out
+
+
+@torch.no_grad()
+def training_means(trial: Trial, batch_size: int = 512) -> torch.Tensor:
+    """The class means of the normalised projections of the training images (no augmentation)."""
+    d, core, dev = trial.data, trial.net.core, torch.device(trial.device)
+    core.eval()
+    n = len(d.train_y)
+    _, _, z = _outputs(core, d.train_x, n, d.mean, d.std, dev, batch_size, keep=True)
+    core.train()
+    return train_class_means(z, torch.as_tensor(d.train_y).cpu(), len(d.counts_np))
 
 
 def evaluate_trial(trial: Trial) -> dict[str, Any]:
@@ -76,7 +107,10 @@ def evaluate_trial(trial: Trial) -> dict[str, Any]:
     """
     d = trial.data
     core, dev = trial.net.core, trial.device
-    out = evaluate(core, d.test_x, d.test_y, d.counts_np, d.mean, d.std, dev, d.test_mask)
+    means = training_means(trial)
+    out = evaluate(
+        core, d.test_x, d.test_y, d.counts_np, d.mean, d.std, dev, d.test_mask, train_means=means
+    )
     if d.val_x is not None and d.val_y is not None:
         val = evaluate(core, d.val_x, d.val_y, d.counts_np, d.mean, d.std, dev, features=False)
         out.update({val_key(k): val[k] for k in VALIDATED if k in val})

@@ -79,3 +79,68 @@ def feature_measures(features: Tensor, labels: Tensor, num_classes: int) -> dict
     else:
         out["equiangular_gap_deg"] = None
     return out
+
+
+def _class_means(z: Tensor, labels: Tensor, classes: Tensor) -> Tensor:
+    """The L2-normalised mean of the rows of ``z`` of each class in ``classes``, ``[K, D]``."""
+    return F.normalize(torch.stack([z[labels == c].mean(0) for c in classes]), dim=1)
+
+
+def projection_measures(
+    z: Tensor, labels: Tensor, train_counts: np.ndarray, train_means: Tensor | None = None
+) -> dict:
+    """Measures of the normalised projections, the space where the contrastive loss acts.
+
+    - ``proj_compactness``: the class-balanced mean, over classes, of each class's mean cosine
+      between its (test) projections and their normalised class mean (1 = each class collapsed
+      to a point; within-class variability, NC1 of Papyan et al. 2020); ``proj_compactness_many``,
+      ``_medium``, ``_few``: the same over the classes of each shot group (None when empty).
+    - ``proj_min_angle_deg`` / ``proj_mean_angle_deg``: the smallest and the mean angle between
+      two normalised class means (separation; a regular simplex of C classes has every angle at
+      ``arccos(-1 / (C - 1))``, 96.4 degrees for C = 10; NC2).
+    - ``proj_ncm_balanced_acc``: balanced accuracy of the nearest-class-mean classifier (highest
+      cosine to a class mean of the TRAINING projections, ``train_means``; Mensink et al. 2013,
+      NC4); None when ``train_means`` is not given.
+
+    Shapes: ``z`` ``[N, D]`` (L2-normalised), ``labels`` ``[N]``, ``train_counts`` ``[C]``,
+    ``train_means`` ``[C, D]`` (L2-normalised; a class without training images is never chosen
+    when its row is NaN).
+    """
+    z = F.normalize(z.double(), dim=1)
+    labels = labels.long()
+    num_classes = len(train_counts)
+    present = torch.unique(labels)
+    means = _class_means(z, labels, present)
+    per_class = torch.full((num_classes,), float("nan"), dtype=torch.float64)
+    for k, c in enumerate(present.tolist()):
+        per_class[c] = (z[labels == c] @ means[k]).mean()
+    pc = per_class.numpy()
+    out: dict = {"proj_compactness": float(np.nanmean(pc))}
+    for name, classes in shot_groups(train_counts).items():
+        vals = pc[classes] if len(classes) else np.array([])
+        vals = vals[~np.isnan(vals)]
+        out[f"proj_compactness_{name}"] = float(vals.mean()) if len(vals) else None
+    if len(present) >= 2:
+        cos = (means @ means.T).clamp(-1, 1)
+        iu = torch.triu_indices(len(present), len(present), offset=1)
+        angles = torch.rad2deg(torch.arccos(cos[iu[0], iu[1]]))
+        out["proj_min_angle_deg"] = float(angles.min())
+        out["proj_mean_angle_deg"] = float(angles.mean())
+    else:
+        out["proj_min_angle_deg"] = out["proj_mean_angle_deg"] = None
+    out["proj_ncm_balanced_acc"] = None
+    if train_means is not None:
+        scores = z @ train_means.double().T  # [N, C]
+        pred = torch.nan_to_num(scores, nan=-2.0).argmax(1)
+        cm = confusion_matrix(labels.numpy(), pred.numpy(), num_classes)
+        out["proj_ncm_balanced_acc"] = float(np.nanmean(per_class_accuracy(cm)))
+    return out
+
+
+def train_class_means(z: Tensor, labels: Tensor, num_classes: int) -> Tensor:
+    """The normalised mean projection of each class, ``[C, D]`` (a NaN row for an absent class)."""
+    z = F.normalize(z.double(), dim=1)
+    out = torch.full((num_classes, z.shape[1]), float("nan"), dtype=torch.float64)
+    present = torch.unique(labels.long())
+    out[present] = _class_means(z, labels.long(), present)
+    return out
