@@ -1,4 +1,4 @@
-"""A data draw per trial (``data.split_seed: trial``) and random head/tail classes (``class_order``)."""
+"""A data draw per trial (`data.split_seed: trial`) and random head and tail classes."""
 
 from __future__ import annotations
 

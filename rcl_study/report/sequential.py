@@ -1,0 +1,284 @@
+"""Seeds in planned rounds: a group-sequential test of the primary contrasts (pure functions).
+
+A study declares ``study.rounds: [n1, n2, ..., nK]``, the cumulative number of seeds at each look
+(the last is every seed). After each round every primary contrast (a paired difference per seed)
+is tested; the study stops once each one is decided.
+
+- **Efficacy.** Two-sided, with the type I error spent across the looks by the Lan-DeMets
+  O'Brien-Fleming-type function ``alpha(t) = 2 - 2 Phi(z_{1 - alpha/2} / sqrt(t))`` at
+  information fraction ``t = n_k / n_K`` (Lan and DeMets 1983; Jennison and Turnbull 2000,
+  ch. 7). The boundaries ``c_1, ..., c_K`` (z scale) come from the joint normal law of the
+  statistics at the looks (correlation ``sqrt(n_j / n_k)``), by the recursive numerical
+  integration of Armitage, McPherson and Rowe (1969) (Jennison and Turnbull ch. 19). With few
+  seeds each look uses the paired t-test at the boundary's nominal level ``2 (1 - Phi(c_k))``.
+- **The family.** Holm across the primary contrasts as a graphical procedure over the looks
+  (Maurer and Bretz 2013; Ye et al. 2013): each open contrast is tested at ``alpha / m_open``'s
+  boundary, where ``m_open`` counts the contrasts not yet rejected; a rejection passes its level
+  to the others, who are tested again at the same look with the larger level.
+- **Futility** (with ``report.sesoi``, the smallest effect of interest). A contrast whose
+  repeated confidence interval (at its current level's nominal level, valid simultaneously over
+  the looks: Jennison and Turnbull 1989) lies inside ``(-sesoi, +sesoi)`` is decided "no effect
+  of that size"; such a stop is non-binding, so it never raises the type I error. Its level is
+  not passed on.
+
+Validity is checked by simulation in ``tests/report/test_sequential.py``: the family-wise error
+under the null, and the planned power against simulated studies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from scipy import optimize, stats
+
+#: points of the grid each look's continuation density is kept on
+GRID = 601
+
+
+def spent(t: float, alpha: float) -> float:
+    """The type I error spent by information fraction ``t`` (O'Brien-Fleming type, two-sided)."""
+    if t <= 0:
+        return 0.0
+    return float(min(alpha, 2 - 2 * stats.norm.cdf(stats.norm.isf(alpha / 2) / math.sqrt(t))))
+
+
+def check_rounds(rounds: Sequence[int]) -> None:
+    """Raise ``ValueError`` unless ``rounds`` are increasing counts of seeds, each at least 2."""
+    if not rounds:
+        raise ValueError("rounds: give at least one look")
+    if any(not isinstance(n, int) or isinstance(n, bool) for n in rounds):
+        raise ValueError(f"rounds: whole numbers of seeds, got {list(rounds)}")
+    if rounds[0] < 2 or any(b <= a for a, b in zip(rounds, rounds[1:])):
+        raise ValueError(f"rounds: increasing numbers of seeds from 2 up, got {list(rounds)}")
+
+
+def _tail(grid: np.ndarray, w: np.ndarray, shift: float, sd: float, b: float) -> float:
+    """P(|S_prev + D| >= b) over the continuation density (grid, weights) of S_prev.
+
+    ``D ~ N(shift, sd^2)``: the increment of the score between two looks.
+    """
+    hi = stats.norm.sf((b - grid - shift) / sd)
+    lo = stats.norm.cdf((-b - grid - shift) / sd)
+    return float(np.dot(w, hi + lo))
+
+
+def _advance(grid: np.ndarray, w: np.ndarray, shift: float, sd: float, b: float):
+    """The continuation density of the next look's score on ``(-b, b)``: (grid, weights)."""
+    new = np.linspace(-b, b, GRID)
+    step = new[1] - new[0]
+    dens = stats.norm.pdf((new[:, None] - grid[None, :] - shift) / sd) / sd @ w
+    simpson = np.ones(GRID)
+    simpson[1:-1:2], simpson[2:-1:2] = 4, 2
+    return new, dens * simpson * step / 3
+
+
+def _start(info: float, shift: float, b: float):
+    """The first look's continuation density of ``S_1 ~ N(shift, info)`` on ``(-b, b)``."""
+    return _advance(np.zeros(1), np.ones(1), shift, math.sqrt(info), b)
+
+
+@lru_cache(maxsize=256)
+def boundaries(rounds: tuple[int, ...], alpha: float) -> tuple[float, ...]:
+    """The z-scale efficacy boundaries ``c_1..c_K`` of a two-sided test at level ``alpha``.
+
+    ``P_0(|Z_j| < c_j for j < k, |Z_k| >= c_k) = spent(t_k) - spent(t_{k-1})``, with
+    ``Z_k = S_k / sqrt(n_k)`` and ``S`` a sum of independent standard normals (one per seed).
+    One look gives the fixed-sample ``z_{1 - alpha / 2}``.
+    """
+    check_rounds(rounds)
+    total = rounds[-1]
+    out: list[float] = []
+    grid = w = None
+    prev_n, prev_spent = 0, 0.0
+    for n in rounds:
+        target = spent(n / total, alpha) - prev_spent
+        sd = math.sqrt(n - prev_n)
+        if grid is None:
+            c = float(stats.norm.isf(target / 2))
+            grid, w = _start(n, 0.0, c * math.sqrt(n))
+        else:
+
+            def excess(c: float, g=grid, ww=w, s=sd, n=n, t=target) -> float:
+                return _tail(g, ww, 0.0, s, c * math.sqrt(n)) - t
+
+            c = float(optimize.brentq(excess, 0.0, 40.0, xtol=1e-10)) if target > 0 else math.inf
+            grid, w = _advance(grid, w, 0.0, sd, min(c, 40.0) * math.sqrt(n))
+        out.append(c)
+        prev_n, prev_spent = n, prev_spent + target
+    return tuple(out)
+
+
+def nominal_levels(rounds: Sequence[int], alpha: float) -> list[float]:
+    """Each look's nominal two-sided level ``2 (1 - Phi(c_k))`` (the t-test's threshold)."""
+    return [float(2 * stats.norm.sf(c)) for c in boundaries(tuple(rounds), float(alpha))]
+
+
+@lru_cache(maxsize=4096)
+def _critical(rounds: tuple[int, ...], alpha: float, k: int) -> tuple[float, float]:
+    """(nominal level, critical |t|) of look ``k`` (0-based) at family level ``alpha``."""
+    nominal = nominal_levels(rounds, alpha)[k]
+    return nominal, float(stats.t.isf(nominal / 2, rounds[k] - 1))
+
+
+def power(effect_size: float, rounds: Sequence[int], alpha: float) -> float:
+    """Power of the sequential paired t-test of one contrast at level ``alpha``.
+
+    ``effect_size``: mean / sd of the paired differences. Each look's marginal rejection
+    probability is the noncentral t's at its nominal level (exact for the t-test); the looks'
+    dependence is the normal recursion's, with each look's boundary moved so that its marginal
+    matches (so the small-sample loss of the t-test is counted).
+    """
+    rounds = tuple(rounds)
+    levels = nominal_levels(rounds, alpha)
+    reject, grid, w, prev = 0.0, None, None, 0
+    for n, level in zip(rounds, levels):
+        nc = effect_size * math.sqrt(n)
+        crit = stats.t.isf(level / 2, n - 1)
+        marginal = float(stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc))
+        # the z boundary with this marginal under the drift: P(|N(nc, 1)| >= c) = marginal
+        c = _matching_boundary(nc, marginal)
+        b = c * math.sqrt(n)
+        shift = effect_size * (n - prev)
+        if grid is None:
+            reject += _two_tail(nc, c)
+            grid, w = _start(n, shift, b)
+        else:
+            reject += _tail(grid, w, shift, math.sqrt(n - prev), b)
+            grid, w = _advance(grid, w, shift, math.sqrt(n - prev), b)
+        prev = n
+    return float(min(1.0, reject))
+
+
+def _matching_boundary(mean: float, marginal: float) -> float:
+    """The ``c`` with ``P(|N(mean, 1)| >= c) = marginal``."""
+    return float(optimize.brentq(lambda c: _two_tail(mean, c) - marginal, 0.0, 60.0 + abs(mean)))
+
+
+def _two_tail(mean: float, c: float) -> float:
+    return float(stats.norm.sf(c - mean) + stats.norm.cdf(-c - mean))
+
+
+@dataclass(frozen=True)
+class ContrastLook:
+    """One primary contrast at one look: its estimate, test, interval and decision.
+
+    ``level``: the family level it was tested at (``alpha / open contrasts``); ``nominal``: that
+    level's nominal threshold at this look; ``rci``: the repeated confidence interval at it;
+    ``decision``: ``reject`` (an effect), ``futile`` (no effect as large as the SESOI),
+    ``continue``, or ``decided earlier``.
+    """
+
+    name: str
+    n: int
+    mean: float
+    se: float
+    p: float
+    level: float
+    nominal: float
+    rci: tuple[float, float]
+    decision: str
+
+
+@dataclass(frozen=True)
+class Look:
+    """One look: its number (1-based), seeds, and each contrast's test."""
+
+    index: int
+    n: int
+    contrasts: list[ContrastLook]
+
+
+@dataclass(frozen=True)
+class SequentialResult:
+    """The looks taken, each contrast's final decision (and at which look), and whether to stop.
+
+    ``decided``: contrast -> (decision, look index) for each decided contrast; ``stop``: every
+    contrast is decided (or the last round is reached).
+    """
+
+    rounds: tuple[int, ...]
+    alpha: float
+    sesoi: float | None
+    looks: list[Look] = field(default_factory=list)
+    decided: dict[str, tuple[str, int]] = field(default_factory=dict)
+    stop: bool = False
+
+
+def _test(d: np.ndarray) -> tuple[float, float, float]:
+    """(mean, se, two-sided paired t-test p) of the differences ``d``."""
+    n = len(d)
+    mean, sd = float(np.mean(d)), float(np.std(d, ddof=1))
+    se = sd / math.sqrt(n)
+    if se == 0:
+        return mean, 0.0, (1.0 if mean == 0 else 0.0)
+    return mean, se, float(2 * stats.t.sf(abs(mean) / se, n - 1))
+
+
+def sequential_test(
+    diffs: Mapping[str, Sequence[float]],
+    rounds: Sequence[int],
+    alpha: float = 0.05,
+    sesoi: float | None = None,
+) -> SequentialResult:
+    """Test the primary contrasts at every look their seeds reach.
+
+    ``diffs``: contrast -> paired differences, one per seed in the order the seeds were planned
+    (the first ``n_k`` form look k); every contrast has as many. Looks are taken at each round
+    the data reaches; a contrast decided at one look stays decided.
+    """
+    rounds = tuple(int(n) for n in rounds)
+    check_rounds(rounds)
+    arrays = {k: np.asarray(v, dtype=float) for k, v in diffs.items()}
+    have = min((len(a) for a in arrays.values()), default=0)
+    names = list(arrays)
+    m = len(names)
+    result = SequentialResult(rounds, float(alpha), sesoi)
+    rejected: set[str] = set()
+    for k, n in enumerate(rounds):
+        if n > have or len(result.decided) == m:
+            break
+        tests = {c: _test(arrays[c][:n]) for c in names}
+        rows: dict[str, ContrastLook] = {}
+        changed = True
+        while changed:  # Holm's step-down: a rejection raises the others' level
+            changed = False
+            open_ = [c for c in names if c not in result.decided]
+            level = alpha / max(1, m - len(rejected))
+            nominal, crit = _critical(rounds, level, k)
+            for c in open_:
+                mean, se, p = tests[c]
+                rci = (mean - crit * se, mean + crit * se)
+                decision = "continue"
+                if p < nominal:
+                    decision = "reject"
+                    rejected.add(c)
+                    result.decided[c] = ("reject", k + 1)
+                    changed = True
+                rows[c] = ContrastLook(c, n, mean, se, p, level, nominal, rci, decision)
+        for c in names:
+            if c in result.decided or c not in rows:
+                continue
+            lo, hi = rows[c].rci
+            if sesoi is not None and -sesoi < lo and hi < sesoi:
+                result.decided[c] = ("futile", k + 1)
+                rows[c] = _replace(rows[c], "futile")
+        looked = [rows.get(c) or _earlier(c, n, tests[c], result.decided[c]) for c in names]
+        result.looks.append(Look(k + 1, n, looked))
+    done = len(result.decided) == m or (result.looks and result.looks[-1].n == rounds[-1])
+    return SequentialResult(rounds, result.alpha, sesoi, result.looks, result.decided, bool(done))
+
+
+def _replace(row: ContrastLook, decision: str) -> ContrastLook:
+    return ContrastLook(
+        row.name, row.n, row.mean, row.se, row.p, row.level, row.nominal, row.rci, decision
+    )
+
+
+def _earlier(name: str, n: int, test: tuple[float, float, float], how: tuple[str, int]):
+    mean, se, p = test
+    nan = float("nan")
+    return ContrastLook(name, n, mean, se, p, nan, nan, (nan, nan), f"decided earlier ({how[0]})")

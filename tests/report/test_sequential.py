@@ -1,0 +1,141 @@
+"""The group-sequential test of the primary contrasts: boundaries, decisions, simulated validity."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+
+from rcl_study.report.sequential import (
+    boundaries,
+    check_rounds,
+    nominal_levels,
+    power,
+    sequential_test,
+    spent,
+)
+
+
+def test_spending_by_hand():
+    assert spent(1.0, 0.05) == pytest.approx(0.05)
+    assert spent(0.0, 0.05) == 0.0
+    # 2 - 2 Phi(1.959964 * sqrt(2)) = 2 - 2 Phi(2.771808)
+    assert spent(0.5, 0.05) == pytest.approx(2 * stats.norm.sf(1.959964 * math.sqrt(2)), rel=1e-6)
+    assert spent(0.5, 0.05) == pytest.approx(0.005575, abs=2e-6)
+
+
+def test_one_look_is_the_fixed_sample_test():
+    assert boundaries((10,), 0.05)[0] == pytest.approx(stats.norm.isf(0.025))
+    assert nominal_levels((10,), 0.01)[0] == pytest.approx(0.01)
+
+
+def test_two_looks_spend_alpha_exactly_by_the_bivariate_normal():
+    c1, c2 = boundaries((6, 12), 0.05)
+    r = math.sqrt(6 / 12)
+    mvn = stats.multivariate_normal([0, 0], [[1, r], [r, 1]])
+
+    def inside(a, b):  # P(|Z1| < a, |Z2| < b)
+        return mvn.cdf([a, b]) - mvn.cdf([-a, b]) - mvn.cdf([a, -b]) + mvn.cdf([-a, -b])
+
+    assert 2 * stats.norm.sf(c1) == pytest.approx(spent(0.5, 0.05), rel=1e-6)
+    assert 1 - inside(c1, c2) == pytest.approx(0.05, abs=2e-5)
+    assert c1 > c2 > stats.norm.isf(0.025)  # O'Brien-Fleming: conservative early, near 1.96 late
+
+
+def test_three_looks_against_simulated_brownian_paths():
+    rounds = (3, 6, 9)
+    cs = np.array(boundaries(rounds, 0.05))
+    rng = np.random.default_rng(11)
+    s = np.cumsum(rng.normal(size=(400_000, 3)), axis=1)
+    z = s / np.sqrt([1, 2, 3])
+    cross = np.abs(z) >= cs
+    first = np.where(cross.any(1), cross.argmax(1), -1)
+    want = np.diff([0.0] + [spent(t, 0.05) for t in (1 / 3, 2 / 3, 1.0)])
+    for k in range(3):
+        got = np.mean(first == k)
+        se = math.sqrt(want[k] * (1 - want[k]) / len(first))
+        assert abs(got - want[k]) < 4 * se + 1e-5
+
+
+@pytest.mark.parametrize("bad", [[], [1, 4], [4, 4], [6, 3], [2.5, 4], [True, 4]])
+def test_bad_rounds_are_refused(bad):
+    with pytest.raises(ValueError, match="rounds"):
+        check_rounds(bad)
+
+
+def test_a_single_look_decides_as_holm_over_paired_t_tests():
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        d = {c: rng.normal(mu, 1, 8) for c, mu in zip("abc", (0.0, 0.8, 1.6))}
+        res = sequential_test(d, (8,), 0.05)
+        p = [stats.ttest_1samp(d[c], 0).pvalue for c in "abc"]
+        holm = multipletests(p, 0.05, method="holm")[0]
+        got = [res.decided.get(c, ("", 0))[0] == "reject" for c in "abc"]
+        assert got == list(holm)
+        assert res.stop
+
+
+def test_holm_passes_a_rejected_contrast_s_level_on_within_a_look():
+    # p-values about 0.001 and 0.03 at one look of 10 seeds: 0.001 < 0.025, then 0.03 < 0.05
+    def with_p(p: float, n: int = 10) -> np.ndarray:
+        t = stats.t.isf(p / 2, n - 1)
+        base = np.array([1.0, -1.0] * (n // 2))
+        base = base / base.std(ddof=1)
+        return base + t / math.sqrt(n)
+
+    res = sequential_test({"a": with_p(0.001), "b": with_p(0.03)}, (10,), 0.05)
+    assert res.decided == {"a": ("reject", 1), "b": ("reject", 1)}
+    res = sequential_test({"a": with_p(0.001), "b": with_p(0.06)}, (10,), 0.05)
+    assert res.decided == {"a": ("reject", 1)}
+    assert res.looks[0].contrasts[1].level == pytest.approx(0.05)  # raised after 'a'
+
+
+def test_futility_when_the_repeated_interval_lies_inside_the_sesoi():
+    d = np.array([0.01, -0.01] * 6)
+    res = sequential_test({"a": d}, (4, 8, 12), 0.05, sesoi=0.1)
+    assert res.decided == {"a": ("futile", 1)}
+    assert res.stop
+    row = res.looks[0].contrasts[0]
+    assert -0.1 < row.rci[0] < row.rci[1] < 0.1
+    # without a SESOI nothing is futile: the study runs its rounds
+    res = sequential_test({"a": d[:4]}, (4, 8, 12), 0.05)
+    assert res.decided == {} and not res.stop
+
+
+def test_a_study_stops_once_every_contrast_is_decided():
+    big = np.full(12, 5.0) + np.tile([0.1, -0.1], 6)
+    res = sequential_test({"a": big, "b": big * 2}, (4, 8, 12), 0.05)
+    assert res.decided == {"a": ("reject", 1), "b": ("reject", 1)}
+    assert res.stop and len(res.looks) == 1
+
+
+@pytest.mark.slow
+def test_family_wise_error_is_at_most_alpha_under_the_null_by_simulation():
+    # 20,000 simulated studies, 3 contrasts sharing a baseline (correlation 0.5), 3 looks
+    rng = np.random.default_rng(2026)
+    m, rounds, n_sim = 3, (4, 8, 12), 20_000
+    cov = np.full((m, m), 0.5) + 0.5 * np.eye(m)
+    chol = np.linalg.cholesky(cov)
+    errors = 0
+    for _ in range(n_sim):
+        d = rng.normal(size=(12, m)) @ chol.T
+        res = sequential_test({f"c{j}": d[:, j] for j in range(m)}, rounds, 0.05, sesoi=0.5)
+        errors += any(how == "reject" for how, _ in res.decided.values())
+    rate = errors / n_sim
+    assert rate <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / n_sim)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("effect", [0.8, 1.2])
+def test_planned_power_matches_simulated_studies(effect):
+    rng = np.random.default_rng(int(effect * 10))
+    rounds, n_sim = (4, 8, 12), 10_000
+    hits = 0
+    for _ in range(n_sim):
+        d = rng.normal(effect, 1.0, rounds[-1])
+        res = sequential_test({"a": d}, rounds, 0.05)
+        hits += res.decided.get("a", ("", 0))[0] == "reject"
+    assert abs(hits / n_sim - power(effect, rounds, 0.05)) < 0.02
