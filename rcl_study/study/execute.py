@@ -407,6 +407,7 @@ def make_record(
     """
     result = dict(result)
     history = result.pop("history", [])
+    split = result.pop("train_split", None)
     where = result.pop("environment", None) or environment()
     return TrialRecord(
         trial_id=plan.trial_id,
@@ -429,6 +430,7 @@ def make_record(
         config_hash=config_hash(config),
         attempts=attempts,
         finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        train_split=split if isinstance(split, dict) else None,
         **where,
     )
 

@@ -182,6 +182,7 @@ def finish_result(trial: Trial, result: dict[str, Any], metrics: dict[str, Any])
         history=history,
         epoch=history[-1]["epoch"] if history else 0,
         train_counts=d.counts_np.tolist(),
+        train_split=None if d.split is None else d.split.to_json(),
         loss_spec=trial.spec.as_dict(),
         n_train=int(d.counts_np.sum()),
         n_val=0 if d.val_y is None else len(d.val_y),

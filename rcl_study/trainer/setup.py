@@ -19,7 +19,7 @@ import torch
 
 from rcl_study.config import StudyFile
 from rcl_study.data import load_data
-from rcl_study.data.types import ListImages, LTData
+from rcl_study.data.types import ListImages, LTData, TrainSplit
 from rcl_study.losses import LossSpec, check_loss_inputs, resolve_loss
 from rcl_study.trainer.models import build_model
 
@@ -105,6 +105,8 @@ class TrialData:
     mean: torch.Tensor
     std: torch.Tensor
     recipe: str
+    #: what names the training split (digest, class counts and order, seed), for the record
+    split: TrainSplit | None = None
 
     @property
     def on_device(self) -> bool:
@@ -203,6 +205,7 @@ def prepare_data(cfg: StudyFile, data: LTData, device: torch.device) -> TrialDat
         mean=mean,
         std=std,
         recipe=_augment_recipe(cfg, data.channels, data.image_size),
+        split=data.train_split(),
     )
 
 

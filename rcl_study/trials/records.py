@@ -117,6 +117,9 @@ class TrialRecord:
     host: str | None = None
     git_rev: str | None = None
     hardware: dict[str, Any] = field(default_factory=dict)
+    #: the training split the trial ran on (``digest``, ``class_counts``, ``class_order``,
+    #: ``split_seed``: :class:`rcl_study.data.types.TrainSplit`); None in older records
+    train_split: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -130,6 +133,8 @@ class TrialRecord:
         out["status"] = self.status.value
         if not self.hardware:  # records written before it existed read and write back unchanged
             del out["hardware"]
+        if self.train_split is None:  # likewise
+            del out["train_split"]
         return {**out, **self.extra}
 
     @classmethod
@@ -184,6 +189,7 @@ _ROW_TYPES: dict[str, tuple[type, ...]] = {
     "host": _OPT_STR,
     "git_rev": _OPT_STR,
     "hardware": (dict, type(None)),
+    "train_split": (dict, type(None)),
 }
 
 
