@@ -198,6 +198,31 @@ class ReportConfig(Strict):
     #: first) at each value of this key, one Holm family, and whether it changes across them
     #: (one-way ANOVA); replaces the comparisons with the first variant unless ``baseline`` is set
     within: str | None = None
+    #: the contrasts that answer the study's question, declared before the data: each
+    #: ``"<treatment variant> - <control variant>"``; empty: the comparisons with the baseline
+    #: (or, with ``within``, its effect at each value). Tested group-sequentially under
+    #: ``study.rounds``; restated in the report as declared, apart from exploratory analyses
+    primary: list[str] = Field(default_factory=list, max_length=100)
+    #: the smallest effect of interest (in the metric's units, > 0): a primary contrast whose
+    #: repeated confidence interval lies inside (-sesoi, +sesoi) is decided "no effect of that
+    #: size" (futility, under ``study.rounds``)
+    sesoi: float | None = Field(None, gt=0)
+
+    @field_validator("primary")
+    @classmethod
+    def _contrast_form(cls, v: list[str]) -> list[str]:
+        for c in v:
+            parts = c.split(" - ")
+            if len(parts) != 2 or not all(p.strip() for p in parts):
+                raise ValueError(
+                    f"'{c}': a contrast is '<treatment variant> - <control variant>' (spaces "
+                    "around the minus)"
+                )
+            if parts[0].strip() == parts[1].strip():
+                raise ValueError(f"'{c}': a variant compared with itself")
+        if len(set(v)) != len(v):
+            raise ValueError("a contrast is listed twice")
+        return v
 
     @field_validator("secondary")
     @classmethod

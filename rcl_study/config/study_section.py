@@ -124,6 +124,29 @@ class StudyConfig(Strict):
     mode: Literal["max", "min"] = "max"
     retries: int = Field(1, ge=0, le=100)  # --resume runs a failed trial again this many times
     output_dir: str | None = None
+    #: seeds in planned rounds: the cumulative number of ``seeds`` run before each look (the
+    #: last is all of them); after each round the primary contrasts (``report.primary``) are
+    #: tested group-sequentially and the study stops once each is decided
+    #: (``rcl_study.trials.sequential``). None: every seed at once, one analysis at the end
+    rounds: list[int] | None = Field(None, min_length=1, max_length=20)
+
+    @model_validator(mode="after")
+    def _rounds_cover_the_seeds(self) -> StudyConfig:
+        if self.rounds is None:
+            return self
+        if self.kind == "search":
+            raise ValueError(
+                "rounds: a search selects on its own seed; rounds are for a grid or an ablation"
+            )
+        r = self.rounds
+        if r[0] < 2 or any(b <= a for a, b in zip(r, r[1:])):
+            raise ValueError(f"rounds: increasing numbers of seeds from 2 up, got {r}")
+        if r[-1] != len(self.seeds):
+            raise ValueError(
+                f"rounds: the last look is after every seed ({len(self.seeds)} in study.seeds), "
+                f"not {r[-1]}"
+            )
+        return self
 
     @field_validator("metric", mode="before")
     @classmethod

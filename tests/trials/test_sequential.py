@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from rcl_study.report.sequential import (
+from rcl_study.trials.sequential import (
     boundaries,
     check_rounds,
     nominal_levels,
@@ -139,3 +139,89 @@ def test_planned_power_matches_simulated_studies(effect):
         res = sequential_test({"a": d}, rounds, 0.05)
         hits += res.decided.get("a", ("", 0))[0] == "reject"
     assert abs(hits / n_sim - power(effect, rounds, 0.05)) < 0.02
+
+
+# ------------------------------------------------------------ the declared plan and its data
+
+
+def _grid(tiny_study, **report):
+    return tiny_study.parse(
+        study=tiny_study.Only(
+            kind="grid",
+            grid={"loss.preset": ["la", "bcl", "bcl+rcl"]},
+            seeds=[0, 1, 2, 3],
+            rounds=[2, 4],
+        ),
+        report=report,
+        loss=tiny_study.Only(preset="bcl+rcl"),
+    )
+
+
+def test_declared_contrasts_name_variants_and_default_to_the_baseline(tiny_study):
+    from rcl_study.config import ConfigError
+    from rcl_study.trials.design import expand
+    from rcl_study.trials.sequential import primary_contrasts
+
+    cfg = _grid(tiny_study)
+    names = [c.name for c in primary_contrasts(cfg, expand(cfg))]
+    assert names == ["loss.preset=bcl - loss.preset=la", "loss.preset=bcl+rcl - loss.preset=la"]
+    cfg = _grid(tiny_study, primary=["loss.preset=bcl+rcl - loss.preset=bcl"], sesoi=0.02)
+    assert [c.name for c in primary_contrasts(cfg, expand(cfg))] == cfg.report.primary
+    cfg = _grid(tiny_study, primary=["loss.preset=ce - loss.preset=la"])
+    with pytest.raises(ConfigError, match="'loss.preset=ce' is not a variant"):
+        primary_contrasts(cfg, expand(cfg))
+
+
+def test_within_contrasts_are_the_other_key_s_effect_at_each_value(tiny_study):
+    from rcl_study.trials.design import expand
+    from rcl_study.trials.sequential import primary_contrasts
+
+    cfg = tiny_study.parse(
+        study=tiny_study.Only(
+            kind="grid",
+            grid={"data.imbalance_ratio": [10, 50], "loss.preset": ["bcl", "bcl+rcl"]},
+            seeds=[0, 1],
+        ),
+        report={"within": "data.imbalance_ratio"},
+        loss=tiny_study.Only(preset="bcl+rcl"),
+    )
+    got = [(c.treatment, c.control) for c in primary_contrasts(cfg, expand(cfg))]
+    assert got == [
+        ("data.imbalance_ratio=10,loss.preset=bcl+rcl", "data.imbalance_ratio=10,loss.preset=bcl"),
+        ("data.imbalance_ratio=50,loss.preset=bcl+rcl", "data.imbalance_ratio=50,loss.preset=bcl"),
+    ]
+
+
+def test_differences_pair_by_seed_in_planned_order_and_skip_unfinished():
+    from rcl_study.trials.records import TrialRecord, TrialStatus
+    from rcl_study.trials.sequential import Contrast, contrast_differences
+
+    def rec(variant, seed, value, status=TrialStatus.OK):
+        metrics = {"balanced_acc": value}
+        return TrialRecord(
+            trial_id=f"{variant}{seed}", variant=variant, seed=seed, status=status, metrics=metrics
+        )
+
+    records = [rec("a", 2, 0.5), rec("b", 2, 0.4), rec("a", 0, 0.7), rec("b", 0, 0.4)]
+    records += [rec("a", 1, 0.9, TrialStatus.FAILED), rec("b", 1, 0.1), rec("a", 3, float("nan"))]
+    records += [rec("b", 3, 0.2)]
+    got = contrast_differences(records, [Contrast("a", "b")], "balanced_acc", [0, 1, 2, 3])
+    assert got == {"a - b": [pytest.approx(0.3), pytest.approx(0.1)]}
+
+
+@pytest.mark.parametrize(
+    "study,report,match",
+    [
+        ({"rounds": [1, 2]}, {}, "from 2 up"),
+        ({"rounds": [2, 2]}, {}, "from 2 up"),
+        ({"rounds": [2, 3]}, {}, "last look is after every seed"),
+        ({}, {"primary": ["a-b"]}, "spaces"),
+        ({}, {"primary": ["a - a"]}, "itself"),
+        ({}, {"sesoi": 0}, "greater than 0"),
+    ],
+)
+def test_the_schema_refuses_bad_rounds_and_contrasts(tiny_study, study, report, match):
+    from rcl_study.config import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        tiny_study.parse(study={"seeds": [0, 1, 2, 3], **study}, report=report)

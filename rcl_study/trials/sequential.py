@@ -21,7 +21,7 @@ is tested; the study stops once each one is decided.
   of that size"; such a stop is non-binding, so it never raises the type I error. Its level is
   not passed on.
 
-Validity is checked by simulation in ``tests/report/test_sequential.py``: the family-wise error
+Validity is checked by simulation in ``tests/trials/test_sequential.py``: the family-wise error
 under the null, and the planned power against simulated studies.
 """
 
@@ -34,6 +34,8 @@ from functools import lru_cache
 
 import numpy as np
 from scipy import optimize, stats
+
+from rcl_study.config import ConfigError, StudyFile
 
 #: points of the grid each look's continuation density is kept on
 GRID = 601
@@ -282,3 +284,79 @@ def _earlier(name: str, n: int, test: tuple[float, float, float], how: tuple[str
     mean, se, p = test
     nan = float("nan")
     return ContrastLook(name, n, mean, se, p, nan, nan, (nan, nan), f"decided earlier ({how[0]})")
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """One primary contrast: ``treatment - control``, paired by seed."""
+
+    treatment: str
+    control: str
+
+    @property
+    def name(self) -> str:
+        """``"<treatment> - <control>"``, as ``report.primary`` writes it."""
+        return f"{self.treatment} - {self.control}"
+
+
+def primary_contrasts(cfg: StudyFile, plans: Sequence) -> list[Contrast]:
+    """The study's primary contrasts: ``report.primary`` as declared, else the default family.
+
+    Default: with ``report.within``, the other key's effect (second value minus first) at each
+    value of the within key; otherwise each variant minus the baseline. ``plans``: the planned
+    trials (:class:`~rcl_study.trials.records.TrialPlan`), whose variants the contrasts name.
+
+    Raises:
+        ConfigError: a declared contrast names a variant the study does not plan.
+
+    """
+    from rcl_study.trials.design import baseline_variant, within_keys
+
+    variants = list(dict.fromkeys(p.variant for p in plans))
+    if cfg.report.primary:
+        out = []
+        for text in cfg.report.primary:
+            treatment, control = (part.strip() for part in text.split(" - "))
+            for v in (treatment, control):
+                if v not in variants:
+                    raise ConfigError(
+                        f"{cfg.name}: report.primary: '{v}' is not a variant of this study "
+                        f"({', '.join(variants)})"
+                    )
+            out.append(Contrast(treatment, control))
+        return out
+    keys = within_keys(cfg)
+    if keys is not None:
+        within, other = keys
+        lo, hi = cfg.study.grid[other]
+        by = {(repr(p.overrides[within]), repr(p.overrides[other])): p.variant for p in plans}
+        return [
+            Contrast(by[(repr(w), repr(hi))], by[(repr(w), repr(lo))])
+            for w in cfg.study.grid[within]
+        ]
+    base = baseline_variant(cfg, variants)
+    return [Contrast(v, base) for v in variants if base is not None and v != base]
+
+
+def contrast_differences(
+    records: Sequence, contrasts: Sequence[Contrast], metric: str, seeds: Sequence[int]
+) -> dict[str, list[float]]:
+    """Each contrast's paired differences of ``metric``, one per seed, in the order of ``seeds``.
+
+    A seed counts for a contrast when both of its variants have a finished (``ok``) record with
+    a finite ``metric`` at that seed; ``records``:
+    :class:`~rcl_study.trials.records.TrialRecord`.
+    """
+    value: dict[tuple[str, int], float] = {}
+    for r in records:
+        v = r.metrics.get(metric)
+        if r.ok and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            value[(r.variant, r.seed)] = float(v)
+    return {
+        c.name: [
+            value[(c.treatment, s)] - value[(c.control, s)]
+            for s in seeds
+            if (c.treatment, s) in value and (c.control, s) in value
+        ]
+        for c in contrasts
+    }
