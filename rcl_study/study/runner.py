@@ -31,6 +31,7 @@ from rcl_study.study.executor import Executor, OnEval, SearchRequest
 from rcl_study.study.lock import StudyLock
 from rcl_study.study.packing import plan_units, slots
 from rcl_study.study.progress import Progress
+from rcl_study.study.rounds import declared_plan, run_planned
 from rcl_study.study.tracking import (
     Tracker,
     Trackers,
@@ -353,12 +354,9 @@ def run_study(
         if cfg.study.kind == "search":
             _run_search(cfg, folder, meta, book, bar, executor)
         else:
+            meta["declared"] = declared_plan(cfg, plans)
             folder.write_plan([p.to_json() for p in plans], meta)
-            done = folder.done_ids(cfg.study.retries)
-            todo = [p for p in chosen if p.trial_id not in done]
-            bar.start(len(chosen), len(chosen) - len(todo))
-            if todo:
-                executor.run(cfg, plan_units(cfg, plans, todo), folder, book)
+            run_planned(cfg, plans, chosen, folder, book, bar, executor)
     finally:
         tracking.close()  # never raises
         bar.close()
