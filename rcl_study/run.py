@@ -227,14 +227,16 @@ def _main(argv: list[str] | None = None) -> int:
         cfg = absolute_paths(cfg)  # each user path resolved once: what is checked is used
         plans = check_study(cfg)
         if a.plan_seeds:
-            from rcl_study.report.plan import study_plan
+            from rcl_study.report.plan import rounds_lines, study_plan
             from rcl_study.report.power import plan_lines
             from rcl_study.report.shipped import records_folder
 
             source, note = records_folder(cfg) if a.sd is None else (cfg.output_dir, None)
             if note:
                 print(note, file=sys.stderr)
-            print("\n".join(plan_lines(study_plan(cfg, a.sd, a.effect, source))))
+            plan = study_plan(cfg, a.sd, a.effect, source)
+            lines = plan_lines(plan) + rounds_lines(cfg, plan["sd"], a.effect)
+            print("\n".join(lines))
             return 0
         if a.dry_run:  # a plan may be made on a laptop for a GPU box: machine checks are notes
             print(dry_run_text(cfg, plans))

@@ -99,3 +99,35 @@ def study_plan(
         list(effects or DEFAULT_EFFECTS),
         source,
     )
+
+
+def rounds_lines(cfg: StudyFile, sd: float, effects: list[float] | None = None) -> list[str]:
+    """Seeds in planned rounds (``study.rounds``): power and expected seeds per target effect.
+
+    Group-sequential, two-sided, O'Brien-Fleming-type spending at Holm's conservative level
+    ``alpha / family`` (:mod:`rcl_study.trials.sequential`); with no rounds declared, the three
+    equal rounds that reach 80% power for each effect.
+    """
+    from rcl_study.trials import sequential
+
+    level = cfg.report.alpha / family_size(cfg)
+    rounds = cfg.study.rounds
+    out = []
+    if rounds:
+        out.append(
+            f"planned rounds {rounds} (cumulative seeds; group-sequential, O'Brien-Fleming-type "
+            f"spending at alpha/m = {level:.4g}): nominal levels "
+            + ", ".join(f"{p:.3g}" for p in sequential.nominal_levels(rounds, level))
+        )
+    for e in effects or DEFAULT_EFFECTS:
+        size = e / sd if sd > 0 else float("inf")
+        if rounds:
+            pw = sequential.power(size, rounds, level)
+            used = sequential.expected_seeds(size, rounds, level)
+            out.append(
+                f"effect {e:g}: power {pw:.0%} over the rounds; {used:.1f} seeds used on average"
+            )
+        else:
+            plan = sequential.rounds_for_power(size, level)
+            out.append(f"effect {e:g}: study.rounds {plan} reach 80% power (3 equal looks)")
+    return out

@@ -14,31 +14,12 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy import integrate, optimize, stats
+from scipy import optimize
+
+from rcl_study.trials.sequential import t_power_nc
 
 POWER = 0.8
 MAX_SEEDS = 100_000
-
-
-def t_power_nc(nc: float, df: int, alpha: float) -> float:
-    """Power of a two-sided t-test at level ``alpha`` with noncentrality ``nc`` and ``df`` df.
-
-    P(|T| > t_crit) for T ~ noncentral t(df, nc) (scipy; statsmodels' TTestPower computes the
-    same quantity for the paired case).
-    """
-    crit = stats.t.isf(alpha / 2, df)
-    p = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
-    if np.isfinite(p):
-        return p
-
-    # scipy's nct can be NaN far in the tail (1 df): integrate T = (Z + nc) / sqrt(V / df)
-    # over V ~ chi2(df) instead: P(|T| > c) = E[Phi(nc - c s) + Phi(-nc - c s)], s = sqrt(V/df)
-    def f(v: float) -> float:
-        s = math.sqrt(v / df)
-        tails = stats.norm.cdf(nc - crit * s) + stats.norm.cdf(-nc - crit * s)
-        return float(tails * stats.chi2.pdf(v, df))
-
-    return float(integrate.quad(f, 0, np.inf, limit=200)[0])
 
 
 def t_power(effect_size: float, n: int, alpha: float) -> float:

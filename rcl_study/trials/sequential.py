@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import integrate, optimize, stats
 
 from rcl_study.config import ConfigError, StudyFile
 
@@ -126,6 +126,27 @@ def _critical(rounds: tuple[int, ...], alpha: float, k: int) -> tuple[float, flo
     return nominal, float(stats.t.isf(nominal / 2, rounds[k] - 1))
 
 
+def t_power_nc(nc: float, df: int, alpha: float) -> float:
+    """Power of a two-sided t-test at level ``alpha`` with noncentrality ``nc`` and ``df`` df.
+
+    P(|T| > t_crit) for T ~ noncentral t(df, nc) (scipy; statsmodels' TTestPower computes the
+    same quantity for the paired case).
+    """
+    crit = stats.t.isf(alpha / 2, df)
+    p = float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+    if np.isfinite(p):
+        return p
+
+    # scipy's nct can be NaN far in the tail (1 df): integrate T = (Z + nc) / sqrt(V / df)
+    # over V ~ chi2(df) instead: P(|T| > c) = E[Phi(nc - c s) + Phi(-nc - c s)], s = sqrt(V/df)
+    def f(v: float) -> float:
+        s = math.sqrt(v / df)
+        tails = stats.norm.cdf(nc - crit * s) + stats.norm.cdf(-nc - crit * s)
+        return float(tails * stats.chi2.pdf(v, df))
+
+    return float(integrate.quad(f, 0, np.inf, limit=200)[0])
+
+
 def power(effect_size: float, rounds: Sequence[int], alpha: float) -> float:
     """Power of the sequential paired t-test of one contrast at level ``alpha``.
 
@@ -134,29 +155,72 @@ def power(effect_size: float, rounds: Sequence[int], alpha: float) -> float:
     dependence is the normal recursion's, with each look's boundary moved so that its marginal
     matches (so the small-sample loss of the t-test is counted).
     """
+    return float(min(1.0, sum(rejection_by_look(effect_size, rounds, alpha))))
+
+
+def rejection_by_look(effect_size: float, rounds: Sequence[int], alpha: float) -> list[float]:
+    """The probability that the first rejection comes at each look (see :func:`power`)."""
     rounds = tuple(rounds)
     levels = nominal_levels(rounds, alpha)
-    reject, grid, w, prev = 0.0, None, None, 0
+    out: list[float] = []
+    grid, w, prev = None, None, 0
     for n, level in zip(rounds, levels):
         nc = effect_size * math.sqrt(n)
-        crit = stats.t.isf(level / 2, n - 1)
-        marginal = float(stats.nct.sf(crit, n - 1, nc) + stats.nct.cdf(-crit, n - 1, nc))
-        # the z boundary with this marginal under the drift: P(|N(nc, 1)| >= c) = marginal
-        c = _matching_boundary(nc, marginal)
+        c = _matching_boundary(nc, t_power_nc(nc, n - 1, level))
         b = c * math.sqrt(n)
         shift = effect_size * (n - prev)
         if grid is None:
-            reject += _two_tail(nc, c)
+            out.append(_two_tail(nc, c))
             grid, w = _start(n, shift, b)
         else:
-            reject += _tail(grid, w, shift, math.sqrt(n - prev), b)
+            out.append(_tail(grid, w, shift, math.sqrt(n - prev), b))
             grid, w = _advance(grid, w, shift, math.sqrt(n - prev), b)
         prev = n
-    return float(min(1.0, reject))
+    return out
+
+
+def expected_seeds(effect_size: float, rounds: Sequence[int], alpha: float) -> float:
+    """Seeds a study uses on average when its one contrast has ``effect_size`` (efficacy stops)."""
+    by_look = rejection_by_look(effect_size, rounds, alpha)
+    return float(sum(n * p for n, p in zip(rounds, by_look)) + rounds[-1] * (1 - sum(by_look)))
+
+
+def equal_rounds(total: int, looks: int) -> list[int]:
+    """``looks`` looks at about equal numbers of seeds up to ``total`` (the first at least 2)."""
+    marks = sorted({max(2, round(total * (k + 1) / looks)) for k in range(looks)})
+    return [n for n in marks if n <= total] or [total]
+
+
+def rounds_for_power(
+    effect_size: float, alpha: float, looks: int = 3, target: float = 0.8, limit: int = 1000
+) -> list[int] | None:
+    """The fewest seeds, in ``looks`` about equal rounds, whose sequential power reaches ``target``.
+
+    None when more than ``limit`` seeds would be needed.
+    """
+    if effect_size <= 0:
+        return None
+
+    def enough(total: int) -> bool:
+        return power(effect_size, equal_rounds(total, looks), alpha) >= target
+
+    lo, hi = max(2 * looks, 3) - 1, max(2 * looks, 3)
+    while not enough(hi):  # power grows with the seeds: doubling, then bisection
+        lo, hi = hi, hi * 2
+        if hi > limit:
+            return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    return equal_rounds(hi, looks)
 
 
 def _matching_boundary(mean: float, marginal: float) -> float:
     """The ``c`` with ``P(|N(mean, 1)| >= c) = marginal``."""
+    if marginal >= 1.0:
+        return 0.0
+    if marginal <= _two_tail(mean, 60.0 + abs(mean)):
+        return 60.0 + abs(mean)
     return float(optimize.brentq(lambda c: _two_tail(mean, c) - marginal, 0.0, 60.0 + abs(mean)))
 
 

@@ -225,3 +225,44 @@ def test_the_schema_refuses_bad_rounds_and_contrasts(tiny_study, study, report, 
 
     with pytest.raises(ConfigError, match=match):
         tiny_study.parse(study={"seeds": [0, 1, 2, 3], **study}, report=report)
+
+
+# ------------------------------------------------------------ planning rounds
+
+
+def test_equal_rounds_and_rounds_for_power():
+    from rcl_study.trials.sequential import equal_rounds, rounds_for_power
+
+    assert equal_rounds(12, 3) == [4, 8, 12]
+    assert equal_rounds(4, 3) == [2, 3, 4]
+    got = rounds_for_power(1.0, 0.05)
+    assert power(1.0, got, 0.05) >= 0.8
+    fewer = equal_rounds(got[-1] - 1, 3)
+    assert power(1.0, fewer, 0.05) < 0.8  # the fewest seeds that reach it
+    assert rounds_for_power(0.0, 0.05) is None
+    assert rounds_for_power(0.01, 0.05, limit=50) is None
+
+
+def test_expected_seeds_lie_between_the_first_and_last_look():
+    from rcl_study.trials.sequential import expected_seeds, rejection_by_look
+
+    by_look = rejection_by_look(1.2, (4, 8, 12), 0.05)
+    assert sum(by_look) == pytest.approx(power(1.2, (4, 8, 12), 0.05))
+    used = expected_seeds(1.2, (4, 8, 12), 0.05)
+    assert 4 < used < 12
+    assert expected_seeds(0.0, (4, 8, 12), 0.05) == pytest.approx(12, abs=0.6)  # rarely stops
+
+
+def test_plan_seeds_prints_the_rounds_power(tmp_path, capsys):
+    from rcl_study.run import main
+    from rcl_study.trials.sequential import power as seq_power
+
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        "name: s\ndata: {dataset: digits_lt}\nstudy: {kind: ablation, components: [margin], "
+        "seeds: [0, 1, 2, 3, 4, 5], rounds: [2, 4, 6]}\nloss: {margin: 0.5}\n"
+    )
+    assert main([str(study), "--plan-seeds", "--sd", "0.02", "--effect", "0.03"]) == 0
+    out = capsys.readouterr().out
+    assert "planned rounds [2, 4, 6]" in out
+    assert f"effect 0.03: power {seq_power(1.5, [2, 4, 6], 0.05):.0%}" in out
