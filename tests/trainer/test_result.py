@@ -181,3 +181,17 @@ def test_a_trial_and_a_pack_report_the_same_typed_evaluation():
     for e in [*seen, *packed, Evaluation(3)]:  # the last: a data-parallel rank's, no metrics
         report(e)
     assert got == [("t", 1.0), ("t", 2.0), ("a", 1.0), ("b", 1.0), ("a", 2.0), ("b", 2.0)]
+
+
+def test_results_cross_rays_channel_as_they_left_and_a_damaged_one_is_none():
+    pytest.importorskip("ray")
+    from rcl_study.study.ray_trial import RESULTS, final, results_of
+    from rcl_study.trials.unit import Unit
+
+    plan = TrialPlan("a__s0", "a", 0, {})
+    last = final(Unit.single(plan), {"a__s0": HAND})
+    assert last["top1"] == 0.5 and last["trial_finished"] == 1.0  # a single trial's scalars
+    assert results_of(json.loads(json.dumps(last))) == {"a__s0": HAND}
+    damaged = {RESULTS: json.dumps({"a__s0": {"status": "ok", "history": 3}, "b__s0": HAND_JSON})}
+    assert results_of(damaged) == {"b__s0": HAND}
+    assert results_of({RESULTS: "{cut"}) == {} and results_of({}) == {}
