@@ -70,7 +70,7 @@ def ours(path: Path, args) -> float:
     from rcl_study.trainer.loop import train_trial
 
     res = train_trial(parse_study(study(path, args)), log=lambda s: None)
-    return res["epoch_seconds"]
+    return res.metrics["epoch_seconds"]
 
 
 def _ours_worker(path, args, queue):

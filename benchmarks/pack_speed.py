@@ -101,7 +101,7 @@ if len(cfgs) == 1:
 else:
     from rcl_study.trainer.pack import train_pack
     res = train_pack(cfgs, [str(i) for i in range(len(cfgs))], log=lambda s: None)
-print(json.dumps([r["loss"] for r in res]))
+print(json.dumps([r.metrics["loss"] for r in res]))
 """
 
 

@@ -45,11 +45,13 @@ sys.path.insert(0, str(ROOT))
 from rcl_study.config import load_study  # noqa: E402
 from rcl_study.config.keys import set_in  # noqa: E402
 from rcl_study.files import atomic_write_text  # noqa: E402
-from rcl_study.study.execute import Resolver, make_record  # noqa: E402
+from rcl_study.study.execute import Resolver  # noqa: E402
+from rcl_study.study.recording import make_record  # noqa: E402
 from rcl_study.study.runner import RecordBook  # noqa: E402
+from rcl_study.trainer.result import TrialResult  # noqa: E402
 from rcl_study.trials.design import params_id  # noqa: E402
 from rcl_study.trials.folder import StudyFolder  # noqa: E402
-from rcl_study.trials.records import TrialPlan, TrialRecord, TrialStatus, dumps  # noqa: E402
+from rcl_study.trials.records import TrialPlan, TrialRecord, dumps  # noqa: E402
 
 SPACE = {  # studies/search.yaml
     "loss.scale": (1.0, 2.0, False),
@@ -160,7 +162,8 @@ class Records:
             "pruned": "stopped by ASHA",
             "failed": "RuntimeError: CUDA out of memory",
         }
-        rec = make_record(plan, config, TrialStatus(status), reason[status], res, 8300.0)
+        res = TrialResult.from_json({"status": status, "reason": reason[status], **res})
+        rec = make_record(plan, config, res, 8300.0)
         self.n += 1
         t = time.gmtime(1_790_000_000 + 60 * self.n)
         return rec.replace(finished=time.strftime("%Y-%m-%dT%H:%M:%S", t))

@@ -63,7 +63,7 @@ def main() -> None:
                 "repo": a.repo,
                 "recipe": a.recipe,
                 "syncs_per_step": counts[1] - counts[0],
-                "ms_per_step": 1e3 * r["epoch_seconds"] / a.steps,
+                "ms_per_step": 1e3 * r.metrics["epoch_seconds"] / a.steps,
             }
         )
     )

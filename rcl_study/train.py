@@ -112,9 +112,9 @@ def _main(argv: list[str] | None = None) -> int:
         torch.distributed.barrier()  # leave together: a rank exiting mid-teardown aborts gloo
         torch.distributed.destroy_process_group()
         if int(os.environ.get("RANK", "0")) != 0:
-            return 0 if result["status"] == "ok" else 1
-    result["config"] = to_dict(cfg)
-    text = json.dumps(result, indent=2, default=float)
+            return 0 if result.ok else 1
+    row = {**result.to_json(), "config": to_dict(cfg)}
+    text = json.dumps(row, indent=2, default=float)
     if a.out:
         try:  # atomic: a full disk leaves no temporary file and no half-written result
             atomic_write_text(a.out, text)
@@ -122,7 +122,7 @@ def _main(argv: list[str] | None = None) -> int:
             print(f"error: {a.out}: cannot be written ({err.strerror or err})", file=sys.stderr)
             return 2
     summary = {
-        k: result.get(k)
+        k: row.get(k)
         for k in (
             "status",
             "reason",
@@ -136,7 +136,7 @@ def _main(argv: list[str] | None = None) -> int:
         )
     }
     print(json.dumps(summary, default=float))
-    return 0 if result["status"] == "ok" else 1
+    return 0 if result.ok else 1
 
 
 def _set_aside_other(path: Path, expected: str) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 from rcl_study.study import execute
 from rcl_study.study.checks import StudyChanged, check_changes
+from rcl_study.trainer.result import TrialResult, TrialStatus
 from rcl_study.trials.design import expand
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import config_hash
@@ -56,7 +57,9 @@ def test_a_stored_result_of_this_configuration_is_reused(tmp_path):
     folder.trial_dir(plan.trial_id).mkdir(parents=True)
     row = {"status": "ok", "config_hash": expected}
     (folder.trial_dir(plan.trial_id) / "result.json").write_text(json.dumps(row))
-    assert execute.stored_result(folder, plan, expected) == row
+    assert execute.stored_result(folder, plan, expected) == TrialResult(
+        status=TrialStatus.OK, config_hash=expected
+    )
 
 
 CHANGE_CASES = [
@@ -94,14 +97,14 @@ def test_accepted_changes_never_resume_old_work(tmp_path, monkeypatch, name, cha
     cfg, folder, _, resolve = setup(tmp_path, **change)
     seen: dict[str, Any] = {}
 
-    def fake_train(cfg, report=None, workdir=None, log=None, config_hash=None):
+    def fake_train(cfg, report=None, workdir=None, log=None, config_hash=None, name=None):
         seen["checkpoint"] = (workdir / "checkpoint.pt").exists()
-        return {"status": "ok", "balanced_acc": 0.5}
+        return TrialResult(status=TrialStatus.OK, metrics={"balanced_acc": 0.5})
 
     monkeypatch.setattr("rcl_study.trainer.loop.train_trial", fake_train)
     results = execute.train_unit(Unit((plan,), None), resolve, folder, None, 1)
     assert seen == {"checkpoint": False}  # ... but the old checkpoint is not resumed
-    assert results[plan.trial_id]["balanced_acc"] == 0.5  # nor the old result reused
+    assert results[plan.trial_id].metrics["balanced_acc"] == 0.5  # nor the old result reused
     d = folder.trial_dir(plan.trial_id)
     assert (
         sorted(p.name for p in d.glob("*.stale-*"))

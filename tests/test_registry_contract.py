@@ -97,8 +97,8 @@ def test_parts_registered_in_this_process_train_a_trial(tiny_study):
             train={"device": "cpu"},
         )
         result = train_trial(cfg)
-        assert result["status"] == "ok", result.get("reason")
-        assert result["loss_spec"]["classification"] == "test_half_ce"
+        assert result.ok, result.reason
+        assert result.loss_spec["classification"] == "test_half_ce"
     finally:
         registry.unregister("losses", "test_half_ce")
         registry.unregister("backbones", "test_linear")

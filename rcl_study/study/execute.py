@@ -1,9 +1,10 @@
-"""Train one unit (a trial or a pack of trials) into its folders, and turn results into records.
+"""Train one unit (a trial or a pack of trials) into its folders; each member's result.
 
 Shared by both executors (:mod:`.local` and :mod:`.ray_tune`); nothing here imports Ray. Each
 member trial keeps its own folder ``<output_dir>/trials/<trial_id>/`` with ``config.json`` and
-``result.json``; a pack's checkpoint lives in ``<output_dir>/trials/<pack_id>/``. A trial's
-configuration is resolved (validated) once per process: :func:`resolve` memoises it by trial.
+``result.json`` (its :class:`~rcl_study.trainer.result.TrialResult`); a pack's checkpoint lives
+in ``<output_dir>/trials/<pack_id>/``. A trial's configuration is resolved (validated) once per
+process: :class:`Resolver` memoises it by trial. The records are made in :mod:`.recording`.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from rcl_study.files import (
 from rcl_study.study.executor import OnEval
 from rcl_study.trainer import Report
 from rcl_study.trainer.budget import PackBudget, TrialsStopped
+from rcl_study.trainer.result import Evaluation, TrialResult, TrialStatus
 from rcl_study.trials.design import trial_config
 from rcl_study.trials.folder import MAX_PLAN_BYTES, StudyFolder, load_json
-from rcl_study.trials.records import TrialPlan, TrialRecord, TrialStatus, config_hash, environment
+from rcl_study.trials.records import TrialPlan, config_hash, environment
 from rcl_study.trials.unit import Unit
 
 #: where the trainer's progress lines go
@@ -171,10 +173,14 @@ def train_and_save(
     threads: int,
     rank0: bool = True,
     log: Log | None = None,
-) -> dict[str, Any]:
+) -> TrialResult:
     """Train one trial in its own folder; rank 0 stores its config and result there.
 
     ``log`` receives the trainer's progress lines (default: this process's stdout).
+
+    Raises:
+        TrialsStopped: SIGTERM or Ctrl-C; its ``results`` hold the trial's, by trial id.
+
     """
     from rcl_study.trainer.loop import train_trial
 
@@ -189,30 +195,37 @@ def train_and_save(
         _set_aside_foreign(workdir / "checkpoint.pt", chash)
         _write_config(folder, plan, config, None)
     t0 = time.time()
+    name = plan.trial_id
     try:
-        result = train_trial(cfg, report, workdir=workdir, log=log or _print, config_hash=chash)
-    except TrialsStopped as stop:  # named by trial id, as the driver records it
-        (result,) = stop.results if isinstance(stop.results, list) else stop.results.values()
-        _complete(result, plan, config, time.time() - t0)
+        result = train_trial(
+            cfg, report, workdir=workdir, log=log or _print, config_hash=chash, name=name
+        )
+    except TrialsStopped as stop:
+        result = _placed(stop.results[name], plan, chash, time.time() - t0)
         if rank0:
-            atomic_write_text(workdir / "result.json", json.dumps(result, default=float))
-        raise TrialsStopped({plan.trial_id: result}, stop.why) from None
-    _complete(result, plan, config, time.time() - t0)
+            _write_result(folder, plan, result)
+        raise TrialsStopped({name: result}, stop.why) from None
+    result = _placed(result, plan, chash, time.time() - t0)
     if rank0:
-        atomic_write_text(workdir / "result.json", json.dumps(result, default=float))
-        if result.get("status") == "ok":
+        _write_result(folder, plan, result)
+        if result.ok:
             drop_checkpoint(cfg, workdir)
     return result
 
 
-def _complete(result: dict[str, Any], plan: TrialPlan, config: dict, wall: float) -> None:
-    """Add the plan, wall time, environment and configuration hash to a trial's result."""
-    result.update(
+def _placed(result: TrialResult, plan: TrialPlan, chash: str, wall: float) -> TrialResult:
+    """A trial's result with its plan, configuration hash, wall time and environment."""
+    return result.placed(
         plan=plan.to_json(),
+        config_hash=chash,  # the configuration this result belongs to
         wall_time=wall,
-        environment=worker_environment(result.get("device")),
+        environment=worker_environment(result.device),
     )
-    result["config_hash"] = config_hash(config)  # the configuration this result belongs to
+
+
+def _write_result(folder: StudyFolder, plan: TrialPlan, result: TrialResult) -> None:
+    """``trials/<trial_id>/result.json``: the result as one JSON object (atomic)."""
+    atomic_write_text(_result_path(folder, plan), json.dumps(result.to_json(), default=float))
 
 
 def drop_checkpoint(cfg: StudyFile, workdir: Path) -> bool:
@@ -236,11 +249,11 @@ def train_pack_and_save(
     threads: int,
     log: Log | None = None,
     budget: PackBudget | None = None,
-) -> list[dict[str, Any]]:
+) -> list[TrialResult]:
     """Train the members of one pack together; each member's config and result in its folder.
 
-    ``report`` is called with ``{"epoch": n, "members": k}`` after each evaluation (progress
-    only: members' metrics go to their own folders). The pack's checkpoint is
+    ``report`` is called with the trainer's :class:`~rcl_study.trainer.result.Evaluation` of
+    the members after each evaluation. The pack's checkpoint is
     ``trials/<pack>/checkpoint.pt``. ``budget``: the pack's time budget, ``members`` in priority
     order (:mod:`rcl_study.trainer.budget`). Stopped by SIGTERM or Ctrl-C, it writes every
     member's result and raises :class:`~rcl_study.trainer.budget.TrialsStopped` with them by
@@ -259,11 +272,12 @@ def train_pack_and_save(
         _write_config(folder, plan, config, pack)
     _set_aside_foreign(folder.trial_dir(pack) / "checkpoint.pt", dict(zip(_names(members), hashes)))
     t0 = time.time()
+    names = _names(members)
     stopped: TrialsStopped | None = None
     try:
-        results = train_pack(
+        trained = train_pack(
             [cfg for cfg, _ in resolved],
-            [p.trial_id for p in members],
+            names,
             report,
             workdir=folder.trial_dir(pack),
             log=log or _print,
@@ -271,24 +285,17 @@ def train_pack_and_save(
             config_hashes=hashes,
         )
     except TrialsStopped as stop:
-        stopped, results = stop, list(stop.results)  # the trainer's: one per member, in order
+        stopped, trained = stop, [stop.results[n] for n in names]
     wall = time.time() - t0
-    for plan, (_, config), result in zip(members, resolved, results):
-        result.update(
-            config_hash=config_hash(config),
-            plan=plan.to_json(),
-            pack=pack,
-            wall_time=wall / len(members),
-            pack_wall_time=wall,
-            environment=worker_environment(result.get("device")),
-        )
-        atomic_write_text(
-            folder.trial_dir(plan.trial_id) / "result.json", json.dumps(result, default=float)
-        )
+    results = []
+    for plan, chash, result in zip(members, hashes, trained):
+        result = _placed(result, plan, chash, wall / len(members))
+        result = result.placed(pack=pack, pack_wall_time=wall)
+        _write_result(folder, plan, result)
+        results.append(result)
     if stopped is not None:
-        named = {p.trial_id: r for p, r in zip(members, results)}
-        raise TrialsStopped(named, stopped.why) from None
-    if all(r.get("status") == "ok" for r in results):
+        raise TrialsStopped(dict(zip(names, results)), stopped.why) from None
+    if all(r.ok for r in results):
         drop_checkpoint(resolved[0][0], folder.trial_dir(pack))
     return results
 
@@ -301,7 +308,7 @@ def train_unit(
     threads: int,
     log: Log | None = None,
     budget: PackBudget | None = None,
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, TrialResult]:
     """Train a unit's members; every member's result by trial id (what the driver records).
 
     A member whose ``result.json`` is already in this process's study folder (an earlier run on
@@ -331,48 +338,45 @@ def train_unit(
             trained = train_pack_and_save(todo, name, resolve, folder, report, threads, log, budget)
             results.update({p.trial_id: r for p, r in zip(todo, trained)})
     except TrialsStopped as stop:
-        assert isinstance(stop.results, dict)  # named by train_and_save / train_pack_and_save
         raise TrialsStopped({**results, **stop.results}, stop.why) from None
     return {p.trial_id: results[p.trial_id] for p in unit.members}
 
 
 def stored_result(
     folder: StudyFolder, plan: TrialPlan, expected: str | None = None
-) -> dict[str, Any] | None:
+) -> TrialResult | None:
     """The ``result.json`` this process's folder holds for ``plan``, when it is this config's.
 
-    None: none, damaged, ``stopped`` (partial), or (with ``expected``, the trial's current
-    ``config_hash``) written for another configuration or without a ``config_hash``: such a
-    result is never reused.
+    None: none, damaged (not a valid :class:`~rcl_study.trainer.result.TrialResult`),
+    ``stopped`` (partial), or (with ``expected``, the trial's current ``config_hash``) written
+    for another configuration or without a ``config_hash``: such a result is never reused.
     """
     path = _result_path(folder, plan)
     try:
-        stored = load_json(path.read_bytes(), MAX_PLAN_BYTES) if path.exists() else None
+        if not path.exists():
+            return None
+        stored = TrialResult.from_json(load_json(path.read_bytes(), MAX_PLAN_BYTES))
     except (OSError, ValueError):
         return None
-    if not isinstance(stored, dict) or stored.get("status") == TrialStatus.STOPPED.value:
+    if stored.status is TrialStatus.STOPPED:
         return None  # a stopped trial's result is partial: it trains on (from its checkpoint)
-    if expected is not None and stored.get("config_hash") != expected:
+    if expected is not None and stored.config_hash != expected:
         return None
     return stored
 
 
-def evaluations(unit: Unit, on_eval: OnEval) -> Report:
+def evaluations(on_eval: OnEval) -> Report:
     """The trainer's ``report`` callback that hands each member's evaluation to ``on_eval``.
 
-    A single trial's report is its metrics; a pack's holds ``member_metrics`` by trial id.
-    ``on_eval`` is typically a :class:`~rcl_study.study.executor.Sink`'s ``evaluation``.
+    Each :class:`~rcl_study.trainer.result.Evaluation` holds the metrics of the members it
+    evaluated by trial id (one for a single trial, none on a data-parallel run's other
+    processes). ``on_eval`` is typically a :class:`~rcl_study.study.executor.Sink`'s
+    ``evaluation``.
     """
-    only = unit.members[0].trial_id
 
-    def report(metrics: dict[str, Any]) -> None:
-        members = metrics.get("member_metrics")
-        if members is None:
-            if set(metrics) != {"epoch"}:  # not a non-main data-parallel process
-                on_eval(only, scalars(metrics))
-            return
-        for trial_id, m in members.items():
-            on_eval(trial_id, scalars(m))
+    def report(evaluation: Evaluation) -> None:
+        for trial_id, metrics in evaluation.metrics.items():
+            on_eval(trial_id, scalars(metrics))
 
     return report
 
@@ -388,84 +392,3 @@ def scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 def _result_path(folder: StudyFolder, plan: TrialPlan) -> Path:
     return folder.trial_dir(plan.trial_id) / "result.json"
-
-
-def make_record(
-    plan: TrialPlan,
-    config: dict[str, Any],
-    status: TrialStatus,
-    reason: str,
-    result: dict[str, Any],
-    wall_time: float,
-    pack: str | None = None,
-    attempts: int = 1,
-) -> TrialRecord:
-    """One trial's record from its plan, its resolved ``config`` (``to_dict`` form), its result.
-
-    ``config_hash`` identifies what the trial computed (``--resume`` compares it with the study
-    file); ``attempts`` counts this trial's records so far, this one included.
-    """
-    result = dict(result)
-    history = result.pop("history", [])
-    split = result.pop("train_split", None)
-    where = result.pop("environment", None) or environment()
-    return TrialRecord(
-        trial_id=plan.trial_id,
-        variant=plan.variant,
-        seed=plan.seed,
-        overrides=plan.overrides,
-        status=TrialStatus(status),
-        reason=reason,
-        metrics={
-            k: v
-            for k, v in result.items()
-            if k not in ("plan", "loss_spec", "pack", "pack_wall_time", "config_hash")
-        },
-        history=history,
-        loss_spec=result.get("loss_spec"),
-        wall_time=result.get("wall_time", wall_time),
-        device=result.get("device", "unknown"),
-        pack=pack,
-        config=config,
-        config_hash=config_hash(config),
-        attempts=attempts,
-        finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-        train_split=split if isinstance(split, dict) else None,
-        **where,
-    )
-
-
-def unit_records(
-    unit: Unit,
-    resolve: Resolver,
-    results: dict[str, dict[str, Any]],
-    status: TrialStatus,
-    reason: str,
-    wall_time: float,
-    partial: dict[str, Any] | None = None,
-    finished_only: bool = False,
-) -> list[TrialRecord]:
-    """The records of a unit's members after it ended with ``status`` (ok, failed or stopped).
-
-    ``results`` maps trial id to the result the executor received from the trainer (through Ray's
-    reporting channel, or in this process): nothing is read from disk, so the driver needs no
-    access to the worker's folders. A member with a result takes its status from there; one
-    without gets ``status`` (``ok`` without a result means stopped early: ``pruned``, with
-    ``partial`` as its metrics), unless ``finished_only`` (an interrupted run), when it gets no
-    record at all. Each record says ``attempts=1``; the driver counts the trial's earlier records
-    when it appends it (:class:`rcl_study.study.runner.RecordBook`).
-    """
-    out = []
-    for plan in unit.members:
-        result = dict(results.get(plan.trial_id) or {})
-        if finished_only and not result:
-            continue
-        st, why = TrialStatus(status), reason
-        if result:
-            st, why = TrialStatus(result.pop("status")), result.pop("reason", "")
-        elif st is TrialStatus.OK:  # stopped by the scheduler (ASHA) before it finished
-            st, why = TrialStatus.PRUNED, "stopped early by the ASHA scheduler"
-            result = dict(partial or {})
-        config = resolve(plan)[1]
-        out.append(make_record(plan, config, st, why, result, wall_time, unit.pack_id))
-    return out

@@ -16,17 +16,12 @@ import traceback
 from collections.abc import Sequence
 
 from rcl_study.config import ConfigError, StudyFile
-from rcl_study.study.execute import (
-    Resolver,
-    append_log,
-    evaluations,
-    train_unit,
-    unit_records,
-)
+from rcl_study.study.execute import Resolver, append_log, evaluations, train_unit
 from rcl_study.study.executor import SearchRequest, Sink
+from rcl_study.study.recording import unit_records
 from rcl_study.trainer.budget import PackBudget, TrialsStopped
+from rcl_study.trainer.result import TrialResult, TrialStatus
 from rcl_study.trials.folder import StudyFolder
-from rcl_study.trials.records import TrialStatus
 from rcl_study.trials.unit import Unit
 
 
@@ -74,8 +69,9 @@ class LocalExecutor:
         threads = max(1, int(study.resources.cpus_per_trial))
         for unit in units:
             started = time.time()
-            status, reason, results = TrialStatus.OK, "", {}
-            report = evaluations(unit, sink.evaluation)
+            status, reason = TrialStatus.OK, ""
+            results: dict[str, TrialResult] = {}
+            report = evaluations(sink.evaluation)
 
             def log(line: str, unit: Unit = unit) -> None:
                 print(line, flush=True)
@@ -84,10 +80,9 @@ class LocalExecutor:
             try:
                 results = train_unit(unit, resolve, folder, report, threads, log, self.budget)
             except TrialsStopped as stop:  # every member's result, then stop as Ctrl-C does
-                named = stop.results if isinstance(stop.results, dict) else {}
                 wall = time.time() - started
                 for record in unit_records(
-                    unit, resolve, named, TrialStatus.STOPPED, stop.why, wall
+                    unit, resolve, stop.results, TrialStatus.STOPPED, stop.why, wall
                 ):
                     sink.record(record)
                 raise

@@ -3,7 +3,8 @@
 A trial's config holds only its unit's index (or, in a search, Optuna's sampled point); the frozen
 study and the units come through Ray's object store (``tune.with_parameters``). Each evaluation,
 each batch of output lines and, with ``resources.storage``, each new checkpoint go to the driver
-through ``tune.report``; the last report holds every member's result. Nothing the driver records
+through ``tune.report``; the last report holds every member's result (:func:`final`, read back
+by :func:`results_of`). Nothing the driver records
 is read from this node's disk. A trial that Tune restarts (its node died) resumes from the last
 checkpoint it reported. The driver's side is :mod:`.ray_tune`.
 """
@@ -28,6 +29,7 @@ from rcl_study.study.execute import (
     train_and_save,
     train_unit,
 )
+from rcl_study.trainer.result import Evaluation, TrialResult
 from rcl_study.trials.design import params_id
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import TrialPlan, config_hash
@@ -99,15 +101,16 @@ def tune_report(
     def collect(trial_id: str, metrics: dict[str, float]) -> None:
         evals[trial_id] = metrics
 
-    forward = evaluations(unit, collect)
+    forward = evaluations(collect)
 
-    def report(metrics: dict[str, Any]) -> None:
+    def report(evaluation: Evaluation) -> None:
         evals.clear()
-        forward(metrics)
+        forward(evaluation)
         if not evals:  # another process of a data-parallel trial (Ray Train's report is collective)
-            send({"epoch": float(metrics.get("epoch", 0))})
+            send({"epoch": float(evaluation.epoch)})
             return
-        top = scalars(metrics) if not unit.is_pack else {"epoch": float(metrics["epoch"])}
+        single = next(iter(evals.values()))
+        top = dict(single) if not unit.is_pack else {"epoch": float(evaluation.epoch)}
         payload = {**top, EVALS: json.dumps(evals), **(log.take() if log else {})}
         stamp = _stamp(checkpoint)
         if stamp is None or stamp == sent["stamp"]:
@@ -163,10 +166,30 @@ def restore(unit: Unit, folder: StudyFolder) -> int | None:
         return None
 
 
-def final(unit: Unit, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def final(unit: Unit, results: dict[str, TrialResult]) -> dict[str, Any]:
     """The last Tune result of a unit: every member's result, and a single trial's scalars."""
-    top = scalars(next(iter(results.values()))) if not unit.is_pack and results else {}
-    return {**top, "trial_finished": 1.0, RESULTS: json.dumps(results, default=float)}
+    rows = {trial_id: r.to_json() for trial_id, r in results.items()}
+    top = scalars(next(iter(rows.values()))) if not unit.is_pack and rows else {}
+    return {**top, "trial_finished": 1.0, RESULTS: json.dumps(rows, default=float)}
+
+
+def results_of(last: dict[str, Any]) -> dict[str, TrialResult]:
+    """Every member's result in a unit's last Tune result (:func:`final`), by trial id.
+
+    A damaged or missing part counts as no result: its member is recorded by how its unit
+    ended (:func:`rcl_study.study.recording.unit_records`).
+    """
+    try:
+        rows = json.loads(last.get(RESULTS) or "{}")
+    except ValueError:
+        return {}
+    out = {}
+    for trial_id, row in rows.items() if isinstance(rows, dict) else ():
+        try:
+            out[trial_id] = TrialResult.from_json(row)
+        except ValueError:
+            continue
+    return out
 
 
 def run_unit(
@@ -195,8 +218,7 @@ def run_unit(
     report = tune_report(unit, tune.report, checkpoint, log)
     results = train_unit(unit, resolve, folder, report, int(res.cpus_per_trial), log)
     if restored is not None:  # the record says the trial restarted from Ray's storage
-        for result in results.values():
-            result["resumed_from_epoch"] = restored
+        results = {t: r.placed(resumed_from_epoch=restored) for t, r in results.items()}
     tune.report({**final(unit, results), **log.take()})
 
 

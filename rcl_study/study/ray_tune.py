@@ -25,15 +25,12 @@ from ray import tune  # Ray reads the variables ray_trial sets when trials run, 
 from rcl_study.config import DRIVER_CPU, StudyFile
 from rcl_study.study import cluster
 from rcl_study.study.cluster import ClusterError
-from rcl_study.study.execute import (
-    Resolver,
-    append_log,
-    unit_records,
-)
+from rcl_study.study.execute import Resolver, append_log
 from rcl_study.study.executor import SearchRequest, Sink
-from rcl_study.study.ray_trial import EVALS, LOG, RESULTS, run_unit, unit_of
+from rcl_study.study.ray_trial import EVALS, LOG, results_of, run_unit, unit_of
+from rcl_study.study.recording import unit_records
+from rcl_study.trainer.result import TrialStatus
 from rcl_study.trials.folder import StudyFolder
-from rcl_study.trials.records import TrialStatus
 from rcl_study.trials.unit import Unit
 
 __all__ = ["ClusterError", "RayExecutor", "StudyInterrupted"]
@@ -117,13 +114,10 @@ class _Recorder(tune.Callback):
     def _record(self, trial, status: TrialStatus, reason: str) -> None:
         unit = unit_of(trial.config, self.study, self.units)
         last = trial.last_result or {}
-        try:
-            results = json.loads(last.get(RESULTS) or "{}")
-        except ValueError:
-            results = {}
+        results = results_of(last)
         restarts = int(getattr(trial, "num_failures", 0) or 0)
-        for result in results.values() if restarts else ():
-            result["restarts"] = restarts  # Tune restarted it (e.g. its node died)
+        if restarts:  # Tune restarted it (e.g. its node died)
+            results = {t: r.placed(restarts=restarts) for t, r in results.items()}
         keep = ("top1", "balanced_acc", "val_top1", "val_balanced_acc", "epoch", "loss")
         partial = {k: v for k, v in last.items() if k in keep}
         wall = time.time() - self.started.get(trial.trial_id, time.time())

@@ -1,10 +1,10 @@
-"""A time budget for a pack, and what a trainer hands back when it is stopped (issue 21).
+"""A time budget for a pack, and what a trainer hands back when it is stopped.
 
 Two ways a run ends before its last epoch, and in both every member keeps what it did:
 
 - **stopped from outside** (SIGTERM, Ctrl-C: a ``KeyboardInterrupt`` in the training loop): the
   trainer raises :class:`TrialsStopped`, a ``KeyboardInterrupt`` that carries each member's result
-  with ``status: stopped``, its last evaluation and ``epochs_trained``; the executor records them
+  (status ``stopped``, its last evaluation and ``epochs_trained``); the executor records them
   and the study stops as after Ctrl-C (``rcl_study.study.local``);
 - **the budget** (:class:`PackBudget`, a pack only): after the second epoch this run trains (the
   first pays cuDNN's autotuning) the pack keeps as many members, in the order given (their
@@ -20,19 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-#: the status of a trial that ended before its last epoch (``TrialStatus.STOPPED``)
-STOPPED = "stopped"
+from rcl_study.trainer.result import TrialResult
 
 
 class TrialsStopped(KeyboardInterrupt):
-    """SIGTERM or Ctrl-C stopped training; ``results`` holds each member's ``stopped`` result.
+    """SIGTERM or Ctrl-C stopped training; ``results`` holds each member's result by name.
 
     A ``KeyboardInterrupt``: whatever does not look at ``results`` stops as after Ctrl-C.
-    ``results`` is a list (one per member, in order) from the trainer, a dict by trial id once
-    the study layer (``rcl_study.study.execute``) has named them.
+    ``results`` maps each member's name (the trial id, in a study) to its result: ``stopped``
+    for those that were training, their own status for the others.
     """
 
-    def __init__(self, results: list[dict[str, Any]] | dict[str, dict[str, Any]], why: str):
+    def __init__(self, results: dict[str, TrialResult], why: str):
         super().__init__(why)
         self.results = results
         self.why = why

@@ -2,8 +2,8 @@
 
 :func:`evaluation` adds one entry per evaluation to the trial's history (test metrics under their
 names, validation metrics under ``val_`` + name), :func:`chosen_of` picks the evaluation with the
-best VALIDATION score (never the test score), and :func:`finish_result` assembles what
-``train_trial`` returns.
+best VALIDATION score (never the test score), and :func:`finish_result` assembles the
+:class:`~rcl_study.trainer.result.TrialResult` that ``train_trial`` returns.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from rcl_study.trainer.metrics import (
     projection_measures,
     train_class_means,
 )
+from rcl_study.trainer.result import TrialResult, TrialStatus
 from rcl_study.trainer.setup import Trial
 
 T = TypeVar("T")
@@ -170,26 +171,42 @@ def progress_line(name: str, epochs: int, metrics: dict[str, Any]) -> str:
     )
 
 
-def finish_result(trial: Trial, result: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
-    """``result`` (status, reason, device) completed with the last metrics and history.
+def finish_result(
+    trial: Trial,
+    metrics: dict[str, Any],
+    status: TrialStatus,
+    reason: str = "",
+    *,
+    processes: int = 1,
+    epochs_trained: int | None = None,
+) -> TrialResult:
+    """The trial's result: ``status`` and ``reason``, its last ``metrics`` and history.
 
-    Also the validation-chosen evaluation (:func:`chosen_of`) and the split sizes (``n_train``,
-    ``n_val``, ``n_test``).
+    The metrics gain ``epoch`` (the last evaluation's), ``train_counts``, the split sizes
+    (``n_train``, ``n_val``, ``n_test``) and the validation-chosen evaluation (:func:`chosen_of`).
+    ``processes``: the data-parallel processes; ``epochs_trained``: a stopped trial's.
     """
     history, d = trial.history, trial.data
-    result.update(metrics)
-    result.update(
-        history=history,
+    out = dict(metrics)
+    out.update(
         epoch=history[-1]["epoch"] if history else 0,
         train_counts=d.counts_np.tolist(),
-        train_split=None if d.split is None else d.split.to_json(),
-        loss_spec=trial.spec.as_dict(),
         n_train=int(d.counts_np.sum()),
         n_val=0 if d.val_y is None else len(d.val_y),
         n_test=len(d.test_y),
     )
-    result.update(chosen_of(history))
-    return result
+    out.update(chosen_of(history))
+    return TrialResult(
+        status=status,
+        reason=reason,
+        device=str(trial.device),
+        processes=processes,
+        epochs_trained=epochs_trained,
+        metrics=out,
+        history=list(history),
+        loss_spec=trial.spec.as_dict(),
+        train_split=None if d.split is None else d.split.to_json(),
+    )
 
 
 def evaluates_after(done: int, epochs: int, eval_every: int) -> bool:

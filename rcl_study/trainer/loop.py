@@ -34,7 +34,7 @@ from rcl_study.data.augment import make_views
 from rcl_study.losses import LossSpec, total_loss
 from rcl_study.trainer import Report
 from rcl_study.trainer.batches import EpochOrder, epoch_order, gather_batch
-from rcl_study.trainer.budget import STOPPED, TrialsStopped
+from rcl_study.trainer.budget import TrialsStopped
 from rcl_study.trainer.checkpoint import load_checkpoint, save_checkpoint
 from rcl_study.trainer.evaluation import (
     LOSS_KEYS,
@@ -44,6 +44,7 @@ from rcl_study.trainer.evaluation import (
     progress_line,
     timed,
 )
+from rcl_study.trainer.result import Evaluation, TrialResult, TrialStatus
 from rcl_study.trainer.setup import Net, Trial, TrialData, setup
 
 
@@ -161,30 +162,36 @@ def train_trial(
     workdir: str | Path | None = None,
     log: Callable[[str], None] | None = None,
     config_hash: str | None = None,
-) -> dict[str, Any]:
+    name: str | None = None,
+) -> TrialResult:
     """Train and evaluate one trial; never raises for a diverged run.
 
     Args:
         cfg: the resolved trial configuration (``cfg.train.seed`` is the trial's seed).
-        report: called with the metrics dict after every evaluation (on other processes of a
-            data-parallel run, with ``{"epoch": n}`` only).
+        report: called with an :class:`~.result.Evaluation` after every evaluation, its metrics
+            under ``name`` (on other processes of a data-parallel run, with none).
         workdir: folder for ``checkpoint.pt``; an existing checkpoint is resumed from.
         log: where plain progress lines go (default: stderr when it is not a terminal).
         config_hash: the trial's configuration hash: stored in its checkpoints, and a
             checkpoint that does not carry it is refused (``CheckpointMismatch``).
+        name: the trial's name in its evaluations and in ``TrialsStopped`` (default
+            ``cfg.name``).
 
     Returns:
-        The last evaluation's metrics plus ``status`` (``ok`` or ``diverged``), ``reason``,
-        ``epoch``, ``history`` (one entry per evaluation), the best evaluation (see
-        :func:`.evaluation.chosen_of`, chosen on validation), ``seconds_per_epoch`` and ``device``.
+        Its :class:`~.result.TrialResult`: ``status`` ``ok`` or ``diverged``, the last
+        evaluation's metrics with ``epoch``, ``seconds_per_epoch`` and the evaluation chosen on
+        validation (:func:`.evaluation.chosen_of`), ``history`` (one entry per evaluation),
+        ``device``.
 
     Raises:
         CheckpointError: the checkpoint in ``workdir`` cannot be loaded safely.
         TrialsStopped: SIGTERM or Ctrl-C (a ``KeyboardInterrupt``) during training; it carries
-            the result with ``status: stopped``, the last evaluation and ``epochs_trained``.
+            the result by ``name`` with status ``stopped``, the last evaluation and
+            ``epochs_trained``.
 
     """
     tc = cfg.train
+    name = name or cfg.name
     trial = setup(cfg)
     acc, core, opt = trial.net.acc, trial.net.core, trial.net.opt
     ckpt_path = Path(workdir) / "checkpoint.pt" if workdir else None
@@ -194,12 +201,7 @@ def train_trial(
         )
     show_bar = tc.progress and sys.stderr.isatty() and acc.is_main_process and log is None
     emit = None if show_bar else (log or _to_stderr)
-    result: dict[str, Any] = {
-        "status": "ok",
-        "reason": "",
-        "device": str(trial.device),
-        "processes": acc.num_processes,
-    }
+    status, reason = TrialStatus.OK, ""
     metrics: dict[str, Any] = trial.history[-1] if trial.history else {}
     elapsed = 0.0
     trained = trial.start_epoch
@@ -211,7 +213,9 @@ def train_trial(
             done = trained = epoch + 1
             if evaluates_after(done, tc.epochs, tc.eval_every):
                 timing = (elapsed, epoch_seconds)
-                metrics = _evaluate_and_report(trial, losses, done, timing, metrics, report, emit)
+                metrics = _evaluate_and_report(
+                    trial, name, losses, done, timing, metrics, report, emit
+                )
             if (
                 ckpt_path
                 and (done % tc.checkpoint_every == 0 or done == tc.epochs)
@@ -219,16 +223,19 @@ def train_trial(
             ):
                 save_checkpoint(ckpt_path, core, opt, trial.gens, trial.history, done, config_hash)
     except Diverged as err:
-        result.update(status="diverged", reason=str(err))
+        status, reason = TrialStatus.DIVERGED, str(err)
     except KeyboardInterrupt as err:  # SIGTERM or Ctrl-C: hand back what was done
         why = f"stopped by {err or 'Ctrl-C or SIGTERM'}"
-        result.update(
-            status=STOPPED,
-            reason=f"{why} after epoch {trained} of {tc.epochs}",
+        stopped = finish_result(
+            trial,
+            metrics,
+            TrialStatus.STOPPED,
+            f"{why} after epoch {trained} of {tc.epochs}",
+            processes=acc.num_processes,
             epochs_trained=trained,
         )
-        raise TrialsStopped([finish_result(trial, result, metrics)], why) from None
-    return finish_result(trial, result, metrics)
+        raise TrialsStopped({name: stopped}, why) from None
+    return finish_result(trial, metrics, status, reason, processes=acc.num_processes)
 
 
 def _to_stderr(msg: str) -> None:
@@ -247,6 +254,7 @@ def _epochs(cfg: StudyFile, start_epoch: int, show_bar: bool) -> Iterable[int]:
 
 def _evaluate_and_report(
     trial: Trial,
+    name: str,
     losses: torch.Tensor,
     done: int,
     timing: tuple[float, float],
@@ -256,6 +264,8 @@ def _evaluate_and_report(
 ) -> dict[str, Any]:
     """Evaluate after epoch ``done`` (main process), report, log a line; the current metrics.
 
+    ``name``: the trial's name in the :class:`~.result.Evaluation` reported.
+
     ``timing`` is (training seconds since this run started, seconds of this epoch). On the other
     processes of a data-parallel run ``metrics`` is returned unchanged.
     """
@@ -263,11 +273,11 @@ def _evaluate_and_report(
     mean_losses = acc.reduce(losses, reduction="mean")
     if not acc.is_main_process:
         if report:  # every process reports (Ray Train's report is collective)
-            report({"epoch": done})
+            report(Evaluation(done))
         return metrics
     metrics = evaluation(trial, mean_losses, done, *timing)  # one process, the full test set
     if report:
-        report(dict(metrics))
+        report(Evaluation(done, {name: dict(metrics)}))
     if emit:
         emit(progress_line(trial.cfg.name, trial.cfg.train.epochs, metrics))
     return metrics

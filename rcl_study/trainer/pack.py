@@ -42,7 +42,7 @@ from rcl_study.losses import resolve_loss
 from rcl_study.trainer import Report
 from rcl_study.trainer import evaluation as ev
 from rcl_study.trainer.batches import epoch_order, gather_batch
-from rcl_study.trainer.budget import STOPPED, PackBudget, TrialsStopped
+from rcl_study.trainer.budget import PackBudget, TrialsStopped
 from rcl_study.trainer.checkpoint import (
     CheckpointError,
     CheckpointMismatch,
@@ -51,6 +51,7 @@ from rcl_study.trainer.checkpoint import (
     read_checkpoint,
 )
 from rcl_study.trainer.loop import batch_inputs, update
+from rcl_study.trainer.result import Evaluation, TrialResult, TrialStatus
 from rcl_study.trainer.setup import (
     Trial,
     build_network,
@@ -79,7 +80,7 @@ class Member:
 
     name: str
     trial: Trial
-    status: str = "ok"
+    status: TrialStatus = TrialStatus.OK
     reason: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     #: epochs this member has trained (its last evaluation may be older)
@@ -87,7 +88,7 @@ class Member:
 
     def stop(self, why: str) -> None:
         """Mark the member ``stopped`` (it keeps its weights, history and epochs trained)."""
-        self.status, self.reason = STOPPED, why
+        self.status, self.reason = TrialStatus.STOPPED, why
 
 
 def _fixed_part(cfg: StudyFile) -> dict[str, Any]:
@@ -166,7 +167,7 @@ def train_pack_epoch(members: list[Member], epoch: int) -> dict[str, torch.Tenso
     first_bad = torch.stack([bad[m.name] for m in members]).tolist()  # one device read
     for m, step_bad in zip(members, first_bad):
         if step_bad >= 0:
-            m.status = "diverged"
+            m.status = TrialStatus.DIVERGED
             m.reason = f"non-finite loss at epoch {epoch + 1}, step {step_bad + 1}"
     return {m.name: sums[m.name] / sched.steps for m in members}
 
@@ -186,7 +187,7 @@ def save_pack(
                     "model": m.trial.net.core.state_dict(),
                     "optimizer": m.trial.net.opt.state_dict(),
                     "history": [plain(h) for h in m.trial.history],
-                    "status": m.status,
+                    "status": m.status.value,
                     "reason": m.reason,
                     "epochs_trained": m.epochs_trained,
                 }
@@ -228,10 +229,10 @@ def load_pack(path: Path, members: list[Member], config_hashes: list[str] | None
         m.trial.net.core.load_state_dict(s["model"])
         m.trial.net.opt.load_state_dict(s["optimizer"])
         m.trial.history = list(s["history"])
-        m.status, m.reason = s["status"], s["reason"]
+        m.status, m.reason = TrialStatus(s["status"]), s["reason"]
         m.epochs_trained = int(s.get("epochs_trained", state["epoch"]))
-        if m.status == STOPPED and m.epochs_trained == int(state["epoch"]):
-            m.status, m.reason = "ok", ""  # stopped with the pack: it trains on
+        if m.status is TrialStatus.STOPPED and m.epochs_trained == int(state["epoch"]):
+            m.status, m.reason = TrialStatus.OK, ""  # stopped with the pack: it trains on
         m.metrics = m.trial.history[-1] if m.trial.history else {}
     gens.perm.set_state(state["perm_gen"])
     gens.aug.set_state(state["aug_gen"].to(gens.aug.get_state().device))
@@ -248,14 +249,14 @@ def train_pack(
     log: Callable[[str], None] | None = None,
     budget: PackBudget | None = None,
     config_hashes: list[str] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[TrialResult]:
     """Train the members of a pack together; one result per member, as ``train_trial``'s.
 
     Args:
         cfgs: the members' resolved configurations (equal but for ``PACKABLE_KEYS``).
         names: one distinct name per member (checkpoint keys, log lines).
-        report: called after each evaluation with ``{"epoch": n, "members": k,
-            "member_metrics": {name: metrics}}`` (k: members still training).
+        report: called after each evaluation with an :class:`~.result.Evaluation`: the
+            metrics of the members evaluated by name, the members still training.
         workdir: folder of the pack's ``checkpoint.pt``; an existing one is resumed from.
         log: where plain progress lines go (default: stderr).
         budget: the pack's time budget (module docstring); ``cfgs`` in priority order.
@@ -263,14 +264,14 @@ def train_pack(
             that does not carry them is refused (``CheckpointMismatch``).
 
     Returns:
-        Per member, what :func:`rcl_study.trainer.loop.train_trial` returns
+        Per member, in order, what :func:`rcl_study.trainer.loop.train_trial` returns
         (``seconds_per_epoch`` is the pack's: all members' steps); a ``stopped`` member's also
         holds ``epochs_trained``.
 
     Raises:
         ValueError: members that differ in more than their loss knobs.
         CheckpointError: the checkpoint in ``workdir`` cannot be loaded or is another pack's.
-        TrialsStopped: SIGTERM or Ctrl-C; it carries every member's result.
+        TrialsStopped: SIGTERM or Ctrl-C; it carries every member's result by name.
 
     """
     check_packable(cfgs)
@@ -283,13 +284,13 @@ def train_pack(
     start = load_pack(ckpt, members, config_hashes) if ckpt and ckpt.exists() else 0
     for m in members:
         m.trial.start_epoch = start
-        if m.status == "ok":
+        if m.status is TrialStatus.OK:
             m.epochs_trained = start
         m.trial.net.model.train()
     clock = _PackClock(emit)
     try:
         for epoch in range(start, tc.epochs):
-            active = [m for m in members if m.status == "ok"]
+            active = [m for m in members if m.status is TrialStatus.OK]
             if not active:
                 break
             if budget and not clock.next_epoch_fits(budget, active):
@@ -306,16 +307,15 @@ def train_pack(
             clock.means.update(means)
             deciding = budget is not None and done == start + budget.decide_after
             if ev.evaluates_after(done, tc.epochs, tc.eval_every) or deciding:
-                clock.evaluate([m for m in active if m.status == "ok"], means, done, epoch_seconds)
+                evaluated = [m for m in active if m.status is TrialStatus.OK]
+                clock.evaluate(evaluated, means, done, epoch_seconds)
                 if report:
                     report(
-                        {
-                            "epoch": done,
-                            "members": sum(m.status == "ok" for m in members),
-                            "member_metrics": {
-                                m.name: dict(m.metrics) for m in active if m.metrics
-                            },
-                        }
+                        Evaluation(
+                            done,
+                            {m.name: dict(m.metrics) for m in active if m.metrics},
+                            sum(m.status is TrialStatus.OK for m in members),
+                        )
                     )
             if deciding and budget is not None and done < tc.epochs:
                 clock.drop_beyond_budget(budget, members, done, tc.epochs, tc.eval_every)
@@ -324,23 +324,22 @@ def train_pack(
     except KeyboardInterrupt as err:
         why = f"stopped by {err or 'Ctrl-C or SIGTERM'}"
         for m in members:
-            if m.status == "ok":
+            if m.status is TrialStatus.OK:
                 m.stop(f"{why} after epoch {m.epochs_trained} of {tc.epochs}")
-        raise TrialsStopped([_result(m) for m in members], why) from None
+        raise TrialsStopped({m.name: _result(m) for m in members}, why) from None
     return [_result(m) for m in members]
 
 
-def _result(m: Member) -> dict[str, Any]:
+def _result(m: Member) -> TrialResult:
     """A member's result as ``train_trial``'s (a stopped one with ``epochs_trained``)."""
-    result: dict[str, Any] = {
-        "status": m.status,
-        "reason": m.reason,
-        "device": str(m.trial.device),
-        "processes": 1,
-    }
-    if m.status == STOPPED:
-        result["epochs_trained"] = m.epochs_trained
-    return ev.finish_result(m.trial, result, m.metrics)
+    stopped = m.status is TrialStatus.STOPPED
+    return ev.finish_result(
+        m.trial,
+        m.metrics,
+        m.status,
+        m.reason,
+        epochs_trained=m.epochs_trained if stopped else None,
+    )
 
 
 class _PackClock:
@@ -371,7 +370,7 @@ class _PackClock:
         self, budget: PackBudget, members: list[Member], done: int, epochs: int, eval_every: int
     ) -> None:
         """After the deciding epoch: keep the first members that fit, stop the rest."""
-        active = [m for m in members if m.status == "ok"]
+        active = [m for m in members if m.status is TrialStatus.OK]
         if self.last_epoch is None or not active:
             return
         epoch_s, trained = self.last_epoch

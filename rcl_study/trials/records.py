@@ -15,7 +15,8 @@ sections), plus the number of
 data-parallel workers, which does change it.
 
 This module sits below ``study/`` and ``report/``; of the package it imports only the dotted-key
-walker of ``config``.
+walker of ``config`` and the status enum of the trainer's result (:class:`TrialStatus`,
+re-exported here).
 """
 
 from __future__ import annotations
@@ -28,13 +29,25 @@ import json
 import platform
 import subprocess
 from dataclasses import dataclass, field
-from enum import Enum
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from rcl_study.config.errors import ConfigError
 from rcl_study.config.keys import walk
+from rcl_study.trainer.result import STATUSES, TrialStatus
+
+__all__ = [
+    "STATUSES",
+    "TrialPlan",
+    "TrialRecord",
+    "TrialStatus",
+    "changed_keys",
+    "config_hash",
+    "defining_config",
+    "dumps",
+    "environment",
+]
 
 
 @dataclass(frozen=True)
@@ -59,29 +72,6 @@ class TrialPlan:
     def from_json(cls, row: dict[str, Any]) -> TrialPlan:
         """The plan of a :meth:`to_json` dict."""
         return cls(row["trial_id"], row["variant"], row["seed"], dict(row.get("overrides") or {}))
-
-
-class TrialStatus(str, Enum):
-    """How a trial ended (the ``status`` of its record).
-
-    ``ok``; ``diverged`` (a non-finite loss); ``failed`` (raised, or stored no result);
-    ``pruned`` (stopped early by the ASHA scheduler); ``stopped`` (SIGTERM, Ctrl-C or a pack's
-    time budget ended it before its last epoch: a partial result, its last evaluation and
-    ``epochs_trained`` in ``metrics``; ``--resume`` trains it again, from its checkpoint).
-    """
-
-    OK = "ok"
-    FAILED = "failed"
-    DIVERGED = "diverged"
-    PRUNED = "pruned"
-    STOPPED = "stopped"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-#: every status a record may hold, as written on disk
-STATUSES = tuple(s.value for s in TrialStatus)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -194,7 +184,7 @@ _ROW_TYPES: dict[str, tuple[type, ...]] = {
 
 
 def check_row(row: dict[str, Any]) -> None:
-    """Check a record's known keys against the record schema (issue 23).
+    """Check a record's known keys against the record schema.
 
     A record written by the toolkit holds every field; a hand edit or a damaged line may not.
     ``seed`` is an integer (or null) and present whenever ``variant`` is (a record of the full

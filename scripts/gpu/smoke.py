@@ -163,18 +163,18 @@ def check_train_resume(study: str, overrides: list[str], device: torch.device) -
         small.append("train.precision=bf16")
     with tempfile.TemporaryDirectory() as work:
         first = train_trial(load_study(study, [*overrides, *small, "train.epochs=1"]), workdir=work)
-        _need(first["status"] == "ok", f"training failed: {first.get('reason')}")
+        _need(first.ok, f"training failed: {first.reason}")
         ckpt = read_checkpoint(Path(work) / "checkpoint.pt")
         _need(int(ckpt["epoch"]) == 1, f"checkpoint at epoch {ckpt['epoch']}, not 1")
         # resume: the same trial asked for 2 epochs trains only the second
         more = train_trial(load_study(study, [*overrides, *small, "train.epochs=2"]), workdir=work)
-    _need(more["status"] == "ok", f"resumed training failed: {more.get('reason')}")
-    epochs = [h["epoch"] for h in more["history"]]
+    _need(more.ok, f"resumed training failed: {more.reason}")
+    epochs = [h["epoch"] for h in more.history]
     _need(epochs == [1, 2], f"evaluations after resume at epochs {epochs}, not [1, 2]")
-    _need(more["device"].startswith(device.type), f"trained on {more['device']}")
-    for h in more["history"]:
+    _need(str(more.device).startswith(device.type), f"trained on {more.device}")
+    for h in more.history:
         _need(all(map(lambda v: v == v, (h["loss"], h["top1"]))), "NaN loss or accuracy")
-    return f"epochs {epochs} on {more['device']}, top1 {more['top1']:.3f}"
+    return f"epochs {epochs} on {more.device}, top1 {more.metrics['top1']:.3f}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from rcl_study.files import append_line, atomic_write_text  # noqa: E402
+from rcl_study.trainer.result import Evaluation  # noqa: E402
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
@@ -52,6 +53,11 @@ class MetricsLog:
     def __init__(self, path: Path):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+
+    def evaluation(self, evaluation: Evaluation) -> None:
+        """The trainer's ``report`` callback: the trial's metrics as one line."""
+        for metrics in evaluation.metrics.values():
+            self(metrics)
 
     def __call__(self, metrics: dict[str, Any]) -> None:
         """Append ``metrics`` as one line (the trainer's ``report`` callback)."""
@@ -84,7 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     metrics = Path(a.metrics or Path(a.workdir) / "metrics.jsonl")
     signal.signal(signal.SIGTERM, _stop)
     try:
-        result = train_trial(cfg, report=MetricsLog(metrics), workdir=a.workdir)
+        result = train_trial(
+            cfg, report=MetricsLog(metrics).evaluation, workdir=a.workdir
+        ).to_json()
     except KeyboardInterrupt as err:
         done = read_metrics(metrics)
         result = {

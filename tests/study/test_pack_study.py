@@ -11,6 +11,7 @@ import rcl_study.trainer.pack as pack
 from rcl_study.config import ConfigError
 from rcl_study.study.packing import make_units, pack_size, plan_units
 from rcl_study.study.runner import run_study
+from rcl_study.trainer.result import TrialResult, TrialStatus
 from rcl_study.trials.design import expand
 from rcl_study.trials.folder import RECORDS, StudyFolder
 from tests.conftest import TINY_STUDY
@@ -198,12 +199,13 @@ def test_unit_with_a_stored_member_trains_the_rest_in_its_own_folder(tmp_path, m
     (tmp_path / "trials" / stored).mkdir(parents=True)
     # a stored result is reused only under its trial's configuration (issue 23)
     own = config_hash(Resolver(cfg)(unit.members[0])[1])
-    (tmp_path / "trials" / stored / "result.json").write_text(json.dumps({"config_hash": own}))
+    row = {"status": "ok", "config_hash": own}
+    (tmp_path / "trials" / stored / "result.json").write_text(json.dumps(row))
     seen = []
 
     def spy(cfgs, names, report=None, *, workdir=None, log=None, budget=None, config_hashes=None):
         seen.append((list(names), Path(workdir).name))
-        return [{"status": "ok", "reason": ""} for _ in names]
+        return [TrialResult(status=TrialStatus.OK) for _ in names]
 
     monkeypatch.setattr(pack, "train_pack", spy)
     train_unit(unit, Resolver(cfg), StudyFolder(tmp_path), None, 1)

@@ -6,7 +6,7 @@ import pytest
 
 from rcl_study.config import ConfigError
 from rcl_study.config.metrics import selection_metric
-from rcl_study.study.runner import best_search_trial
+from rcl_study.study.search import best_search_trial
 from rcl_study.trials.records import TrialRecord, TrialStatus
 
 

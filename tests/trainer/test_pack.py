@@ -8,6 +8,7 @@ import rcl_study.trainer.loop as train
 import rcl_study.trainer.pack as pack
 import rcl_study.trainer.setup as trial_setup
 from rcl_study.trainer.checkpoint import CheckpointError
+from rcl_study.trainer.result import TrialStatus
 from tests.conftest import DROP, TINY_STUDY
 
 #: this file's tiny study: one trial of 2 epochs x 3 steps; the loss is each member's knobs
@@ -40,10 +41,8 @@ def _quiet(msg):
 
 def _close(a, b, keys=("top1", "balanced_acc", "loss", "loss_cls", "loss_con", "compactness")):
     for k in keys:
-        assert a[k] == pytest.approx(b[k], abs=TOL), k
-    assert [h["loss"] for h in a["history"]] == pytest.approx(
-        [h["loss"] for h in b["history"]], abs=TOL
-    )
+        assert a.metrics[k] == pytest.approx(b.metrics[k], abs=TOL), k
+    assert [h["loss"] for h in a.history] == pytest.approx([h["loss"] for h in b.history], abs=TOL)
 
 
 def test_first_step_weights_losses_and_gradients_equal_separate_runs():
@@ -92,12 +91,12 @@ def test_pack_equals_separate_train_trial_runs():
     separate = [train.train_trial(c, log=_quiet) for c in cfgs]
     packed = pack.train_pack(cfgs, ["a", "b", "c"], log=_quiet)
     for s, p in zip(separate, packed):
-        assert p["status"] == s["status"] == "ok"
-        assert p["epoch"] == s["epoch"] == 2
+        assert p.status is s.status is TrialStatus.OK
+        assert p.metrics["epoch"] == s.metrics["epoch"] == 2
         _close(p, s)
-        assert p["per_class_acc"] == pytest.approx(s["per_class_acc"], abs=TOL)
-        assert p["loss_spec"] == s["loss_spec"]
-    assert packed[0]["loss"] != packed[1]["loss"]
+        assert p.metrics["per_class_acc"] == pytest.approx(s.metrics["per_class_acc"], abs=TOL)
+        assert p.loss_spec == s.loss_spec
+    assert packed[0].metrics["loss"] != packed[1].metrics["loss"]
 
 
 def test_one_member_diverges_the_others_go_on(monkeypatch):
@@ -113,11 +112,11 @@ def test_one_member_diverges_the_others_go_on(monkeypatch):
     separate = [train.train_trial(c, log=_quiet) for c in (cfgs[0], cfgs[2])]
     monkeypatch.setattr(train, "total_loss", nan_for_margin_half)
     packed = pack.train_pack(cfgs, ["a", "b", "c"], log=_quiet)
-    assert packed[1]["status"] == "diverged"
-    assert packed[1]["reason"] == "non-finite loss at epoch 1, step 1"
-    assert packed[1]["history"] == []
+    assert packed[1].status is TrialStatus.DIVERGED
+    assert packed[1].reason == "non-finite loss at epoch 1, step 1"
+    assert packed[1].history == []
     for s, p in zip(separate, (packed[0], packed[2])):
-        assert p["status"] == "ok"
+        assert p.status is TrialStatus.OK
         _close(p, s)
 
 
@@ -128,8 +127,8 @@ def test_pack_resume_equals_uninterrupted(tmp_path):
     class Stop(Exception):
         pass
 
-    def crash_at_epoch_2(metrics):
-        if metrics["epoch"] == 2:
+    def crash_at_epoch_2(evaluation):
+        if evaluation.epoch == 2:
             raise Stop
 
     with pytest.raises(Stop):
@@ -138,10 +137,10 @@ def test_pack_resume_equals_uninterrupted(tmp_path):
     assert state["epoch"] == 1
     resumed = pack.train_pack(cfgs, ["a", "b"], workdir=tmp_path / "b", log=_quiet)
     for r, f in zip(resumed, full):
-        assert r["status"] == "ok" and len(r["history"]) == 3
+        assert r.status is TrialStatus.OK and len(r.history) == 3
         for k in ("top1", "balanced_acc", "loss", "compactness"):
-            assert r[k] == f[k], k
-        assert [h["loss"] for h in r["history"]] == [h["loss"] for h in f["history"]]
+            assert r.metrics[k] == f.metrics[k], k
+        assert [h["loss"] for h in r.history] == [h["loss"] for h in f.history]
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["members"]
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["members"]
     for name in ("a", "b"):

@@ -21,6 +21,7 @@ from rcl_study.data.checks import DataError
 from rcl_study.losses import PRESETS
 from rcl_study.trainer.metrics import classification_metrics, confusion_matrix, feature_measures
 from rcl_study.trainer.models import ResNet32, build_model, count_parameters
+from rcl_study.trainer.result import TrialStatus
 from tests.conftest import DROP, TINY_STUDY
 
 HELPERS = Path(__file__).resolve().parents[1] / "helpers"
@@ -64,7 +65,7 @@ def _quiet(msg):
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_one_epoch_of_every_preset(preset):
     res = train.train_trial(_cfg(loss={"preset": preset}), log=_quiet)
-    assert res["status"] == "ok" and res["epoch"] == 1
+    assert res.status is TrialStatus.OK and res.metrics["epoch"] == 1
     for key in (
         "top1",
         "balanced_acc",
@@ -74,10 +75,10 @@ def test_one_epoch_of_every_preset(preset):
         "compactness",
         "equiangular_gap_deg",
     ):
-        assert math.isfinite(res[key]), key
-    assert len(res["per_class_acc"]) == 10
+        assert math.isfinite(res.metrics[key]), key
+    assert len(res.metrics["per_class_acc"]) == 10
     if preset in ("ce", "la"):
-        assert res["loss_con"] == 0
+        assert res.metrics["loss_con"] == 0
 
 
 def test_metrics_against_hand_computed_confusion():
@@ -129,8 +130,8 @@ def test_resume_equals_uninterrupted(tmp_path):
     class Stop(Exception):
         pass
 
-    def crash_at_epoch_3(metrics):
-        if metrics["epoch"] == 3:
+    def crash_at_epoch_3(evaluation):
+        if evaluation.epoch == 3:
             raise Stop
 
     with pytest.raises(Stop):
@@ -139,26 +140,33 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert state["epoch"] == 2  # the last checkpoint before the crash
     resumed = train.train_trial(cfg, workdir=tmp_path / "b", log=_quiet)
     for key in ("top1", "balanced_acc", "loss", "compactness"):
-        assert resumed[key] == full[key], key
-    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in full["history"]]
+        assert resumed.metrics[key] == full.metrics[key], key
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in full.history]
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     # the validation-chosen evaluation survives the resume: it comes from the checkpointed
     # history
-    assert len(resumed["history"]) == 4
-    best = max(full["history"], key=lambda h: h["val_top1"])
-    assert resumed["chosen_top1"] == full["chosen_top1"] == best["top1"]
-    assert resumed["chosen_epoch_top1"] == full["chosen_epoch_top1"] == best["epoch"]
-    assert resumed["chosen_val_balanced_acc"] == max(h["val_balanced_acc"] for h in full["history"])
+    assert len(resumed.history) == 4
+    best = max(full.history, key=lambda h: h["val_top1"])
+    assert resumed.metrics["chosen_top1"] == full.metrics["chosen_top1"] == best["top1"]
+    assert (
+        resumed.metrics["chosen_epoch_top1"] == full.metrics["chosen_epoch_top1"] == best["epoch"]
+    )
+    assert resumed.metrics["chosen_val_balanced_acc"] == max(
+        h["val_balanced_acc"] for h in full.history
+    )
 
 
 def test_same_seed_same_metrics_different_seed_differs():
     a = train.train_trial(_cfg(), log=_quiet)
     b = train.train_trial(_cfg(), log=_quiet)
     c = train.train_trial(_cfg(train={"seed": 1}), log=_quiet)
-    assert a["loss"] == b["loss"] and a["per_class_acc"] == b["per_class_acc"]
-    assert a["loss"] != c["loss"]
+    assert (
+        a.metrics["loss"] == b.metrics["loss"]
+        and a.metrics["per_class_acc"] == b.metrics["per_class_acc"]
+    )
+    assert a.metrics["loss"] != c.metrics["loss"]
 
 
 def test_nan_loss_gives_diverged(monkeypatch):
@@ -174,8 +182,8 @@ def test_nan_loss_gives_diverged(monkeypatch):
 
     monkeypatch.setattr(train, "total_loss", nan_on_second_step)
     res = train.train_trial(_cfg(train={"epochs": 2}), log=_quiet)
-    assert res["status"] == "diverged"
-    assert res["reason"] == "non-finite loss at epoch 1, step 2"
+    assert res.status is TrialStatus.DIVERGED
+    assert res.reason == "non-finite loss at epoch 1, step 2"
 
 
 def test_lr_schedule_warmup_then_cosine():
@@ -272,10 +280,16 @@ def test_list_file_dataset_trains(tmp_path):
     }
     cfg = _cfg(data=data, train={"epochs": 2, "batch_size": 4, "max_steps_per_epoch": None})
     res = train.train_trial(cfg, log=_quiet)
-    assert res["status"] == "ok" and res["epoch"] == 2 and len(res["per_class_acc"]) == 3
-    assert math.isfinite(res["loss"])
-    assert (res["n_train"], res["n_val"], res["n_test"]) == (18, 6, 6)
-    assert 0 <= res["val_balanced_acc"] <= 1 and res["chosen_epoch_balanced_acc"] in (1, 2)
+    assert (
+        res.status is TrialStatus.OK
+        and res.metrics["epoch"] == 2
+        and len(res.metrics["per_class_acc"]) == 3
+    )
+    assert math.isfinite(res.metrics["loss"])
+    assert (res.metrics["n_train"], res.metrics["n_val"], res.metrics["n_test"]) == (18, 6, 6)
+    assert 0 <= res.metrics["val_balanced_acc"] <= 1 and res.metrics[
+        "chosen_epoch_balanced_acc"
+    ] in (1, 2)
     # without the validation list, 6 training images per class cannot give 20 to validation
     with pytest.raises(DataError, match="val_list"):
         train.train_trial(_cfg(data={**data, "val_list": None}), log=_quiet)
@@ -337,12 +351,14 @@ def test_chosen_of_picks_on_validation_never_on_test():
 
 def test_trial_result_has_last_and_validation_chosen_evaluation():
     res = train.train_trial(_cfg(train={"epochs": 3, "eval_every": 1}), log=_quiet)
-    tops = [h["top1"] for h in res["history"]]
-    vals = [h["val_top1"] for h in res["history"]]
-    assert res["top1"] == tops[-1]
-    assert res["chosen_epoch_top1"] == 1 + vals.index(max(vals))
-    assert res["chosen_top1"] == tops[vals.index(max(vals))]
-    assert res["n_val"] == 20 * 10 and res["n_train"] == sum(res["train_counts"])
+    tops = [h["top1"] for h in res.history]
+    vals = [h["val_top1"] for h in res.history]
+    assert res.metrics["top1"] == tops[-1]
+    assert res.metrics["chosen_epoch_top1"] == 1 + vals.index(max(vals))
+    assert res.metrics["chosen_top1"] == tops[vals.index(max(vals))]
+    assert res.metrics["n_val"] == 20 * 10 and res.metrics["n_train"] == sum(
+        res.metrics["train_counts"]
+    )
 
 
 def _bf16_cpu_accelerator(cfg, find_unused):

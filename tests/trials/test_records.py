@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from rcl_study.config import load_study
-from rcl_study.study.execute import Resolver, make_record
+from rcl_study.study.execute import Resolver
+from rcl_study.study.recording import make_record
 from rcl_study.study.runner import StudyExists, apply_smoke, check_folder
+from rcl_study.trainer.result import TrialResult
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.ownership import claim
 from rcl_study.trials.records import STATUSES, TrialPlan, TrialRecord, TrialStatus
@@ -178,13 +180,16 @@ def test_status_enum_covers_every_status_the_code_writes(tiny_study):
         text = path.read_text()
         for pat in patterns:
             written.update(re.findall(pat, text))
+        # the enum's members by name (an unknown name raises KeyError)
+        written.update(TrialStatus[n].value for n in re.findall(r"\bTrialStatus\.([A-Z]+)\b", text))
     assert {"ok", "diverged"} <= written  # the scan sees the trainers' statuses
     assert written <= set(STATUSES), written - set(STATUSES)
     for status in TrialStatus:  # what execute builds: every status makes a record
         cfg = tiny_study.parse(TINY_HERE)
         plan = TrialPlan("scale__s0", "scale", 0, {"loss.scale": 1.5})
         config = Resolver(cfg)(plan)[1]
-        rec = make_record(plan, config, status, "", {"balanced_acc": 0.5}, 1.0)
+        result = TrialResult(status=status, metrics={"balanced_acc": 0.5})
+        rec = make_record(plan, config, result, 1.0)
         assert rec.status is status and list(rec.to_json()) == OLD_KEYS
         assert rec.config["train"]["seed"] == 0 and len(rec.config_hash) == 16
 
