@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from rcl_study.config import StudyFile
 from rcl_study.config.metrics import val_key
-from rcl_study.report import analysis, figures, robust
+from rcl_study.report import figures, robust
+from rcl_study.report.report_stats import Profile, ReportStats, VariantSummary
+from rcl_study.report.table import bounds, direction, interval_rows
 from rcl_study.trials.records import TrialRecord
 
 
-def profile(runs: dict[str, list[float]], mode: str, n_boot: int) -> dict | None:
+def profile(runs: dict[str, list[float]], mode: str, n_boot: int) -> Profile | None:
     """Performance profiles of every variant over 101 thresholds spanning the runs."""
     vals = [v for x in runs.values() for v in x]
     if not vals:
@@ -18,108 +23,130 @@ def profile(runs: dict[str, list[float]], mode: str, n_boot: int) -> dict | None
     lo, hi = min(vals), max(vals)
     pad = 0.02 * (hi - lo or 1.0)
     taus = np.linspace(lo - pad, hi + pad, 101).tolist()
-    return {"taus": taus, "curves": robust.performance_profile(runs, taus, mode, n_boot=n_boot)}
+    return Profile(taus, robust.performance_profile(runs, taus, mode, n_boot=n_boot))
 
 
-def draw_all(cfg, records, ok, st, fig_dir) -> list[tuple[str, str]]:
+#: a drawn figure: its title and its file name (None: nothing to draw)
+Figure = tuple[str, str | None]
+
+
+def draw_all(
+    cfg: StudyFile, records: list[TrialRecord], ok: pd.DataFrame, st: ReportStats, fig_dir: Path
+) -> list[tuple[str, str]]:
     """Every figure, drawn from the intervals of the tables (``stats.t_interval``)."""
-    metric, mode, alpha = st["metric"], st["mode"], st["alpha"]
     if not len(ok):
         return []
-    summary, comps, fx = st["variants"], st["comparisons"], st["factorial"]
-    order = [s["variant"] for s in summary if s["n"]]
-    figs: list[tuple[str, str | None]] = []
+    figs = [
+        *_summary_figures(ok, st, fig_dir),
+        *_grid_figures(cfg, ok, st, fig_dir),
+        *_record_figures(records, ok, st, fig_dir),
+        *_search_figures(st, fig_dir),
+    ]
+    return [(t, f) for t, f in figs if f]
+
+
+def _summary_figures(ok: pd.DataFrame, st: ReportStats, fig_dir: Path) -> list[Figure]:
+    """The variants' means, their performance profiles, the factorial effects, the differences."""
+    metric, mode, alpha = st.metric, st.mode, st.alpha
     rows = [
         {
-            "label": s["variant"],
-            "mean": s["mean"],
-            "ci": s["ci_t"],
-            "values": ok.loc[ok["variant"] == s["variant"], metric].astype(float).tolist(),
+            "label": s.variant,
+            "mean": s.mean,
+            "ci": s.ci_t,
+            "values": ok.loc[ok["variant"] == s.variant, metric].astype(float).tolist(),
         }
-        for s in summary
-        if s["n"]
+        for s in st.variants
+        if s.n
     ]
-    figs.append(("Variants (test)", figures.variant_means(rows, metric, mode, fig_dir)))
-    if st["profile"]:
-        p = st["profile"]
-        figs.append(
-            (
-                "Performance profiles (test)",
-                figures.performance_profile(p["curves"], p["taus"], metric, mode, fig_dir),
-            )
-        )
-    if fx and fx.get("effects"):
+    figs = [("Variants (test)", figures.variant_means(rows, metric, mode, fig_dir))]
+    if st.profile:
+        p = st.profile
+        drawn = figures.performance_profile(p.curves, p.taus, metric, mode, fig_dir)
+        figs.append(("Performance profiles (test)", drawn))
+    fx = st.factorial
+    if fx and fx.effects:
         rows = [
             {
-                "label": e["term"],
-                "value": e["effect"],
-                "ci": e["ci"],
-                "significant": e["p_holm"] is not None and e["p_holm"] < alpha,
+                "label": e.term,
+                "value": e.effect,
+                "ci": e.ci,
+                "significant": e.p_holm is not None and e.p_holm < alpha,
             }
-            for e in fx["effects"]
+            for e in fx.effects
         ]
         title = f"main effects and interactions on {metric}"
         figs.append(("Factorial effects (test)", figures.effects(rows, fig_dir, "effects", title)))
-    if comps:
+    if st.comparisons:
         rows = [
             {
-                "label": c["variant"],
-                "value": c["mean_diff"],
-                "ci": c["ci_diff"],
-                "significant": c.get("p_ttest_holm") is not None and c["p_ttest_holm"] < alpha,
+                "label": c.variant,
+                "value": c.mean_diff,
+                "ci": c.ci_diff,
+                "significant": c.p_ttest_holm is not None and c.p_ttest_holm < alpha,
             }
-            for c in comps
+            for c in st.comparisons
         ]
-        title = f"{metric}: variant - {st['baseline']} (paired)"
-        figs.append(
-            (
-                "Differences to the baseline (test)",
-                figures.effects(rows, fig_dir, "vs_baseline", title),
-            )
-        )
+        title = f"{metric}: variant - {st.baseline} (paired)"
+        drawn = figures.effects(rows, fig_dir, "vs_baseline", title)
+        figs.append(("Differences to the baseline (test)", drawn))
+    return figs
+
+
+def _grid_figures(cfg: StudyFile, ok: pd.DataFrame, st: ReportStats, fig_dir: Path) -> list[Figure]:
+    """A grid's sensitivity to each key, and its heatmap when it has two keys."""
+    metric, mode = st.metric, st.mode
     grid = list(cfg.study.grid) if cfg.study.kind == "grid" else []
+    figs = []
     for key in grid:
         per_seed = ok.assign(_y=ok[metric].astype(float)).groupby([key, "seed"])["_y"].mean()
-        rows = analysis.interval_rows(per_seed.reset_index(), [key], "_y", analysis.bounds(metric))
-        figs.append(
-            (f"Sensitivity to {key} (test)", figures.sensitivity(rows, key, metric, mode, fig_dir))
-        )
+        rows = interval_rows(per_seed.reset_index(), [key], "_y", bounds(metric))
+        drawn = figures.sensitivity(rows, key, metric, mode, fig_dir)
+        figs.append((f"Sensitivity to {key} (test)", drawn))
     if len(grid) == 2:
         figs.append(("Heatmap (test)", figures.heatmap(ok, grid, metric, fig_dir)))
-    figs.append(
-        (
-            "Per-class accuracy (test)",
-            _per_class_fig(records, summary, st["baseline"], metric, mode, fig_dir),
-        )
-    )
+    return figs
+
+
+def _record_figures(
+    records: list[TrialRecord], ok: pd.DataFrame, st: ReportStats, fig_dir: Path
+) -> list[Figure]:
+    """Per-class accuracy, shot groups, learning curves and the feature-space measures."""
+    metric, mode = st.metric, st.mode
+    order = [s.variant for s in st.variants if s.n]
+    per_class = _per_class_fig(records, st.variants, st.baseline, metric, mode, fig_dir)
     shot = [c for c in ("many_acc", "medium_acc", "few_acc") if c in ok]
     long = ok.melt(id_vars=["variant", "seed"], value_vars=shot, var_name="group", value_name="a")
     long["group"] = long["group"].str.replace("_acc", "")
-    shot_rows = analysis.interval_rows(long, ["variant", "group"], "a", (0.0, 1.0))
-    figs.append(("Shot groups (test)", figures.shot_groups(shot_rows, order, fig_dir)))
+    shot_rows = interval_rows(long, ["variant", "group"], "a", (0.0, 1.0))
     hist = _history(records)
     curve = (
-        analysis.interval_rows(hist, ["variant", "epoch"], metric, analysis.bounds(metric))
+        interval_rows(hist, ["variant", "epoch"], metric, bounds(metric))
         if len(hist) and metric in hist
         else []
     )
-    figs.append(("Learning curves (test)", figures.learning_curves(curve, metric, mode, fig_dir)))
     feats = {
-        c: analysis.interval_rows(ok, ["variant"], c, analysis.bounds(c))
+        c: interval_rows(ok, ["variant"], c, bounds(c))
         for c in ("compactness", "equiangular_gap_deg")
     }
-    modes = {c: analysis.direction(c) for c in feats}  # METRIC_INFO: the one declaration
-    figs.append(("Feature-space measures (test)", figures.feature_measures(feats, fig_dir, modes)))
-    if st["search"]:
-        s = st["search"]
-        figs.append(
-            (
-                f"Optimisation history ({s.get('objective_split', 'test')})",
-                figures.search_history(s["history"], s.get("objective", metric), fig_dir, mode),
-            )
-        )
-        figs.append(("Parameter importances", figures.importances(s["importances"], fig_dir)))
-    return [(t, f) for t, f in figs if f]
+    modes = {c: direction(c) for c in feats}  # METRIC_INFO: the one declaration
+    return [
+        ("Per-class accuracy (test)", per_class),
+        ("Shot groups (test)", figures.shot_groups(shot_rows, order, fig_dir)),
+        ("Learning curves (test)", figures.learning_curves(curve, metric, mode, fig_dir)),
+        ("Feature-space measures (test)", figures.feature_measures(feats, fig_dir, modes)),
+    ]
+
+
+def _search_figures(st: ReportStats, fig_dir: Path) -> list[Figure]:
+    """A search's optimisation history and parameter importances."""
+    s = st.search
+    if not s:
+        return []
+    history = figures.search_history(s.history, s.objective, fig_dir, st.mode)
+    return [
+        (f"Optimisation history ({s.objective_split})", history),
+        ("Parameter importances", figures.importances(s.importances, fig_dir)),
+    ]
 
 
 def _history(records: list[TrialRecord]) -> pd.DataFrame:
@@ -132,7 +159,9 @@ def _history(records: list[TrialRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _per_class_fig(records, summary, baseline, metric, mode, fig_dir) -> str | None:
+def _per_class_fig(
+    records, summary: list[VariantSummary], baseline, metric, mode, fig_dir
+) -> str | None:
     """Test accuracy per class of the baseline and of the best variant.
 
     The best by mean validation metric where the records have one; by test mean (old records,
@@ -141,10 +170,9 @@ def _per_class_fig(records, summary, baseline, metric, mode, fig_dir) -> str | N
     ok = [r for r in records if r.ok and r.metrics.get("per_class_acc")]
     if not ok:
         return None
-    key = f"{val_key(metric)}_mean"
-    on_val = any(s.get(key) is not None for s in summary)
-    key = key if on_val else "mean"
-    means = {s["variant"]: s[key] for s in summary if s.get(key) is not None}
+    on_val = any(s.mean_of(val_key(metric)) is not None for s in summary)
+    means = {s.variant: s.mean_of(val_key(metric)) if on_val else s.mean for s in summary}
+    means = {k: v for k, v in means.items() if v is not None}
     best = (max if mode == "max" else min)(means, key=means.get) if means else None
     curves = {}
     for name in dict.fromkeys([baseline, best]):

@@ -14,6 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from rcl_study.report.report_stats import SearchPoint  # noqa: E402
+
 sns.set_theme(style="whitegrid", context="notebook")
 matplotlib.rcParams["svg.hashsalt"] = "rcl_study"  # stable SVG ids: same records, same files
 # every label is a string from a study file or a record: drawn as itself, never as mathtext
@@ -232,16 +234,14 @@ def performance_profile(
 
 
 def search_history(
-    history: list[dict[str, Any]], metric: str, out_dir: Path, mode: str | None = None
+    history: list[SearchPoint], metric: str, out_dir: Path, mode: str | None = None
 ) -> str | None:
     """Optuna optimisation history: each trial's value and the best so far."""
     if not history:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([h["trial"] for h in history], [h["value"] for h in history], "o", label="trial")
-    ax.plot(
-        [h["trial"] for h in history], [h["best_so_far"] for h in history], "-", label="best so far"
-    )
+    ax.plot([h.trial for h in history], [h.value for h in history], "o", label="trial")
+    ax.plot([h.trial for h in history], [h.best_so_far for h in history], "-", label="best so far")
     ax.set(
         xlabel="trial (order finished)", ylabel=_label(metric, mode), title="optimisation history"
     )

@@ -6,10 +6,12 @@ Used by ``python -m rcl_study.run STUDY.yaml --plan-seeds [--effect E] [--sd S]`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from rcl_study.config import ConfigError, StudyFile
 from rcl_study.report import analysis, power
+from rcl_study.report.report_stats import SeedPlan
+from rcl_study.report.table import current_metrics, results_table
+from rcl_study.report.within import within_of
 from rcl_study.trials.design import baseline_variant, expand, within_keys
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import TrialRecord
@@ -44,23 +46,23 @@ def pilot_sd(
     cfg: StudyFile, records: list[TrialRecord], where: Path | None = None
 ) -> tuple[float, str] | None:
     """Pooled sd of paired differences with the baseline in ``records`` and where it came from."""
-    records = [r.replace(metrics=analysis.current_metrics(r.metrics)) for r in records]
-    df = analysis.results_table(records, cfg.study.metric)
+    records = [r.replace(metrics=current_metrics(r.metrics)) for r in records]
+    df = results_table(records, cfg.study.metric)
     if not len(df):
         return None
     keys = _within_family(cfg)
     if keys:
-        rows = analysis.within_of(cfg, df, n_boot=100)["rows"]
-        comps = [r for r in rows if r["p_ttest"] is not None]
+        rows = within_of(cfg, df, n_boot=100).rows
+        comps = [r for r in rows if r.p_ttest is not None]
         what = f"paired tests of {keys[1]} at each {keys[0]}"
     else:
         base = baseline_variant(cfg, list(dict.fromkeys(df["variant"])))
         comps = analysis.comparisons(df, cfg.study.metric, base, cfg.study.mode, n_boot=100)
         what = f"paired comparisons with {base}"
-    pooled = power.pooled_sd([(c["sd_diff"], c["n"]) for c in comps])
+    pooled = power.pooled_sd([(c.sd_diff, c.n) for c in comps])
     if not pooled:
         return None
-    used = [c for c in comps if c["sd_diff"] is not None]
+    used = [c for c in comps if c.sd_diff is not None]
     where = where or cfg.output_dir
     return pooled[0], f"pilot: pooled over {len(used)} {what} in {where}, {pooled[1]} df"
 
@@ -70,7 +72,7 @@ def study_plan(
     sd: float | None = None,
     effects: list[float] | None = None,
     records_dir: Path | None = None,
-) -> dict[str, Any]:
+) -> SeedPlan:
     """The seed plan: MDE at the study's seeds and seeds needed per target effect.
 
     ``sd`` (assumed sd of paired differences) wins over the records; without it the study's

@@ -18,6 +18,8 @@ from scipy import optimize
 
 from rcl_study.trials.sequential import t_power_nc
 
+from rcl_study.report.report_stats import Mde, MdeRow, SeedPlan, SeedsNeeded
+
 POWER = 0.8
 MAX_SEEDS = 100_000
 
@@ -65,32 +67,24 @@ def mde(n: int, sd: float, alpha: float = 0.05, family: int = 1, power: float = 
 
 def mde_info(
     value: float | None, analysis: str, test: str, alpha: float, family: int, basis: str
-) -> dict | None:
+) -> Mde | None:
     """One analysis's MDE with what it applies to (for the report's words); None without one."""
     if value is None:
         return None
-    return {
-        "value": value,
-        "analysis": analysis,
-        "test": test,
-        "alpha": alpha,
-        "family": max(1, family),
-        "power": POWER,
-        "basis": basis,
-    }
+    return Mde(value, analysis, test, alpha, max(1, family), POWER, basis)
 
 
-def mde_words(info: dict, metric: str) -> str:
+def mde_words(info: Mde, metric: str) -> str:
     """What an MDE means, said plainly (no "detects differences of about X").
 
     "80% power at alpha/m for X": if the true difference were X, this design would call it
     significant in 80% of repetitions and miss it in 20%; smaller ones are missed more often.
     """
     return (
-        f"MDE of the {info['analysis']}: {info['value']:.3g} on test {metric} ({info['test']} "
-        f"at alpha/m = {info['alpha']:g}/{info['family']}, {info['basis']}): were the true "
-        f"difference {info['value']:.3g}, this design would find it significant in "
-        f"{info['power']:.0%} of repeated studies and miss it in {1 - info['power']:.0%}; "
+        f"MDE of the {info.analysis}: {info.value:.3g} on test {metric} ({info.test} "
+        f"at alpha/m = {info.alpha:g}/{info.family}, {info.basis}): were the true "
+        f"difference {info.value:.3g}, this design would find it significant in "
+        f"{info.power:.0%} of repeated studies and miss it in {1 - info.power:.0%}; "
         "smaller true differences are missed more often, so a non-significant result does not "
         "show that the difference is smaller"
     )
@@ -136,43 +130,37 @@ def plan(
     effects: Sequence[float],
     source: str,
     power: float = POWER,
-) -> dict:
+) -> SeedPlan:
     """The seed plan: the MDE at ``n_now`` seeds, an MDE table and seeds per target effect."""
     family = max(1, family)
-    return {
-        "sd": sd,
-        "source": source,
-        "alpha": alpha,
-        "family": family,
-        "power": power,
-        "n_now": n_now,
-        "mde_now": mde(n_now, sd, alpha, family, power),
-        "mde_table": [
-            {"seeds": n, "mde": mde(n, sd, alpha, family, power)} for n in (2, 3, 5, 8, 10, 15, 20)
-        ],
-        "needed": [
-            {"effect": e, "seeds": seeds_needed(e, sd, alpha, family, power)} for e in effects
-        ],
-    }
+    return SeedPlan(
+        sd,
+        source,
+        alpha,
+        family,
+        power,
+        n_now,
+        mde(n_now, sd, alpha, family, power),
+        [MdeRow(n, mde(n, sd, alpha, family, power)) for n in (2, 3, 5, 8, 10, 15, 20)],
+        [SeedsNeeded(e, seeds_needed(e, sd, alpha, family, power)) for e in effects],
+    )
 
 
-def plan_lines(p: dict) -> list[str]:
+def plan_lines(p: SeedPlan) -> list[str]:
     """A seed plan as short lines of text (CLI and report)."""
-    a = p["alpha"] / p["family"]
+    a = p.alpha / p.family
     out = [
-        f"sd of paired differences: {p['sd']:.4g} ({p['source']})",
-        f"test: two-sided paired t-test, power {p['power']:.0%}, level alpha/m = "
-        f"{p['alpha']:g}/{p['family']} = {a:.4g} (Holm's conservative bound, family of "
-        f"{p['family']} comparison{'s' if p['family'] > 1 else ''})",
+        f"sd of paired differences: {p.sd:.4g} ({p.source})",
+        f"test: two-sided paired t-test, power {p.power:.0%}, level alpha/m = "
+        f"{p.alpha:g}/{p.family} = {a:.4g} (Holm's conservative bound, family of "
+        f"{p.family} comparison{'s' if p.family > 1 else ''})",
     ]
-    if p["mde_now"] is not None:
-        out.append(
-            f"minimum detectable effect with the study's {p['n_now']} seeds: {p['mde_now']:.4g}"
-        )
+    if p.mde_now is not None:
+        out.append(f"minimum detectable effect with the study's {p.n_now} seeds: {p.mde_now:.4g}")
     out.append(
         "MDE by seeds: "
-        + ", ".join(f"{r['seeds']}: {r['mde']:.3g}" for r in p["mde_table"] if r["mde"] is not None)
+        + ", ".join(f"{r.seeds}: {r.mde:.3g}" for r in p.mde_table if r.mde is not None)
     )
-    for r in p["needed"]:
-        out.append(f"seeds needed for an effect of {r['effect']:g}: {r['seeds']}")
+    for r in p.needed:
+        out.append(f"seeds needed for an effect of {r.effect:g}: {r.seeds}")
     return out

@@ -8,13 +8,16 @@ study's minimum detectable effect), or not tested and why; each metric's directi
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
 from rcl_study.config.metrics import val_key
-from rcl_study.report import analysis, power, robust, stats
+from rcl_study.report import power, robust, stats
 from rcl_study.report.markup import Block, lit
+from rcl_study.report.report_stats import Mde, ReportStats, SweepBest, WithinAnalysis
+from rcl_study.report.table import direction
 
 
 def fmt(x: Any, digits: int = 4) -> str:
@@ -70,13 +73,13 @@ def varied_keys(cfg: Any) -> dict[str, str]:
     return {f"loss.{c}": "the ablation" for c in study.components}
 
 
-def baseline_label(cfg: Any, st: dict[str, Any], escape: bool = True) -> str:
+def baseline_label(cfg: Any, st: ReportStats, escape: bool = True) -> str:
     """The baseline's name, saying what an ablation's all-off or all-on variant is.
 
     An ablation's all-off variant is named "none": it reads 'the all-off variant "none"
     (balance, scale off)', never "baseline: none" (as if there were no baseline).
     """
-    name, q = st.get("baseline"), (lit if escape else str)
+    name, q = st.baseline, (lit if escape else str)
     if name is None:
         return "none (no variant to compare with)"
     comps = ", ".join(q(c) for c in cfg.study.components)
@@ -87,7 +90,7 @@ def baseline_label(cfg: Any, st: dict[str, Any], escape: bool = True) -> str:
     return q(name)
 
 
-def design_lines(cfg: Any, st: dict[str, Any]) -> list[str]:
+def design_lines(cfg: Any, st: ReportStats) -> list[str]:
     """The Design block: what the study fixed and what it varied.
 
     A key the study varies (a grid's ``loss.preset``) is never shown as a fixed setting.
@@ -99,7 +102,7 @@ def design_lines(cfg: Any, st: dict[str, Any]) -> list[str]:
 
     kind = cfg.study.kind
     design = f"{kind} ({cfg.study.design})" if kind == "ablation" else kind
-    better = "higher" if st["mode"] == "max" else "lower"
+    better = "higher" if st.mode == "max" else "lower"
     lines = [
         f"kind: {design}",
         f"seeds: {list(cfg.study.seeds)}",
@@ -109,13 +112,13 @@ def design_lines(cfg: Any, st: dict[str, Any]) -> list[str]:
         f"{setting('loss.temperature', 'temperature', cfg.loss.temperature)}",
         f"training: {setting('train.epochs', 'epochs', cfg.train.epochs)}, "
         f"{setting('train.batch_size', 'batch', cfg.train.batch_size)}",
-        f"metric: test {lit(st['metric'])} ({better} is better; "
+        f"metric: test {lit(st.metric)} ({better} is better; "
         + (
-            f"choices on validation {lit(val_key(st['metric']))}"
-            if st.get("on_validation")
+            f"choices on validation {lit(val_key(st.metric))}"
+            if st.on_validation
             else f"old records without a validation split: choices {stats.ON_TEST}"
         )
-        + f"); baseline: {baseline_label(cfg, st)}; alpha {st['alpha']:g}",
+        + f"); baseline: {baseline_label(cfg, st)}; alpha {st.alpha:g}",
     ]
     if kind == "ablation":
         lines.append(f"components: {', '.join(lit(c) for c in cfg.study.components)}")
@@ -124,63 +127,36 @@ def design_lines(cfg: Any, st: dict[str, Any]) -> list[str]:
     return lines
 
 
-def mde_text(info: dict, metric: str) -> str:
+def mde_text(info: Mde, metric: str) -> str:
     """One analysis's MDE in words (:func:`.power.mde_words`), its names escaped."""
-    named = {**info, "analysis": lit(info["analysis"]), "basis": lit(info["basis"])}
+    named = replace(info, analysis=lit(info.analysis), basis=lit(info.basis))
     return power.mde_words(named, lit(metric))
 
 
 def _direction_word(metric: str) -> str:
-    return "higher better" if analysis.direction(metric) == "max" else "lower better"
+    return "higher better" if direction(metric) == "max" else "lower better"
 
 
 def _better(diff: float, mode: str) -> str:
     return "better" if (diff > 0) == (mode == "max") else "worse"
 
 
-def summary_sentences(st: dict[str, Any]) -> list[str]:
+def summary_sentences(st: ReportStats) -> list[str]:
     """What the tests support, in words: significant after Holm, not significant, not tested."""
-    comps, fx, metric = st["comparisons"], st["factorial"], st["metric"]
-    mode, alpha = st["mode"], st["alpha"]
-    out = []
-    tested = [c for c in comps if c["p_ttest"] is not None]
-    sig = [c for c in tested if c.get("p_ttest_holm") is not None and c["p_ttest_holm"] < alpha]
-    for c in sig:
-        out.append(
-            f"**{lit(c['variant'])}** is significantly {_better(c['mean_diff'], mode)} than "
-            f"**{lit(c['baseline'])}** on test {lit(metric)} ({c['mean_diff']:+.4f}, "
-            "paired t-test, Holm over "
-            f"{len(tested)} comparisons with the baseline: p = "
-            f"{lit(format_p(c['p_ttest_holm'], alpha))}, {c['n']} seeds)."
-        )
-    nonsig = [c for c in tested if c not in sig]
-    if nonsig:
-        mde = st.get("mde")
-        tail = f" ({mde_text(mde, metric)})" if mde else ""
-        out.append(
-            "No significant difference from the baseline after Holm correction "
-            f"(alpha {alpha:g}) for: {', '.join(lit(c['variant']) for c in nonsig)}{tail}."
-        )
-    for c in comps:
-        if c["p_ttest"] is None:
-            why = c.get("untested") or "no test"
-            out.append(
-                f"**{lit(c['variant'])}** vs **{lit(c['baseline'])}**: not tested ({lit(why)})."
-            )
-    if fx and fx.get("effects"):
-        if fx["effects"][0]["p"] is None:
-            why = lit(fx.get("note") or "no residual df")
-            out.append(f"Factorial effects: not tested ({why}).")
+    out = _comparison_sentences(st)
+    fx, metric, alpha = st.factorial, st.metric, st.alpha
+    if fx and fx.effects:
+        if fx.effects[0].p is None:
+            out.append(f"Factorial effects: not tested ({lit(fx.note or 'no residual df')}).")
         else:
-            clear = [e for e in fx["effects"] if e["p_holm"] is not None and e["p_holm"] < alpha]
-            family = f"Holm over the {len(fx['effects'])} terms of {lit(fx['model'])}"
-            own = f" ({mde_text(fx['mde'], metric)})" if fx.get("mde") else ""
+            clear = [e for e in fx.effects if e.p_holm is not None and e.p_holm < alpha]
+            family = f"Holm over the {len(fx.effects)} terms of {lit(fx.model)}"
+            own = f" ({mde_text(fx.mde, metric)})" if fx.mde else ""
             if clear:
                 out.append(
                     f"Factorial terms significant on test {lit(metric)} ({family}): "
                     + ", ".join(
-                        f"{lit(e['term'])} ({e['effect']:+.4f}, "
-                        f"p = {lit(format_p(e['p_holm'], alpha))})"
+                        f"{lit(e.term)} ({e.effect:+.4f}, p = {lit(format_p(e.p_holm, alpha))})"
                         for e in clear
                     )
                     + f"{own}."
@@ -190,76 +166,103 @@ def summary_sentences(st: dict[str, Any]) -> list[str]:
                     "No factorial main effect or interaction is significant on test "
                     f"{lit(metric)} ({family}){own}."
                 )
-    for key, best in (st["sweeps"] or {}).items():
-        if best and best.get("value") is not None:
-            out.append(_best_sentence(key, best, metric, mode, alpha))
-    if st.get("within"):
-        out.extend(_within_sentences(st["within"], metric, mode, alpha))
+    for key, best in st.sweeps.items():
+        if best and best.value is not None:
+            out.append(_best_sentence(key, best, metric, st.mode, alpha))
+    if st.within:
+        out.extend(_within_sentences(st.within, metric, st.mode, alpha))
     return out
 
 
-def _within_sentences(w: dict, metric: str, mode: str, alpha: float) -> list[str]:
-    """The ``report.within`` analysis in words: each value's test after Holm, then the ANOVA."""
-    other, key, treat = lit(w["other"]), lit(w["within"]), lit(w["treatment"])
-    family = f"paired t-test, Holm over the {w['tested']} values of {key} tested"
+def _comparison_sentences(st: ReportStats) -> list[str]:
+    """The comparisons with the baseline in words: significant, not significant, not tested."""
+    comps, metric, mode, alpha = st.comparisons, st.metric, st.mode, st.alpha
     out = []
-    for r in w["rows"]:
-        at = f"At {key} = {lit(r['level'])}"
-        if r["p_ttest"] is None:
-            out.append(f"{at}: {other} not tested ({lit(r.get('untested') or 'no test')}).")
-        elif r["p_ttest_holm"] < alpha:
+    tested = [c for c in comps if c.p_ttest is not None]
+    sig = [c for c in tested if c.p_ttest_holm is not None and c.p_ttest_holm < alpha]
+    for c in sig:
+        out.append(
+            f"**{lit(c.variant)}** is significantly {_better(c.mean_diff, mode)} than "
+            f"**{lit(c.baseline)}** on test {lit(metric)} ({c.mean_diff:+.4f}, "
+            "paired t-test, Holm over "
+            f"{len(tested)} comparisons with the baseline: p = "
+            f"{lit(format_p(c.p_ttest_holm, alpha))}, {c.n} seeds)."
+        )
+    nonsig = [c for c in tested if c not in sig]
+    if nonsig:
+        tail = f" ({mde_text(st.mde, metric)})" if st.mde else ""
+        out.append(
+            "No significant difference from the baseline after Holm correction "
+            f"(alpha {alpha:g}) for: {', '.join(lit(c.variant) for c in nonsig)}{tail}."
+        )
+    for c in comps:
+        if c.p_ttest is None:
+            why = c.untested or "no test"
+            out.append(f"**{lit(c.variant)}** vs **{lit(c.baseline)}**: not tested ({lit(why)}).")
+    return out
+
+
+def _within_sentences(w: WithinAnalysis, metric: str, mode: str, alpha: float) -> list[str]:
+    """The ``report.within`` analysis in words: each value's test after Holm, then the ANOVA."""
+    other, key, treat = lit(w.other), lit(w.within), lit(w.treatment)
+    family = f"paired t-test, Holm over the {w.tested} values of {key} tested"
+    out = []
+    for r in w.rows:
+        at = f"At {key} = {lit(r.level)}"
+        if r.p_ttest is None:
+            out.append(f"{at}: {other} not tested ({lit(r.untested or 'no test')}).")
+        elif r.p_ttest_holm < alpha:
             out.append(
-                f"{at}, **{treat}** is significantly {_better(r['mean_diff'], mode)} than "
-                f"**{lit(w['control'])}** on test {lit(metric)} ({r['mean_diff']:+.4f} "
-                f"{fmt(r['ci_diff'])}; {family}: p = {lit(format_p(r['p_ttest_holm'], alpha))}, "
-                f"{r['n']} seeds)."
+                f"{at}, **{treat}** is significantly {_better(r.mean_diff, mode)} than "
+                f"**{lit(w.control)}** on test {lit(metric)} ({r.mean_diff:+.4f} "
+                f"{fmt(r.ci_diff)}; {family}: p = {lit(format_p(r.p_ttest_holm, alpha))}, "
+                f"{r.n} seeds)."
             )
         else:
             out.append(
-                f"{at}: no significant difference between {treat} and {lit(w['control'])} "
-                f"({r['mean_diff']:+.4f} {fmt(r['ci_diff'])}; {family}: p = "
-                f"{lit(format_p(r['p_ttest_holm'], alpha))})."
+                f"{at}: no significant difference between {treat} and {lit(w.control)} "
+                f"({r.mean_diff:+.4f} {fmt(r.ci_diff)}; {family}: p = "
+                f"{lit(format_p(r.p_ttest_holm, alpha))})."
             )
-    nonsig = [r for r in w["rows"] if r["p_ttest"] is not None and r["p_ttest_holm"] >= alpha]
-    if nonsig and w.get("mde"):
-        out.append(f"For the non-significant values: {mde_text(w['mde'], metric)}.")
-    a = w["anova"]
-    if a and a["p"] is not None:
-        verdict = "changes" if a["p"] < alpha else "no significant change"
+    nonsig = [r for r in w.rows if r.p_ttest is not None and r.p_ttest_holm >= alpha]
+    if nonsig and w.mde:
+        out.append(f"For the non-significant values: {mde_text(w.mde, metric)}.")
+    a = w.anova
+    if a and a.p is not None:
+        verdict = "changes" if a.p < alpha else "no significant change"
         out.append(
-            f"Across {key}: {verdict} in the effect of {other} (one-way ANOVA, F({a['df'][0]}, "
-            f"{a['df'][1]}) = {a['F']:.3g}, p = {lit(format_p(a['p'], alpha))})."
+            f"Across {key}: {verdict} in the effect of {other} (one-way ANOVA, F({a.df[0]}, "
+            f"{a.df[1]}) = {a.F:.3g}, p = {lit(format_p(a.p, alpha))})."
         )
     return out
 
 
-def _best_sentence(key: str, best: dict, metric: str, mode: str, alpha: float) -> str:
+def _best_sentence(key: str, best: SweepBest, metric: str, mode: str, alpha: float) -> str:
     """The best value of one swept key: the split it was chosen on, the split it is reported on."""
-    sel, rep = best["selected_on"], best["reported_on"]
-    on_val = best.get("selected_by") == "validation"
+    sel, rep = best.selected_on, best.reported_on
     chosen = (
         f"chosen on validation {lit(val_key(metric))} of seeds {sel}"
-        if on_val
+        if best.selected_by == "validation"
         else f"chosen on test {lit(metric)} of seeds {sel}"
     )
-    where = f"on held-out seeds {rep}" if best["held_out"] else f"on the same seeds {rep}"
-    ci = f", 95% CI {fmt(best['ci_t'])}" if best["held_out"] else ""
+    where = f"on held-out seeds {rep}" if best.held_out else f"on the same seeds {rep}"
+    ci = f", 95% CI {fmt(best.ci_t)}" if best.held_out else ""
     head = (
-        f"**Best {lit(key)}:** {lit(best['value'])} ({chosen}; test {lit(metric)} {where}: "
-        f"mean {best['mean']:.4f}{ci})"
+        f"**Best {lit(key)}:** {lit(best.value)} ({chosen}; test {lit(metric)} {where}: "
+        f"mean {best.mean:.4f}{ci})"
     )
-    if best.get("note"):
-        head += f" ({lit(best['note'])})"
+    if best.note:
+        head += f" ({lit(best.note)})"
     vs = [
-        f"{lit(v['other'])} {v['mean_diff']:+.4f} "
+        f"{lit(v.other)} {v.mean_diff:+.4f} "
         + (
-            f"p = {lit(format_p(v['p_holm'], alpha))}"
-            if v["p_holm"] is not None
-            else f"not tested ({lit(v['untested'])})"
+            f"p = {lit(format_p(v.p_holm, alpha))}"
+            if v.p_holm is not None
+            else f"not tested ({lit(v.untested)})"
         )
-        for v in best["versus"]
+        for v in best.versus
     ]
-    own = f" ({mde_text(best['mde'], metric)})" if best.get("mde") else ""
+    own = f" ({mde_text(best.mde, metric)})" if best.mde else ""
     return (
         head
         + f"; best minus each other value on test {lit(metric)} of those seeds (paired t-test, "
@@ -267,13 +270,16 @@ def _best_sentence(key: str, best: dict, metric: str, mode: str, alpha: float) -
     )
 
 
-def definitions(st: dict[str, Any]) -> list[str]:
-    """One line per statistic of the report and the test behind each column."""
-    better = "higher" if st["mode"] == "max" else "lower"
+def definitions(metric: str, mode: str, alpha: float, seeds: list[int]) -> list[str]:
+    """One line per statistic of the report and the test behind each column.
+
+    ``seeds``: the number of seeds of each variant (the IQM's line says which it averages).
+    """
+    better = "higher" if mode == "max" else "lower"
     return [
-        f"Metric: {st['metric']} on the test split ({better} is better: study.mode {st['mode']}); "
+        f"Metric: {metric} on the test split ({better} is better: study.mode {mode}); "
         "significance "
-        f"level alpha = {st['alpha']:g}.",
+        f"level alpha = {alpha:g}.",
         "mean, sd: mean and sample standard deviation (ddof 1) over seeds; n/trials: seeds with "
         "a finite metric / trials recorded (a NaN metric counts as a failed trial).",
         "95% CI (t): Student-t interval of the mean over seeds, clipped to the metric's range "
@@ -283,7 +289,7 @@ def definitions(st: dict[str, Any]) -> list[str]:
         "P(improve), performance profiles): below that a nominal 95% interval covers about "
         "50-89% of the time; elsewhere: " + stats.BOOT_NOT_COMPUTED + ".",
         "IQM: interquartile mean, scipy trim_mean(x, 0.25) as rliable: floor(n/4) seeds are cut "
-        f"from each end, so here it averages {iqm_words([v['n'] for v in st['variants']])}; "
+        f"from each end, so here it averages {iqm_words(seeds)}; "
         "with a 95% percentile stratified-bootstrap interval (rliable; resampling seeds within "
         "the variant; seeded) from 10 seeds up.",
         "splits: every number is on the test split unless it says validation (val_ keys); "
@@ -326,24 +332,24 @@ def definitions(st: dict[str, Any]) -> list[str]:
     ]
 
 
-def _epoch_column(st: dict[str, Any]) -> tuple[str, str] | None:
-    """(summary key, header) of the chosen-epoch column, or None when the records have none."""
-    metric, vs = st["metric"], st["variants"]
-    for key, head in (
-        (f"chosen_{metric}_mean", "test at the validation-chosen epoch"),
-        (f"best_{metric}_mean", f"best epoch ({stats.ON_TEST})"),
+def _epoch_column(st: ReportStats) -> tuple[str, str] | None:
+    """(results column, header) of the chosen-epoch column, or None when the records have none."""
+    metric, vs = st.metric, st.variants
+    for column, head in (
+        (f"chosen_{metric}", "test at the validation-chosen epoch"),
+        (f"best_{metric}", f"best epoch ({stats.ON_TEST})"),
     ):
-        if any(s.get(key) is not None for s in vs):
-            return key, head
+        if any(s.mean_of(column) is not None for s in vs):
+            return column, head
     return None
 
 
-def variant_table(st: dict[str, Any]) -> tuple[Block, list[str]]:
+def variant_table(st: ReportStats) -> tuple[Block, list[str]]:
     """The variant table, and the notes every variant shares (said once, under the table)."""
-    metric, vs = st["metric"], st["variants"]
-    boot = any(s["ci_boot"] for s in vs)
-    val_mean = f"{val_key(metric)}_mean"
-    has_val = any(s.get(val_mean) is not None for s in vs)
+    metric, vs = st.metric, st.variants
+    boot = any(s.ci_boot for s in vs)
+    val = val_key(metric)
+    has_val = any(s.mean_of(val) is not None for s in vs)
     epoch = _epoch_column(st)
     head = ["variant", "ok/trials", "mean (test, last epoch)", "sd", "95% CI (t)"]
     head += ["95% CI (bootstrap)"] if boot else []
@@ -353,49 +359,41 @@ def variant_table(st: dict[str, Any]) -> tuple[Block, list[str]]:
     head += ["many (test)", "medium (test)", "few (test)"]
     head += [f"{k} (test, {_direction_word(k)})" for k in ("compactness", "equiangular_gap_deg")]
     head += ["notes"]
-    common = set.intersection(*(set(s["notes"]) for s in vs)) if len(vs) > 1 else set()
+    common = set.intersection(*(set(s.notes) for s in vs)) if len(vs) > 1 else set()
     rows = []
     for s in vs:
-        row = [
-            s["variant"],
-            f"{s['n']}/{s['trials']}",
-            fmt(s["mean"]),
-            fmt(s["std"]),
-            fmt(s["ci_t"]),
-        ]
-        row += [fmt(s["ci_boot"])] if boot else []
-        row += [with_boot_ci(s["iqm"], s["iqm_ci"], 4)]
-        row += [fmt(s.get(val_mean))] if has_val else []
-        row += [fmt(s.get(epoch[0]))] if epoch else []
-        row += [
-            fmt(s[f"{k}_mean"], 3) for k in ("many_acc", "medium_acc", "few_acc", "compactness")
-        ]
-        row += [fmt(s["equiangular_gap_deg_mean"], 2)]
-        row += ["; ".join(n for n in s["notes"] if n not in common)]
+        row = [s.variant, f"{s.n}/{s.trials}", fmt(s.mean), fmt(s.std), fmt(s.ci_t)]
+        row += [fmt(s.ci_boot)] if boot else []
+        row += [with_boot_ci(s.iqm, s.iqm_ci, 4)]
+        row += [fmt(s.mean_of(val))] if has_val else []
+        row += [fmt(s.mean_of(epoch[0]))] if epoch else []
+        row += [fmt(s.mean_of(k), 3) for k in ("many_acc", "medium_acc", "few_acc", "compactness")]
+        row += [fmt(s.mean_of("equiangular_gap_deg"), 2)]
+        row += ["; ".join(n for n in s.notes if n not in common)]
         rows.append(row)
     return ("table", head, rows), sorted(common)
 
 
-def comparison_table(st: dict[str, Any]) -> Block:
+def comparison_table(st: ReportStats) -> Block:
     """The paired comparisons with the baseline: differences, tests, effect sizes, notes."""
-    alpha = st["alpha"]
+    alpha = st.alpha
     rows = [
         [
-            c["variant"],
-            str(c["n"]),
-            fmt(c["mean_diff"]),
-            fmt(c["ci_diff"]),
-            format_p(c["p_ttest"], alpha),
-            format_p(c.get("p_ttest_holm"), alpha),
-            format_p(c["p_wilcoxon"], alpha),
-            format_p(c.get("p_wilcoxon_holm"), alpha),
-            with_ci(c["d_z"], c["d_z_ci"]),
-            with_ci(c["g_z"], c["g_z_ci"]),
-            with_boot_ci(c["prob_improvement"], c["prob_improvement_ci"]),
-            fmt(c["share_improved"], 2),
-            "; ".join(c["notes"]),
+            c.variant,
+            str(c.n),
+            fmt(c.mean_diff),
+            fmt(c.ci_diff),
+            format_p(c.p_ttest, alpha),
+            format_p(c.p_ttest_holm, alpha),
+            format_p(c.p_wilcoxon, alpha),
+            format_p(c.p_wilcoxon_holm, alpha),
+            with_ci(c.d_z, c.d_z_ci),
+            with_ci(c.g_z, c.g_z_ci),
+            with_boot_ci(c.prob_improvement, c.prob_improvement_ci),
+            fmt(c.share_improved, 2),
+            "; ".join(c.notes),
         ]
-        for c in st["comparisons"]
+        for c in st.comparisons
     ]
     head = [
         "variant",

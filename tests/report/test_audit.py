@@ -108,8 +108,7 @@ def test_iqm_says_which_k_of_n_it_averages(n, k):
     middle = np.sort(x)[(n - k) // 2 : (n - k) // 2 + k]
     assert robust.iqm(x) == pytest.approx(middle.mean())
     assert robust.iqm(x) == pytest.approx(sps.trim_mean(x, 0.25))
-    st = {"metric": "balanced_acc", "mode": "max", "alpha": 0.05, "variants": [{"n": n}]}
-    text = " ".join(wording.definitions(st))
+    text = " ".join(wording.definitions("balanced_acc", "max", 0.05, [n]))
     assert "middle 50%" not in text
     assert f"the middle {k} of {n} seeds" in text
 
