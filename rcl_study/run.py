@@ -235,7 +235,7 @@ def _main(argv: list[str] | None = None) -> int:
             if note:
                 print(note, file=sys.stderr)
             plan = study_plan(cfg, a.sd, a.effect, source)
-            lines = plan_lines(plan) + rounds_lines(cfg, plan["sd"], a.effect)
+            lines = plan_lines(plan) + rounds_lines(cfg, plan.sd, a.effect)
             print("\n".join(lines))
             return 0
         if a.dry_run:  # a plan may be made on a laptop for a GPU box: machine checks are notes

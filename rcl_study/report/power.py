@@ -16,9 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import optimize
 
-from rcl_study.trials.sequential import t_power_nc
-
 from rcl_study.report.report_stats import Mde, MdeRow, SeedPlan, SeedsNeeded
+from rcl_study.trials.sequential import t_power_nc
 
 POWER = 0.8
 MAX_SEEDS = 100_000

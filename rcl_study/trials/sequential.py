@@ -159,8 +159,13 @@ def power(effect_size: float, rounds: Sequence[int], alpha: float) -> float:
 
 
 def rejection_by_look(effect_size: float, rounds: Sequence[int], alpha: float) -> list[float]:
-    """The probability that the first rejection comes at each look (see :func:`power`)."""
+    """The probability that the first rejection comes at each look (see :func:`power`).
+
+    An infinite effect size (paired differences without spread) is found at the first look.
+    """
     rounds = tuple(rounds)
+    if math.isinf(effect_size):
+        return [1.0] + [0.0] * (len(rounds) - 1)
     levels = nominal_levels(rounds, alpha)
     out: list[float] = []
     grid, w, prev = None, None, 0

@@ -1,7 +1,9 @@
 """Each record says where it ran (the worker's host, device, versions); the report states it."""
 
 from rcl_study.report.provenance import provenance_block
-from rcl_study.study.execute import make_record, worker_environment
+from rcl_study.study.execute import worker_environment
+from rcl_study.study.recording import make_record
+from rcl_study.trainer.result import TrialResult
 from rcl_study.trials.records import TrialPlan, TrialRecord, TrialStatus
 
 
@@ -43,9 +45,9 @@ def test_the_record_keeps_the_environment_the_worker_sent():
         "git_rev": "feed",
         "hardware": {"device_name": "NVIDIA H200", "cuda": "13.0", "cudnn": "91000"},
     }
-    result = {"status": "ok", "reason": "", "top1": 0.5, "environment": sent}
+    result = TrialResult(status=TrialStatus.OK, metrics={"top1": 0.5}, environment=sent)
     plan = TrialPlan("a__s0", "a", 0, {})
-    rec = make_record(plan, {}, TrialStatus.OK, "", result, 1.0)
+    rec = make_record(plan, {}, result, 1.0)
     assert rec.host == "worker-7" and rec.hardware["device_name"] == "NVIDIA H200"
     assert rec.versions == {"torch": "9.9"} and "environment" not in rec.metrics
     assert TrialRecord.from_json(rec.to_json()) == rec

@@ -266,3 +266,10 @@ def test_plan_seeds_prints_the_rounds_power(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "planned rounds [2, 4, 6]" in out
     assert f"effect 0.03: power {seq_power(1.5, [2, 4, 6], 0.05):.0%}" in out
+
+
+def test_differences_without_spread_are_found_at_the_first_look():
+    from rcl_study.trials.sequential import rejection_by_look, rounds_for_power
+
+    assert rejection_by_look(math.inf, (2, 4), 0.05) == [1.0, 0.0]
+    assert rounds_for_power(math.inf, 0.05) == [2, 4, 6]
