@@ -9,7 +9,7 @@ import pandas as pd
 
 from rcl_study.config import StudyFile
 from rcl_study.config.metrics import val_key
-from rcl_study.report import analysis, drawing, mdes, plateau, power
+from rcl_study.report import analysis, drawing, instrument, mdes, plateau, power
 from rcl_study.report.report_stats import (
     Comparison,
     Plateau,
@@ -210,5 +210,9 @@ def analyse(
         # the comparisons' MDE (a within study's plan is on its own family, whose MDE it states)
         mde=mdes.comparisons_mde(plan_, alpha) if comps else None,
         profile=_profile(summary, ok, cfg),
+        intervals_include=instrument.intervals_include(records),
+        sequential=instrument.sequential_summary(cfg, records, plan),
+        features=instrument.feature_rows(records, [s.variant for s in summary]),
+        per_class=instrument.per_class_rows(cfg, records),
     )
     return Analysed(st, df, ok, records)

@@ -347,10 +347,25 @@ class ReportStats(_Part):
     plan: SeedPlan | None
     mde: Mde | None
     profile: Profile | None
+    #: which variance the intervals over seeds include (None: no record says)
+    intervals_include: str | None = None
+    #: the primary contrasts tested at each look (``report.primary`` or ``study.rounds``)
+    sequential: Any = None
+    #: each variant's feature measures with intervals (:class:`.instrument.FeatureRow`)
+    features: list[Any] = field(default_factory=list)
+    #: paired per-class differences of the primary contrasts (:class:`.instrument.PerClassRow`)
+    per_class: list[Any] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        """``stats.json``'s content (a secondary analysis lists no ``secondaries``)."""
+        """``stats.json``'s content (a secondary analysis lists no ``secondaries``).
+
+        The instrument's parts (``intervals_include`` .. ``per_class``) appear when they hold
+        something.
+        """
         out = super().to_json()
         if self.secondary is not None:
             del out["secondaries"]
+        for key in ("intervals_include", "sequential", "features", "per_class"):
+            if not out[key]:
+                del out[key]
         return out

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from rcl_study.config import StudyFile
-from rcl_study.report import power, stats, wording
+from rcl_study.report import instrument_sections, power, stats, wording
 from rcl_study.report.markup import Block, code, lit
 from rcl_study.report.provenance import provenance_block
 from rcl_study.report.report_stats import ReportStats, SecondaryOf
@@ -322,11 +322,15 @@ SECTIONS: tuple[Callable[[ReportInput], list[Block]], ...] = (
     question,
     progress,
     design,
+    instrument_sections.sequential,
     results,
+    instrument_sections.intervals,
     plateau,
     within,
     comparisons,
     factorial,
+    instrument_sections.features,
+    instrument_sections.per_class,
     search,
     summary,
     seed_planning,
