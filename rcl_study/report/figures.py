@@ -19,7 +19,7 @@ from rcl_study.report.report_stats import SearchPoint  # noqa: E402
 sns.set_theme(style="whitegrid", context="notebook")
 matplotlib.rcParams["svg.hashsalt"] = "rcl_study"  # stable SVG ids: same records, same files
 # every label is a string from a study file or a record: drawn as itself, never as mathtext
-# ("$" in a grid value made matplotlib refuse every figure; issue 23)
+# (matplotlib's mathtext would refuse a "$" in a grid value, and with it every figure)
 matplotlib.rcParams["text.parse_math"] = False
 
 

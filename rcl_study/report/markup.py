@@ -5,7 +5,7 @@ A block is a tuple: ``("h", level, text)``, ``("p", text)``, ``("ul", items)``,
 ``**bold**`` and ```code```; a string from a study file or a record goes into such text through
 :func:`lit`, which backslash-escapes the characters Markdown (and GitHub's ``$`` maths) would read
 as markup, so it renders as itself in both renderers. Table cells and headings are plain text:
-escaped here; a code block gets a fence longer than any run of backticks in it (issue 23).
+escaped here; a code block gets a fence longer than any run of backticks in it.
 """
 
 from __future__ import annotations
