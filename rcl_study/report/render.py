@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,12 @@ import pandas as pd
 
 from rcl_study.config import StudyFile
 from rcl_study.config.metrics import val_key
-from rcl_study.files import atomic_write_text, compact_manifest, record_tree
-from rcl_study.report import analysis, drawing, plateau, power, shipped, stats, wording
+from rcl_study.report import analysis, drawing, plateau, power, stats, wording
 from rcl_study.report.markup import Block, code, lit, to_html, to_markdown
 from rcl_study.report.provenance import provenance_block
 from rcl_study.report.wording import format_p  # noqa: F401 - re-exported for callers
-from rcl_study.trials import ownership as folders
+from rcl_study.store import atomic_write_text
+from rcl_study.store.folders import claim
 from rcl_study.trials.design import baseline_variant, search_distributions
 from rcl_study.trials.folder import StudyFolder
 from rcl_study.trials.records import TrialRecord
@@ -585,8 +584,8 @@ def write_report(
 ) -> Path:
     """Build and write the report of a study from its stored records; returns ``index.md``.
 
-    The report folder also gets a copy of the records and plan it was made from
-    (``records.jsonl``, ``plan.json``: :mod:`.shipped`), so it rebuilds without ``runs/``.
+    The records are only read (the run ships them into the report folder:
+    :mod:`rcl_study.trials.shipping`); the folders were checked when the command started.
     ``secondary`` names a secondary analysis (``report.secondary``) to write instead, into its
     own folder.
     """
@@ -596,12 +595,8 @@ def write_report(
     about = _secondary_info(cfg, secondary, primary)
     out_dir = Path(out_dir or cfg.output_dir)
     report_dir = Path(report_dir or cfg.report_dir)
-    folders.check_folder(report_dir, cfg.name, "report", "report.dir", study_path)
-    folders.check_links(out_dir, f"{study_path}: study.output_dir")  # records read through none
-    folders.claim(report_dir, cfg.name)
-    since = time.time_ns()
+    claim(report_dir, cfg.name)
     built = build(cfg, study_path, out_dir, report_dir, about)
-    shipped.ship(StudyFolder(out_dir), report_dir, list(built["table"]["trial_id"]))
     atomic_write_text(report_dir / "results.csv", built["table"].to_csv(index=False))
     atomic_write_text(report_dir / "stats.json", json.dumps(built["stats"], indent=1, default=str))
     atomic_write_text(report_dir / "index.md", to_markdown(built["blocks"]))
@@ -609,8 +604,4 @@ def write_report(
         report_dir / "index.html",
         to_html(built["blocks"], report_dir, report_title(cfg, about["secondary"])),
     )
-    record_tree(report_dir, ("figures",), since, digest=True)  # matplotlib's: the toolkit's too
-    # one manifest line per file: a rebuild appends a line per file it rewrites (a file that is
-    # left unlisted by a concurrent rebuild is kept by --overwrite, never wrongly deleted)
-    compact_manifest(report_dir)
     return report_dir / "index.md"
