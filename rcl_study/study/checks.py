@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from rcl_study.config import ConfigError, StudyFile, to_dict
+from rcl_study.store import read_bytes
 from rcl_study.store.folders import folder_problem
 from rcl_study.study.packing import pack_size
 from rcl_study.trials.design import (
@@ -201,8 +202,8 @@ def _folder_config(folder: StudyFolder, trial_id: str) -> dict | None:
     """The configuration ``trials/<id>/config.json`` was written for (None: none readable)."""
     path = folder.trial_dir(trial_id) / "config.json"
     try:
-        row = load_json(path.read_bytes(), MAX_PLAN_BYTES) if path.is_file() else None
-    except (OSError, ValueError):
+        row = load_json(read_bytes(path, MAX_PLAN_BYTES), MAX_PLAN_BYTES)
+    except (OSError, ValueError):  # missing, unreadable, or no plain file (never waited on)
         return None
     config = row.get("config") if isinstance(row, dict) else None
     return config if isinstance(config, dict) else None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rcl_study.config import ConfigError, StudyFile, parse_study, set_in, set_path, to_dict
+from rcl_study.store import read_bytes
 from rcl_study.store.folders import claim, move_to_replaced
 from rcl_study.study import disk
 from rcl_study.study.checks import (
@@ -39,7 +40,7 @@ from rcl_study.study.tracking import (
     tracking_text,
 )
 from rcl_study.trials.design import describe, expand, search_distributions, search_trials
-from rcl_study.trials.folder import LOCK, StudyFolder
+from rcl_study.trials.folder import LOCK, MAX_PLAN_BYTES, StudyFolder, load_json
 from rcl_study.trials.records import TrialPlan, TrialRecord
 from rcl_study.trials.shipping import ship_study
 from rcl_study.trials.unit import Unit
@@ -414,7 +415,8 @@ def _run_search(
     enqueue = []
     for cfg_file in sorted(folder.trials_dir.glob("search-*/config.json")):
         if cfg_file.parent.name not in done:
-            enqueue.append(json.loads(cfg_file.read_text())["plan"]["overrides"])
+            row = load_json(read_bytes(cfg_file, MAX_PLAN_BYTES), MAX_PLAN_BYTES)
+            enqueue.append(row["plan"]["overrides"])
     n_trials = search_trials(cfg)
     planned = [{"trial_id": f"search #{i}", "variant": "search"} for i in range(n_trials)]
     # selection (the search, at seeds[0]) and reporting (the best re-run) never share a seed
