@@ -198,21 +198,14 @@ def _pack_note(cfg: StudyFile, units) -> str:
 def prepare_folder(cfg: StudyFile, overwrite: bool) -> Path:
     """Claim the records folder (checked by :func:`~.checks.check_folders`); returns it.
 
-    Under ``--overwrite`` the old study is first moved aside, never deleted: the records folder
-    (but the driver lock) and each report folder go to a sibling ``<folder>.replaced-<UTC
-    time>`` (:func:`~rcl_study.store.folders.move_to_replaced`), one stderr line per folder
-    saying where and how much disk it holds.
+    ``--overwrite`` first moves the old records (but the driver lock) and reports to siblings
+    ``<folder>.replaced-<UTC time>`` (never deleted), one stderr line each with its size.
     """
-    if overwrite:
-        moves = [(cfg.output_dir, (LOCK,)), *((d, ()) for d in report_dirs(cfg))]
-        for path, keep in moves:
-            moved = move_to_replaced(path, keep)
-            if moved is not None:
-                print(
-                    f"note: --overwrite: moved the old contents of {path} to {moved} "
-                    f"({disk.human(disk.used_bytes(moved))} on disk)",
-                    file=sys.stderr,
-                )
+    for path, keep in [(cfg.output_dir, (LOCK,)), *((d, ()) for d in report_dirs(cfg))]:
+        if overwrite and (moved := move_to_replaced(path, keep)) is not None:
+            size = f"{disk.human(disk.used_bytes(moved))} on disk"
+            note = f"note: --overwrite: moved the old contents of {path} to {moved} ({size})"
+            print(note, file=sys.stderr)
     return claim(cfg.output_dir, cfg.name)
 
 
