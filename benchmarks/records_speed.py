@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from rcl_study.config import load_study  # noqa: E402
 from rcl_study.config.keys import set_in  # noqa: E402
-from rcl_study.files import atomic_write_text  # noqa: E402
+from rcl_study.store import atomic_write_text  # noqa: E402
 from rcl_study.study.execute import Resolver  # noqa: E402
 from rcl_study.study.recording import make_record  # noqa: E402
 from rcl_study.study.runner import RecordBook  # noqa: E402

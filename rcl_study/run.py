@@ -9,7 +9,6 @@ Runs every trial of a study through Ray Tune, records each one, and writes the r
 from __future__ import annotations
 
 import argparse
-import errno
 import shlex
 import signal
 import sys
@@ -63,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="delete the study's existing records and report, then start over; not with --resume",
+        help="move the study's existing records and report folders aside (to <folder>.replaced-"
+        "<UTC time>, never deleted), then start over; not with --resume",
     )
     p.add_argument(
         "--dry-run",
@@ -214,7 +214,14 @@ def _main(argv: list[str] | None = None) -> int:
         print(f"error: python -m rcl_study.run: {refused} (see --help)", file=sys.stderr)
         return 2
     from rcl_study.data import DataError
-    from rcl_study.study.checks import StudyExists, check_folder, check_machine, check_study
+    from rcl_study.store import FolderError
+    from rcl_study.study.checks import (
+        StudyExists,
+        check_folders,
+        check_machine,
+        check_run_folders,
+        check_study,
+    )
     from rcl_study.study.lock import StudyLocked
     from rcl_study.study.runner import absolute_paths, apply_smoke, dry_run_text
 
@@ -244,7 +251,7 @@ def _main(argv: list[str] | None = None) -> int:
 
             check_data_present(cfg.data)
             try:  # the folders as the run checks them (reads only): refused here as there
-                check_folder(cfg, a.resume, a.overwrite)
+                check_run_folders(cfg, a.resume, a.overwrite)
             except StudyExists as err:
                 print(f"note: {err}")
             try:
@@ -255,6 +262,7 @@ def _main(argv: list[str] | None = None) -> int:
         if a.report_only:
             if a.secondary is not None:
                 cfg.secondary(a.secondary)  # a name not declared: one line, exit 2
+            check_folders(cfg, report_only=True)  # the one check: records read, reports written
             return _report(cfg, a.study, a.secondary)
         check_machine(cfg)
         from rcl_study.data import load_data
@@ -293,14 +301,8 @@ def _main(argv: list[str] | None = None) -> int:
                 msg = f"{a.study}: {msg[len(name) + 2 :]}"
         print(f"error: {msg}", file=sys.stderr)
         return 2
-    except OSError as err:  # a link planted inside a study folder during the run
-        if err.errno != errno.ELOOP:
-            raise
-        print(
-            f"error: {a.study}: {err.filename} is a symbolic link inside a study folder; the "
-            "toolkit follows no link there (remove it, then run again with --resume)",
-            file=sys.stderr,
-        )
+    except FolderError as err:  # a link, FIFO, folder... where a toolkit file belongs
+        print(f"error: {a.study}: {err}", file=sys.stderr)
         return 2
     try:
         status = _report(cfg, a.study)
@@ -361,11 +363,8 @@ def _one_report(view, study_path: str, cfg=None, secondary: str | None = None) -
     from rcl_study.report.render import write_report
     from rcl_study.report.shipped import records_folder
     from rcl_study.trials.folder import DAMAGED, StudyFolder
-    from rcl_study.trials.ownership import check_links
 
     cfg = cfg or view
-    check_links(view.output_dir, f"{study_path}: study.output_dir")  # read through no link
-    check_links(view.report_dir, f"{study_path}: report.dir")  # written through none
     source, note = records_folder(view, (cfg.report_dir,))
     if note:
         print(note, file=sys.stderr)
@@ -376,8 +375,8 @@ def _one_report(view, study_path: str, cfg=None, secondary: str | None = None) -
         print(f"note: {why}", file=sys.stderr)
     if damaged:
         print(
-            f"note: {folder.records_path}: {damaged} damaged line(s) left out of the report; "
-            f"--resume moves them to {DAMAGED} and runs their trials again",
+            f"note: {folder.records_path}: {damaged} damaged line(s) left out of the report and "
+            f"kept in the file; --resume moves them to {DAMAGED} and runs their trials again",
             file=sys.stderr,
         )
     if not folder.records():

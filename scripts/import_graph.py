@@ -28,7 +28,7 @@ from pathlib import Path
 
 #: the declared order of the parts, ground floor first; a part not listed counts as top floor
 ORDER = (
-    "files",
+    "store",
     "registry",
     "losses",
     "config",
@@ -165,6 +165,7 @@ LEGACY = {
     "space": "trials",
     "study_folder": "trials",
     "folders": "trials",
+    "files": "store",
 }
 
 

@@ -47,7 +47,6 @@ import torch  # noqa: E402
 from rcl_study.config import ConfigError, load_study  # noqa: E402
 from rcl_study.data import DataError, load_data  # noqa: E402
 from rcl_study.data.types import ListImages  # noqa: E402
-from rcl_study.files import atomic_write_text  # noqa: E402
 from rcl_study.report.jpeg_gap import (  # noqa: E402
     build_for,
     input_normalisation,
@@ -55,6 +54,7 @@ from rcl_study.report.jpeg_gap import (  # noqa: E402
     measure,
     model_predictor,
 )
+from rcl_study.store import atomic_write_text  # noqa: E402
 from rcl_study.trainer.checkpoint import CheckpointError, read_checkpoint  # noqa: E402
 
 

@@ -728,9 +728,9 @@ def test_overwrite_never_deletes_outside_the_study(case, tmp_path, monkeypatch, 
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == files
 
 
-def test_overwrite_deletes_only_what_the_toolkit_wrote(tmp_path, monkeypatch):
+def test_overwrite_moves_the_old_study_aside_and_deletes_nothing(tmp_path, monkeypatch):
     from rcl_study.config import parse_study
-    from rcl_study.files import atomic_write_text
+    from rcl_study.store import atomic_write_text
     from rcl_study.study.runner import prepare_folder
     from rcl_study.trials.folder import StudyFolder
 
@@ -738,11 +738,11 @@ def test_overwrite_deletes_only_what_the_toolkit_wrote(tmp_path, monkeypatch):
     cfg = parse_study(yaml.safe_load(study()))
     out = prepare_folder(cfg, overwrite=False)
     marker = json.loads((out / ".rcl_study").read_text())
-    assert marker == {"study": "adv", "manifest": ".rcl_study.files"}
+    assert marker == {"study": "adv"}
     StudyFolder(out).append({"trial_id": "x", "status": "ok"})  # through the toolkit's writers
     atomic_write_text(out / "trials" / "t" / "config.json", "{}")
     (out / "notes.txt").write_text("mine")
-    (out / "records.damaged.jsonl").write_text("{")  # a toolkit-like name the user made: stays
+    (out / "records.damaged.jsonl").write_text("{")  # a toolkit-like name the user made
     (out / "study.lock").write_text("1 host")
     rep = tmp_path / "reports" / "adv"
     rep.mkdir(parents=True)
@@ -750,26 +750,32 @@ def test_overwrite_deletes_only_what_the_toolkit_wrote(tmp_path, monkeypatch):
     atomic_write_text(rep / "index.md", "old")
     (rep / "my.txt").write_text("mine")
     prepare_folder(cfg, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == [
+    assert sorted(p.name for p in out.iterdir()) == [".rcl_study"]
+    assert sorted(p.name for p in rep.iterdir()) == []
+    (old_out,) = out.parent.glob("adv.replaced-*")
+    (old_rep,) = rep.parent.glob("adv.replaced-*")
+    assert sorted(p.name for p in old_out.iterdir()) == [
         ".rcl_study",
-        ".rcl_study.files",
         "notes.txt",
         "records.damaged.jsonl",
+        "records.jsonl",
         "study.lock",
+        "trials",
     ]
-    assert sorted(p.name for p in rep.iterdir()) == [".rcl_study", ".rcl_study.files", "my.txt"]
+    assert (old_out / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in old_rep.iterdir()) == [".rcl_study", "index.md", "my.txt"]
 
 
 def test_folder_from_before_markers_is_refused(tmp_path, monkeypatch):
     from rcl_study.config import ConfigError, parse_study
-    from rcl_study.study.runner import check_folder, prepare_folder
+    from rcl_study.study.checks import check_folders, check_run_folders
 
     monkeypatch.chdir(tmp_path)
     cfg = parse_study(yaml.safe_load(study()))
     _record(tmp_path / "runs" / "adv")
     (tmp_path / "runs" / "adv" / "plan.json").write_text("{}")
     with pytest.raises(ConfigError, match="did not write"):
-        check_folder(cfg, resume=True, overwrite=False)
+        check_run_folders(cfg, resume=True, overwrite=False)
     with pytest.raises(ConfigError, match="did not write"):
-        prepare_folder(cfg, overwrite=False)
+        check_folders(cfg)
     assert not (tmp_path / "runs" / "adv" / ".rcl_study").exists()

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from rcl_study import files, train
+from rcl_study import store as files
+from rcl_study import train
 from rcl_study.data import __main__ as data_cli
 from tests.conftest import TINY_STUDY
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from rcl_study.config import ConfigError
+from rcl_study.store import MARKER
+from rcl_study.study.checks import check_folders
 from rcl_study.study.runner import prepare_folder
-from rcl_study.trials.ownership import MARKER
 from tests.conftest import TINY_STUDY
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +70,7 @@ def test_a_folder_inside_git_is_refused(tmp_path, monkeypatch, name):
     )
     cfg = TINY_STUDY.parse(name="paths", **sections)
     with pytest.raises(ConfigError, match=r"\.git") as err:
-        prepare_folder(cfg, overwrite=False)
+        check_folders(cfg)
     assert "\n" not in str(err.value)
     assert sorted(p.name for p in (tmp_path / "repo" / ".git").iterdir()) == before
     if git_before:

@@ -79,7 +79,7 @@ def test_an_invalid_record_line_is_damaged_and_its_trial_runs_again(tmp_path, ca
     assert [r.trial_id for r in folder.records()] == ["good__s0"]
     assert folder.damaged_lines() == [case.line]
     assert folder.done_ids(retries=1) == {"good__s0"}
-    assert folder.set_aside_damaged() == 1
+    assert folder.move_damaged_lines() == 1
     assert folder.damaged_path.read_bytes() == case.line + b"\n"
     assert [r.trial_id for r in folder.records()] == ["good__s0"]
 

@@ -149,11 +149,11 @@ def test_dry_run_refuses_the_folders_the_run_refuses(here, tiny_study, capsys):
 
 
 def test_dry_run_says_when_the_study_folder_needs_resume(here, tiny_study, capsys):
-    from rcl_study.trials import ownership
+    from rcl_study.store.folders import claim
     from rcl_study.trials.folder import StudyFolder
 
     path = tiny_study.write(here)
-    ownership.claim(here / "runs" / "tiny", "tiny")
+    claim(here / "runs" / "tiny", "tiny")
     StudyFolder(here / "runs" / "tiny").append({"trial_id": "none__s0", "status": "ok"})
 
     def tree():

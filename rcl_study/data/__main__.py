@@ -16,7 +16,7 @@ from rcl_study.config import DataConfig
 from rcl_study.data.checks import DataError
 from rcl_study.data.load import load_data
 from rcl_study.data.types import ListImages
-from rcl_study.files import atomic_write_bytes
+from rcl_study.store import atomic_write_bytes
 
 
 def _parser() -> argparse.ArgumentParser:

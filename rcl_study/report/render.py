@@ -9,21 +9,20 @@ blocks, each rendered both to Markdown and to HTML.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from rcl_study.config import StudyFile
-from rcl_study.files import atomic_write_text, compact_manifest, record_tree
-from rcl_study.report import drawing, sections, shipped
+from rcl_study.report import drawing, sections
 from rcl_study.report.assemble import analyse, in_plan_order, normalise
 from rcl_study.report.markup import Block, to_html, to_markdown
 from rcl_study.report.report_stats import ReportStats, SecondaryOf
 from rcl_study.report.sections import report_title
 from rcl_study.report.wording import format_p  # noqa: F401 - re-exported for callers
-from rcl_study.trials import ownership as folders
+from rcl_study.store import atomic_write_text
+from rcl_study.store.folders import claim
 from rcl_study.trials.folder import StudyFolder
 
 
@@ -84,8 +83,8 @@ def write_report(
 ) -> Path:
     """Build and write the report of a study from its stored records; returns ``index.md``.
 
-    The report folder also gets a copy of the records and plan it was made from
-    (``records.jsonl``, ``plan.json``: :mod:`.shipped`), so it rebuilds without ``runs/``.
+    The records are only read (the run ships them into the report folder:
+    :mod:`rcl_study.trials.shipping`); the folders were checked when the command started.
     ``secondary`` names a secondary analysis (``report.secondary``) to write instead, into its
     own folder.
     """
@@ -95,12 +94,8 @@ def write_report(
     about = SecondaryOf(secondary, str(primary.report_dir)) if secondary else None
     out_dir = Path(out_dir or cfg.output_dir)
     report_dir = Path(report_dir or cfg.report_dir)
-    folders.check_folder(report_dir, cfg.name, "report", "report.dir", study_path)
-    folders.check_links(out_dir, f"{study_path}: study.output_dir")  # records read through none
-    folders.claim(report_dir, cfg.name)
-    since = time.time_ns()
+    claim(report_dir, cfg.name)
     built = build(cfg, study_path, out_dir, report_dir, about)
-    shipped.ship(StudyFolder(out_dir), report_dir, list(built.table["trial_id"]))
     atomic_write_text(report_dir / "results.csv", built.table.to_csv(index=False))
     stats_json = json.dumps(built.stats.to_json(), indent=1, default=str)
     atomic_write_text(report_dir / "stats.json", stats_json)
@@ -108,8 +103,4 @@ def write_report(
     atomic_write_text(
         report_dir / "index.html", to_html(built.blocks, report_dir, report_title(cfg, about))
     )
-    record_tree(report_dir, ("figures",), since, digest=True)  # matplotlib's: the toolkit's too
-    # one manifest line per file: a rebuild appends a line per file it rewrites (a file that is
-    # left unlisted by a concurrent rebuild is kept by --overwrite, never wrongly deleted)
-    compact_manifest(report_dir)
     return report_dir / "index.md"

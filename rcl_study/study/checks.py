@@ -1,8 +1,9 @@
 """The checks a study passes before anything runs or is written (pure, except the reads).
 
 The design (:func:`check_study`), the machine (:func:`check_machine`), the folders
-(:func:`check_folders`, :func:`check_folder`) and, on ``--resume``, whether the study file changed
-what recorded trials compute (:func:`check_changes`). Each failure is one line naming the key.
+(:func:`check_folders`, once per command, before anything runs; :func:`check_run_folders` for a
+run) and, on ``--resume``, whether the study file changed what recorded trials compute
+(:func:`check_changes`). Each failure is one line naming the key.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import os
 from pathlib import Path
 
 from rcl_study.config import ConfigError, StudyFile, to_dict
+from rcl_study.store import read_bytes
+from rcl_study.store.folders import folder_problem
 from rcl_study.study.packing import pack_size
-from rcl_study.trials import ownership as folders
 from rcl_study.trials.design import (
     baseline_variant,
     expand,
@@ -20,8 +22,19 @@ from rcl_study.trials.design import (
     trial_config,
     within_design,
 )
-from rcl_study.trials.folder import MAX_PLAN_BYTES, StudyFolder, load_json
+from rcl_study.trials.folder import (
+    LOCK,
+    MAX_PLAN_BYTES,
+    OWN_FILES,
+    PLAN,
+    RECORDS,
+    StudyFolder,
+    load_json,
+)
 from rcl_study.trials.records import TrialPlan, changed_keys, config_hash
+
+#: the toolkit's own package folder: never a study's folder, nor any folder above it
+_TOOLKIT_ROOT = Path(__file__).resolve().parents[1]
 
 
 class StudyExists(RuntimeError):
@@ -32,23 +45,70 @@ class StudyChanged(ConfigError):
     """``--resume`` of a study whose file changed what its recorded trials compute."""
 
 
-def check_folders(cfg: StudyFile, source: str | None = None) -> None:
-    """Refuse records or report folders that are not this study's own (see ``folders``)."""
+def check_folders(cfg: StudyFile, source: str | None = None, report_only: bool = False) -> None:
+    """The one check of the records and report folders, made before anything runs or is written.
+
+    Each folder must be new, empty (a driver lock aside) or marked as this study's, hold no
+    symbolic link among its entries and its subfolders' entries, and hold the toolkit's own files
+    as plain files (:func:`rcl_study.store.folders.folder_problem`); no two may overlap. Deeper
+    paths are reached only through :mod:`rcl_study.store`, which refuses a link at every step.
+    ``report_only``: the records folder is only read, so whose it is does not matter.
+
+    Raises:
+        ConfigError: one line naming the folder, or the path inside it, and why.
+
+    """
     src = source or cfg.name
     key = _key(cfg.study.output_dir, f"runs/{cfg.name}", "study.output_dir")
-    folders.check_folder(cfg.output_dir, cfg.name, "records", key, src)
-    key = _key(cfg.report.dir, f"reports/{cfg.name}", "report.dir")
-    folders.check_folder(cfg.report_dir, cfg.name, "report", key, src)
-    folders.check_pair(cfg.output_dir, cfg.report_dir, src)
-    taken = {Path(cfg.report_dir).resolve(): "report.dir"}
-    for sec in cfg.report.secondary:
-        key = f"report.secondary '{sec.name}'"
-        where = cfg.secondary_dir(sec.name)
-        folders.check_folder(where, cfg.name, "report", key, src)
-        folders.check_pair(cfg.output_dir, where, src)
+    where = f"{src}: {key}: {cfg.output_dir}"
+    _refuse(cfg.output_dir, cfg.name, where, (LOCK,), OWN_FILES, not report_only)
+    taken: dict[Path, str] = {}
+    for where, key in zip(report_dirs(cfg), _report_keys(cfg), strict=True):
+        _refuse(where, cfg.name, f"{src}: {key}: {where}", (), (RECORDS, PLAN))
+        _check_pair(cfg.output_dir, where, key, src)
+        key = "report.dir" if key == "name" else key
         first = taken.setdefault(Path(where).resolve(), key)
         if first != key:
             raise ConfigError(f"{src}: {key}: its folder {where} is also {first}'s; name another")
+
+
+def _report_keys(cfg: StudyFile) -> list[str]:
+    first = _key(cfg.report.dir, f"reports/{cfg.name}", "report.dir")
+    return [first, *(f"report.secondary '{s.name}'" for s in cfg.report.secondary)]
+
+
+def _refuse(
+    path: Path, study: str, where: str, keep: tuple, files: tuple, write: bool = True
+) -> None:
+    p = Path(path).expanduser().resolve()
+    why = _place_problem(p, Path(path), where) if write else None
+    why = why or folder_problem(path, study, where, keep, files, write)
+    if why is not None:
+        raise ConfigError(why)
+
+
+def _place_problem(p: Path, given: Path, where: str) -> str | None:
+    """Why the resolved folder ``p`` is no place for a study's files (None: it is)."""
+    cwd = Path.cwd().resolve()
+    if p == cwd or p in cwd.parents:
+        return f"{where} is the working folder or one of its parents; name a subfolder"
+    if p == Path.home().resolve() or p == Path(p.anchor):
+        return f"{where} is the home folder or the file system root; name a subfolder"
+    if p == _TOOLKIT_ROOT or p in _TOOLKIT_ROOT.parents:
+        return f"{where} holds the rcl_study checkout; name a subfolder"
+    if ".git" in p.parts or ".git" in given.expanduser().parts:
+        return f"{where} is inside a git folder (.git); name a folder outside it"
+    return None
+
+
+def _check_pair(records: Path, report: Path, key: str, source: str) -> None:
+    """Refuse a records folder and a report folder that are the same or nested."""
+    a, b = Path(records).expanduser().resolve(), Path(report).expanduser().resolve()
+    if a == b or a in b.parents or b in a.parents:
+        raise ConfigError(
+            f"{source}: {key if key != 'name' else 'report.dir'}: {report} and study.output_dir "
+            f"{records} overlap; give each its own folder"
+        )
 
 
 def report_dirs(cfg: StudyFile) -> list[Path]:
@@ -63,19 +123,15 @@ def _key(given: str | None, default: str, key: str) -> str:
     return "name"
 
 
-def check_folder(cfg: StudyFile, resume: bool, overwrite: bool) -> None:
-    """Refuse a folder that is not this study's, or holds records, unless told how."""
+def check_run_folders(cfg: StudyFile, resume: bool, overwrite: bool) -> None:
+    """:func:`check_folders`, and refuse a records folder that holds the study unless told how."""
     check_folders(cfg)
-    out = cfg.output_dir
-    if overwrite:  # before anything starts: --overwrite deletes only what a manifest lists
-        folders.check_clear(out, cfg.name)
-        for report_dir in report_dirs(cfg):
-            folders.check_clear(report_dir, cfg.name)
-    folder = StudyFolder(out)
+    folder = StudyFolder(cfg.output_dir)
     if folder.holds_study() and not (resume or overwrite):
         raise StudyExists(
-            f"{out} already holds this study ({len(folder.records())} trials recorded); "
-            "run again with --resume to finish it, or --overwrite to delete it and start over"
+            f"{cfg.output_dir} already holds this study ({len(folder.records())} trials "
+            "recorded); run again with --resume to finish it, or --overwrite to move it aside "
+            "and start over"
         )
 
 
@@ -146,8 +202,8 @@ def _folder_config(folder: StudyFolder, trial_id: str) -> dict | None:
     """The configuration ``trials/<id>/config.json`` was written for (None: none readable)."""
     path = folder.trial_dir(trial_id) / "config.json"
     try:
-        row = load_json(path.read_bytes(), MAX_PLAN_BYTES) if path.is_file() else None
-    except (OSError, ValueError):
+        row = load_json(read_bytes(path, MAX_PLAN_BYTES), MAX_PLAN_BYTES)
+    except (OSError, ValueError):  # missing, unreadable, or no plain file (never waited on)
         return None
     config = row.get("config") if isinstance(row, dict) else None
     return config if isinstance(config, dict) else None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rcl_study.config import StudyFile, to_dict
-from rcl_study.files import (
+from rcl_study.store import (
     append_bytes,
     atomic_write_text,
     make_folder,
@@ -50,7 +50,7 @@ def append_log(folder: StudyFolder, unit: Unit, lines: list[str]) -> None:
     if not lines:
         return
     text = "".join(line.rstrip("\n") + "\n" for line in lines)
-    append_bytes(log_path(folder, unit), text.encode("utf-8"))  # no link; in the manifest
+    append_bytes(log_path(folder, unit), text.encode("utf-8"))  # through no link
 
 
 class Resolver:
@@ -137,7 +137,7 @@ def _stale(folder: StudyFolder, plan: TrialPlan, config: dict) -> str | None:
 
 def _set_aside(paths: list[Path], old: str) -> None:
     """Rename ``paths`` that exist to ``<stem>.stale-<old hash><suffix>`` (never reused)."""
-    for path in paths:  # through no link, the new name recorded in the manifest
+    for path in paths:  # through no link
         rename_file(path, f"{path.stem}.stale-{old}{path.suffix}")
 
 

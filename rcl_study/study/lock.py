@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rcl_study.store import FolderError, read_bytes
 from rcl_study.trials.folder import LOCK
 
 _UNREADABLE_GRACE_S = 10.0  # a lock file still empty after this long was left by a crash
+_MAX_LOCK_BYTES = 65536
 
 
 class StudyLocked(RuntimeError):
@@ -36,8 +38,11 @@ def pid_alive(pid: int) -> bool:
 
 
 def _read(path: Path) -> dict[str, Any] | None:
+    """The lock's JSON (None: missing or unreadable); a link, FIFO or folder there is refused."""
     try:
-        info = json.loads(path.read_text())
+        info = json.loads(read_bytes(path, _MAX_LOCK_BYTES).decode("utf-8"))
+    except FolderError:
+        raise
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     return info if isinstance(info, dict) else None

@@ -146,7 +146,7 @@ def restore(unit: Unit, folder: StudyFolder) -> int | None:
     node), that copy is restored, so the trainer resumes from it. Returns the epoch restored,
     None when nothing was restored.
     """
-    from rcl_study.files import atomic_write, remove_file
+    from rcl_study.store import atomic_write, remove_file
     from rcl_study.trainer.checkpoint import CheckpointError, read_checkpoint
 
     ckpt = tune.get_checkpoint()
@@ -157,7 +157,7 @@ def restore(unit: Unit, folder: StudyFolder) -> int | None:
         source = Path(src) / CHECKPOINT
         if not source.is_file():
             return None
-        with source.open("rb") as stored:  # written through no link, in the manifest
+        with source.open("rb") as stored:  # written through no link
             atomic_write(target, lambda f: shutil.copyfileobj(stored, f))
     try:
         return int(read_checkpoint(target).get("epoch", 0))

@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from rcl_study.config import ConfigError, StudyFile, parse_study, set_in, set_path, to_dict
+from rcl_study.store.folders import claim, move_to_replaced
 from rcl_study.study import disk
 from rcl_study.study.checks import (
     StudyChanged,
     StudyExists,
     check_changes,
-    check_folder,
-    check_folders,
     check_machine,
+    check_run_folders,
     check_study,
     report_dirs,
 )
@@ -40,10 +40,10 @@ from rcl_study.study.tracking import (
     make_trackers,
     tracking_text,
 )
-from rcl_study.trials import ownership as folders
 from rcl_study.trials.design import describe, expand, search_distributions, search_trials
-from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.folder import LOCK, StudyFolder
 from rcl_study.trials.records import TrialPlan, TrialRecord
+from rcl_study.trials.shipping import ship_study
 
 __all__ = [
     "RecordBook",
@@ -52,7 +52,7 @@ __all__ = [
     "absolute_paths",
     "apply_smoke",
     "check_changes",
-    "check_folder",
+    "check_run_folders",
     "check_machine",
     "check_study",
     "dry_run_text",
@@ -196,23 +196,17 @@ def _pack_note(cfg: StudyFile, units) -> str:
 
 
 def prepare_folder(cfg: StudyFile, overwrite: bool) -> Path:
-    """Create the output folder (emptied first, with the old reports, under ``--overwrite``).
+    """Claim the records folder (checked by :func:`~.checks.check_folders`); returns it.
 
-    ``--overwrite`` deletes only what the folders' manifests list as the toolkit's and still
-    matches (:func:`rcl_study.trials.ownership.clear`); what it keeps is said in one line.
+    ``--overwrite`` first moves the old records (but the driver lock) and reports to siblings
+    ``<folder>.replaced-<UTC time>`` (never deleted), one stderr line each with its size.
     """
-    check_folders(cfg)
-    out = folders.claim(cfg.output_dir, cfg.name)
-    if overwrite:
-        kept = {out: folders.clear(out, cfg.name, "records")[1]}
-        for report_dir in report_dirs(cfg):  # the primary report and each secondary one
-            if report_dir.exists():
-                rep = folders.claim(report_dir, cfg.name)
-                kept[rep] = folders.clear(rep, cfg.name, "report")[1]
-        note = folders.kept_note(kept)
-        if note:
+    for path, keep in [(cfg.output_dir, (LOCK,)), *((d, ()) for d in report_dirs(cfg))]:
+        if overwrite and (moved := move_to_replaced(path, keep)) is not None:
+            size = f"{disk.human(disk.used_bytes(moved))} on disk"
+            note = f"note: --overwrite: moved the old contents of {path} to {moved} ({size})"
             print(note, file=sys.stderr)
-    return out
+    return claim(cfg.output_dir, cfg.name)
 
 
 class RecordBook:
@@ -300,7 +294,7 @@ def run_study(
     Args:
         cfg: the validated study (:func:`rcl_study.config.load_study`).
         resume: run only what is missing from an existing study folder.
-        overwrite: delete the toolkit's files of an earlier run first.
+        overwrite: move an earlier run's records and reports aside first (never deleted).
         progress: a progress bar on a terminal (log lines otherwise).
         accept_changes: on ``--resume``, keep records whose configuration the file changed.
         only: variant names or trial ids: run just these planned trials (ablation or grid); the
@@ -309,9 +303,12 @@ def run_study(
         trackers: where each trial's evaluations and record go live (default: those
             ``resources.tracking`` names, :func:`rcl_study.study.tracking.make_trackers`).
 
+    The folders are checked once, before anything runs (:func:`~.checks.check_run_folders`).
     One driver per study folder (``driver.lock``); a second one is refused before anything else.
-    Damaged record lines are set aside first (their trials run again); failed trials are run
-    again while their attempts are at most ``study.retries``.
+    Damaged record lines are moved to ``records.damaged.jsonl`` first (their trials run again);
+    failed trials are run again while their attempts are at most ``study.retries``. When the
+    trials end, the records are shipped into the report folders
+    (:func:`~rcl_study.trials.shipping.ship_study`).
 
     """
     executor = executor or make_executor(cfg)
@@ -322,25 +319,23 @@ def run_study(
     chosen = select(plans, only, cfg.name)
     if trackers is None:
         check_tracking(cfg)  # a tracker's missing package: refused before anything runs
-    check_folders(cfg)  # whose folders these are, before the lock writes anything there
+    check_run_folders(cfg, resume, overwrite)  # the one check, before the lock writes there
     created = _missing_dirs(cfg.output_dir)
     lock = StudyLock(cfg.output_dir)
     note = lock.acquire()  # a second driver is refused at once
     if note:
         print(f"note: {note}", file=sys.stderr)
     started = False
-    since = time.time_ns()
     bar = Progress(progress, cfg.train.epochs)
     tracking = Trackers(trackers or ())
     try:
-        check_folder(cfg, resume, overwrite)  # before Ray starts
         if resume and not overwrite:
             check_changes(cfg, accept_changes, plans)
         executor.start(cfg)  # a cluster that is missing or too small fails before any write
         started = True
         folder = StudyFolder(prepare_folder(cfg, overwrite))
         lock.ensure()
-        _set_aside(folder, "--resume")
+        _move_damaged(folder, "--resume")
         meta = {
             "study": cfg.name,
             "config": to_dict(cfg),
@@ -357,12 +352,11 @@ def run_study(
             meta["declared"] = declared_plan(cfg, plans)
             folder.write_plan([p.to_json() for p in plans], meta)
             run_planned(cfg, plans, chosen, folder, book, bar, executor)
+        ship_study(cfg)  # the report's copy of the records: written by the run, not the report
     finally:
         tracking.close()  # never raises
         bar.close()
         executor.stop()
-        if started:  # what TensorBoard, MLflow, Ray and Optuna wrote: the toolkit's too
-            folders.record_libraries(cfg.output_dir, since)
         lock.release()
         if not started:  # refused before any work: leave no folder behind
             for d in created:
@@ -383,9 +377,9 @@ def _fan(*calls: Callable[..., None]) -> Callable[..., None]:
     return call
 
 
-def _set_aside(folder: StudyFolder, rerun: str) -> int:
-    """Move damaged record lines aside, saying so in one stderr line; returns how many."""
-    n = folder.set_aside_damaged()
+def _move_damaged(folder: StudyFolder, rerun: str) -> int:
+    """Move damaged record lines to ``records.damaged.jsonl``, said in one line; how many."""
+    n = folder.move_damaged_lines()
     if n:
         print(
             f"note: {folder.records_path}: {n} damaged line(s) moved to {folder.damaged_path}; "

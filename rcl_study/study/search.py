@@ -6,13 +6,12 @@ ready; the executor samples and trains the points (:meth:`~.executor.Executor.se
 
 from __future__ import annotations
 
-import json
-
 from rcl_study.config import StudyFile
+from rcl_study.store import read_bytes
 from rcl_study.study.executor import Executor, SearchRequest, Sink
 from rcl_study.study.progress import Progress
 from rcl_study.trials.design import search_distributions, search_trials
-from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.folder import MAX_PLAN_BYTES, StudyFolder, load_json
 from rcl_study.trials.records import TrialPlan, TrialRecord
 from rcl_study.trials.unit import Unit
 
@@ -40,7 +39,8 @@ def run_search(
     enqueue = []
     for cfg_file in sorted(folder.trials_dir.glob("search-*/config.json")):
         if cfg_file.parent.name not in done:
-            enqueue.append(json.loads(cfg_file.read_text())["plan"]["overrides"])
+            row = load_json(read_bytes(cfg_file, MAX_PLAN_BYTES), MAX_PLAN_BYTES)
+            enqueue.append(row["plan"]["overrides"])
     n_trials = search_trials(cfg)
     planned = [{"trial_id": f"search #{i}", "variant": "search"} for i in range(n_trials)]
     # selection (the search, at seeds[0]) and reporting (the best re-run) never share a seed

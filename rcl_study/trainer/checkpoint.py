@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rcl_study.files import atomic_write, open_read, rename_file
+from rcl_study.store import atomic_write, open_read, rename_file
 from rcl_study.trainer.setup import Generators
 
 

@@ -2,17 +2,19 @@
 
 ``<root>/records.jsonl`` holds one line per record (a
 :class:`~rcl_study.trials.records.TrialRecord`) and only ever grows during a run: every append
-adds one fsynced line (:func:`~rcl_study.files.append_line`), whatever the number of records
+adds one fsynced line (:func:`~rcl_study.store.append_line`), whatever the number of records
 already there. A trial recorded again (a retry) gets a new line; readers keep the last valid line
 of each ``trial_id``, at that line's position, so a record is replaced, never doubled. The driver
-compacts the file once per start (:meth:`StudyFolder.set_aside_damaged`: a rewrite through a
-temporary file and a rename). ``<root>/plan.json`` lists the planned trials, so a report can say
-how many are done; ``<root>/trials/<trial_id>/`` holds a trial's config, result and checkpoint;
-``<root>/driver.lock`` the driver lock (``study/lock.py``).
+compacts the file once per start (:meth:`StudyFolder.move_damaged_lines`: a rewrite through a
+temporary file and a rename); nothing else rewrites it (a report build only reads it).
+``<root>/plan.json`` lists the planned trials, so a report can say how many are done;
+``<root>/trials/<trial_id>/`` holds a trial's config, result and checkpoint; ``<root>/driver.lock``
+the driver lock (``study/lock.py``). Every file here is read and written through
+:mod:`rcl_study.store` (no link followed, plain files only, reads bounded).
 
 A line that does not parse as a record (a line cut short by a crash mid-append, a hand edit, an
 unknown status) never stops a reader: it is skipped, and the driver moves it to
-``<root>/records.damaged.jsonl`` (:meth:`StudyFolder.set_aside_damaged`), so its trial runs
+``<root>/records.damaged.jsonl`` (:meth:`StudyFolder.move_damaged_lines`), so its trial runs
 again. An append after such a cut line starts on a line of its own. Valid lines are written back
 exactly as they were read (an old record keeps its keys).
 """
@@ -24,14 +26,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rcl_study.files import append_bytes, append_line, atomic_write_bytes, atomic_write_text
+from rcl_study.store import (
+    FolderError,
+    append_bytes,
+    append_line,
+    atomic_write_bytes,
+    atomic_write_text,
+    read_bytes,
+    read_lines,
+)
 from rcl_study.trials.records import TrialRecord, TrialStatus, dumps
 
+#: the names in a records folder (this module owns them; a report folder ships RECORDS and PLAN)
 RECORDS = "records.jsonl"
 DAMAGED = "records.damaged.jsonl"
 PLAN = "plan.json"
 LOCK = "driver.lock"
 TRIALS = "trials"
+#: the toolkit's own files of a records folder: plain files when present (checked at the start)
+OWN_FILES = (RECORDS, DAMAGED, PLAN, LOCK)
 
 
 #: the longest record line read (a record with a long history is well under it)
@@ -40,6 +53,9 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 MAX_JSON_DEPTH = 32
 #: the largest ``plan.json`` read
 MAX_PLAN_BYTES = 256 * 1024 * 1024
+#: the largest ``records.jsonl`` read (refused before a byte is read; 10,000 trials with long
+#: histories are well under it)
+MAX_RECORDS_BYTES = 4 * 1024**3
 
 
 def _depth(value: Any) -> int:
@@ -119,7 +135,7 @@ class StudyFolder:
 
     @property
     def damaged_path(self) -> Path:
-        """``records.damaged.jsonl``: damaged lines set aside."""
+        """``records.damaged.jsonl``: damaged lines the run moved out of the records."""
         return self.root / DAMAGED
 
     @property
@@ -146,14 +162,14 @@ class StudyFolder:
     def _read(self) -> tuple[list[tuple[bytes, dict[str, Any], TrialRecord]], list[bytes], int]:
         """The last valid line of each trial, the damaged lines, and how many lines were superseded.
 
-        The first list holds (raw line, row, record), in the order of those last lines.
+        The first list holds (raw line, row, record), in the order of those last lines. The file
+        is read line by line, within :data:`MAX_RECORDS_BYTES` (a line over
+        :data:`MAX_LINE_BYTES` is damaged).
         """
-        if not self.records_path.exists():
-            return [], [], 0
         last: dict[str, tuple[bytes, dict[str, Any], TrialRecord]] = {}
         bad: list[bytes] = []
         superseded = 0
-        for line in self.records_path.read_bytes().split(b"\n"):
+        for line in read_lines(self.records_path, MAX_RECORDS_BYTES):
             if not line.strip():
                 continue
             parsed = _parse(line)
@@ -211,7 +227,7 @@ class StudyFolder:
         columns = list(dict.fromkeys([*base, *(k for row in rows for k in row)]))
         return pd.DataFrame(rows, columns=columns)
 
-    def set_aside_damaged(self) -> int:
+    def move_damaged_lines(self) -> int:
         """Move damaged lines to ``records.damaged.jsonl`` and compact; returns how many moved.
 
         When there are damaged lines or superseded records, ``records.jsonl`` is rewritten
@@ -220,7 +236,6 @@ class StudyFolder:
         """
         good, damaged, superseded = self._read()
         if damaged:  # kept before the table is rewritten without them
-            # never through a link; recorded in the study folder's manifest
             append_bytes(self.damaged_path, b"".join(line + b"\n" for line in damaged))
         if damaged or superseded:
             atomic_write_bytes(self.records_path, b"".join(line + b"\n" for line, _, _ in good))
@@ -230,7 +245,7 @@ class StudyFolder:
         """Add one trial's record as one fsynced line; the file is not read.
 
         A record with the same ``trial_id`` is replaced, never doubled: readers keep the last
-        line of a trial (:meth:`records`), and :meth:`set_aside_damaged` drops the older ones.
+        line of a trial (:meth:`records`), and :meth:`move_damaged_lines` drops the older ones.
 
         Raises:
             ValueError: a dict that is not a valid record (see :meth:`TrialRecord.from_json`).
@@ -284,12 +299,8 @@ class StudyFolder:
         """
         empty: dict[str, Any] = {"meta": {}, "trials": []}
         path = self.plan_path
-        if not path.exists():
-            return empty, None
         try:
-            if path.stat().st_size > MAX_PLAN_BYTES:
-                raise ValueError(f"larger than {MAX_PLAN_BYTES} bytes")
-            raw = load_json(path.read_bytes(), MAX_PLAN_BYTES)
+            raw = load_json(read_bytes(path, MAX_PLAN_BYTES), MAX_PLAN_BYTES)
             if not isinstance(raw, dict) or not isinstance(raw.get("meta", {}), dict):
                 raise ValueError("not a mapping with 'meta' and 'trials'")
             trials = raw.get("trials", [])
@@ -297,6 +308,10 @@ class StudyFolder:
                 raise ValueError("'trials' is not a list")
             for t in trials:
                 _check_planned(t)
+        except FileNotFoundError:
+            return empty, None
+        except FolderError:
+            raise  # a link, FIFO or folder where plan.json belongs: refused, never skipped
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
             return empty, f"{path}: damaged ({e}); it is written again when the study runs"
         return {"meta": raw.get("meta", {}), "trials": trials}, None

@@ -187,9 +187,10 @@ def check_row(row: dict[str, Any]) -> None:
     """Check a record's known keys against the record schema.
 
     A record written by the toolkit holds every field; a hand edit or a damaged line may not.
-    ``seed`` is an integer (or null) and present whenever ``variant`` is (a record of the full
-    form); ``attempts`` a positive integer; ``history`` a list of mappings; the other keys have
-    the JSON type of their field (``metrics``, ``config``, ``overrides`` mappings).
+    ``seed`` is present whenever ``variant`` is (a record of the full form), and an integer
+    when the variant is named (the report pairs variants by seed); ``attempts`` a positive
+    integer; ``history`` a list of mappings; the other keys have the JSON type of their field
+    (``metrics``, ``config``, ``overrides`` mappings).
     Unknown keys are not checked (they are kept in ``extra``).
 
     Raises:
@@ -199,8 +200,8 @@ def check_row(row: dict[str, Any]) -> None:
     for key, types in _ROW_TYPES.items():
         if key in row and not isinstance(row[key], types):
             raise ValueError(f"record key {key!r} must be {'/'.join(t.__name__ for t in types)}")
-    if "variant" in row and "seed" not in row:
-        raise ValueError("record key 'seed' is missing")
+    if ("variant" in row and "seed" not in row) or (row.get("variant") and row["seed"] is None):
+        raise ValueError("record key 'seed' is missing (a record of a variant names its seed)")
     seed = row.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise ValueError("record key 'seed' must be an integer")

@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rcl_study.files import atomic_write_bytes  # noqa: E402
+from rcl_study.store import atomic_write_bytes  # noqa: E402
 from rcl_study.trials.unit import Unit  # noqa: E402
 
 if TYPE_CHECKING:

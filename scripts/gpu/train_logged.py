@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from rcl_study.files import append_line, atomic_write_text  # noqa: E402
+from rcl_study.store import append_line, atomic_write_text  # noqa: E402
 from rcl_study.trainer.result import Evaluation  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 class MetricsLog:
     """Appends each evaluation's metrics (one JSON object per line) and syncs it to disk.
 
-    Through :func:`rcl_study.files.append_line`: a line cut short by a kill stays a line of its
+    Through :func:`rcl_study.store.append_line`: a line cut short by a kill stays a line of its
     own (skipped by :func:`read_metrics`), the next evaluation starts a new one.
     """
 

@@ -326,7 +326,7 @@ def test_pruned_trials_are_not_failed_and_not_promised_a_resume(tmp_path):
 
 
 def test_report_is_reproducible(tmp_path):
-    """A rebuild writes the same report, figures and manifest (a committed report stays clean)."""
+    """A rebuild writes the same report and figures (a committed report stays clean)."""
     cfg, path = _write(tmp_path, {"kind": "ablation"}, _ablation_records())
     rep = tmp_path / "report"
 
@@ -336,6 +336,6 @@ def test_report_is_reproducible(tmp_path):
         }
 
     first = written()
-    assert ".rcl_study.files" in first and "figures/variants.png" in first
+    assert ".rcl_study" in first and "figures/variants.png" in first
     write_report(cfg, "studies/syn.yaml", tmp_path / "runs", rep)
     assert written() == first

@@ -79,6 +79,12 @@ def test_secondary_analysis_is_labelled_and_rebuilt_by_its_own_command(
         "loss.preset=la",
         "loss.preset=bcl+rcl",
     }
+    assert not (sec_dir / "records.jsonl").exists()  # a report build writes no records
+    from rcl_study.config import load_study
+    from rcl_study.study.runner import absolute_paths
+    from rcl_study.trials.shipping import ship_study
+
+    ship_study(absolute_paths(load_study("studies/losses.yaml")))  # what a run does at its end
     assert (sec_dir / "records.jsonl").exists()
 
     # --secondary rebuilds that one only
@@ -112,7 +118,7 @@ def test_a_secondary_baseline_that_is_not_a_variant_is_refused_before_anything_r
     assert len(err.strip().splitlines()) == 1
 
 
-def test_overwrite_clears_the_secondary_reports_too(tmp_path, monkeypatch):
+def test_overwrite_moves_the_secondary_reports_aside_too(tmp_path, monkeypatch):
     from rcl_study.config import load_study, set_path
     from rcl_study.study.runner import prepare_folder
 
@@ -128,7 +134,8 @@ def test_overwrite_clears_the_secondary_reports_too(tmp_path, monkeypatch):
     cfg = set_path(load_study("studies/losses.yaml"), {"study.output_dir": "runs/fresh"})
     prepare_folder(cfg, overwrite=True)
     assert not (sec_dir / "index.md").exists() and not (sec_dir / "stats.json").exists()
-    assert mine.read_text() == "keep"
+    (moved,) = sec_dir.parent.glob("losses_vs_bcl.replaced-*")
+    assert (moved / "notes.txt").read_text() == "keep" and (moved / "index.md").exists()
     assert not (tmp_path / "reports" / "losses" / "index.md").exists()
 
 

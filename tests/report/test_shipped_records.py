@@ -1,4 +1,8 @@
-"""Issue 20, item 4: a report ships its records and rebuilds from a fresh folder without runs/."""
+"""The run ships its records into the report folder; a report rebuilds from them without runs/.
+
+A report build only reads records: shipped or run records stay byte for byte as they were, a
+damaged line included (reported, kept).
+"""
 
 import json
 import shutil
@@ -6,7 +10,10 @@ import shutil
 import yaml
 
 from rcl_study import run
+from rcl_study.config import load_study
+from rcl_study.study.runner import absolute_paths
 from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.shipping import ship_study
 from tests.report.test_report import _ablation_records
 
 
@@ -26,9 +33,15 @@ def _study(tmp_path):
     return recs
 
 
+def _ship(tmp_path):
+    """What the run does when its trials end: ship the records into the report folder."""
+    ship_study(absolute_paths(load_study(tmp_path / "studies" / "syn.yaml")))
+
+
 def test_report_ships_its_records_and_rebuilds_without_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     recs = _study(tmp_path)
+    _ship(tmp_path)
     assert run.main(["studies/syn.yaml", "--report-only"]) == 0
     report = tmp_path / "reports" / "syn"
     shipped = [json.loads(line) for line in (report / "records.jsonl").read_text().splitlines()]
@@ -80,7 +93,7 @@ def test_shipped_records_leave_out_the_machines_absolute_folders(tmp_path, monke
     }
     runs.append({**recs[0], "config": config})  # a later attempt of the first trial
     runs.write_plan([{"trial_id": r["trial_id"]} for r in recs], {"config": config})
-    assert run.main(["studies/syn.yaml", "--report-only"]) == 0
+    _ship(tmp_path)
     report = tmp_path / "reports" / "syn"
     text = (report / "records.jsonl").read_text() + (report / "plan.json").read_text()
     assert "/home/alice" not in text and "/data/mnist" in text
@@ -92,14 +105,35 @@ def test_shipped_records_leave_out_the_machines_absolute_folders(tmp_path, monke
     assert "/home/alice" in (tmp_path / "runs" / "syn" / "records.jsonl").read_text()
 
 
-def test_rebuilding_a_report_keeps_its_manifest_at_one_line_per_file(tmp_path, monkeypatch):
-    from rcl_study.files import MANIFEST, read_manifest
-
+def test_report_only_leaves_the_records_byte_identical_and_keeps_a_damaged_line(
+    tmp_path, monkeypatch, capsys
+):
+    """A fresh clone: reports/syn/ holds the shipped records, one line of them damaged; runs/ is
+    not there. --report-only reads them and writes no record: both files stay byte for byte."""
     monkeypatch.chdir(tmp_path)
     _study(tmp_path)
+    _ship(tmp_path)
+    shutil.rmtree(tmp_path / "runs")
     report = tmp_path / "reports" / "syn"
-    for _ in range(3):
+    with (report / "records.jsonl").open("ab") as f:
+        f.write(b'{"trial_id": "none__s9", "status": "o\n')  # a line cut short, then hand-edited
+    before = {name: (report / name).read_bytes() for name in ("records.jsonl", "plan.json")}
+    for _ in range(2):
+        capsys.readouterr()
         assert run.main(["studies/syn.yaml", "--report-only"]) == 0
-    lines = (report / MANIFEST).read_text().splitlines()
-    files = [p for p in report.rglob("*") if p.is_file() and not p.name.startswith(".rcl_study")]
-    assert len(lines) == len(read_manifest(report)) == len(files)
+        err = capsys.readouterr().err
+        damaged = [line for line in err.splitlines() if "damaged line" in line]
+        assert len(damaged) == 1 and "records.jsonl: 1 damaged line" in damaged[0], err
+        assert {n: (report / n).read_bytes() for n in before} == before
+    assert not (report / "records.damaged.jsonl").exists()
+    assert not list(tmp_path.rglob(".rcl_study.files"))  # no manifest written
+
+
+def test_report_only_writes_no_record_in_the_runs_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _study(tmp_path)
+    runs = tmp_path / "runs" / "syn"
+    before = {p.name: p.read_bytes() for p in runs.iterdir()}
+    assert run.main(["studies/syn.yaml", "--report-only"]) == 0
+    assert {p.name: p.read_bytes() for p in runs.iterdir()} == before
+    assert not (tmp_path / "reports" / "syn" / "records.jsonl").exists()  # shipped by runs only

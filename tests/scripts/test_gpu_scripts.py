@@ -174,6 +174,7 @@ def test_a_priority_pack_keeps_what_the_timed_second_epoch_says_fits(
     ab = _load("ablation")
     out = tmp_path / "runs"
     raw = {**TINY_ABLATION, "study": {**TINY_ABLATION["study"], "output_dir": str(out)}}
+    raw["report"] = {"dir": str(tmp_path / "report")}  # the run ships its records there
     raw["train"] = {**raw["train"], "epochs": epochs}
     study = tmp_path / "s.yaml"
     study.write_text(yaml.safe_dump(raw))
@@ -311,6 +312,7 @@ def test_a_stopped_engine_run_records_every_member_stopped_and_resumes(tmp_path)
     study = tmp_path / "s.yaml"
     out = tmp_path / "runs"
     raw = {**TINY_ABLATION, "study": {**TINY_ABLATION["study"], "output_dir": str(out)}}
+    raw["report"] = {"dir": str(tmp_path / "report")}  # the run ships its records there
     raw["train"] = {**raw["train"], "epochs": 40}
     study.write_text(yaml.safe_dump(raw))
     cmd = [sys.executable, str(ROOT / "scripts" / "gpu" / "ablation.py"), "run", str(study)]

@@ -104,6 +104,7 @@ def test_ablation_run_gives_the_engine_the_whole_ablation_as_one_pack(tmp_path, 
                     "output_dir": str(out),
                 },
                 "resources": {"executor": "local", "pack": 8, "cpus_per_trial": 1},
+                "report": {"dir": str(tmp_path / "report")},  # the run ships its records there
             }
         )
     )

@@ -27,7 +27,10 @@ TINY_HERE = {
 
 def _cfg(tmp_path=None, **sections):
     """This file's tiny study with ``sections`` merged in, recording to ``tmp_path``."""
-    out = {} if tmp_path is None else {"study": {"output_dir": str(tmp_path)}}
+    out = {}
+    if tmp_path is not None:  # the report beside the records: the run ships its records there
+        report = str(tmp_path.parent / f"{tmp_path.name}-report")
+        out = {"study": {"output_dir": str(tmp_path)}, "report": {"dir": report}}
     return TINY_STUDY.parse(TINY_HERE, out, **sections)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rcl_study.files import atomic_write_text
+from rcl_study.store import atomic_write_text
 from rcl_study.study.runner import run_study
 from rcl_study.trials.folder import StudyFolder
 from tests.conftest import TINY_STUDY

@@ -2,8 +2,8 @@
 
 Tune hands a restarted trial its last reported checkpoint; :func:`ray_trial.restore` copies it
 into the trial's folder. Each row of RESTORE_CASES sets the scene (a good checkpoint, a damaged
-one, a link planted at the trial's folder): the copy is recorded in the study folder's manifest
-(so ``--overwrite`` may delete it), and is never written through a link.
+one, a link planted at the trial's folder): the copy is in the trial's folder as a plain file,
+and is never written through a link.
 """
 
 from __future__ import annotations
@@ -45,22 +45,22 @@ def _linked(src: Path, root: Path, outside: Path) -> None:
     (root / "trials").symlink_to(outside)
 
 
-#: (name, scene, epoch returned or the exception, the manifest's checkpoint entries)
+#: (name, scene, epoch returned or the exception, the files then in the study folder)
 RESTORE_CASES = [
-    ("a good checkpoint: copied and recorded", _good, 3, ["trials/t__s0/checkpoint.pt"]),
-    ("a damaged checkpoint: removed, nothing recorded as kept", _damaged, None, []),
+    ("a good checkpoint: copied", _good, 3, ["trials/t__s0/checkpoint.pt"]),
+    ("a damaged checkpoint: removed", _damaged, None, []),
     ("trials/ planted as a link: refused, nothing written outside", _linked, OSError, []),
 ]
 
 
 @pytest.mark.parametrize("name,scene,want,listed", RESTORE_CASES, ids=[c[0] for c in RESTORE_CASES])
-def test_a_restored_checkpoint_is_recorded_and_never_written_through_a_link(
+def test_a_restored_checkpoint_is_copied_and_never_written_through_a_link(
     name, scene, want, listed, tmp_path, monkeypatch
 ):
     root, src, outside = tmp_path / "runs" / "s", tmp_path / "ray-ckpt", tmp_path / "outside"
     for d in (root, src, outside):
         d.mkdir(parents=True)
-    (root / ".rcl_study").write_text(json.dumps({"study": "s", "manifest": ".rcl_study.files"}))
+    (root / ".rcl_study").write_text(json.dumps({"study": "s"}))
     scene(src, root, outside)
     monkeypatch.setattr(ray_trial.tune, "get_checkpoint", lambda: FakeCheckpoint(src))
     unit = Unit.single(TrialPlan("t__s0", "t", 0, {}))
@@ -70,8 +70,6 @@ def test_a_restored_checkpoint_is_recorded_and_never_written_through_a_link(
         assert list(outside.iterdir()) == []
     else:
         assert ray_trial.restore(unit, StudyFolder(root)) == want
-    manifest = root / ".rcl_study.files"
-    lines = manifest.read_text().splitlines() if manifest.exists() else []
-    entries = {json.loads(line)["path"] for line in lines}
-    present = {p for p in entries if (root / p).is_file() and not (root / "trials").is_symlink()}
-    assert sorted(present) == listed
+    trials = root / "trials"
+    present = [] if trials.is_symlink() else [p for p in trials.rglob("*") if p.is_file()]
+    assert sorted(p.relative_to(root).as_posix() for p in present) == listed

@@ -12,19 +12,19 @@ from pathlib import Path
 import pytest
 
 from rcl_study import run
-from rcl_study.config import ConfigError, load_study, to_dict
+from rcl_study.config import load_study, to_dict
+from rcl_study.store.folders import claim
 from rcl_study.study import runner
 from rcl_study.study.lock import LOCK, StudyLock, StudyLocked
 from rcl_study.study.runner import (
     StudyChanged,
     absolute_paths,
     check_changes,
-    check_folder,
+    check_run_folders,
     prepare_folder,
 )
 from rcl_study.trials.design import expand, trial_config
 from rcl_study.trials.folder import DAMAGED, RECORDS, StudyFolder
-from rcl_study.trials.ownership import claim
 from rcl_study.trials.records import config_hash
 from tests.conftest import DROP, Only
 
@@ -82,13 +82,13 @@ def test_damaged_lines_are_skipped_then_set_aside_and_their_trials_rerun(tmp_pat
     bad = _damage(tmp_path)
     assert [r["trial_id"] for r in StudyFolder(tmp_path).read_rows()[0]] == ["a", "b"]
     assert StudyFolder(tmp_path).done_ids() == {"a", "b"}  # c runs again on resume
-    assert StudyFolder(tmp_path).set_aside_damaged() == 4
+    assert StudyFolder(tmp_path).move_damaged_lines() == 4
     assert (tmp_path / DAMAGED).read_bytes().splitlines() == bad
     assert [json.loads(x)["trial_id"] for x in (tmp_path / RECORDS).read_text().splitlines()] == [
         "a",
         "b",
     ]
-    assert StudyFolder(tmp_path).set_aside_damaged() == 0
+    assert StudyFolder(tmp_path).move_damaged_lines() == 0
 
 
 def test_append_keeps_damaged_lines_instead_of_dropping_them(tmp_path):
@@ -96,7 +96,7 @@ def test_append_keeps_damaged_lines_instead_of_dropping_them(tmp_path):
     StudyFolder(tmp_path).append({"trial_id": "c", "status": "ok"})
     assert [r["trial_id"] for r in StudyFolder(tmp_path).read_rows()[0]] == ["a", "b", "c"]
     assert StudyFolder(tmp_path).damaged_lines() == bad  # left in place: append does not read
-    assert StudyFolder(tmp_path).set_aside_damaged() == 4
+    assert StudyFolder(tmp_path).move_damaged_lines() == 4
     assert (tmp_path / DAMAGED).read_bytes().splitlines() == bad
 
 
@@ -108,16 +108,16 @@ def test_damaged_records_do_not_block_checks_and_overwrite_keeps_them(
     claim(cfg.output_dir, cfg.name)
     _damage(cfg.output_dir)
     with pytest.raises(runner.StudyExists):
-        check_folder(cfg, resume=False, overwrite=False)
-    check_folder(cfg, resume=True, overwrite=False)
-    # the damage is a change the toolkit did not make: --overwrite keeps the file, so refuses
-    with pytest.raises(ConfigError, match="changed since the toolkit wrote it"):
-        check_folder(cfg, resume=False, overwrite=True)
-    assert len(StudyFolder(cfg.output_dir).damaged_lines()) == 4
-    StudyFolder(cfg.output_dir).set_aside_damaged()  # what --resume does first
-    check_folder(cfg, resume=False, overwrite=True)
+        check_run_folders(cfg, resume=False, overwrite=False)
+    check_run_folders(cfg, resume=True, overwrite=False)
+    check_run_folders(cfg, resume=False, overwrite=True)
+    damaged = StudyFolder(cfg.output_dir).damaged_lines()
+    assert len(damaged) == 4
     out = prepare_folder(cfg, overwrite=True)
     assert StudyFolder(out).read_rows()[0] == []
+    # the damaged file went aside with the old study, line for line
+    (moved,) = Path(cfg.output_dir).parent.glob(f"{Path(cfg.output_dir).name}.replaced-*")
+    assert StudyFolder(moved).damaged_lines() == damaged
 
 
 def test_report_only_survives_a_damaged_line(tmp_path, monkeypatch, capsys, tiny_study):

@@ -40,7 +40,10 @@ def test_a_stopped_unit_records_every_member_and_resumes(tmp_path, monkeypatch, 
 
     out = tmp_path / "runs"
     cfg = tiny_study.parse(
-        TINY_HERE, study={"output_dir": str(out)}, resources={"pack": pack, "executor": "local"}
+        TINY_HERE,
+        study={"output_dir": str(out)},
+        report={"dir": str(tmp_path / "rep")},  # the run ships its records there
+        resources={"pack": pack, "executor": "local"},
     )
     with monkeypatch.context() as m:
         if pack > 1:

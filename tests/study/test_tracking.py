@@ -123,7 +123,7 @@ def test_mlflow_on_sqlite_every_trial_is_a_run(tmp_path):
             assert [v for _, v in got] == pytest.approx([v for _, v in points], rel=1e-6)
 
 
-def test_default_mlflow_store_is_the_study_folder_and_overwrite_clears_it(tmp_path):
+def test_default_mlflow_store_is_the_study_folder_and_overwrite_moves_it(tmp_path, capsys):
     pytest.importorskip("mlflow")
     cfg = _study(tmp_path, tracking=["tensorboard", "mlflow"])
     from rcl_study.study.tracking import make_trackers, mlflow_uri, tracking_text
@@ -135,14 +135,14 @@ def test_default_mlflow_store_is_the_study_folder_and_overwrite_clears_it(tmp_pa
     assert [t.name for t in trackers] == ["tensorboard", "mlflow"]
     Trackers(trackers).close()
     assert (tmp_path / "runs" / "mlflow.db").exists()
-    from rcl_study.trials import ownership
+    from rcl_study.store.folders import claim, move_to_replaced
 
     (tmp_path / "runs" / "tensorboard").mkdir()
     (tmp_path / "runs" / "tensorboard" / "events").write_text("e")
-    ownership.claim(tmp_path / "runs", "tracked")
-    ownership.record_libraries(tmp_path / "runs", 0)  # what a run's end records
-    gone, kept = ownership.clear(tmp_path / "runs", "tracked", "records")
-    assert {"mlflow.db", "tensorboard/events"} <= set(gone) and kept == []
+    claim(tmp_path / "runs", "tracked")
+    moved = move_to_replaced(tmp_path / "runs")  # what --overwrite does
+    assert moved is not None and (moved / "mlflow.db").exists()
+    assert (moved / "tensorboard" / "events").read_text() == "e"
     assert not (tmp_path / "runs" / "tensorboard").exists()
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from rcl_study.config import load_study
+from rcl_study.store.folders import claim
 from rcl_study.study.execute import Resolver
 from rcl_study.study.recording import make_record
-from rcl_study.study.runner import StudyExists, apply_smoke, check_folder
+from rcl_study.study.runner import StudyExists, apply_smoke, check_run_folders
 from rcl_study.trainer.result import TrialResult
 from rcl_study.trials.folder import StudyFolder
-from rcl_study.trials.ownership import claim
 from rcl_study.trials.records import STATUSES, TrialPlan, TrialRecord, TrialStatus
 from tests.conftest import DROP, Only
 
@@ -49,12 +49,12 @@ def test_smoke_shrinks_but_keeps_the_design():
 def test_existing_study_folder_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = load_study(ROOT / "studies/quickstart.yaml")
-    check_folder(cfg, resume=False, overwrite=False)  # nothing there yet
+    check_run_folders(cfg, resume=False, overwrite=False)  # nothing there yet
     claim(cfg.output_dir, cfg.name)
     StudyFolder(cfg.output_dir).append({"trial_id": "a", "status": "ok"})
     with pytest.raises(StudyExists, match="--resume"):
-        check_folder(cfg, resume=False, overwrite=False)
-    check_folder(cfg, resume=True, overwrite=False)
+        check_run_folders(cfg, resume=False, overwrite=False)
+    check_run_folders(cfg, resume=True, overwrite=False)
 
 
 # ------------------------------------------------------------------ the typed record (issue 13)
@@ -165,8 +165,52 @@ def test_unknown_status_is_a_damaged_line(tmp_path):
     assert folder.damaged_lines() == [weird]
     with pytest.raises(ValueError, match="status"):
         TrialRecord.from_json(_full_row(status="exploded"))
-    assert folder.set_aside_damaged() == 1
+    assert folder.move_damaged_lines() == 1
     assert folder.damaged_path.read_bytes() == weird + b"\n"
+
+
+#: records of a variant whose seed a hand edit took away: each is a damaged line
+SEEDLESS = [
+    ("seed removed", lambda r: r.pop("seed")),
+    ("seed null", lambda r: r.update(seed=None)),
+]
+
+
+@pytest.mark.parametrize("name,edit", SEEDLESS, ids=[c[0] for c in SEEDLESS])
+def test_a_record_of_a_variant_without_its_seed_is_a_damaged_line(name, edit, tmp_path):
+    row = {"trial_id": "a__s0", "variant": "a", "seed": 0, "status": "ok", "metrics": {}}
+    edit(row)
+    with pytest.raises(ValueError, match="seed"):
+        TrialRecord.from_json(row)
+    (tmp_path / "records.jsonl").write_text(json.dumps(row) + "\n")
+    assert StudyFolder(tmp_path).records() == []
+    assert StudyFolder(tmp_path).damaged_lines() == [json.dumps(row).encode()]
+
+
+def test_report_only_reads_a_record_whose_seed_was_removed_without_a_traceback(
+    tmp_path, monkeypatch, capsys
+):
+    """A shipped report's record hand-edited to ``"seed": null``: the line is damaged (said in
+    one note, kept), the report is built from the others."""
+    import shutil
+
+    from rcl_study import run
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "reports" / "quickstart", tmp_path / "reports" / "quickstart")
+    (tmp_path / "studies").mkdir()
+    shutil.copy(ROOT / "studies" / "quickstart.yaml", tmp_path / "studies")
+    path = tmp_path / "reports" / "quickstart" / "records.jsonl"
+    lines = path.read_text().splitlines()
+    first = json.loads(lines[0])
+    first["seed"] = None
+    lines[0] = json.dumps(first)
+    path.write_text("\n".join(lines) + "\n")
+    before = path.read_bytes()
+    assert run.main(["studies/quickstart.yaml", "--report-only"]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "1 damaged line(s)" in err, err
+    assert path.read_bytes() == before
 
 
 def test_status_enum_covers_every_status_the_code_writes(tiny_study):

@@ -60,28 +60,28 @@ def test_an_append_after_a_cut_line_starts_a_line_of_its_own(tmp_path):
     assert folder.damaged_lines() == [cut]
 
 
-def test_set_aside_damaged_compacts_once_keeping_lines_as_written(tmp_path):
+def test_move_damaged_lines_compacts_once_keeping_lines_as_written(tmp_path):
     folder = StudyFolder(tmp_path)
     a1, b = _line("a", metrics={"x": 1}), b'{"status":"ok","trial_id":"b"}'  # compact, as is
     a2, c1, c2 = _line("a", metrics={"x": 2}), _line("c", "failed"), _line("c", attempts=2)
     bad1, bad2 = b'{"trial_id": "d", "sta', b"\xff not utf-8"
     folder.records_path.write_bytes(b"\n".join([a1, bad1, b, a2, bad2, c1, c2, b'{"trial_id"']))
-    assert folder.set_aside_damaged() == 3
+    assert folder.move_damaged_lines() == 3
     assert folder.records_path.read_bytes() == b"\n".join([b, a2, c2]) + b"\n"
     assert folder.damaged_path.read_bytes() == b"\n".join([bad1, bad2, b'{"trial_id"']) + b"\n"
     assert _ids(folder) == [("b", None), ("a", 2), ("c", None)]
     before = folder.records_path.stat().st_mtime_ns, folder.records_path.read_bytes()
-    assert folder.set_aside_damaged() == 0  # nothing left to do: the file is not rewritten
+    assert folder.move_damaged_lines() == 0  # nothing left to do: the file is not rewritten
     assert (folder.records_path.stat().st_mtime_ns, folder.records_path.read_bytes()) == before
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_set_aside_damaged_collapses_duplicates_without_damaged_lines(tmp_path):
+def test_move_damaged_lines_collapses_duplicates_without_damaged_lines(tmp_path):
     folder = StudyFolder(tmp_path)
     for x in (1, 2, 3):
         folder.append({"trial_id": "a", "status": "ok", "metrics": {"x": x}})
     folder.append({"trial_id": "b", "status": "ok"})
-    assert folder.set_aside_damaged() == 0
+    assert folder.move_damaged_lines() == 0
     assert not folder.damaged_path.exists()
     lines = folder.records_path.read_bytes().splitlines()
     assert [json.loads(x)["trial_id"] for x in lines] == ["a", "b"]

@@ -1,4 +1,4 @@
-"""No link is followed inside a study's folders (issue 23, class 1).
+"""No link is followed inside a study's folders.
 
 Each row of LINK_CASES plants one symbolic link inside a study's records or report folder,
 pointing outside it. The command must end in exit 2 with one line naming the link, and the
@@ -18,7 +18,7 @@ from typing import NamedTuple
 import pytest
 
 from rcl_study import run
-from rcl_study.files import append_line, atomic_write_text
+from rcl_study.store import append_line, atomic_write_text
 from rcl_study.study import local
 from tests.conftest import TINY_STUDY
 
