@@ -268,6 +268,7 @@ def defining_config(config: dict[str, Any]) -> dict[str, Any]:
         ("data", "val_per_class", 0),
         ("data", "head_images", None),
         ("data", "val_list", None),
+        ("data", "class_order", "fixed"),
     ):
         node = out.get(section)
         if isinstance(node, dict) and key in node and node[key] == default:
