@@ -237,12 +237,14 @@ def _main(argv: list[str] | None = None) -> int:
             from rcl_study.report.plan import rounds_lines, study_plan
             from rcl_study.report.power import plan_lines
             from rcl_study.report.shipped import records_folder
+            from rcl_study.report.table import bounds
 
             source, note = records_folder(cfg) if a.sd is None else (cfg.output_dir, None)
             if note:
                 print(note, file=sys.stderr)
             plan = study_plan(cfg, a.sd, a.effect, source)
-            lines = plan_lines(plan) + rounds_lines(cfg, plan.sd, a.effect)
+            lines = plan_lines(plan, bounds(cfg.study.metric))
+            lines += rounds_lines(cfg, plan.sd, a.effect, plan.family)
             print("\n".join(lines))
             return 0
         if a.dry_run:  # a plan may be made on a laptop for a GPU box: machine checks are notes

@@ -13,6 +13,7 @@ from rcl_study.losses import OFF_VALUES
 from rcl_study.report import stats
 from rcl_study.report.mdes import sweep_mde
 from rcl_study.report.report_stats import (
+    IDENTICAL,
     Comparison,
     FactorialEffects,
     FactorialTerm,
@@ -89,6 +90,20 @@ def _dropped(df: pd.DataFrame, metric: str, variant: str, seeds: set[int]) -> li
     return out
 
 
+def paired(
+    base: list[float], other: list[float], mode: str, alpha: float, n_boot: int
+) -> dict[str, Any]:
+    """``stats.paired_comparison``; arms identical at every seed are marked so, not tested.
+
+    Differences exactly zero at every seed: the variant is its baseline by construction
+    (``untested`` is :data:`IDENTICAL`, its one note says so).
+    """
+    res = stats.paired_comparison(base, other, mode, alpha, n_boot)
+    if base and list(base) == list(other):
+        res.update(untested=IDENTICAL, notes=[f"{IDENTICAL}: not tested"])
+    return res
+
+
 def comparisons(
     df: pd.DataFrame,
     metric: str,
@@ -112,9 +127,7 @@ def comparisons(
     for variant in [v for v in dict.fromkeys(df["variant"]) if v not in (baseline, *exclude)]:
         other = ok[ok["variant"] == variant].set_index("seed")[metric].astype(float)
         seeds = sorted(set(base.index) & set(other.index))
-        res = stats.paired_comparison(
-            base.loc[seeds].tolist(), other.loc[seeds].tolist(), mode, alpha, n_boot
-        )
+        res = paired(base.loc[seeds].tolist(), other.loc[seeds].tolist(), mode, alpha, n_boot)
         res.update(variant=variant, baseline=baseline, seeds=[int(s) for s in seeds])
         lost = _dropped(df, metric, baseline, all_seeds - set(base.index))
         lost += _dropped(df, metric, variant, all_seeds - set(other.index))

@@ -9,7 +9,7 @@ import pandas as pd
 
 from rcl_study.config import StudyFile
 from rcl_study.config.metrics import val_key
-from rcl_study.report import analysis, drawing, instrument, mdes, plateau, power
+from rcl_study.report import analysis, drawing, instrument, mdes, plateau, power, shown
 from rcl_study.report.report_stats import (
     Comparison,
     Plateau,
@@ -86,10 +86,12 @@ def seed_plan(
     """The seed plan from this study's own records (sd of paired differences, pooled).
 
     On the comparisons with the baseline; for a ``report.within`` study without them, on its
-    tested values (that family's size).
+    tested values (that family's size). Comparisons identical to the baseline by construction
+    are left out of the pooled sd and the family.
     """
-    tests: list[Any] = [c for c in comparisons if c.sd_diff is not None]
-    family, what = max(1, len(comparisons)), "comparisons with the baseline"
+    real = [c for c in comparisons if not c.identical]
+    tests: list[Any] = [c for c in real if c.sd_diff is not None]
+    family, what = max(1, len(real)), "comparisons with the baseline"
     if not comparisons and within:
         tests = [r for r in within.rows if r.p_ttest is not None]
         family, what = max(1, len(tests)), f"paired tests of {within.other}"
@@ -143,13 +145,15 @@ def _summary(cfg: StudyFile, df: pd.DataFrame, dfa: pd.DataFrame, note: str | No
 
 
 def _profile(summary: list[VariantSummary], ok: pd.DataFrame, cfg: StudyFile):
-    """Performance profiles of the variants with a finished seed."""
+    """Performance profiles of the variants with a finished seed (None below their seeds)."""
     metric = cfg.study.metric
     runs = {
         s.variant: ok.loc[ok["variant"] == s.variant, metric].astype(float).tolist()
         for s in summary
         if s.n
     }
+    if not shown.profile_shown([len(x) for x in runs.values()]):
+        return None
     return drawing.profile(runs, cfg.study.mode, cfg.report.bootstrap)
 
 

@@ -5,11 +5,12 @@ Used by ``python -m rcl_study.run STUDY.yaml --plan-seeds [--effect E] [--sd S]`
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from rcl_study.config import ConfigError, StudyFile
 from rcl_study.report import analysis, power
-from rcl_study.report.report_stats import SeedPlan
+from rcl_study.report.report_stats import PairedTest, SeedPlan
 from rcl_study.report.table import current_metrics, results_table
 from rcl_study.report.within import within_of
 from rcl_study.trials.design import baseline_variant, expand, within_keys
@@ -42,29 +43,45 @@ def family_size(cfg: StudyFile) -> int:
     return max(1, len({p.variant for p in expand(cfg)}) - 1)
 
 
-def pilot_sd(
-    cfg: StudyFile, records: list[TrialRecord], where: Path | None = None
-) -> tuple[float, str] | None:
-    """Pooled sd of paired differences with the baseline in ``records`` and where it came from."""
+@dataclass(frozen=True)
+class Pilot:
+    """The pooled sd of paired differences in a pilot's records, and where it came from.
+
+    ``identical``: the family's tests identical to their baseline by construction (left out of
+    the sd and of the family).
+    """
+
+    sd: float
+    source: str
+    identical: int
+
+
+def pilot_sd(cfg: StudyFile, records: list[TrialRecord], where: Path | None = None) -> Pilot | None:
+    """Pooled sd of paired differences with the baseline in ``records`` and where it came from.
+
+    Tests identical to their baseline at every seed (:attr:`.PairedTest.identical`) are left out.
+    """
     records = [r.replace(metrics=current_metrics(r.metrics)) for r in records]
     df = results_table(records, cfg.study.metric)
     if not len(df):
         return None
     keys = _within_family(cfg)
     if keys:
-        rows = within_of(cfg, df, n_boot=100).rows
-        comps = [r for r in rows if r.p_ttest is not None]
+        tests: list[PairedTest] = list(within_of(cfg, df, n_boot=100).rows)
+        comps = [r for r in tests if r.p_ttest is not None]
         what = f"paired tests of {keys[1]} at each {keys[0]}"
     else:
         base = baseline_variant(cfg, list(dict.fromkeys(df["variant"])))
-        comps = analysis.comparisons(df, cfg.study.metric, base, cfg.study.mode, n_boot=100)
+        tests = list(analysis.comparisons(df, cfg.study.metric, base, cfg.study.mode, n_boot=100))
+        comps = [c for c in tests if not c.identical]
         what = f"paired comparisons with {base}"
     pooled = power.pooled_sd([(c.sd_diff, c.n) for c in comps])
     if not pooled:
         return None
     used = [c for c in comps if c.sd_diff is not None]
     where = where or cfg.output_dir
-    return pooled[0], f"pilot: pooled over {len(used)} {what} in {where}, {pooled[1]} df"
+    source = f"pilot: pooled over {len(used)} {what} in {where}, {pooled[1]} df"
+    return Pilot(pooled[0], source, sum(t.identical for t in tests))
 
 
 def study_plan(
@@ -81,6 +98,7 @@ def study_plan(
     without records this is a :class:`ConfigError`.
     """
     where = Path(records_dir or cfg.output_dir)
+    family = family_size(cfg)
     if sd is not None:
         if sd <= 0:
             raise ConfigError(f"{cfg.name}: --sd must be positive, got {sd:g}")
@@ -92,27 +110,30 @@ def study_plan(
                 f"{cfg.name}: --plan-seeds: no paired results in {where} to estimate "
                 "the sd of paired differences; pass --sd (an assumed sd)"
             )
-        sd, source = pilot
+        sd, source, family = pilot.sd, pilot.source, family - pilot.identical
     return power.plan(
         sd,
         len(cfg.study.seeds),
         cfg.report.alpha,
-        family_size(cfg),
+        family,
         list(effects or DEFAULT_EFFECTS),
         source,
     )
 
 
-def rounds_lines(cfg: StudyFile, sd: float, effects: list[float] | None = None) -> list[str]:
+def rounds_lines(
+    cfg: StudyFile, sd: float, effects: list[float] | None = None, family: int | None = None
+) -> list[str]:
     """Seeds in planned rounds (``study.rounds``): power and expected seeds per target effect.
 
     Group-sequential, two-sided, O'Brien-Fleming-type spending at Holm's conservative level
-    ``alpha / family`` (:mod:`rcl_study.trials.sequential`); with no rounds declared, the three
-    equal rounds that reach 80% power for each effect.
+    ``alpha / family`` (:mod:`rcl_study.trials.sequential`; ``family``: the seed plan's, else
+    :func:`family_size`); with no rounds declared, the three equal rounds that reach 80% power
+    for each effect.
     """
     from rcl_study.trials import sequential
 
-    level = cfg.report.alpha / family_size(cfg)
+    level = cfg.report.alpha / (family or family_size(cfg))
     rounds = cfg.study.rounds
     out = []
     if rounds:

@@ -73,12 +73,32 @@ def mde_info(
     return Mde(value, analysis, test, alpha, max(1, family), POWER, basis)
 
 
-def mde_words(info: Mde, metric: str) -> str:
+Bounds = tuple[float, float] | None
+
+
+def beyond_range(value: float | None, bounds: Bounds) -> bool:
+    """Whether an effect ``value`` is wider than the metric's range (no such difference exists)."""
+    return value is not None and bounds is not None and value > bounds[1] - bounds[0]
+
+
+def _range(bounds: tuple[float, float]) -> str:
+    return f"[{bounds[0]:g}, {bounds[1]:g}]"
+
+
+def mde_words(info: Mde, metric: str, bounds: Bounds = None) -> str:
     """What an MDE means, said plainly (no "detects differences of about X").
 
     "80% power at alpha/m for X": if the true difference were X, this design would call it
     significant in 80% of repetitions and miss it in 20%; smaller ones are missed more often.
+    An MDE wider than the metric's range ``bounds`` is said as such, not as a number.
     """
+    if beyond_range(info.value, bounds):
+        return (
+            f"MDE of the {info.analysis}: no effect within the metric's range is detectable "
+            f"with {info.basis} ({info.test} on test {metric}, range {_range(bounds)}, at "
+            f"alpha/m = {info.alpha:g}/{info.family}): a non-significant result says nothing "
+            "about the size of the difference"
+        )
     return (
         f"MDE of the {info.analysis}: {info.value:.3g} on test {metric} ({info.test} "
         f"at alpha/m = {info.alpha:g}/{info.family}, {info.basis}): were the true "
@@ -145,9 +165,17 @@ def plan(
     )
 
 
-def plan_lines(p: SeedPlan) -> list[str]:
-    """A seed plan as short lines of text (CLI and report)."""
+def plan_lines(p: SeedPlan, bounds: Bounds = None) -> list[str]:
+    """A seed plan as short lines of text (CLI and report).
+
+    An MDE wider than the metric's range ``bounds`` reads "none within the metric's range".
+    """
     a = p.alpha / p.family
+    none = f"none within the metric's range {_range(bounds)}" if bounds else ""
+
+    def said(value: float) -> str:
+        return "out of range" if beyond_range(value, bounds) else f"{value:.3g}"
+
     out = [
         f"sd of paired differences: {p.sd:.4g} ({p.source})",
         f"test: two-sided paired t-test, power {p.power:.0%}, level alpha/m = "
@@ -155,10 +183,11 @@ def plan_lines(p: SeedPlan) -> list[str]:
         f"{p.family} comparison{'s' if p.family > 1 else ''})",
     ]
     if p.mde_now is not None:
-        out.append(f"minimum detectable effect with the study's {p.n_now} seeds: {p.mde_now:.4g}")
+        now = none if beyond_range(p.mde_now, bounds) else f"{p.mde_now:.4g}"
+        out.append(f"minimum detectable effect with the study's {p.n_now} seeds: {now}")
     out.append(
         "MDE by seeds: "
-        + ", ".join(f"{r.seeds}: {r.mde:.3g}" for r in p.mde_table if r.mde is not None)
+        + ", ".join(f"{r.seeds}: {said(r.mde)}" for r in p.mde_table if r.mde is not None)
     )
     for r in p.needed:
         out.append(f"seeds needed for an effect of {r.effect:g}: {r.seeds}")

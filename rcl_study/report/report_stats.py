@@ -13,6 +13,11 @@ from typing import Any
 
 Interval = tuple[float, float] | list[float] | None
 
+#: why a paired test did not run when its paired differences are exactly zero at every seed: the
+#: variant is the baseline by construction (left out of the Holm family, the pooled sd, the MDE
+#: and every family count)
+IDENTICAL = "identical to the baseline at every seed"
+
 
 def to_json(value: Any) -> Any:
     """``value`` in plain JSON form: a part by its own ``to_json``, lists and dicts item by item."""
@@ -129,6 +134,11 @@ class PairedTest(_Part):
     prob_improvement_ci: Interval
     untested: str | None
     notes: list[str]
+
+    @property
+    def identical(self) -> bool:
+        """Whether the two arms are identical at every seed (the same by construction)."""
+        return self.untested == IDENTICAL
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from typing import Any
 import pandas as pd
 
 from rcl_study.config import StudyFile
-from rcl_study.report import instrument_sections, power, stats, wording
+from rcl_study.report import instrument_sections, power, shown, stats, wording
 from rcl_study.report.markup import Block, code, lit
 from rcl_study.report.provenance import provenance_block
 from rcl_study.report.report_stats import ReportStats, SecondaryOf
 from rcl_study.report.section_analyses import plateau_section, within_section
-from rcl_study.report.table import FAILURES
+from rcl_study.report.table import FAILURES, bounds
 from rcl_study.trials.records import TrialRecord
 
 #: how a secondary analysis is labelled wherever its tests appear
@@ -146,11 +146,12 @@ def results(r: ReportInput) -> list[Block]:
     out.append(table)
     if common:
         out.append(("p", "Every variant: " + "; ".join(map(lit, common)) + "."))
-    return out
+    hidden = [shown.iqm_note(st.variants), shown.profile_note(st.variants)]
+    return out + [("p", f"{lit(note)}.") for note in hidden if note]
 
 
 def plateau(r: ReportInput) -> list[Block]:
-    """Whether the variants trained to a plateau (:func:`.section_analyses.plateau_section`)."""
+    """Late movement of the learning curves (:func:`.section_analyses.plateau_section`)."""
     return plateau_section(r.stats.plateau) if r.stats.plateau else []
 
 
@@ -168,17 +169,22 @@ def comparisons(r: ReportInput) -> list[Block]:
     sec = st.secondary
     label = wording.baseline_label(r.cfg, st, False)
     family = "Its own Holm family, " + SECONDARY if sec else "One Holm family"
+    ran = shown.tested(st.comparisons)
+    wilcoxon = shown.wilcoxon_note(st.comparisons, st.alpha)
+    family += f": the {len(ran)} comparisons with the baseline tested"
+    untested = [c.variant for c in st.comparisons if c.p_ttest is None and not c.identical]
+    if untested:
+        family += f" (not tested: {', '.join(map(lit, untested))}; see the note column)"
+    family += "" if wilcoxon else " (separately for the t-test and the Wilcoxon columns)"
+    hidden = [wilcoxon, shown.improve_note(st.comparisons)]
     return [
         (
             "h",
             2,
             f"Paired comparisons with the baseline ({label})" + (f", {SECONDARY}" if sec else ""),
         ),
-        (
-            "p",
-            family + f": the {len(st.comparisons)} comparisons with the "
-            "baseline (separately for the t-test and the Wilcoxon columns).",
-        ),
+        ("p", f"{family}."),
+        *[("p", f"{lit(note)}.") for note in hidden if note],
         wording.comparison_table(st),
     ]
 
@@ -249,7 +255,8 @@ def seed_planning(r: ReportInput) -> list[Block]:
     plan = r.stats.plan
     if not plan:
         return []
-    return [("h", 2, "Seed planning"), ("ul", [lit(line) for line in power.plan_lines(plan)])]
+    lines = power.plan_lines(plan, bounds(r.stats.metric))
+    return [("h", 2, "Seed planning"), ("ul", [lit(line) for line in lines])]
 
 
 def definitions(r: ReportInput) -> list[Block]:

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from rcl_study.report import stats
+from rcl_study.report.analysis import paired
 from rcl_study.report.mdes import pooled_mde
-from rcl_study.report.report_stats import Anova, Mde, WithinAnalysis, WithinRow
+from rcl_study.report.report_stats import IDENTICAL, Anova, Mde, WithinAnalysis, WithinRow
 from rcl_study.report.table import mean_of, ok_rows
 from rcl_study.trials.design import within_keys
 
@@ -63,9 +64,10 @@ def within_effects(
 
     ``levels`` are the grid's values of ``within``, in its order. Rows are matched to grid
     values by :func:`same_value`. Paired by seed at each level
-    (:func:`stats.paired_comparison`; seeds missing from either arm are left out and named), Holm
+    (:func:`.analysis.paired`; seeds missing from either arm are left out and named), Holm
     over the levels that could be tested (one family; ``tested`` counts them); whether the effect
-    changes across levels: a one-way ANOVA of the per-seed differences (scipy ``f_oneway``; the
+    changes across levels: a one-way ANOVA of the per-seed differences of the levels whose arms
+    are not identical by construction (scipy ``f_oneway``; the
     levels are assumed independent: an assumption, since they share seed numbers and the test
     set); the MDE of the paired tests from the pooled sd of the tested levels.
     """
@@ -85,9 +87,7 @@ def within_effects(
         at = ok[ok[within].map(lambda v, lv=level: same_value(v, lv)).astype(bool)]
         c, t = arm(at, control), arm(at, treatment)
         seeds = sorted(set(c.index) & set(t.index))
-        res = stats.paired_comparison(
-            c.loc[seeds].tolist(), t.loc[seeds].tolist(), mode, alpha, n_boot
-        )
+        res = paired(c.loc[seeds].tolist(), t.loc[seeds].tolist(), mode, alpha, n_boot)
         missing = sorted(set(c.index) ^ set(t.index))
         if missing:
             res["notes"].append(f"seeds {missing} have one arm only: left out")
@@ -98,7 +98,8 @@ def within_effects(
             treatment_mean=mean_of(t.loc[seeds]),
         )
         rows.append(res)
-        groups.append(t.loc[seeds].to_numpy() - c.loc[seeds].to_numpy())
+        if res["untested"] != IDENTICAL:  # the same arms by construction: no effect to compare
+            groups.append(t.loc[seeds].to_numpy() - c.loc[seeds].to_numpy())
     typed = _with_holm(rows)
     tested = [r for r in typed if r.p_ttest is not None]
     return WithinAnalysis(

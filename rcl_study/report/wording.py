@@ -14,10 +14,10 @@ from typing import Any
 import pandas as pd
 
 from rcl_study.config.metrics import val_key
-from rcl_study.report import power, robust, stats
+from rcl_study.report import power, robust, shown, stats
 from rcl_study.report.markup import Block, lit
 from rcl_study.report.report_stats import Mde, ReportStats, SweepBest, WithinAnalysis
-from rcl_study.report.table import direction
+from rcl_study.report.table import bounds, direction
 
 
 def fmt(x: Any, digits: int = 4) -> str:
@@ -130,7 +130,17 @@ def design_lines(cfg: Any, st: ReportStats) -> list[str]:
 def mde_text(info: Mde, metric: str) -> str:
     """One analysis's MDE in words (:func:`.power.mde_words`), its names escaped."""
     named = replace(info, analysis=lit(info.analysis), basis=lit(info.basis))
-    return power.mde_words(named, lit(metric))
+    return power.mde_words(named, lit(metric), bounds(metric))
+
+
+def mde_again(info: Mde, metric: str) -> str:
+    """The MDE after a summary's non-significant result, where its section has a Power line.
+
+    An MDE beyond the metric's range is said once, in that Power line: here a pointer to it.
+    """
+    if power.beyond_range(info.value, bounds(metric)):
+        return "no effect within the metric's range is detectable: see Power above"
+    return mde_text(info, metric)
 
 
 def _direction_word(metric: str) -> str:
@@ -190,13 +200,13 @@ def _comparison_sentences(st: ReportStats) -> list[str]:
         )
     nonsig = [c for c in tested if c not in sig]
     if nonsig:
-        tail = f" ({mde_text(st.mde, metric)})" if st.mde else ""
+        tail = f" ({mde_again(st.mde, metric)})" if st.mde else ""
         out.append(
             "No significant difference from the baseline after Holm correction "
             f"(alpha {alpha:g}) for: {', '.join(lit(c.variant) for c in nonsig)}{tail}."
         )
     for c in comps:
-        if c.p_ttest is None:
+        if c.p_ttest is None and not c.identical:  # an identical one: said in its note column
             why = c.untested or "no test"
             out.append(f"**{lit(c.variant)}** vs **{lit(c.baseline)}**: not tested ({lit(why)}).")
     return out
@@ -207,7 +217,7 @@ def _within_sentences(w: WithinAnalysis, metric: str, mode: str, alpha: float) -
     other, key, treat = lit(w.other), lit(w.within), lit(w.treatment)
     family = f"paired t-test, Holm over the {w.tested} values of {key} tested"
     out = []
-    for r in w.rows:
+    for r in (r for r in w.rows if not r.identical):  # said in its note column
         at = f"At {key} = {lit(r.level)}"
         if r.p_ttest is None:
             out.append(f"{at}: {other} not tested ({lit(r.untested or 'no test')}).")
@@ -226,7 +236,7 @@ def _within_sentences(w: WithinAnalysis, metric: str, mode: str, alpha: float) -
             )
     nonsig = [r for r in w.rows if r.p_ttest is not None and r.p_ttest_holm >= alpha]
     if nonsig and w.mde:
-        out.append(f"For the non-significant values: {mde_text(w.mde, metric)}.")
+        out.append(f"For the non-significant values: {mde_again(w.mde, metric)}.")
     a = w.anova
     if a and a.p is not None:
         verdict = "changes" if a.p < alpha else "no significant change"
@@ -353,7 +363,8 @@ def variant_table(st: ReportStats) -> tuple[Block, list[str]]:
     epoch = _epoch_column(st)
     head = ["variant", "ok/trials", "mean (test, last epoch)", "sd", "95% CI (t)"]
     head += ["95% CI (bootstrap)"] if boot else []
-    head += ["IQM [95% CI from 10 seeds]"]
+    iqm = shown.iqm_shown(vs)
+    head += ["IQM [95% CI from 10 seeds]"] if iqm else []
     head += ["mean (validation, last epoch)"] if has_val else []
     head += [epoch[1]] if epoch else []
     head += ["many (test)", "medium (test)", "few (test)"]
@@ -364,7 +375,8 @@ def variant_table(st: ReportStats) -> tuple[Block, list[str]]:
     for s in vs:
         row = [s.variant, f"{s.n}/{s.trials}", fmt(s.mean), fmt(s.std), fmt(s.ci_t)]
         row += [fmt(s.ci_boot)] if boot else []
-        row += [with_boot_ci(s.iqm, s.iqm_ci, 4)]
+        if iqm:
+            row += [with_boot_ci(s.iqm, s.iqm_ci, 4) if s.n >= shown.MIN_IQM_SEEDS else "n/a"]
         row += [fmt(s.mean_of(val))] if has_val else []
         row += [fmt(s.mean_of(epoch[0]))] if epoch else []
         row += [fmt(s.mean_of(k), 3) for k in ("many_acc", "medium_acc", "few_acc", "compactness")]
@@ -375,39 +387,26 @@ def variant_table(st: ReportStats) -> tuple[Block, list[str]]:
 
 
 def comparison_table(st: ReportStats) -> Block:
-    """The paired comparisons with the baseline: differences, tests, effect sizes, notes."""
-    alpha = st.alpha
-    rows = [
-        [
-            c.variant,
-            str(c.n),
-            fmt(c.mean_diff),
-            fmt(c.ci_diff),
-            format_p(c.p_ttest, alpha),
-            format_p(c.p_ttest_holm, alpha),
-            format_p(c.p_wilcoxon, alpha),
-            format_p(c.p_wilcoxon_holm, alpha),
-            with_ci(c.d_z, c.d_z_ci),
-            with_ci(c.g_z, c.g_z_ci),
-            with_boot_ci(c.prob_improvement, c.prob_improvement_ci),
-            fmt(c.share_improved, 2),
-            "; ".join(c.notes),
-        ]
-        for c in st.comparisons
-    ]
-    head = [
-        "variant",
-        "seeds",
-        "diff (test)",
-        "95% CI",
-        "p (t)",
-        "p (t, Holm)",
-        "p (Wilcoxon)",
-        "p (W, Holm)",
-        "d_z [95% CI]",
-        "g_z [95% CI]",
-        "P(improve) [95% CI from 10 seeds]",
-        "share improved",
-        "notes",
-    ]
+    """The paired comparisons with the baseline: differences, tests, effect sizes, notes.
+
+    The Wilcoxon and P(improve) columns only where they can say something (:mod:`.shown`).
+    """
+    alpha, comps = st.alpha, st.comparisons
+    wilcoxon = shown.wilcoxon_note(comps, alpha) is None
+    improve = shown.improve_shown(comps)
+    head = ["variant", "seeds", "diff (test)", "95% CI", "p (t)", "p (t, Holm)"]
+    head += ["p (Wilcoxon)", "p (W, Holm)"] if wilcoxon else []
+    head += ["d_z [95% CI]", "g_z [95% CI]"]
+    head += ["P(improve) [95% CI from 10 seeds]"] if improve else []
+    head += ["share improved", "notes"]
+    rows = []
+    for c in comps:
+        row = [c.variant, str(c.n), fmt(c.mean_diff), fmt(c.ci_diff)]
+        row += [format_p(c.p_ttest, alpha), format_p(c.p_ttest_holm, alpha)]
+        if wilcoxon:
+            row += [format_p(c.p_wilcoxon, alpha), format_p(c.p_wilcoxon_holm, alpha)]
+        row += [with_ci(c.d_z, c.d_z_ci), with_ci(c.g_z, c.g_z_ci)]
+        row += [with_boot_ci(c.prob_improvement, c.prob_improvement_ci)] if improve else []
+        row += [fmt(c.share_improved, 2), "; ".join(shown.shown_notes(c.notes, wilcoxon))]
+        rows.append(row)
     return ("table", head, rows)

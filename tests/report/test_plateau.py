@@ -101,7 +101,7 @@ def test_the_report_has_the_section_with_its_numbers(tmp_path):
     recs = [_record(f"v{v}__s{s}", f"v{v}", s, {}, 0.6 + 0.01 * s) for v in (0, 1) for s in (0, 1)]
     _, path = _write(tmp_path, {"kind": "ablation"}, recs)
     md = path.read_text()
-    assert "## Training to a plateau" in md
+    assert "## Late movement of the learning curves" in md
     assert "Not checked (fewer than 2 evaluations in the last fifth (epochs 2.4-3))." in md
 
 
@@ -117,6 +117,6 @@ def test_the_report_table_gives_each_variants_movement_sd_and_verdict(tmp_path):
     _, path = _write(tmp_path, {"kind": "ablation"}, recs)
     md = path.read_text()
     # tail: epochs 8, 9, 10; flat: range 0, sd 0.02 -> yes; climbing: range 0.1 -> no
-    assert "On test balanced_acc, 1 of 2 variants meet the plateau criterion." in md
+    assert "On test balanced_acc, 1 of 2 variants move less than the seed sd." in md
     assert "| flat | 8-10 (3 evaluations) | 0.0000 | 0.0200 | yes |" in md
     assert "| climbing | 8-10 (3 evaluations) | 0.1000 | 0.0200 | no |" in md
