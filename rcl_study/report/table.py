@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from rcl_study.config import METRIC_INFO, METRICS, RENAMED_METRICS
-from rcl_study.config.metrics import val_key
+from rcl_study.config.metrics import PROJECTION_METRICS, val_key
 from rcl_study.report import stats
 from rcl_study.trials.records import TrialRecord
 
@@ -22,7 +22,7 @@ CHOSEN_COLUMNS = tuple(
 )
 METRIC_COLUMNS = (
     *METRICS,
-    *(val_key(m) for m in METRICS),
+    *(val_key(m) for m in METRICS if m not in PROJECTION_METRICS),  # measured on test only
     "seconds_per_epoch",
     *CHOSEN_COLUMNS,
     *BEST_COLUMNS,
