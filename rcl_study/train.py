@@ -21,7 +21,7 @@ from rcl_study.data import DataError
 from rcl_study.run import sigterm_as_ctrl_c
 from rcl_study.store import atomic_write_text
 from rcl_study.study.runner import absolute_paths
-from rcl_study.trainer.checkpoint import CheckpointError, set_aside, stored_hash
+from rcl_study.trainer.checkpoint import CheckpointError, rename_stale, stored_hash
 from rcl_study.trainer.loop import train_trial
 from rcl_study.trials.records import config_hash
 
@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         "--accept-changes",
         action="store_true",
         help="a checkpoint in --workdir written for another configuration (or carrying none) is "
-        "set aside (checkpoint.stale-<hash>.pt) and the trial trains afresh; without it, such a "
+        "renamed (checkpoint.stale-<hash>.pt) and the trial trains afresh; without it, such a "
         "checkpoint is refused (exit 2)",
     )
     return p
@@ -87,7 +87,7 @@ def _main(argv: list[str] | None = None) -> int:
     chash = config_hash(to_dict(cfg))
     try:
         if a.accept_changes and a.workdir:
-            _set_aside_other(Path(a.workdir) / "checkpoint.pt", chash)
+            _rename_other(Path(a.workdir) / "checkpoint.pt", chash)
         result = train_trial(cfg, workdir=a.workdir, config_hash=chash)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the last checkpoint (atomic) is kept
         kept = f"the last checkpoint is kept in {a.workdir}; " if a.workdir else ""
@@ -139,16 +139,16 @@ def _main(argv: list[str] | None = None) -> int:
     return 0 if result.ok else 1
 
 
-def _set_aside_other(path: Path, expected: str) -> None:
+def _rename_other(path: Path, expected: str) -> None:
     """``--accept-changes``: rename a checkpoint not carrying ``expected`` (one line says so)."""
     if not path.exists():
         return
     stored = stored_hash(path)
     if stored != expected:
-        set_aside(path, stored)
+        rename_stale(path, stored)
         print(
             f"note: {path}: written for configuration {stored or 'unknown'}, not this one "
-            f"({expected}); set aside as checkpoint.stale-{stored or 'unknown'}.pt, training "
+            f"({expected}); renamed to checkpoint.stale-{stored or 'unknown'}.pt, training "
             "afresh",
             file=sys.stderr,
         )

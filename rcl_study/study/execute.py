@@ -20,6 +20,7 @@ from rcl_study.store import (
     append_bytes,
     atomic_write_text,
     make_folder,
+    read_bytes,
     remove_file,
     rename_file,
 )
@@ -129,13 +130,13 @@ def _stale(folder: StudyFolder, plan: TrialPlan, config: dict) -> str | None:
     if not path.exists():
         return None
     try:
-        old = config_hash(load_json(path.read_bytes(), MAX_PLAN_BYTES)["config"])
+        old = config_hash(load_json(read_bytes(path, MAX_PLAN_BYTES), MAX_PLAN_BYTES)["config"])
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         return "unreadable"
     return None if old == config_hash(config) else old
 
 
-def _set_aside(paths: list[Path], old: str) -> None:
+def _rename_stale(paths: list[Path], old: str) -> None:
     """Rename ``paths`` that exist to ``<stem>.stale-<old hash><suffix>`` (never reused)."""
     for path in paths:  # through no link
         rename_file(path, f"{path.stem}.stale-{old}{path.suffix}")
@@ -145,15 +146,15 @@ def _names(members: list[TrialPlan]) -> list[str]:
     return [p.trial_id for p in members]
 
 
-def _set_aside_foreign(path: Path, expected: str | dict[str, str]) -> None:
-    """Set aside the checkpoint ``path`` unless it carries ``expected`` (its trial's hash).
+def _rename_foreign(path: Path, expected: str | dict[str, str]) -> None:
+    """Rename the checkpoint ``path`` unless it carries ``expected`` (its trial's hash).
 
     ``expected``: the trial's ``config_hash``, or a pack's member -> hash mapping. A checkpoint
     that carries another hash, or none (written before checkpoints carried one), is renamed to
     ``checkpoint.stale-<its hash>.pt`` and never resumed; one that cannot be read is left for
     the trainer to refuse.
     """
-    from rcl_study.trainer.checkpoint import CheckpointError, read_checkpoint, set_aside
+    from rcl_study.trainer.checkpoint import CheckpointError, read_checkpoint, rename_stale
 
     if not path.exists():
         return
@@ -162,7 +163,7 @@ def _set_aside_foreign(path: Path, expected: str | dict[str, str]) -> None:
     except CheckpointError:
         return
     if stored != expected:
-        set_aside(path, stored if isinstance(stored, str) else None)
+        rename_stale(path, stored if isinstance(stored, str) else None)
 
 
 def train_and_save(
@@ -190,9 +191,9 @@ def train_and_save(
     chash = config_hash(config)
     if rank0:
         old = _stale(folder, plan, config)
-        if old is not None:  # another configuration's checkpoint and result: set aside
-            _set_aside([workdir / "checkpoint.pt", workdir / "result.json"], old)
-        _set_aside_foreign(workdir / "checkpoint.pt", chash)
+        if old is not None:  # another configuration's checkpoint and result: renamed stale
+            _rename_stale([workdir / "checkpoint.pt", workdir / "result.json"], old)
+        _rename_foreign(workdir / "checkpoint.pt", chash)
         _write_config(folder, plan, config, None)
     t0 = time.time()
     name = plan.trial_id
@@ -267,10 +268,10 @@ def train_pack_and_save(
     for plan, (_, config) in zip(members, resolved):
         old = _stale(folder, plan, config)
         if old is not None:  # a member changed: the pack's checkpoint is not its work
-            _set_aside([folder.trial_dir(pack) / "checkpoint.pt"], old)
-            _set_aside([folder.trial_dir(plan.trial_id) / "result.json"], old)
+            _rename_stale([folder.trial_dir(pack) / "checkpoint.pt"], old)
+            _rename_stale([folder.trial_dir(plan.trial_id) / "result.json"], old)
         _write_config(folder, plan, config, pack)
-    _set_aside_foreign(folder.trial_dir(pack) / "checkpoint.pt", dict(zip(_names(members), hashes)))
+    _rename_foreign(folder.trial_dir(pack) / "checkpoint.pt", dict(zip(_names(members), hashes)))
     t0 = time.time()
     names = _names(members)
     stopped: TrialsStopped | None = None
@@ -355,7 +356,7 @@ def stored_result(
     try:
         if not path.exists():
             return None
-        stored = TrialResult.from_json(load_json(path.read_bytes(), MAX_PLAN_BYTES))
+        stored = TrialResult.from_json(load_json(read_bytes(path, MAX_PLAN_BYTES), MAX_PLAN_BYTES))
     except (OSError, ValueError):
         return None
     if stored.status is TrialStatus.STOPPED:

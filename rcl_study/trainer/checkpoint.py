@@ -106,7 +106,7 @@ def stored_hash(path: Path) -> str | None:
     return got if isinstance(got, str) else None
 
 
-def set_aside(path: Path, old: str | None) -> bool:
+def rename_stale(path: Path, old: str | None) -> bool:
     """Rename the checkpoint ``path`` to ``<stem>.stale-<old hash><suffix>`` (never resumed)."""
     return rename_file(path, f"{path.stem}.stale-{old or 'unknown'}{path.suffix}")
 
