@@ -43,6 +43,22 @@ def declared_plan(cfg: StudyFile, plans: Sequence[TrialPlan]) -> dict[str, Any]:
     }
 
 
+def rounds_text(cfg: StudyFile, plans: Sequence[TrialPlan]) -> list[str]:
+    """What a dry run says of the declared plan: the primary contrasts and the rounds."""
+    if not (cfg.study.rounds or cfg.report.primary):
+        return []
+    declared = declared_plan(cfg, plans)
+    out = [f"primary contrasts ({declared['primary_source']}): " + "; ".join(declared["primary"])]
+    if cfg.study.rounds:
+        sesoi = f", futility at SESOI {cfg.report.sesoi:g}" if cfg.report.sesoi else ""
+        out.append(
+            f"rounds {cfg.study.rounds} (cumulative seeds): after each, the primary contrasts are "
+            f"tested group-sequentially (alpha {cfg.report.alpha:g}{sesoi}); the study stops "
+            "once every one is decided"
+        )
+    return out
+
+
 def look(cfg: StudyFile, plans: Sequence[TrialPlan], records: Sequence) -> SequentialResult:
     """The group-sequential test of the primary contrasts on ``records`` (every look reached)."""
     contrasts = primary_contrasts(cfg, plans)

@@ -31,7 +31,7 @@ from rcl_study.study.executor import Executor, OnEval
 from rcl_study.study.lock import StudyLock
 from rcl_study.study.packing import plan_units, slots
 from rcl_study.study.progress import Progress
-from rcl_study.study.rounds import declared_plan, run_planned
+from rcl_study.study.rounds import declared_plan, rounds_text, run_planned
 from rcl_study.study.search import run_search
 from rcl_study.study.tracking import (
     Tracker,
@@ -154,6 +154,7 @@ def dry_run_text(cfg: StudyFile, plans: list[TrialPlan] | None = None) -> str:
             f" in {len(units)} units: " + _pack_note(cfg, units)
         )
         n_units = len(units)
+        lines.extend(rounds_text(cfg, plans))
     conc = res.max_concurrent or "as many as fit"
     where = (
         "in this process, one unit at a time (executor local)"

@@ -116,3 +116,12 @@ def test_rounds_never_reorder_seeds(tmp_path, rounds):
     ex = Scored(_big_effect)
     run_study(cfg, executor=ex, trackers=[], progress=False)
     assert [t.rsplit("__s", 1)[1] for t in ex.ran] == ["0", "1", "0", "1"]
+
+
+def test_a_dry_run_names_the_primary_contrasts_and_the_rounds(tmp_path):
+    from rcl_study.study.runner import dry_run_text
+
+    text = dry_run_text(_study(tmp_path, [2, 4, 6], sesoi=0.01))
+    assert "primary contrasts (default): loss.preset=bcl - loss.preset=la" in text
+    assert "rounds [2, 4, 6] (cumulative seeds)" in text and "SESOI 0.01" in text
+    assert "primary contrasts" not in dry_run_text(_study(tmp_path, None))
