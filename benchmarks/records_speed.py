@@ -8,7 +8,7 @@ sampled overrides, the metric keys a real record has and a history of ``--evals`
 about 7 KB a line) are appended through the driver's :class:`RecordBook` to an empty study
 folder; the table gives the mean milliseconds of the first and the last 500 appends and the
 total. ``--baseline N`` does the same for N records with the rewrite-on-every-append
-implementation this toolkit had before issue 18 (copied below as :class:`RewriteFolder`, the
+implementation an earlier version of this toolkit used (copied below as :class:`RewriteFolder`, the
 baseline only), whose appends grow with the number of records.
 
 (b) a search study of ``--trials`` search trials (seed 0; a tenth pruned, a few failed) plus
@@ -182,7 +182,7 @@ class Records:
 
 @dataclass(frozen=True)
 class RewriteFolder(StudyFolder):
-    """BASELINE ONLY: ``StudyFolder.append`` as it was before issue 18 (rewrites every record)."""
+    """BASELINE ONLY: ``StudyFolder.append`` in an earlier version (rewrites every record)."""
 
     def append(self, record: TrialRecord | dict[str, Any]) -> None:  # noqa: D102
         row = record.to_json() if isinstance(record, TrialRecord) else record

@@ -1,4 +1,4 @@
-"""Per-step host-device syncs and CPU time of one checkout's trainer (issue 11).
+"""Per-step host-device syncs and CPU time of one checkout's trainer.
 
 Runs the trainer of the checkout at ``--repo`` (default: this one), so an older commit can be
 measured beside the current one in the same session (``git worktree add /tmp/before <commit>``)::

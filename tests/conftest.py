@@ -233,3 +233,14 @@ class Cli:
 def cli(tmp_path) -> Cli:
     """The study command line, run in ``tmp_path``."""
     return Cli(tmp_path)
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Stand-ins for the Ray adapter: a study-file or folder test must never start trials."""
+    from rcl_study.study import ray_tune as tune
+
+    monkeypatch.setattr(tune.RayExecutor, "start", lambda self, cfg: None)
+    monkeypatch.setattr(tune.RayExecutor, "run", lambda *a, **k: None)
+    monkeypatch.setattr(tune.RayExecutor, "search", lambda *a, **k: None)
+    monkeypatch.setattr(tune.RayExecutor, "stop", lambda self: None)

@@ -1,4 +1,4 @@
-"""Issue 22 item 3: the command line refuses what it would ignore (exit 2, one line naming keys)."""
+"""The command line refuses what it would ignore (exit 2, one line naming keys)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 22 item 2: a notebook runs a study and reads it as a table with public names only."""
+"""A notebook runs a study and reads it as a table with public names only."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Issue 22 item 1: the example package's loss, dataset and backbone run in a study.
+"""The example package's loss, dataset and backbone run in a study.
 
 The package is ``examples/rcl_study_example`` (``pip install ./examples/rcl_study_example``;
 ``.ci/run`` installs it and sets ``RCL_STUDY_EXAMPLE_REQUIRED=1``, so CI never skips this).

@@ -1,4 +1,4 @@
-"""Issue 22 item 1: every registered loss, dataset and backbone meets its contract.
+"""Every registered loss, dataset and backbone meets its contract.
 
 The contracts are in docs/plugins.md.
 

@@ -1,6 +1,6 @@
 """SIGTERM stops a study as Ctrl-C does: finished trials recorded, exit 130, --resume finishes.
 
-The local executor also records the trial it interrupted, ``stopped`` (issue 21); --resume
+The local executor also records the trial it interrupted, ``stopped``; --resume
 trains it again.
 
 Slurm (preemption, the time limit, scancel) and other batch systems stop a job with SIGTERM, and
@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from rcl_study.run import _SigtermAsCtrlC
+from tests.conftest import TINY_STUDY
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 
@@ -123,7 +124,7 @@ def _check_stop_and_resume(tmp_path, path, code, err, before):
     out = tmp_path / "runs/tiny"
     rows = _records(out)
     # no trial blamed for the stop: finished ones ok, the one it interrupted (local executor)
-    # recorded "stopped" with its progress (issue 21)
+    # recorded "stopped" with its progress
     assert all(r["status"] in ("ok", "stopped") for r in rows), why
     stopped = {r["trial_id"] for r in rows if r["status"] == "stopped"}
     assert all(r["reason"].startswith("stopped by ") for r in rows if r["status"] != "ok")
@@ -154,6 +155,25 @@ def test_sigterm_twice_stops_a_ray_study_gracefully(tmp_path):
     code, err, before = _stop_with_sigterm(tmp_path, path, times=2)
     assert "stopping the running trials" in err, f"exit {code}, stderr:\n{err[-3000:]}"
     _check_stop_and_resume(tmp_path, path, code, err, before)
+
+
+def test_sigterm_stops_a_study_like_ctrl_c(tmp_path, cli):
+    path = TINY_STUDY.write(
+        tmp_path,
+        train={"epochs": 3, "max_steps_per_epoch": 4, "progress": False},
+        study={"components": ["margin"]},
+        resources={"executor": "local", "pack": 1},
+        report={"bootstrap": 100},
+    )
+    out = tmp_path / "runs/tiny"
+    stopped = cli.stop_midway(path, records=out, at_least=1, sig=signal.SIGTERM, poll=0.2)
+    assert stopped.returncode == 130, stopped.stderr[-3000:]
+    assert f"finish with: python -m rcl_study.run {path} --resume" in stopped.stderr
+    assert "Traceback" not in stopped.stderr
+    # finished trials ok; the one interrupted recorded "stopped", none blamed
+    assert any(r["status"] == "ok" for r in stopped.rows)
+    assert all(r["status"] in ("ok", "stopped") for r in stopped.rows)
+    assert all(r["reason"].startswith("stopped by ") for r in stopped.rows if r["status"] != "ok")
 
 
 # ------------------------------------------------- python -m rcl_study.train, stopped midway

@@ -1,4 +1,4 @@
-"""``python -m rcl_study.train`` resolves each user path once (issue 23, class 3).
+"""``python -m rcl_study.train`` resolves each user path once.
 
 Each row of PATH_CASES names ``data.path`` (and ``--out``) as a user might: relative, with
 ``..``, with ``~``, outside the working folder. The data file the command checks and reads is the

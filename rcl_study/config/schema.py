@@ -89,7 +89,7 @@ class ModelConfig(Strict):
 
 
 class TrainConfig(Strict):
-    """Optimisation. CIFAR defaults follow BCL (Zhu et al. 2022); sources in ``train.py``."""
+    """Optimisation. CIFAR defaults follow BCL (Zhu et al. 2022); sources in ``docs/recipe.md``."""
 
     epochs: int = Field(200, ge=1, le=100_000)
     seed: int = 0

@@ -1,6 +1,6 @@
-"""Whether a study's trials trained to a plateau: the last fifth of each variant's learning curve.
+"""Late movement of the learning curves: the last fifth of each variant's mean learning curve.
 
-Criterion (issue 20; ``docs/results.md``, "Training to a plateau"): over the last fifth of the
+Criterion (the report's "Late movement of the learning curves"): over the last fifth of the
 training epochs, the variant's mean learning curve (the mean over its seeds at each evaluated
 epoch) moves the metric by less than the sample sd over seeds of its final value. Movement is the
 range (max - min) of that mean curve over the evaluated epochs ``e >= E - E / 5``, ``E`` the last

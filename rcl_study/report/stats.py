@@ -1,7 +1,10 @@
-"""The only statistics of the toolkit (scipy, statsmodels), as pure functions over plain numbers.
+"""Summaries, paired tests, Holm, factorial effects, sweeps (scipy, statsmodels): pure functions.
 
-Every function returns plain dicts; a statistic that cannot be computed is ``None`` with a
-note saying why (one seed, no variance), never NaN. ``mode`` is the metric's direction
+Each function takes plain numbers and returns plain numbers, tuples or dicts, which
+:mod:`rcl_study.report.analysis` turns into the typed :mod:`rcl_study.report.report_stats`; the
+other statistics live beside it (``robust``: rliable's; ``power``: seed planning; ``paired``:
+paired proportions). A statistic that cannot be computed is ``None`` with a note saying why (one
+seed, no variance), never NaN. ``mode`` is the metric's direction
 (``"max"``: higher is better), as declared in ``rcl_study.config.METRIC_INFO``.
 """
 

@@ -2,7 +2,7 @@
 
 Each checkpoint carries the ``config_hash`` of the trial that wrote it (the caller passes it:
 the trainer knows nothing of studies), so that it is never resumed under another configuration
-(:func:`load_checkpoint` with ``expected``; issue 23).
+(:func:`load_checkpoint` with ``expected``).
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ def _depth(value: Any) -> int:
 
 
 def load_json(data: bytes, limit: int | None = None) -> Any:
-    """Parse JSON ``data`` within a size and nesting limit (issue 23).
+    """Parse JSON ``data`` within a size and nesting limit.
 
     Raises:
         ValueError: not UTF-8 JSON, longer than ``limit`` bytes (default

@@ -1,4 +1,4 @@
-"""Issue 21's GPU run, step by step (called by ``scripts/gpu/ablation.sh``; no Ray needed).
+"""The GPU ablation run, step by step (called by ``scripts/gpu/ablation.sh``; no Ray needed).
 
     python scripts/gpu/ablation.py run STUDY [--set k=v ...] [--budget-s SECONDS]
     python scripts/gpu/ablation.py gap STUDY [--set k=v ...] --study-dir DIR --out gaps.json

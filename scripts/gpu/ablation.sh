@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issues 15 and 21: BCL and as much of the RCL ablation as the minutes allow, in ONE device call
+# BCL and as much of the RCL ablation as the minutes allow, in ONE device call
 # (timeout_s 600), nothing lost at the deadline. Prepare here first (bash scripts/gpu/prepare.sh),
 # then one call that carries .export and .whl:
 #     OUT=$OUT bash scripts/gpu/ablation.sh

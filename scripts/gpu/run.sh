@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU run that cannot be lost (issue 11 item 8; issue 15 builds on it). Prepare here first
+# One GPU run that cannot be lost. Prepare here first
 # (bash scripts/gpu/prepare.sh), then one device call that carries .export and .whl:
 #     OUT=$OUT bash scripts/gpu/run.sh          (timeout_s 600; LIMIT_S below keeps it inside)
 # Phases, each timed into $OUT/phases.tsv (phase, seconds, exit status):

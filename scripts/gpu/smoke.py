@@ -3,7 +3,7 @@
     python scripts/gpu/smoke.py STUDY.yaml [--set k=v ...] [--cpu] [--budget-s S]
 
 Gating checks, in order, stopping at the first failure (exit 1, its reason on stderr): only what
-a run cannot do without (issue 21):
+a run cannot do without:
 
 1. ``device``: CUDA is visible and supports bf16 (``--cpu``: the CPU rehearsal, no GPU asked for);
 2. ``bf16_channels_last``: ResNet-32 with BCL's heads in channels-last memory, forward and backward

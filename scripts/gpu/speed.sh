@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The speed benchmarks, as their own short device call after the ablation call (issue 15 item 2):
+# The speed benchmarks, as their own short device call after the ablation call:
 #   1. benchmarks/epoch_speed.py: seconds per epoch of our trainer vs a peer-style pipeline at full
 #      size, 1 vs 4 trials sharing the GPU ($OUT/speed.json);
 #   2. benchmarks/pack_speed.py --device cuda: K = 1, 2, 8 ablation variants packed in one process

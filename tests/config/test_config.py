@@ -181,7 +181,7 @@ def _recipe_keys() -> list[tuple[str, object]]:
     return pairs
 
 
-#: recipe keys whose CIFAR value the CIFAR studies set (issue 21): the default stays the one every
+#: recipe keys whose CIFAR value the CIFAR studies set: the default stays the one every
 #: other study was written for (docs/recipe.md, "Where the CIFAR defaults live")
 CIFAR_STUDY_KEYS = {"train.schedule": "cosine", "train.milestones": None}
 

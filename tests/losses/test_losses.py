@@ -417,7 +417,7 @@ def _preset_batch(seed=0, b=12, d=8, c=4):
 @pytest.mark.parametrize("scale_on", ["all", "views"])
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_no_host_device_sync_per_step(preset, scale_on):
-    # issue 11 item 6: the step's losses, forward and backward, make no synchronising call
+    # the step's losses, forward and backward, make no synchronising call
     from rcl_study.config import LossConfig
 
     spec = resolve_loss(LossConfig(preset=preset, scale_on=scale_on), alpha=2.0, beta=0.6)

@@ -1,4 +1,4 @@
-"""Issue 23 item 7, leftover: every user-derived string of a report renders as itself.
+"""Every user-derived string of a report renders as itself.
 
 Table-driven: each nasty string goes at once into every slot a study file or a record fills (a
 grid value and so the variant names and the baseline, the question, a secondary analysis's name

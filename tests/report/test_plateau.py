@@ -1,5 +1,5 @@
-"""The plateau criterion (issue 20): the last fifth of the mean learning curve against the seed sd,
-checked against values computed by hand."""
+"""The late-movement criterion (``rcl_study.report.plateau``): the last fifth of the mean
+learning curve against the seed sd, checked against values computed by hand."""
 
 from __future__ import annotations
 

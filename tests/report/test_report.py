@@ -316,7 +316,7 @@ def test_stopped_trials_are_partial_not_failed(tmp_path):
 
 
 def test_pruned_trials_are_not_failed_and_not_promised_a_resume(tmp_path):
-    """Pruned trials (the scheduler's cut) are not trained again by --resume (review)."""
+    """Pruned trials (the scheduler's cut) are not trained again by --resume."""
     recs = [_record(f"none__s{s}", "none", s, {"loss.margin": 0.0}, 0.5, "pruned") for s in (0, 1)]
     recs.append(_record("margin__s0", "margin", 0, {"loss.margin": 0.5}, 0, "failed"))
     _, path = _write(tmp_path, {"kind": "ablation", "components": ["margin"]}, recs)

@@ -1,4 +1,4 @@
-"""Issue 20, item 3: secondary analyses are declared, labelled and rebuilt by their own command."""
+"""Secondary analyses are declared, labelled and rebuilt by their own command."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Issue 20, item 2 (report side): choose on validation, report on test, name every split."""
+"""The report side of choosing on validation: report on test, name every split."""
 
 import json
 

@@ -104,7 +104,7 @@ def test_a_stopped_run_leaves_its_curve_and_a_checkpoint_that_resumes(tmp_path, 
     assert epochs == list(range(1, res["epoch"] + 1))
 
 
-# --- scripts/gpu/ablation.py (issues 15, 21): priority packs, syncs into $OUT, restore, the run
+# --- scripts/gpu/ablation.py: priority packs, syncs into $OUT, restore, the run
 
 
 def test_priority_order_puts_bcl_then_bcl_rcl_then_singles_then_pairs():
@@ -166,7 +166,7 @@ class _SyntheticSpeed:
 def test_a_priority_pack_keeps_what_the_timed_second_epoch_says_fits(
     tmp_path, monkeypatch, epochs, seconds_left_after_2, kept, budget_end
 ):
-    """The CPU rehearsal of issue 21 item 2: the whole ablation as one pack, a synthetic device."""
+    """The CPU rehearsal of the GPU ablation: the whole ablation as one pack, a synthetic device."""
     import rcl_study.trainer.pack as pack
     from rcl_study.trainer.budget import PackBudget
     from rcl_study.trials.folder import StudyFolder
@@ -303,8 +303,8 @@ TINY_ABLATION = TINY_STUDY(
 
 @pytest.mark.slow
 def test_a_stopped_engine_run_records_every_member_stopped_and_resumes(tmp_path):
-    """The CPU rehearsal of issue 21 item 3: SIGTERM mid-pack at tiny size. Exit 124, the lock
-    released, all 8 members recorded ``stopped`` with their last evaluation and epoch; a sync
+    """The CPU rehearsal of a stop at the deadline: SIGTERM mid-pack at tiny size. Exit 124, the
+    lock released, all 8 members recorded ``stopped`` with their last evaluation and epoch; a sync
     returns their curves; the same command resumes from the pack checkpoint to the end."""
     from rcl_study.trials.folder import StudyFolder
 
@@ -433,7 +433,7 @@ def test_a_resumed_run_gets_the_data_at_the_path_its_records_hashed(tmp_path):
         "relative/cifar10_lt_ir100.npz.xz",
         None,
         ["/tmp/data/cifar10_lt_ir100.npz.xz"],
-        "/tmp/../etc/data/cifar10_lt_ir100.npz.xz",  # review: climbs out
+        "/tmp/../etc/data/cifar10_lt_ir100.npz.xz",  # climbs out
         "/tmp/a\n/data/cifar10_lt_ir100.npz.xz",  # a newline
         "/tmp/x/data/cifar10_lt_ir100.npz.xz\n",
         "//data/cifar10_lt_ir100.npz.xz",

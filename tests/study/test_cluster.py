@@ -1,4 +1,4 @@
-"""Joining an existing Ray cluster (issue 12, item 9): bounded checks, token auth, local runs.
+"""Joining an existing Ray cluster: bounded checks, token auth, local runs.
 
 The slow test starts a real one-CPU cluster with ``ray start --head --block`` on a free port,
 with token authentication and its own temp folder, and stops exactly that cluster afterwards

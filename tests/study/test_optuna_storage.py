@@ -1,4 +1,4 @@
-"""Issue 22 item 4: a search's Optuna study in an RDB (SQLite here), read back with Optuna."""
+"""A search's Optuna study in an RDB (SQLite here), read back with Optuna."""
 
 from __future__ import annotations
 

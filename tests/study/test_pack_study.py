@@ -200,7 +200,7 @@ def test_unit_with_a_stored_member_trains_the_rest_in_its_own_folder(tmp_path, m
     unit = plan_units(cfg, expand(cfg), expand(cfg))[0]
     stored = unit.members[0].trial_id
     (tmp_path / "trials" / stored).mkdir(parents=True)
-    # a stored result is reused only under its trial's configuration (issue 23)
+    # a stored result is reused only under its trial's configuration
     own = config_hash(Resolver(cfg)(unit.members[0])[1])
     row = {"status": "ok", "config_hash": own}
     (tmp_path / "trials" / stored / "result.json").write_text(json.dumps(row))

@@ -1,4 +1,4 @@
-"""The records folder is made absolute once, before anything runs (issue 23, class 3).
+"""The records folder is made absolute once, before anything runs.
 
 An executor may run trials in another working directory (Ray's workers do). Each row of
 PATH_CASES names ``study.output_dir`` as a user might (left out, relative, with ``..``, with

@@ -1,4 +1,4 @@
-"""A restarted Ray trial's checkpoint is restored through the no-link writer (issue 23).
+"""A restarted Ray trial's checkpoint is restored through the no-link writer.
 
 Tune hands a restarted trial its last reported checkpoint; :func:`ray_trial.restore` copies it
 into the trial's folder. Each row of RESTORE_CASES sets the scene (a good checkpoint, a damaged

@@ -1,5 +1,5 @@
 """Fault paths of a study folder without training: damaged records, changed studies, retries,
-the driver lock, a report that cannot be written, trial ids (issue 12, items 5-8 and 10)."""
+the driver lock, a report that cannot be written, trial ids."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""Nothing lost at the deadline (issue 21 item 3): a stopped trial or pack records every member.
+"""Nothing lost at the deadline: a stopped trial or pack records every member.
 
 A ``KeyboardInterrupt`` raised inside the third epoch stands for SIGTERM (the GPU scripts' handler
 raises it there, as Ctrl-C does). Expected: each member recorded ``stopped`` with its evaluation

@@ -1,4 +1,4 @@
-"""Every choice on validation, every reported number on test (issue 20, item 2)."""
+"""Every choice on validation, every reported number on test."""
 
 from __future__ import annotations
 

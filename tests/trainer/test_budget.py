@@ -1,4 +1,4 @@
-"""How many pack members fit a time budget (issue 21 item 2), at a few synthetic speeds.
+"""How many pack members fit a time budget, at a few synthetic speeds.
 
 Expected counts are worked out by hand from the model of :func:`members_that_fit`: ``k`` members
 need ``epochs_left * epoch_s * (0.2 + 0.8 * k / 8) + evals_left * k * eval_s`` seconds, at most
@@ -15,7 +15,7 @@ from rcl_study.trainer.budget import PackBudget, members_that_fit
 @pytest.mark.parametrize(
     "epoch_s, seconds_left, expected",
     [
-        # issue 21's case: 0.45 s per member-epoch (3.6 s for 8), 198 epochs and 40 evaluations
+        # the GPU ablation: 0.45 s per member-epoch (3.6 s for 8), 198 epochs and 40 evaluations
         # (0.1 s per member) left, 420 s: 142.56 + 75.28 k <= 378 -> k = 3
         (3.6, 420.0, 3),
         # twice the seconds: 142.56 + 75.28 k <= 756 -> k = 8.1 -> all 8

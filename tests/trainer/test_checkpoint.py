@@ -1,4 +1,4 @@
-"""Each checkpoint carries the config hash of the trial that wrote it (issue 23, class 4).
+"""Each checkpoint carries the config hash of the trial that wrote it.
 
 A first ``python -m rcl_study.train --workdir W`` leaves ``W/checkpoint.pt``. Each row of
 RESUME_CASES then changes the study (or the checkpoint) and runs the command again: a checkpoint

@@ -1,4 +1,4 @@
-"""The learning-rate schedule (issue 21 item 1): BCL's CIFAR step decay beside cosine.
+"""The learning-rate schedule: BCL's CIFAR step decay beside cosine.
 
 Expected values are written out by hand from the sources' rule (``docs/recipe.md`` row 19: warm-up
 ``lr * (e + 1) / 5``, then ``lr *= 0.1`` for every milestone with ``epoch >= milestone``).
@@ -91,10 +91,10 @@ def test_cifar_recipe_studies_take_the_step_schedule_and_cosine_classifier(name)
     assert cfg.model.classifier == "cosine"
 
 
-#: trial hashes of the first trial of each study, computed with the code before issues 20 and 21
-#: (commit d7deddd): the studies that are not CIFAR recipe studies hash, hence resume, as before
-#: when nothing else changed what they compute (issue 20's validation split changes the training
-#: images, so only ``data.val_per_class: 0`` keeps the old hash)
+#: trial hashes of the first trial of each study, computed with the code of commit d7deddd (no
+#: step schedule, no validation split): the studies that are not CIFAR recipe studies hash, hence
+#: resume, as before when nothing else changed what they compute (the validation split changes
+#: the training images, so only ``data.val_per_class: 0`` keeps the old hash)
 HASHES_BEFORE = {
     "quickstart": ("none__s0", "320fea89f2508ed3"),
 }
@@ -114,9 +114,9 @@ def test_other_studies_keep_cosine_and_their_hashes(name):
 
 
 def test_the_recipe_change_changes_the_cifar_hash():
-    # a record made with cosine decay before issue 21 is not reused for the step schedule
+    # a record made with cosine decay (commit d7deddd) is not reused for the step schedule
     cfg = load_study(ROOT / "studies" / "reproduce_bcl.yaml")
     plan = expand(cfg)[0]
     assert config_hash(to_dict(trial_config(cfg, plan.overrides, plan.seed))) != (
-        "183061811c154609"  # its hash before issue 21 (commit d7deddd)
+        "183061811c154609"  # its hash at commit d7deddd (cosine decay)
     )

@@ -57,9 +57,9 @@ def test_existing_study_folder_is_refused(tmp_path, monkeypatch):
     check_run_folders(cfg, resume=True, overwrite=False)
 
 
-# ------------------------------------------------------------------ the typed record (issue 13)
+# ------------------------------------------------------------------------------ the typed record
 
-#: the keys of a record as the driver wrote them before the typed record (execute.make_record)
+#: the keys of a record on disk, in their order: the same as the untyped dicts records.jsonl held
 OLD_KEYS = [
     "trial_id",
     "variant",

@@ -1,4 +1,4 @@
-"""records.jsonl is append-only: one line per append, the last line of a trial wins (issue 18)."""
+"""records.jsonl is append-only: one line per append, the last line of a trial wins."""
 
 import json
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Issue 22: a grid search tells every listed point without Optuna's RuntimeError."""
+"""A grid search tells every listed point without Optuna's RuntimeError."""
 
 from __future__ import annotations
 

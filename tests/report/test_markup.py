@@ -1,9 +1,9 @@
-"""Report text renders as itself (issue 23, class 7).
+"""Report text renders as itself (``rcl_study.report.markup``).
 
 Each row of TEXTS is a string a study file or a record may hold (a variant name, a grid value, a
 question). In a Markdown table, heading or sentence it must read back as itself (after
 CommonMark's backslash unescaping), in HTML as itself after entity unescaping, in a code block
-inside one fence; as a figure label, matplotlib must draw it, never parse it as mathtext.
+inside one fence.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import re
 
 import pytest
 
-from rcl_study.report import figures
 from rcl_study.report.markup import MD_SPECIAL, lit, to_html, to_markdown
 
 TEXTS = [
@@ -83,17 +82,3 @@ def test_a_code_block_is_one_fence_whatever_it_holds(text):
     fence = re.match(r"`+", md).group(0)
     assert md == f"{fence}\n{text}\n{fence}"
     assert fence not in text  # the fence never closes inside the text
-
-
-LABELS = ["$x^{$", "$\\undefined$", "a $b$ c", "$$", "100$ and $5", "$\\frac{1}{$"]
-
-
-@pytest.mark.parametrize("label", LABELS)
-def test_a_label_with_dollars_is_drawn_as_itself(tmp_path, label):
-    rows = [{"label": label, "mean": 0.5, "ci": (0.4, 0.6), "values": [0.45, 0.55]}]
-    assert figures.variant_means(rows, "balanced_acc", "max", tmp_path) == "variants.png"
-    svg = (tmp_path / "variants.svg").read_text()
-    assert svg  # drawn; with text.parse_math off the label is plain text
-    import matplotlib
-
-    assert matplotlib.rcParams["text.parse_math"] is False

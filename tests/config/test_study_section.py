@@ -1,22 +1,19 @@
-"""Bounds before work (issue 23, class 5).
+"""The study section's bounds (``rcl_study.config.study_section``), checked before any work.
 
 Rows of BOUND_CASES are study sections whose size is out of bounds: the trial count of a grid,
 an ablation or a search is computed before anything is expanded and refused above
 ``study.max_trials`` (raisable); other sizes have upper bounds. Each is one ``ConfigError`` line
-naming the key, from a study file or from ``--set`` alike. Rows of DATA_CASES are data paths
-that are not regular files of plausible size: one ``DataError`` line, nothing read.
+naming the key, from a study file or from ``--set`` alike.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any, NamedTuple
 
 import pytest
 
 from rcl_study import run
-from rcl_study.config import ConfigError, DataConfig
-from rcl_study.data import DataError, checks, load_data
+from rcl_study.config import ConfigError
 from tests.conftest import TINY_STUDY
 
 
@@ -101,33 +98,3 @@ def test_set_values_pass_the_same_bounds(setting, needle, sections, tmp_path, mo
     assert run.main([str(path), "--set", setting, "--dry-run"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: ") and needle in err, err
-
-
-def _fifo(tmp):
-    path = tmp / "data.npz"
-    os.mkfifo(path)
-    return str(path)
-
-
-def _large(tmp, monkeypatch):
-    monkeypatch.setattr(checks, "memory_cap", lambda: 1000)
-    path = tmp / "big.npz"
-    path.write_bytes(b"\0" * 2000)
-    return str(path)
-
-
-DATA_CASES = ["/dev/zero", "a FIFO", "larger than the memory cap"]
-
-
-@pytest.mark.parametrize("case", DATA_CASES)
-def test_a_data_path_must_be_a_regular_file_of_plausible_size(case, tmp_path, monkeypatch):
-    if case == "/dev/zero":
-        path = "/dev/zero"
-    elif case == "a FIFO":
-        path = _fifo(tmp_path)
-    else:
-        path = _large(tmp_path, monkeypatch)
-    with pytest.raises(DataError) as err:
-        load_data(DataConfig(dataset="arrays", path=path, imbalance_ratio=1))
-    msg = str(err.value)
-    assert path in msg and "\n" not in msg, msg

@@ -1,11 +1,12 @@
-"""Every reused artifact proves its configuration (issue 23, class 4).
+"""Running a study's trials (``rcl_study.study.execute``): a reused artifact proves its config.
 
 A trial's folder holds ``config.json`` (the configuration it was written for), ``result.json``
 and ``checkpoint.pt``. Rows of RESULT_CASES are stored results a later run may find: only one
 that carries the ``config_hash`` of the trial's current configuration is reused. Rows of
 CHANGE_CASES change the study between a run that left a trial folder (no record yet) and
-``--resume``: refused naming the keys, and with ``--accept-changes`` the old checkpoint and
-result are set aside, never resumed or reused under the new configuration.
+``--resume``: refused naming the keys (``rcl_study.study.checks.check_changes``), and with
+``--accept-changes`` the old checkpoint and result are set aside, never resumed or reused under
+the new configuration.
 """
 
 from __future__ import annotations

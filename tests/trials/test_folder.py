@@ -1,4 +1,4 @@
-"""Records and plans are validated, not trusted (issue 23, class 6).
+"""A study's records and plan as read back (``rcl_study.trials.folder``): validated, not trusted.
 
 Each row of RECORD_CASES is one hand-edited or damaged line of ``records.jsonl``: it must be
 handled as a damaged line (skipped by readers, moved aside by the driver, its trial runs again),
