@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from rcl_study.config import ConfigError, load_study
 from rcl_study.config.keys import add_set_option, check_overrides_used
+from rcl_study.signals import sigterm_as_ctrl_c
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -144,53 +141,6 @@ def _refused(a: argparse.Namespace) -> str | None:
     if len(modes) > 1:
         return f"{' and '.join(modes)}: give one of them"
     return None
-
-
-class _SigtermAsCtrlC:
-    """SIGTERM (``kill``, a batch system's preemption or time limit) does what Ctrl-C does.
-
-    The first one calls the SIGINT handler in force (during Ray Tune: stop the running trials
-    gracefully), or raises ``KeyboardInterrupt`` where SIGINT is ignored, as it is for a
-    background job of a shell script. Later ones are ignored, so a SIGTERM that reaches the
-    driver twice (from Slurm and from the batch script) never cuts the graceful stop short;
-    SIGKILL (or Ctrl-C twice) stops at once.
-    """
-
-    def __init__(self) -> None:
-        self.seen = False
-
-    def __call__(self, signum, frame) -> None:
-        if self.seen:
-            return
-        self.seen = True
-        handler = signal.getsignal(signal.SIGINT)
-        if callable(handler):
-            handler(signal.SIGINT, frame)
-        else:
-            raise KeyboardInterrupt
-
-
-@contextmanager
-def sigterm_as_ctrl_c() -> Iterator[None]:
-    """While inside, SIGTERM is handled as Ctrl-C (:class:`_SigtermAsCtrlC`); restored after.
-
-    Outside the main thread (where no handler can be set) nothing changes. Every command line
-    of the toolkit runs inside one (``rcl_study.run``, ``rcl_study.train``). Once a SIGTERM has
-    been handled, later ones stay ignored after the block too, so that one arriving while the
-    command prints its last line and exits cannot kill it midway.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    handler = _SigtermAsCtrlC()
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        if handler.seen:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        elif previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import torch
 from rcl_study.config import ConfigError, load_study, to_dict
 from rcl_study.config.keys import add_set_option
 from rcl_study.data import DataError
-from rcl_study.run import sigterm_as_ctrl_c
+from rcl_study.signals import sigterm_as_ctrl_c
 from rcl_study.store import atomic_write_text
 from rcl_study.study.runner import absolute_paths
 from rcl_study.trainer.checkpoint import CheckpointError, rename_stale, stored_hash

@@ -29,6 +29,7 @@ from pathlib import Path
 #: the declared order of the parts, ground floor first; a part not listed counts as top floor
 ORDER = (
     "store",
+    "signals",
     "registry",
     "losses",
     "config",

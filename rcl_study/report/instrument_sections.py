@@ -6,15 +6,11 @@ and returns its blocks (:mod:`.markup`), an empty list when it has nothing to sa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rcl_study.config.metrics import METRIC_INFO
 from rcl_study.report import wording
 from rcl_study.report.instrument import SequentialSummary
 from rcl_study.report.markup import Block, lit
-
-if TYPE_CHECKING:
-    from rcl_study.report.sections import ReportInput
+from rcl_study.report.report_input import ReportInput
 
 
 def intervals(r: ReportInput) -> list[Block]:

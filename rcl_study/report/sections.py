@@ -8,35 +8,20 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pandas as pd
 
 from rcl_study.config import StudyFile
 from rcl_study.report import instrument_sections, power, shown, stats, wording
 from rcl_study.report.markup import Block, code, lit
 from rcl_study.report.provenance import provenance_block
+from rcl_study.report.report_input import ReportInput
 from rcl_study.report.report_stats import ReportStats, SecondaryOf
 from rcl_study.report.section_analyses import plateau_section, within_section
 from rcl_study.report.table import FAILURES, bounds
-from rcl_study.trials.records import TrialRecord
 
 #: how a secondary analysis is labelled wherever its tests appear
 SECONDARY = "secondary (not part of the primary Holm family)"
-
-
-@dataclass(frozen=True)
-class ReportInput:
-    """What the sections read: the study, its statistics, table, records and drawn figures."""
-
-    cfg: StudyFile
-    study_path: str
-    stats: ReportStats
-    table: pd.DataFrame
-    records: list[TrialRecord]
-    figures: list[tuple[str, str]]
 
 
 def report_title(cfg: StudyFile, sec: SecondaryOf | None) -> str:
