@@ -1,4 +1,4 @@
-"""SIGTERM handled as Ctrl-C by the command lines (``rcl_study.run``, ``rcl_study.train``)."""
+"""Signals: SIGTERM handled as Ctrl-C by the command lines, and signals held during a write."""
 
 from __future__ import annotations
 
@@ -53,3 +53,30 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         elif previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then deliver them to their handlers.
+
+    A Ctrl-C or SIGTERM inside a write (``torch.save``'s zip writer turns ``KeyboardInterrupt``
+    into a ``RuntimeError`` traceback) waits for the write, then is raised again, so the
+    installed handlers (``rcl_study.run``'s SIGTERM-as-Ctrl-C) see it as they would have.
+    Outside the main thread, where handlers cannot be set, the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    names = (signal.SIGINT, signal.SIGTERM)
+    before = {s: signal.getsignal(s) for s in names}
+    for s in names:
+        if callable(before[s]) or before[s] is signal.default_int_handler:
+            signal.signal(s, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
+        for signum in dict.fromkeys(held):
+            signal.raise_signal(signum)

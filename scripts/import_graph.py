@@ -28,8 +28,8 @@ from pathlib import Path
 
 #: the declared order of the parts, ground floor first; a part not listed counts as top floor
 ORDER = (
-    "store",
     "signals",
+    "store",
     "registry",
     "losses",
     "config",

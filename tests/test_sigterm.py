@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rcl_study.run import _SigtermAsCtrlC
+from rcl_study.signals import _SigtermAsCtrlC
 from tests.conftest import TINY_STUDY
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())

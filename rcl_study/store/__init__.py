@@ -15,13 +15,13 @@ from __future__ import annotations
 import errno
 import os
 import secrets
-import signal
 import stat
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
+
+from rcl_study.signals import interrupts_deferred
 
 #: the marker of a study folder: which study owns it (:mod:`rcl_study.store.folders`)
 MARKER = ".rcl_study"
@@ -155,33 +155,6 @@ def read_lines(path: str | Path, limit: int) -> Iterator[bytes]:
             if read > limit:
                 raise _too_large(path, limit)
             yield line.rstrip(b"\n")
-
-
-@contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block ends, then deliver them to their handlers.
-
-    A Ctrl-C or SIGTERM inside a write (``torch.save``'s zip writer turns ``KeyboardInterrupt``
-    into a ``RuntimeError`` traceback) waits for the write, then is raised again, so the
-    installed handlers (``rcl_study.run``'s SIGTERM-as-Ctrl-C) see it as they would have.
-    Outside the main thread, where handlers cannot be set, the block runs as it is.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[int] = []
-    names = (signal.SIGINT, signal.SIGTERM)
-    before = {s: signal.getsignal(s) for s in names}
-    for s in names:
-        if callable(before[s]) or before[s] is signal.default_int_handler:
-            signal.signal(s, lambda signum, frame: held.append(signum))
-    try:
-        yield
-    finally:
-        for s, handler in before.items():
-            signal.signal(s, handler)
-        for signum in dict.fromkeys(held):
-            signal.raise_signal(signum)
 
 
 def _check_entry(dir_fd: int, name: str, path: Path) -> None:
