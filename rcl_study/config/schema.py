@@ -184,6 +184,24 @@ class SecondaryReport(Strict):
     dir: str | None = None
 
 
+def check_contrasts(contrasts: list[str]) -> list[str]:
+    """``contrasts`` when each is ``"<treatment> - <control>"`` of two variants, none twice."""
+    seen: set[str] = set()
+    for c in contrasts:
+        parts = [p.strip() for p in c.split(" - ")]
+        if len(parts) != 2 or not all(parts):
+            raise ValueError(
+                f"'{c}': a contrast is '<treatment variant> - <control variant>' (spaces "
+                "around the minus)"
+            )
+        if parts[0] == parts[1]:
+            raise ValueError(f"'{c}': a variant compared with itself")
+        if c in seen:
+            raise ValueError(f"'{c}': a contrast is listed twice")
+        seen.add(c)
+    return contrasts
+
+
 class ReportConfig(Strict):
     """Where and how the report is written."""
 
@@ -211,18 +229,7 @@ class ReportConfig(Strict):
     @field_validator("primary")
     @classmethod
     def _contrast_form(cls, v: list[str]) -> list[str]:
-        for c in v:
-            parts = c.split(" - ")
-            if len(parts) != 2 or not all(p.strip() for p in parts):
-                raise ValueError(
-                    f"'{c}': a contrast is '<treatment variant> - <control variant>' (spaces "
-                    "around the minus)"
-                )
-            if parts[0].strip() == parts[1].strip():
-                raise ValueError(f"'{c}': a variant compared with itself")
-        if len(set(v)) != len(v):
-            raise ValueError("a contrast is listed twice")
-        return v
+        return check_contrasts(v)
 
     @field_validator("secondary")
     @classmethod

@@ -65,31 +65,28 @@ def _summary_figures(ok: pd.DataFrame, st: ReportStats, fig_dir: Path) -> list[F
         figs.append(("Performance profiles (test)", drawn))
     fx = st.factorial
     if fx and fx.effects:
-        rows = [
-            {
-                "label": e.term,
-                "value": e.effect,
-                "ci": e.ci,
-                "significant": e.p_holm is not None and e.p_holm < alpha,
-            }
-            for e in fx.effects
-        ]
+        rows = [_effect_row(e.term, e.effect, e.ci, e.p_holm, alpha) for e in fx.effects]
         title = f"main effects and interactions on {metric}"
         figs.append(("Factorial effects (test)", figures.effects(rows, fig_dir, "effects", title)))
     if st.comparisons:
         rows = [
-            {
-                "label": c.variant,
-                "value": c.mean_diff,
-                "ci": c.ci_diff,
-                "significant": c.p_ttest_holm is not None and c.p_ttest_holm < alpha,
-            }
+            _effect_row(c.variant, c.mean_diff, c.ci_diff, c.p_ttest_holm, alpha)
             for c in st.comparisons
         ]
         title = f"{metric}: variant - {st.baseline} (paired)"
         drawn = figures.effects(rows, fig_dir, "vs_baseline", title)
         figs.append(("Differences to the baseline (test)", drawn))
     return figs
+
+
+def _effect_row(label: str, value, ci, p_holm: float | None, alpha: float) -> dict:
+    """One bar of an effects figure: its label, value, interval and whether Holm rejects it."""
+    return {
+        "label": label,
+        "value": value,
+        "ci": ci,
+        "significant": p_holm is not None and p_holm < alpha,
+    }
 
 
 def _grid_figures(cfg: StudyFile, ok: pd.DataFrame, st: ReportStats, fig_dir: Path) -> list[Figure]:
