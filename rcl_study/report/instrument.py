@@ -156,9 +156,16 @@ def sequential_summary(
         boundaries=list(sequential.boundaries(tuple(rounds), level)),
         looks=looks,
         decided={k: [how, n] for k, (how, n) in result.decided.items()},
-        seeds_run=len({r.seed for r in records if r.ok}),
+        seeds_run=_complete_seeds(plans, records),
         seeds_planned=len(cfg.study.seeds),
     )
+
+
+def _complete_seeds(plans: Sequence, records: Sequence[TrialRecord]) -> int:
+    """Seeds at which every planned variant has a finished record."""
+    done = {(r.variant, r.seed) for r in records if r.ok}
+    seeds = dict.fromkeys(p.seed for p in plans)
+    return sum(all((p.variant, s) in done for p in plans if p.seed == s) for s in seeds)
 
 
 def feature_rows(records: Sequence[TrialRecord], variants: Sequence[str]) -> list[FeatureRow]:

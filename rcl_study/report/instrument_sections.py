@@ -65,7 +65,7 @@ def sequential(r: ReportInput) -> list[Block]:
     looks = {x.look for x in s.looks}
     state = (
         f"{len(looks)} of {len(s.rounds)} looks taken ({s.seeds_run} of {s.seeds_planned} seeds "
-        f"recorded). Decided: {ended or 'none'}."
+        f"complete: every variant recorded). Decided: {ended or 'none'}."
     )
     if s.decided and len(s.decided) == len(s.primary) and len(looks) < len(s.rounds):
         state += " Every contrast was decided: the study stopped early."

@@ -43,6 +43,7 @@ def test_the_report_has_the_sequential_features_and_per_class_sections(tmp_path)
     seq = st["sequential"]
     assert seq["primary"] == ["loss.preset=bcl - loss.preset=la"] and seq["rounds"] == [2, 3]
     assert seq["looks"][0]["seeds"] == 2 and seq["plan_declared"]["sesoi"] == 0.02
+    assert seq["seeds_run"] == 3 and seq["seeds_planned"] == 3
     by_variant = {row["variant"]: row for row in st["features"]}
     la = [r for r in records if r.variant == "loss.preset=la"]
     mean = sum(r.metrics["proj_compactness"] for r in la) / len(la)
