@@ -191,6 +191,7 @@ def analyse(
     on_val = has_validation(df, metric)
     plan_ = seed_plan(comps, within, metric, cfg)
     ok = ok_rows(dfa, metric) if len(df) else df
+    primary = instrument.primary_of(cfg)
     st = ReportStats(
         study=cfg.name,
         metric=metric,
@@ -215,8 +216,8 @@ def analyse(
         mde=mdes.comparisons_mde(plan_, alpha) if comps else None,
         profile=_profile(summary, ok, cfg),
         intervals_include=instrument.intervals_include(records),
-        sequential=instrument.sequential_summary(cfg, records, plan),
+        sequential=instrument.sequential_summary(cfg, records, plan, primary),
         features=instrument.feature_rows(records, [s.variant for s in summary]),
-        per_class=instrument.per_class_rows(cfg, records),
+        per_class=instrument.per_class_rows(cfg, records, primary[1]),
     )
     return Analysed(st, df, ok, records)

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from rcl_study.config import StudyFile
 from rcl_study.config.metrics import PROJECTION_METRICS
 from rcl_study.report.report_stats import Interval, _Part
+from rcl_study.report.stats import t_interval
 from rcl_study.trials import sequential
 from rcl_study.trials.design import expand
 from rcl_study.trials.records import TrialRecord
@@ -85,14 +85,10 @@ class PerClassRow(_Part):
     ci: Interval
 
 
-def _t_interval(values: Sequence[float]) -> tuple[float, Interval]:
-    """(mean, 95% t-interval) of ``values``; no interval below 2 values."""
-    arr = np.asarray(values, dtype=float)
-    mean = float(arr.mean())
-    if len(arr) < 2:
-        return mean, None
-    half = float(stats.t.isf(0.025, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
-    return mean, [mean - half, mean + half]
+def _mean_interval(values: Sequence[float]) -> tuple[float, Interval]:
+    """(mean, 95% Student-t interval) of ``values`` (:func:`.stats.t_interval`; None below 2)."""
+    ci = t_interval(values)
+    return float(np.mean(values)), None if ci is None else list(ci)
 
 
 def _finite(v: Any) -> bool:
@@ -114,14 +110,26 @@ def intervals_include(records: Sequence[TrialRecord]) -> str | None:
     )
 
 
-def sequential_summary(
-    cfg: StudyFile, records: Sequence[TrialRecord], plan: dict[str, Any]
-) -> SequentialSummary | None:
-    """The declared primary contrasts tested at each look (None without rounds or a declaration)."""
+def primary_of(cfg: StudyFile) -> tuple[list, list[sequential.Contrast]]:
+    """The planned trials and the primary contrasts, for a study that declares or tests them.
+
+    Empty lists for a search, and for a study with neither ``study.rounds`` nor
+    ``report.primary`` (its comparisons with the baseline are then the report's only family).
+    """
     if cfg.study.kind == "search" or not (cfg.study.rounds or cfg.report.primary):
-        return None
+        return [], []
     plans = expand(cfg)
-    contrasts = sequential.primary_contrasts(cfg, plans)
+    return plans, sequential.primary_contrasts(cfg, plans)
+
+
+def sequential_summary(
+    cfg: StudyFile,
+    records: Sequence[TrialRecord],
+    plan: dict[str, Any],
+    primary: tuple[list, list[sequential.Contrast]],
+) -> SequentialSummary | None:
+    """The primary contrasts (:func:`primary_of`) tested at each look; None without any."""
+    plans, contrasts = primary
     if not contrasts:
         return None
     rounds = list(cfg.study.rounds or [len(cfg.study.seeds)])
@@ -180,17 +188,16 @@ def feature_rows(records: Sequence[TrialRecord], variants: Sequence[str]) -> lis
         for m in present:
             vals = [float(r.metrics[m]) for r in rows if _finite(r.metrics.get(m))]
             if vals:
-                mean, ci = _t_interval(vals)
+                mean, ci = _mean_interval(vals)
                 measures[m] = [mean, *(ci or [None, None])]
         out.append(FeatureRow(v, len(rows), measures))
     return out
 
 
-def per_class_rows(cfg: StudyFile, records: Sequence[TrialRecord]) -> list[PerClassRow]:
+def per_class_rows(
+    cfg: StudyFile, records: Sequence[TrialRecord], contrasts: Sequence[sequential.Contrast]
+) -> list[PerClassRow]:
     """Paired per-class accuracy differences of each primary contrast (descriptive, untested)."""
-    if cfg.study.kind == "search" or not (cfg.study.rounds or cfg.report.primary):
-        return []
-    contrasts = sequential.primary_contrasts(cfg, expand(cfg))
     by = {(r.variant, r.seed): r for r in records if r.ok}
     out = []
     for c in contrasts:
@@ -209,7 +216,7 @@ def per_class_rows(cfg: StudyFile, records: Sequence[TrialRecord]) -> list[PerCl
                 continue
             counts = [_count(t, label) for t, _ in pairs]
             counts = [n for n in counts if n is not None]
-            mean, ci = _t_interval(d)
+            mean, ci = _mean_interval(d)
             images = float(np.mean(counts)) if counts else None
             out.append(PerClassRow(c.name, label, len(d), images, mean, ci))
     return out
