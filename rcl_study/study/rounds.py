@@ -26,6 +26,11 @@ from rcl_study.trials.sequential import (
 )
 
 
+def primary_source(cfg: StudyFile) -> str:
+    """Where the primary contrasts come from: ``report.primary``, or the default family."""
+    return "report.primary" if cfg.report.primary else "default"
+
+
 def declared_plan(cfg: StudyFile, plans: Sequence[TrialPlan]) -> dict[str, Any]:
     """What the study declares before any data: its primary contrasts, SESOI, rounds and alpha.
 
@@ -35,7 +40,7 @@ def declared_plan(cfg: StudyFile, plans: Sequence[TrialPlan]) -> dict[str, Any]:
         return {}
     return {
         "primary": [c.name for c in primary_contrasts(cfg, plans)],
-        "primary_source": "report.primary" if cfg.report.primary else "default",
+        "primary_source": primary_source(cfg),
         "sesoi": cfg.report.sesoi,
         "rounds": cfg.study.rounds,
         "alpha": cfg.report.alpha,
@@ -47,8 +52,8 @@ def rounds_text(cfg: StudyFile, plans: Sequence[TrialPlan]) -> list[str]:
     """What a dry run says of the declared plan: the primary contrasts and the rounds."""
     if not (cfg.study.rounds or cfg.report.primary):
         return []
-    declared = declared_plan(cfg, plans)
-    out = [f"primary contrasts ({declared['primary_source']}): " + "; ".join(declared["primary"])]
+    names = [c.name for c in primary_contrasts(cfg, plans)]
+    out = [f"primary contrasts ({primary_source(cfg)}): " + "; ".join(names)]
     if cfg.study.rounds:
         sesoi = f", futility at SESOI {cfg.report.sesoi:g}" if cfg.report.sesoi else ""
         out.append(
