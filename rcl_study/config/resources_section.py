@@ -15,10 +15,16 @@ from rcl_study.config.base import (
 class ResourcesConfig(Strict):
     """How trials share the machine or cluster."""
 
+    #: CPUs Ray reserves for each trial (or pack)
     cpus_per_trial: float = Field(1.0, gt=0)
+    #: GPUs Ray reserves for each trial; a fraction shares one GPU between trials
     gpus_per_trial: float = Field(0.0, ge=0)
+    #: data-parallel workers of a trial (Ray Train; one per GPU)
     workers_per_trial: int | None = Field(None, ge=1)
+    #: the most trials running at once (None: as many as the resources allow)
     max_concurrent: int | None = Field(None, ge=1)
+    #: a running Ray cluster's address (``auto`` or ``host:port``); None: a new private local
+    #: instance
     address: str | None = None
     #: where Ray keeps trial checkpoints and its experiment state: a folder every node mounts
     #: (NFS) or a URI pyarrow understands (``s3://...``); default: ``<output_dir>/ray``
