@@ -230,11 +230,37 @@ class LossConfig(Strict):
     classification: str | None = None
     #: keyword arguments of ``classification`` (numbers)
     classification_params: dict[str, float] = Field(default_factory=dict)
+    #: a registered contrastive loss replacing the preset's SupCon / BCL / RCL loss
+    #: (``docs/plugins.md``): called with the features, labels, class counts, prototypes and
+    #: every loss knob above, plus ``contrastive_params``; only for presets with a contrastive term
+    contrastive: str | None = None
+    #: extra keyword arguments of ``contrastive`` (numbers)
+    contrastive_params: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("classification")
     @classmethod
     def _registered_loss(cls, v: str | None) -> str | None:
         return v if v is None else registered("losses", v)
+
+    @field_validator("contrastive")
+    @classmethod
+    def _registered_contrastive(cls, v: str | None) -> str | None:
+        return v if v is None else registered("contrastive", v)
+
+    @model_validator(mode="after")
+    def _contrastive_needs_its_term(self) -> LossConfig:
+        """A replacement contrastive loss (and its arguments) needs a preset that trains one."""
+        if self.contrastive_params and self.contrastive is None:
+            raise ValueError(
+                "contrastive_params: only with loss.contrastive (the built-in loss takes the "
+                "knobs balance, scale, margin, ...); set loss.contrastive or drop them"
+            )
+        if self.contrastive is not None and not PRESETS[self.preset][1]:
+            raise ValueError(
+                f"contrastive: preset '{self.preset}' has no contrastive term; use supcon, bcl, "
+                "rcl or bcl+rcl"
+            )
+        return self
 
 
 class SecondaryReport(Strict):
