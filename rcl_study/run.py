@@ -210,6 +210,9 @@ def _main(argv: list[str] | None = None) -> int:
             print("\n".join(lines))
             return 0
         if a.dry_run:  # a plan may be made on a laptop for a GPU box: machine checks are notes
+            from rcl_study.study.tracking import check_tracking
+
+            check_tracking(cfg)  # a tracker's package missing: refused here as by the run
             print(dry_run_text(cfg, plans))
             from rcl_study.data.load import check_data_present
 

@@ -40,12 +40,18 @@ class ResourcesConfig(Strict):
     executor: Literal["ray", "local"] = "ray"
     #: live tracking on the driver, one run per trial (``rcl_study.study.tracking``):
     #: ``tensorboard`` (event files in ``<output_dir>/tensorboard``), ``mlflow`` (runs in
-    #: ``mlflow_uri``; ``pip install "rcl_study[mlflow]"``), or ``none``
-    tracking: list[Literal["tensorboard", "mlflow", "none"]] = Field(
+    #: ``mlflow_uri``; ``pip install "rcl_study[mlflow]"``), ``wandb`` (Weights & Biases;
+    #: ``pip install "rcl_study[wandb]"``), or ``none``
+    tracking: list[Literal["tensorboard", "mlflow", "wandb", "none"]] = Field(
         default_factory=lambda: ["tensorboard"]
     )
     #: the MLflow tracking store (None: ``sqlite:///<output_dir>/mlflow.db``)
     mlflow_uri: str | None = None
+    #: the W&B project of the runs (None: the study's name)
+    wandb_project: str | None = Field(None, min_length=1, max_length=128)
+    #: ``offline`` (runs written under ``<output_dir>/wandb``, nothing sent; ``wandb sync``
+    #: uploads them) or ``online`` (sent as they happen, to the account ``wandb login`` set)
+    wandb_mode: Literal["offline", "online"] = "offline"
 
     @field_validator("tracking", mode="before")
     @classmethod
