@@ -18,7 +18,6 @@ from typing import Any
 from rcl_study.trials.records import TrialPlan, TrialRecord
 
 
-
 class WandbTracker:
     """One W&B run per trial, several open at once (``reinit="create_new"``)."""
 
