@@ -29,7 +29,7 @@ def read_digits() -> Split:
 
 
 def digits_from_scikit_learn(test_fraction: float = 0.3) -> Split:
-    """The same split built from scikit-learn (``pip install scikit-learn``): how the file was made."""
+    """The same split built from scikit-learn (``pip install scikit-learn``), as the file was."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
