@@ -1,4 +1,6 @@
-"""Named parts a study file may choose: losses, datasets and backbones (timm's registry style).
+"""Named parts a study file may choose: losses, datasets, backbones and contrastive losses.
+
+(timm's registry style.)
 
 A study file names a registered key (``data.dataset: tiny_blobs``), never an import path, so a
 study file from someone else still cannot import code. Three places fill the registry, all the
@@ -6,7 +8,8 @@ same way, by name -> a reference loaded on first use:
 
 - the built-ins, listed in :data:`BUILTINS` (``"module:attribute"``);
 - installed packages, through Python entry points in the groups ``rcl_study.losses``,
-  ``rcl_study.datasets`` and ``rcl_study.backbones`` (read once, loaded on first use)::
+  ``rcl_study.datasets``, ``rcl_study.backbones`` and ``rcl_study.contrastive`` (read once,
+  loaded on first use)::
 
       [project.entry-points."rcl_study.losses"]
       focal = "my_package.losses:focal_loss"
@@ -15,6 +18,10 @@ same way, by name -> a reference loaded on first use:
 
       @register("losses", "focal")
       def focal_loss(logits, labels, class_counts, gamma=2.0): ...
+
+  Ray workers are other processes: the study carries this process's registrations to them
+  (:func:`local_parts`, :func:`adopt`), so a function registered in a script or a notebook
+  trains under the Ray executor too.
 
 The contract of each kind (what the trainer passes, what it expects back) is in
 ``docs/plugins.md``; ``tests/test_registry_contract.py`` checks every registered entry.
@@ -29,7 +36,15 @@ from importlib.metadata import entry_points
 from typing import Any
 
 #: the kinds of part, each an entry-point group ``rcl_study.<kind>``
-KINDS = ("losses", "datasets", "backbones")
+KINDS = ("losses", "datasets", "backbones", "contrastive")
+
+#: each kind's name for one of its parts, as messages say it
+SINGULAR = {
+    "losses": "loss",
+    "datasets": "dataset",
+    "backbones": "backbone",
+    "contrastive": "contrastive loss",
+}
 
 #: the built-in parts: kind -> name -> ``"module:attribute"``
 BUILTINS: dict[str, dict[str, str]] = {
@@ -53,6 +68,9 @@ BUILTINS: dict[str, dict[str, str]] = {
         "resnet32": "rcl_study.trainer.models:resnet32",
         "resnet50": "rcl_study.trainer.models:resnet50",
         "resnext50": "rcl_study.trainer.models:resnext50",
+    },
+    "contrastive": {
+        "rebalanced": "rcl_study.losses.contrastive:contrastive_loss",
     },
 }
 
@@ -112,6 +130,23 @@ def unregister(kind: str, name: str) -> None:
     _LOADED.pop((kind, name), None)
 
 
+def local_parts() -> dict[str, dict[str, Any]]:
+    """The parts registered in this process with :func:`register`, by kind and name (a copy)."""
+    return {kind: dict(parts) for kind, parts in _LOCAL.items() if parts}
+
+
+def adopt(parts: dict[str, dict[str, Any]] | None) -> None:
+    """Register ``parts`` (:func:`local_parts` of another process) where not registered yet.
+
+    A name this process already holds keeps its own part: a worker that imported the same
+    module registers the same function.
+    """
+    for kind, named in (parts or {}).items():
+        for name, obj in named.items():
+            if name not in names(kind):
+                _LOCAL[_kind(kind)][name] = obj
+
+
 def names(kind: str) -> list[str]:
     """Every registered name of ``kind``: built-ins, installed plugins, then this process's."""
     _kind(kind)
@@ -134,7 +169,7 @@ def unknown(kind: str, name: str) -> str:
     known = names(kind)
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    return f"unknown {kind[:-1]} '{name}'{hint} (registered: {', '.join(known)})"
+    return f"unknown {SINGULAR[kind]} '{name}'{hint} (registered: {', '.join(known)})"
 
 
 def get(kind: str, name: str) -> Any:

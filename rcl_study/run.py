@@ -70,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
         "checks them (nothing is trained or written)",
     )
     p.add_argument(
+        "--status",
+        action="store_true",
+        help="where the study stands (recorded, running, left, best so far, ETA), read from its "
+        "records folder; writes nothing, so it is safe from another terminal while it runs",
+    )
+    p.add_argument(
         "--report-only",
         action="store_true",
         help="regenerate the report from stored records, without training",
@@ -135,6 +141,7 @@ def _refused(a: argparse.Namespace) -> str | None:
             ("--dry-run", a.dry_run),
             ("--report-only", a.report_only),
             ("--plan-seeds", a.plan_seeds),
+            ("--status", a.status),
         )
         if v
     ]
@@ -182,6 +189,11 @@ def _main(argv: list[str] | None = None) -> int:
         if a.smoke:
             cfg = apply_smoke(cfg)
         cfg = absolute_paths(cfg)  # each user path resolved once: what is checked is used
+        if a.status:
+            from rcl_study.study.status import read_status, status_text
+
+            print(status_text(read_status(cfg)))
+            return 0
         plans = check_study(cfg)
         if a.plan_seeds:
             from rcl_study.report.plan import rounds_lines, study_plan
@@ -198,6 +210,9 @@ def _main(argv: list[str] | None = None) -> int:
             print("\n".join(lines))
             return 0
         if a.dry_run:  # a plan may be made on a laptop for a GPU box: machine checks are notes
+            from rcl_study.study.tracking import check_tracking
+
+            check_tracking(cfg)  # a tracker's package missing: refused here as by the run
             print(dry_run_text(cfg, plans))
             from rcl_study.data.load import check_data_present
 

@@ -16,7 +16,12 @@ from rcl_study import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "rcl_study_example"
-PARTS = {"losses": "example_focal", "datasets": "example_blobs", "backbones": "example_mlp"}
+PARTS = {
+    "losses": "example_focal",
+    "datasets": "example_blobs",
+    "backbones": "example_mlp",
+    "contrastive": "example_supcon",
+}
 
 
 @pytest.fixture
@@ -47,7 +52,26 @@ def test_the_example_study_runs_with_the_plugin_parts(example_installed, tmp_pat
     records = rcl_study.run_study(study, progress=False)
     assert [r.status.value for r in records] == ["ok", "ok"], [r.reason for r in records]
     assert all(r.loss_spec["classification"] == "example_focal" for r in records)
+    assert all(r.loss_spec["contrastive_loss"] == "example_supcon" for r in records)
     assert all(r.config["model"]["arch"] == "example_mlp" for r in records)
     df = rcl_study.StudyFolder(study.output_dir).dataframe()
     assert list(df["variant"]) == ["none", "margin"]
     assert rcl_study.write_report(study, str(path)).exists()
+
+
+def test_the_example_contrastive_loss_is_supcon_at_weight_one(example_installed):
+    """At ``negative_weight`` 1 the plugin equals the built-in loss with every knob off."""
+    import torch
+
+    from rcl_study.losses.contrastive import contrastive_loss
+
+    torch.manual_seed(0)
+    feats = torch.nn.functional.normalize(torch.randn(12, 6), dim=1)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 0, 0, 1, 1, 2, 0])
+    counts = torch.tensor([5.0, 4.0, 3.0])
+    plugin = registry.get("contrastive", "example_supcon")
+    ours = plugin(feats, labels, counts, None, temperature=0.1, negative_weight=1.0)
+    built_in = contrastive_loss(feats, labels, counts, None, temperature=0.1)
+    assert ours.item() == pytest.approx(built_in.item(), rel=1e-6)
+    lighter = plugin(feats, labels, counts, None, temperature=0.1, negative_weight=0.5)
+    assert lighter.item() < ours.item()  # negatives that push less cost less

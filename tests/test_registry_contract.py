@@ -115,3 +115,110 @@ def test_a_plugin_that_does_not_import_is_one_data_error(tiny_study, monkeypatch
     cfg = tiny_study.parse(data={"dataset": "test_broken"}).data
     with pytest.raises(DataError, match=r"test_broken.*does not load.*no_such_module_xyz"):
         load_data(cfg)
+
+
+@pytest.mark.parametrize("name", registry.names("contrastive"))
+@pytest.mark.parametrize("with_prototypes", [False, True])
+def test_every_contrastive_loss_meets_the_contract(name, with_prototypes):
+    torch.manual_seed(0)
+    features = torch.nn.functional.normalize(torch.randn(8, 4), dim=1).requires_grad_()
+    labels = torch.tensor([0, 1, 2, 0, 0, 1, 2, 0])
+    counts = torch.tensor([30.0, 10.0, 3.0])
+    protos = torch.nn.functional.normalize(torch.randn(3, 4), dim=1) if with_prototypes else None
+    loss = registry.create(
+        "contrastive",
+        name,
+        features,
+        labels,
+        counts,
+        protos,
+        temperature=0.1,
+        scale=1.2,
+        balance=1.0,
+        margin=0.5,
+        class_averaging=with_prototypes,
+        scale_on="all",
+    )
+    assert isinstance(loss, torch.Tensor) and loss.shape == () and torch.isfinite(loss)
+    loss.backward()
+    assert features.grad is not None and torch.isfinite(features.grad).all()
+
+
+def test_a_registered_contrastive_loss_replaces_the_built_in_with_the_knobs(tiny_study):
+    """The plugin gets the views, labels, counts, prototypes, every knob and its own params."""
+    from rcl_study.losses.presets import resolve_loss, total_loss
+
+    seen: dict = {}
+
+    @registry.register("contrastive", "test_constant")
+    def constant(features, labels, class_counts, prototypes=None, **knobs):
+        seen.update(knobs, prototypes=prototypes, n=len(features))
+        return features.sum() * 0 + 2.5
+
+    try:
+        cfg = tiny_study.parse(
+            loss={
+                "preset": "bcl",
+                "contrastive": "test_constant",
+                "margin": 2.0,
+                "contrastive_params": {"hardness": 0.3},
+            },
+        )
+        spec = resolve_loss(cfg.loss, alpha=2.0, beta=0.6)
+        torch.manual_seed(0)
+        logits, labels = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+        feats = torch.nn.functional.normalize(torch.randn(8, 5), dim=1)
+        protos = torch.nn.functional.normalize(torch.randn(3, 5), dim=1)
+        out = total_loss(spec, logits, labels, feats, labels.repeat(2), torch.ones(3), protos)
+    finally:
+        registry.unregister("contrastive", "test_constant")
+    assert out["loss_con"].item() == 2.5
+    assert out["loss"].item() == pytest.approx(2.0 * out["loss_cls"].item() + 0.6 * 2.5)
+    assert seen["n"] == 8 and seen["prototypes"] is protos  # bcl: class-complement on
+    assert (seen["temperature"], seen["balance"], seen["scale"], seen["margin"]) == (
+        0.1,
+        1.0,  # the tiny study's balance and scale, the margin set here
+        1.5,
+        2.0,
+    )
+    assert seen["class_averaging"] is True and seen["scale_on"] == "all"
+    assert seen["hardness"] == 0.3
+
+
+def test_the_built_in_contrastive_loss_by_name_equals_the_preset(tiny_study):
+    from rcl_study.losses.presets import resolve_loss, total_loss
+
+    torch.manual_seed(1)
+    logits, labels = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    feats = torch.nn.functional.normalize(torch.randn(8, 5), dim=1)
+    counts = torch.tensor([30.0, 10.0, 3.0])
+    by_name = tiny_study.parse(loss={"contrastive": "rebalanced"}).loss
+    plain = tiny_study.parse().loss
+    a = total_loss(resolve_loss(by_name, 2.0, 0.6), logits, labels, feats, labels.repeat(2), counts)
+    b = total_loss(resolve_loss(plain, 2.0, 0.6), logits, labels, feats, labels.repeat(2), counts)
+    assert a["loss_con"].item() == b["loss_con"].item() > 0
+
+
+@pytest.mark.parametrize(
+    "loss, message",
+    [
+        ({"preset": "la", "contrastive": "rebalanced"}, "preset 'la' has no contrastive term"),
+        ({"preset": "ce", "contrastive": "rebalanced"}, "preset 'ce' has no contrastive term"),
+        ({"contrastive_params": {"a": 1.0}}, "contrastive_params: only with loss.contrastive"),
+        ({"contrastive": "rebalancd"}, r"unknown contrastive loss 'rebalancd'.*'rebalanced'"),
+        ({"classification": "nope"}, r"loss.classification: unknown loss 'nope'"),
+    ],
+)
+def test_contrastive_keys_are_honoured_or_refused(tiny_study, loss, message):
+    with pytest.raises(ConfigError, match=message):
+        tiny_study.parse(loss=loss)
+
+
+def test_a_config_without_a_contrastive_plugin_hashes_as_before(tiny_study):
+    from rcl_study.trials.records import config_hash
+
+    raw = tiny_study.parse().model_dump(mode="json")
+    without = {**raw, "loss": {k: v for k, v in raw["loss"].items() if "contrastive" not in k}}
+    assert config_hash(raw) == config_hash(without)
+    named = {**raw, "loss": {**raw["loss"], "contrastive": "rebalanced"}}
+    assert config_hash(named) != config_hash(raw)

@@ -15,10 +15,16 @@ from rcl_study.config.base import (
 class ResourcesConfig(Strict):
     """How trials share the machine or cluster."""
 
+    #: CPUs Ray reserves for each trial (or pack)
     cpus_per_trial: float = Field(1.0, gt=0)
+    #: GPUs Ray reserves for each trial; a fraction shares one GPU between trials
     gpus_per_trial: float = Field(0.0, ge=0)
+    #: data-parallel workers of a trial (Ray Train; one per GPU)
     workers_per_trial: int | None = Field(None, ge=1)
+    #: the most trials running at once (None: as many as the resources allow)
     max_concurrent: int | None = Field(None, ge=1)
+    #: a running Ray cluster's address (``auto`` or ``host:port``); None: a new private local
+    #: instance
     address: str | None = None
     #: where Ray keeps trial checkpoints and its experiment state: a folder every node mounts
     #: (NFS) or a URI pyarrow understands (``s3://...``); default: ``<output_dir>/ray``
@@ -34,12 +40,18 @@ class ResourcesConfig(Strict):
     executor: Literal["ray", "local"] = "ray"
     #: live tracking on the driver, one run per trial (``rcl_study.study.tracking``):
     #: ``tensorboard`` (event files in ``<output_dir>/tensorboard``), ``mlflow`` (runs in
-    #: ``mlflow_uri``; ``pip install "rcl_study[mlflow]"``), or ``none``
-    tracking: list[Literal["tensorboard", "mlflow", "none"]] = Field(
+    #: ``mlflow_uri``; ``pip install "rcl_study[mlflow]"``), ``wandb`` (Weights & Biases;
+    #: ``pip install "rcl_study[wandb]"``), or ``none``
+    tracking: list[Literal["tensorboard", "mlflow", "wandb", "none"]] = Field(
         default_factory=lambda: ["tensorboard"]
     )
     #: the MLflow tracking store (None: ``sqlite:///<output_dir>/mlflow.db``)
     mlflow_uri: str | None = None
+    #: the W&B project of the runs (None: the study's name)
+    wandb_project: str | None = Field(None, min_length=1, max_length=128)
+    #: ``offline`` (runs written under ``<output_dir>/wandb``, nothing sent; ``wandb sync``
+    #: uploads them) or ``online`` (sent as they happen, to the account ``wandb login`` set)
+    wandb_mode: Literal["offline", "online"] = "offline"
 
     @field_validator("tracking", mode="before")
     @classmethod

@@ -25,12 +25,17 @@ from rcl_study.config.metrics import METRIC_INFO, METRICS, RENAMED_METRICS
 class RangeSpec(Strict):
     """One search dimension for Optuna."""
 
+    #: ``float``, ``int`` or ``categorical``
     type: Literal["float", "int", "categorical"] = "float"
+    #: the range's lower end (float and int)
     low: float | None = None
+    #: the range's upper end (float and int)
     high: float | None = None
+    #: sample the range on a log scale
     log: bool = False
     #: the distance between two values (a grid sampler needs it for a float range)
     step: float | None = Field(None, gt=0)
+    #: a categorical range's values (numbers, strings, booleans or null)
     choices: list[Any] | None = None
 
     def grid_values(self) -> list[Any] | None:
@@ -105,24 +110,42 @@ def planned_trials(study: Any) -> int:
 class StudyConfig(Strict):
     """What the study varies: an ablation, a grid sweep or an Optuna search."""
 
+    #: ``ablation`` (switch RCL components on and off), ``grid`` (every combination of ``grid``) or
+    #: ``search`` (Optuna over ``space``)
     kind: Literal["ablation", "grid", "search"] = "ablation"
+    #: the seeds every variant runs with (``train.seed``); a search's first seed chooses, the others
+    #: re-run the best
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    #: an ablation's components (``balance``, ``scale``, ``margin``, ...), each switched between its
+    #: off value and the study's value
     components: list[str] = Field(default_factory=lambda: ["balance", "scale", "margin"])
+    #: an ablation's variants: ``factorial`` (all 2^k), ``leave_one_out`` or ``add_one_in`` (k + 1)
     design: Literal["factorial", "leave_one_out", "add_one_in"] = "factorial"
+    #: a grid's keys (dotted, in ``data``, ``model``, ``train`` or ``loss``) and the values each
+    #: takes
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+    #: a search's keys and the range each is drawn from
     space: dict[str, RangeSpec] = Field(default_factory=dict)
+    #: a search's trials on its first seed
     n_trials: int = Field(20, ge=1)
     #: the most trials a study may plan (a grid, an ablation or a search), counted before
     #: anything is expanded; raise it to run a larger study
     max_trials: int = Field(MAX_TRIALS, ge=1)
+    #: Optuna's sampler: ``tpe``, ``random`` or ``grid``
     sampler: Literal["tpe", "random", "grid"] = "tpe"
+    #: stop a search's unpromising trials early with ASHA (Ray Tune's scheduler)
     asha: bool = False
     #: where Optuna keeps the search: None, the journal file ``<output_dir>/optuna.journal``; or
     #: an RDB URL (``sqlite:///runs/x/optuna.db``, ``postgresql://user@host/db``)
     storage: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9+_]*://")
+    #: the metric a study compares and a search optimises (``docs/measures.md``); chosen on its
+    #: validation counterpart when there is a validation split
     metric: Literal[METRICS] = "balanced_acc"  # type: ignore[valid-type]
+    #: ``max`` or ``min`` the metric
     mode: Literal["max", "min"] = "max"
-    retries: int = Field(1, ge=0, le=100)  # --resume runs a failed trial again this many times
+    #: times ``--resume`` runs a failed trial again
+    retries: int = Field(1, ge=0, le=100)
+    #: the folder of the study's records (default: ``runs/<name>``)
     output_dir: str | None = None
     #: seeds in planned rounds: the cumulative number of ``seeds`` run before each look (the
     #: last is all of them); after each round the primary contrasts (``report.primary``) are

@@ -46,11 +46,13 @@ def read_lists(
     num_classes: int | None,
     image_size: int,
     val_list: str | None = None,
+    workers: int = 8,
 ) -> Split:
     """The list files (relative to ``root`` unless absolute), every named image checked present.
 
     The images stay on disk (:class:`ListImages`, decoded at ``image_size``); the split is marked
-    already long-tailed. ``val_list`` (optional) is the dataset's official validation list.
+    already long-tailed. ``val_list`` (optional) is the dataset's official validation list;
+    ``workers`` threads decode each batch.
     """
     rel = lambda p: Path(p) if Path(p).is_absolute() else root / p  # noqa: E731
     tr_paths, tr_y = read_list_file(rel(train_list), num_classes)
@@ -74,11 +76,11 @@ def read_lists(
                 f"{root}, e.g. '{missing[0]}'"
             )
     return Split(
-        train_x=ListImages(root, tr_paths, image_size),
+        train_x=ListImages(root, tr_paths, image_size, workers),
         train_y=tr_y,
-        test_x=ListImages(root, te_paths, image_size),
+        test_x=ListImages(root, te_paths, image_size, workers),
         test_y=te_y,
         already_long_tailed=True,
-        val_x=ListImages(root, va_paths, image_size) if va_paths is not None else None,
+        val_x=ListImages(root, va_paths, image_size, workers) if va_paths is not None else None,
         val_y=va_y,
     )

@@ -49,7 +49,13 @@ def _lists(cfg) -> Split:
     if not cfg.train_list or not cfg.test_list:
         raise DataError(f"{cfg.dataset} needs data.train_list and data.test_list (list files)")
     return read_lists(
-        root, cfg.train_list, cfg.test_list, cfg.num_classes, cfg.image_size, cfg.val_list
+        root,
+        cfg.train_list,
+        cfg.test_list,
+        cfg.num_classes,
+        cfg.image_size,
+        cfg.val_list,
+        cfg.workers,
     )
 
 

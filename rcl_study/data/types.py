@@ -23,6 +23,8 @@ class ListImages:
     root: Path
     paths: list[str]
     size: int
+    #: threads decoding a batch (``data.workers``; 0 or 1: in the calling thread)
+    workers: int = 8
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -51,12 +53,15 @@ class ListImages:
     def __getitem__(self, idx) -> np.ndarray:
         """Decode the images at ``idx`` (threads) into ``[B, size, size, 3]`` uint8."""
         idx = np.atleast_1d(np.asarray(idx))
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            return np.stack(list(pool.map(self._load, [self.paths[i] for i in idx])))
+        paths = [self.paths[i] for i in idx]
+        if self.workers <= 1:
+            return np.stack([self._load(p) for p in paths])
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return np.stack(list(pool.map(self._load, paths)))
 
     def subset(self, idx: np.ndarray) -> ListImages:
         """The images at ``idx``, still decoded on demand."""
-        return ListImages(self.root, [self.paths[i] for i in idx], self.size)
+        return ListImages(self.root, [self.paths[i] for i in idx], self.size, self.workers)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,10 @@ class LossSpec:
     #: keyword arguments
     classification: str | None = None
     classification_params: dict[str, float] = field(default_factory=dict)
+    #: a registered contrastive loss (``rcl_study.registry``, kind ``contrastive``) replacing
+    #: the built-in one, and its extra keyword arguments
+    contrastive_loss: str | None = None
+    contrastive_params: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, float | bool]:
         """Plain dict, for records."""
@@ -86,6 +90,8 @@ def resolve_loss(loss_cfg, alpha: float, beta: float) -> LossSpec:
         scale_on=loss_cfg.scale_on,
         classification=getattr(loss_cfg, "classification", None),
         classification_params=dict(getattr(loss_cfg, "classification_params", {}) or {}),
+        contrastive_loss=getattr(loss_cfg, "contrastive", None),
+        contrastive_params=dict(getattr(loss_cfg, "contrastive_params", {}) or {}),
     )
 
 
@@ -121,7 +127,12 @@ def total_loss(
     out = {"loss_cls": l_cls}
     total = spec.alpha * l_cls
     if spec.contrastive and spec.beta > 0 and features is not None:
-        l_con = contrastive_loss(
+        con_fn = contrastive_loss
+        if spec.contrastive_loss is not None:
+            from rcl_study.registry import get
+
+            con_fn = get("contrastive", spec.contrastive_loss)
+        l_con = con_fn(
             features,
             con_labels,
             class_counts,
@@ -132,6 +143,7 @@ def total_loss(
             margin=spec.margin,
             class_averaging=spec.class_averaging,
             scale_on=spec.scale_on,
+            **spec.contrastive_params,
         )
         out["loss_con"] = l_con
         total = total + spec.beta * l_con

@@ -37,6 +37,10 @@ from rcl_study.trials.unit import Unit
 Log = Callable[[str], None]
 
 
+def _with_suffix(emit: Log, suffix: str) -> Log:
+    return lambda line: emit(line + suffix)
+
+
 def _print(line: str) -> None:
     print(line, flush=True)
 
@@ -197,10 +201,15 @@ def train_and_save(
         _write_config(folder, plan, config, None)
     t0 = time.time()
     name = plan.trial_id
-    try:
-        result = train_trial(
-            cfg, report, workdir=workdir, log=log or _print, config_hash=chash, name=name
+    emit = log or _print
+    if plan.variant == "search":  # a search trial's lines say which point it is
+        point = " ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in plan.overrides.items()
         )
+        emit = _with_suffix(emit, f" ({point})")
+    try:
+        result = train_trial(cfg, report, workdir=workdir, log=emit, config_hash=chash, name=name)
     except TrialsStopped as stop:
         result = _placed(stop.results[name], plan, chash, time.time() - t0)
         if rank0:

@@ -37,7 +37,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def read_holder(path: Path) -> dict[str, Any] | None:
     """The lock's JSON (None: missing or unreadable); a link, FIFO or folder there is refused."""
     try:
         info = json.loads(read_bytes(path, _MAX_LOCK_BYTES).decode("utf-8"))
@@ -97,7 +97,7 @@ class StudyLock:
         for _ in range(5):
             if self._create():
                 return note
-            holder = _read(self.path)
+            holder = read_holder(self.path)
             why = self._stale_reason(holder)
             if why is None:
                 h = holder or {}
@@ -112,7 +112,7 @@ class StudyLock:
                 os.replace(self.path, aside)
             except FileNotFoundError:
                 continue
-            if _read(aside) != holder:  # a live driver took it meanwhile: give it back
+            if read_holder(aside) != holder:  # a live driver took it meanwhile: give it back
                 try:
                     os.link(aside, self.path)
                 except FileExistsError:
@@ -125,11 +125,11 @@ class StudyLock:
 
     def ensure(self) -> None:
         """Put the lock file back if it was removed while held (e.g. by ``--overwrite``)."""
-        if self.held and _read(self.path) != self.info and not self._create():
+        if self.held and read_holder(self.path) != self.info and not self._create():
             raise StudyLocked(f"{self.path}: another driver took the lock while this one held it")
 
     def release(self) -> None:
         """Remove the lock file if this driver holds it."""
-        if self.held and _read(self.path) == self.info:
+        if self.held and read_holder(self.path) == self.info:
             self.path.unlink(missing_ok=True)
         self.held = False

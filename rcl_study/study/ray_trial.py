@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rcl_study import registry
 from rcl_study.config import ResourcesConfig, StudyFile
 from rcl_study.study.execute import (
     Resolver,
@@ -193,13 +194,19 @@ def results_of(last: dict[str, Any]) -> dict[str, TrialResult]:
 
 
 def run_unit(
-    config: dict[str, Any], study: StudyFile, units: Sequence[Unit] | None, out_dir: str
+    config: dict[str, Any],
+    study: StudyFile,
+    units: Sequence[Unit] | None,
+    out_dir: str,
+    parts: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """Tune function trainable: one trial (here or on data-parallel workers) or one pack.
 
-    Everything the driver needs travels back through ``tune.report``; the trial's folder on this
-    node only serves its own checkpoints and resume.
+    ``parts`` are the driver's own registrations (``registry.local_parts``), registered here
+    first. Everything the driver needs travels back through ``tune.report``; the trial's folder
+    on this node only serves its own checkpoints and resume.
     """
+    registry.adopt(parts)
     unit = unit_of(config, study, units)
     folder = StudyFolder(out_dir)
     res = study.resources
@@ -207,7 +214,7 @@ def run_unit(
     plan = unit.members[0]
     if res.workers > 1 and not unit.is_pack:
         if stored_result(folder, plan, config_hash(resolve(plan)[1])) is None:
-            _run_data_parallel(plan, study, out_dir, res)
+            _run_data_parallel(plan, study, out_dir, res, parts)
             return
     restored = restore(unit, folder)
     log = LogBuffer()
@@ -227,6 +234,7 @@ def _data_parallel_worker(config: dict[str, Any]) -> None:
     import ray.train
 
     rank = ray.train.get_context().get_world_rank()
+    registry.adopt(config["parts"])
     unit = Unit.single(config["plan"])
     result = train_and_save(
         config["plan"],
@@ -241,7 +249,11 @@ def _data_parallel_worker(config: dict[str, Any]) -> None:
 
 
 def _run_data_parallel(
-    plan: TrialPlan, study: StudyFile, out_dir: str, res: ResourcesConfig
+    plan: TrialPlan,
+    study: StudyFile,
+    out_dir: str,
+    res: ResourcesConfig,
+    parts: dict[str, dict[str, Any]] | None,
 ) -> None:
     """Run one trial as a Ray Train ``TorchTrainer`` (DDP over ``res.workers`` workers)."""
     from ray.train import RunConfig as TrainRunConfig
@@ -259,6 +271,7 @@ def _run_data_parallel(
             "plan": plan,
             "study": study,
             "out_dir": out_dir,
+            "parts": parts,
             "threads": max(1, int(res.cpus_per_trial / n)),
         },
         scaling_config=ScalingConfig(

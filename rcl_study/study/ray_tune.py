@@ -22,6 +22,7 @@ from typing import Any
 
 from ray import tune  # Ray reads the variables ray_trial sets when trials run, not at import
 
+from rcl_study import registry
 from rcl_study.config import DRIVER_CPU, StudyFile
 from rcl_study.study import cluster
 from rcl_study.study.cluster import ClusterError
@@ -232,7 +233,9 @@ class RayExecutor:
     ) -> None:
         res = study.resources
         out_dir = folder.root.resolve()
-        fn = tune.with_parameters(run_unit, study=study, units=units, out_dir=str(out_dir))
+        fn = tune.with_parameters(
+            run_unit, study=study, units=units, out_dir=str(out_dir), parts=_carried_parts()
+        )
         if res.workers > 1:  # the trial only drives a TorchTrainer, whose workers hold resources
             fn = tune.with_resources(fn, {"cpu": DRIVER_CPU})
         else:
@@ -258,6 +261,29 @@ class RayExecutor:
             tuner.fit()
         if self._interrupt.set:
             raise StudyInterrupted()
+
+
+def _carried_parts() -> dict[str, dict[str, Any]]:
+    """The registrations of this process, checked to travel to Ray's workers (by value).
+
+    Raises:
+        ClusterError: a registered part cannot be pickled (one line naming it).
+
+    """
+    from ray import cloudpickle
+
+    parts = registry.local_parts()
+    for kind, named in parts.items():
+        for name, obj in named.items():
+            try:
+                cloudpickle.dumps(obj)
+            except Exception as err:  # pickling runs arbitrary __reduce__ code
+                raise ClusterError(
+                    f"{registry.SINGULAR[kind]} '{name}' (registered in this process) cannot be "
+                    f"sent to Ray's workers ({type(err).__name__}: {err}); install it as a "
+                    "plugin (docs/plugins.md) or set resources.executor: local"
+                ) from None
+    return parts
 
 
 def _optuna_searcher(cfg: StudyFile, out_dir: Path, search: SearchRequest):

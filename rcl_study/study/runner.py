@@ -12,10 +12,12 @@ import os
 import sys
 import time
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from rcl_study.config import ConfigError, StudyFile, parse_study, set_in, set_path, to_dict
+from rcl_study.store import atomic_write_text
 from rcl_study.store.folders import claim, move_to_replaced
 from rcl_study.study import disk
 from rcl_study.study.checks import (
@@ -30,7 +32,7 @@ from rcl_study.study.checks import (
 from rcl_study.study.executor import Executor, OnEval
 from rcl_study.study.lock import StudyLock
 from rcl_study.study.packing import plan_units, slots
-from rcl_study.study.progress import Progress
+from rcl_study.study.progress import Progress, StatusSnapshot
 from rcl_study.study.rounds import declared_plan, rounds_text, run_planned
 from rcl_study.study.search import run_search
 from rcl_study.study.tracking import (
@@ -41,7 +43,7 @@ from rcl_study.study.tracking import (
     tracking_text,
 )
 from rcl_study.trials.design import describe, expand, search_distributions, search_trials
-from rcl_study.trials.folder import LOCK, StudyFolder
+from rcl_study.trials.folder import LOCK, STATUS, StudyFolder
 from rcl_study.trials.records import TrialPlan, TrialRecord
 from rcl_study.trials.shipping import ship_study
 
@@ -326,8 +328,8 @@ def run_study(
     note = lock.acquire()  # a second driver is refused at once
     if note:
         print(f"note: {note}", file=sys.stderr)
-    started = False
-    bar = Progress(progress, cfg.train.epochs)
+    started = completed = False
+    bar = Progress(progress, cfg.train.epochs, on_status=_status_writer(cfg.output_dir))
     tracking = Trackers(trackers or ())
     try:
         if resume and not overwrite:
@@ -354,9 +356,10 @@ def run_study(
             folder.write_plan([p.to_json() for p in plans], meta)
             run_planned(cfg, plans, chosen, folder, book, bar, executor)
         ship_study(cfg)  # the report's copy of the records: written by the run, not the report
+        completed = True
     finally:
         tracking.close()  # never raises
-        bar.close()
+        bar.close(finished=completed if started else None)
         executor.stop()
         lock.release()
         if not started:  # refused before any work: leave no folder behind
@@ -366,6 +369,20 @@ def run_study(
                 except OSError:
                     break
     return StudyFolder(cfg.output_dir).records()
+
+
+def _status_writer(out_dir: Path) -> Callable[[StatusSnapshot], None]:
+    """Write each snapshot to ``status.json`` atomically; a disk error never stops the study."""
+
+    def write(snap: StatusSnapshot) -> None:
+        if not out_dir.is_dir():
+            return
+        try:
+            atomic_write_text(out_dir / STATUS, json.dumps(asdict(snap)))
+        except OSError as err:
+            print(f"note: {out_dir / STATUS} not updated ({err})", file=sys.stderr)
+
+    return write
 
 
 def _fan(*calls: Callable[..., None]) -> Callable[..., None]:

@@ -10,6 +10,8 @@ evaluation`, :meth:`~Tracker.finished` and :meth:`~Tracker.close`.
   ``<output_dir>/tensorboard/<trial id>/`` (``tensorboard --logdir runs/<study>/tensorboard``).
 - ``mlflow``: :class:`MlflowTracker`, one MLflow run per trial in ``resources.mlflow_uri``
   (default ``sqlite:///<output_dir>/mlflow.db``), the experiment named after the study.
+- ``wandb``: :class:`~rcl_study.study.wandb_tracker.WandbTracker`, one W&B run per trial,
+  offline in ``<output_dir>/wandb/`` unless ``resources.wandb_mode: online``.
 
 The scalars of an evaluation get the names in :data:`TAGS` (others: ``other/<key>``), at step =
 the epoch. :class:`Trackers` guards the fan-out: a tracker that raises is switched off with one
@@ -61,7 +63,7 @@ TAGS = {
 #: where the TensorBoard runs go, under the study's output folder
 TENSORBOARD_DIR = "tensorboard"
 #: the pip command that installs what each tracker needs
-INSTALL = {"mlflow": 'pip install "rcl_study[mlflow]"'}
+INSTALL = {"mlflow": 'pip install "rcl_study[mlflow]"', "wandb": 'pip install "rcl_study[wandb]"'}
 
 
 def tag(key: str) -> str:
@@ -69,7 +71,7 @@ def tag(key: str) -> str:
     return TAGS.get(key, f"other/{key}")
 
 
-def _scalars(metrics: Mapping[str, Any]) -> tuple[int, dict[str, float]]:
+def scalars(metrics: Mapping[str, Any]) -> tuple[int, dict[str, float]]:
     """(the epoch, the tracked name -> value of every other finite number in ``metrics``)."""
     step = int(metrics.get("epoch", 0))
     out = {}
@@ -130,7 +132,7 @@ class TensorBoardTracker:
 
     def evaluation(self, trial_id: str, metrics: dict[str, float]) -> None:
         """Add the evaluation's scalars to the trial's run."""
-        step, values = _scalars(metrics)
+        step, values = scalars(metrics)
         w = self._writer(trial_id)
         for name, v in values.items():
             w.add_scalar(name, v, step)
@@ -216,7 +218,7 @@ class MlflowTracker:
         """Log the evaluation's scalars at step = epoch."""
         from mlflow.entities import Metric
 
-        step, values = _scalars(metrics)
+        step, values = scalars(metrics)
         now = int(time.time() * 1000)
         batch = [Metric(k, v, now, step) for k, v in values.items()]
         self.client.log_batch(self._run(trial_id), metrics=batch)
@@ -308,7 +310,7 @@ def check_tracking(cfg: StudyFile) -> None:
     """
     names = cfg.resources.tracking
     for name in names:
-        module = {"tensorboard": "tensorboardX", "mlflow": "mlflow"}.get(name)
+        module = {"tensorboard": "tensorboardX", "mlflow": "mlflow", "wandb": "wandb"}.get(name)
         if module is None:
             continue
         try:
@@ -349,6 +351,11 @@ def make_trackers(cfg: StudyFile, plans: Iterable[TrialPlan] = ()) -> list[Track
                     f"{cfg.name}: resources.mlflow_uri: {uri}: the MLflow store cannot be opened "
                     f"({_one_line(err)})"
                 ) from None
+        elif name == "wandb":
+            from rcl_study.study.wandb_tracker import WandbTracker
+
+            project = cfg.resources.wandb_project or cfg.name
+            out.append(WandbTracker(cfg.output_dir, project, cfg.resources.wandb_mode, plans))
     return out
 
 
@@ -360,4 +367,8 @@ def tracking_text(cfg: StudyFile) -> str:
             where.append(f"tensorboard --logdir {cfg.output_dir / TENSORBOARD_DIR}")
         elif name == "mlflow":
             where.append(f"mlflow ui --backend-store-uri {mlflow_uri(cfg)}")
+        elif name == "wandb" and cfg.resources.wandb_mode == "offline":
+            where.append(f"wandb sync {cfg.output_dir / 'wandb'}/offline-run-* (offline runs)")
+        elif name == "wandb":
+            where.append(f"W&B project {cfg.resources.wandb_project or cfg.name} (online)")
     return "tracking: " + ("; ".join(where) if where else "none (resources.tracking)")

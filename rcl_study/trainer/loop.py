@@ -279,5 +279,5 @@ def _evaluate_and_report(
     if report:
         report(Evaluation(done, {name: dict(metrics)}))
     if emit:
-        emit(progress_line(trial.cfg.name, trial.cfg.train.epochs, metrics))
+        emit(progress_line(name, trial.cfg.train.epochs, metrics))
     return metrics

@@ -42,9 +42,11 @@ RECORDS = "records.jsonl"
 DAMAGED = "records.damaged.jsonl"
 PLAN = "plan.json"
 LOCK = "driver.lock"
+#: where the driver last stood (running trials, ETA), for ``--status``
+STATUS = "status.json"
 TRIALS = "trials"
 #: the toolkit's own files of a records folder: plain files when present (checked at the start)
-OWN_FILES = (RECORDS, DAMAGED, PLAN, LOCK)
+OWN_FILES = (RECORDS, DAMAGED, PLAN, LOCK, STATUS)
 
 
 #: the longest record line read (a record with a long history is well under it)

@@ -263,6 +263,8 @@ def defining_config(config: dict[str, Any]) -> dict[str, Any]:
     for section, key, default in (
         ("loss", "classification", None),
         ("loss", "classification_params", {}),
+        ("loss", "contrastive", None),
+        ("loss", "contrastive_params", {}),
         ("train", "schedule", "cosine"),
         ("train", "milestones", None),
         ("data", "val_per_class", 0),

@@ -409,3 +409,26 @@ def test_cifar_pickle_protocols_load(tmp_path, protocol):
     i = int(data.train_index[0])
     row = pickle.loads((base / f"data_batch_{i // 10 + 1}").read_bytes())["data"][i % 10]
     assert data.train_x[0, 0, 0].tolist() == [row[0], row[1024], row[2048]]
+
+
+@pytest.mark.parametrize("workers, pools", [(0, []), (1, []), (3, [3])])
+def test_data_workers_sets_the_decoding_threads_of_a_list_dataset(
+    tmp_path, monkeypatch, workers, pools
+):
+    """``data.workers`` is honoured: that many decoding threads, the same pixels either way."""
+    import rcl_study.data.types as types_mod
+
+    seen: list[int] = []
+    real_pool = types_mod.ThreadPoolExecutor
+
+    def counting_pool(max_workers):
+        seen.append(max_workers)
+        return real_pool(max_workers=max_workers)
+
+    monkeypatch.setattr(types_mod, "ThreadPoolExecutor", counting_pool)
+    root = _list_root(tmp_path, "img/0.png 0\nimg/1.png 0\nimg/2.png 1\nimg/3.png 1\n")
+    cfg = DataConfig(**_LIST, root=str(root), imbalance_ratio=1, val_per_class=0, workers=workers)
+    images = load_data(cfg).train_x[np.arange(4)]
+    assert seen == pools
+    reds = sorted(int(v) for v in images[:, 0, 0, 0])
+    assert reds == [0, 40, 80, 120]  # the four images' red channel, decoded in any thread count

@@ -21,19 +21,53 @@ def test_status_line_counts_and_eta_by_hand():
     clock, lines = Clock(), []
     p = Progress(True, epochs_per_trial=10, clock=clock, write=lines.append)
     p.start(total=6, done=1)  # one recorded before this run
-    assert "ETA unknown" in p.status_line()
-    clock.now += 10
-    p.evaluation("a", {"epoch": 5})
-    p.evaluation("b", {"epoch": 5})
-    clock.now += 10  # 20 s elapsed, 10 epochs done: 0.5 epoch/s
+    assert "ETA after two evaluations" in p.status_line()
+    clock.now += 60  # start-up: a minute before the first evaluation
+    p.evaluation("a", {"epoch": 2})
+    p.evaluation("b", {"epoch": 2})
+    assert "ETA after two evaluations" in p.status_line()
+    clock.now += 4  # then 2 epochs in 4 s each, side by side: 2 x 0.5 = 1 epoch/s
+    p.evaluation("a", {"epoch": 4})
+    p.evaluation("b", {"epoch": 4})
     line = p.status_line()
-    # done 1, running a and b (10 of 20 epochs), left 6-1-2 = 3 trials (30 epochs)
-    assert "trials 1 done, 2 running, 3 left; running: 10/20 epochs" in line
-    assert "20s elapsed, ETA 1m20s" in line  # (10 + 30) epochs / 0.5 epoch/s = 80 s
+    # done 1, running a and b (8 of 20 epochs), left 6-1-2 = 3 trials (30 epochs)
+    assert "trials 1 done, 2 running, 3 left; running: 8/20 epochs" in line
+    # (12 + 30) epochs at 1 epoch/s; counting the start-up (8 epochs in 64 s) would say 5m36s
+    assert "1m04s elapsed, ETA 42s" in line
+    clock.now += 12
     p.evaluation("a", {"epoch": 10})
     p.record(_record("a"))
-    assert "trials 2 done, 1 running, 3 left; running: 5/10 epochs" in p.status_line()
-    assert lines[-1].startswith("[2/6 trials, 20s] a: ok balanced_acc=0.5000")
+    # b alone at 0.5 epoch/s: (6 + 30) epochs / 0.5 = 72 s
+    assert "trials 2 done, 1 running, 3 left; running: 4/10 epochs" in p.status_line()
+    assert "ETA 1m12s" in p.status_line()
+    assert lines[-1].startswith("[2/6 trials, 76s] a: ok balanced_acc=0.5000")
+
+
+def test_a_trial_measured_before_sets_the_pace_of_a_new_one():
+    clock = Clock()
+    p = Progress(False, epochs_per_trial=10, clock=clock, write=lambda line: None)
+    p.start(total=2, done=0)
+    p.evaluation("a", {"epoch": 5})
+    clock.now += 10
+    p.evaluation("a", {"epoch": 10})  # 0.5 epoch/s
+    p.record(_record("a"))
+    p.evaluation("b", {"epoch": 1})  # one evaluation: its own pace is not known yet
+    assert p.eta_seconds() == 18.0  # 9 epochs at a's 0.5 epoch/s
+
+
+def test_the_snapshot_goes_to_on_status_at_each_tick_and_at_the_end():
+    clock, snaps = Clock(), []
+    p = Progress(
+        False, epochs_per_trial=4, clock=clock, write=lambda line: None, on_status=snaps.append
+    )
+    p.start(total=3, done=1)
+    clock.now += 31
+    p.evaluation("a", {"epoch": 1})
+    assert len(snaps) == 1 and snaps[0].running == {"a": 1} and snaps[0].left == 1
+    assert snaps[0].total == 3 and snaps[0].done == 1 and not snaps[0].finished
+    p.record(_record("a"))
+    p.close(finished=True)
+    assert snaps[-1].finished and snaps[-1].done == 2 and snaps[-1].eta_seconds is None
 
 
 def test_status_lines_at_most_every_30_seconds():

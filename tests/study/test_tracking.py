@@ -195,6 +195,41 @@ def test_trackers_fanout_warns_once_and_closes_the_failed_tracker():
     assert len(lines) == 1 and closed == [1]
 
 
+def test_wandb_offline_every_trial_and_pack_member_is_a_run(tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    from tests.helpers.wandb_log import read_offline_run
+
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = _study(tmp_path, tracking=["wandb"], wandb_project="proj")
+    assert cfg.resources.wandb_mode == "offline"  # nothing is sent unless asked
+    records = run_study(cfg, progress=False)
+    files = sorted((tmp_path / "runs" / "wandb").glob("offline-run-*/run-*.wandb"))
+    runs = {r.name: r for r in map(read_offline_run, files)}
+    assert len(files) == 4 and set(runs) == {r.trial_id for r in records}
+    assert len({r.pack for r in records}) == 2  # two packs of two: members are runs too
+    for r in records:
+        run = runs[r.trial_id]
+        assert run.group == r.variant and run.exit_code == 0
+        assert run.config["seed"] == r.seed
+        assert {k: run.config[k] for k in r.overrides} == r.overrides
+        assert run.summary["status"] == "ok"
+        for t, points in _expected(r).items():
+            got = [(h["_step"], h[t]) for h in run.history if t in h]
+            assert [s for s, _ in got] == [s for s, _ in points]
+            assert [v for _, v in got] == pytest.approx([v for _, v in points], rel=1e-6)
+
+
+def test_missing_wandb_is_refused_at_the_dry_run(tmp_path, tiny_study, monkeypatch, capsys):
+    from rcl_study import run
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError
+    path = tiny_study.write(tmp_path, resources={"tracking": ["tensorboard", "wandb"]})
+    assert run.main([str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "resources.tracking: wandb needs the wandb package" in err
+    assert 'pip install "rcl_study[wandb]"' in err and "\n" not in err.strip()
+
+
 def test_missing_mlflow_is_one_config_error_before_any_trial(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)  # `import mlflow` raises ImportError
     cfg = _study(tmp_path, tracking=["tensorboard", "mlflow"])
@@ -218,7 +253,7 @@ def test_missing_mlflow_is_one_config_error_before_any_trial(tmp_path, monkeypat
 
 @pytest.mark.parametrize(
     "value, error",
-    [(["wandb"], "tracking"), (["none", "mlflow"], "none"), (["mlflow", "mlflow"], "twice")],
+    [(["neptune"], "tracking"), (["none", "mlflow"], "none"), (["mlflow", "mlflow"], "twice")],
 )
 def test_tracking_key_is_validated(tmp_path, value, error):
     with pytest.raises(ConfigError, match=error):

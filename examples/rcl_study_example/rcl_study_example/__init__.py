@@ -1,8 +1,9 @@
-"""An example rcl_study plugin: a focal-loss variant, a tiny dataset and a small backbone.
+"""An example rcl_study plugin: a focal-loss variant, a contrastive loss, data and a backbone.
 
 Installed with ``pip install ./examples/rcl_study_example``, its entry points (pyproject.toml)
-register ``example_focal`` (``loss.classification``), ``example_blobs`` (``data.dataset``) and
-``example_mlp`` (``model.arch``); ``study.yaml`` beside this package uses all three. Each part
+register ``example_focal`` (``loss.classification``), ``example_supcon`` (``loss.contrastive``),
+``example_blobs`` (``data.dataset``) and ``example_mlp`` (``model.arch``); ``study.yaml``
+beside this package uses all four. Each part
 follows the contract in rcl_study's ``docs/plugins.md``.
 """
 
@@ -28,6 +29,39 @@ def focal_loss(
         z = z + tau * torch.log(prior / prior.sum())
     logp = F.log_softmax(z, dim=1).gather(1, labels[:, None]).squeeze(1)
     return (-((1 - logp.exp()) ** gamma) * logp).mean()
+
+
+def supcon_loss(
+    features: Tensor,
+    labels: Tensor,
+    class_counts: Tensor,
+    prototypes: Tensor | None = None,
+    *,
+    temperature: float,
+    negative_weight: float = 1.0,
+    **knobs: object,
+) -> Tensor:
+    """SupCon's L_out (Khosla et al. 2020) with the negatives' share of the denominator weighted.
+
+    ``negative_weight`` 1 is plain SupCon; below 1 the negatives push less. The prototypes and
+    RCL's knobs (``balance``, ``scale``, ``margin``, ``class_averaging``, ``scale_on``, in
+    ``knobs``) are not used: a contrastive plugin may ignore what it does not model.
+
+    Shape:
+        - features: ``[N, D]`` L2-normalised; labels: ``[N]`` int64; class_counts: ``[C]``;
+          output: scalar.
+    """
+    z = features.float()
+    sim = z @ z.T / temperature
+    self_mask = torch.eye(len(labels), dtype=torch.bool, device=z.device)
+    positive = (labels[:, None] == labels[None, :]) & ~self_mask
+    weight = torch.where(positive, 1.0, negative_weight).masked_fill(self_mask, 0.0)
+    log_denominator = torch.logsumexp(sim + torch.log(weight), dim=1, keepdim=True)
+    log_prob = sim - log_denominator
+    n_pos = positive.sum(1)
+    per_anchor = -(log_prob.masked_fill(~positive, 0.0).sum(1)) / n_pos.clamp(min=1)
+    has_pos = n_pos > 0
+    return per_anchor[has_pos].mean() if has_pos.any() else z.sum() * 0.0
 
 
 def read_blobs(cfg) -> object:
