@@ -242,6 +242,8 @@ class RayExecutor:
             fn = tune.with_resources(fn, {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial})
         if "search_alg" not in kwargs or not res.max_concurrent:
             kwargs = {"max_concurrent_trials": res.max_concurrent, **kwargs}
+        # one worker process trains trial after trial: torch and the package imported once
+        kwargs = {"reuse_actors": True, **kwargs}
         recorder = _Recorder(study, units, StudyFolder(out_dir), sink, self._interrupt)
         tuner = tune.Tuner(
             fn,

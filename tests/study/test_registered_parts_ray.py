@@ -96,3 +96,53 @@ def test_a_part_that_cannot_travel_is_refused_before_any_trial(monkeypatch):
             _carried_parts()
     finally:
         registry.unregister("losses", "test_unpicklable")
+
+
+PID_SCRIPT = """
+import os
+import sys
+
+import torch
+
+from rcl_study import load_study, registry, run_study
+
+PIDS = sys.argv[2]
+
+
+@registry.register("losses", "pid_ce")
+def pid_ce(logits, labels, class_counts):
+    with open(PIDS, "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    return torch.nn.functional.cross_entropy(logits.float(), labels)
+
+
+run_study(load_study(sys.argv[1]), progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_ray_trains_trial_after_trial_in_one_worker(tmp_path, tiny_study):
+    """Start-up is paid once per worker: three trials, one at a time, one process."""
+    study = tiny_study.write(
+        tmp_path,
+        name="reuse",
+        loss={"classification": "pid_ce"},
+        study={"components": ["balance", "margin"], "seeds": [0]},
+        train={"max_steps_per_epoch": 1},
+        resources={"executor": "ray", "pack": 1, "max_concurrent": 1},
+        report={"dir": str(tmp_path / "report")},
+    )
+    (tmp_path / "script.py").write_text(PID_SCRIPT)
+    pids = tmp_path / "pids.txt"
+    proc = subprocess.run(
+        [sys.executable, "script.py", str(study), str(pids)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = (tmp_path / "runs" / "reuse" / "records.jsonl").read_text().splitlines()
+    assert [json.loads(x)["status"] for x in lines] == ["ok"] * 4
+    assert len(set(pids.read_text().split())) == 1  # every step of every trial, one process
