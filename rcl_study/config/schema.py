@@ -10,7 +10,7 @@ one-line :class:`~rcl_study.config.errors.ConfigError` messages through :func:`p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -19,6 +19,7 @@ from rcl_study.config.base import (
     check_seed,
     registered,
 )
+from rcl_study.config.dependent import refuse_ignored
 from rcl_study.config.errors import ConfigError, format_error
 from rcl_study.config.metrics import VALIDATED, selection_metric
 from rcl_study.config.resources_section import ResourcesConfig
@@ -147,6 +148,10 @@ class TrainConfig(Strict):
         return self
 
 
+#: the largest magnitude of a classification loss's parameter (a weight, a margin, a power)
+PARAM_LIMIT = 1e6
+
+
 class LossConfig(Strict):
     """The loss of ``docs/loss.md``; ``None`` knobs take the preset's value."""
 
@@ -163,7 +168,9 @@ class LossConfig(Strict):
     #: a registered classification loss replacing the preset's (None: the preset's CE or
     #: logit-adjusted CE), called with ``classification_params`` as keyword arguments
     classification: str | None = None
-    classification_params: dict[str, float] = Field(default_factory=dict)
+    classification_params: dict[str, Annotated[float, Field(ge=-PARAM_LIMIT, le=PARAM_LIMIT)]] = (
+        Field(default_factory=dict)
+    )
 
     @field_validator("classification")
     @classmethod
@@ -276,6 +283,11 @@ class StudyFile(Strict):
                 f"validation counterpart; use one of {', '.join(VALIDATED)} (or set "
                 "data.val_per_class: 0 to choose on test, optimistic)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _dependent_keys_read(self) -> StudyFile:
+        refuse_ignored(self)
         return self
 
     @property
