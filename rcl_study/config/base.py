@@ -115,7 +115,7 @@ class Strict(BaseModel):
         Inside lists and mappings too: a float at any depth is finite, any text is UTF-8 (a
         section's own fields check themselves, naming their keys).
         """
-        shape = _numeric_shape(cls.model_fields[info.field_name].annotation)
+        shape, section = _field_kind(cls, info.field_name)
         if shape == "scalar":
             _check_number(v)
         elif shape == "list" and isinstance(v, list):
@@ -124,10 +124,23 @@ class Strict(BaseModel):
         elif shape == "dict" and isinstance(v, dict):
             for item in v.values():
                 _check_number(item)
-        ann = cls.model_fields[info.field_name].annotation
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):  # a section checks itself
+        if not section:  # a section checks its own fields
             check_tree(v)
         return v
+
+
+#: (model, field) -> (its numeric shape, whether it is a section): read once per field
+_FIELD_KINDS: dict[tuple[type, str], tuple[str | None, bool]] = {}
+
+
+def _field_kind(model: type[BaseModel], name: str) -> tuple[str | None, bool]:
+    """The numeric shape of a field's annotation and whether it is a model (a section)."""
+    kind = _FIELD_KINDS.get((model, name))
+    if kind is None:
+        ann = model.model_fields[name].annotation
+        section = isinstance(ann, type) and issubclass(ann, BaseModel)
+        kind = _FIELD_KINDS[(model, name)] = (_numeric_shape(ann), section)
+    return kind
 
 
 def check_seed(v: int | None) -> int | None:

@@ -51,9 +51,15 @@ def set_in(raw: dict[str, Any], updates: dict[str, Any], source: str = "<study>"
         node[leaf] = value
 
 
+#: dotted keys found in the schema (a trial's keys are checked once, not once per trial)
+_KNOWN_KEYS: set[str] = set()
+
+
 def check_key(key: str, source: str, where: str = "--set") -> None:
     """Raise :class:`ConfigError` unless the dotted ``key`` exists in the schema."""
-    _check_key_path(key.split("."), source, where)
+    if key not in _KNOWN_KEYS:
+        _check_key_path(key.split("."), source, where)
+        _KNOWN_KEYS.add(key)
 
 
 def _check_key_path(parts: list[str], source: str, where: str = "--set") -> None:
