@@ -14,20 +14,13 @@ import sys
 import time
 
 from rcl_study.config import ConfigError, load_study
+from rcl_study.config.flags import OneLineParser, number
 from rcl_study.config.keys import add_set_option, check_overrides_used
 from rcl_study.signals import sigterm_as_ctrl_c
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line on stderr (exit 2), not the usage block."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        """Print ``error: <message>`` and exit 2."""
-        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _OneLineParser(
+    p = OneLineParser(
         prog="python -m rcl_study.run",
         description="Run a study (ablation, grid sweep or search) and write its report.",
         epilog="Exit status: 0 done; 1 no trial succeeded; 2 bad input (one line on stderr); "
@@ -111,14 +104,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--effect",
-        type=float,
+        type=number(float, low=0, above=True),
         action="append",
         help="with --plan-seeds: a target effect (difference in the study metric) to plan "
         "seeds for (repeatable)",
     )
     p.add_argument(
         "--sd",
-        type=float,
+        type=number(float, low=0, above=True),
         help="with --plan-seeds: the assumed sd of paired differences (wins over the records)",
     )
     return p

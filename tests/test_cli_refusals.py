@@ -192,3 +192,47 @@ def test_help_explains_every_argument(module, capsys):
     if module == "rcl_study.run":
         smoke = next(a for a in parser._actions if a.dest == "smoke")
         assert "GPU" in smoke.help
+
+
+#: numeric flags outside their range: refused by argparse's type, one line naming the flag
+NUMERIC_FLAGS = [
+    ["--plan-seeds", "--effect", "nan", "--sd", "0.02"],
+    ["--plan-seeds", "--effect", "inf", "--sd", "0.02"],
+    ["--plan-seeds", "--sd", "nan", "--effect", "0.01"],
+    ["--plan-seeds", "--sd", "inf", "--effect", "0.01"],
+    ["--plan-seeds", "--sd", "-0.5", "--effect", "0.01"],
+    ["--plan-seeds", "--effect", "-0.01", "--sd", "0.02"],
+    ["--plan-seeds", "--effect", "0", "--sd", "0.02"],
+    ["--plan-seeds", "--effect", "1e999", "--sd", "0.02"],
+]
+
+
+@pytest.mark.parametrize("flags", NUMERIC_FLAGS, ids=[" ".join(f[1:3]) for f in NUMERIC_FLAGS])
+def test_a_numeric_flag_out_of_range_is_refused(here, tiny_study, capsys, flags):
+    path = tiny_study.write(here)
+    code, out, err = _run(capsys, path, *flags)
+    _one_line_error(code, err, flags[1], "argument")
+    assert not out
+
+
+EXPORT_FLAGS = [
+    ("--imbalance-ratio", "nan"),
+    ("--imbalance-ratio", "inf"),
+    ("--imbalance-ratio", "0.5"),
+    ("--split-seed", "-1"),
+    ("--split-seed", str(2**32)),
+    ("--val-per-class", "-3"),
+    ("--head-images", "0"),
+]
+
+
+@pytest.mark.parametrize("flag,value", EXPORT_FLAGS, ids=[" ".join(f) for f in EXPORT_FLAGS])
+def test_a_numeric_export_flag_out_of_range_is_refused(here, capsys, flag, value):
+    from rcl_study.data.__main__ import main as data_main
+
+    argv = ["export", "--dataset", "digits_lt", "--imbalance-ratio", "10", "--out", "x.npz"]
+    argv += [flag, value]
+    with pytest.raises(SystemExit) as stop:
+        data_main(argv)
+    _one_line_error(stop.value.code, capsys.readouterr().err, flag, "argument")
+    assert not (here / "x.npz").exists()

@@ -202,9 +202,16 @@ def test_the_built_in_contrastive_loss_by_name_equals_the_preset(tiny_study):
 @pytest.mark.parametrize(
     "loss, message",
     [
-        ({"preset": "la", "contrastive": "rebalanced"}, "preset 'la' has no contrastive term"),
-        ({"preset": "ce", "contrastive": "rebalanced"}, "preset 'ce' has no contrastive term"),
-        ({"contrastive_params": {"a": 1.0}}, "contrastive_params: only with loss.contrastive"),
+        (
+            {"preset": "la", "contrastive": "rebalanced"},
+            r"loss.contrastive: only read with a preset with a contrastive term",
+        ),
+        ({"preset": "ce", "contrastive": "rebalanced"}, r"loss.contrastive: only read with"),
+        ({"contrastive_params": {"a": 1.0}}, r"loss.contrastive_params: only read with loss.con"),
+        (
+            {"contrastive": "rebalanced", "contrastive_params": {"a": float("nan")}},
+            r"loss.contrastive_params",
+        ),
         ({"contrastive": "rebalancd"}, r"unknown contrastive loss 'rebalancd'.*'rebalanced'"),
         ({"classification": "nope"}, r"loss.classification: unknown loss 'nope'"),
     ],

@@ -36,6 +36,8 @@ def format_error(source: str, err: ValidationError, root: type[BaseModel]) -> st
     if e["type"] == "missing":
         return f"{source}: missing required key '{key}'"
     msg = e["msg"].removeprefix("Value error, ")
+    if not loc:  # a check across sections names its keys itself
+        return f"{source}: {msg}"
     if e["type"] == "literal_error" and "input" in e:
         options = e.get("ctx", {}).get("expected", "")
         hint = suggest(

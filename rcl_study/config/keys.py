@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
+from rcl_study.config.base import TRIAL_SECTIONS
 from rcl_study.config.errors import ConfigError, suggest
 from rcl_study.config.schema import StudyFile, parse_study
 
@@ -50,9 +51,15 @@ def set_in(raw: dict[str, Any], updates: dict[str, Any], source: str = "<study>"
         node[leaf] = value
 
 
+#: dotted keys found in the schema (a trial's keys are checked once, not once per trial)
+_KNOWN_KEYS: set[str] = set()
+
+
 def check_key(key: str, source: str, where: str = "--set") -> None:
     """Raise :class:`ConfigError` unless the dotted ``key`` exists in the schema."""
-    _check_key_path(key.split("."), source, where)
+    if key not in _KNOWN_KEYS:
+        _check_key_path(key.split("."), source, where)
+        _KNOWN_KEYS.add(key)
 
 
 def _check_key_path(parts: list[str], source: str, where: str = "--set") -> None:
@@ -167,10 +174,21 @@ def to_dict(cfg: BaseModel) -> dict[str, Any]:
 
 
 def set_path(cfg: StudyFile, updates: dict[str, Any]) -> StudyFile:
-    """A new validated config with dotted-key ``updates`` applied (e.g. ``{"loss.scale": 2}``)."""
-    raw = to_dict(cfg)
+    """A new validated config with dotted-key ``updates`` applied (e.g. ``{"loss.scale": 2}``).
+
+    Updates of trial settings only (every trial's resolution) validate the trial sections again
+    and keep the study's other sections as validated once (a grid of many points is not checked
+    again for every trial); the checks across sections run again on the whole.
+    """
     for key in updates:
         check_key(key, cfg.name, "key")
+    if all(key.split(".", 1)[0] in TRIAL_SECTIONS for key in updates):
+        raw: dict[str, Any] = {"name": cfg.name}
+        raw.update((s, to_dict(getattr(cfg, s))) for s in TRIAL_SECTIONS)
+        set_in(raw, updates, cfg.name)
+        kept = {s: getattr(cfg, s) for s in StudyFile.model_fields if s not in raw}
+        return parse_study({**raw, **kept}, cfg.name)
+    raw = to_dict(cfg)
     set_in(raw, updates, cfg.name)
     return parse_study(raw, cfg.name)
 

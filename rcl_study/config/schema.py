@@ -10,7 +10,7 @@ one-line :class:`~rcl_study.config.errors.ConfigError` messages through :func:`p
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -19,6 +19,7 @@ from rcl_study.config.base import (
     check_seed,
     registered,
 )
+from rcl_study.config.dependent import refuse_ignored
 from rcl_study.config.errors import ConfigError, format_error
 from rcl_study.config.metrics import VALIDATED, selection_metric
 from rcl_study.config.resources_section import ResourcesConfig
@@ -199,6 +200,10 @@ class TrainConfig(Strict):
         return self
 
 
+#: the largest magnitude of a classification loss's parameter (a weight, a margin, a power)
+PARAM_LIMIT = 1e6
+
+
 class LossConfig(Strict):
     """The loss of ``docs/loss.md``; ``None`` knobs take the preset's value."""
 
@@ -229,13 +234,17 @@ class LossConfig(Strict):
     #: logit-adjusted CE), called with ``classification_params`` as keyword arguments
     classification: str | None = None
     #: keyword arguments of ``classification`` (numbers)
-    classification_params: dict[str, float] = Field(default_factory=dict)
+    classification_params: dict[str, Annotated[float, Field(ge=-PARAM_LIMIT, le=PARAM_LIMIT)]] = (
+        Field(default_factory=dict)
+    )
     #: a registered contrastive loss replacing the preset's SupCon / BCL / RCL loss
     #: (``docs/plugins.md``): called with the features, labels, class counts, prototypes and
     #: every loss knob above, plus ``contrastive_params``; only for presets with a contrastive term
     contrastive: str | None = None
     #: extra keyword arguments of ``contrastive`` (numbers)
-    contrastive_params: dict[str, float] = Field(default_factory=dict)
+    contrastive_params: dict[str, Annotated[float, Field(ge=-PARAM_LIMIT, le=PARAM_LIMIT)]] = (
+        Field(default_factory=dict)
+    )
 
     @field_validator("classification")
     @classmethod
@@ -246,21 +255,6 @@ class LossConfig(Strict):
     @classmethod
     def _registered_contrastive(cls, v: str | None) -> str | None:
         return v if v is None else registered("contrastive", v)
-
-    @model_validator(mode="after")
-    def _contrastive_needs_its_term(self) -> LossConfig:
-        """A replacement contrastive loss (and its arguments) needs a preset that trains one."""
-        if self.contrastive_params and self.contrastive is None:
-            raise ValueError(
-                "contrastive_params: only with loss.contrastive (the built-in loss takes the "
-                "knobs balance, scale, margin, ...); set loss.contrastive or drop them"
-            )
-        if self.contrastive is not None and not PRESETS[self.preset][1]:
-            raise ValueError(
-                f"contrastive: preset '{self.preset}' has no contrastive term; use supcon, bcl, "
-                "rcl or bcl+rcl"
-            )
-        return self
 
 
 class SecondaryReport(Strict):
@@ -378,6 +372,11 @@ class StudyFile(Strict):
                 f"validation counterpart; use one of {', '.join(VALIDATED)} (or set "
                 "data.val_per_class: 0 to choose on test, optimistic)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _dependent_keys_read(self) -> StudyFile:
+        refuse_ignored(self)
         return self
 
     @property

@@ -15,7 +15,7 @@ from rcl_study.config.base import (
     COMPONENTS,
     Strict,
     check_seed,
-    same_value,
+    first_repeat,
     trial_key,
 )
 from rcl_study.config.errors import suggest
@@ -59,11 +59,12 @@ class RangeSpec(Strict):
                 raise ValueError("a categorical range needs a non-empty 'choices' list")
             if self.low is not None or self.high is not None or self.log:
                 raise ValueError("a categorical range takes 'choices' only, not low/high/log")
-            for i, c in enumerate(self.choices):
+            for c in self.choices:
                 if not (c is None or isinstance(c, (bool, int, float, str))):
                     raise ValueError(f"choice {c!r} is not a number, string, boolean or null")
-                if any(same_value(c, d) for d in self.choices[:i]):
-                    raise ValueError(f"choice {c!r} is listed twice")
+            twice = first_repeat(self.choices)
+            if twice is not None:
+                raise ValueError(f"choice {self.choices[twice]!r} is listed twice")
         else:
             if self.choices is not None:
                 raise ValueError(f"a {self.type} range takes low/high, not 'choices'")
@@ -233,9 +234,9 @@ class StudyConfig(Strict):
     def _grid_values(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
         for key, values in v.items():
             trial_key(key)
-            for i, x in enumerate(values):
-                if any(same_value(x, y) for y in values[:i]):
-                    raise ValueError(f"{key}: value {x!r} is listed twice")
+            twice = first_repeat(values)
+            if twice is not None:
+                raise ValueError(f"{key}: value {values[twice]!r} is listed twice")
         return v
 
     @field_validator("space")

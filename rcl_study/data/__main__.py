@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from rcl_study.config import DataConfig
+from rcl_study.config.base import SEED_LIMIT
+from rcl_study.config.flags import OneLineParser, number
 from rcl_study.data.checks import DataError
 from rcl_study.data.load import load_data
 from rcl_study.data.types import ListImages
@@ -20,7 +22,7 @@ from rcl_study.store import atomic_write_bytes
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="python -m rcl_study.data export",
         description="Write the exact long-tailed training split (with its source indices) and "
         "the test set as an .npz, for data.dataset: arrays (e.g. on a machine without the "
@@ -34,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--imbalance-ratio",
-        type=float,
+        type=number(float, low=1),
         required=True,
         help="largest over smallest training class (data.imbalance_ratio, e.g. 100)",
     )
@@ -47,19 +49,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--split-seed",
-        type=int,
+        type=number(int, low=0, high=SEED_LIMIT - 1),
         default=0,
         help="seed of the images kept in each class (data.split_seed; default 0)",
     )
     p.add_argument(
         "--val-per-class",
-        type=int,
+        type=number(int, low=0, high=100_000),
         default=20,
         help="validation images per class, stored as val_x/val_y (data.val_per_class; 0: none)",
     )
     p.add_argument(
         "--head-images",
-        type=int,
+        type=number(int, low=1, high=10_000_000),
         default=None,
         help="images of the head class before the long tail (data.head_images)",
     )

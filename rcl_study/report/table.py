@@ -89,7 +89,9 @@ def results_table(records: list[TrialRecord], metric: str | None = None) -> pd.D
             "wall_time": r.wall_time,
             "device": r.device,
         }
-        row.update(r.overrides)
+        # a mapping or list value (a grid over loss.classification_params) as its text: a cell
+        # the table can group by
+        row.update((k, str(v) if isinstance(v, dict | list) else v) for k, v in r.overrides.items())
         row.update({k: m.get(k) for k in METRIC_COLUMNS})
         rows.append(row)
     cols = ["trial_id", "variant", "seed", "status", "reason", *METRIC_COLUMNS]

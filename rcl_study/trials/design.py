@@ -5,7 +5,6 @@ On the floor below ``study/`` and ``report/``: both read the design from here.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -13,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from rcl_study.config import ConfigError, StudyFile, check_key, set_path, to_dict
+from rcl_study.config.base import TRIAL_SECTIONS
+from rcl_study.config.dependent import ignored
 from rcl_study.losses import OFF_VALUES, resolve_loss
 from rcl_study.trials.records import TrialPlan
 
@@ -121,11 +122,14 @@ def _trained(cfg: StudyFile, overrides: dict[str, Any]) -> str:
 
     Two grid points that differ only in ``loss.preset`` train the same loss when the loss section
     sets every knob in which the presets differ (``bcl`` with ``balance: 1, scale: 1.2, margin:
-    0.5`` is ``bcl+rcl``).
+    0.5`` is ``bcl+rcl``); keys the trial does not read (``rcl_study.config.dependent``) are
+    taken at their defaults. Every key is seen, mappings and lists included.
     """
     tc = trial_config(cfg, overrides, 0)
-    raw = to_dict(tc)
-    raw["loss"] = dataclasses.asdict(resolve_loss(tc.loss, tc.train.alpha, tc.train.beta))
+    unread = ignored(tc)  # a key the trial does not read (loss.tau_la without LA-CE) trains nothing
+    tc = set_path(tc, unread) if unread else tc
+    raw = {s: to_dict(getattr(tc, s)) for s in TRIAL_SECTIONS}  # the others are every arm's
+    raw["loss"] = dict(vars(resolve_loss(tc.loss, tc.train.alpha, tc.train.beta)))
     return json.dumps(raw, sort_keys=True, default=str)
 
 
