@@ -23,6 +23,7 @@ from typing import Any
 from ray import tune  # Ray reads the variables ray_trial sets when trials run, not at import
 
 from rcl_study.config import DRIVER_CPU, StudyFile
+from rcl_study.store import DiskError
 from rcl_study.study import cluster
 from rcl_study.study.cluster import ClusterError
 from rcl_study.study.execute import Resolver, append_log
@@ -168,8 +169,8 @@ def _error_text(trial) -> str:
         pass
     for text in texts:
         lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-        if lines:
-            return lines[-1][:500]
+        if lines:  # the toolkit's disk error is already a line in words
+            return lines[-1].removeprefix(f"{DiskError.__module__}.DiskError: ")[:500]
     return "trial raised an exception (no traceback was kept)"
 
 
