@@ -125,8 +125,12 @@ class _Raw:
 
 
 @contextmanager
-def _as_disk_error(path: Path, raw: _Raw | None = None, size: int | None = None) -> Iterator[None]:
+def as_disk_error(
+    path: str | Path, raw: _Raw | None = None, size: int | None = None
+) -> Iterator[None]:
     """Turn a disk's refusal met in the block (or recorded by ``raw``) into a :class:`DiskError`.
+
+    ``size``: the bytes the write needed, when known (else: more than ``raw`` wrote).
 
     A writer that wraps the file (``torch.save`` raises ``RuntimeError``) hides the ``OSError``
     that ``raw`` kept; the error kept is the one reported.
@@ -191,7 +195,7 @@ def open_folder(folder: str | Path, create: bool = True) -> Iterator[int]:
                 except FileNotFoundError:
                     if not create:
                         raise
-                    with suppress(FileExistsError), _as_disk_error(cur / name, size=4096):
+                    with suppress(FileExistsError), as_disk_error(cur / name, size=4096):
                         os.mkdir(name, 0o777, dir_fd=fd)
                     nfd = os.open(name, flags, dir_fd=fd)
             except OSError as err:
@@ -284,11 +288,11 @@ def atomic_write(
         _check_entry(dir_fd, path.name, path)
         tmp = f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
-        with _as_disk_error(path, size=size):
+        with as_disk_error(path, size=size):
             fd = os.open(tmp, flags, 0o666, dir_fd=dir_fd)
         raw = _Raw(fd)
         try:
-            with _as_disk_error(path, raw, size):
+            with as_disk_error(path, raw, size):
                 try:
                     write(raw)  # type: ignore[arg-type]
                     raw.flush()
@@ -321,14 +325,14 @@ def append_bytes(path: str | Path, data: bytes, whole_lines: bool = False) -> No
     stays a line of its own.
     """
     path = Path(path)
-    with _as_disk_error(path, size=len(data) + 1):
+    with as_disk_error(path, size=len(data) + 1):
         fd, _ = _open_in(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
     try:
         end = os.lseek(fd, 0, os.SEEK_END)
         if whole_lines and end > 0 and os.pread(fd, 1, end - 1) != b"\n":
             data = b"\n" + data
         raw = _Raw(fd)
-        with interrupts_deferred(), _as_disk_error(path, raw, len(data)):
+        with interrupts_deferred(), as_disk_error(path, raw, len(data)):
             try:
                 raw.write(data)
                 raw.flush()
