@@ -71,7 +71,7 @@ def test_an_append_lands_whole_or_not_at_all(code, after, tmp_path, monkeypatch)
     target = tmp_path / "records.jsonl"
     target.write_bytes(b'{"a": 1}\n')
     failing_write(monkeypatch, code, after)
-    with pytest.raises(files.DiskError) as caught:
+    with pytest.raises(OSError) as caught:
         files.append_line(target, RECORD)
     assert target.read_bytes() == b'{"a": 1}\n'  # cut back: no half line
     line = str(caught.value)
@@ -87,7 +87,7 @@ def test_a_checkpoint_not_written_says_so_in_words(code, tmp_path, monkeypatch):
 
     (tmp_path / "checkpoint.pt").write_bytes(b"old")
     failing_write(monkeypatch, code, after=100)
-    with pytest.raises(files.DiskError) as caught:
+    with pytest.raises(OSError) as caught:
         atomic_save({"w": torch.zeros(50_000)}, tmp_path / "checkpoint.pt")
     line = str(caught.value)
     assert line.startswith(f"checkpoint not written: {WORDS[code]}"), line
@@ -130,10 +130,15 @@ def test_report_only_on_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert run.main([str(study), "--no-progress"]) == 0
     capsys.readouterr()
-    failing_write(monkeypatch, errno.EFBIG, after=10)
+    real = _child(["-m", "rcl_study.run", str(study), "--report-only"], tmp_path, 16 * 1024)
+    errors = [x for x in real.stderr.splitlines() if not x.startswith("note:")]
+    assert real.returncode == 2 and "Traceback" not in real.stderr, real.stderr
+    assert len(errors) == 1 and WORDS[errno.EFBIG] in errors[0], real.stderr
+    assert str(tmp_path / "reports") in errors[0], errors[0]
+    failing_write(monkeypatch, errno.ENOSPC, after=10)
     assert run.main([str(study), "--report-only"]) == 2
     line = one_error_line(capsys)
-    assert WORDS[errno.EFBIG] in line and str(tmp_path / "reports") in line, line
+    assert WORDS[errno.ENOSPC] in line and str(tmp_path / "reports") in line, line
     assert leftovers(tmp_path / "reports") == []
 
 
@@ -175,10 +180,10 @@ def test_an_append_past_a_real_file_size_limit_leaves_no_cut_line(tmp_path):
     target.write_bytes(b"x" * 990 + b"\n")
     code = textwrap.dedent(
         f"""
-        from rcl_study.store import append_line, DiskError
+        from rcl_study.store import append_line
         try:
             append_line({str(target)!r}, "y" * 100)
-        except DiskError as err:
+        except OSError as err:
             print(err)
         """
     )
