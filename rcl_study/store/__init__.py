@@ -62,6 +62,10 @@ class DiskError(OSError):
         super().__init__(code, DISK_ERRNOS.get(code, os.strerror(code)), str(path))
         self.need, self.exact, self.doing = need, exact, doing
 
+    def __reduce__(self):
+        """Pickled with its own arguments (a Ray worker's error travels to the driver)."""
+        return (DiskError, (self.filename, self.errno, self.need, self.exact, self.doing))
+
     def about(self, doing: str) -> DiskError:
         """The same error saying ``doing`` (what the caller lost)."""
         return DiskError(self.filename, self.errno, self.need, self.exact, doing)
@@ -105,23 +109,30 @@ class _Raw:
         return self.written + len(self._buf)
 
     def write(self, data) -> int:
-        """Buffer ``data``; write the buffer out once it holds 64 kB."""
-        self._buf += data
-        if len(self._buf) >= 1 << 16:
-            self.flush()
+        """Buffer ``data``; a buffer of 64 kB or more is written out, large data directly."""
+        if len(self._buf) + len(data) < 1 << 16:
+            self._buf += data
+            return len(data)
+        self.flush()
+        self._write_all(data)
         return len(data)
 
     def flush(self) -> None:
         """Write out everything buffered, all of it or an ``OSError``."""
-        view, self._buf = memoryview(bytes(self._buf)), bytearray()
-        while view:
-            try:
-                n = os.write(self.fd, view)
-            except OSError as err:
-                self.error = self.error or err
-                raise
-            self.written += n
-            view = view[n:]
+        data, self._buf = bytes(self._buf), bytearray()
+        self._write_all(data)
+
+    def _write_all(self, data) -> None:
+        with memoryview(data) as whole:
+            view = whole
+            while view:
+                try:
+                    n = os.write(self.fd, view)
+                except OSError as err:
+                    self.error = self.error or err
+                    raise
+                self.written += n
+                view = view[n:]
 
 
 @contextmanager
