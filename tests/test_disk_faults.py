@@ -189,8 +189,8 @@ def test_an_append_past_a_real_file_size_limit_leaves_no_cut_line(tmp_path):
     )
     done = _child(["-c", code], tmp_path, limit=1024)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert target.read_bytes() == b"x" * 990 + b"\n"  # no cut line left behind
     assert WORDS[errno.EFBIG] in done.stdout, done.stdout
-    assert target.read_bytes() == b"x" * 990 + b"\n"
 
 
 def _tmpfs(at: Path, size: str) -> bool:

@@ -54,3 +54,79 @@ def test_failed_and_killed_ray_trials_are_one_line_each(tmp_path):
     kept = "".join(p.read_text() for p in logs.rglob("*.log"))
     assert "Traceback" in kept and "the loss broke" in kept, sorted(logs.rglob("*"))
     assert done.returncode == 1, err
+
+
+class _Trial:
+    """What the driver's callback reads of a failed Tune trial."""
+
+    def __init__(self, index: int, error_file: str) -> None:
+        self.config, self.trial_id = {"unit": index}, f"t{index}"
+        self.error_file, self.last_result, self.num_failures = error_file, {}, 0
+
+    def get_error(self):
+        return None
+
+
+TUNE_TRACEBACK = (
+    'Traceback (most recent call last):\n  File "loss.py", line 3, in boom\n'
+    "RuntimeError: the loss broke\n"
+)
+
+
+@pytest.mark.parametrize("failure", ["raised", "worker killed"])
+def test_tunes_failed_trial_reports_stay_in_the_logs(failure, tmp_path, monkeypatch, capfd):
+    """Tune logs each failed trial with its traceback: the study's logs get it, not stderr."""
+    pytest.importorskip("ray")
+    import logging
+
+    from rcl_study.study import ray_tune
+    from rcl_study.study.packing import plan_units
+    from rcl_study.trials.design import expand
+    from rcl_study.trials.folder import StudyFolder
+
+    cfg = TINY_STUDY.parse(
+        study={"seeds": [0], "components": ["margin"], "output_dir": str(tmp_path / "runs")},
+        resources={"executor": "ray", "pack": 1},
+    )
+    plans = expand(cfg)
+    units = plan_units(cfg, plans, plans)
+    error_file = tmp_path / "error.txt"
+    text = TUNE_TRACEBACK if failure == "raised" else "ray.exceptions.ActorDiedError: died\n"
+    error_file.write_text(text)
+
+    class Tuner:
+        def __init__(self, fn, param_space, tune_config, run_config):
+            self.callbacks = run_config.callbacks
+
+        def fit(self):
+            log = logging.getLogger("ray.tune.execution.tune_controller")
+            for i in range(len(units)):
+                try:
+                    raise RuntimeError("the loss broke")
+                except RuntimeError as err:
+                    log.error(f"Trial task failed for trial t{i}", exc_info=err)
+                for cb in self.callbacks:
+                    cb.on_trial_error(0, [], _Trial(i, str(error_file)))
+
+    monkeypatch.setattr(ray_tune.tune, "Tuner", Tuner)
+    seen = []
+
+    class Sink:
+        def evaluation(self, trial_id, metrics):
+            pass
+
+        def record(self, record):
+            seen.append(record)
+
+    folder = StudyFolder(tmp_path / "runs")
+    capfd.readouterr()
+    ray_tune.RayExecutor().run(cfg, units, folder, Sink())
+    out, err = capfd.readouterr()
+    assert "Traceback" not in err + out and "Trial task failed" not in err, err
+    assert len(seen) == len(units) == 2 and all(r.status.value == "failed" for r in seen)
+    last = text.strip().splitlines()[-1]
+    assert all(r.reason == last for r in seen), [r.reason for r in seen]
+    kept = (tmp_path / "runs" / "logs" / "ray.log").read_text()
+    assert kept.count("Traceback") == 2 and "Trial task failed for trial t1" in kept, kept
+    for unit in units:
+        assert text.strip() in (tmp_path / "runs" / "logs" / f"{unit.name}.log").read_text()
