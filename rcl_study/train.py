@@ -18,6 +18,7 @@ import torch
 from rcl_study.config import ConfigError, load_study, to_dict
 from rcl_study.config.keys import add_set_option
 from rcl_study.data import DataError
+from rcl_study.registry import RegistryError
 from rcl_study.signals import sigterm_as_ctrl_c
 from rcl_study.store import DiskError, atomic_write_text
 from rcl_study.study.runner import absolute_paths
@@ -99,6 +100,9 @@ def _main(argv: list[str] | None = None) -> int:
         return 130
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except RegistryError as err:  # a plugin that does not load: one line naming it
+        print(f"error: {a.study}: {err}", file=sys.stderr)
         return 2
     except DataError as err:  # missing or bad data: one line naming the study and the file
         print(f"error: {a.study}: {str(err).splitlines()[0]}", file=sys.stderr)

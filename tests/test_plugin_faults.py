@@ -115,3 +115,18 @@ def test_a_failing_plugin_is_one_line(case, plugins, tmp_path, monkeypatch, caps
     line = one_error_line(capsys)
     for fragment in fragments:
         assert fragment.format(pkg=pkg) in line, (fragment, line)
+
+
+def test_a_loss_plugin_failing_under_train_is_one_line(plugins, tmp_path, monkeypatch, capsys):
+    from rcl_study import train
+
+    fake_plugin(
+        plugins,
+        "plug_train_loss",
+        "raise ImportError('needs apex')\ndef focal(logits, labels, counts): pass\n",
+        {LOSSES: {"plug_focal": "focal"}},
+    )
+    study = TINY_STUDY.write(tmp_path, {"loss": {"classification": "plug_focal"}}, name="one")
+    assert train.main([str(study)]) == 2
+    line = one_error_line(capsys)
+    assert "plug_focal = plug_train_loss:focal" in line and "needs apex" in line, line
