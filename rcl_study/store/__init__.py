@@ -43,10 +43,11 @@ class FolderError(OSError):
 
 
 #: the errors of a disk that cannot take a write: no space, a quota, a file-size limit
-DISK_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EFBIG: "file size limit exceeded"}
-DISK_ERRNOS[getattr(errno, "EDQUOT", errno.ENOSPC)] = DISK_ERRNOS.get(
-    getattr(errno, "EDQUOT", -1), "disk quota exceeded"
-)
+DISK_ERRNOS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file size limit exceeded",
+}
 
 
 class DiskError(OSError):
