@@ -76,6 +76,7 @@ BUILTINS: dict[str, dict[str, str]] = {
 
 _LOCAL: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
 _PLUGINS: dict[str, dict[str, Any]] | None = None  # kind -> name -> EntryPoint, read once
+_CLASHES: dict[str, list[str]] = {kind: [] for kind in KINDS}  # entry points refused, by kind
 _LOADED: dict[tuple[str, str], Any] = {}
 
 
@@ -89,19 +90,34 @@ def _kind(kind: str) -> str:
     return kind
 
 
+def entry_point_name(ep: Any) -> str:
+    """An entry point as a message names it: its package, group, name and target."""
+    dist = getattr(ep, "dist", None)
+    package = getattr(dist, "name", None) or "an unknown package"
+    return f"package {package}, entry point {ep.group}: {ep.name} = {ep.value}"
+
+
 def _plugins() -> dict[str, dict[str, Any]]:
-    """The installed packages' entry points, by kind and name (read once per process)."""
+    """The installed packages' entry points, by kind and name (read once per process).
+
+    An entry point taking a name already taken (a built-in's, another package's) is left out
+    and kept in ``_CLASHES`` of its kind: :func:`names` of that kind refuses it.
+    """
     global _PLUGINS
     if _PLUGINS is None:
         found: dict[str, dict[str, Any]] = {kind: {} for kind in KINDS}
         for kind in KINDS:
+            clashes: list[str] = []
             for ep in entry_points(group=f"rcl_study.{kind}"):
                 if ep.name in BUILTINS[kind] or ep.name in found[kind]:
-                    raise RegistryError(
-                        f"rcl_study.{kind}: '{ep.name}' is registered twice (entry point "
-                        f"{ep.value})"
+                    taken = "a built-in" if ep.name in BUILTINS[kind] else "another plugin"
+                    clashes.append(
+                        f"{SINGULAR[kind]} '{ep.name}' is registered twice ({taken}'s name, "
+                        f"and {entry_point_name(ep)}); uninstall or rename the plugin's"
                     )
+                    continue
                 found[kind][ep.name] = ep
+            _CLASHES[kind] = clashes
         _PLUGINS = found
     return _PLUGINS
 
@@ -148,9 +164,17 @@ def adopt(parts: dict[str, dict[str, Any]] | None) -> None:
 
 
 def names(kind: str) -> list[str]:
-    """Every registered name of ``kind``: built-ins, installed plugins, then this process's."""
+    """Every registered name of ``kind``: built-ins, installed plugins, then this process's.
+
+    Raises:
+        RegistryError: an installed plugin of ``kind`` takes a name already taken.
+
+    """
     _kind(kind)
-    return [*BUILTINS[kind], *_plugins()[kind], *_LOCAL[kind]]
+    plugins = _plugins()[kind]
+    if _CLASHES[kind]:
+        raise RegistryError(_CLASHES[kind][0])
+    return [*BUILTINS[kind], *plugins, *_LOCAL[kind]]
 
 
 def source(kind: str, name: str) -> str:
@@ -160,6 +184,14 @@ def source(kind: str, name: str) -> str:
     if name in _plugins()[kind]:
         return f"entry point {_plugins()[kind][name].value}"
     return "register"
+
+
+def origin(kind: str, name: str) -> str:
+    """``name`` of ``kind`` as a message names it: built-in, a plugin's entry point, or local."""
+    if name in _plugins()[_kind(kind)] and name not in BUILTINS[kind]:
+        return f"{SINGULAR[kind]} '{name}' ({entry_point_name(_plugins()[kind][name])})"
+    where = "built-in" if name in BUILTINS[kind] else "registered in this process"
+    return f"{SINGULAR[kind]} '{name}' ({where})"
 
 
 def unknown(kind: str, name: str) -> str:
@@ -184,21 +216,24 @@ def get(kind: str, name: str) -> Any:
     _kind(kind)
     if name in _LOCAL[kind]:
         return _LOCAL[kind][name]
+    if name not in BUILTINS[kind] and name not in _plugins()[kind]:
+        raise RegistryError(unknown(kind, name))
     try:
         if name in BUILTINS[kind]:
             module, attr = BUILTINS[kind][name].split(":")
             obj = getattr(importlib.import_module(module), attr)
-        elif name in _plugins()[kind]:
-            obj = _plugins()[kind][name].load()
         else:
-            raise RegistryError(unknown(kind, name))
-    except (ImportError, AttributeError) as err:
-        raise RegistryError(
-            f"rcl_study.{kind}: '{name}' ({source(kind, name)}) does not load: "
-            f"{type(err).__name__}: {err}"
-        ) from None
+            obj = _plugins()[kind][name].load()
+    except Exception as err:  # noqa: BLE001 - whatever a plugin's import raises: one line
+        raise RegistryError(f"{origin(kind, name)} does not load: {error_line(err)}") from None
     _LOADED[(kind, name)] = obj
     return obj
+
+
+def error_line(err: BaseException) -> str:
+    """``Type: first line of the message`` of ``err`` (at most 300 characters)."""
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:300]}" if text else type(err).__name__
 
 
 def create(kind: str, name: str, *args: Any, **kwargs: Any) -> Any:

@@ -164,7 +164,7 @@ def _main(argv: list[str] | None = None) -> int:
         print(f"error: python -m rcl_study.run: {refused} (see --help)", file=sys.stderr)
         return 2
     from rcl_study.data import DataError
-    from rcl_study.store import FolderError
+    from rcl_study.store import FolderError, disk_error
     from rcl_study.study.checks import (
         StudyExists,
         check_folders,
@@ -175,7 +175,7 @@ def _main(argv: list[str] | None = None) -> int:
     from rcl_study.study.lock import StudyLocked
     from rcl_study.study.runner import absolute_paths, apply_smoke, dry_run_text
 
-    cfg = None
+    cfg, running = None, False
     try:
         cfg = load_study(a.study, a.overrides)
         check_overrides_used(cfg, a.overrides, a.study)
@@ -235,7 +235,7 @@ def _main(argv: list[str] | None = None) -> int:
         else:  # the local executor never imports Ray
             ClusterError = ()  # type: ignore[assignment,misc]  # noqa: N806
 
-        t0 = time.time()
+        t0, running = time.time(), True  # a disk error from here on: finish with --resume
         try:
             records = run_study(
                 cfg,
@@ -264,11 +264,20 @@ def _main(argv: list[str] | None = None) -> int:
     except FolderError as err:  # a link, FIFO, folder... where a toolkit file belongs
         print(f"error: {a.study}: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        disk = disk_error(err)  # no space, a quota or a file-size limit, however it came up
+        if disk is None:
+            raise
+        if running and cfg is not None:
+            return _interrupted(cfg, a, f"error: {a.study}: {disk}; ")
+        print(f"error: {a.study}: {disk}", file=sys.stderr)
+        return 2
     try:
         status = _report(cfg, a.study)
     except Exception as err:  # noqa: BLE001 - the records are safe; say so in one line
+        why = disk_error(err) or f"{type(err).__name__}: {err}"
         print(
-            f"error: {a.study}: the report could not be written ({type(err).__name__}: {err}); "
+            f"error: {a.study}: the report could not be written ({why}); "
             f"the records are kept in {cfg.output_dir}; rebuild it with --report-only",
             file=sys.stderr,
         )
@@ -284,8 +293,8 @@ def _main(argv: list[str] | None = None) -> int:
     return status if ok else 1
 
 
-def _interrupted(cfg, a: argparse.Namespace) -> int:
-    """Ctrl-C: say how many trials are recorded and how to finish with this tool; 130."""
+def _interrupted(cfg, a: argparse.Namespace, why: str = "interrupted: ") -> int:
+    """Ctrl-C (or ``why``): say how many trials are recorded and how to finish them; 130."""
     from rcl_study.trials.folder import StudyFolder
 
     folder = StudyFolder(cfg.output_dir)
@@ -297,7 +306,7 @@ def _interrupted(cfg, a: argparse.Namespace) -> int:
         cmd += ["--set", ov]
     cmd.append("--resume")
     print(
-        f"interrupted: {n}{f' of {planned}' if planned else ''} trials recorded in "
+        f"{why}{n}{f' of {planned}' if planned else ''} trials recorded in "
         f"{cfg.output_dir}; finish with: {shlex.join(cmd)}",
         file=sys.stderr,
     )

@@ -18,8 +18,9 @@ import torch
 from rcl_study.config import ConfigError, load_study, to_dict
 from rcl_study.config.keys import add_set_option
 from rcl_study.data import DataError
+from rcl_study.registry import RegistryError
 from rcl_study.signals import sigterm_as_ctrl_c
-from rcl_study.store import atomic_write_text
+from rcl_study.store import DiskError, atomic_write_text
 from rcl_study.study.runner import absolute_paths
 from rcl_study.trainer.checkpoint import CheckpointError, rename_stale, stored_hash
 from rcl_study.trainer.loop import train_trial
@@ -100,13 +101,15 @@ def _main(argv: list[str] | None = None) -> int:
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RegistryError as err:  # a plugin that does not load: one line naming it
+        print(f"error: {a.study}: {err}", file=sys.stderr)
+        return 2
     except DataError as err:  # missing or bad data: one line naming the study and the file
         print(f"error: {a.study}: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
     except OSError as err:  # a read-only or full work folder
-        print(
-            f"error: {a.study}: {err.filename or a.workdir}: {err.strerror or err}", file=sys.stderr
-        )
+        why = err if isinstance(err, DiskError) else f"{err.filename or a.workdir}: {err.strerror}"
+        print(f"error: {a.study}: {why}", file=sys.stderr)
         return 2
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()  # leave together: a rank exiting mid-teardown aborts gloo
@@ -118,6 +121,9 @@ def _main(argv: list[str] | None = None) -> int:
     if a.out:
         try:  # atomic: a full disk leaves no temporary file and no half-written result
             atomic_write_text(a.out, text)
+        except DiskError as err:
+            print(f"error: {a.study}: result {err}", file=sys.stderr)
+            return 2
         except OSError as err:
             print(f"error: {a.out}: cannot be written ({err.strerror or err})", file=sys.stderr)
             return 2

@@ -105,3 +105,34 @@ def download_into(fetch: Callable[[], object], root: Path, dataset: str) -> None
             f"{str(err).splitlines()[0] if str(err) else 'no detail'}); put the "
             "files there yourself and set data.download: false"
         ) from None
+
+
+def check_plugin_split(raw: object, who: str, num_classes: int | None) -> None:
+    """A plugin reader's :class:`~rcl_study.data.types.Split`, checked before it is used.
+
+    Images uint8 ``[N, H, W, C]`` (or decoded on demand), labels 1-D integers one per image in
+    ``[0, C)`` (``C``: ``num_classes``, else one past the largest label), every class with a
+    training image, the validation pair both given or neither. Raises :class:`DataError` whose
+    message starts with ``who`` (the plugin: its package and entry point).
+    """
+    n_classes = num_classes
+    for part in ("train", "test", "val"):
+        x, y = getattr(raw, f"{part}_x"), getattr(raw, f"{part}_y")
+        if part == "val" and x is None and y is None:
+            continue
+        if x is None or y is None:
+            raise DataError(f"{who}: gave {part}_x without {part}_y or the reverse")
+        if isinstance(x, np.ndarray):
+            check_images(x, who, f"{part}_x")
+        elif not hasattr(x, "subset"):
+            raise DataError(f"{who}: '{part}_x' is {type(x).__name__}, not an image array")
+        check_labels(y, who, f"{part}_y", len(x), num_classes)
+        if n_classes is None and part == "train":
+            n_classes = int(np.asarray(y).max()) + 1
+    counts = np.bincount(np.asarray(raw.train_y, dtype=np.int64), minlength=n_classes or 0)
+    empty = np.flatnonzero(counts == 0)
+    if empty.size:
+        raise DataError(
+            f"{who}: class {int(empty[0])} has no training image ({empty.size} empty of "
+            f"{counts.size}); every class in [0, {counts.size}) needs one"
+        )

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from rcl_study.data.arrays import read_arrays
-from rcl_study.data.checks import MAX_CLASSES, DataError
+from rcl_study.data.checks import MAX_CLASSES, DataError, check_plugin_split
 from rcl_study.data.cifar import read_cifar
 from rcl_study.data.digits import read_digits
 from rcl_study.data.fashion_mnist import read_fashion_mnist
@@ -163,6 +163,27 @@ def head_to_tail(num_classes: int, order: str, seed: int) -> list[int]:
     return [int(c) for c in np.random.default_rng((seed, 1)).permutation(num_classes)]
 
 
+def _read(reader, cfg) -> Split:
+    """What ``reader`` returns for ``cfg``; a plugin's is checked (:func:`check_plugin_split`)."""
+    from rcl_study import registry
+
+    plugin = registry.source("datasets", cfg.dataset) != "builtin"
+    who = f"data.dataset: {registry.origin('datasets', cfg.dataset)}"
+    try:
+        raw = reader(cfg)
+    except DataError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a plugin's reader failing: one line naming it
+        if not plugin:
+            raise
+        raise DataError(f"{who} failed: {registry.error_line(err)}") from None
+    if not isinstance(raw, Split):
+        raise DataError(f"{who}: its reader returned {type(raw).__name__}, not a Split")
+    if plugin:
+        check_plugin_split(raw, who, cfg.num_classes)
+    return raw
+
+
 def load_data(cfg, trial_seed: int | None = None) -> LTData:
     """Read ``cfg.dataset`` and make its training split long-tailed as ``cfg`` says.
 
@@ -179,11 +200,7 @@ def load_data(cfg, trial_seed: int | None = None) -> LTData:
         reader = get("datasets", cfg.dataset)
     except RegistryError as err:  # a plugin that does not import: one line, exit 2
         raise DataError(f"data.dataset: {err}") from None
-    raw = reader(cfg)
-    if not isinstance(raw, Split):
-        raise DataError(
-            f"data.dataset '{cfg.dataset}': its reader returned {type(raw).__name__}, not a Split"
-        )
+    raw = _read(reader, cfg)
     train_y = raw.train_y  # readers checked: 1-D int64, non-empty, in [0, MAX_CLASSES)
     if cfg.num_classes is not None and cfg.num_classes > MAX_CLASSES:
         raise DataError(f"data.num_classes: {cfg.num_classes} is above {MAX_CLASSES}")

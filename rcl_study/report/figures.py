@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from rcl_study.report.report_stats import SearchPoint  # noqa: E402
+from rcl_study.store import atomic_write_bytes  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="notebook")
 matplotlib.rcParams["svg.hashsalt"] = "rcl_study"  # stable SVG ids: same records, same files
@@ -24,10 +26,14 @@ matplotlib.rcParams["text.parse_math"] = False
 
 
 def _save(fig, out_dir: Path, name: str) -> str:
-    out_dir.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(out_dir / f"{name}.png", dpi=120, metadata={"Software": None})
-    fig.savefig(out_dir / f"{name}.svg", metadata={"Date": None, "Creator": None})
+    for suffix, options in (
+        ("png", {"dpi": 120, "metadata": {"Software": None}}),
+        ("svg", {"metadata": {"Date": None, "Creator": None}}),
+    ):
+        drawn = io.BytesIO()
+        fig.savefig(drawn, format=suffix, **options)
+        atomic_write_bytes(out_dir / f"{name}.{suffix}", drawn.getvalue())  # a full disk: one line
     plt.close(fig)
     return f"{name}.png"
 

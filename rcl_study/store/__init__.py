@@ -7,7 +7,9 @@ a scratch disk). The file is opened ``O_NOFOLLOW | O_NONBLOCK`` (a FIFO is never
 ``fstat`` must show a regular file with one link. Anything else where a toolkit file belongs is a
 :class:`FolderError`, one line naming the path. Reads are bounded by that size before a byte is
 read; a replace writes a temporary file of a name no one can guess, fsyncs and renames it; an
-append adds whole fsynced lines. Whose folder it is: :mod:`rcl_study.store.folders`.
+append adds whole fsynced lines, or nothing (a failed append is cut back to the size before).
+A full disk, a quota or a file-size limit met by any write here is a :class:`DiskError`, one
+line naming the path and what the write needed. Whose folder it is: :mod:`rcl_study.store.folders`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,124 @@ class FolderError(OSError):
 
     def __str__(self) -> str:
         return f"{self.filename} {self.strerror}"
+
+
+#: the errors of a disk that cannot take a write: no space, a quota, a file-size limit
+DISK_ERRNOS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file size limit exceeded",
+}
+
+
+class DiskError(OSError):
+    """A write the disk could not take (:data:`DISK_ERRNOS`); ``str`` is one line.
+
+    ``doing`` says what was lost (``not written``, ``checkpoint not written``), ``need`` how
+    many bytes the write needed (``exact``: all of it; else at least that many).
+    """
+
+    def __init__(
+        self, path: str | Path, code: int, need: int, exact: bool, doing: str = "not written"
+    ) -> None:
+        super().__init__(code, DISK_ERRNOS.get(code, os.strerror(code)), str(path))
+        self.need, self.exact, self.doing = need, exact, doing
+
+    def __reduce__(self):
+        """Pickled with its own arguments (a Ray worker's error travels to the driver)."""
+        return (DiskError, (self.filename, self.errno, self.need, self.exact, self.doing))
+
+    def about(self, doing: str) -> DiskError:
+        """The same error saying ``doing`` (what the caller lost)."""
+        return DiskError(self.filename, self.errno, self.need, self.exact, doing)
+
+    def __str__(self) -> str:
+        need = f"{self.need:,} bytes" + ("" if self.exact else " or more")
+        limit = " (ulimit -f)" if self.errno == errno.EFBIG else ""
+        return f"{self.doing}: {self.strerror}{limit} ({self.filename}; it needed {need})"
+
+
+def disk_error(err: BaseException | None) -> DiskError | None:
+    """The :class:`DiskError` that ``err`` is, or was raised from (its causes); None: none."""
+    seen = 0
+    while err is not None and seen < 20:
+        if isinstance(err, DiskError):
+            return err
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return None
+
+
+class _Raw:
+    """A file descriptor written through ``os.write`` (64 kB buffered); keeps the first error.
+
+    What a failed write leaves in the buffer stays there: nothing writes it later.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.written, self.error = fd, 0, None
+        self._buf = bytearray()
+
+    def writable(self) -> bool:
+        """Yes (a writer may ask)."""
+        return True
+
+    def seekable(self) -> bool:
+        """No: written once, front to back."""
+        return False
+
+    def tell(self) -> int:
+        """Bytes written so far, buffered ones included."""
+        return self.written + len(self._buf)
+
+    def write(self, data) -> int:
+        """Buffer ``data``; a buffer of 64 kB or more is written out, large data directly."""
+        if len(self._buf) + len(data) < 1 << 16:
+            self._buf += data
+            return len(data)
+        self.flush()
+        self._write_all(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Write out everything buffered, all of it or an ``OSError``."""
+        data, self._buf = bytes(self._buf), bytearray()
+        self._write_all(data)
+
+    def _write_all(self, data) -> None:
+        with memoryview(data) as whole:
+            view = whole
+            while view:
+                try:
+                    n = os.write(self.fd, view)
+                except OSError as err:
+                    self.error = self.error or err
+                    raise
+                self.written += n
+                view = view[n:]
+
+
+@contextmanager
+def as_disk_error(
+    path: str | Path, raw: _Raw | None = None, size: int | None = None
+) -> Iterator[None]:
+    """Turn a disk's refusal met in the block (or recorded by ``raw``) into a :class:`DiskError`.
+
+    ``size``: the bytes the write needed, when known (else: more than ``raw`` wrote).
+
+    A writer that wraps the file (``torch.save`` raises ``RuntimeError``) hides the ``OSError``
+    that ``raw`` kept; the error kept is the one reported.
+    """
+    try:
+        yield
+    except DiskError:
+        raise
+    except Exception as err:
+        cause = raw.error if raw is not None and raw.error is not None else err
+        if not isinstance(cause, OSError) or cause.errno not in DISK_ERRNOS:
+            raise
+        written = raw.written if raw is not None else 0
+        need = size if size is not None else written + 1
+        raise DiskError(path, cause.errno, need, size is not None) from None
 
 
 def refusal(path: Path, st: os.stat_result) -> FolderError | None:
@@ -87,7 +207,7 @@ def open_folder(folder: str | Path, create: bool = True) -> Iterator[int]:
                 except FileNotFoundError:
                     if not create:
                         raise
-                    with suppress(FileExistsError):
+                    with suppress(FileExistsError), as_disk_error(cur / name, size=4096):
                         os.mkdir(name, 0o777, dir_fd=fd)
                     nfd = os.open(name, flags, dir_fd=fd)
             except OSError as err:
@@ -165,24 +285,32 @@ def _check_entry(dir_fd: int, name: str, path: Path) -> None:
             raise why
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
+def atomic_write(
+    path: str | Path, write: Callable[[BinaryIO], object], size: int | None = None
+) -> None:
     """Call ``write`` on a temporary file beside ``path``, fsync it, then rename it onto ``path``.
 
     The folder is created when missing (:func:`open_folder`); an entry at ``path`` that is no
     regular file is refused. The temporary file's name is unguessable, created ``O_EXCL``; on
-    any error it is removed and ``path`` keeps what it held. A Ctrl-C waits for the write.
+    any error it is removed and ``path`` keeps what it held; a disk that cannot take it is a
+    :class:`DiskError` (``size``: the bytes written, when known). A Ctrl-C waits for the write.
     """
     path = Path(path)
     with interrupts_deferred(), open_folder(path.parent) as dir_fd:
         _check_entry(dir_fd, path.name, path)
         tmp = f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
-        fd = os.open(tmp, flags, 0o666, dir_fd=dir_fd)
+        with as_disk_error(path, size=size):
+            fd = os.open(tmp, flags, 0o666, dir_fd=dir_fd)
+        raw = _Raw(fd)
         try:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
+            with as_disk_error(path, raw, size):
+                try:
+                    write(raw)  # type: ignore[arg-type]
+                    raw.flush()
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             os.replace(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
             with suppress(FileNotFoundError):
@@ -192,7 +320,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
-    atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data), len(data))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -203,19 +331,30 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def append_bytes(path: str | Path, data: bytes, whole_lines: bool = False) -> None:
     """Append ``data`` to ``path`` (created when missing) and fsync it (see :func:`_open_in`).
 
-    ``whole_lines``: after an unfinished last line (a crash mid-write) a newline goes first, so
-    the cut fragment stays a line of its own.
+    All of ``data`` lands, or none: a failed write (a full disk, a file-size limit) cuts the
+    file back to its size before, and a disk's refusal is a :class:`DiskError`. ``whole_lines``:
+    after an unfinished last line (a crash mid-write) a newline goes first, so the cut fragment
+    stays a line of its own.
     """
-    fd, _ = _open_in(Path(path), os.O_RDWR | os.O_APPEND | os.O_CREAT)
-    with os.fdopen(fd, "ab+") as f:
-        end = f.seek(0, os.SEEK_END)
-        if whole_lines and end > 0:
-            f.seek(end - 1)
-            if f.read(1) != b"\n":
-                data = b"\n" + data
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    path = Path(path)
+    with as_disk_error(path, size=len(data) + 1):
+        fd, _ = _open_in(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+    try:
+        end = os.lseek(fd, 0, os.SEEK_END)
+        if whole_lines and end > 0 and os.pread(fd, 1, end - 1) != b"\n":
+            data = b"\n" + data
+        raw = _Raw(fd)
+        with interrupts_deferred(), as_disk_error(path, raw, len(data)):
+            try:
+                raw.write(data)
+                raw.flush()
+                os.fsync(fd)
+            except BaseException:
+                with suppress(OSError):  # back to the size before: no cut line is left
+                    os.ftruncate(fd, end)
+                raise
+    finally:
+        os.close(fd)
 
 
 def append_line(path: str | Path, line: str | bytes) -> None:

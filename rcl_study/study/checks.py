@@ -231,6 +231,7 @@ def check_study(cfg: StudyFile) -> list[TrialPlan]:
         pack_size(cfg, [])
         return []
     plans = expand(cfg)
+    check_parts(cfg, plans)
     variants = list(dict.fromkeys(p.variant for p in plans))
     baseline_variant(cfg, variants)
     for sec in cfg.report.secondary:  # refused now, not when its report is written
@@ -241,6 +242,24 @@ def check_study(cfg: StudyFile) -> list[TrialPlan]:
             )
     pack_size(cfg, plans)
     return plans
+
+
+#: the study keys that name a registered part, and its kind
+PART_KEYS = {"loss.classification": "losses", "model.arch": "backbones"}
+
+
+def check_parts(cfg: StudyFile, plans: list[TrialPlan]) -> None:
+    """Load every registered part the study's trials name, so a plugin that fails is one line."""
+    from rcl_study import registry
+
+    base = {"loss.classification": cfg.loss.classification, "model.arch": cfg.model.arch}
+    for key, kind in PART_KEYS.items():
+        chosen = {base[key], *(p.overrides.get(key) for p in plans)}
+        for name in sorted(n for n in chosen if isinstance(n, str) and n != "auto"):
+            try:
+                registry.get(kind, name)
+            except registry.RegistryError as err:
+                raise ConfigError(f"{cfg.name}: {key}: {err}") from None
 
 
 def check_within(cfg: StudyFile) -> None:

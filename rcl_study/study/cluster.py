@@ -169,14 +169,18 @@ def connect(cfg: StudyFile) -> None:
             msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ClusterError(f"resources.address: cannot join '{hostport}': {msg}") from None
     else:
-        with _keep_sigterm_handler():
-            ray.init(
-                address="local",
-                num_cpus=os.cpu_count(),
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-            )
+        try:
+            with _keep_sigterm_handler():
+                ray.init(
+                    address="local",
+                    num_cpus=os.cpu_count(),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                )
+        except Exception as err:  # noqa: BLE001 - Ray's start failing (an overloaded machine)
+            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ClusterError(f"a private Ray instance did not start: {msg}") from None
     cluster = ray.cluster_resources()
     why = res.shortfall(cluster.get("CPU", 0), cluster.get("GPU", 0), "the Ray cluster")
     if why:

@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Sequence
 
 from rcl_study.config import ConfigError, StudyFile
+from rcl_study.store import disk_error
 from rcl_study.study.execute import Resolver, append_log, evaluations, train_unit
 from rcl_study.study.executor import SearchRequest, Sink
 from rcl_study.study.recording import unit_records
@@ -26,6 +27,8 @@ from rcl_study.trials.unit import Unit
 
 
 def _error_line(err: BaseException) -> str:
+    if (disk := disk_error(err)) is not None:  # already a line in words
+        return str(disk)
     lines = [ln.strip() for ln in traceback.format_exception_only(err) if ln.strip()]
     return (lines[-1] if lines else type(err).__name__)[:500]
 

@@ -12,10 +12,11 @@ import json
 import os
 import platform
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from rcl_study.store import FolderError, read_bytes
+from rcl_study.store import FolderError, as_disk_error, read_bytes
 from rcl_study.trials.folder import LOCK
 
 _UNREADABLE_GRACE_S = 10.0  # a lock file still empty after this long was left by a crash
@@ -65,10 +66,16 @@ class StudyLock:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(self.info))
-            f.flush()
-            os.fsync(f.fileno())
+        text = json.dumps(self.info)
+        try:
+            with as_disk_error(self.path, size=len(text)), os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+        except BaseException:  # no lock left behind that no one holds
+            with suppress(OSError):
+                os.unlink(self.path)
+            raise
         self.held = True
         return True
 

@@ -16,7 +16,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from ray import tune  # Ray reads the variables ray_trial sets when trials run, 
 
 from rcl_study import registry
 from rcl_study.config import DRIVER_CPU, StudyFile
+from rcl_study.store import DiskError, append_bytes
 from rcl_study.study import cluster
 from rcl_study.study.cluster import ClusterError
 from rcl_study.study.execute import Resolver, append_log
@@ -42,7 +44,7 @@ class StudyInterrupted(KeyboardInterrupt):
 
 
 class _NoRestoreHint(logging.Filter):
-    """Drop Tune's own stop/resume lines: this tool resumes with --resume, not Tuner.restore."""
+    """Drop Tune's own stop/resume lines (this tool resumes with --resume) and Ray's auth banner."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
@@ -53,16 +55,76 @@ class _NoRestoreHint(logging.Filter):
                 "Stop signal received",
                 "Trials did not complete",
                 "Failed to fetch metrics",  # of the trials Ctrl-C stopped
+                # the private local instance keeps Ray's token authentication, without a banner
+                "Token authentication is enabled for this Ray cluster",
             )
         )
 
 
 def _quiet_tune_logs() -> None:
     """Install :class:`_NoRestoreHint` on Tune's loggers (once)."""
-    for name in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis"):
+    for name in (
+        "ray.tune.tune",
+        "ray.tune.analysis.experiment_analysis",
+        "ray._private.authentication.authentication_token_setup",
+    ):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _NoRestoreHint) for f in logger.filters):
             logger.addFilter(_NoRestoreHint())
+
+
+#: Ray's loggers whose records (a failed trial's traceback among them) go to the study's logs
+RAY_LOGGERS = ("ray.tune", "ray.train", "ray.air")
+
+
+class _StudyLog(logging.Handler):
+    """Ray's log records, tracebacks included, appended to ``<output_dir>/logs/ray.log``."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(logging.INFO)
+        self.path = path
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Append the record (its traceback included); a write that fails is dropped."""
+        try:
+            append_bytes(self.path, (self.format(record) + "\n").encode("utf-8", "replace"))
+        except (OSError, ValueError):
+            pass
+
+
+class _Brief(logging.StreamHandler):
+    """A warning of Ray's for the terminal as one line; a trial's failure is left to the records."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setLevel(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Print the first line of a warning that is not a failed trial's (those are recorded)."""
+        if record.exc_info or record.getMessage().startswith("Trial task failed"):
+            return
+        first = (record.getMessage().strip().splitlines() or [""])[0]
+        self.stream.write(f"note: ray: {first}\n")
+
+
+@contextmanager
+def _ray_logs_in(folder: StudyFolder) -> Iterator[None]:
+    """While Tune runs: Ray's records go to ``logs/ray.log``, the terminal gets single lines."""
+    handlers: list[logging.Handler] = [_StudyLog(folder.root / "logs" / "ray.log"), _Brief()]
+    loggers = [logging.getLogger(name) for name in RAY_LOGGERS]
+    before = [logger.propagate for logger in loggers]
+    for logger in loggers:
+        for handler in handlers:
+            logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield
+    finally:
+        for logger, propagate in zip(loggers, before):
+            for handler in handlers:
+                logger.removeHandler(handler)
+            logger.propagate = propagate
 
 
 class _Interrupt:
@@ -149,13 +211,14 @@ class _Recorder(tune.Callback):
         self._record(trial, TrialStatus.OK, "")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        reason = _error_text(trial)
-        append_log(self.folder, unit_of(trial.config, self.study, self.units), [reason])
+        reason, texts = _error_text(trial)
+        unit = unit_of(trial.config, self.study, self.units)
+        append_log(self.folder, unit, [*texts[:1], reason])  # the traceback, kept here
         self._record(trial, TrialStatus.FAILED, reason)
 
 
-def _error_text(trial) -> str:
-    """The last line of a failed trial's traceback (its exception type and message)."""
+def _error_text(trial) -> tuple[str, list[str]]:
+    """The last line of a failed trial's traceback (its exception type and message); the texts."""
     texts = []
     try:
         path = trial.error_file
@@ -167,11 +230,12 @@ def _error_text(trial) -> str:
         texts.append(str(trial.get_error() or ""))
     except Exception:  # noqa: BLE001
         pass
+    texts = [t for t in texts if t.strip()]
     for text in texts:
         lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-        if lines:
-            return lines[-1][:500]
-    return "trial raised an exception (no traceback was kept)"
+        if lines:  # the toolkit's disk error is already a line in words
+            return lines[-1].removeprefix(f"{DiskError.__module__}.DiskError: ")[:500], texts
+    return "trial raised an exception (no traceback was kept)", texts
 
 
 class RayExecutor:
@@ -259,7 +323,7 @@ class RayExecutor:
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
-        with self._interrupt:
+        with self._interrupt, _ray_logs_in(folder):
             tuner.fit()
         if self._interrupt.set:
             raise StudyInterrupted()

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rcl_study.store import atomic_write, open_read, rename_file
+from rcl_study.store import DiskError, atomic_write, open_read, rename_file
 from rcl_study.trainer.setup import Generators
 
 
@@ -26,8 +26,16 @@ class CheckpointMismatch(CheckpointError):
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` atomically (temporary file, fsync, rename)."""
-    atomic_write(path, lambda f: torch.save(obj, f))
+    """``torch.save`` to ``path`` atomically (temporary file, fsync, rename).
+
+    Raises:
+        DiskError: the disk could not take it (``checkpoint not written: ...``, one line).
+
+    """
+    try:
+        atomic_write(path, lambda f: torch.save(obj, f))
+    except DiskError as err:
+        raise err.about("checkpoint not written") from None
 
 
 def save_checkpoint(
