@@ -202,6 +202,8 @@ class TrainConfig(Strict):
 
 #: the largest magnitude of a classification loss's parameter (a weight, a margin, a power)
 PARAM_LIMIT = 1e6
+#: a number passed to a registered loss (``classification_params``, ``contrastive_params``)
+LossParam = Annotated[float, Field(ge=-PARAM_LIMIT, le=PARAM_LIMIT)]
 
 
 class LossConfig(Strict):
@@ -234,17 +236,13 @@ class LossConfig(Strict):
     #: logit-adjusted CE), called with ``classification_params`` as keyword arguments
     classification: str | None = None
     #: keyword arguments of ``classification`` (numbers)
-    classification_params: dict[str, Annotated[float, Field(ge=-PARAM_LIMIT, le=PARAM_LIMIT)]] = (
-        Field(default_factory=dict)
-    )
+    classification_params: dict[str, LossParam] = Field(default_factory=dict)
     #: a registered contrastive loss replacing the preset's SupCon / BCL / RCL loss
     #: (``docs/plugins.md``): called with the features, labels, class counts, prototypes and
     #: every loss knob above, plus ``contrastive_params``; only for presets with a contrastive term
     contrastive: str | None = None
     #: extra keyword arguments of ``contrastive`` (numbers)
-    contrastive_params: dict[str, Annotated[float, Field(ge=-PARAM_LIMIT, le=PARAM_LIMIT)]] = (
-        Field(default_factory=dict)
-    )
+    contrastive_params: dict[str, LossParam] = Field(default_factory=dict)
 
     @field_validator("classification")
     @classmethod
