@@ -46,6 +46,8 @@ def make_split(args) -> Path:
 
 
 def study(path: Path, args, epochs: int = 2) -> dict:
+    # --tiny: too few images to hold out a validation split
+    tiny = {"val_per_class": 0} if getattr(args, "tiny", False) else {}
     return {
         "name": "speed",
         "data": {
@@ -54,6 +56,7 @@ def study(path: Path, args, epochs: int = 2) -> dict:
             "augment": "bcl",
             "imbalance_ratio": args.imbalance_ratio,
             "test_limit": 100,
+            **tiny,
         },
         "model": {"arch": "resnet32"},
         "train": {

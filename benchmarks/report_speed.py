@@ -12,8 +12,9 @@ record has and a history of ``--evals`` evaluations. Then ``python -m rcl_study.
 --report-only`` runs in a fresh process, once per checkout named by ``--repo`` (default: this
 one) and round, the checkouts interleaved within each round, so a before/after pair shares the
 machine's load. Output: one JSON line per run (stderr), then a Markdown table of the median
-wall seconds (min-max) per checkout and size, and the growth exponent between the smallest and
-the largest size (log of the time ratio over log of the size ratio; 1 is linear).
+wall seconds (min-max) and CPU seconds per checkout and size, and the growth exponents between
+the smallest and the largest size (log of the time ratio over log of the size ratio; 1 is
+linear).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import math
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -154,17 +156,26 @@ def write_study(root: Path, n: int, evals: int) -> Path:
     return study
 
 
-def run_report(repo: Path, study: Path) -> tuple[float, int]:
-    """Seconds of ``--report-only`` with ``repo``'s rcl_study, in a fresh process; exit code."""
+def _children_cpu() -> float:
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def run_report(repo: Path, study: Path) -> tuple[float, float, int]:
+    """Wall and CPU seconds of ``--report-only`` with ``repo``'s rcl_study (a fresh process).
+
+    The CPU seconds (user + system of the process) measure the work far more steadily than
+    the wall time on a machine shared with other work. Returns them and the exit code.
+    """
     shutil.rmtree(study.parent / "report", ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(repo), "MPLBACKEND": "Agg"}
     cmd = [sys.executable, "-m", "rcl_study.run", str(study), "--report-only"]
-    t0 = time.perf_counter()
+    cpu0, t0 = _children_cpu(), time.perf_counter()
     done = subprocess.run(cmd, cwd=study.parent, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     if done.returncode:
         print(done.stderr[-2000:], file=sys.stderr)
-    return wall, done.returncode
+    return wall, cpu, done.returncode
 
 
 def main() -> int:
@@ -181,6 +192,7 @@ def main() -> int:
     repos = [p.resolve() for p in args.repo or [ROOT]]
     tmp = Path(tempfile.mkdtemp(prefix="report_speed_"))
     times: dict[tuple[str, int], list[float]] = {}
+    cpus: dict[tuple[str, int], list[float]] = {}
     failed = 0
     try:
         studies = {n: write_study(tmp / f"n{n}", n, args.evals) for n in args.sizes}
@@ -188,22 +200,28 @@ def main() -> int:
             for n, study in studies.items():
                 for repo in repos:
                     load = os.getloadavg()[0]
-                    wall, rc = run_report(repo, study)
+                    wall, cpu, rc = run_report(repo, study)
                     failed += rc != 0
                     times.setdefault((str(repo), n), []).append(wall)
+                    cpus.setdefault((str(repo), n), []).append(cpu)
                     row = {"repo": str(repo), "records": n + 2, "round": r, "wall_s": wall}
+                    row["cpu_s"] = cpu
                     print(json.dumps({**row, "rc": rc, "load1": load}), file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\ncpus {os.cpu_count()}, load {os.getloadavg()}, {args.rounds} round(s)\n")
-    print("| checkout | records | median s | min-max s |")
-    print("|---|---:|---:|---:|")
+    print("| checkout | records | median wall s | min-max wall s | median CPU s |")
+    print("|---|---:|---:|---:|---:|")
     for (repo, n), ts in times.items():
-        print(f"| {repo} | {n + 2} | {statistics.median(ts):.2f} | {min(ts):.2f}-{max(ts):.2f} |")
+        cpu = statistics.median(cpus[(repo, n)])
+        row = f"| {repo} | {n + 2} | {statistics.median(ts):.2f} | {min(ts):.2f}-{max(ts):.2f} |"
+        print(f"{row} {cpu:.2f} |")
     lo, hi = min(args.sizes), max(args.sizes)
     for repo in repos if hi > lo else ():
-        a, b = (statistics.median(times[(str(repo), n)]) for n in (lo, hi))
-        print(f"\n{repo}: exponent {math.log(b / a) / math.log((hi + 2) / (lo + 2)):.2f}")
+        for what, got in (("wall", times), ("CPU", cpus)):
+            a, b = (statistics.median(got[(str(repo), n)]) for n in (lo, hi))
+            slope = math.log(b / a) / math.log((hi + 2) / (lo + 2))
+            print(f"\n{repo}: exponent of the {what} time {slope:.2f}")
     return 1 if failed else 0
 
 

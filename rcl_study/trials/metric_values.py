@@ -1,7 +1,8 @@
 """What a metric of a record may hold, checked when the record is read.
 
 A metric (a key of a record's ``metrics``, or of one of its ``history`` evaluations) is a number
-(an ``int`` or a ``float``, never a bool: JSON's ``true`` is not 1), ``None`` (not measured), the
+(an ``int`` or a ``float``, or NumPy's scalar of one in a record not yet written; never a bool:
+JSON's ``true`` is not 1), ``None`` (not measured), the
 text of a text metric (``device``), or a flat list of numbers and ``None`` (``per_class_acc``,
 ``train_counts``). A number is an integer where the metric counts (epochs, images, processes); a
 finite number lies in the metric's declared range (:data:`rcl_study.config.METRIC_INFO`, for
@@ -14,7 +15,10 @@ key, so the line is set aside as damaged.
 
 from __future__ import annotations
 
+from numbers import Integral, Real
 from typing import Any
+
+from numpy import bool_ as np_bool
 
 from rcl_study.config.metrics import METRIC_INFO, RENAMED_METRICS
 
@@ -77,6 +81,13 @@ def _number(value: Any, bounds: tuple[float, ...], integer: bool) -> str | None:
     """
     lo, hi = bounds[0], bounds[1]
     kind = type(value)
+    if kind is not float and kind is not int and value is not None:  # NumPy's scalars, others
+        if isinstance(value, (bool, np_bool)):
+            return "a bool is not a number"
+        if not isinstance(value, Real):
+            return "a number is expected"
+        value = int(value) if isinstance(value, Integral) else float(value)
+        kind = type(value)
     if kind is float:
         if integer:
             return "an integer is expected"
@@ -85,12 +96,8 @@ def _number(value: Any, bounds: tuple[float, ...], integer: bool) -> str | None:
     elif kind is int:
         if lo <= value <= hi:
             return None
-    elif kind is bool:
-        return "a bool is not a number"
     elif value is None:
         return None
-    else:
-        return "a number is expected"
     return f"outside [{bounds[2]:g}, {bounds[3]:g}]"
 
 
