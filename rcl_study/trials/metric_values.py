@@ -67,6 +67,9 @@ def _ranges() -> dict[str, tuple[float, float, float, float]]:
 
 
 _RANGES = _ranges()
+#: the lowest and highest value accepted of each bounded metric (the fast path's lookup)
+_LIMITS = {key: bounds[:2] for key, bounds in _RANGES.items()}
+_WIDE_LIMITS = _WIDE[:2]
 
 
 def _refuse(where: str, key: str, value: Any, why: str) -> ValueError:
@@ -108,18 +111,35 @@ def check_metrics(values: dict[str, Any], where: str = "metric") -> None:
         ValueError: the first metric that breaks the rules of the module docstring, named.
 
     """
-    for key, value in values.items():
+    limits, integers = _LIMITS, INTEGER_METRICS
+    for key, value in values.items():  # the common cases first: a number in range, None
         kind = type(value)
-        if kind is list:
-            bounds = LIST_RANGES.get(key, _WIDE)
-            integer = key in INTEGER_LISTS
-            for item in value:
-                if (why := _number(item, bounds, integer)) is not None:
-                    raise _refuse(where, key, value, f"an element {item!r}: {why}")
-        elif kind is str:
-            if key not in TEXT_METRICS:
-                raise _refuse(where, key, value, "a number is expected, not text")
-        else:
-            bounds = _RANGES.get(key, _WIDE)
-            if (why := _number(value, bounds, key in INTEGER_METRICS)) is not None:
-                raise _refuse(where, key, value, why)
+        if kind is float:
+            lo, hi = limits.get(key, _WIDE_LIMITS)
+            if lo <= value <= hi and key not in integers:
+                continue
+        elif kind is int:
+            lo, hi = limits.get(key, _WIDE_LIMITS)
+            if lo <= value <= hi:
+                continue
+        elif value is None:
+            continue
+        _check_one(key, value, where)
+
+
+def _check_one(key: str, value: Any, where: str) -> None:
+    """Check one metric in full (lists, text, NumPy's scalars, and every refusal)."""
+    kind = type(value)
+    if kind is list:
+        bounds = LIST_RANGES.get(key, _WIDE)
+        integer = key in INTEGER_LISTS
+        for item in value:
+            if (why := _number(item, bounds, integer)) is not None:
+                raise _refuse(where, key, value, f"an element {item!r}: {why}")
+    elif kind is str:
+        if key not in TEXT_METRICS:
+            raise _refuse(where, key, value, "a number is expected, not text")
+    else:
+        bounds = _RANGES.get(key, _WIDE)
+        if (why := _number(value, bounds, key in INTEGER_METRICS)) is not None:
+            raise _refuse(where, key, value, why)
