@@ -24,7 +24,14 @@ SCRIPTS = sorted(
     p for p in (ROOT / "benchmarks").glob("*.py") if 'if __name__ == "__main__":' in p.read_text()
 )
 #: tiny runs over about 20 s on a 2-core CPU (they train, or start fresh processes)
-SLOW = {"epoch_speed.py", "pack_speed.py", "records_speed.py", "report_speed.py", "step_speed.py"}
+SLOW = {
+    "epoch_speed.py",
+    "pack_mechanism.py",
+    "pack_speed.py",
+    "records_speed.py",
+    "report_speed.py",
+    "step_speed.py",
+}
 
 
 def test_benchmarks_are_found():
