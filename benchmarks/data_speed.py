@@ -2,6 +2,7 @@
 
     python benchmarks/data_speed.py --data split.npz [--batch 256] [--device cpu|cuda]
         [--recipe autoaugment|bcl|...]
+    python benchmarks/data_speed.py --tiny      # 64 random images, batch 16, no workers (tests)
 
 Ours: indexing the uint8 tensor and ``make_views(..., recipe)`` (batched). For comparison, the
 peer-style DataLoader of ``epoch_speed.py`` (per-image PIL transforms in ``--workers`` workers).
@@ -19,12 +20,20 @@ from rcl_study.data.augment import make_views
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", help="an exported CIFAR-10-LT split (.npz); --tiny: random images")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--recipe", default="autoaugment", help="data.augment recipe (not auto)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--tiny", action="store_true", help="64 random images, batch 16 (tests)")
     a = p.parse_args()
+    if a.tiny:
+        from epoch_speed import make_split
+
+        a.batch, a.workers = 16, 0
+        a.data = make_split(argparse.Namespace(data=None, images=64))
+    elif not a.data:
+        p.error("give --data SPLIT.npz (or --tiny)")
     z = read_arrays(Path(a.data))
     x = torch.from_numpy(z.train_x).to(a.device)
     n = len(x)

@@ -3,6 +3,7 @@
     python benchmarks/epoch_speed.py --data split.npz            # an exported CIFAR-10-LT split
     python benchmarks/epoch_speed.py --synthetic --images 1024   # random pixels, reduced size
     python benchmarks/epoch_speed.py --data split.npz --concurrent 4   # + 1 vs 4 trials sharing
+    python benchmarks/epoch_speed.py --tiny      # 64 random images, batch 16, no workers (tests)
 
 Ours: ``train_trial`` (uint8 data on the device, batched augmentation there, bf16 and
 channels-last on a GPU). Peer-style, as BCL's official code: per-image PIL transforms with
@@ -45,6 +46,8 @@ def make_split(args) -> Path:
 
 
 def study(path: Path, args, epochs: int = 2) -> dict:
+    # --tiny: too few images to hold out a validation split
+    tiny = {"val_per_class": 0} if getattr(args, "tiny", False) else {}
     return {
         "name": "speed",
         "data": {
@@ -53,6 +56,7 @@ def study(path: Path, args, epochs: int = 2) -> dict:
             "augment": "bcl",
             "imbalance_ratio": args.imbalance_ratio,
             "test_limit": 100,
+            **tiny,
         },
         "model": {"arch": "resnet32"},
         "train": {
@@ -187,7 +191,10 @@ def main():
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--concurrent", type=int, default=0, help="also run N trials at once")
     p.add_argument("--json", help="write the figures here too")
+    p.add_argument("--tiny", action="store_true", help="64 random images, batch 16 (tests)")
     args = p.parse_args()
+    if args.tiny:
+        args.synthetic, args.images, args.batch, args.workers = True, 64, 16, 0
     if not args.data and not args.synthetic:
         p.error("give --data SPLIT.npz or --synthetic")
     if args.imbalance_ratio is None:

@@ -1,6 +1,7 @@
 """Forward+backward time and peak memory of contrastive_loss vs a class-loop implementation.
 
     python benchmarks/loss_speed.py [--device cpu|cuda] [--repeats 5]
+    python benchmarks/loss_speed.py --tiny      # one small size, one repeat (the test suite)
 
 The loop form builds BCL's class-averaged denominator with a Python loop over classes, as BCL's
 official code does. Both compute the same value (checked before timing).
@@ -78,13 +79,16 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--tiny", action="store_true", help="one small size, one repeat (tests)")
     a = p.parse_args()
+    sizes = [(64, 10, 16)] if a.tiny else SIZES
+    a.repeats = 1 if a.tiny else a.repeats
     print(f"device {a.device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(
         f"{'N':>5} {'C':>6} {'D':>4} | {'vectorised ms':>13} {'+peak MiB':>9} | "
         f"{'class loop ms':>13} {'+peak MiB':>9} | {'speed-up':>8}"
     )
-    for n, c, d in SIZES:
+    for n, c, d in sizes:
         args = inputs(n, c, d, a.device)
         diff = abs(vectorised(*args).item() - loop(*args).item())
         assert diff < 1e-3, f"implementations disagree by {diff}"

@@ -1,6 +1,7 @@
 """Which mechanism packs K copies of a network: a loop, ``torch.func`` stacking, grouped convs.
 
     python benchmarks/pack_mechanism.py [--k 1 2 4 8] [--repeats 5] [--device cpu|cuda]
+    python benchmarks/pack_mechanism.py --tiny   # K 1 and 2, one repeat, 4 images (tests)
 
 For the quickstart's SmallCNN+BCL heads (digits, 8x8, batch 3 x 64 views) and a reduced ResNet-32
 (32x32, batch 3 x 32 views) it times one training step (forward, loss, backward, SGD) of K members:
@@ -134,9 +135,14 @@ def main() -> None:
     p.add_argument("--k", type=int, nargs="+", default=[1, 2, 4, 8])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--tiny", action="store_true", help="K 1 and 2, one repeat, 4 images (tests)")
     a = p.parse_args()
+    if a.tiny:
+        a.k, a.repeats = [1, 2], 1
     dev = torch.device(a.device)
-    for arch, shape, batch in (("small_cnn", (1, 8, 8), 64), ("resnet32", (3, 32, 32), 32)):
+    sizes = (64, 32) if not a.tiny else (4, 4)
+    archs = (("small_cnn", (1, 8, 8), sizes[0]), ("resnet32", (3, 32, 32), sizes[1]))
+    for arch, shape, batch in archs:
         g = torch.Generator().manual_seed(1)
         x = torch.randn(3 * batch, *shape, generator=g).to(dev)
         y = torch.randint(0, 10, (batch,), generator=g).to(dev)

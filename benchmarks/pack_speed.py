@@ -3,6 +3,7 @@
     python benchmarks/pack_speed.py      # CPU: the quickstart's model and a reduced ResNet-32
     python benchmarks/pack_speed.py --only quickstart --k 1 2 4 8 --epochs 3
     python benchmarks/pack_speed.py --device cuda --data split.npz   # GPU, full CIFAR-10-LT size
+    python benchmarks/pack_speed.py --tiny        # the quickstart's model, K 1, one epoch (tests)
 
 The K members are the first K variants of RCL's 2^3 ablation on BCL (balance, scale, margin each
 off/on), same seed. "separate": K fresh processes, one after another, each running
@@ -160,7 +161,10 @@ def main() -> None:
     p.add_argument("--data", default=None, help="an exported CIFAR-10-LT split (arrays .npz)")
     p.add_argument("--images", type=int, default=256, help="synthetic ResNet-32 images (CPU)")
     p.add_argument("--batch", type=int, default=64, help="ResNet-32 batch on the CPU")
+    p.add_argument("--tiny", action="store_true", help="quickstart, K 1, one epoch (tests)")
     a = p.parse_args()
+    if a.tiny:
+        a.only, a.k, a.epochs = "quickstart", [1], 1
     rows = []
     for which in [a.only] if a.only else ["quickstart", "resnet32"]:
         for k in a.k:

@@ -2,6 +2,7 @@
 
     python benchmarks/records_speed.py                     # 5,000 appends, old rewrite 1,000
     python benchmarks/records_speed.py --appends 5000 --baseline 0 --trials 2000 --profile
+    python benchmarks/records_speed.py --tiny    # 50 appends, old rewrite 20, 30 trials (tests)
 
 (a) ``--appends`` synthetic records of a search (the resolved config of ``studies/search.yaml``,
 sampled overrides, the metric keys a real record has and a history of ``--evals`` evaluations,
@@ -199,7 +200,7 @@ def time_appends(folder: StudyFolder, records: list[TrialRecord], window: int) -
     t_all = time.perf_counter()
     for rec in records:
         t0 = time.perf_counter()
-        book.add(rec)
+        book.record(rec)
         times.append(time.perf_counter() - t0)
     total = time.perf_counter() - t_all
     w = min(window, len(times))
@@ -234,7 +235,7 @@ def search_folder(root: Path, n_trials: int, evals: int) -> tuple[Path, Any]:
     folder = StudyFolder(cfg.output_dir)
     book = RecordBook(folder, lambda r: None)
     for r in recs:
-        book.add(r)
+        book.record(r)
     planned = [{"trial_id": f"search #{i}", "variant": "search"} for i in range(n_trials)]
     planned += [{"trial_id": f"best__s{s}", "variant": "best"} for s in cfg.study.seeds[1:]]
     folder.write_plan(planned, {"study": cfg.name})
@@ -272,7 +273,10 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=2000, help="0: skip the report")
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--keep", type=Path, help="build in this folder and keep it")
+    ap.add_argument("--tiny", action="store_true", help="50 appends, 20 old, 30 trials (tests)")
     args = ap.parse_args()
+    if args.tiny:
+        args.appends, args.baseline, args.window, args.trials = 50, 20, 10, 30
     root = args.keep or Path(tempfile.mkdtemp(prefix="records_speed_"))
     root.mkdir(parents=True, exist_ok=True)
     print(f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}, folder {root}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """What the stride-2 stem saves: one training step of ``small_cnn`` against ``small_cnn_s2``.
 
     python benchmarks/small_cnn_stem.py [--image-size 28] [--batch 64] [--threads 1] [--repeats 20]
+    python benchmarks/small_cnn_stem.py --tiny   # batch 8, two repeats (the test suite)
 
 For BCL's network (backbone + classifier + projection and prototype heads, width 8 as the
 Fashion-MNIST sweeps) it times forward, a BCL+RCL loss, backward and an SGD step on the three views
@@ -53,7 +54,10 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--tiny", action="store_true", help="batch 8, two repeats (tests)")
     args = ap.parse_args()
+    if args.tiny:
+        args.batch, args.repeats = 8, 2
     torch.set_num_threads(args.threads)
     archs = ("small_cnn", "small_cnn_s2")
     ms = {a: step_ms(a, args.image_size, args.batch, args.repeats) for a in archs}

@@ -6,6 +6,7 @@ measured beside the current one in the same session (``git worktree add /tmp/bef
     python benchmarks/step_speed.py --repo /tmp/before --recipe bcl
     python benchmarks/step_speed.py --recipe bcl
     python benchmarks/step_speed.py --recipe autoaugment
+    python benchmarks/step_speed.py --tiny      # the embedded digits, small_cnn, 2 steps (tests)
 
 Syncs per step: the count of one 3-step trial minus that of a 2-step trial
 (``tests/helpers/syncs.py``; one-time work such as a cached table built on first use can make this
@@ -31,7 +32,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--preset", default="bcl+rcl")
     ap.add_argument("--data-root", default=str(HERE.parent / "shared/data/cifar10"))
+    ap.add_argument("--tiny", action="store_true", help="embedded digits, small_cnn (tests)")
     a = ap.parse_args()
+    if a.tiny:
+        a.arch, a.width, a.batch, a.steps = "small_cnn", 8, 16, 2
     sys.path.insert(0, a.repo)
     sys.path.insert(0, str(HERE / "tests" / "helpers"))
     import torch
@@ -45,6 +49,8 @@ def main() -> None:
     def cfg(steps: int, epochs: int):
         data = {"dataset": "cifar10_lt", "root": a.data_root, "imbalance_ratio": 100}
         data.update(test_limit=50, augment=a.recipe)
+        if a.tiny:  # no download: the digits ship with the package
+            data = {"dataset": "digits_lt", "test_limit": 50}
         train = {"epochs": epochs, "batch_size": a.batch, "max_steps_per_epoch": steps}
         train.update(warmup_epochs=0, progress=False, threads=1, eval_every=epochs)
         model = {"arch": a.arch, "width": a.width, "proj_hidden": 32, "proj_dim": 16}

@@ -338,23 +338,26 @@ def _one_report(view, study_path: str, cfg=None, secondary: str | None = None) -
     if note:
         print(note, file=sys.stderr)
     folder = StudyFolder(source)
-    damaged = len(folder.damaged_lines())
-    why = folder.checked_plan()[1]
+    read = folder.read()  # once: the report is built from these records
+    plan, why = folder.checked_plan()
     if why:
         print(f"note: {why}", file=sys.stderr)
-    if damaged:
+    if read.damaged:
+        shown = "; ".join(d.note() for d in read.damaged[:5])
+        more = f"; and {len(read.damaged) - 5} more" if len(read.damaged) > 5 else ""
         print(
-            f"note: {folder.records_path}: {damaged} damaged line(s) left out of the report and "
-            f"kept in the file; --resume moves them to {DAMAGED} and runs their trials again",
+            f"note: {folder.records_path}: {len(read.damaged)} damaged line(s) left out of the "
+            f"report and kept in the file ({shown}{more}); --resume moves them to {DAMAGED} "
+            "and runs their trials again",
             file=sys.stderr,
         )
-    if not folder.records():
+    if not read.records:
         print(
             f"error: {study_path}: no records in {view.output_dir}; run the study first",
             file=sys.stderr,
         )
         return 2
-    path = write_report(cfg, study_path, source, view.report_dir, secondary)
+    path = write_report(cfg, study_path, source, view.report_dir, secondary, (read, plan))
     print(f"report: {path}")
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -23,7 +24,10 @@ from rcl_study.report.sections import report_title
 from rcl_study.report.wording import format_p  # noqa: F401 - re-exported for callers
 from rcl_study.store import atomic_write_text
 from rcl_study.store.folders import claim
-from rcl_study.trials.folder import StudyFolder
+from rcl_study.trials.folder import RecordsRead, StudyFolder
+
+#: a study's records as read once (:meth:`StudyFolder.read`) and its plan (``plan.json``)
+Given = tuple[RecordsRead, dict[str, Any]]
 
 
 def secondary_config(cfg: StudyFile, name: str) -> StudyFile:
@@ -60,18 +64,23 @@ def build(
     out_dir: Path,
     report_dir: Path,
     secondary: SecondaryOf | None = None,
+    given: Given | None = None,
 ) -> BuiltReport:
     """Compute tables and statistics, draw figures and lay out the sections.
 
-    ``secondary`` says that this is a secondary analysis, and of which primary report.
+    ``secondary`` says that this is a secondary analysis, and of which primary report;
+    ``given`` the records and plan already read from ``out_dir`` (else they are read here).
     """
-    folder = StudyFolder(out_dir)
-    plan = folder.plan()
-    records = normalise(in_plan_order(folder.records(), plan, cfg.study.kind))
+    if given is None:
+        folder = StudyFolder(out_dir)
+        given = folder.read(), folder.plan()
+    read, plan = given
+    records = normalise(in_plan_order(read.records, plan, cfg.study.kind))
     done = analyse(cfg, records, plan, secondary)
     figs = drawing.draw_all(cfg, records, done.ok, done.stats, report_dir / "figures")
-    given = sections.ReportInput(cfg, study_path, done.stats, done.table, records, figs)
-    return BuiltReport(sections.blocks(given), done.stats, done.table)
+    damaged = tuple(read.damaged)
+    shown = sections.ReportInput(cfg, study_path, done.stats, done.table, records, figs, damaged)
+    return BuiltReport(sections.blocks(shown), done.stats, done.table)
 
 
 def write_report(
@@ -80,13 +89,14 @@ def write_report(
     out_dir: Path | None = None,
     report_dir: Path | None = None,
     secondary: str | None = None,
+    given: Given | None = None,
 ) -> Path:
     """Build and write the report of a study from its stored records; returns ``index.md``.
 
     The records are only read (the run ships them into the report folder:
     :mod:`rcl_study.trials.shipping`); the folders were checked when the command started.
     ``secondary`` names a secondary analysis (``report.secondary``) to write instead, into its
-    own folder.
+    own folder; ``given`` the records and plan the caller already read from ``out_dir``.
     """
     primary = cfg
     if secondary:
@@ -95,7 +105,7 @@ def write_report(
     out_dir = Path(out_dir or cfg.output_dir)
     report_dir = Path(report_dir or cfg.report_dir)
     claim(report_dir, cfg.name)
-    built = build(cfg, study_path, out_dir, report_dir, about)
+    built = build(cfg, study_path, out_dir, report_dir, about, given)
     atomic_write_text(report_dir / "results.csv", built.table.to_csv(index=False))
     stats_json = json.dumps(built.stats.to_json(), indent=1, default=str)
     atomic_write_text(report_dir / "stats.json", stats_json)

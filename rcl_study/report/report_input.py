@@ -8,12 +8,16 @@ import pandas as pd
 
 from rcl_study.config import StudyFile
 from rcl_study.report.report_stats import ReportStats
+from rcl_study.trials.reading import DamagedLine
 from rcl_study.trials.records import TrialRecord
 
 
 @dataclass(frozen=True)
 class ReportInput:
-    """What the sections read: the study, its statistics, table, records and drawn figures."""
+    """What the sections read: the study, its statistics, table, records and drawn figures.
+
+    ``damaged``: the lines of the records file set aside (never counted), each with why.
+    """
 
     cfg: StudyFile
     study_path: str
@@ -21,3 +25,4 @@ class ReportInput:
     table: pd.DataFrame
     records: list[TrialRecord]
     figures: list[tuple[str, str]]
+    damaged: tuple[DamagedLine, ...] = ()

@@ -272,6 +272,23 @@ def unfinished(r: ReportInput) -> list[Block]:
     return [("h", 2, "Trials that did not finish"), ("table", ["trial", "status", "reason"], rows)]
 
 
+def damaged(r: ReportInput) -> list[Block]:
+    """The lines of the records file set aside as damaged (never counted), each with why."""
+    if not r.damaged:
+        return []
+    rows = [[str(d.line), d.why] for d in r.damaged]
+    return [
+        ("h", 2, "Records set aside as damaged"),
+        (
+            "p",
+            f"{len(rows)} line(s) of the records file are no valid record and count nowhere "
+            "in this report (kept in the file; `--resume` moves them to "
+            "`records.damaged.jsonl` and runs their trials again):",
+        ),
+        ("table", ["line", "why"], rows),
+    ]
+
+
 def reproduce(r: ReportInput) -> list[Block]:
     """Where each trial's configuration is stored, and the command that trains each one again."""
     runs = shown_path(r.cfg.output_dir)
@@ -329,6 +346,7 @@ SECTIONS: tuple[Callable[[ReportInput], list[Block]], ...] = (
     definitions,
     figures,
     unfinished,
+    damaged,
     reproduce,
     regenerate,
 )

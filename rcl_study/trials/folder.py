@@ -12,8 +12,10 @@ temporary file and a rename); nothing else rewrites it (a report build only read
 the driver lock (``study/lock.py``). Every file here is read and written through
 :mod:`rcl_study.store` (no link followed, plain files only, reads bounded).
 
-A line that does not parse as a record (a line cut short by a crash mid-append, a hand edit, an
-unknown status) never stops a reader: it is skipped, and the driver moves it to
+Each line is parsed once and checked as a typed record (:mod:`rcl_study.trials.reading`). A
+line that is no valid record (a line cut short by a crash mid-append, a hand edit, an unknown
+status, a metric that is no number or out of its range, a second record of a variant and seed)
+never stops a reader: it is set aside with its line number and why, and the driver moves it to
 ``<root>/records.damaged.jsonl`` (:meth:`StudyFolder.move_damaged_lines`), so its trial runs
 again. An append after such a cut line starts on a line of its own. Valid lines are written back
 exactly as they were read (an old record keeps its keys).
@@ -21,7 +23,6 @@ exactly as they were read (an old record keeps its keys).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,26 @@ from rcl_study.store import (
     read_bytes,
     read_lines,
 )
+from rcl_study.trials.bounded_json import MAX_JSON_DEPTH, MAX_LINE_BYTES, load_json
+from rcl_study.trials.reading import DamagedLine, RecordsRead, parse_line, read_records
 from rcl_study.trials.records import TrialRecord, TrialStatus, dumps
+
+__all__ = [
+    "DAMAGED",
+    "LOCK",
+    "MAX_JSON_DEPTH",
+    "MAX_LINE_BYTES",
+    "MAX_PLAN_BYTES",
+    "MAX_RECORDS_BYTES",
+    "OWN_FILES",
+    "PLAN",
+    "RECORDS",
+    "TRIALS",
+    "DamagedLine",
+    "RecordsRead",
+    "StudyFolder",
+    "load_json",
+]
 
 #: the names in a records folder (this module owns them; a report folder ships RECORDS and PLAN)
 RECORDS = "records.jsonl"
@@ -49,52 +69,11 @@ TRIALS = "trials"
 OWN_FILES = (RECORDS, DAMAGED, PLAN, LOCK, STATUS)
 
 
-#: the longest record line read (a record with a long history is well under it)
-MAX_LINE_BYTES = 16 * 1024 * 1024
-#: the deepest nesting of JSON containers read in a record or a plan
-MAX_JSON_DEPTH = 32
 #: the largest ``plan.json`` read
 MAX_PLAN_BYTES = 256 * 1024 * 1024
 #: the largest ``records.jsonl`` read (refused before a byte is read; 10,000 trials with long
 #: histories are well under it)
 MAX_RECORDS_BYTES = 4 * 1024**3
-
-
-def _depth(value: Any) -> int:
-    """How deeply JSON containers nest in ``value`` (0 for a scalar); no recursion."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, d = stack.pop()
-        if isinstance(node, dict):
-            node = list(node.values())
-        if isinstance(node, list):
-            deepest = max(deepest, d)
-            if d <= MAX_JSON_DEPTH:
-                stack.extend((v, d + 1) for v in node)
-    return deepest
-
-
-def load_json(data: bytes, limit: int | None = None) -> Any:
-    """Parse JSON ``data`` within a size and nesting limit.
-
-    Raises:
-        ValueError: not UTF-8 JSON, longer than ``limit`` bytes (default
-            :data:`MAX_LINE_BYTES`), or nested deeper than
-            :data:`MAX_JSON_DEPTH` (a line of nested brackets is refused, never a RecursionError).
-
-    """
-    limit = MAX_LINE_BYTES if limit is None else limit
-    if len(data) > limit:
-        raise ValueError(f"longer than {limit} bytes")
-    try:
-        value = json.loads(data.decode("utf-8"))
-    except RecursionError:
-        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH}") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(str(e)) from None
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH}")
-    return value
 
 
 def _check_planned(t: Any) -> None:
@@ -115,9 +94,8 @@ def _parse(line: bytes) -> tuple[dict[str, Any], TrialRecord] | None:
     (:func:`~rcl_study.trials.records.check_row`); such a line is handled as damaged.
     """
     try:
-        row = load_json(line)
-        return row, TrialRecord.from_json(row)
-    except (ValueError, TypeError):
+        return parse_line(line, MAX_LINE_BYTES)
+    except ValueError:
         return None
 
 
@@ -161,47 +139,37 @@ class StudyFolder:
 
     # ------------------------------------------------------------------ records
 
-    def _read(self) -> tuple[list[tuple[bytes, dict[str, Any], TrialRecord]], list[bytes], int]:
-        """The last valid line of each trial, the damaged lines, and how many lines were superseded.
+    def read(self) -> RecordsRead:
+        """The records file read once (:func:`~rcl_study.trials.reading.read_records`).
 
-        The first list holds (raw line, row, record), in the order of those last lines. The file
-        is read line by line, within :data:`MAX_RECORDS_BYTES` (a line over
-        :data:`MAX_LINE_BYTES` is damaged).
+        One record per trial (its last valid line, at that line's position) and each line set
+        aside as damaged with its number and why. The file is read line by line, within
+        :data:`MAX_RECORDS_BYTES` (a line over :data:`MAX_LINE_BYTES` is damaged).
         """
-        last: dict[str, tuple[bytes, dict[str, Any], TrialRecord]] = {}
-        bad: list[bytes] = []
-        superseded = 0
-        for line in read_lines(self.records_path, MAX_RECORDS_BYTES):
-            if not line.strip():
-                continue
-            parsed = _parse(line)
-            if parsed is None:
-                bad.append(line)
-                continue
-            row, rec = parsed
-            if last.pop(rec.trial_id, None) is not None:  # re-inserted: moves to the end
-                superseded += 1
-            last[rec.trial_id] = (line, row, rec)
-        return list(last.values()), bad, superseded
+        return self._read()
+
+    def _read(self) -> RecordsRead:
+        """The one place the records file is read (every reader of this class goes through it)."""
+        return read_records(read_lines(self.records_path, MAX_RECORDS_BYTES), MAX_LINE_BYTES)
 
     def read_rows(self) -> tuple[list[dict[str, Any]], list[bytes]]:
         """The records as stored (JSON dicts) and the damaged lines (raw bytes), in file order.
 
         One row per trial: its last valid line, at that line's position.
         """
-        good, bad, _ = self._read()
-        return [row for _, row, _ in good], bad
+        got = self._read()
+        return got.rows, [d.raw for d in got.damaged]
 
     def damaged_lines(self) -> list[bytes]:
-        """The lines of ``records.jsonl`` that are not valid records."""
-        return self._read()[1]
+        """The lines of ``records.jsonl`` set aside as damaged (see :meth:`read`)."""
+        return [d.raw for d in self._read().damaged]
 
     def records(self) -> list[TrialRecord]:
         """The records, one per trial (its last valid line), in file order; damaged lines skipped.
 
         Empty when there are none.
         """
-        return [rec for _, _, rec in self._read()[0]]
+        return self._read().records
 
     def dataframe(self) -> Any:
         """The records as a pandas DataFrame, one row per trial, for a notebook.
@@ -236,12 +204,12 @@ class StudyFolder:
         atomically with the last valid line of each trial only (bytes as read, in order); the
         damaged lines are appended (fsynced) to ``records.damaged.jsonl`` first.
         """
-        good, damaged, superseded = self._read()
-        if damaged:  # kept before the table is rewritten without them
-            append_bytes(self.damaged_path, b"".join(line + b"\n" for line in damaged))
-        if damaged or superseded:
-            atomic_write_bytes(self.records_path, b"".join(line + b"\n" for line, _, _ in good))
-        return len(damaged)
+        got = self._read()
+        if got.damaged:  # kept before the table is rewritten without them
+            append_bytes(self.damaged_path, b"".join(d.raw + b"\n" for d in got.damaged))
+        if got.damaged or got.superseded:
+            atomic_write_bytes(self.records_path, b"".join(line + b"\n" for line in got.lines))
+        return len(got.damaged)
 
     def append(self, record: TrialRecord | dict[str, Any]) -> None:
         """Add one trial's record as one fsynced line; the file is not read.

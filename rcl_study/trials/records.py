@@ -15,8 +15,8 @@ sections), plus the number of
 data-parallel workers, which does change it.
 
 This module sits below ``study/`` and ``report/``; of the package it imports only the dotted-key
-walker of ``config`` and the status enum of the trainer's result (:class:`TrialStatus`,
-re-exported here).
+walker, the seed range and the metric declarations of ``config``, and the status enum of the
+trainer's result (:class:`TrialStatus`, re-exported here).
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from rcl_study.config.base import SEED_LIMIT
 from rcl_study.config.errors import ConfigError
 from rcl_study.config.keys import walk
 from rcl_study.trainer.result import STATUSES, TrialStatus
+from rcl_study.trials.metric_values import MAX_MAGNITUDE, check_metrics
 
 __all__ = [
     "STATUSES",
@@ -188,9 +190,11 @@ def check_row(row: dict[str, Any]) -> None:
 
     A record written by the toolkit holds every field; a hand edit or a damaged line may not.
     ``seed`` is present whenever ``variant`` is (a record of the full form), and an integer
-    when the variant is named (the report pairs variants by seed); ``attempts`` a positive
-    integer; ``history`` a list of mappings; the other keys have the JSON type of their field
-    (``metrics``, ``config``, ``overrides`` mappings).
+    in NumPy's seed range when the variant is named (the report pairs variants by seed);
+    ``attempts`` a positive integer; ``wall_time`` a finite number (not a bool); ``history`` a
+    list of mappings; every metric, in ``metrics`` and in each evaluation of ``history``, as
+    :func:`~rcl_study.trials.metric_values.check_metrics` says; the other keys have the JSON
+    type of their field (``metrics``, ``config``, ``overrides`` mappings).
     Unknown keys are not checked (they are kept in ``extra``).
 
     Raises:
@@ -203,13 +207,19 @@ def check_row(row: dict[str, Any]) -> None:
     if ("variant" in row and "seed" not in row) or (row.get("variant") and row["seed"] is None):
         raise ValueError("record key 'seed' is missing (a record of a variant names its seed)")
     seed = row.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise ValueError("record key 'seed' must be an integer")
+    if seed is not None and (type(seed) is not int or not 0 <= seed < SEED_LIMIT):
+        raise ValueError(f"record key 'seed' must be an integer in [0, 2**32), not {seed!r}")
     attempts = row.get("attempts", 1)
     if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
         raise ValueError("record key 'attempts' must be a positive integer")
+    wall = row.get("wall_time")
+    if isinstance(wall, bool) or (wall is not None and not abs(wall) <= MAX_MAGNITUDE):
+        raise ValueError(f"record key 'wall_time' must be a finite number, not {wall!r}")
     if not all(isinstance(h, dict) for h in row.get("history") or []):
         raise ValueError("record key 'history' must be a list of metric mappings")
+    check_metrics(row.get("metrics") or {}, "metric")
+    for i, point in enumerate(row.get("history") or []):
+        check_metrics(point, f"history[{i}] metric")
 
 
 _FIELDS = tuple(f for f in dataclasses.fields(TrialRecord) if f.name != "extra")

@@ -136,9 +136,9 @@ def _record(trial_id, variant, seed, overrides, acc, status="ok"):
     per_class = list(np.clip(acc + rng.normal(0, 0.05, 10), 0, 1))
     metrics = (
         {
-            "top1": acc + 0.01,
+            "top1": min(1.0, acc + 0.01),  # accuracies stay in [0, 1] (else: a damaged record)
             "balanced_acc": acc,
-            "many_acc": acc + 0.1,
+            "many_acc": min(1.0, acc + 0.1),
             "medium_acc": acc,
             "few_acc": acc - 0.2,
             "compactness": 0.8,
