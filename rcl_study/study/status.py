@@ -20,7 +20,7 @@ from rcl_study.store import read_bytes
 from rcl_study.study.lock import pid_alive, read_holder
 from rcl_study.study.progress import StatusSnapshot, duration
 from rcl_study.trials.folder import STATUS, StudyFolder
-from rcl_study.trials.records import TrialStatus
+from rcl_study.trials.records import TrialRecord, TrialStatus
 
 _MAX_STATUS_BYTES = 1 << 20
 
@@ -74,11 +74,11 @@ def _driver(folder: StudyFolder) -> str:
     return f"a driver is running ({where})"
 
 
-def _best(cfg: StudyFile, folder: StudyFolder) -> Best | None:
+def _best(cfg: StudyFile, records: list[TrialRecord]) -> Best | None:
     key, test_key = cfg.selection_metric, cfg.study.metric
     sign = 1.0 if cfg.study.mode == "max" else -1.0
     best = None
-    for rec in folder.records():
+    for rec in records:
         value = rec.metrics.get(key)
         if rec.status is not TrialStatus.OK or not isinstance(value, float):
             continue
@@ -95,17 +95,17 @@ def read_status(cfg: StudyFile) -> StudyStatus:
     folder = StudyFolder(cfg.output_dir)
     if not folder.root.is_dir():
         return StudyStatus(cfg.name, folder.root, planned=0)
-    records = folder.records()
+    got = folder.read()  # once
     plan = folder.plan()
     return StudyStatus(
         name=cfg.name,
         folder=folder.root,
         planned=len(plan.get("trials", [])),
-        recorded=dict(Counter(r.status.value for r in records)),
-        damaged=len(folder.damaged_lines()),
+        recorded=dict(Counter(r.status.value for r in got.records)),
+        damaged=len(got.damaged),
         driver=_driver(folder),
         snapshot=_snapshot(folder.root / STATUS),
-        best=_best(cfg, folder),
+        best=_best(cfg, got.records),
     )
 
 
