@@ -13,6 +13,7 @@ from typing import Any
 
 from rcl_study.config import StudyFile
 from rcl_study.report import instrument_sections, power, shown, stats, wording
+from rcl_study.report.labels import Labels
 from rcl_study.report.markup import Block, code, lit
 from rcl_study.report.provenance import provenance_block
 from rcl_study.report.report_input import ReportInput
@@ -128,7 +129,7 @@ def results(r: ReportInput) -> list[Block]:
     if st.mde:
         out.append(("p", f"**Power.** {wording.mde_text(st.mde, st.metric)}."))
     table, common = wording.variant_table(st)
-    out.append(table)
+    out.append(Labels.of(r.cfg).first_column(table))
     if common:
         out.append(("p", "Every variant: " + "; ".join(map(lit, common)) + "."))
     hidden = [shown.iqm_note(st.variants), shown.profile_note(st.variants)]
@@ -170,7 +171,7 @@ def comparisons(r: ReportInput) -> list[Block]:
         ),
         ("p", f"{family}."),
         *[("p", f"{lit(note)}.") for note in hidden if note],
-        wording.comparison_table(st),
+        Labels.of(r.cfg).first_column(wording.comparison_table(st)),
     ]
 
 
@@ -306,6 +307,20 @@ def regenerate(r: ReportInput) -> list[Block]:
     sec = r.stats.secondary
     command = code(regenerate_command(r.study_path, sec.name if sec else None))
     return [*out, ("p", f"Regenerate this report without training: {command}.")]
+
+
+def paper_tables(r: ReportInput) -> list[tuple[str, Block]]:
+    """The tables ``tables.tex`` holds, each with its caption: the variants and the comparisons."""
+    st, labels = r.stats, Labels.of(r.cfg)
+    out = []
+    if st.variants:
+        table = labels.first_column(wording.variant_table(st)[0])
+        out.append((f"{r.cfg.name}: test {st.metric} per variant, over seeds", table))
+    if st.comparisons:
+        base = wording.baseline_label(r.cfg, st, False)
+        table = labels.first_column(wording.comparison_table(st))
+        out.append((f"{r.cfg.name}: paired comparisons with the baseline ({base})", table))
+    return out
 
 
 #: the report's sections, in order
