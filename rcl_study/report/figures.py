@@ -253,12 +253,20 @@ def performance_profile(
 def search_history(
     history: list[SearchPoint], metric: str, out_dir: Path, mode: str | None = None
 ) -> str | None:
-    """Optuna optimisation history: each trial's value and the best so far."""
+    """Optuna optimisation history: each trial's value and the best finished value so far.
+
+    A pruned trial is drawn (as a cross) at its last evaluation.
+    """
     if not history:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([h.trial for h in history], [h.value for h in history], "o", label="trial")
-    ax.plot([h.trial for h in history], [h.best_so_far for h in history], "-", label="best so far")
+    for pruned, style in ((False, "o"), (True, "x")):
+        pts = [h for h in history if h.pruned == pruned]
+        if pts:
+            label = "pruned (last evaluation)" if pruned else "finished trial"
+            ax.plot([h.trial for h in pts], [h.value for h in pts], style, label=label)
+    best = [h for h in history if h.best_so_far is not None]
+    ax.plot([h.trial for h in best], [h.best_so_far for h in best], "-", label="best so far")
     ax.set(
         xlabel="trial (order finished)", ylabel=_label(metric, mode), title="optimisation history"
     )

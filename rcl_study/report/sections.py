@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rcl_study.config import StudyFile
-from rcl_study.report import instrument_sections, power, shown, stats, wording
+from rcl_study.report import instrument_sections, power, search_sections, shown, wording
 from rcl_study.report.labels import Labels
 from rcl_study.report.markup import Block, code, lit
 from rcl_study.report.provenance import provenance_block
@@ -202,31 +202,6 @@ def factorial(r: ReportInput) -> list[Block]:
     return out
 
 
-def search(r: ReportInput) -> list[Block]:
-    """A search's objective and parameter importances."""
-    s = r.stats.search
-    if not s:
-        return []
-    said = f"{s.objective_split} {lit(s.objective)}"
-    if s.objective_split == "test":
-        said += f" ({stats.ON_TEST})"
-    out: list[Block] = [
-        ("h", 2, "Search"),
-        ("p", f"Search objective: {said}; importances and history on it."),
-        (
-            "p",
-            "Search trials differ in their parameters: they are not pooled into one "
-            "row; the best configuration is summarised from its re-runs ('best').",
-        ),
-    ]
-    if s.importances:
-        rows = [[k, f"{v:.3f}"] for k, v in s.importances.items()]
-        out.append(("table", ["parameter", "importance"], rows))
-    if s.note:
-        out.append(("p", f"Note: {lit(s.note)}."))
-    return out
-
-
 def summary(r: ReportInput) -> list[Block]:
     """What the tests support, in words."""
     sentences = wording.summary_sentences(r.stats)
@@ -320,6 +295,9 @@ def paper_tables(r: ReportInput) -> list[tuple[str, Block]]:
         base = wording.baseline_label(r.cfg, st, False)
         table = labels.first_column(wording.comparison_table(st))
         out.append((f"{r.cfg.name}: paired comparisons with the baseline ({base})", table))
+    searched = search_sections.trial_table(r)
+    if searched:
+        out.append((f"{r.cfg.name}: every search trial", searched))
     return out
 
 
@@ -328,6 +306,7 @@ SECTIONS: tuple[Callable[[ReportInput], list[Block]], ...] = (
     title,
     question,
     progress,
+    search_sections.best,
     design,
     instrument_sections.sequential,
     results,
@@ -338,7 +317,7 @@ SECTIONS: tuple[Callable[[ReportInput], list[Block]], ...] = (
     factorial,
     instrument_sections.features,
     instrument_sections.per_class,
-    search,
+    search_sections.search,
     summary,
     seed_planning,
     definitions,
