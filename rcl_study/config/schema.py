@@ -318,6 +318,10 @@ class ReportConfig(Strict):
     #: repeated confidence interval lies inside (-sesoi, +sesoi) is decided "no effect of that
     #: size" (futility, under ``study.rounds``)
     sesoi: float | None = Field(None, gt=0)
+    #: display names for variants and keys in the report's tables, figures and ``tables.tex``
+    #: (e.g. ``{"loss.preset=bcl+rcl": "BCL+RCL", "loss.scale": "scale s"}``); a grid value is
+    #: named as ``"<key>=<value>"``; names not listed are shown as they are
+    labels: dict[str, str] = Field(default_factory=dict, max_length=1000)
 
     @field_validator("primary")
     @classmethod

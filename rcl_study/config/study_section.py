@@ -108,6 +108,22 @@ def planned_trials(study: Any) -> int:
     return (2**comps if study.design == "factorial" else comps + 1) * seeds
 
 
+class AshaConfig(Strict):
+    """ASHA's successive halving of a search (Ray Tune's ``ASHAScheduler``), on epochs.
+
+    At each rung (``grace_period`` epochs, then times ``reduction_factor``, up to ``max_t``) a
+    trial whose validation score is not in the best ``1/reduction_factor`` is stopped (pruned).
+    """
+
+    #: epochs every trial trains before ASHA may stop it (the first rung)
+    grace_period: int = Field(1, ge=1)
+    #: each rung keeps the best 1/reduction_factor of the trials that reach it
+    reduction_factor: float = Field(3, gt=1)
+    #: the epoch the rungs go up to (None: past train.epochs); a trial that reaches it trains
+    #: on to its last epoch
+    max_t: int | None = Field(None, ge=1)
+
+
 class StudyConfig(Strict):
     """What the study varies: an ablation, a grid sweep or an Optuna search."""
 
@@ -134,8 +150,8 @@ class StudyConfig(Strict):
     max_trials: int = Field(MAX_TRIALS, ge=1)
     #: Optuna's sampler: ``tpe``, ``random`` or ``grid``
     sampler: Literal["tpe", "random", "grid"] = "tpe"
-    #: stop a search's unpromising trials early with ASHA (Ray Tune's scheduler)
-    asha: bool = False
+    #: a search's early stopping: true (ASHA's defaults) or a mapping of its settings
+    asha: AshaConfig | bool = False
     #: where Optuna keeps the search: None, the journal file ``<output_dir>/optuna.journal``; or
     #: an RDB URL (``sqlite:///runs/x/optuna.db``, ``postgresql://user@host/db``)
     storage: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9+_]*://")

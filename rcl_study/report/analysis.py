@@ -19,6 +19,7 @@ from rcl_study.report.report_stats import (
     FactorialTerm,
     SearchAnalysis,
     SearchPoint,
+    SearchTrial,
     SweepBest,
     SweepVersus,
     VariantSummary,
@@ -34,7 +35,7 @@ from rcl_study.report.table import (
     mean_of,
     ok_rows,
 )
-from rcl_study.trials.records import TrialRecord
+from rcl_study.trials.records import TrialRecord, TrialStatus
 
 #: the columns whose mean over seeds each variant's summary carries
 SUMMARY_COLUMNS = (
@@ -219,12 +220,18 @@ def sweeps(
 
 
 def _history(trials: list[TrialRecord], objective: str, mode: str) -> list[SearchPoint]:
-    """The search trials in the order they finished, each with the best objective so far."""
+    """The search trials in the order they finished, each with the best finished value so far.
+
+    A pruned trial is a point at its last evaluation; the best so far is over finished trials
+    (the ones the search chooses from).
+    """
     out, best = [], None
     for i, r in enumerate(sorted(trials, key=lambda r: r.finished)):
         v = float(current_metrics(r.metrics)[objective])
-        best = v if best is None else (max(best, v) if mode == "max" else min(best, v))
-        out.append(SearchPoint(i, v, r.overrides, best))
+        if r.ok:
+            best = v if best is None else (max(best, v) if mode == "max" else min(best, v))
+        pruned = r.status is TrialStatus.PRUNED
+        out.append(SearchPoint(i, v, r.overrides, best, r.trial_id, pruned))
     return out
 
 
@@ -254,21 +261,45 @@ def _importances(
     return {k: float(v) for k, v in imp.items()}, None
 
 
+def _listed(r: TrialRecord, keys: list[str], objective: str) -> SearchTrial:
+    """One search trial's row: its sampled parameters, objective, status and last epoch."""
+    metrics = current_metrics(r.metrics)
+    value = metrics.get(objective)
+    epoch = metrics.get("epoch") if r.status is TrialStatus.PRUNED else None
+    params = {k: r.overrides[k] for k in keys if k in r.overrides} if keys else dict(r.overrides)
+    return SearchTrial(
+        r.trial_id,
+        params,
+        float(value) if finite(value) else None,
+        r.status.value,
+        float(epoch) if finite(epoch) else None,
+    )
+
+
 def search_analysis(
     records: list[TrialRecord], distributions: dict[str, Any], metric: str, mode: str
 ) -> SearchAnalysis:
-    """Optuna's parameter importances and the optimisation history of a search.
+    """Optuna's parameter importances, the optimisation history and the trials of a search.
 
     On the search's objective: ``val_<metric>`` where the records have it, else (old records)
-    ``metric`` on test; ``objective`` names it.
+    ``metric`` on test; ``objective`` names it. The history and importances take every trial
+    that reported the objective, a pruned one at its last evaluation; the best is the finished
+    trial best on the objective (the first of equal bests, as the search chooses it).
     """
-    done = [r for r in records if r.variant == "search" and r.ok]
-    has_val = any(finite(current_metrics(r.metrics).get(val_key(metric))) for r in done)
+    searched = [r for r in records if r.variant == "search"]
+    scored = [r for r in searched if r.ok or r.status is TrialStatus.PRUNED]
+    has_val = any(finite(current_metrics(r.metrics).get(val_key(metric))) for r in scored)
     objective = val_key(metric) if has_val else metric
-    trials = [r for r in done if finite(current_metrics(r.metrics).get(objective))]
+    trials = [r for r in scored if finite(current_metrics(r.metrics).get(objective))]
     if len(trials) < 2 or not distributions:
-        imp, note = None, "fewer than 2 finished search trials: no importances"
+        imp, note = None, "fewer than 2 search trials with a score: no importances"
     else:
         imp, note = _importances(trials, distributions, objective, mode)
     split = "validation" if has_val else "test"
-    return SearchAnalysis(_history(trials, objective, mode), imp, note, objective, split)
+    keys = list(distributions)
+    listed = [_listed(r, keys, objective) for r in searched]
+    done = [t for t, r in zip(listed, searched) if r.ok and t.value is not None]
+    pick = max if mode == "max" else min
+    best = pick(done, key=lambda t: t.value) if done else None
+    history = _history(trials, objective, mode)
+    return SearchAnalysis(history, imp, note, objective, split, listed, best)

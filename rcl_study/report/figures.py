@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from rcl_study.report.drawn import CurvePanel, SensitivityData  # noqa: E402
 from rcl_study.report.report_stats import SearchPoint  # noqa: E402
 from rcl_study.store import atomic_write_bytes  # noqa: E402
 
@@ -85,21 +86,26 @@ def effects(rows: list[dict[str, Any]], out_dir: Path, name: str, title: str) ->
     return _save(fig, out_dir, name)
 
 
-def sensitivity(rows: list[dict[str, Any]], key: str, metric: str, mode: str, out_dir: Path) -> str:
-    """Metric against one swept key: mean over seeds with the 95% t-interval."""
+def sensitivity(data: SensitivityData, metric: str, mode: str, out_dir: Path) -> str:
+    """Metric against one swept key: mean over seeds with the 95% t-interval.
+
+    A numeric key's points are joined by a line; a categorical key's are separate points with
+    error bars, in the study's order (:func:`.drawn.sensitivity_data`).
+    """
     fig, ax = plt.subplots(figsize=(6, 4))
-    xs = [r[key] for r in rows]
-    numeric = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs)
-    pos = xs if numeric else list(range(len(xs)))
-    ax.errorbar(pos, [r["mean"] for r in rows], yerr=_err(rows), marker="o", capsize=4)
-    if not numeric:
-        ax.set_xticks(pos, [str(x) for x in xs])
-    if key == "data.imbalance_ratio":
+    rows = [{"mean": m, "ci": c} for m, c in zip(data.mean, data.ci)]
+    line = {"marker": "o"} if data.numeric else {"fmt": "o"}
+    ax.errorbar(data.x, data.mean, yerr=_err(rows), capsize=4, **line)
+    if data.ticks is not None:
+        ax.set_xticks(data.x, data.ticks)
+    if data.key == "data.imbalance_ratio":
         ax.set_xscale("log")
     ax.set(
-        title=f"sensitivity of {_label(metric)} to {key}", ylabel=_label(metric, mode), xlabel=key
+        title=f"sensitivity of {_label(metric)} to {data.label}",
+        ylabel=_label(metric, mode),
+        xlabel=data.label,
     )
-    return _save(fig, out_dir, f"sensitivity_{key.replace('.', '_')}")
+    return _save(fig, out_dir, f"sensitivity_{data.key.replace('.', '_')}")
 
 
 def heatmap(df: pd.DataFrame, keys: list[str], metric: str, out_dir: Path) -> str:
@@ -155,27 +161,38 @@ def shot_groups(rows: list[dict[str, Any]], order: list[str], out_dir: Path) -> 
     return _save(fig, out_dir, "shot_groups")
 
 
-def learning_curves(rows: list[dict[str, Any]], metric: str, mode: str, out_dir: Path):
+def learning_curves(panels: list[CurvePanel], metric: str, mode: str, out_dir: Path):
     """Test metric per epoch, one line per variant (band: 95% t-CI over seeds).
 
-    ``rows``: ``[{"variant", "epoch", "mean", "ci"}]``.
+    One panel, or small multiples with shared axes for many variants
+    (:func:`.drawn.curve_panels`; the reference variant in grey in each).
     """
-    if not rows:
+    if not panels:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for i, v in enumerate(dict.fromkeys(r["variant"] for r in rows)):
-        rs = sorted((r for r in rows if r["variant"] == v), key=lambda r: r["epoch"])
-        ep = [r["epoch"] for r in rs]
-        ax.plot(ep, [r["mean"] for r in rs], color=f"C{i % 10}", label=v)
-        lo = [r["ci"][0] if r["ci"] else r["mean"] for r in rs]
-        hi = [r["ci"][1] if r["ci"] else r["mean"] for r in rs]
-        ax.fill_between(ep, lo, hi, color=f"C{i % 10}", alpha=0.2)
-    ax.set(
-        title=f"learning curves ({_label(metric)}, 95% t-CI)",
-        xlabel="epoch",
-        ylabel=_label(metric, mode),
-    )
-    ax.legend(fontsize=7, ncol=2)
+    n = len(panels)
+    cols = min(n, 4)
+    nrows = -(-n // cols)
+    size = (7, 4) if n == 1 else (3.2 * cols, 2.6 * nrows + 0.6)
+    fig, axes = plt.subplots(nrows, cols, figsize=size, sharex=True, sharey=True, squeeze=False)
+    for ax, panel in zip(axes.flat, panels):
+        for c in panel.curves:
+            color = f"C{c.color}"
+            ax.plot(c.epochs, c.mean, color=color, label=c.label, lw=1.0 if c.reference else None)
+            ax.fill_between(c.epochs, c.lo, c.hi, color=color, alpha=0.1 if c.reference else 0.2)
+        if panel.title is not None:
+            ax.set_title(panel.title, fontsize=9)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    title = f"learning curves ({_label(metric)}, 95% t-CI)"
+    if n == 1:
+        ax = axes[0, 0]
+        ax.set(title=title, xlabel="epoch", ylabel=_label(metric, mode))
+        ax.legend(fontsize=7, ncol=2)
+    else:
+        first = panels[0].curves[0].label
+        fig.suptitle(f"{title}; grey: {first}", fontsize=10)
+        fig.supxlabel("epoch", fontsize=9)
+        fig.supylabel(_label(metric, mode), fontsize=9)
     return _save(fig, out_dir, "learning_curves")
 
 
@@ -242,12 +259,20 @@ def performance_profile(
 def search_history(
     history: list[SearchPoint], metric: str, out_dir: Path, mode: str | None = None
 ) -> str | None:
-    """Optuna optimisation history: each trial's value and the best so far."""
+    """Optuna optimisation history: each trial's value and the best finished value so far.
+
+    A pruned trial is drawn (as a cross) at its last evaluation.
+    """
     if not history:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([h.trial for h in history], [h.value for h in history], "o", label="trial")
-    ax.plot([h.trial for h in history], [h.best_so_far for h in history], "-", label="best so far")
+    for pruned, style in ((False, "o"), (True, "x")):
+        pts = [h for h in history if h.pruned == pruned]
+        if pts:
+            label = "pruned (last evaluation)" if pruned else "finished trial"
+            ax.plot([h.trial for h in pts], [h.value for h in pts], style, label=label)
+    best = [h for h in history if h.best_so_far is not None]
+    ax.plot([h.trial for h in best], [h.best_so_far for h in best], "-", label="best so far")
     ax.set(
         xlabel="trial (order finished)", ylabel=_label(metric, mode), title="optimisation history"
     )

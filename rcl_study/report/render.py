@@ -1,4 +1,6 @@
-"""Write ``reports/<study>/``: index.md, a self-contained index.html, results.csv, stats.json.
+"""Write ``reports/<study>/``: index.md, index.html, results.csv, stats.json and tables.tex.
+
+``index.html`` is self-contained; ``tables.tex`` holds the tables as LaTeX booktabs, for a paper.
 
 The report is built from the stored records alone, so ``--report-only`` regenerates it without
 training: the analysis (:mod:`.assemble`) gives its :class:`~.report_stats.ReportStats`, the
@@ -16,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from rcl_study.config import StudyFile
-from rcl_study.report import drawing, sections
+from rcl_study.report import drawing, latex, sections
 from rcl_study.report.assemble import analyse, in_plan_order, normalise
 from rcl_study.report.markup import Block, to_html, to_markdown
 from rcl_study.report.report_stats import ReportStats, SecondaryOf
@@ -51,11 +53,12 @@ def secondary_config(cfg: StudyFile, name: str) -> StudyFile:
 
 @dataclass(frozen=True)
 class BuiltReport:
-    """A built report: its blocks, its statistics and its results table (one row per trial)."""
+    """A built report: blocks, statistics, results table (a row per trial) and LaTeX tables."""
 
     blocks: list[Block]
     stats: ReportStats
     table: pd.DataFrame
+    tex: str
 
 
 def build(
@@ -79,8 +82,9 @@ def build(
     done = analyse(cfg, records, plan, secondary)
     figs = drawing.draw_all(cfg, records, done.ok, done.stats, report_dir / "figures")
     damaged = tuple(read.damaged)
-    shown = sections.ReportInput(cfg, study_path, done.stats, done.table, records, figs, damaged)
-    return BuiltReport(sections.blocks(shown), done.stats, done.table)
+    given = sections.ReportInput(cfg, study_path, done.stats, done.table, records, figs, damaged)
+    tex = latex.tables_tex(cfg.name, sections.paper_tables(given))
+    return BuiltReport(sections.blocks(given), done.stats, done.table, tex)
 
 
 def write_report(
@@ -109,6 +113,7 @@ def write_report(
     atomic_write_text(report_dir / "results.csv", built.table.to_csv(index=False))
     stats_json = json.dumps(built.stats.to_json(), indent=1, default=str)
     atomic_write_text(report_dir / "stats.json", stats_json)
+    atomic_write_text(report_dir / "tables.tex", built.tex)
     atomic_write_text(report_dir / "index.md", to_markdown(built.blocks))
     atomic_write_text(
         report_dir / "index.html", to_html(built.blocks, report_dir, report_title(cfg, about))

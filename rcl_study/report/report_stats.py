@@ -261,23 +261,45 @@ class SweepBest(_Part):
 
 @dataclass(frozen=True)
 class SearchPoint(_Part):
-    """One finished search trial on the objective, and the best value so far."""
+    """One search trial that reported the objective (a pruned one: its last evaluation).
+
+    ``best_so_far``: the best objective of the finished trials so far (None before the first).
+    """
 
     trial: int
     value: float
     params: dict[str, Any]
-    best_so_far: float
+    best_so_far: float | None
+    trial_id: str = ""
+    pruned: bool = False
+
+
+@dataclass(frozen=True)
+class SearchTrial(_Part):
+    """One search trial as the report lists it: parameters, objective, status, last epoch."""
+
+    trial_id: str
+    params: dict[str, Any]
+    value: float | None
+    status: str
+    epoch: float | None = None
 
 
 @dataclass(frozen=True)
 class SearchAnalysis(_Part):
-    """A search's optimisation history and parameter importances on its objective."""
+    """A search's optimisation history and parameter importances on its objective.
+
+    ``trials``: every search trial in the order sampled; ``best``: the finished trial best on
+    the objective (the configuration re-run at the reporting seeds as variant ``best``).
+    """
 
     history: list[SearchPoint]
     importances: dict[str, float] | None
     note: str | None
     objective: str
     objective_split: str
+    trials: list[SearchTrial] = field(default_factory=list)
+    best: SearchTrial | None = None
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from rcl_study.config import StudyFile
-from rcl_study.report import instrument_sections, power, shown, stats, wording
+from rcl_study.report import instrument_sections, power, search_sections, shown, wording
+from rcl_study.report.labels import Labels
 from rcl_study.report.markup import Block, code, lit
 from rcl_study.report.provenance import provenance_block
 from rcl_study.report.report_input import ReportInput
@@ -128,7 +129,7 @@ def results(r: ReportInput) -> list[Block]:
     if st.mde:
         out.append(("p", f"**Power.** {wording.mde_text(st.mde, st.metric)}."))
     table, common = wording.variant_table(st)
-    out.append(table)
+    out.append(Labels.of(r.cfg).first_column(table))
     if common:
         out.append(("p", "Every variant: " + "; ".join(map(lit, common)) + "."))
     hidden = [shown.iqm_note(st.variants), shown.profile_note(st.variants)]
@@ -170,7 +171,7 @@ def comparisons(r: ReportInput) -> list[Block]:
         ),
         ("p", f"{family}."),
         *[("p", f"{lit(note)}.") for note in hidden if note],
-        wording.comparison_table(st),
+        Labels.of(r.cfg).first_column(wording.comparison_table(st)),
     ]
 
 
@@ -198,31 +199,6 @@ def factorial(r: ReportInput) -> list[Block]:
     ]
     if rows:
         out.append(("table", ["term", "effect", "se", "95% CI", "p", "p (Holm)"], rows))
-    return out
-
-
-def search(r: ReportInput) -> list[Block]:
-    """A search's objective and parameter importances."""
-    s = r.stats.search
-    if not s:
-        return []
-    said = f"{s.objective_split} {lit(s.objective)}"
-    if s.objective_split == "test":
-        said += f" ({stats.ON_TEST})"
-    out: list[Block] = [
-        ("h", 2, "Search"),
-        ("p", f"Search objective: {said}; importances and history on it."),
-        (
-            "p",
-            "Search trials differ in their parameters: they are not pooled into one "
-            "row; the best configuration is summarised from its re-runs ('best').",
-        ),
-    ]
-    if s.importances:
-        rows = [[k, f"{v:.3f}"] for k, v in s.importances.items()]
-        out.append(("table", ["parameter", "importance"], rows))
-    if s.note:
-        out.append(("p", f"Note: {lit(s.note)}."))
     return out
 
 
@@ -325,11 +301,29 @@ def regenerate(r: ReportInput) -> list[Block]:
     return [*out, ("p", f"Regenerate this report without training: {command}.")]
 
 
+def paper_tables(r: ReportInput) -> list[tuple[str, Block]]:
+    """The tables ``tables.tex`` holds, each with its caption: the variants and the comparisons."""
+    st, labels = r.stats, Labels.of(r.cfg)
+    out = []
+    if st.variants:
+        table = labels.first_column(wording.variant_table(st)[0])
+        out.append((f"{r.cfg.name}: test {st.metric} per variant, over seeds", table))
+    if st.comparisons:
+        base = wording.baseline_label(r.cfg, st, False)
+        table = labels.first_column(wording.comparison_table(st))
+        out.append((f"{r.cfg.name}: paired comparisons with the baseline ({base})", table))
+    searched = search_sections.trial_table(r)
+    if searched:
+        out.append((f"{r.cfg.name}: every search trial", searched))
+    return out
+
+
 #: the report's sections, in order
 SECTIONS: tuple[Callable[[ReportInput], list[Block]], ...] = (
     title,
     question,
     progress,
+    search_sections.best,
     design,
     instrument_sections.sequential,
     results,
@@ -340,7 +334,7 @@ SECTIONS: tuple[Callable[[ReportInput], list[Block]], ...] = (
     factorial,
     instrument_sections.features,
     instrument_sections.per_class,
-    search,
+    search_sections.search,
     summary,
     seed_planning,
     definitions,

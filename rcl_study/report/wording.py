@@ -15,6 +15,7 @@ import pandas as pd
 
 from rcl_study.config.metrics import val_key
 from rcl_study.report import power, robust, shown, stats
+from rcl_study.report.labels import Labels
 from rcl_study.report.markup import Block, lit
 from rcl_study.report.report_stats import Mde, ReportStats, SweepBest, WithinAnalysis
 from rcl_study.report.table import bounds, direction
@@ -87,7 +88,7 @@ def baseline_label(cfg: Any, st: ReportStats, escape: bool = True) -> str:
         return f'the all-off variant "none" ({comps} off)'
     if cfg.study.kind == "ablation" and name == "all" and cfg.study.design == "leave_one_out":
         return f'the all-on variant "all" ({comps} on)'
-    return q(name)
+    return q(Labels.of(cfg).name(name))
 
 
 def design_lines(cfg: Any, st: ReportStats) -> list[str]:

@@ -25,6 +25,7 @@ from ray import tune  # Ray reads the variables ray_trial sets when trials run, 
 
 from rcl_study import registry
 from rcl_study.config import DRIVER_CPU, StudyFile
+from rcl_study.config.study_section import AshaConfig
 from rcl_study.store import DiskError, append_bytes
 from rcl_study.study import cluster
 from rcl_study.study.cluster import ClusterError
@@ -277,13 +278,7 @@ class RayExecutor:
         if res.max_concurrent:
             kwargs["search_alg"] = ConcurrencyLimiter(kwargs["search_alg"], res.max_concurrent)
         if study.study.asha:
-            from ray.tune.schedulers import ASHAScheduler
-
-            # max_t one past the last epoch: ASHA stops any trial that reaches max_t, which
-            # would cut a finished trial off before its result is stored
-            kwargs["scheduler"] = ASHAScheduler(
-                time_attr="epoch", max_t=study.train.epochs + 1, grace_period=1, reduction_factor=3
-            )
+            kwargs["scheduler"] = asha_scheduler(study)
         self._fit(study, None, folder, sink, {}, kwargs)
 
     def _fit(
@@ -352,9 +347,29 @@ def _carried_parts() -> dict[str, dict[str, Any]]:
     return parts
 
 
+def asha_scheduler(study: StudyFile):
+    """Ray Tune's ``ASHAScheduler`` on epochs with ``study.asha``'s settings (true: defaults).
+
+    A trial that reaches ``max_t`` is never stopped for it (``stop_last_trials`` off): it
+    trains on to its last epoch, so a finished trial is never cut off before its result is
+    stored; by default ``max_t`` is one past the last epoch.
+    """
+    from ray.tune.schedulers import ASHAScheduler
+
+    asha = study.study.asha if isinstance(study.study.asha, AshaConfig) else AshaConfig()
+    return ASHAScheduler(
+        time_attr="epoch",
+        max_t=asha.max_t or study.train.epochs + 1,
+        grace_period=asha.grace_period,
+        reduction_factor=asha.reduction_factor,
+        stop_last_trials=False,
+    )
+
+
 def _optuna_searcher(cfg: StudyFile, out_dir: Path, search: SearchRequest):
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
+
+    from rcl_study.study.optuna_pruned import PrunedAwareOptunaSearch as OptunaSearch
 
     # a resumed search continues the stored Optuna study; its sampler gets a fresh seed, or it
     # would draw the points of the first run again

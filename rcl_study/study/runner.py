@@ -281,6 +281,29 @@ def select(plans: list[TrialPlan], only: Collection[str] | None, source: str) ->
     return [p for p in plans if p.variant in names or p.trial_id in names]
 
 
+def _finished(cfg: StudyFile, chosen: list[TrialPlan]) -> bool:
+    """Whether every trial a resume would run already has its final record (nothing to start).
+
+    An ablation or grid: each of ``chosen``. A search: its sampled trials, and the best
+    configuration's re-run at each reporting seed.
+    """
+    folder = StudyFolder(cfg.output_dir)
+    done = folder.done_ids(cfg.study.retries) if folder.root.is_dir() else set()
+    if cfg.study.kind != "search":
+        return all(p.trial_id in done for p in chosen)
+    searched = sum(1 for r in folder.records() if r.variant == "search" and r.trial_id in done)
+    best = {f"best__s{s}" for s in cfg.study.seeds[1:]}
+    return searched >= search_trials(cfg) and best <= done
+
+
+def _named(records: list[TrialRecord], only: Collection[str] | None) -> list[TrialRecord]:
+    """The records of the variants or trials ``only`` names (all when None)."""
+    if only is None:
+        return records
+    names = set(only)
+    return [r for r in records if r.variant in names or r.trial_id in names]
+
+
 def run_study(
     cfg: StudyFile,
     *,
@@ -292,7 +315,7 @@ def run_study(
     executor: Executor | None = None,
     trackers: Sequence[Tracker] | None = None,
 ) -> list[TrialRecord]:
-    """Run (or finish) the planned trials of a study; returns all its records.
+    """Run (or finish) the planned trials of a study; returns its records (``only``'s).
 
     Args:
         cfg: the validated study (:func:`rcl_study.config.load_study`).
@@ -301,7 +324,7 @@ def run_study(
         progress: a progress bar on a terminal (log lines otherwise).
         accept_changes: on ``--resume``, keep records whose configuration the file changed.
         only: variant names or trial ids: run just these planned trials (ablation or grid); the
-            others stay planned (``plan.json``) and unrun.
+            others stay planned (``plan.json``) and unrun; only their records are returned.
         executor: what runs the units (default: the one ``resources.executor`` names).
         trackers: where each trial's evaluations and record go live (default: those
             ``resources.tracking`` names, :func:`rcl_study.study.tracking.make_trackers`).
@@ -311,7 +334,8 @@ def run_study(
     Damaged record lines are moved to ``records.damaged.jsonl`` first (their trials run again);
     failed trials are run again while their attempts are at most ``study.retries``. When the
     trials end, the records are shipped into the report folders
-    (:func:`~rcl_study.trials.shipping.ship_study`).
+    (:func:`~rcl_study.trials.shipping.ship_study`). Resuming a study whose every trial is
+    recorded starts nothing (no executor, no Ray) and returns its records at once.
 
     """
     executor = executor or make_executor(cfg)
@@ -334,6 +358,8 @@ def run_study(
     try:
         if resume and not overwrite:
             check_changes(cfg, accept_changes, plans)
+            if _finished(cfg, chosen):
+                return _named(StudyFolder(cfg.output_dir).records(), only)
         executor.start(cfg)  # a cluster that is missing or too small fails before any write
         started = True
         folder = StudyFolder(prepare_folder(cfg, overwrite))
@@ -368,7 +394,7 @@ def run_study(
                     d.rmdir()
                 except OSError:
                     break
-    return StudyFolder(cfg.output_dir).records()
+    return _named(StudyFolder(cfg.output_dir).records(), only)
 
 
 def _status_writer(out_dir: Path) -> Callable[[StatusSnapshot], None]:

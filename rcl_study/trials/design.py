@@ -327,6 +327,6 @@ def describe(cfg: StudyFile) -> dict[str, Any]:
             space={k: to_dict(v) for k, v in cfg.study.space.items()},
             n_trials=cfg.study.n_trials,
             sampler=cfg.study.sampler,
-            asha=cfg.study.asha,
+            asha=cfg.study.asha if isinstance(cfg.study.asha, bool) else to_dict(cfg.study.asha),
         )
     return d

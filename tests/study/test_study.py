@@ -236,7 +236,13 @@ def test_search_then_best_config_rerun_over_seeds(tmp_path, tiny_study, cli):
         if t.value is not None and tuple(sorted(t.params.items())) in by_point
     ]
     assert told and all(value == m["val_balanced_acc"] for value, m in told)
-    assert "Optimisation history" in (tmp_path / "reports/tiny/index.md").read_text()
+    # a trial ASHA stopped is pruned in Optuna's storage too, never a finished trial there
+    pruned = {tuple(sorted(r["overrides"].items())) for r in search if r["status"] == "pruned"}
+    state = {tuple(sorted(t.params.items())): t.state for t in stored.trials}
+    assert all(state[p] == optuna.trial.TrialState.PRUNED for p in pruned if p in state)
+    index = (tmp_path / "reports/tiny/index.md").read_text()
+    assert "Optimisation history" in index
+    assert index.index("## Best configuration") < index.index("## Design")
 
 
 @pytest.mark.slow
