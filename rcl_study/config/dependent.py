@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rcl_study.config.base import same_value
 from rcl_study.losses.presets import PRESETS, resolve_loss
 
-if TYPE_CHECKING:
-    from rcl_study.config.schema import StudyFile
+#: a validated study file (:class:`~rcl_study.config.schema.StudyFile`, which imports this module)
+StudyFile = Any
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from rcl_study.study.tracked_names import scalars
 from rcl_study.trials.records import TrialPlan, TrialRecord
 
 
@@ -52,8 +53,6 @@ class WandbTracker:
 
     def evaluation(self, trial_id: str, metrics: dict[str, float]) -> None:
         """Log the evaluation's scalars at step = epoch."""
-        from rcl_study.study.tracking import scalars
-
         step, values = scalars(metrics)
         self._run(trial_id).log(values, step=step)
 
