@@ -39,12 +39,9 @@ from typing import Any
 KINDS = ("losses", "datasets", "backbones", "contrastive")
 
 #: each kind's name for one of its parts, as messages say it
-SINGULAR = {
-    "losses": "loss",
-    "datasets": "dataset",
-    "backbones": "backbone",
-    "contrastive": "contrastive loss",
-}
+SINGULAR = dict(
+    losses="loss", datasets="dataset", backbones="backbone", contrastive="contrastive loss"
+)
 
 #: the built-in parts: kind -> name -> ``"module:attribute"``
 BUILTINS: dict[str, dict[str, str]] = {

@@ -30,8 +30,10 @@ class Best:
     """The best finished trial so far: by the study's selection metric, with its test value."""
 
     trial_id: str
+    #: the selection metric (``val_<metric>`` with a validation split) and its value
     key: str
     value: float
+    #: the study's metric on test, and its value (None: not recorded)
     test_key: str
     test_value: float | None
 
@@ -41,11 +43,17 @@ class StudyStatus:
     """What ``--status`` prints."""
 
     name: str
+    #: the records folder (``study.output_dir``)
     folder: Path
+    #: trials in ``plan.json`` (0: no plan stored yet)
     planned: int
+    #: records by status (``ok``, ``failed``, ...)
     recorded: dict[str, int] = field(default_factory=dict)
+    #: record lines set aside as damaged
     damaged: int = 0
+    #: whether a driver holds the study, in words
     driver: str = "no driver holds the study"
+    #: the driver's last ``status.json`` (None: none, or damaged)
     snapshot: StatusSnapshot | None = None
     best: Best | None = None
 
