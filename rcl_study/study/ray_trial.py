@@ -58,6 +58,8 @@ def unit_of(config: dict[str, Any], study: StudyFile, units: Sequence[Unit] | No
 
 #: key of a Tune result that holds one evaluation of each member (JSON {trial id: scalars})
 EVALS = "rcl_evaluations"
+#: key of a Tune result that names the device the unit trains on
+DEVICE = "rcl_device"
 #: key of the last Tune result of a unit: every member's result (JSON {trial id: result})
 RESULTS = "rcl_results"
 #: the trainer's checkpoint file in a trial's (or pack's) folder
@@ -113,6 +115,8 @@ def tune_report(
         single = next(iter(evals.values()))
         top = dict(single) if not unit.is_pack else {"epoch": float(evaluation.epoch)}
         payload = {**top, EVALS: json.dumps(evals), **(log.take() if log else {})}
+        if evaluation.device:
+            payload[DEVICE] = evaluation.device
         stamp = _stamp(checkpoint)
         if stamp is None or stamp == sent["stamp"]:
             send(payload)

@@ -31,7 +31,7 @@ from rcl_study.study import cluster
 from rcl_study.study.cluster import ClusterError
 from rcl_study.study.execute import Resolver, append_log
 from rcl_study.study.executor import SearchRequest, Sink
-from rcl_study.study.ray_trial import EVALS, LOG, results_of, run_unit, unit_of
+from rcl_study.study.ray_trial import DEVICE, EVALS, LOG, results_of, run_unit, unit_of
 from rcl_study.study.recording import unit_records
 from rcl_study.trainer.result import TrialStatus
 from rcl_study.trials.folder import StudyFolder
@@ -184,11 +184,12 @@ class _Recorder(tune.Callback):
             results = {t: r.placed(restarts=restarts) for t, r in results.items()}
         keep = ("top1", "balanced_acc", "val_top1", "val_balanced_acc", "epoch", "loss")
         partial = {k: v for k, v in last.items() if k in keep}
+        device = last.get(DEVICE) if isinstance(last.get(DEVICE), str) else None
         wall = time.time() - self.started.get(trial.trial_id, time.time())
         # stopped by Ctrl-C before finishing: not recorded, it runs again on --resume
         finished_only = bool(self.interrupt and self.interrupt.set)
         for record in unit_records(
-            unit, self.resolve, results, status, reason, wall, partial, finished_only
+            unit, self.resolve, results, status, reason, wall, partial, finished_only, device
         ):
             self.sink.record(record)
 

@@ -61,6 +61,7 @@ def unit_records(
     wall_time: float,
     partial: dict[str, Any] | None = None,
     finished_only: bool = False,
+    device: str | None = None,
 ) -> list[TrialRecord]:
     """The records of a unit's members after it ended with ``status`` (ok, failed or stopped).
 
@@ -68,9 +69,10 @@ def unit_records(
     reporting channel, or in this process): nothing is read from disk, so the driver needs no
     access to the worker's folders. A member with a result takes its status from there; one
     without gets ``status`` (``ok`` without a result means stopped early: ``pruned``, with
-    ``partial`` as its metrics), unless ``finished_only`` (an interrupted run), when it gets no
-    record at all. Each record says ``attempts=1``; the driver counts the trial's earlier records
-    when it appends it (:class:`rcl_study.study.runner.RecordBook`).
+    ``partial`` as its metrics and ``device`` as where it ran), unless ``finished_only`` (an
+    interrupted run), when it gets no record at all. Each record says ``attempts=1``; the driver
+    counts the trial's earlier records when it appends it
+    (:class:`rcl_study.study.runner.RecordBook`).
     """
     out = []
     for plan in unit.members:
@@ -81,7 +83,9 @@ def unit_records(
             result = TrialResult(status=status, reason=reason)
             if result.ok:  # stopped by the scheduler (ASHA) before it finished
                 why, metrics = "stopped early by the ASHA scheduler", dict(partial or {})
-                result = TrialResult(status=TrialStatus.PRUNED, reason=why, metrics=metrics)
+                result = TrialResult(
+                    status=TrialStatus.PRUNED, reason=why, metrics=metrics, device=device
+                )
         config = resolve(plan)[1]
         out.append(make_record(plan, config, result, wall_time, unit.pack_id))
     return out

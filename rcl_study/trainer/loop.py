@@ -277,7 +277,7 @@ def _evaluate_and_report(
         return metrics
     metrics = evaluation(trial, mean_losses, done, *timing)  # one process, the full test set
     if report:
-        report(Evaluation(done, {name: dict(metrics)}))
+        report(Evaluation(done, {name: dict(metrics)}, device=str(trial.device)))
     if emit:
         emit(progress_line(name, trial.cfg.train.epochs, metrics))
     return metrics

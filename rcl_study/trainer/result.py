@@ -51,6 +51,9 @@ class Evaluation:
     epoch: int
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     training: int = 1
+    #: the device the trial trains on (``cpu``, ``cuda:0``), so a trial stopped before its
+    #: result still records where it ran
+    device: str | None = None
 
 
 _NUMBER = (int, float)

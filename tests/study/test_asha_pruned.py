@@ -62,3 +62,32 @@ def test_a_trial_stopped_before_its_final_result_is_pruned_in_optunas_storage():
     TS = optuna.trial.TrialState
     assert states == [TS.PRUNED, TS.COMPLETE, TS.FAIL]
     assert study.best_value == 0.6
+
+
+def test_a_pruned_trial_records_the_device_its_last_evaluation_named():
+    """The driver's recorder reads the device from the last report of a stopped trial."""
+    import json
+    from types import SimpleNamespace
+
+    from rcl_study.study.ray_tune import _Recorder
+    from rcl_study.study.ray_trial import DEVICE, EVALS, tune_report
+    from rcl_study.trainer.result import Evaluation, TrialStatus
+    from rcl_study.trials.records import TrialPlan
+    from rcl_study.trials.unit import Unit
+
+    cfg = TINY_STUDY.parse(study={"kind": "search", "space": {"loss.scale": {"low": 1, "high": 2}}})
+    plan = TrialPlan("search-x", "search", 0, {"loss.scale": 1.5})
+    sent: list[dict] = []
+    report = tune_report(Unit.single(plan), lambda payload, **kw: sent.append(payload))
+    report(Evaluation(2, {"search-x": {"epoch": 2, "balanced_acc": 0.4}}, device="cpu"))
+    assert sent[-1][DEVICE] == "cpu" and json.loads(sent[-1][EVALS])["search-x"]["epoch"] == 2
+
+    got = []
+    sink = SimpleNamespace(record=got.append)
+    recorder = _Recorder(cfg, None, None, sink, None)
+    trial = SimpleNamespace(
+        trial_id="t1", config={"loss.scale": 1.5}, last_result=sent[-1], num_failures=0
+    )
+    recorder._record(trial, TrialStatus.OK, "")  # ended without its final result: ASHA stopped it
+    assert [r.status for r in got] == [TrialStatus.PRUNED]
+    assert got[0].metrics["device"] == "cpu"
