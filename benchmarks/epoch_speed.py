@@ -33,7 +33,9 @@ def make_split(args) -> Path:
     counts = class_counts(5000, 10, 100)
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(10), counts)
-    keep = np.sort(rng.choice(len(y), size=min(args.images, len(y)), replace=False))
+    first = np.searchsorted(y, np.arange(10))  # one image of every class, then random ones
+    rest = rng.choice(np.setdiff1d(np.arange(len(y)), first), max(0, args.images - 10), False)
+    keep = np.sort(np.concatenate([first, rest]))[: max(args.images, 10)]
     out = Path(tempfile.mkdtemp()) / "synthetic.npz"
     np.savez(
         out,

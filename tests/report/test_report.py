@@ -140,7 +140,7 @@ def _record(trial_id, variant, seed, overrides, acc, status="ok"):
             "balanced_acc": acc,
             "many_acc": min(1.0, acc + 0.1),
             "medium_acc": acc,
-            "few_acc": acc - 0.2,
+            "few_acc": max(0.0, acc - 0.2),
             "compactness": 0.8,
             "balancedness": 3.0,
             "per_class_acc": per_class,

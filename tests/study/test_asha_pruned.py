@@ -69,8 +69,8 @@ def test_a_pruned_trial_records_the_device_its_last_evaluation_named():
     import json
     from types import SimpleNamespace
 
-    from rcl_study.study.ray_tune import _Recorder
     from rcl_study.study.ray_trial import DEVICE, EVALS, tune_report
+    from rcl_study.study.ray_tune import _Recorder
     from rcl_study.trainer.result import Evaluation, TrialStatus
     from rcl_study.trials.records import TrialPlan
     from rcl_study.trials.unit import Unit

@@ -30,7 +30,9 @@ def test_a_search_on_sqlite_reads_back_with_optuna(tmp_path, tiny_study):
     searcher = _optuna_searcher(cfg, tmp_path, request)
     for i in range(3):  # what Ray Tune does with a searcher: suggest, then complete
         point = searcher.suggest(f"t{i}")
-        searcher.on_trial_complete(f"t{i}", {"val_balanced_acc": 0.1 * i, **point})
+        # the trainable's last report says it finished (else Optuna is told PRUNED)
+        result = {"val_balanced_acc": 0.1 * i, "trial_finished": True, **point}
+        searcher.on_trial_complete(f"t{i}", result)
     stored = optuna.load_study(study_name="store", storage=url)
     done = [t for t in stored.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == 3

@@ -115,6 +115,7 @@ KEPT = [
     Case("a metric not measured (None)", metric("few_acc", None), ""),
     Case("a cosine a rounding past 1", metric("compactness", 1.0000001), ""),
     Case("an unknown metric", metric("new_measure", 123.0), ""),
+    Case("an epoch written as 3.0 (a Tune report's float)", metric("epoch", 3.0), ""),
 ]
 
 
