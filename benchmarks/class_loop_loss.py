@@ -22,7 +22,7 @@ def naive_class_loop_loss(
     balance: float = 0.0,
     margin: float = 0.0,
 ) -> Tensor:
-    """Class-averaged loss with a Python loop over classes, as BCL's official code builds it.
+    """Class-averaged loss with a Python loop over classes (a naive construction of BCL's loss).
 
     The peer baseline of ``benchmarks/loss_speed.py`` and the naive reference of
     ``tests/.../test_losses.py``; same maths and shapes as

@@ -3,8 +3,10 @@
     python benchmarks/loss_speed.py [--device cpu|cuda] [--repeats 5]
     python benchmarks/loss_speed.py --tiny      # one small size, one repeat (the test suite)
 
-The loop form builds BCL's class-averaged denominator with a Python loop over classes, as BCL's
-official code does. Both compute the same value (checked before timing).
+The loop form builds BCL's class-averaged denominator with a Python loop over classes: a naive
+baseline, not BCL's official code, which weighs each candidate by its class's count in one matrix
+(against that form the vectorised loss is at parity). Both compute the same value (checked before
+timing).
 """
 
 import argparse

@@ -104,7 +104,7 @@ def test_supcon_special_case():
 
 
 def _class_loop_loss():
-    """``benchmarks/class_loop_loss.py``'s naive class loop (BCL's official construction)."""
+    """``benchmarks/class_loop_loss.py``'s naive class loop (an independent construction)."""
     root = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
     sys.path.insert(0, str(root / "benchmarks"))
     try:
