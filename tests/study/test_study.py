@@ -301,7 +301,7 @@ def test_ctrl_c_stops_cleanly_exits_130_and_resume_finishes(tmp_path, tiny_study
     path = tiny_study.write(
         tmp_path,
         study={"kind": "ablation", "components": ["margin"], "seeds": [0, 1]},
-        train={"epochs": 3, "max_steps_per_epoch": 4},
+        train={"epochs": 3, "max_steps_per_epoch": 40},
         resources={"cpus_per_trial": 1, "max_concurrent": 1},
     )
     out = tmp_path / "runs/tiny"
