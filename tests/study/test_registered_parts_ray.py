@@ -40,6 +40,19 @@ run_study(load_study(sys.argv[1]), progress=False)
 '''
 
 
+def _run_script(folder: Path, text: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``text`` as ``folder/script.py`` (its ``__main__``) with ``args`` (this checkout)."""
+    (folder / "script.py").write_text(text)
+    return subprocess.run(
+        [sys.executable, "script.py", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
 @pytest.mark.slow
 def test_parts_registered_in_a_script_train_under_ray(tmp_path, tiny_study):
     study = tiny_study.write(
@@ -59,15 +72,7 @@ def test_parts_registered_in_a_script_train_under_ray(tmp_path, tiny_study):
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert bare.returncode == 2 and "unknown loss 'script_ce'" in bare.stderr
-    (tmp_path / "script.py").write_text(SCRIPT)
-    proc = subprocess.run(
-        [sys.executable, "script.py", str(study)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    proc = _run_script(tmp_path, SCRIPT, str(study))
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = (tmp_path / "runs" / "script_parts" / "records.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
@@ -122,7 +127,7 @@ run_study(load_study(sys.argv[1]), progress=False)
 
 @pytest.mark.slow
 def test_ray_trains_trial_after_trial_in_one_worker(tmp_path, tiny_study):
-    """Start-up is paid once per worker: three trials, one at a time, one process."""
+    """Start-up is paid once per worker: four trials, one at a time, one process."""
     study = tiny_study.write(
         tmp_path,
         name="reuse",
@@ -132,16 +137,8 @@ def test_ray_trains_trial_after_trial_in_one_worker(tmp_path, tiny_study):
         resources={"executor": "ray", "pack": 1, "max_concurrent": 1},
         report={"dir": str(tmp_path / "report")},
     )
-    (tmp_path / "script.py").write_text(PID_SCRIPT)
     pids = tmp_path / "pids.txt"
-    proc = subprocess.run(
-        [sys.executable, "script.py", str(study), str(pids)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    proc = _run_script(tmp_path, PID_SCRIPT, str(study), str(pids))
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = (tmp_path / "runs" / "reuse" / "records.jsonl").read_text().splitlines()
     assert [json.loads(x)["status"] for x in lines] == ["ok"] * 4
