@@ -1,8 +1,8 @@
-"""BCL's class-averaged contrastive loss built with a Python loop over classes (a baseline).
+"""BCL's class-averaged contrastive loss built with a Python loop over classes (a reference).
 
 Not product code: the vectorised :func:`rcl_study.losses.contrastive_loss` replaces it. Kept as
-the peer baseline of ``benchmarks/loss_speed.py`` and as an independent, naive reference that the
-loss tests compare against.
+an independent, naive reference that the loss tests compare against (with the RCL components,
+which ``benchmarks/naive_balscl.py``, the yardstick of ``benchmarks/loss_speed.py``, leaves out).
 """
 
 from __future__ import annotations
@@ -24,8 +24,7 @@ def naive_class_loop_loss(
 ) -> Tensor:
     """Class-averaged loss with a Python loop over classes (a naive construction of BCL's loss).
 
-    The peer baseline of ``benchmarks/loss_speed.py`` and the naive reference of
-    ``tests/.../test_losses.py``; same maths and shapes as
+    The naive reference of ``tests/losses/test_losses.py``; same maths and shapes as
     :func:`rcl_study.losses.contrastive_loss` with ``class_averaging=True``.
     """
     dtype = features.dtype

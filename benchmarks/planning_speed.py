@@ -8,7 +8,8 @@ A grid over ``loss.scale`` x ``loss.margin`` (square, one seed) on the tiny digi
 written to a temporary folder and planned with ``python -m rcl_study.run STUDY --dry-run``, each
 size once per round, the sizes interleaved within a round. Each run is a fresh process (the
 imports included, as a user sees it) unless ``--in-process``; ``--tiny`` plans in this process.
-Printed: each size's median and range of seconds, and each size's median over the smallest's.
+Printed: each size's median and range of seconds, and each size's ratio to the smallest size
+within each round (median, min-max over the rounds).
 The load of the machine changes the figures: note it (``uptime``) beside them.
 """
 
@@ -102,14 +103,17 @@ def main(argv: list[str] | None = None) -> int:
                     seconds[n].append(plan_once(paths[n], a.in_process))
         finally:
             os.chdir(cwd)
-    base = statistics.median(seconds[a.points[0]])
+    base = seconds[a.points[0]]
     print(f"--dry-run of a grid ({'in process' if a.in_process else 'fresh process'} each run)")
-    print(f"{'points':>8} {'median s':>9} {'min s':>7} {'max s':>7} {'ratio':>6}")
+    print(f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.2f}, {a.repeats} round(s)")
+    print(f"{'points':>8} {'median s':>9} {'min s':>7} {'max s':>7} {'ratio (min-max)':>20}")
     for n in a.points:
         s = seconds[n]
-        med = statistics.median(s)
+        ratios = [t / b for t, b in zip(s, base)]
+        spread = f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
         side = max(1, math.isqrt(n))
-        print(f"{side * side:>8} {med:>9.2f} {min(s):>7.2f} {max(s):>7.2f} {med / base:>6.2f}")
+        med = statistics.median(s)
+        print(f"{side * side:>8} {med:>9.2f} {min(s):>7.2f} {max(s):>7.2f} {spread:>20}")
     return 0
 
 

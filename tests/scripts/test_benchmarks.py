@@ -13,6 +13,7 @@ import (``class_loop_loss.py``), run through them. Scripts whose tiny run takes 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ SCRIPTS = sorted(
 #: tiny runs over about 20 s on a 2-core CPU (they train, or start fresh processes)
 SLOW = {
     "epoch_speed.py",
+    "executor_speed.py",
     "pack_mechanism.py",
     "pack_speed.py",
     "records_speed.py",
@@ -55,3 +57,23 @@ def test_a_benchmark_runs_at_its_tiny_size(script, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip(), f"{script.name} printed no figures"
+
+
+@pytest.mark.parametrize("runner", sorted((ROOT / "benchmarks").glob("*.sh")), ids=lambda p: p.name)
+def test_a_shell_runner_names_scripts_and_flags_that_exist(runner):
+    """A runner of several benchmarks (too long for the suite) names only scripts and flags that
+    exist: each ``python benchmarks/X.py --flag`` it runs is a script here whose help has the flag.
+    """
+    calls = re.findall(
+        r"python (benchmarks/\S+\.py)((?: --?[\w-]+(?: [^-\s]\S*)*)*)", runner.read_text()
+    )
+    assert calls, f"{runner.name} runs no benchmark script"
+    for script, args in calls:
+        assert (ROOT / script).is_file(), f"{runner.name} runs {script}, which is not there"
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+        done = subprocess.run(
+            [sys.executable, script, "--help"], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        for flag in re.findall(r"--[\w-]+", args):
+            assert flag in done.stdout, f"{runner.name} passes {flag} to {script}, unknown there"
