@@ -55,6 +55,9 @@ def run_study(study: Path, executor: str, out: Path, extra: list[str]) -> float:
     cmd = [sys.executable, "-m", "rcl_study.run", str(study), "--no-progress"]
     cmd += [arg for s in sets for arg in ("--set", s)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    # Ray's sockets live under its temporary folder, in paths of at most 107 bytes: a deep TMPDIR
+    # (a test's) would not fit, so Ray keeps its own default unless RAY_TMPDIR says otherwise.
+    env.setdefault("RAY_TMPDIR", "/tmp")
     out.mkdir(parents=True)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, cwd=out, env=env, capture_output=True, text=True)
