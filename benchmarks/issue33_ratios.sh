@@ -12,17 +12,20 @@
 #   4. the loss (forward + backward) against a naive BalSCL, 15 rounds at C = 10, 100, 1000 (~1 min).
 # Each part runs its own script of benchmarks/ (their docstrings say what is timed); every run
 # writes to fresh temporary folders, removed at the end. PAIRS, ROUNDS and LOSS_ROUNDS shorten it.
-set -euo pipefail
+# A part that fails is named at the end (exit 1); the parts after it still run.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD" MPLBACKEND=Agg
+failed=()
 part() { printf '\n== %s  (%s UTC; load %s)\n' "$1" "$(date -u +%H:%M:%S)" "$(cut -d' ' -f1-3 /proc/loadavg)"; }
 
 part "1. Ray / local executor, unpacked quickstart at --smoke's size"
-python benchmarks/executor_speed.py --pairs "${PAIRS:-5}"
+python benchmarks/executor_speed.py --pairs "${PAIRS:-5}" || failed+=(1)
 part "2. --dry-run, 10,000 over 100 grid points"
-python benchmarks/planning_speed.py --points 100 10000 --repeats "${ROUNDS:-3}"
+python benchmarks/planning_speed.py --points 100 10000 --repeats "${ROUNDS:-3}" || failed+=(2)
 part "3. --report-only at 2,002 and 20,002 records"
-python benchmarks/report_speed.py --sizes 2000 20000 --rounds "${ROUNDS:-3}"
+python benchmarks/report_speed.py --sizes 2000 20000 --rounds "${ROUNDS:-3}" || failed+=(3)
 part "4. the loss against a naive BalSCL"
-python benchmarks/loss_speed.py --rounds "${LOSS_ROUNDS:-15}"
+python benchmarks/loss_speed.py --rounds "${LOSS_ROUNDS:-15}" || failed+=(4)
 part "done"
+if ((${#failed[@]})); then echo "failed parts: ${failed[*]}"; exit 1; fi

@@ -65,7 +65,7 @@ def test_a_shell_runner_names_scripts_and_flags_that_exist(runner):
     exist: each ``python benchmarks/X.py --flag`` it runs is a script here whose help has the flag.
     """
     calls = re.findall(
-        r"python (benchmarks/\S+\.py)((?: --?[\w-]+(?: [^-\s]\S*)*)*)", runner.read_text()
+        r"python (benchmarks/\S+\.py)((?: --?[\w-]+(?: [^-\s|]\S*)*)*)", runner.read_text()
     )
     assert calls, f"{runner.name} runs no benchmark script"
     for script, args in calls:
