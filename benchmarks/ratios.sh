@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole-command ratios of trial start-up, planning, reports and the loss, in one sitting.
 #
-#     bash benchmarks/issue33_ratios.sh 2>&1 | tee /tmp/ratios.log
+#     bash benchmarks/ratios.sh 2>&1 | tee /tmp/ratios.log
 #
 # About 6-9 minutes on a quiet 2-core CPU (at most ~15; a loaded machine stretches every figure,
 # so run it when nothing else does and read the load printed beside each part):
