@@ -67,16 +67,19 @@ def _max_over_ranks(t: torch.Tensor) -> torch.Tensor:
 def batch_inputs(xb: torch.Tensor, aug_gen: torch.Generator, data: TrialData) -> torch.Tensor:
     """The three normalised views of ``xb`` stacked: ``[3B, C, H, W]`` (classifier view first)."""
     views = [(v - data.mean) / data.std for v in make_views(xb, aug_gen, data.recipe)]
-    inp = torch.cat(views)
-    if inp.device.type == "cuda":
-        inp = inp.contiguous(memory_format=torch.channels_last)
-    return inp
+    return torch.cat(views)
 
 
 def forward_loss(
     net: Net, spec: LossSpec, inp: torch.Tensor, yb: torch.Tensor, counts: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """Forward the stacked views under autocast and compute the trial's loss (float32 outputs)."""
+    """Forward the stacked views under autocast and compute the trial's loss (float32 outputs).
+
+    A network trained channels-last (``Net.memory_format``) gets ``inp`` laid out so; any other
+    takes it as it comes.
+    """
+    if net.memory_format == torch.channels_last:
+        inp = inp.contiguous(memory_format=torch.channels_last)
     with net.acc.autocast():
         _, logits, proj = net.model(inp)
         protos = net.core.prototypes() if spec.prototypes else None

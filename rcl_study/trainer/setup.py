@@ -21,7 +21,7 @@ from rcl_study.config import StudyFile
 from rcl_study.data import load_data
 from rcl_study.data.types import ListImages, LTData, TrainSplit
 from rcl_study.losses import LossSpec, check_loss_inputs, resolve_loss
-from rcl_study.trainer.models import build_model
+from rcl_study.trainer.models import build_model, pick_arch
 
 #: the step schedule's factor at each milestone (BCL's and its CIFAR descendants' ``adjust_lr``:
 #: ``lr *= 0.1 if epoch >= milestone``; sources in ``docs/recipe.md``, row 19)
@@ -149,12 +149,38 @@ class Generators:
 
 @dataclass
 class Net:
-    """The network as Accelerate prepared it (``model``), its plain module (``core``), optimiser."""
+    """The network as Accelerate prepared it (``model``), its plain module (``core``), optimiser.
+
+    ``memory_format``: the layout of the model's weights, which its training inputs are given
+    too (:func:`memory_format`).
+    """
 
     model: torch.nn.Module
     core: torch.nn.Module
     opt: torch.optim.Optimizer
     acc: Any
+    memory_format: torch.memory_format = torch.contiguous_format
+
+
+#: backbones whose training step is faster channels-last on a CPU (``benchmarks/step_floor.py``)
+CPU_CHANNELS_LAST = frozenset({"resnet32"})
+
+
+def memory_format(arch: str, image_size: int, device: torch.device) -> torch.memory_format:
+    """The memory format a network of ``arch`` trains in on ``device``, weights and inputs alike.
+
+    Channels-last on CUDA for every backbone; on a CPU only for :data:`CPU_CHANNELS_LAST`.
+    Measured with ``benchmarks/step_floor.py`` (1 thread, 2-core CPU under load 7-9, so wide
+    spreads; time of the channels-last step over the contiguous one, median (min-max) of
+    interleaved rounds, BCL+RCL): ResNet-32 on 32 px, batch 32: 0.87 (0.79-1.36), and the plain
+    floor's 0.79 (0.68-1.00); ``small_cnn`` width 16 on 8x8 grey: 0.81 (0.55-1.25);
+    ``small_cnn_s2`` width 16 on 32x32 colour: 0.68 (0.27-1.32). The small CNNs stay contiguous
+    until a quiet machine shows a gain beyond that noise (and the quickstart's ``small_cnn``
+    records stay bit-identical); the torchvision ResNets were not measured on a CPU.
+    """
+    if device.type == "cuda" or pick_arch(arch, image_size) in CPU_CHANNELS_LAST:
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 @dataclass
@@ -229,13 +255,13 @@ def build_network(cfg: StudyFile, data: LTData, acc) -> Net:
     ).to(device)
     if cfg.model.norm == "sync_batch" and acc.num_processes > 1 and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    fmt = memory_format(cfg.model.arch, data.image_size, device)
+    model = model.to(memory_format=fmt)
     opt = torch.optim.SGD(
         model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay
     )
     model, opt = acc.prepare(model, opt)
-    return Net(model, acc.unwrap_model(model, keep_fp32_wrapper=False), opt, acc)
+    return Net(model, acc.unwrap_model(model, keep_fp32_wrapper=False), opt, acc, fmt)
 
 
 def make_schedule(cfg: StudyFile, n: int, num_processes: int) -> Schedule:
