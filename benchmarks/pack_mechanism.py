@@ -7,10 +7,11 @@
 For each architecture (``small_cnn`` on the shipped 8x8 digits, batch 64; ``small_cnn_s2`` width
 16 and ``resnet32`` on random 32x32 RGB arrays, batch 64 and 32) and each K, it builds one pack
 of K BCL+RCL members that differ in ``loss.scale`` (``rcl_study.trainer.pack.setup_pack``, one
-thread on the CPU; the GPU when one is visible) and times :func:`rcl_study.trainer.pack.train_pack_epoch` with ``loop`` and with
-``batched`` in interleaved rounds (ABAB..., the first of each discarded as warm-up). Before
-timing, one epoch of each mechanism from the same start is compared: the largest difference of
-the members' mean losses and weights (float32: the grouped kernels sum in another order).
+thread on the CPU; the GPU when one is visible) and times
+:func:`rcl_study.trainer.pack.train_pack_epoch` with ``loop`` and with ``batched`` in
+interleaved rounds (ABAB..., the first of each discarded as warm-up). Before timing, one epoch
+of each mechanism from the same start is compared: the largest difference of the members' mean
+losses and weights (float32: the grouped kernels sum in another order).
 
 Prints one JSON line per (arch, K): ms per member-step of each mechanism (median over rounds),
 the ratio batched/loop (median, min, max over rounds), the differences, and the load average.
