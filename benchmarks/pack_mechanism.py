@@ -1,182 +1,146 @@
-"""Which mechanism packs K copies of a network: a loop, ``torch.func`` stacking, grouped convs.
+"""A pack's epoch trained as a loop over its members against one stacked (batched) network.
 
-    python benchmarks/pack_mechanism.py [--k 1 2 4 8] [--repeats 5] [--device cpu|cuda]
-    python benchmarks/pack_mechanism.py --tiny   # K 1 and 2, one repeat, 4 images (tests)
+    python benchmarks/pack_mechanism.py [--k 2 4 8] [--rounds 5] [--steps 4]
+    python benchmarks/pack_mechanism.py --tiny   # K 2, one round, 1 step, small sizes (tests)
+    python benchmarks/pack_mechanism.py --arch resnet32 --k 8 --batch 256   # on a GPU
 
-For the quickstart's SmallCNN+BCL heads (digits, 8x8, batch 3 x 64 views) and a reduced ResNet-32
-(32x32, batch 3 x 32 views) it times one training step (forward, loss, backward, SGD) of K members:
+For each architecture (``small_cnn`` on the shipped 8x8 digits, batch 64; ``small_cnn_s2`` width
+16 and ``resnet32`` on random 32x32 RGB arrays, batch 64 and 32) and each K, it builds one pack
+of K BCL+RCL members that differ in ``loss.scale`` (``rcl_study.trainer.pack.setup_pack``, one
+thread on the CPU; the GPU when one is visible) and times
+:func:`rcl_study.trainer.pack.train_pack_epoch` with ``loop`` and with ``batched`` in
+interleaved rounds (ABAB..., the first of each discarded as warm-up). Before timing, one epoch
+of each mechanism from the same start is compared: the largest difference of the members' mean
+losses and weights (float32: the grouped kernels sum in another order).
 
-- ``loop``: K separate modules called one after another on the same batch (exact by construction);
-- ``vmap``: ``torch.func.stack_module_state`` + ``functional_call`` under ``vmap`` (BatchNorm in
-  train mode, running statistics stacked per member);
-- ``grouped`` (SmallCNN only): one network whose convolutions have ``groups=K``.
-
-and checks each against the loop (max abs difference of the K losses and of the first conv's
-gradients). Output: one JSON line per (model, K, mechanism) with ms per step and per member-step.
+Prints one JSON line per (arch, K): ms per member-step of each mechanism (median over rounds),
+the ratio batched/loop (median, min, max over rounds), the differences, and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import os
+import statistics
+import tempfile
 import time
-from functools import partial
+from pathlib import Path
 
+import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-from rcl_study.trainer.models import build_model
+from rcl_study.config import parse_study
+from rcl_study.trainer.pack import setup_pack, train_pack_epoch
+
+ARCHS = (
+    ("small_cnn", None, 16, 64),
+    ("small_cnn_s2", 32, 16, 64),
+    ("resnet32", 32, 16, 32),
+)
 
 
-def _models(arch: str, k: int, device) -> list[nn.Module]:
-    torch.manual_seed(0)
-    if arch == "small_cnn":
-        m = build_model("small_cnn", 1, 10, 8, 64, 32, 16)
+def _arrays(folder: Path, size: int, n: int) -> Path:
+    rng = np.random.default_rng(0)
+    path = folder / f"random{size}.npz"
+    if not path.exists():
+        x = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+        y = np.arange(n) % 10
+        np.savez(path, train_x=x, train_y=y, test_x=x[:50], test_y=y[:50])
+    return path
+
+
+def _pack(arch: str, size: int | None, width: int, batch: int, k: int, steps: int, folder):
+    if size is None:
+        data = {"dataset": "digits_lt", "test_limit": 50, "val_per_class": 0}
     else:
-        m = build_model("resnet32", 3, 10, 32, 128, 32)
-    return [copy.deepcopy(m).to(device) for _ in range(k)]
+        path = _arrays(folder, size, 10 * batch * steps)
+        data = {"dataset": "arrays", "path": str(path), "imbalance_ratio": 1, "test_limit": 50}
+        data.update(val_per_class=0, augment="crop")
+    train = {"epochs": 1, "batch_size": batch, "max_steps_per_epoch": steps, "threads": 1}
+    if not torch.cuda.is_available():
+        train["device"] = "cpu"
+    train.update(warmup_epochs=0, progress=False)
+    model = {"arch": arch, "width": width, "proj_hidden": 32, "proj_dim": 16}
+    cfgs = [
+        parse_study(
+            {
+                "name": f"m{i}",
+                "data": data,
+                "model": model,
+                "train": train,
+                "loss": {"preset": "bcl+rcl", "scale": 1.0 + 0.1 * i},
+            }
+        )
+        for i in range(k)
+    ]
+    return setup_pack(cfgs, [c.name for c in cfgs])
 
 
-def _loss(out, y):
-    feats, logits, proj = out
-    b = len(y)
-    return F.cross_entropy(logits[:b], y) + proj[b:].square().mean()
-
-
-def _loop_step(models, opts, x, y):
-    losses = []
-    for m, o in zip(models, opts):
-        loss = _loss(m(x), y)
-        o.zero_grad(set_to_none=True)
-        loss.backward()
-        o.step()
-        losses.append(loss.detach())
-    return torch.stack(losses)
-
-
-def _vmap_setup(models):
-    from torch.func import stack_module_state
-
-    params, buffers = stack_module_state(models)
-    params = {k: v.detach().requires_grad_() for k, v in params.items()}
-    base = copy.deepcopy(models[0]).to("meta")
-    opt = torch.optim.SGD(params.values(), lr=0.01, momentum=0.9)
-    return base, params, buffers, opt
-
-
-def _vmap_step(state, x, y):
-    from torch.func import functional_call, vmap
-
-    base, params, buffers, opt = state
-
-    def one(p, b):
-        return _loss(functional_call(base, (p, b), (x,)), y)
-
-    losses = vmap(one, in_dims=(0, 0), randomness="same")(params, buffers)
-    opt.zero_grad(set_to_none=True)
-    losses.sum().backward()
-    opt.step()
-    return losses.detach()
-
-
-class _GroupedSmallCNN(nn.Module):
-    """K SmallCNN backbones as one network with grouped convolutions (backbone only)."""
-
-    def __init__(self, models):
-        super().__init__()
-        k = len(models)
-        self.k = k
-        convs = [[m for m in mm.backbone.net if isinstance(m, nn.Conv2d)] for mm in models]
-        layers = []
-        for i in range(3):
-            c0 = convs[0][i]
-            cin = c0.in_channels * k if i else c0.in_channels * k
-            conv = nn.Conv2d(cin, c0.out_channels * k, 3, padding=1, groups=k)
-            with torch.no_grad():
-                conv.weight.copy_(torch.cat([c[i].weight for c in convs]))
-                conv.bias.copy_(torch.cat([c[i].bias for c in convs]))
-            layers += [conv, nn.BatchNorm2d(c0.out_channels * k), nn.ReLU()]
-            if i == 1:
-                layers.append(nn.MaxPool2d(2))
-        self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.fc_w = nn.Parameter(torch.stack([m.fc.weight.detach() for m in models]))
-        self.fc_b = nn.Parameter(torch.stack([m.fc.bias.detach() for m in models]))
-
-    def forward(self, x):
-        f = self.net(x.repeat(1, self.k, 1, 1)).view(len(x), self.k, -1)  # [B, K, d]
-        return torch.einsum("bkd,kcd->kbc", f, self.fc_w) + self.fc_b[:, None], f
-
-
-def _grouped_step(state, x, y):
-    net, opt = state
-    logits, f = net(x)
-    b = len(y)
-    losses = torch.stack(
-        [F.cross_entropy(logits[i, :b], y) + f[b:, i].square().mean() * 0 for i in range(net.k)]
-    )
-    opt.zero_grad(set_to_none=True)
-    losses.sum().backward()
-    opt.step()
-    return losses.detach()
-
-
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up
+def _epoch_seconds(members, mechanism: str) -> float:
     t0 = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - t0) / repeats
+    train_pack_epoch(members, 0, mechanism)
+    return time.perf_counter() - t0
+
+
+def _difference(arch, size, width, batch, k, steps, folder) -> dict[str, float]:
+    runs = {}
+    for mech in ("loop", "batched"):
+        members = _pack(arch, size, width, batch, k, steps, folder)
+        means = train_pack_epoch(members, 0, mech)
+        runs[mech] = (members, means)
+    (loop, lmeans), (bat, bmeans) = runs["loop"], runs["batched"]
+    loss = max(float((lmeans[m.name] - bmeans[m.name]).abs().max()) for m in loop)
+    weight = max(
+        float((a - b).detach().abs().max())
+        for ml, mb in zip(loop, bat)
+        for a, b in zip(ml.trial.net.core.parameters(), mb.trial.net.core.parameters())
+    )
+    return {"max_loss_diff": loss, "max_weight_diff": weight}
 
 
 def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--k", type=int, nargs="+", default=[1, 2, 4, 8])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--tiny", action="store_true", help="K 1 and 2, one repeat, 4 images (tests)")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--k", type=int, nargs="+", default=[2, 4, 8])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--arch", nargs="+", default=[a[0] for a in ARCHS])
+    p.add_argument("--batch", type=int, help="every architecture's batch (default: as above)")
+    p.add_argument("--tiny", action="store_true", help="K 2, one round, one step (tests)")
     a = p.parse_args()
+    archs = [r for r in ARCHS if r[0] in a.arch]
     if a.tiny:
-        a.k, a.repeats = [1, 2], 1
-    dev = torch.device(a.device)
-    sizes = (64, 32) if not a.tiny else (4, 4)
-    archs = (("small_cnn", (1, 8, 8), sizes[0]), ("resnet32", (3, 32, 32), sizes[1]))
-    for arch, shape, batch in archs:
-        g = torch.Generator().manual_seed(1)
-        x = torch.randn(3 * batch, *shape, generator=g).to(dev)
-        y = torch.randint(0, 10, (batch,), generator=g).to(dev)
-        for k in a.k:
-            # exactness: one step from the same weights, compared with the loop
-            ref = _models(arch, k, dev)
-            ref_opts = [torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for m in ref]
-            ref_loss = _loop_step(ref, ref_opts, x, y)
-            vm = _vmap_setup(_models(arch, k, dev))
-            vm_loss = _vmap_step(vm, x, y)
-            first = next(iter(vm[1]))
-            rows = {
-                "vmap": {
-                    "max_loss_diff": float((vm_loss - ref_loss).abs().max()),
-                    "max_param_diff": float(
-                        (vm[1][first].detach()[0] - dict(ref[0].named_parameters())[first].detach())
-                        .abs()
-                        .max()
-                    ),
+        a.k, a.rounds, a.steps = [2], 1, 1
+        archs = [(arch, size and 16, 4, 8) for arch, size, _, _ in archs]
+    if a.batch:
+        archs = [(arch, size, width, a.batch) for arch, size, width, _ in archs]
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for arch, size, width, batch in archs:
+            for k in a.k:
+                diff = _difference(arch, size, width, batch, k, a.steps, folder)
+                members = _pack(arch, size, width, batch, k, a.steps, folder)
+                times: dict[str, list[float]] = {"loop": [], "batched": []}
+                for r in range(a.rounds + 1):
+                    for mech in ("loop", "batched") if r % 2 == 0 else ("batched", "loop"):
+                        s = _epoch_seconds(members, mech)
+                        if r:
+                            times[mech].append(s)
+                ratios = [b / lo for b, lo in zip(times["batched"], times["loop"])]
+                per = k * a.steps
+                row = {
+                    "arch": arch,
+                    "k": k,
+                    "ms_per_member_step_loop": 1e3 * statistics.median(times["loop"]) / per,
+                    "ms_per_member_step_batched": 1e3 * statistics.median(times["batched"]) / per,
+                    "batched_over_loop": statistics.median(ratios),
+                    "ratio_min": min(ratios),
+                    "ratio_max": max(ratios),
+                    "rounds": a.rounds,
+                    "load": os.getloadavg()[0],
+                    **diff,
                 }
-            }
-            models = _models(arch, k, dev)
-            opts = [torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for m in models]
-            rows["loop"] = {"ms": 1e3 * _time(partial(_loop_step, models, opts, x, y), a.repeats)}
-            rows["vmap"]["ms"] = 1e3 * _time(partial(_vmap_step, vm, x, y), a.repeats)
-            if arch == "small_cnn":
-                net = _GroupedSmallCNN(_models(arch, k, dev)).to(dev)
-                st = (net, torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9))
-                rows["grouped (backbone+fc only)"] = {
-                    "ms": 1e3 * _time(partial(_grouped_step, st, x, y), a.repeats)
-                }
-            for mech, r in rows.items():
-                r.update(arch=arch, k=k, mechanism=mech, ms_per_member=r["ms"] / k)
-                print(json.dumps(r), flush=True)
+                print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

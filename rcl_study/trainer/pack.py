@@ -8,10 +8,15 @@ history) that shares the data, schedule and random streams of the pack. Every me
 built from the random state ``train_trial`` builds it from, so a member's weights, batches, losses
 and gradients are those of its separate run (``tests/trainer/test_pack.py``).
 
-Mechanism: a plain loop over the members' modules. ``benchmarks/pack_mechanism.py`` measured on
-the CPU that ``torch.func`` stacking (``vmap``) is slower than the loop and grouped convolutions
-gain about 10%; the loop is exact by construction and keeps the model code unchanged. What a
-pack saves on a CPU is each trial's start-up, data loading and augmentation.
+Mechanism (``resources.pack_mechanism``): ``loop`` calls the members' modules one after another on
+each batch (exact by construction); ``batched`` trains them as one
+:class:`~rcl_study.trainer.stacked.StackedNet` (grouped convolutions, per-member BatchNorm, one
+SGD step over the stacked parameters), stacked at the start of each epoch and written back to the
+members at its end, equal to the loop in float64 and within float32 rounding otherwise
+(``tests/trainer/test_stacked.py``). ``auto`` picks the loop where
+``benchmarks/pack_mechanism.py`` did not measure the batched pack faster (figures in
+``docs/results.md``). What a pack saves on a CPU is each trial's start-up, data loading and
+augmentation.
 
 A member whose loss turns non-finite is marked ``diverged`` at the end of that epoch (as
 ``train_trial`` does) and the others go on. One checkpoint holds the whole pack.
@@ -38,7 +43,7 @@ from typing import Any
 import torch
 
 from rcl_study.config import StudyFile, to_dict
-from rcl_study.losses import resolve_loss
+from rcl_study.losses import resolve_loss, total_loss
 from rcl_study.trainer import Report
 from rcl_study.trainer import evaluation as ev
 from rcl_study.trainer.batches import epoch_order, gather_batch
@@ -60,6 +65,7 @@ from rcl_study.trainer.setup import (
     prepare_data,
     setup_start,
 )
+from rcl_study.trainer.stacked import StackedSGD, stack, why_not_stackable
 
 #: dotted keys in which the members of one pack may differ (the loss knobs; everything else, the
 #: data, the network, the schedule and the seed, is shared)
@@ -144,32 +150,142 @@ def setup_pack(cfgs: list[StudyFile], names: list[str]) -> list[Member]:
     ]
 
 
-def train_pack_epoch(members: list[Member], epoch: int) -> dict[str, torch.Tensor]:
+def train_pack_epoch(
+    members: list[Member], epoch: int, mechanism: str = "loop"
+) -> dict[str, torch.Tensor]:
     """One epoch of every member on the same batches and views; each member's mean losses.
+
+    ``mechanism``: ``loop`` (each member's own forward, backward and step in turn) or
+    ``batched`` (the members as one :class:`~.stacked.StackedNet`, written back to each member at
+    the end of the epoch; :func:`batching_refusal` says when it cannot be used).
 
     A member with a non-finite loss in the epoch is marked ``diverged`` (read once, at the end
     of the epoch, like :func:`rcl_study.trainer.loop.train_epoch`).
     """
     lead = members[0].trial
     data, sched, gens, device = lead.data, lead.sched, lead.gens, lead.device
-    sums = {m.name: torch.zeros(len(ev.LOSS_KEYS), device=device) for m in members}
-    bad = {m.name: torch.full((), -1, dtype=torch.long, device=device) for m in members}
+    sums = torch.zeros(len(members), len(ev.LOSS_KEYS), device=device)
+    bad = torch.full((len(members),), -1, dtype=torch.long, device=device)
+    steps = _BatchedSteps(members) if mechanism == "batched" else _LoopedSteps(members)
     order = epoch_order(data, sched, gens.perm, 0)
     for step in range(sched.steps):
         xb, yb = gather_batch(data, order, step)
         inp = batch_inputs(xb, gens.aug, data)
-        lr = sched.lr(epoch, step)
-        for m in members:
-            losses = update(m.trial.net, m.trial.spec, inp, yb, data.counts, lr)
-            bad_now = (bad[m.name] < 0) & ~torch.isfinite(losses["loss"])
-            bad[m.name] = torch.where(bad_now, step, bad[m.name])
-            sums[m.name] += torch.stack([losses[k].float() for k in ev.LOSS_KEYS])
-    first_bad = torch.stack([bad[m.name] for m in members]).tolist()  # one device read
+        losses = steps.update(inp, yb, data.counts, sched.lr(epoch, step))  # [K, LOSS_KEYS]
+        bad = torch.where((bad < 0) & ~torch.isfinite(losses[:, _LOSS]), step, bad)
+        sums += losses
+    steps.finish()
+    first_bad = bad.tolist()  # one device read
     for m, step_bad in zip(members, first_bad):
         if step_bad >= 0:
             m.status = TrialStatus.DIVERGED
             m.reason = f"non-finite loss at epoch {epoch + 1}, step {step_bad + 1}"
-    return {m.name: sums[m.name] / sched.steps for m in members}
+    return {m.name: sums[i] / sched.steps for i, m in enumerate(members)}
+
+
+_LOSS = ev.LOSS_KEYS.index("loss")
+
+
+class _LoopedSteps:
+    """Each member's :func:`~rcl_study.trainer.loop.update` in turn; losses ``[K, LOSS_KEYS]``."""
+
+    def __init__(self, members: list[Member]) -> None:
+        self.trials = [m.trial for m in members]
+
+    def update(
+        self, inp: torch.Tensor, yb: torch.Tensor, counts: torch.Tensor, lr: float
+    ) -> torch.Tensor:
+        rows = []
+        for t in self.trials:
+            losses = update(t.net, t.spec, inp, yb, counts, lr)
+            rows.append(torch.stack([losses[k].float() for k in ev.LOSS_KEYS]))
+        return torch.stack(rows)
+
+    def finish(self) -> None:
+        """Nothing to write back: the members trained their own modules."""
+
+
+class _BatchedSteps:
+    """The members' steps as one stacked forward, backward, SGD step: losses ``[K, LOSS_KEYS]``."""
+
+    def __init__(self, members: list[Member]) -> None:
+        self.specs = [m.trial.spec for m in members]
+        self.acc = members[0].trial.net.acc
+        self.net = stack([m.trial.net.core for m in members])
+        self.net.train()
+        self.opt = StackedSGD(self.net, [m.trial.net.opt for m in members])
+
+    def update(
+        self, inp: torch.Tensor, yb: torch.Tensor, counts: torch.Tensor, lr: float
+    ) -> torch.Tensor:
+        b = len(yb)
+        with self.acc.autocast():
+            _, logits, proj = self.net(inp)
+            protos = self.net.prototypes() if any(s.prototypes for s in self.specs) else None
+        logits, proj = logits.float(), proj.float()
+        con_labels = torch.cat([yb, yb])
+        rows, total = [], None
+        for k, spec in enumerate(self.specs):
+            p = None if protos is None else protos[k].float()
+            losses = total_loss(spec, logits[:b, k], yb, proj[b:, k], con_labels, counts, p)
+            total = losses["loss"] if total is None else total + losses["loss"]
+            rows.append(torch.stack([losses[key].detach().float() for key in ev.LOSS_KEYS]))
+        self.opt.zero_grad()
+        self.acc.backward(total)
+        self.opt.step(lr)
+        return torch.stack(rows)
+
+    def finish(self) -> None:
+        """Write weights, BatchNorm statistics and momentum back to the members."""
+        self.net.write_back()
+        self.opt.write_back()
+
+
+def pack_mechanism(setting: str, members: list[Member], emit: Callable[[str], None]) -> str:
+    """``loop`` or ``batched`` for ``resources.pack_mechanism`` (``auto``, ``loop``, ``batched``).
+
+    ``auto`` batches where ``benchmarks/pack_mechanism.py`` measured a gain: on CUDA, and on the
+    CPU for the small CNNs (measured figures in ``docs/results.md``). ``batched`` where stacking
+    is refused (:func:`batching_refusal`) trains in a loop, and says why once.
+    """
+    if setting == "loop" or len(members) == 1:
+        return "loop"
+    why = batching_refusal(members)
+    if setting == "batched":
+        if why:
+            emit(f"[pack] trained in a loop, not batched: {why}")
+        return "batched"
+    if why:
+        return "loop"
+    lead = members[0].trial
+    if lead.device.type == "cuda":
+        return "batched"
+    return "batched" if lead.cfg.model.arch in BATCHED_ON_CPU else "loop"
+
+
+#: architectures whose batched pack measured faster than the loop on the CPU
+BATCHED_ON_CPU = ("small_cnn", "small_cnn_s2")
+
+
+def batching_refusal(members: list[Member]) -> str | None:
+    """Why these members cannot train as one stacked network (None when they can).
+
+    Stacking needs networks :func:`~.stacked.stack` knows and members that use the same parts of
+    them: a part one member trains and another leaves without a gradient would be updated (weight
+    decay, momentum) in the stack but not alone.
+    """
+    why = why_not_stackable(members[0].trial.net.core)
+    if why:
+        return why
+    uses = {_parts_used(m.trial.spec) for m in members}
+    if len(uses) > 1:
+        return "members differ in which heads their losses train"
+    return None
+
+
+def _parts_used(spec) -> tuple[bool, bool]:
+    contrastive = spec.contrastive and spec.beta > 0
+    return contrastive, contrastive and spec.prototypes
 
 
 def save_pack(
@@ -280,6 +396,7 @@ def train_pack(
     members = setup_pack(cfgs, names)
     tc = cfgs[0].train
     emit = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    mechanism = pack_mechanism(cfgs[0].resources.pack_mechanism, members, emit)
     ckpt = Path(workdir) / "checkpoint.pt" if workdir else None
     start = load_pack(ckpt, members, config_hashes) if ckpt and ckpt.exists() else 0
     for m in members:
@@ -298,7 +415,10 @@ def train_pack(
                 if ckpt:
                     save_pack(ckpt, members, epoch, config_hashes)
                 break
-            means, epoch_seconds = ev.timed(lambda a=active, e=epoch: train_pack_epoch(a, e))
+            how = mechanism if batching_refusal(active) is None else "loop"
+            means, epoch_seconds = ev.timed(
+                lambda a=active, e=epoch, h=how: train_pack_epoch(a, e, h)
+            )
             done = epoch + 1
             for m in active:
                 m.epochs_trained = done

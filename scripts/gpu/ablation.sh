@@ -11,6 +11,9 @@
 #   smoke    scripts/gpu/smoke.py on the study, killed past SMOKE_S (120 s): it gates only on the
 #            device, bf16 and a resumed trial (exit 3 at once, nothing trained); the CUDA tests
 #            and the augmentation check run and are logged, not gating
+#   packs    benchmarks/pack_mechanism.py: one pack of 8 ResNet-32 members, epochs of 5 steps at
+#            batch 256, looped against batched (grouped convolutions), killed past PACKS_S
+#            (30 s); its JSON line goes to $WORK/meta/packs.json; not gating
 #   train    studies/gpu_ablation.yaml through the study engine, executor local (no Ray), as ONE
 #            pack of the 8 variants in priority order (none = BCL, balance+scale+margin =
 #            BCL+RCL, the single components, the pairs); the pack times its second epoch and keeps
@@ -48,6 +51,7 @@ fi
 LIMIT_S=${LIMIT_S:-570}
 SETUP_S=${SETUP_S:-90}
 SMOKE_S=${SMOKE_S:-120}
+PACKS_S=${PACKS_S:-30}
 TRAIN_MARGIN_S=${TRAIN_MARGIN_S:-25}
 GAP_S=${GAP_S:-40}
 SYNC_S=${SYNC_S:-10}
@@ -128,6 +132,7 @@ sets=(--set "data.path=$DATA" --set "study.output_dir=$WORK/study"
   --set "report.dir=$WORK/report")
 smoke=()
 gap=()
+packs=(--arch resnet32 --k 8 --rounds 1 --steps 5 --batch 256)
 if [ "${TINY:-0}" = 1 ]; then
   sets+=(--set train.epochs=${TINY_EPOCHS:-2} --set train.max_steps_per_epoch=2
     --set train.batch_size=16 --set train.eval_every=1 --set train.checkpoint_every=1
@@ -135,6 +140,7 @@ if [ "${TINY:-0}" = 1 ]; then
     --set train.device=cpu)
   smoke=(--cpu --set train.batch_size=16 --set train.threads=2)
   gap=(--limit 200)
+  packs=(--tiny --arch resnet32)
 fi
 
 export OUT PY WORK DATA RESUME=${RESUME:-}
@@ -144,7 +150,7 @@ phase setup timeout -k 5 "$SETUP_S" bash -c "$(declare -f setup); setup" || {
 # the trainer has stopped); it stops on SIGUSR1 or when this script is gone, syncing once more
 setsid "$PY" scripts/gpu/ablation.py sync --study-dir "$WORK/study" --out "$OUT" \
   --every "$SYNC_S" --parent $$ --meta "$WORK/meta/phases.tsv" \
-  --meta "$WORK/meta/gaps.json" --meta "$WORK/meta/smoke.log" \
+  --meta "$WORK/meta/gaps.json" --meta "$WORK/meta/smoke.log" --meta "$WORK/meta/packs.json" \
   >> "$LOG" 2>&1 &
 SYNC_PID=$!
 stop_sync() {  # the last sync, after training and the gap: every file complete, SYNC_END_S at most
@@ -177,6 +183,8 @@ if ! phase smoke timeout -k 5 "$SMOKE_S" "$PY" scripts/gpu/smoke.py "$STUDY" \
   exit 3
 fi
 grep -h '"check"' "$LOG" > "$WORK/meta/smoke.log"
+phase packs timeout -k 5 "$PACKS_S" "$PY" benchmarks/pack_mechanism.py "${packs[@]}"
+grep -h '"batched_over_loop"' "$LOG" > "$WORK/meta/packs.json"
 
 t_left=$(($(left) - GAP_S - SYNC_END_S))
 echo "training: ${t_left} s, the pack's budget $((t_left - TRAIN_MARGIN_S)) s" >> "$LOG"
