@@ -36,8 +36,9 @@ class ResourcesConfig(Strict):
     #: showed a gain; ``1``: never); see ``rcl_study.study.packing``
     pack: int | Literal["auto"] = "auto"
     #: how a pack's members train: ``loop`` (one after another on each batch), ``batched`` (one
-    #: stacked network: grouped convolutions, per-member BatchNorm), ``auto`` (batched where
-    #: ``benchmarks/pack_mechanism.py`` measured a gain); see ``rcl_study.trainer.pack``
+    #: stacked network: grouped convolutions, per-member BatchNorm), ``auto`` (batched only where
+    #: ``benchmarks/pack_mechanism.py`` measured it faster: nowhere yet, so the loop); see
+    #: ``rcl_study.trainer.pack``
     pack_mechanism: Literal["auto", "loop", "batched"] = "auto"
     #: ``ray`` (Ray Tune, trials in parallel) or ``local`` (this process, one unit at a time,
     #: without importing Ray)

@@ -211,7 +211,8 @@ class _BatchedSteps:
     def __init__(self, members: list[Member]) -> None:
         self.specs = [m.trial.spec for m in members]
         self.acc = members[0].trial.net.acc
-        self.net = stack([m.trial.net.core for m in members])
+        lead = members[0].trial.net
+        self.net = stack([m.trial.net.core for m in members], lead.memory_format)
         self.net.train()
         self.opt = StackedSGD(self.net, [m.trial.net.opt for m in members])
 
@@ -244,9 +245,9 @@ class _BatchedSteps:
 def pack_mechanism(setting: str, members: list[Member], emit: Callable[[str], None]) -> str:
     """``loop`` or ``batched`` for ``resources.pack_mechanism`` (``auto``, ``loop``, ``batched``).
 
-    ``auto`` batches where ``benchmarks/pack_mechanism.py`` measured a gain: on CUDA, and on the
-    CPU for the small CNNs (measured figures in ``docs/results.md``). ``batched`` where stacking
-    is refused (:func:`batching_refusal`) trains in a loop, and says why once.
+    ``auto`` batches only where ``benchmarks/pack_mechanism.py`` measured the batched pack faster
+    than the loop (:data:`BATCHED_WINS`). ``batched`` where stacking is refused
+    (:func:`batching_refusal`) trains in a loop, and says why once.
     """
     if setting == "loop" or len(members) == 1:
         return "loop"
@@ -255,16 +256,16 @@ def pack_mechanism(setting: str, members: list[Member], emit: Callable[[str], No
         if why:
             emit(f"[pack] trained in a loop, not batched: {why}")
         return "batched"
-    if why:
-        return "loop"
     lead = members[0].trial
-    if lead.device.type == "cuda":
-        return "batched"
-    return "batched" if lead.cfg.model.arch in BATCHED_ON_CPU else "loop"
+    wins = (lead.device.type, lead.cfg.model.arch) in BATCHED_WINS
+    return "batched" if wins and why is None else "loop"
 
 
-#: architectures whose batched pack measured faster than the loop on the CPU
-BATCHED_ON_CPU = ("small_cnn", "small_cnn_s2")
+#: (device type, architecture) where the batched pack measured faster than the loop: none yet.
+#: On the CPU (2 cores, 1 thread, quiet) it was not, at K = 2, 4 and 8 for ``small_cnn``,
+#: ``small_cnn_s2`` and ``resnet32`` (``docs/results.md``, "Packs as one network"); on a GPU
+#: it is unmeasured (``scripts/gpu/ablation.sh`` times both).
+BATCHED_WINS: frozenset[tuple[str, str]] = frozenset()
 
 
 def batching_refusal(members: list[Member]) -> str | None:

@@ -163,20 +163,20 @@ class Net:
 
 
 #: backbones whose training step is faster channels-last on a CPU (``benchmarks/step_floor.py``)
-CPU_CHANNELS_LAST = frozenset({"resnet32"})
+CPU_CHANNELS_LAST = frozenset({"resnet32", "small_cnn", "small_cnn_s2"})
 
 
 def memory_format(arch: str, image_size: int, device: torch.device) -> torch.memory_format:
     """The memory format a network of ``arch`` trains in on ``device``, weights and inputs alike.
 
     Channels-last on CUDA for every backbone; on a CPU only for :data:`CPU_CHANNELS_LAST`.
-    Measured with ``benchmarks/step_floor.py`` (1 thread, 2-core CPU under load 7-9, so wide
-    spreads; time of the channels-last step over the contiguous one, median (min-max) of
-    interleaved rounds, BCL+RCL): ResNet-32 on 32 px, batch 32: 0.87 (0.79-1.36), and the plain
-    floor's 0.79 (0.68-1.00); ``small_cnn`` width 16 on 8x8 grey: 0.81 (0.55-1.25);
-    ``small_cnn_s2`` width 16 on 32x32 colour: 0.68 (0.27-1.32). The small CNNs stay contiguous
-    until a quiet machine shows a gain beyond that noise (and the quickstart's ``small_cnn``
-    records stay bit-identical); the torchvision ResNets were not measured on a CPU.
+    Measured with ``benchmarks/step_floor.py`` on a quiet 2-core CPU (1 thread, load 1.1; time of
+    the channels-last step over the contiguous one, median (min-max) of 7 interleaved rounds,
+    BCL+RCL, 3 x 64 views): ResNet-32 on 32 px 0.77 (0.72-0.81), the plain floor's 0.77
+    (0.74-0.81); ``small_cnn`` width 16 on 8x8 grey 0.82 (0.80-0.82); ``small_cnn_s2`` width 16
+    on 32x32 colour 0.76 (0.75-0.77). The torchvision ResNets were not measured on a CPU and stay
+    contiguous there. Channels-last sums the same products in another order: results agree with
+    a contiguous run to float rounding, not bit for bit.
     """
     if device.type == "cuda" or pick_arch(arch, image_size) in CPU_CHANNELS_LAST:
         return torch.channels_last

@@ -267,8 +267,12 @@ class StackedNet(nn.Module):
                 member.copy_(part)
 
 
-def stack(members: list[BCLNet]) -> StackedNet:
+def stack(
+    members: list[BCLNet], memory_format: torch.memory_format = torch.contiguous_format
+) -> StackedNet:
     """One :class:`StackedNet` of ``members`` (equal architectures), on their device.
+
+    ``memory_format``: the members' (``Net.memory_format``); the stacked weights and inputs use it.
 
     Raises:
         ValueError: a member has a part without a stacked form, or the members' shapes differ.
@@ -280,16 +284,7 @@ def stack(members: list[BCLNet]) -> StackedNet:
             raise ValueError(f"cannot stack this network: {why}")
     if not _same_shapes(members):
         raise ValueError("cannot stack networks of different shapes")
-    return StackedNet(members, _memory_format(members[0]))
-
-
-def _memory_format(net: nn.Module) -> torch.memory_format:
-    """Channels-last when the member's convolution weights are stored so, else contiguous."""
-    for p in net.parameters():
-        if p.dim() == 4 and p.shape[1] * p.shape[2] * p.shape[3] > 1:
-            cl = p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-            return torch.channels_last if cl else torch.contiguous_format
-    return torch.contiguous_format
+    return StackedNet(members, memory_format)
 
 
 class StackedSGD:

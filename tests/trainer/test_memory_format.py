@@ -23,9 +23,10 @@ RTOL, ATOL = 1e-4, 1e-5
     [
         ("resnet32", 32, CPU, CL),
         ("auto", 32, CPU, CL),  # auto at 32 px is ResNet-32
-        ("small_cnn", 8, CPU, NCHW),
-        ("auto", 8, CPU, NCHW),  # auto below 32 px is the small CNN
-        ("small_cnn_s2", 32, CPU, NCHW),
+        ("small_cnn", 8, CPU, CL),
+        ("auto", 8, CPU, CL),  # auto below 32 px is the small CNN
+        ("small_cnn_s2", 32, CPU, CL),
+        ("resnext50", 224, CPU, NCHW),
         ("resnet50", 224, CPU, NCHW),
         ("small_cnn", 8, CUDA, CL),
         ("resnet50", 224, CUDA, CL),
@@ -45,8 +46,12 @@ def _trial(arch, fmt=None, dtype=torch.float32):
     return trial
 
 
-def test_the_network_is_built_in_the_rules_format():
-    for arch, fmt in (("resnet32", CL), ("small_cnn", NCHW)):
+def test_the_network_is_built_in_the_rules_format(monkeypatch):
+    import rcl_study.trainer.setup as trial_setup
+
+    for arch, fmt in (("resnet32", CL), ("small_cnn_s2", CL), ("small_cnn", NCHW)):
+        if fmt is NCHW:  # an architecture the rule keeps contiguous on the CPU
+            monkeypatch.setattr(trial_setup, "CPU_CHANNELS_LAST", frozenset({"resnet32"}))
         net = _trial(arch).net
         assert net.memory_format == fmt
         convs = [m for m in net.core.modules() if isinstance(m, torch.nn.Conv2d)]
