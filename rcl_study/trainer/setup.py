@@ -256,7 +256,8 @@ def build_network(cfg: StudyFile, data: LTData, acc) -> Net:
     if cfg.model.norm == "sync_batch" and acc.num_processes > 1 and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     fmt = memory_format(cfg.model.arch, data.image_size, device)
-    model = model.to(memory_format=fmt)
+    if fmt is not torch.contiguous_format:  # a contiguous model is left as built (lazy modules)
+        model = model.to(memory_format=fmt)
     opt = torch.optim.SGD(
         model.parameters(), lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay
     )

@@ -25,10 +25,10 @@ def _sigterm_in_epoch(monkeypatch, module, name: str, at: int) -> None:
     """Make ``module.name`` (an epoch function ``f(x, epoch)``) raise as SIGTERM at ``at``."""
     real = getattr(module, name)
 
-    def epoch(x, e):
+    def epoch(x, e, *rest):
         if e == at:
             raise KeyboardInterrupt("SIGTERM")
-        return real(x, e)
+        return real(x, e, *rest)
 
     monkeypatch.setattr(module, name, epoch)
 

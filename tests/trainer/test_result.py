@@ -139,10 +139,10 @@ def _stop_in_epoch(monkeypatch, module, name, epoch):
     """SIGTERM (as a KeyboardInterrupt) in the trainer's epoch ``epoch`` (1-based)."""
     real = getattr(module, name)
 
-    def run(x, e):
+    def run(x, e, *rest):
         if e + 1 == epoch:
             raise KeyboardInterrupt("SIGTERM")
-        return real(x, e)
+        return real(x, e, *rest)
 
     monkeypatch.setattr(module, name, run)
 
