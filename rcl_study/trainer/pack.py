@@ -43,7 +43,7 @@ from typing import Any
 import torch
 
 from rcl_study.config import StudyFile, to_dict
-from rcl_study.losses import resolve_loss, total_loss
+from rcl_study.losses import LossSpec, resolve_loss, total_loss
 from rcl_study.trainer import Report
 from rcl_study.trainer import evaluation as ev
 from rcl_study.trainer.batches import epoch_order, gather_batch
@@ -170,7 +170,8 @@ def train_pack_epoch(
     order = epoch_order(data, sched, gens.perm, 0)
     for step in range(sched.steps):
         xb, yb = gather_batch(data, order, step)
-        inp = batch_inputs(xb, gens.aug, data)
+        # laid out once for all members (forward_loss then finds it so)
+        inp = batch_inputs(xb, gens.aug, data).contiguous(memory_format=lead.net.memory_format)
         losses = steps.update(inp, yb, data.counts, sched.lr(epoch, step))  # [K, LOSS_KEYS]
         bad = torch.where((bad < 0) & ~torch.isfinite(losses[:, _LOSS]), step, bad)
         sums += losses
@@ -210,8 +211,8 @@ class _BatchedSteps:
 
     def __init__(self, members: list[Member]) -> None:
         self.specs = [m.trial.spec for m in members]
-        self.acc = members[0].trial.net.acc
         lead = members[0].trial.net
+        self.acc = lead.acc
         self.net = stack([m.trial.net.core for m in members], lead.memory_format)
         self.net.train()
         self.opt = StackedSGD(self.net, [m.trial.net.opt for m in members])
@@ -284,7 +285,7 @@ def batching_refusal(members: list[Member]) -> str | None:
     return None
 
 
-def _parts_used(spec) -> tuple[bool, bool]:
+def _parts_used(spec: LossSpec) -> tuple[bool, bool]:
     contrastive = spec.contrastive and spec.beta > 0
     return contrastive, contrastive and spec.prototypes
 
@@ -416,7 +417,8 @@ def train_pack(
                 if ckpt:
                     save_pack(ckpt, members, epoch, config_hashes)
                 break
-            how = mechanism if batching_refusal(active) is None else "loop"
+            batched = mechanism == "batched" and batching_refusal(active) is None
+            how = "batched" if batched else "loop"
             means, epoch_seconds = ev.timed(
                 lambda a=active, e=epoch, h=how: train_pack_epoch(a, e, h)
             )

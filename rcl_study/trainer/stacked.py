@@ -13,8 +13,9 @@ by element, so one step over the stack is K steps). :meth:`StackedNet.write_back
 :meth:`StackedSGD.write_back` copy weights, BatchNorm statistics and momentum buffers back to the
 members, which stay the source of truth for evaluation and checkpoints.
 
-Only the layer types in ``_LEAVES`` and the containers in ``_CONTAINERS`` are stacked (the small
-CNNs and ResNet-32 with either classifier); :func:`why_not_stackable` names what is not.
+Only convolutions, BatchNorm, linear layers, option-A shortcuts, the parameter-free layers in
+``_CHANNELWISE`` and the containers in ``_CONTAINERS`` are stacked (the small CNNs and ResNet-32
+with either classifier); :func:`why_not_stackable` names what is not.
 """
 
 from __future__ import annotations
@@ -69,24 +70,29 @@ class _Ties:
         self.buffers: list[_Tie] = []
         self.memory_format = memory_format
 
-    def _join(self, members: list[Tensor], how: str) -> Tensor:
+    def join(self, members: list[Tensor], how: str) -> Tensor:
+        """The members' tensors joined ``how`` (a new tensor, laid out as :meth:`laid_out`)."""
         parts = [m.detach() for m in members]
         t = (
             parts[0].clone()
             if how == "shared"
             else (torch.cat if how == "cat" else torch.stack)(parts)
         )
+        return self.laid_out(t)
+
+    def laid_out(self, t: Tensor) -> Tensor:
+        """``t`` in the networks' memory format where it is a 4-d tensor, else contiguous."""
         return t.contiguous(memory_format=self.memory_format) if t.dim() == 4 else t.contiguous()
 
     def param(self, members: list[Tensor], how: str) -> nn.Parameter:
         """A new parameter joining the members' tensors ``how``."""
-        p = nn.Parameter(self._join(members, how))
+        p = nn.Parameter(self.join(members, how))
         self.params.append(_Tie(p, tuple(members), how))
         return p
 
     def buffer(self, module: nn.Module, name: str, members: list[Tensor], how: str) -> None:
         """Register ``name`` on ``module``: a buffer joining the members' tensors ``how``."""
-        module.register_buffer(name, self._join(members, how))
+        module.register_buffer(name, self.join(members, how))
         self.buffers.append(_Tie(getattr(module, name), tuple(members), how))
 
 
@@ -179,10 +185,7 @@ def why_not_stackable(module: nn.Module) -> str | None:
             continue
         if isinstance(m, nn.Conv2d) and m.padding_mode == "zeros":
             continue
-        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and type(m) in (
-            nn.BatchNorm1d,
-            nn.BatchNorm2d,
-        ):
+        if type(m) in (nn.BatchNorm1d, nn.BatchNorm2d):  # not SyncBatchNorm or subclasses
             continue
         return f"its part '{name}' ({type(m).__name__}) has no stacked form"
     return None
@@ -306,7 +309,7 @@ class StackedSGD:
         for tie in net.ties.params:
             bufs = [self._buffer(o, p) for o, p in zip(self.members, tie.members)]
             if all(b is not None for b in bufs):
-                joined = net.ties._join(bufs, tie.how)  # type: ignore[arg-type]
+                joined = net.ties.join(bufs, tie.how)  # type: ignore[arg-type]
                 self.opt.state[tie.stacked]["momentum_buffer"] = joined
 
     @staticmethod
@@ -335,19 +338,9 @@ class StackedSGD:
             if buf is None:
                 continue
             for o, p, part in zip(self.members, tie.members, tie.parts(buf)):
-                o.state[p]["momentum_buffer"] = part.clone().contiguous(memory_format=_format_of(p))
+                o.state[p]["momentum_buffer"] = self.net.ties.laid_out(part.clone())
 
 
 def _settings(group: dict) -> dict:
     keys = ("momentum", "dampening", "weight_decay", "nesterov", "maximize")
     return {k: group[k] for k in keys if k in group}
-
-
-def _format_of(t: Tensor) -> torch.memory_format:
-    if (
-        t.dim() == 4
-        and t.is_contiguous(memory_format=torch.channels_last)
-        and not t.is_contiguous()
-    ):
-        return torch.channels_last
-    return torch.contiguous_format

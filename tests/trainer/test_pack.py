@@ -31,8 +31,9 @@ KNOBS = [
 TOL = 1e-6
 
 
-def _cfg(knobs=None, **train_cfg):
-    return TINY_STUDY.parse(TINY_HERE, loss=knobs or {}, train=train_cfg)
+def _cfg(knobs=None, mechanism="auto", **train_cfg):
+    resources = {"pack_mechanism": mechanism}
+    return TINY_STUDY.parse(TINY_HERE, loss=knobs or {}, train=train_cfg, resources=resources)
 
 
 def _quiet(msg):
@@ -120,8 +121,9 @@ def test_one_member_diverges_the_others_go_on(monkeypatch):
         _close(p, s)
 
 
-def test_pack_resume_equals_uninterrupted(tmp_path):
-    cfgs = [_cfg(k, epochs=3, checkpoint_every=1) for k in KNOBS[:2]]
+@pytest.mark.parametrize("mechanism", ["loop", "batched"])
+def test_pack_resume_equals_uninterrupted(tmp_path, mechanism):
+    cfgs = [_cfg(k, mechanism, epochs=3, checkpoint_every=1) for k in KNOBS[:2]]
     full = pack.train_pack(cfgs, ["a", "b"], workdir=tmp_path / "a", log=_quiet)
 
     class Stop(Exception):

@@ -160,25 +160,6 @@ def test_batched_pack_equals_looped_pack_and_separate_runs():
     assert batched[0].metrics["loss"] != batched[1].metrics["loss"]
 
 
-def test_batched_pack_resumes_as_uninterrupted(tmp_path):
-    cfgs = [_cfg(k, epochs=3, checkpoint_every=1) for k in KNOBS[:2]]
-    full = pack.train_pack(cfgs, ["a", "b"], workdir=tmp_path / "a", log=_quiet)
-
-    class Stop(Exception):
-        pass
-
-    def crash_at_epoch_2(evaluation):
-        if evaluation.epoch == 2:
-            raise Stop
-
-    with pytest.raises(Stop):
-        pack.train_pack(cfgs, ["a", "b"], crash_at_epoch_2, workdir=tmp_path / "b", log=_quiet)
-    resumed = pack.train_pack(cfgs, ["a", "b"], workdir=tmp_path / "b", log=_quiet)
-    for r, f in zip(resumed, full):  # the momentum buffers travel through the checkpoint
-        assert [h["loss"] for h in r.history] == [h["loss"] for h in f.history]
-        assert r.metrics["top1"] == f.metrics["top1"]
-
-
 def test_batched_member_diverges_the_others_go_on(monkeypatch):
     real = pack.total_loss
 
