@@ -36,13 +36,17 @@ def _batch(images, idx: np.ndarray, device) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images[idx])).to(device, non_blocking=True)
 
 
+#: at most this many training images per class give the nearest-class-mean classifier its means
+NCM_IMAGES_PER_CLASS = 100
+
+
 @torch.no_grad()
-def _outputs(model, images, n: int, mean, std, device, batch_size: int, keep: bool):
-    """Predictions ``[N]`` and (``keep``) backbone features and projections of ``n`` images."""
+def _outputs(model, images, rows: np.ndarray, mean, std, device, batch_size: int, keep: bool):
+    """Predictions ``[N]`` and (``keep``) backbone features and projections of ``images[rows]``."""
     preds, feats, projs = [], [], []
     with torch.autocast(device_type=device.type, enabled=False):
-        for start in range(0, n, batch_size):
-            idx = np.arange(start, min(start + batch_size, n))
+        for start in range(0, len(rows), batch_size):
+            idx = rows[start : start + batch_size]
             x = _batch(images, idx, device).permute(0, 3, 1, 2).float().div_(255)
             f, logits, z = model((x - mean) / std)
             preds.append(logits.argmax(1).cpu())
@@ -77,9 +81,8 @@ def evaluate(
     """
     device = torch.device(device)
     model.eval()
-    y_pred, feats, projs = _outputs(
-        model, images, len(labels), mean, std, device, batch_size, features
-    )
+    rows = np.arange(len(labels))
+    y_pred, feats, projs = _outputs(model, images, rows, mean, std, device, batch_size, features)
     model.train()
     out = classification_metrics(labels, y_pred, train_counts, mask)
     if features:
@@ -89,15 +92,36 @@ def evaluate(
     return out
 
 
+def ncm_rows(labels: np.ndarray, per_class: int = NCM_IMAGES_PER_CLASS) -> np.ndarray:
+    """The rows of the training images whose projections give the class means, ascending.
+
+    Every image of a class with at most ``per_class`` images, otherwise ``per_class`` of them drawn
+    without replacement by a generator seeded with 0: the same rows at every evaluation of a
+    trial, and after a resume, so an evaluation costs a bounded forward pass however large the
+    head classes are.
+    """
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(0)
+    picked = []
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        picked.append(rows if len(rows) <= per_class else rng.choice(rows, per_class, False))
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+
+
 @torch.no_grad()
 def training_means(trial: Trial, batch_size: int = 512) -> torch.Tensor:
-    """The class means of the normalised projections of the training images (no augmentation)."""
+    """The class means of the normalised projections of training images (no augmentation).
+
+    From the images :func:`ncm_rows` picks: at most :data:`NCM_IMAGES_PER_CLASS` a class.
+    """
     d, core, dev = trial.data, trial.net.core, torch.device(trial.device)
+    labels = d.train_y.cpu().numpy()
+    rows = ncm_rows(labels, NCM_IMAGES_PER_CLASS)
     core.eval()
-    n = len(d.train_y)
-    _, _, z = _outputs(core, d.train_x, n, d.mean, d.std, dev, batch_size, keep=True)
+    _, _, z = _outputs(core, d.train_x, rows, d.mean, d.std, dev, batch_size, keep=True)
     core.train()
-    return train_class_means(z, torch.as_tensor(d.train_y).cpu(), len(d.counts_np))
+    return train_class_means(z, torch.as_tensor(labels[rows]), len(d.counts_np))
 
 
 def evaluate_trial(trial: Trial) -> dict[str, Any]:

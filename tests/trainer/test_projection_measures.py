@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+import rcl_study.trainer.evaluation as evaluation
+import rcl_study.trainer.setup as trial_setup
+from rcl_study.trainer.evaluation import ncm_rows
 from rcl_study.trainer.metrics import projection_measures, train_class_means
+from tests.trainer.test_train import _cfg
 
 
 def _unit(deg: float) -> list[float]:
@@ -80,3 +84,44 @@ def test_against_a_naive_loop_on_random_projections():
     assert m["proj_compactness_few"] == pytest.approx(per_class[3])
     assert m["proj_min_angle_deg"] == pytest.approx(min(angles))
     assert m["proj_mean_angle_deg"] == pytest.approx(sum(angles) / len(angles))
+
+
+def test_ncm_rows_take_at_most_the_cap_per_class_and_the_same_rows_every_time():
+    labels = np.array([0] * 250 + [1] * 30 + [3] * 100 + [0] * 7)  # class 2 absent
+    rows = ncm_rows(labels, 100)
+    counts = np.bincount(labels[rows], minlength=4)
+    assert counts.tolist() == [100, 30, 0, 100]
+    assert len(np.unique(rows)) == len(rows) and (np.diff(rows) > 0).all()
+    assert np.array_equal(rows, ncm_rows(labels.copy(), 100))
+    assert set(np.flatnonzero(labels == 1)) <= set(rows.tolist())  # a small class: every image
+
+
+def _naive_means(trial, rows):
+    """The class means from a plain forward of ``rows``, written from the definition."""
+    d, core = trial.data, trial.net.core
+    core.eval()
+    with torch.no_grad():
+        x = d.train_x[torch.as_tensor(rows)].permute(0, 3, 1, 2).float() / 255
+        _, _, z = core((x - d.mean) / d.std)
+    core.train()
+    y = d.train_y[torch.as_tensor(rows)]
+    z = torch.nn.functional.normalize(z.double(), dim=1)
+    out = torch.full((len(d.counts_np), z.shape[1]), float("nan"), dtype=torch.float64)
+    for c in y.unique().tolist():
+        out[c] = torch.nn.functional.normalize(z[y == c].mean(0), dim=0)
+    return out
+
+
+@pytest.mark.parametrize("cap", [3, 10_000])
+def test_training_means_forward_only_the_capped_rows(monkeypatch, cap):
+    trial = trial_setup.setup(_cfg(loss={"preset": "bcl"}))
+    monkeypatch.setattr(evaluation, "NCM_IMAGES_PER_CLASS", cap)
+    seen = []
+    trial.net.core.register_forward_hook(lambda mod, inp, out: seen.append(len(inp[0])))
+    means = evaluation.training_means(trial)
+    labels = trial.data.train_y.cpu().numpy()
+    expected = np.minimum(np.bincount(labels), cap).sum()
+    assert sum(seen) == expected  # never the whole training set when its classes are larger
+    rows = ncm_rows(labels, cap) if cap < 10_000 else np.arange(len(labels))
+    naive = _naive_means(trial, rows)
+    assert torch.allclose(means, naive, atol=1e-5, equal_nan=True)
