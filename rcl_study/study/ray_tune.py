@@ -128,6 +128,27 @@ def _ray_logs_in(folder: StudyFolder) -> Iterator[None]:
             logger.propagate = propagate
 
 
+@contextmanager
+def _without_callback_census() -> Iterator[None]:
+    """While Tune starts: no census of the callbacks passed to it (a Ray usage-statistics tag).
+
+    To count them by kind, Tune imports every logger integration it knows (MLflow, W&B, Comet,
+    Aim), whatever the run uses: 1.2 s of the driver's time before the first trial where MLflow
+    and W&B are installed. Only that tag is skipped; Tune runs the callbacks as before.
+    """
+    from ray.air._internal import usage
+
+    census = getattr(usage, "tag_callbacks", None)
+    if census is None:  # a Ray without the census
+        yield
+        return
+    usage.tag_callbacks = lambda callbacks: False
+    try:
+        yield
+    finally:
+        usage.tag_callbacks = census
+
+
 class _Interrupt:
     """While Tune runs: the first Ctrl-C asks Tune to stop gracefully, a second one at once."""
 
@@ -254,8 +275,12 @@ class RayExecutor:
         cluster.connect(study)
 
     def stop(self) -> None:
-        """Leave the Ray instance this process started or joined."""
-        cluster.disconnect()
+        """Leave the Ray instance this process started or joined.
+
+        The instance stops in a thread while the caller goes on (a report is built meanwhile);
+        the next start, and the interpreter's exit, wait for it (:func:`.cluster.disconnect`).
+        """
+        cluster.disconnect(wait=False)
 
     def run(self, study: StudyFile, units: Sequence[Unit], folder: StudyFolder, sink: Sink) -> None:
         """Run every unit as one Tune trial; members' evaluations and records go to ``sink``."""
@@ -319,7 +344,7 @@ class RayExecutor:
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
-        with self._interrupt, _ray_logs_in(folder):
+        with self._interrupt, _ray_logs_in(folder), _without_callback_census():
             tuner.fit()
         if self._interrupt.set:
             raise StudyInterrupted()

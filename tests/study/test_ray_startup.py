@@ -1,0 +1,96 @@
+"""Around Tune: no census of the callbacks, and a stop that the caller need not wait for."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from rcl_study.study.packing import plan_units
+from rcl_study.trials.design import expand
+from rcl_study.trials.folder import StudyFolder
+from tests.conftest import TINY_STUDY
+
+pytest.importorskip("ray")
+
+from ray.air._internal import usage  # noqa: E402
+
+from rcl_study.study import cluster, ray_tune  # noqa: E402
+
+TINY_HERE = {
+    "name": "startup",
+    "data": {"test_limit": 60},
+    "train": {"progress": False},
+    "study": {"seeds": [0], "components": ["balance"]},
+    "resources": {"executor": "ray", "pack": 1},
+}
+
+
+def _study(tmp_path):
+    return TINY_STUDY.parse(
+        TINY_HERE,
+        study={"output_dir": str(tmp_path / "runs")},
+        report={"dir": str(tmp_path / "report")},
+    )
+
+
+def test_the_census_of_callbacks_imports_no_logger_integration():
+    pytest.importorskip("mlflow")
+    script = textwrap.dedent(
+        """
+        import sys
+        from ray import tune
+        from ray.air._internal import usage
+        from rcl_study.study.ray_tune import _without_callback_census
+
+        census = usage.tag_callbacks
+        with _without_callback_census():
+            usage.tag_callbacks([tune.Callback()])
+            print("inside", "ray.air.integrations.mlflow" in sys.modules)
+        print("restored", usage.tag_callbacks is census)
+        usage.tag_callbacks([tune.Callback()])  # Ray's own census: it does import them
+        print("after", "ray.air.integrations.mlflow" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:3] == ["inside False", "restored True", "after True"]
+
+
+def test_tune_runs_without_the_census(tmp_path, monkeypatch):
+    cfg = _study(tmp_path)
+    plans = expand(cfg)
+    census = usage.tag_callbacks
+    seen = []
+
+    class FakeTuner:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def fit(self):
+            seen.append(usage.tag_callbacks is census)
+
+    monkeypatch.setattr(ray_tune.tune, "Tuner", FakeTuner)
+    folder = StudyFolder(tmp_path / "runs")
+    ray_tune.RayExecutor().run(cfg, plan_units(cfg, plans, plans), folder, lambda *a: None)
+    assert seen == [False]  # the census is off while Tune runs
+    assert usage.tag_callbacks is census  # and back afterwards
+
+
+@pytest.mark.slow
+def test_a_stop_without_waiting_ends_before_the_next_start(tmp_path):
+    cfg = _study(tmp_path)
+    cluster.connect(cfg)
+    try:
+        first = cluster.ray.get_runtime_context().get_node_id()
+        cluster.disconnect(wait=False)
+        assert len(cluster._stopping) == 1  # still stopping in its thread
+        cluster.connect(cfg)  # waits for that stop, then starts a fresh instance
+        assert not cluster._stopping
+        assert cluster.ray.is_initialized()
+        assert cluster.ray.get_runtime_context().get_node_id() != first
+    finally:
+        cluster.disconnect()
+    assert not cluster.ray.is_initialized() and not cluster._stopping
