@@ -219,8 +219,20 @@ def test_records_travel_through_ray_when_nodes_share_no_disk(two_nodes, tmp_path
 
 
 def _checkpointed_trials(storage: Path) -> set[str]:
-    """Tune trial folders in ``storage`` that hold a reported checkpoint."""
-    return {p.parent.parent.name for p in storage.glob("*/*/checkpoint_*/checkpoint.pt")}
+    """Tune trial folders in ``storage`` whose checkpoint the driver has registered.
+
+    A worker writes its checkpoint to the storage before the driver registers it, so a file
+    there does not yet mean a restart would get it. With ``num_to_keep=1`` the driver deletes the
+    previous checkpoint when it registers the next one: a folder that holds one checkpoint, the
+    second or later, holds a registered one.
+    """
+    out = set()
+    for trial in storage.glob("*/*"):
+        ckpts = sorted(trial.glob("checkpoint_*"))
+        if len(ckpts) == 1 and (ckpts[0] / "checkpoint.pt").is_file():
+            if int(ckpts[0].name.split("_")[-1]) >= 1:
+                out.add(trial.name)
+    return out
 
 
 def test_a_lost_node_costs_only_the_epochs_since_its_last_checkpoint(cluster, tmp_path):
@@ -260,7 +272,7 @@ def test_a_lost_node_costs_only_the_epochs_since_its_last_checkpoint(cluster, tm
         text=True,
     )
     deadline = time.time() + 300
-    while len(_checkpointed_trials(storage)) < 2:  # both trials are mid-way, with a checkpoint
+    while len(_checkpointed_trials(storage)) < 2:  # both mid-way, each with a registered checkpoint
         assert driver.poll() is None, driver.communicate()[1][-3000:]
         assert time.time() < deadline, "no checkpoints reached the storage folder"
         time.sleep(0.2)
