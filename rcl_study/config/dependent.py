@@ -68,6 +68,13 @@ DEPENDENT = (
         lambda cfg: cfg.loss.contrastive is not None,
     ),
     Dependent(
+        "report.sesoi",
+        None,
+        ("report.primary", "study.rounds", "study.kind"),
+        "primary contrasts to test (report.primary or study.rounds, in a grid or an ablation)",
+        lambda cfg: cfg.study.kind != "search" and bool(cfg.report.primary or cfg.study.rounds),
+    ),
+    Dependent(
         "resources.mlflow_uri",
         None,
         ("resources.tracking",),

@@ -218,6 +218,7 @@ def test_differences_pair_by_seed_in_planned_order_and_skip_unfinished():
         ({}, {"primary": ["a-b"]}, "spaces"),
         ({}, {"primary": ["a - a"]}, "itself"),
         ({}, {"sesoi": 0}, "greater than 0"),
+        ({}, {"sesoi": 0.02}, "report.sesoi: only read with primary contrasts"),
     ],
 )
 def test_the_schema_refuses_bad_rounds_and_contrasts(tiny_study, study, report, match):
@@ -225,6 +226,18 @@ def test_the_schema_refuses_bad_rounds_and_contrasts(tiny_study, study, report, 
 
     with pytest.raises(ConfigError, match=match):
         tiny_study.parse(study={"seeds": [0, 1, 2, 3], **study}, report=report)
+
+
+@pytest.mark.parametrize(
+    "study,report",
+    [({"rounds": [2, 4]}, {}), ({}, {"primary": ["loss.preset=bcl - loss.preset=la"]})],
+)
+def test_a_sesoi_is_kept_where_primary_contrasts_read_it(tiny_study, study, report):
+    grid = {"kind": "grid", "grid": {"loss.preset": ["la", "bcl"]}}
+    cfg = tiny_study.parse(
+        study={"seeds": [0, 1, 2, 3], **grid, **study}, report=report | {"sesoi": 0.02}
+    )
+    assert cfg.report.sesoi == 0.02
 
 
 # ------------------------------------------------------------ planning rounds
