@@ -316,7 +316,8 @@ class ReportConfig(Strict):
     primary: list[str] = Field(default_factory=list, max_length=100)
     #: the smallest effect of interest (in the metric's units, > 0): a primary contrast whose
     #: repeated confidence interval lies inside (-sesoi, +sesoi) is decided "no effect of that
-    #: size" (futility, under ``study.rounds``)
+    #: size" (futility, under ``study.rounds``); refused where no primary contrast is tested
+    #: (neither ``report.primary`` nor ``study.rounds``, or a search)
     sesoi: float | None = Field(None, gt=0)
     #: display names for variants and keys in the report's tables, figures and ``tables.tex``
     #: (e.g. ``{"loss.preset=bcl+rcl": "BCL+RCL", "loss.scale": "scale s"}``); a grid value is
