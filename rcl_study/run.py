@@ -228,7 +228,7 @@ def _main(argv: list[str] | None = None) -> int:
         from rcl_study.data import load_data
 
         load_data(cfg.data, cfg.train.seed)  # fail early, before Ray starts: data missing
-        from rcl_study.study.runner import run_study
+        from rcl_study.study.runner import make_executor, run_study
 
         if cfg.resources.executor == "ray":
             from rcl_study.study.cluster import ClusterError
@@ -243,6 +243,8 @@ def _main(argv: list[str] | None = None) -> int:
                 overwrite=a.overwrite,
                 progress=not a.no_progress,
                 accept_changes=a.accept_changes,
+                # Ray's private instance stops while the report is built
+                executor=make_executor(cfg, stop_in_background=True),
             )
         except ClusterError as err:
             print(f"error: {a.study}: {err}", file=sys.stderr)

@@ -210,7 +210,8 @@ def disconnect(wait: bool = True) -> None:
     ``wait=False``: stop it in a thread and return at once. The stop is mostly waiting (about
     1.4 s on a 2-core machine) for Ray's processes to exit, so a report can be built meanwhile.
     The next :func:`connect` or :func:`disconnect` waits for it to end, and so does the
-    interpreter's exit (the thread is not a daemon).
+    interpreter's exit (the thread is not a daemon); ``ray.shutdown`` holds Ray's own
+    connect-or-shutdown lock, so Ray's shutdown at exit, should it run early, waits for this one.
     """
     _finish_stopping()
     if not ray.is_initialized():

@@ -266,8 +266,9 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self) -> None:
+    def __init__(self, stop_in_background: bool = False) -> None:
         self._interrupt = _Interrupt()
+        self._stop_in_background = stop_in_background
 
     def start(self, study: StudyFile) -> None:
         """Join ``resources.address`` or start a private Ray instance (:func:`.cluster.connect`)."""
@@ -277,10 +278,10 @@ class RayExecutor:
     def stop(self) -> None:
         """Leave the Ray instance this process started or joined.
 
-        The instance stops in a thread while the caller goes on (a report is built meanwhile);
+        With ``stop_in_background`` the instance stops in a thread while the caller goes on;
         the next start, and the interpreter's exit, wait for it (:func:`.cluster.disconnect`).
         """
-        cluster.disconnect(wait=False)
+        cluster.disconnect(wait=not self._stop_in_background)
 
     def run(self, study: StudyFile, units: Sequence[Unit], folder: StudyFolder, sink: Sink) -> None:
         """Run every unit as one Tune trial; members' evaluations and records go to ``sink``."""

@@ -250,15 +250,19 @@ def _missing_dirs(path: Path) -> list[Path]:
     return [p for p in [path, *path.parents] if not p.exists()]
 
 
-def make_executor(study: StudyFile) -> Executor:
-    """The executor ``resources.executor`` names (``local`` never imports Ray)."""
+def make_executor(study: StudyFile, *, stop_in_background: bool = False) -> Executor:
+    """The executor ``resources.executor`` names (``local`` never imports Ray).
+
+    ``stop_in_background``: Ray's private instance is left to stop in a thread while the caller
+    goes on (the command line builds the report meanwhile); by default ``stop()`` waits for it.
+    """
     if study.resources.executor == "local":
         from rcl_study.study.local import LocalExecutor
 
         return LocalExecutor()
     from rcl_study.study.ray_tune import RayExecutor
 
-    return RayExecutor()
+    return RayExecutor(stop_in_background=stop_in_background)
 
 
 def select(plans: list[TrialPlan], only: Collection[str] | None, source: str) -> list[TrialPlan]:

@@ -1,4 +1,4 @@
-"""Around Tune: no census of the callbacks, and a stop that the caller need not wait for."""
+"""Around Tune: no census of the callbacks, and a stop that the command line need not wait for."""
 
 from __future__ import annotations
 
@@ -77,6 +77,36 @@ def test_tune_runs_without_the_census(tmp_path, monkeypatch):
     ray_tune.RayExecutor().run(cfg, plan_units(cfg, plans, plans), folder, lambda *a: None)
     assert seen == [False]  # the census is off while Tune runs
     assert usage.tag_callbacks is census  # and back afterwards
+
+
+def test_only_the_command_line_leaves_ray_to_stop_in_the_background(tmp_path, monkeypatch):
+    import rcl_study.run as cli
+    import rcl_study.study.runner as runner
+
+    waits = []
+    monkeypatch.setattr(cluster, "disconnect", lambda wait=True: waits.append(wait))
+    ray_tune.RayExecutor().stop()  # the Python API's default: the stop is over when it returns
+    runner.make_executor(_study(tmp_path)).stop()
+    ray_tune.RayExecutor(stop_in_background=True).stop()
+    assert waits == [True, True, False]
+
+    given = []
+
+    def fake_run_study(cfg, **kwargs):
+        given.append(kwargs["executor"])
+        return []
+
+    monkeypatch.setattr(runner, "run_study", fake_run_study)
+    path = TINY_STUDY.write(
+        tmp_path,
+        TINY_HERE,
+        study={"output_dir": str(tmp_path / "runs")},
+        report={"dir": str(tmp_path / "report")},
+    )
+    cli.main([str(path), "--no-progress"])
+    assert len(given) == 1 and isinstance(given[0], ray_tune.RayExecutor)
+    given[0].stop()  # the command line builds the report while Ray stops
+    assert waits[-1] is False
 
 
 @pytest.mark.slow
