@@ -130,7 +130,7 @@ def _ray_logs_in(folder: StudyFolder) -> Iterator[None]:
 
 @contextmanager
 def _without_callback_census() -> Iterator[None]:
-    """While Tune starts: no census of the callbacks passed to it (a Ray usage-statistics tag).
+    """While Tune runs: no census of the callbacks passed to it (a Ray usage-statistics tag).
 
     To count them by kind, Tune imports every logger integration it knows (MLflow, W&B, Comet,
     Aim), whatever the run uses: 1.2 s of the driver's time before the first trial where MLflow
