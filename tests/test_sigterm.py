@@ -72,7 +72,10 @@ def _ignore_sigint() -> None:  # as bash does for a background job of a script
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _stop_with_sigterm(tmp_path, path: Path, times: int) -> tuple[int, str, dict]:
+def _stop_with_sigterm(
+    tmp_path, path: Path, later: tuple[float, ...] = ()
+) -> tuple[int, str, dict]:
+    """SIGTERM once the first record is in, then again after each of ``later`` seconds."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen(
@@ -90,9 +93,10 @@ def _stop_with_sigterm(tmp_path, path: Path, times: int) -> tuple[int, str, dict
     while not _records(out) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(1)  # into the next trial
-    for _ in range(times):
-        proc.send_signal(signal.SIGTERM)  # to the driver only, as a batch script's trap does
-        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)  # to the driver only, as a batch script's trap does
+    for wait in later:
+        time.sleep(wait)
+        proc.send_signal(signal.SIGTERM)  # nothing, should the driver have exited
     try:
         _, err = proc.communicate(timeout=180)
     except subprocess.TimeoutExpired:
@@ -144,7 +148,7 @@ def _check_stop_and_resume(tmp_path, path, code, err, before):
 @pytest.mark.slow
 def test_sigterm_stops_a_local_study_like_ctrl_c(tmp_path):
     path = _study(tmp_path, "local", epochs=20)
-    code, err, before = _stop_with_sigterm(tmp_path, path, times=1)
+    code, err, before = _stop_with_sigterm(tmp_path, path)
     _check_stop_and_resume(tmp_path, path, code, err, before)
 
 
@@ -152,7 +156,8 @@ def test_sigterm_stops_a_local_study_like_ctrl_c(tmp_path):
 def test_sigterm_twice_stops_a_ray_study_gracefully(tmp_path):
     pytest.importorskip("ray")
     path = _study(tmp_path, "ray", epochs=30)
-    code, err, before = _stop_with_sigterm(tmp_path, path, times=2)
+    # while Tune stops the trials, then while Ray's instance stops
+    code, err, before = _stop_with_sigterm(tmp_path, path, later=(0.2, 1.0))
     assert "stopping the running trials" in err, f"exit {code}, stderr:\n{err[-3000:]}"
     _check_stop_and_resume(tmp_path, path, code, err, before)
 

@@ -23,6 +23,7 @@ from rcl_study.config import ConfigError, StudyFile
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 import ray  # noqa: E402
+from ray._private import ray_constants  # noqa: E402
 
 
 class ClusterError(RuntimeError):
@@ -129,20 +130,34 @@ def _probe_cluster(hostport: str, timeout: float = 10.0) -> None:
         )
 
 
+def _no_crash_handler_in_this_process() -> None:
+    """Keep Ray's core worker from installing its C++ crash handler in this (the driver) process.
+
+    That handler covers SIGTERM, and when Ray stops it sets the signals it covered back to the
+    system's default, behind Python's back: a SIGTERM handler or ignore set from Python (the
+    command line's, or a Python API user's) is lost, and a batch system's second SIGTERM kills
+    the driver while Ray stops or the report is written. Ray's switch for it
+    (``RAY_DISABLE_FAILURE_SIGNAL_HANDLER``) is read from the environment once, at import, and
+    consulted when the driver connects, so it is set on the module: the workers, which read their
+    own environment, keep their crash handler.
+    """
+    ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
+
+
 @contextmanager
 def _keep_sigterm_handler():
-    """Keep a SIGTERM handler installed from Python (the command line's) across ``ray.init``.
+    """Keep SIGTERM's handling set from Python (a handler, or ignored) across ``ray.init``.
 
-    ``ray.init`` replaces it with its own (exit) and Ray's core worker with a crash handler that
-    aborts, so a ``kill`` or a batch system's SIGTERM would not stop the study as Ctrl-C does.
-    Without such a handler (the Python API), Ray's handling is left as it is.
+    ``ray.init`` replaces it with its own (exit), so a ``kill`` or a batch system's SIGTERM
+    would not stop the study as Ctrl-C does (the command line's handler), or would stop a process
+    that asked to ignore it. With the system's default, Ray's handling is left as it is.
     """
     main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGTERM) if main else None
     try:
         yield
     finally:
-        if callable(handler):
+        if callable(handler) or handler == signal.SIG_IGN:
             signal.signal(signal.SIGTERM, handler)
 
 
@@ -158,6 +173,7 @@ def connect(cfg: StudyFile) -> None:
     _finish_stopping()  # an instance still stopping is gone before another starts
     if ray.is_initialized():
         return
+    _no_crash_handler_in_this_process()
     if res.address and res.address != "local":
         _check_address(res.address)
         hostport = _resolve_address(res.address)

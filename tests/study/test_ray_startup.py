@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +20,8 @@ pytest.importorskip("ray")
 from ray.air._internal import usage  # noqa: E402
 
 from rcl_study.study import cluster, ray_tune  # noqa: E402
+
+ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 
 TINY_HERE = {
     "name": "startup",
@@ -124,3 +128,56 @@ def test_a_stop_without_waiting_ends_before_the_next_start(tmp_path):
     finally:
         cluster.disconnect()
     assert not cluster.ray.is_initialized() and not cluster._stopping
+
+
+SIGTERM_AFTER_STOP = """
+import os, signal, sys
+from rcl_study.study import cluster
+from tests.conftest import TINY_STUDY
+from tests.study.test_ray_startup import TINY_HERE
+
+cfg = TINY_STUDY.parse(TINY_HERE, study={{"output_dir": sys.argv[1]}})
+seen = []
+signal.signal(signal.SIGTERM, {handler})
+cluster.connect(cfg)
+cluster.disconnect(wait={wait})
+{after}
+cluster._finish_stopping()
+os.kill(os.getpid(), signal.SIGTERM)  # a batch system's second SIGTERM, after Ray has stopped
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a handler runs at the next bytecode
+print("alive", seen)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "handler, wait, after, seen",
+    [
+        # the command line: its handler while it runs, SIGTERM ignored once one was handled
+        (
+            "lambda s, f: seen.append(s)",
+            False,
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)",
+            "[]",
+        ),
+        # the Python API: a user's own handler, or SIGTERM ignored
+        ("lambda s, f: seen.append(s)", True, "", "[15]"),
+        ("signal.SIG_IGN", True, "", "[]"),
+    ],
+)
+def test_a_sigterm_after_ray_stops_reaches_the_handling_set_from_python(
+    tmp_path, handler, wait, after, seen
+):
+    script = SIGTERM_AFTER_STOP.format(handler=handler, wait=wait, after=after)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
+    # Ray's core worker sets SIGTERM back to the system default when it stops: killed, -15
+    assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-2000:]}"
+    assert out.stdout.strip().splitlines()[-1] == f"alive {seen}"
