@@ -72,37 +72,40 @@ def _ignore_sigint() -> None:  # as bash does for a background job of a script
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _stop_with_sigterm(
-    tmp_path, path: Path, later: tuple[float, ...] = ()
-) -> tuple[int, str, dict]:
-    """SIGTERM once the first record is in, then again after each of ``later`` seconds."""
+def _stop_with_sigterm(tmp_path, path: Path, every: float | None = None) -> tuple[int, str, dict]:
+    """SIGTERM once the first record is in; with ``every``, again every so many seconds until
+    the driver exits (while Tune stops the trials, while Ray's instance stops, during the report).
+    """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rcl_study.run", str(path), "--no-progress"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=_ignore_sigint,
-    )
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rcl_study.run", str(path), "--no-progress"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+            preexec_fn=_ignore_sigint,
+        )
     out = tmp_path / "runs/tiny"
     deadline = time.time() + 300
     while not _records(out) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(1)  # into the next trial
     proc.send_signal(signal.SIGTERM)  # to the driver only, as a batch script's trap does
-    for wait in later:
-        time.sleep(wait)
-        proc.send_signal(signal.SIGTERM)  # nothing, should the driver have exited
+    end = time.time() + 180
+    while every is not None and proc.poll() is None and time.time() < end:
+        time.sleep(every)
+        proc.send_signal(signal.SIGTERM)  # nothing, once the driver has exited
     try:
-        _, err = proc.communicate(timeout=180)
+        proc.wait(timeout=max(1.0, end - time.time()))
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        proc.wait()
         raise
+    err = errors.read_text()
     return proc.returncode, err, {r["trial_id"]: r["finished"] for r in _records(out)}
 
 
@@ -153,11 +156,10 @@ def test_sigterm_stops_a_local_study_like_ctrl_c(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_twice_stops_a_ray_study_gracefully(tmp_path):
+def test_sigterm_again_and_again_stops_a_ray_study_gracefully(tmp_path):
     pytest.importorskip("ray")
     path = _study(tmp_path, "ray", epochs=30)
-    # while Tune stops the trials, then while Ray's instance stops
-    code, err, before = _stop_with_sigterm(tmp_path, path, later=(0.2, 1.0))
+    code, err, before = _stop_with_sigterm(tmp_path, path, every=0.3)
     assert "stopping the running trials" in err, f"exit {code}, stderr:\n{err[-3000:]}"
     _check_stop_and_resume(tmp_path, path, code, err, before)
 

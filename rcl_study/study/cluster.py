@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rcl_study.config import ConfigError, StudyFile
@@ -130,34 +131,33 @@ def _probe_cluster(hostport: str, timeout: float = 10.0) -> None:
         )
 
 
-def _no_crash_handler_in_this_process() -> None:
-    """Keep Ray's core worker from installing its C++ crash handler in this (the driver) process.
-
-    That handler covers SIGTERM, and when Ray stops it sets the signals it covered back to the
-    system's default, behind Python's back: a SIGTERM handler or ignore set from Python (the
-    command line's, or a Python API user's) is lost, and a batch system's second SIGTERM kills
-    the driver while Ray stops or the report is written. Ray's switch for it
-    (``RAY_DISABLE_FAILURE_SIGNAL_HANDLER``) is read from the environment once, at import, and
-    consulted when the driver connects, so it is set on the module: the workers, which read their
-    own environment, keep their crash handler.
-    """
-    ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
-
-
 @contextmanager
-def _keep_sigterm_handler():
-    """Keep SIGTERM's handling set from Python (a handler, or ignored) across ``ray.init``.
+def _sigterm_handling_kept() -> Iterator[None]:
+    """Keep SIGTERM's handling set from Python (a handler, or ignored) across Ray's start and stop.
 
-    ``ray.init`` replaces it with its own (exit), so a ``kill`` or a batch system's SIGTERM
-    would not stop the study as Ctrl-C does (the command line's handler), or would stop a process
-    that asked to ignore it. With the system's default, Ray's handling is left as it is.
+    ``ray.init`` replaces it with its own (exit), so a ``kill`` or a batch system's SIGTERM would
+    not stop the study as Ctrl-C does (the command line's handler), or would stop a process that
+    asked to ignore it: it is set back once ``ray.init`` returns. And the driver's core worker
+    would install Ray's C++ crash handler, which covers SIGTERM and, when Ray stops, sets the
+    signals it covered back to the system's default behind Python's back, so that a batch
+    system's second SIGTERM would kill the driver while Ray stops or the report is written: the
+    core worker of this process starts without it. (Ray's switch for that,
+    ``RAY_DISABLE_FAILURE_SIGNAL_HANDLER``, is read from the environment at import and consulted
+    when the driver connects, so it is set on the module while ``ray.init`` runs; the workers
+    keep their crash handler.) The cost: a crash in the driver's own Ray C++ code writes no stack
+    trace from Ray. With the system's default, Ray's handling is left as it is.
     """
     main = threading.current_thread() is threading.main_thread()
     handler = signal.getsignal(signal.SIGTERM) if main else None
+    kept = callable(handler) or handler == signal.SIG_IGN
+    switch = ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER
+    if kept:
+        ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = True
     try:
         yield
     finally:
-        if callable(handler) or handler == signal.SIG_IGN:
+        ray_constants.RAY_DISABLE_FAILURE_SIGNAL_HANDLER = switch
+        if kept:
             signal.signal(signal.SIGTERM, handler)
 
 
@@ -167,27 +167,27 @@ def connect(cfg: StudyFile) -> None:
     A local run always starts its own instance (``address="local"``), so it never joins a
     cluster that happens to run on this machine. Joining passes Ray's auth token through
     (:func:`_use_cluster_token`) and is checked within 10 seconds first, so a wrong address is
-    a one-line :class:`ClusterError`, never a hang.
+    a one-line :class:`ClusterError`, never a hang. SIGTERM's handling set from Python is kept
+    (:func:`_sigterm_handling_kept`); where the caller started Ray itself, it is the caller's.
     """
     res = cfg.resources
     _finish_stopping()  # an instance still stopping is gone before another starts
     if ray.is_initialized():
         return
-    _no_crash_handler_in_this_process()
     if res.address and res.address != "local":
         _check_address(res.address)
         hostport = _resolve_address(res.address)
         _use_cluster_token()
         _probe_cluster(hostport)
         try:
-            with _keep_sigterm_handler():
+            with _sigterm_handling_kept():
                 ray.init(address=hostport, log_to_driver=False)
         except (ConnectionError, RuntimeError, ray.exceptions.RayError) as err:
             msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ClusterError(f"resources.address: cannot join '{hostport}': {msg}") from None
     else:
         try:
-            with _keep_sigterm_handler():
+            with _sigterm_handling_kept():
                 ray.init(
                     address="local",
                     num_cpus=os.cpu_count(),
