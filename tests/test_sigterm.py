@@ -74,7 +74,7 @@ def _ignore_sigint() -> None:  # as bash does for a background job of a script
 
 def _stop_with_sigterm(tmp_path, path: Path, every: float | None = None) -> tuple[int, str, dict]:
     """SIGTERM once the first record is in; with ``every``, again every so many seconds until
-    the driver exits (while Tune stops the trials, while Ray's instance stops, during the report).
+    the driver exits (while Tune stops the trials, then while Ray's instance stops).
     """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("RAY_ADDRESS", None)
