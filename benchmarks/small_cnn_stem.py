@@ -19,7 +19,7 @@ import time
 import torch
 
 from rcl_study.config import parse_study
-from rcl_study.losses.presets import resolve_loss, total_loss
+from rcl_study.losses import resolve_loss, total_loss
 from rcl_study.trainer.models import build_model
 
 

@@ -146,7 +146,7 @@ def test_every_contrastive_loss_meets_the_contract(name, with_prototypes):
 
 def test_a_registered_contrastive_loss_replaces_the_built_in_with_the_knobs(tiny_study):
     """The plugin gets the views, labels, counts, prototypes, every knob and its own params."""
-    from rcl_study.losses.presets import resolve_loss, total_loss
+    from rcl_study.losses import resolve_loss, total_loss
 
     seen: dict = {}
 
@@ -186,7 +186,7 @@ def test_a_registered_contrastive_loss_replaces_the_built_in_with_the_knobs(tiny
 
 
 def test_the_built_in_contrastive_loss_by_name_equals_the_preset(tiny_study):
-    from rcl_study.losses.presets import resolve_loss, total_loss
+    from rcl_study.losses import resolve_loss, total_loss
 
     torch.manual_seed(1)
     logits, labels = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])

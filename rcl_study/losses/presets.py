@@ -1,17 +1,17 @@
-"""Loss presets (``ce``, ``la``, ``supcon``, ``bcl``, ``rcl``, ``bcl+rcl``) and the total loss."""
+"""Loss presets (``ce``, ``la``, ``supcon``, ``bcl``, ``rcl``, ``bcl+rcl``) as values.
+
+Also the resolved loss of a trial (:class:`LossSpec`) and the keys a pack's members may differ in.
+No torch here: the study file's schema, the planner and the report read these, and a driver that
+trains nothing (a Ray study's) then never imports torch. The loss itself is
+:func:`rcl_study.losses.total.total_loss`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from torch import Tensor
-
-from rcl_study.losses.classification import cross_entropy, logit_adjusted_cross_entropy
-from rcl_study.losses.contrastive import contrastive_loss
-
 # The RCL paper does not publish its scale and margin; these starting values are ours, chosen so
-# that
-# each knob is clearly "on" without dominating the logits (s = 1.2 sharpens tau = 0.1 to about
+# that each knob is clearly "on" without dominating the logits (s = 1.2 sharpens tau = 0.1 to about
 # 0.07; m = 0.5 logit units on the rarest class). Studies sweep both.
 DEFAULT_RCL_SCALE = 1.2
 DEFAULT_RCL_MARGIN = 0.5
@@ -26,6 +26,19 @@ PRESETS: dict[str, tuple[bool, bool, bool, bool, float, float, float]] = {
     "rcl": (True, True, False, False, 1.0, DEFAULT_RCL_SCALE, DEFAULT_RCL_MARGIN),
     "bcl+rcl": (True, True, True, True, 1.0, DEFAULT_RCL_SCALE, DEFAULT_RCL_MARGIN),
 }
+
+#: dotted keys in which the members of one pack may differ (the loss knobs; everything else, the
+#: data, the network, the schedule and the seed, is shared)
+PACKABLE_KEYS = (
+    "loss.balance",
+    "loss.scale",
+    "loss.margin",
+    "loss.class_averaging",
+    "loss.prototypes",
+    "loss.logit_adjust",
+    "loss.scale_on",
+)
+
 
 #: the value of each ablation component when it is switched off
 OFF_VALUES: dict[str, float | bool] = {
@@ -93,61 +106,3 @@ def resolve_loss(loss_cfg, alpha: float, beta: float) -> LossSpec:
         contrastive_loss=getattr(loss_cfg, "contrastive", None),
         contrastive_params=dict(getattr(loss_cfg, "contrastive_params", {}) or {}),
     )
-
-
-def total_loss(
-    spec: LossSpec,
-    logits: Tensor,
-    cls_labels: Tensor,
-    features: Tensor | None,
-    con_labels: Tensor | None,
-    class_counts: Tensor,
-    prototypes: Tensor | None = None,
-) -> dict[str, Tensor]:
-    """``alpha * L_cls + beta * L_con``, returned with its components.
-
-    Shape:
-        - logits: ``[B, C]`` classifier logits of the classifier view; cls_labels: ``[B]``.
-        - features: ``[N, D]`` normalised contrastive views; con_labels: ``[N]``.
-        - class_counts: ``[C]``; prototypes: ``[C, D]`` or None.
-
-    Returns:
-        ``{"loss", "loss_cls", "loss_con"}`` scalars.
-
-    """
-    if spec.classification is not None:
-        from rcl_study.registry import get
-
-        loss_fn = get("losses", spec.classification)
-        l_cls = loss_fn(logits, cls_labels, class_counts, **spec.classification_params)
-    elif spec.logit_adjust:
-        l_cls = logit_adjusted_cross_entropy(logits, cls_labels, class_counts, spec.tau_la)
-    else:
-        l_cls = cross_entropy(logits, cls_labels)
-    out = {"loss_cls": l_cls}
-    total = spec.alpha * l_cls
-    if spec.contrastive and spec.beta > 0 and features is not None:
-        con_fn = contrastive_loss
-        if spec.contrastive_loss is not None:
-            from rcl_study.registry import get
-
-            con_fn = get("contrastive", spec.contrastive_loss)
-        l_con = con_fn(
-            features,
-            con_labels,
-            class_counts,
-            prototypes if spec.prototypes else None,
-            temperature=spec.temperature,
-            scale=spec.scale,
-            balance=spec.balance,
-            margin=spec.margin,
-            class_averaging=spec.class_averaging,
-            scale_on=spec.scale_on,
-            **spec.contrastive_params,
-        )
-        out["loss_con"] = l_con
-        total = total + spec.beta * l_con
-    else:
-        out["loss_con"] = l_cls.new_zeros(())
-    out["loss"] = total
-    return out

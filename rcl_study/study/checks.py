@@ -249,13 +249,19 @@ PART_KEYS = {"loss.classification": "losses", "model.arch": "backbones"}
 
 
 def check_parts(cfg: StudyFile, plans: list[TrialPlan]) -> None:
-    """Load every registered part the study's trials name, so a plugin that fails is one line."""
+    """Load every plugin part the study's trials name, so a plugin that fails is one line.
+
+    The package's own parts are checked by name only: loading them would import torch into a
+    driver that trains nothing.
+    """
     from rcl_study import registry
 
     base = {"loss.classification": cfg.loss.classification, "model.arch": cfg.model.arch}
     for key, kind in PART_KEYS.items():
         chosen = {base[key], *(p.overrides.get(key) for p in plans)}
         for name in sorted(n for n in chosen if isinstance(n, str) and n != "auto"):
+            if name in registry.BUILTINS[kind]:
+                continue  # the package's own part: known by its name, loaded where it trains
             try:
                 registry.get(kind, name)
             except registry.RegistryError as err:
@@ -270,9 +276,10 @@ def check_within(cfg: StudyFile) -> None:
 
 
 def check_machine(cfg: StudyFile) -> None:
-    """Refuse trials that need more CPUs or GPUs than this machine has (local Ray only)."""
-    import torch
+    """Refuse trials that need more CPUs or GPUs than this machine has (local Ray only).
 
+    The GPUs are counted (through torch) only where the study asks for one.
+    """
     if cfg.train.device == "cuda" and cfg.resources.gpus_per_trial == 0:
         raise ConfigError(
             f"{cfg.name}: train.device: cuda, but resources.gpus_per_trial is 0 (Ray would hide "
@@ -280,7 +287,11 @@ def check_machine(cfg: StudyFile) -> None:
         )
     if cfg.resources.address:
         return  # the cluster is checked when Ray joins it
-    gpus = torch.cuda.device_count()
+    gpus = 0
+    if cfg.train.device == "cuda" or cfg.resources.gpus_per_trial:
+        import torch
+
+        gpus = torch.cuda.device_count()
     if cfg.train.device == "cuda" and gpus == 0:
         raise ConfigError(
             f"{cfg.name}: train.device: cuda, but this machine has no GPU; "

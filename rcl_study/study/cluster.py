@@ -10,6 +10,7 @@ that imports Ray.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -228,6 +229,9 @@ def disconnect(wait: bool = True) -> None:
     The next :func:`connect` or :func:`disconnect` waits for it to end, and so does the
     interpreter's exit (the thread is not a daemon); ``ray.shutdown`` holds Ray's own
     connect-or-shutdown lock, so Ray's shutdown at exit, should it run early, waits for this one.
+    While it stops, this process must not drop a reference to a Ray object (Ray ends a process
+    that does): garbage is collected before the thread starts, and the references Tune keeps
+    (its registry's) live until the interpreter's exit, after the stop.
     """
     _finish_stopping()
     if not ray.is_initialized():
@@ -235,6 +239,10 @@ def disconnect(wait: bool = True) -> None:
     if wait:
         _stop()
         return
+    # Ray's references left in garbage cycles (Tune's trials and actors) are freed now, while
+    # Ray runs: freed by a collection in this thread while the other stops Ray, one would call
+    # into Ray's shut core worker, which ends the process
+    gc.collect()
     thread = threading.Thread(target=_stop, name="rcl_study-ray-stop")
     _stopping.append(thread)
     thread.start()

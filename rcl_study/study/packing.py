@@ -22,7 +22,7 @@ import math
 import os
 
 from rcl_study.config import ConfigError, StudyFile
-from rcl_study.trainer.pack import PACKABLE_KEYS as PACKABLE
+from rcl_study.losses.presets import PACKABLE_KEYS as PACKABLE
 from rcl_study.trials.records import TrialPlan
 from rcl_study.trials.unit import Unit
 

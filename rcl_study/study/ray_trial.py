@@ -40,6 +40,9 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # verbose=0 then prints nothin
 os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # trials keep the study's working directory
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "1000")
 os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # ours asks Tune to stop (SIGUSR1)
+# Tune's own per-trial CSV, JSON and TensorBoard logs repeat the study's records and tracking;
+# its TensorBoard logger would also import torch into the driver, which trains nothing
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 
 from ray import tune  # noqa: E402
 

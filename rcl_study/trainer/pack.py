@@ -44,6 +44,7 @@ import torch
 
 from rcl_study.config import StudyFile, to_dict
 from rcl_study.losses import LossSpec, resolve_loss, total_loss
+from rcl_study.losses.presets import PACKABLE_KEYS
 from rcl_study.trainer import Report
 from rcl_study.trainer import evaluation as ev
 from rcl_study.trainer.batches import epoch_order, gather_batch
@@ -66,18 +67,6 @@ from rcl_study.trainer.setup import (
     setup_start,
 )
 from rcl_study.trainer.stacked import StackedSGD, stack, why_not_stackable
-
-#: dotted keys in which the members of one pack may differ (the loss knobs; everything else, the
-#: data, the network, the schedule and the seed, is shared)
-PACKABLE_KEYS = (
-    "loss.balance",
-    "loss.scale",
-    "loss.margin",
-    "loss.class_averaging",
-    "loss.prototypes",
-    "loss.logit_adjust",
-    "loss.scale_on",
-)
 
 
 @dataclass

@@ -130,6 +130,19 @@ def test_a_stop_without_waiting_ends_before_the_next_start(tmp_path):
     assert not cluster.ray.is_initialized() and not cluster._stopping
 
 
+def _script(code: str, tmp_path) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (its study folder under ``tmp_path``)."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
+
+
 SIGTERM_AFTER_STOP = """
 import os, signal, sys
 from rcl_study.study import cluster
@@ -168,16 +181,60 @@ print("alive", seen)
 def test_a_sigterm_after_ray_stops_reaches_the_handling_set_from_python(
     tmp_path, handler, wait, after, seen
 ):
-    script = SIGTERM_AFTER_STOP.format(handler=handler, wait=wait, after=after)
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    out = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "runs")],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**env, "PYTHONPATH": str(ROOT)},
-        timeout=300,
-    )
+    out = _script(SIGTERM_AFTER_STOP.format(handler=handler, wait=wait, after=after), tmp_path)
     # -15: SIGTERM was at the system's default (Ray's core worker sets it so when it stops)
     assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-2000:]}"
     assert out.stdout.strip().splitlines()[-1] == f"alive {seen}"
+
+
+GARBAGE_WHILE_STOPPING = """
+import gc, sys, threading
+from rcl_study.study import cluster
+from tests.conftest import TINY_STUDY
+from tests.study.test_ray_startup import TINY_HERE
+
+cluster.connect(TINY_STUDY.parse(TINY_HERE, study={"output_dir": sys.argv[1]}))
+worker = cluster.ray._private.worker.global_worker
+shut, resume = threading.Event(), threading.Event()
+
+
+class Pausing:
+    # Ray's core worker, pausing just after it shut down, inside ray.shutdown
+    def __init__(self, real):
+        self.real = real
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def shutdown_driver(self):
+        self.real.shutdown_driver()
+        shut.set()
+        resume.wait(30)
+
+
+worker.core_worker = Pausing(worker.core_worker)
+
+
+class Cycle:
+    pass
+
+
+garbage = Cycle()
+garbage.me, garbage.ref = garbage, cluster.ray.put(1)  # as Tune's trials and actors leave
+del garbage
+gc.disable()
+cluster.disconnect(wait=False)
+assert shut.wait(60)
+gc.collect()  # a collection in this thread while the other stops Ray (a report being built)
+resume.set()
+cluster.disconnect()
+print("alive")
+"""
+
+
+@pytest.mark.slow
+def test_garbage_holding_ray_references_is_freed_before_ray_stops_in_the_background(tmp_path):
+    out = _script(GARBAGE_WHILE_STOPPING, tmp_path)
+    # 1 and no output: the reference, freed while Ray stopped, called into its shut core worker
+    assert out.returncode == 0, f"exit {out.returncode}: {out.stderr[-2000:]}"
+    assert out.stdout.strip().splitlines()[-1] == "alive"
