@@ -229,9 +229,9 @@ def disconnect(wait: bool = True) -> None:
     The next :func:`connect` or :func:`disconnect` waits for it to end, and so does the
     interpreter's exit (the thread is not a daemon); ``ray.shutdown`` holds Ray's own
     connect-or-shutdown lock, so Ray's shutdown at exit, should it run early, waits for this one.
-    While it stops, this process must not drop a reference to a Ray object (Ray ends a process
-    that does): garbage is collected before the thread starts, and the references Tune keeps
-    (its registry's) live until the interpreter's exit, after the stop.
+    While it stops, a reference to a Ray object freed in this process ends it (Ray's shut core
+    worker exits): garbage is collected before the thread starts, and the references Tune keeps
+    (its registry's) live until the interpreter's exit, which waits for the stop.
     """
     _finish_stopping()
     if not ray.is_initialized():

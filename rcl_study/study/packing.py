@@ -47,13 +47,20 @@ def _groups(plans: list[TrialPlan]) -> list[list[TrialPlan]]:
 
 
 def _on_gpu(cfg: StudyFile) -> bool:
-    import torch
+    """Whether the trials train on a GPU; asks torch only for the local executor's ``auto``.
 
+    Under Ray a trial without a GPU share sees no GPU (Ray hides them), so its ``auto`` is the CPU
+    and the driver, which trains nothing, needs no torch.
+    """
     if cfg.train.device == "cpu":
         return False
-    return cfg.resources.gpus_per_trial > 0 or (
-        cfg.train.device == "cuda" or torch.cuda.is_available()
-    )
+    if cfg.resources.gpus_per_trial > 0 or cfg.train.device == "cuda":
+        return True
+    if cfg.resources.executor != "local":
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def slots(cfg: StudyFile) -> int:

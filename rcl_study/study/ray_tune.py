@@ -55,7 +55,7 @@ class _NoRestoreHint(logging.Filter):
                 "Tuner.restore",
                 "Stop signal received",
                 "Trials did not complete",
-                "Failed to fetch metrics",  # of the trials Ctrl-C stopped
+                "Failed to fetch metrics",  # Tune's per-trial logs are off (ray_trial)
                 # the private local instance keeps Ray's token authentication, without a banner
                 "Token authentication is enabled for this Ray cluster",
             )

@@ -20,7 +20,6 @@ warning line and never costs a record.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -290,25 +289,25 @@ def mlflow_uri(cfg: StudyFile) -> str:
 
 
 def check_tracking(cfg: StudyFile) -> None:
-    """Refuse (one-line ConfigError) a tracker whose package is not installed.
+    """Refuse (one-line ConfigError) a tracker whose package cannot be imported.
 
-    Called before anything runs or is written. The package is found, not imported: importing
-    tensorboardX imports torch, which a Ray study's driver otherwise never needs. A package that
-    is installed but fails to import switches its tracker off with one warning line at the
-    study's first evaluation (:class:`Trackers`), as any tracker's failure does.
+    Called before anything runs or is written. tensorboardX is imported without torch
+    (:func:`_tensorboardx`), which a Ray study's driver otherwise never needs.
     """
     names = cfg.resources.tracking
     for name in names:
         module = {"tensorboard": "tensorboardX", "mlflow": "mlflow", "wandb": "wandb"}.get(name)
         if module is None:
             continue
-        if importlib.util.find_spec(module) is None:
+        try:
+            _tensorboardx() if module == "tensorboardX" else __import__(module)
+        except ImportError as err:
             pip = INSTALL.get(name, f"pip install {module}")
             raise ConfigError(
                 f"{cfg.name}: resources.tracking: {name} needs the {module} package, which "
-                f"is not installed; install it with {pip}, or remove {name} from "
-                "resources.tracking"
-            )
+                f"cannot be imported ({_one_line(err)}); install it with {pip}, or remove "
+                f"{name} from resources.tracking"
+            ) from None
 
 
 def make_trackers(cfg: StudyFile, plans: Iterable[TrialPlan] = ()) -> list[Tracker]:

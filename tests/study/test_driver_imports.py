@@ -40,9 +40,10 @@ def _python(code: str, cwd: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _study(tmp_path: Path) -> Path:
+def _study(tmp_path: Path, pack: int | str = 1) -> Path:
     path = tmp_path / "tiny.yaml"
     raw = {**TINY, "study": {**TINY["study"], "output_dir": str(tmp_path / "runs")}}
+    raw["resources"] = {**TINY["resources"], "pack": pack}
     raw["report"] = {"dir": str(tmp_path / "report")}
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -72,9 +73,11 @@ print(json.dumps({{"plans": len(plans), "torch": "torch" in sys.modules}}))
 """
 
 
-def test_reading_checking_and_planning_a_study_imports_no_torch(tmp_path):
+@pytest.mark.parametrize("pack", [1, "auto"])
+def test_reading_checking_and_planning_a_study_imports_no_torch(tmp_path, pack):
     # the Ray driver's whole path before its trials: the modules it imports, then the checks
-    out = _python(CHECK.format(path=str(_study(tmp_path))), tmp_path)
+    # (``auto`` packs: a Ray trial without a GPU share trains on the CPU, torch not asked)
+    out = _python(CHECK.format(path=str(_study(tmp_path, pack))), tmp_path)
     assert out == {"plans": 2, "torch": False}
 
 
@@ -122,12 +125,31 @@ def test_the_tensorboard_tracker_writes_without_importing_torch(tmp_path):
     assert out["scalars"]["acc/top1"] == [[1, 0.25], [2, 0.5]]
 
 
-def test_the_loss_functions_load_on_first_use_from_their_modules():
-    import rcl_study.losses as losses
-    from rcl_study.losses import contrastive, total
+LOSSES = """
+import json, sys
+import rcl_study.losses as losses
 
-    assert losses.total_loss is total.total_loss
-    assert losses.contrastive_loss is contrastive.contrastive_loss
-    assert {"total_loss", "contrastive_loss", "PRESETS"} <= set(dir(losses))
-    with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        losses.nope  # noqa: B018
+before = "torch" in sys.modules
+from rcl_study.losses import contrastive, total
+
+same = losses.total_loss is total.total_loss
+same = same and losses.contrastive_loss is contrastive.contrastive_loss
+listed = {"total_loss", "contrastive_loss", "PRESETS"} <= set(dir(losses))
+try:
+    losses.nope
+    missing = ""
+except AttributeError as err:
+    missing = str(err)
+print(json.dumps({"before": before, "after": "torch" in sys.modules, "same": same, "listed": listed,
+                  "missing": missing}))
+"""
+
+
+def test_the_loss_functions_load_with_torch_on_first_use(tmp_path):
+    assert _python(LOSSES, tmp_path) == {
+        "before": False,
+        "after": True,
+        "same": True,
+        "listed": True,
+        "missing": "module 'rcl_study.losses' has no attribute 'nope'",
+    }
