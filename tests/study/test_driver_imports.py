@@ -12,18 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.conftest import TINY_STUDY
 
 ROOT = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").exists())
 
-TINY = {
-    "name": "tiny",
-    "data": {"dataset": "digits_lt", "imbalance_ratio": 10, "test_limit": 100},
-    "model": {"arch": "small_cnn", "width": 8, "proj_hidden": 16, "proj_dim": 8},
-    "train": {"epochs": 2, "batch_size": 32, "warmup_epochs": 0, "threads": 1},
-    "loss": {"preset": "bcl+rcl", "balance": 1.0, "margin": 0.5},
-    "study": {"kind": "ablation", "components": ["margin"], "seeds": [0]},
-    "resources": {"cpus_per_trial": 1, "max_concurrent": 1, "pack": 1, "executor": "ray"},
+TINY_HERE = {
+    "train": {"epochs": 2},
+    "study": {"components": ["margin"], "seeds": [0]},
+    "resources": {"max_concurrent": 1, "pack": 1, "executor": "ray"},
 }
 
 
@@ -41,12 +38,13 @@ def _python(code: str, cwd: Path) -> dict:
 
 
 def _study(tmp_path: Path, pack: int | str = 1) -> Path:
-    path = tmp_path / "tiny.yaml"
-    raw = {**TINY, "study": {**TINY["study"], "output_dir": str(tmp_path / "runs")}}
-    raw["resources"] = {**TINY["resources"], "pack": pack}
-    raw["report"] = {"dir": str(tmp_path / "report")}
-    path.write_text(yaml.safe_dump(raw))
-    return path
+    return TINY_STUDY.write(
+        tmp_path,
+        TINY_HERE,
+        study={"output_dir": str(tmp_path / "runs")},
+        resources={"pack": pack},
+        report={"dir": str(tmp_path / "report")},
+    )
 
 
 RUN = """
